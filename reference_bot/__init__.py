@@ -1,0 +1,63 @@
+"""The reference iAdvize external-bot connector: a Flask app to start your own bot from.
+
+``create_app(config)`` builds it; ``reference_bot.wsgi:app`` serves it with gunicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify
+
+from . import admin, config, conversations, errors, logs, security
+from .dialogue import answer
+from .operators import OperatorDirectory
+from .proactive import GraphQLClient, OutboxWorker
+from .runtime import Runtime
+from .scenario import ScenarioError, load_directory
+from .store import Store
+
+__all__ = ["ScenarioError", "create_app"]
+
+
+def create_app(settings: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config.defaults(app.instance_path))
+    app.config.update(config.from_environment())
+    app.config.update(settings or {})
+    app.json.sort_keys = False
+    log = logs.configure(app.config["LOG_LEVEL"])
+
+    scenarios = load_directory(Path(app.config["SCENARIOS_DIR"]))  # a bad file stops start-up here
+    store = Store(app.config["DATABASE"])
+    outbox = None
+    if app.config["IADVIZE_USERNAME"] and app.config["IADVIZE_PASSWORD"]:
+        client = GraphQLClient(app.config["IADVIZE_API_URL"], app.config["IADVIZE_USERNAME"],
+                               app.config["IADVIZE_PASSWORD"])
+        outbox = OutboxWorker(store, client, poll=app.config["OUTBOX_POLL_SECONDS"])
+        if app.config["OUTBOX_POLL_SECONDS"] > 0:
+            outbox.start()
+    app.extensions["reference_bot"] = Runtime(
+        scenarios=scenarios,
+        store=store,
+        operators=OperatorDirectory(store, app.config["OPERATORS_REFRESH_SECONDS"]),
+        dialogue=app.config["DIALOGUE"] or answer,
+        outbox=outbox,
+    )
+
+    logs.register(app)  # first: every later hook and error is logged with its request id
+    security.register(app)
+    errors.register(app)
+    app.register_blueprint(admin.blueprint)
+    app.register_blueprint(conversations.blueprint)
+
+    @app.get("/healthcheck", endpoint="health.healthcheck")
+    def healthcheck():
+        return jsonify(status="ok", scenarios=len(scenarios))
+
+    if not app.config["IADVIZE_SECRET"]:
+        log.warning("no IADVIZE_SECRET configured: X-iAdvize-Signature is NOT checked")
+    logging.getLogger("reference_bot").info(
+        "reference bot ready", extra={"path": app.config["DATABASE"]})
+    return app

@@ -1,0 +1,94 @@
+"""What iAdvize calls while an admin sets a bot up, and its availability polling.
+
+``GET /external-bots``, ``PUT`` and ``GET /bots/:idOperator``, ``GET /availability-strategies``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .errors import ApiError, json_body
+from .runtime import now, runtime
+from .scenario import Scenario
+from .store import Operator
+
+blueprint = Blueprint("admin", __name__)
+
+
+def editor_url(scenario: Scenario) -> str:
+    return scenario.editor_url or f"{current_app.config['PUBLIC_URL'].rstrip('/')}/scenarios/{scenario.id_bot}"
+
+
+@blueprint.get("/external-bots")
+def external_bots():
+    return jsonify([
+        {"idBot": s.id_bot, "name": s.name, "description": s.description, "editorUrl": editor_url(s)}
+        for s in runtime().scenarios.values()
+    ])
+
+
+@blueprint.get("/scenarios/<id_bot>")
+def scenario_source(id_bot: str):
+    """The scenario file, read-only: what ``editorUrl`` points at until you plug in a real editor."""
+    scenario = runtime().scenarios.get(id_bot)
+    if scenario is None:
+        raise ApiError(404, "unknown scenario", f"no scenario with idBot {id_bot!r}")
+    return Path(scenario.source).read_text(encoding="utf-8"), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def operator_document(operator: Operator) -> dict:
+    bot = runtime()
+    scenario = bot.scenarios.get(operator.id_bot)
+    external = {"idBot": operator.id_bot}
+    if scenario:
+        external.update(name=scenario.name, description=scenario.description, editorUrl=editor_url(scenario))
+    else:  # a scenario file removed since: still answer, the admin must be able to pick another
+        external["editorUrl"] = f"{current_app.config['PUBLIC_URL'].rstrip('/')}/scenarios/{operator.id_bot}"
+    settings = operator.settings
+    document = {"idOperator": operator.id_operator, "external": external}
+    document.update({k: settings[k] for k in ("name", "pseudo", "language") if k in settings})
+    document["distributionRules"] = settings.get("distributionRules", [])
+    document["createdAt"], document["updatedAt"] = operator.created_at, operator.updated_at
+    return document
+
+
+@blueprint.put("/bots/<id_operator>")
+def save_operator(id_operator: str):
+    body = json_body("bot.request")
+    bot = runtime()
+    id_bot = body["external"]["idBot"]
+    if id_bot not in bot.scenarios:
+        raise ApiError(400, "unknown scenario",
+                       f"external.idBot: no scenario {id_bot!r}; this bot has {', '.join(sorted(bot.scenarios))}")
+    settings = {k: body[k] for k in ("name", "pseudo", "language", "distributionRules") if k in body}
+    settings["idBot"] = id_bot
+    operator = bot.store.save_operator(id_operator, settings, now())
+    bot.operators.put(operator)
+    return jsonify(operator_document(operator))
+
+
+@blueprint.get("/bots/<id_operator>")
+def read_operator(id_operator: str):
+    operator = runtime().store.operator(id_operator)
+    if operator is None:
+        raise ApiError(404, "unknown operator", f"no operator {id_operator!r}: create it with PUT /bots/{id_operator}")
+    return jsonify(operator_document(operator))
+
+
+@blueprint.get("/availability-strategies")
+def availability_strategies():
+    id_operator = request.args.get("idOperator")
+    if not id_operator:
+        raise ApiError(400, "missing parameter", "the query parameter idOperator is required")
+    bot = runtime()
+    operator = bot.operator(id_operator)
+    strategy = bot.scenario_of(operator).availability
+    rules = [rule["id"] for rule in operator.distribution_rules]
+    if strategy == "notAvailable":
+        return jsonify([{"strategy": "notAvailable"}])
+    if strategy == "always" or not rules:
+        # Nobody to hand over to: the bot answers alone, so it is available on its own terms.
+        return jsonify([{"strategy": "customAvailability", "availability": True}])
+    return jsonify([{"strategy": strategy, "distributionRulesToCheck": rules}])

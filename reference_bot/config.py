@@ -1,0 +1,48 @@
+"""Configuration: defaults, then environment variables, then what ``create_app(config)`` is given."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SCENARIOS_DIR = Path(__file__).parent / "scenarios"
+
+# config key -> environment variable that may set it
+ENVIRONMENT = {
+    "IADVIZE_SECRET": "IADVIZE_SECRET",
+    "DATABASE": "REFERENCE_BOT_DATABASE",
+    "SCENARIOS_DIR": "REFERENCE_BOT_SCENARIOS",
+    "PUBLIC_URL": "REFERENCE_BOT_PUBLIC_URL",
+    "MAX_CONTENT_LENGTH": "REFERENCE_BOT_MAX_BODY_BYTES",
+    "IADVIZE_API_URL": "IADVIZE_API_URL",
+    "IADVIZE_USERNAME": "IADVIZE_USERNAME",
+    "IADVIZE_PASSWORD": "IADVIZE_PASSWORD",
+    "LOG_LEVEL": "REFERENCE_BOT_LOG_LEVEL",
+}
+INTEGERS = {"MAX_CONTENT_LENGTH"}
+
+
+def defaults(instance_path: str) -> dict:
+    return {
+        "IADVIZE_SECRET": None,  # set it in production: without it, signatures are not checked
+        "DATABASE": os.path.join(instance_path, "reference-bot.sqlite3"),
+        "SCENARIOS_DIR": str(SCENARIOS_DIR),
+        "PUBLIC_URL": "http://127.0.0.1:5000",  # where this bot is reachable: scenario editor links use it
+        "MAX_CONTENT_LENGTH": 1024 * 1024,  # larger bodies are answered 413
+        "IADVIZE_API_URL": "https://api.iadvize.com",
+        "IADVIZE_USERNAME": None,  # with the password: enables proactive (GraphQL) messages
+        "IADVIZE_PASSWORD": None,
+        "OPERATORS_REFRESH_SECONDS": 2.0,  # how soon a worker sees an operator saved by another one
+        "OUTBOX_POLL_SECONDS": 0.5,
+        "DIALOGUE": None,  # a replacement for reference_bot.dialogue.answer
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def from_environment(environ=os.environ) -> dict:
+    found = {}
+    for key, variable in ENVIRONMENT.items():
+        if environ.get(variable):
+            value = environ[variable]
+            found[key] = int(value) if key in INTEGERS else value
+    return found

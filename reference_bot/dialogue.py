@@ -1,0 +1,47 @@
+"""The bot's brain: one function, ``answer``, from a visitor message to the replies.
+
+This is the piece to replace to plug your own NLU or LLM in place of the scenario
+engine. Pass yours as ``create_app({"DIALOGUE": my_answer})`` (or edit this file): it
+receives a :class:`Turn` and returns an :class:`Answer`. Everything around it (the echo
+rule, retries of the same message, persistence, signatures, transfers to the operator's
+distribution rules, proactive delivery) stays the connector's job.
+
+``answer`` runs inside the conversation's database transaction, which keeps two
+deliveries of one conversation in order: keep it fast, and put anything that may take
+seconds in ``Answer.proactive`` (see below) rather than in the HTTP answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import scenario as engine
+from .store import Conversation, Operator
+
+
+@dataclass(frozen=True)
+class Turn:
+    operator: Operator  # the bot operator, with its distribution rules
+    scenario: engine.Scenario  # the scenario (idBot) the operator is linked to
+    conversation: Conversation  # with ``state``: where the previous answer left it (None at first)
+    message: dict  # the visitor's wire message: idMessage, author, payload, createdAt
+
+
+@dataclass
+class Answer:
+    replies: list[dict]  # wire replies, answered in the HTTP response, executed in order by iAdvize
+    state: str | None  # stored and handed back in the next Turn
+    # Text replies too slow for the 10 s budget: sent later as proactive GraphQL messages
+    # (inline in the HTTP answer when no iAdvize API credentials are configured).
+    proactive: list[dict] = field(default_factory=list)
+
+
+def answer(turn: Turn) -> Answer:
+    """The scenario engine's answer to one visitor message."""
+    step = engine.step(turn.scenario, turn.conversation.state, turn.message["payload"])
+    rules = turn.operator.distribution_rules
+    return Answer(
+        replies=engine.resolve_transfers(step.replies, rules),
+        state=step.state,
+        proactive=engine.resolve_transfers(step.deferred, rules),
+    )

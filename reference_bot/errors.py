@@ -1,0 +1,81 @@
+"""Every error the bot answers is JSON: ``{"error": what, "detail": where and why}``.
+
+A user mistake (bad JSON, a missing field, an unknown operator) is a 4xx naming the
+problem; storage trouble is a 503 the caller may retry; anything unexpected is logged
+with the request id and answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from harness import wire
+
+log = logging.getLogger("reference_bot")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: str = ""):
+        super().__init__(f"{status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
+
+
+def error_response(status: int, error: str, detail: str = ""):
+    response = jsonify(error=error, detail=detail)
+    response.status_code = status
+    return response
+
+
+def json_body(body_name: str) -> dict:
+    """The request's JSON body, checked against the wire model's ``body_name`` schema."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported content type",
+                       f"expected application/json, got {request.mimetype or 'no Content-Type'}")
+    raw = request.get_data(cache=True)
+    try:
+        document = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid JSON", "the body is not valid UTF-8") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(400, "invalid JSON", f"{error.msg} at line {error.lineno}, column {error.colno}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid JSON", "the body is nested too deeply") from None
+    try:
+        wire.validate(body_name, document)
+    except wire.WireError as error:
+        raise ApiError(400, "invalid body", "; ".join(map(str, error.problems[:5]))) from None
+    except RecursionError:
+        raise ApiError(400, "invalid body", "the body is nested too deeply") from None
+    return document
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return error_response(error.status, error.error, error.detail)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        detail = {
+            404: f"no endpoint {request.method} {request.path}",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: f"the body is larger than the {app.config['MAX_CONTENT_LENGTH']} bytes this bot accepts",
+        }.get(error.code, error.description or "")
+        return error_response(error.code or 500, (error.name or "error").lower(), detail)
+
+    @app.errorhandler(sqlite3.OperationalError)
+    @app.errorhandler(sqlite3.DatabaseError)
+    def storage_error(error):
+        log.error("storage unavailable: %s", error, extra={"request_id": g.get("request_id")})
+        return error_response(503, "storage unavailable", "the bot cannot reach its database; retry later")
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        request_id = g.get("request_id", "-")
+        log.exception("unexpected error", extra={"request_id": request_id})
+        return error_response(500, "internal error", f"logged as request {request_id}")

@@ -1,0 +1,68 @@
+"""Structured logs on stderr: one JSON object per line, one line per request.
+
+Only what is useful to operate a bot goes in: method, path, status, duration,
+idConversation and a request id. Never headers (the signature) nor config (the secret).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+
+from flask import Flask, g, request
+
+FIELDS = ("request_id", "method", "path", "status", "duration_ms", "idConversation", "idOperator")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({f: getattr(record, f) for f in FIELDS if getattr(record, f, None) is not None})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure(level: str = "INFO") -> logging.Logger:
+    """The ``reference_bot`` logger, writing JSON lines to stderr (set up once per process)."""
+    logger = logging.getLogger("reference_bot")
+    if not any(getattr(h, "_reference_bot", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._reference_bot = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(level)
+    return logger
+
+
+def register(app: Flask) -> None:
+    access = logging.getLogger("reference_bot.access")
+
+    @app.before_request
+    def start_clock():
+        g.started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+
+    @app.after_request
+    def log_request(response):
+        started = g.get("started", time.perf_counter())
+        access.info("request", extra={
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "idConversation": (request.view_args or {}).get("id_conversation") or g.get("id_conversation"),
+            "idOperator": (request.view_args or {}).get("id_operator") or g.get("id_operator"),
+        })
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response

@@ -1,0 +1,46 @@
+"""Operators kept in memory, so the hot paths never wait on the database.
+
+``conversation-first-messages`` has a 2 s budget and ``availability-strategies`` is polled
+about once per second per operator: both read this directory only. It is loaded from
+the store at start-up, written through on ``PUT /bots/:idOperator``, and refreshed in the
+background so that every gunicorn worker sees an operator saved by another one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .store import Operator, Store
+
+log = logging.getLogger("reference_bot.operators")
+
+
+class OperatorDirectory:
+    def __init__(self, store: Store, refresh_seconds: float = 2.0):
+        self.store = store
+        self.refresh_seconds = refresh_seconds
+        self._operators: dict[str, Operator] = store.operators()
+        self._stop = threading.Event()
+        if refresh_seconds > 0:
+            threading.Thread(target=self._refresh_forever, name="operators", daemon=True).start()
+
+    def get(self, id_operator: str) -> Operator | None:
+        return self._operators.get(id_operator)
+
+    def put(self, operator: Operator) -> None:
+        # Replace the whole dict rather than mutate it: readers in other threads never see a partial update.
+        self._operators = {**self._operators, operator.id_operator: operator}
+
+    def refresh(self) -> None:
+        self._operators = self.store.operators()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _refresh_forever(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.refresh()
+            except Exception:  # a locked or missing file must not kill the thread: keep the last copy
+                log.exception("refreshing operators failed")

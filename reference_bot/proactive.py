@@ -1,0 +1,160 @@
+"""Proactive messages: the bot posting on its own through iAdvize's GraphQL API.
+
+Used when an answer does not fit the 10 s budget of ``POST …/messages``: the HTTP call is
+answered at once with a holding message, the real answer is queued in the store's outbox
+(in the same transaction that advanced the conversation) and an ``OutboxWorker`` thread
+sends it with ``chatbotMessageSend``, retrying with backoff while iAdvize is unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import requests
+
+from .store import Store
+
+log = logging.getLogger("reference_bot.proactive")
+
+PREVIEW_ACCEPT = "application/vnd.iadvize.automation-chatbot-conversation-preview+json"
+TOKEN_LIFETIME = 24 * 3600  # what iAdvize grants when the token response does not say
+
+
+class ProactiveError(RuntimeError):
+    """iAdvize did not take the message; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def chatbot_id(id_operator: str) -> int:
+    """``ha-456678`` → 456678: the integer part of the operator id is the GraphQL ``chatbotId``."""
+    prefix, _, number = id_operator.partition("-")
+    if not number.isdigit():
+        raise ProactiveError(f"operator id {id_operator!r} has no numeric chatbot id", retryable=False)
+    return int(number)
+
+
+def send_message_mutation(conversation_id: str, chatbot: int, text: str) -> str:
+    # JSON string literals are valid GraphQL string literals, so json.dumps escapes the text.
+    return (
+        "mutation { chatbotMessageSend(input: { "
+        f"conversationId: {json.dumps(conversation_id)}, chatbotId: {chatbot}, "
+        f"actionOrMessage: {{ chatbotMessage: {{ chatbotSimpleTextMessage: {json.dumps(text, ensure_ascii=False)} }} }}"
+        " }) { userErrors { __typename } } }"
+    )
+
+
+class GraphQLClient:
+    """A small client for the two calls the bot needs: the OAuth token and ``chatbotMessageSend``."""
+
+    def __init__(self, api_url: str, username: str, password: str, timeout: float = 10.0,
+                 session: requests.Session | None = None, clock=time.monotonic):
+        self.api_url = api_url.rstrip("/")
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        """A bearer token, fetched once and reused until a minute before it expires (logins are rate limited)."""
+        with self._lock:
+            if self._token and self.clock() < self._expires_at:
+                return self._token
+            try:
+                response = self.session.post(
+                    f"{self.api_url}/oauth2/token",
+                    data={"username": self.username, "password": self.password, "grant_type": "password"},
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as error:
+                raise ProactiveError(f"token request failed: {type(error).__name__}") from None
+            if response.status_code != 200:
+                raise ProactiveError(f"token request answered {response.status_code}",
+                                     retryable=response.status_code >= 500 or response.status_code == 429)
+            body = response.json()
+            self._token = body["access_token"]
+            self._expires_at = self.clock() + float(body.get("expires_in", TOKEN_LIFETIME)) - 60
+            return self._token
+
+    def send_text(self, id_operator: str, conversation_id: str, text: str) -> None:
+        """Post one text message as the bot ``id_operator`` in the iAdvize conversation ``conversation_id``."""
+        query = send_message_mutation(conversation_id, chatbot_id(id_operator), text)
+        params = {"platform": "sd"} if id_operator.startswith("sd-") else None
+        try:
+            response = self.session.post(
+                f"{self.api_url}/graphql",
+                params=params,
+                json={"query": query},
+                headers={"Authorization": f"Bearer {self.token()}", "Accept": PREVIEW_ACCEPT},
+                timeout=self.timeout,
+            )
+        except requests.RequestException as error:
+            raise ProactiveError(f"GraphQL request failed: {type(error).__name__}") from None
+        if response.status_code == 401:
+            with self._lock:
+                self._token = None  # expired early or revoked: log in again on the next try
+            raise ProactiveError("GraphQL answered 401: token refused")
+        if response.status_code != 200:
+            raise ProactiveError(f"GraphQL answered {response.status_code}",
+                                 retryable=response.status_code >= 500 or response.status_code == 429)
+        body = response.json()
+        if body.get("errors"):
+            raise ProactiveError(f"GraphQL errors: {body['errors']}", retryable=False)
+        user_errors = ((body.get("data") or {}).get("chatbotMessageSend") or {}).get("userErrors") or []
+        if user_errors:
+            names = ", ".join(e.get("__typename", "?") for e in user_errors)
+            raise ProactiveError(f"chatbotMessageSend refused the message: {names}", retryable=False)
+
+
+class OutboxWorker:
+    """Sends queued proactive messages in order per conversation, with exponential backoff."""
+
+    def __init__(self, store: Store, client: GraphQLClient, poll: float = 0.5, max_backoff: float = 300.0,
+                 max_attempts: int = 20):
+        self.store, self.client = store, client
+        self.poll, self.max_backoff, self.max_attempts = poll, max_backoff, max_attempts
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_due(self) -> int:
+        """Send every message due now; returns how many were sent."""
+        sent = 0
+        while (message := self.store.claim_next()) is not None:
+            try:
+                self.client.send_text(message.id_operator, message.id_conversation, message.text)
+            except ProactiveError as error:
+                give_up = not error.retryable or message.attempts + 1 >= self.max_attempts
+                delay = 10 * 365 * 86400 if give_up else min(2 ** message.attempts, self.max_backoff)
+                log.warning("proactive message %s not sent (%s)%s", message.id, error,
+                            ": giving up" if give_up else f": retry in {delay:g} s",
+                            extra={"idConversation": message.id_conversation})
+                self.store.retry_later(message.id, delay, str(error))
+                if not give_up:
+                    break  # iAdvize is unwell: leave the rest for the next round
+                continue
+            self.store.mark_sent(message.id)
+            sent += 1
+        return sent
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll):
+            try:
+                self.deliver_due()
+            except Exception:  # the worker must outlive any one bad round
+                log.exception("outbox round failed")

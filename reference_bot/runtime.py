@@ -1,0 +1,49 @@
+"""What one running bot holds: scenarios, store, operators, the dialogue function, the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import current_app
+
+from .errors import ApiError
+from .operators import OperatorDirectory
+from .proactive import OutboxWorker
+from .scenario import Scenario
+from .store import Operator, Store
+
+
+@dataclass
+class Runtime:
+    scenarios: dict[str, Scenario]
+    store: Store
+    operators: OperatorDirectory
+    dialogue: Callable
+    outbox: OutboxWorker | None
+
+    def operator(self, id_operator: str) -> Operator:
+        """The operator from memory, or a 404 that tells the caller how to create it."""
+        operator = self.operators.get(id_operator)
+        if operator is None:
+            raise ApiError(404, "unknown operator",
+                           f"no operator {id_operator!r}: create it with PUT /bots/{id_operator}")
+        return operator
+
+    def scenario_of(self, operator: Operator) -> Scenario:
+        scenario = self.scenarios.get(operator.id_bot)
+        if scenario is None:  # the scenario file was removed since the operator was saved
+            raise ApiError(409, "unknown scenario",
+                           f"operator {operator.id_operator!r} uses scenario {operator.id_bot!r}, "
+                           "which this bot no longer has; PUT the operator with another external.idBot")
+        return scenario
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["reference_bot"]
+
+
+def now() -> str:
+    """Timestamps as iAdvize writes them: UTC, milliseconds, ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,27 @@
+"""The ``X-iAdvize-Signature`` check, before any endpoint runs."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+
+from harness.wire import signature
+
+from .errors import ApiError
+
+# Not called by iAdvize: load balancers and the scenario viewer have no secret to sign with.
+UNSIGNED_ENDPOINTS = {"health.healthcheck", "admin.scenario_source"}
+
+
+def register(app: Flask) -> None:
+    @app.before_request
+    def check_signature():
+        secret = current_app.config.get("IADVIZE_SECRET")
+        if not secret or request.endpoint in UNSIGNED_ENDPOINTS:
+            return
+        header = request.headers.get(signature.HEADER)
+        data = signature.signed_part(request.method, request.query_string, request.get_data(cache=True))
+        if not signature.is_valid(secret, header, data):
+            what = "missing" if not header else "does not match"
+            raise ApiError(401, "invalid signature",
+                           f"{signature.HEADER} {what}: it must be sha256=<HMAC-SHA256 of the "
+                           f"{'query string' if request.method == 'GET' else 'body'} with the app's secret>")

@@ -1,0 +1,219 @@
+"""The bot's state in one SQLite file: operators, conversations, processed messages, outbox.
+
+WAL mode lets several gunicorn workers read while one writes; every change that must be
+atomic (a visitor message advancing a conversation, its replies remembered for retries,
+proactive messages queued) happens in one ``BEGIN IMMEDIATE`` transaction, which also
+serialises two deliveries of the same conversation. ``synchronous=NORMAL`` in WAL mode
+survives a killed process (only a power cut can lose the last commits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS operators (
+    id_operator TEXT PRIMARY KEY,
+    settings    TEXT NOT NULL,           -- JSON: name, pseudo, language, distributionRules, idBot
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id_conversation TEXT PRIMARY KEY,    -- the iAdvize id: the connector uses it as its own
+    id_operator     TEXT NOT NULL,
+    state           TEXT,                -- scenario state; NULL until the first visitor message
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id_conversation TEXT NOT NULL,
+    id_message      TEXT NOT NULL,
+    replies         TEXT NOT NULL,       -- JSON: what was answered, answered again on a retry
+    PRIMARY KEY (id_conversation, id_message)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY,
+    id_conversation TEXT NOT NULL,
+    id_operator     TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    due_at          REAL NOT NULL,       -- unix time of the next attempt
+    claimed_until   REAL,                -- a worker is sending it until then
+    sent_at         REAL,
+    last_error      TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, due_at);
+"""
+
+
+@dataclass(frozen=True)
+class Operator:
+    id_operator: str
+    settings: dict
+    created_at: str
+    updated_at: str
+
+    @property
+    def id_bot(self) -> str:
+        return self.settings["idBot"]
+
+    @property
+    def distribution_rules(self) -> list[dict]:
+        return self.settings.get("distributionRules", [])
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id_conversation: str
+    id_operator: str
+    state: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    id_conversation: str
+    id_operator: str
+    text: str
+    attempts: int
+
+
+class Store:
+    """One SQLite file; a connection per thread, opened on first use in that thread and process."""
+
+    def __init__(self, path: str, busy_timeout: float = 5.0):
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with closing(self._connect()) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        # A connection must not cross a fork (gunicorn forks workers), hence the pid check.
+        if getattr(self._local, "pid", None) != os.getpid():
+            self._local.connection = self._connect()
+            self._local.pid = os.getpid()
+        return self._local.connection
+
+    @contextmanager
+    def transaction(self):
+        """``BEGIN IMMEDIATE``: takes the write lock first, so read-modify-write cannot interleave."""
+        connection = self.connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    # --- operators -------------------------------------------------------------------------
+
+    def save_operator(self, id_operator: str, settings: dict, now: str) -> Operator:
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO operators (id_operator, settings, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id_operator) DO UPDATE SET settings = excluded.settings, "
+                "updated_at = excluded.updated_at",
+                (id_operator, json.dumps(settings), now, now),
+            )
+            row = tx.execute("SELECT * FROM operators WHERE id_operator = ?", (id_operator,)).fetchone()
+        return _operator(row)
+
+    def operator(self, id_operator: str) -> Operator | None:
+        row = self.connection.execute("SELECT * FROM operators WHERE id_operator = ?", (id_operator,)).fetchone()
+        return _operator(row) if row else None
+
+    def operators(self) -> dict[str, Operator]:
+        return {r["id_operator"]: _operator(r) for r in self.connection.execute("SELECT * FROM operators")}
+
+    # --- conversations (call inside ``transaction()``) -------------------------------------
+
+    @staticmethod
+    def conversation(tx, id_conversation: str) -> Conversation | None:
+        row = tx.execute("SELECT * FROM conversations WHERE id_conversation = ?", (id_conversation,)).fetchone()
+        return Conversation(**dict(row)) if row else None
+
+    @staticmethod
+    def start_conversation(tx, id_conversation: str, id_operator: str, now: str) -> Conversation:
+        """Create the conversation, or return it untouched when iAdvize sends it again."""
+        tx.execute(
+            "INSERT INTO conversations (id_conversation, id_operator, state, created_at, updated_at) "
+            "VALUES (?, ?, NULL, ?, ?) ON CONFLICT (id_conversation) DO NOTHING",
+            (id_conversation, id_operator, now, now),
+        )
+        return Store.conversation(tx, id_conversation)
+
+    @staticmethod
+    def move_conversation(tx, id_conversation: str, state: str, now: str) -> None:
+        tx.execute("UPDATE conversations SET state = ?, updated_at = ? WHERE id_conversation = ?",
+                   (state, now, id_conversation))
+
+    @staticmethod
+    def answered(tx, id_conversation: str, id_message: str) -> list[dict] | None:
+        row = tx.execute("SELECT replies FROM messages WHERE id_conversation = ? AND id_message = ?",
+                         (id_conversation, id_message)).fetchone()
+        return json.loads(row["replies"]) if row else None
+
+    @staticmethod
+    def remember(tx, id_conversation: str, id_message: str, replies: list[dict]) -> None:
+        tx.execute("INSERT INTO messages (id_conversation, id_message, replies) VALUES (?, ?, ?)",
+                   (id_conversation, id_message, json.dumps(replies)))
+
+    @staticmethod
+    def enqueue(tx, id_conversation: str, id_operator: str, texts: list[str]) -> None:
+        tx.executemany("INSERT INTO outbox (id_conversation, id_operator, text, due_at) VALUES (?, ?, ?, ?)",
+                       [(id_conversation, id_operator, text, time.time()) for text in texts])
+
+    # --- outbox ----------------------------------------------------------------------------
+
+    def claim_next(self, lease: float = 30.0) -> OutboxMessage | None:
+        """The oldest due message whose conversation has nothing older pending, leased to us."""
+        now = time.time()
+        with self.transaction() as tx:
+            row = tx.execute(
+                "SELECT * FROM outbox AS o WHERE sent_at IS NULL AND due_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until < ?) "
+                "AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.id_conversation = o.id_conversation "
+                "                AND p.sent_at IS NULL AND p.id < o.id) "
+                "ORDER BY id LIMIT 1",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            tx.execute("UPDATE outbox SET claimed_until = ? WHERE id = ?", (now + lease, row["id"]))
+        return OutboxMessage(row["id"], row["id_conversation"], row["id_operator"], row["text"], row["attempts"])
+
+    def mark_sent(self, message_id: int) -> None:
+        with self.transaction() as tx:
+            tx.execute("UPDATE outbox SET sent_at = ?, claimed_until = NULL WHERE id = ?", (time.time(), message_id))
+
+    def retry_later(self, message_id: int, delay: float, error: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("UPDATE outbox SET attempts = attempts + 1, due_at = ?, claimed_until = NULL, "
+                       "last_error = ? WHERE id = ?", (time.time() + delay, error[:500], message_id))
+
+    def outbox(self) -> list[dict]:
+        return [dict(r) for r in self.connection.execute("SELECT * FROM outbox ORDER BY id")]
+
+
+def _operator(row) -> Operator:
+    return Operator(row["id_operator"], json.loads(row["settings"]), row["created_at"], row["updated_at"])
