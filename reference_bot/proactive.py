@@ -33,7 +33,7 @@ class ProactiveError(RuntimeError):
 
 def chatbot_id(id_operator: str) -> int:
     """``ha-456678`` → 456678: the integer part of the operator id is the GraphQL ``chatbotId``."""
-    prefix, _, number = id_operator.partition("-")
+    _, _, number = id_operator.partition("-")
     if not number.isdigit():
         raise ProactiveError(f"operator id {id_operator!r} has no numeric chatbot id", retryable=False)
     return int(number)

@@ -1,0 +1,65 @@
+"""``iadvize-harness``: one command, one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _serve(args) -> int:
+    from .serve import serve
+
+    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
+
+
+def _demo(args) -> int:
+    from .demo import run
+
+    return run()
+
+
+def _schemas(args) -> int:
+    from . import wire
+
+    for path in wire.write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from .serve import default_workers
+
+    main = argparse.ArgumentParser(prog="iadvize-harness",
+                                   description="Test harness and reference connector for iAdvize external bots.")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the reference bot with gunicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000, help="0 picks a free port (default 5000)")
+    serve.add_argument("--db", help="SQLite file (default: instance/reference-bot.sqlite3)")
+    serve.add_argument("--scenarios", help="directory of scenario YAML files (default: the shipped ones)")
+    serve.add_argument("--secret", help="iAdvize app secret; prefer the IADVIZE_SECRET environment variable")
+    serve.add_argument("--workers", type=int, default=default_workers())
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser("demo", help="start the reference bot and drive one conversation against it")
+    demo.set_defaults(run=_demo)
+
+    schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas")
+    schemas.add_argument("--out", default="contracts/schemas")
+    schemas.set_defaults(run=_schemas)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

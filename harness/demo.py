@@ -1,0 +1,99 @@
+"""``make demo``: the reference bot on a real server, driven through one whole conversation.
+
+Every call goes over HTTP, signed, as iAdvize makes it: an admin sets the bot up, the
+platform polls availability, a visitor opens the chat, talks, taps quick replies and asks
+for a person; every message the bot posts is echoed back to it, as iAdvize does.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import textwrap
+import uuid
+
+from . import render
+from .client import BotClient, BotError, echo_of, visitor_text
+from .embedded import BotProcessError, EmbeddedBot
+
+OPERATOR = "ha-4242"
+RULES = [
+    {"id": "8c7e2b0e-6f1a-4d55-9a43-2f1b7c1d0a01", "label": "Customer service"},
+    {"id": "f3b9d2a4-1c6e-4b8f-8d2a-5e7c9a0b1c02", "label": "Returns desk"},
+]
+VISITOR_SAYS = ["Hi", "Track my order", "123456", "invoice", "Actually, can I talk to a person?"]
+WIDTH = 100
+
+
+class Printer:
+    def __init__(self, out=sys.stdout):
+        self.out = out
+
+    def line(self, who: str, text: str) -> None:
+        wrapped = textwrap.wrap(text, WIDTH - 12) or [""]
+        print(f"{who:<10}  {wrapped[0]}", file=self.out)
+        for rest in wrapped[1:]:
+            print(f"{'':<10}  {rest}", file=self.out)
+
+    def title(self, text: str) -> None:
+        print(f"\n--- {text} " + "-" * max(0, WIDTH - len(text) - 5), file=self.out)
+
+
+def run(out=sys.stdout) -> int:
+    show = Printer(out)
+    secret = secrets.token_hex(16)
+    try:
+        with EmbeddedBot(secret=secret, workers=2) as bot:
+            show.title(f"reference bot on {bot.url} (gunicorn, 2 workers, signatures checked)")
+            converse(BotClient(bot.url, secret=secret), show, unsigned=BotClient(bot.url))
+    except (BotProcessError, BotError) as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None) -> None:
+    show.title("an admin creates the bot in iAdvize")
+    scenarios = client.external_bots()
+    show.line("iAdvize", "GET /external-bots: " + ", ".join(f"{s['idBot']} ({s['name']})" for s in scenarios))
+    saved = client.save_bot(OPERATOR, {
+        "name": "Shop assistant", "pseudo": "Ada", "language": "en",
+        "distributionRules": RULES, "external": {"idBot": "order-assistant"},
+    })
+    show.line("iAdvize", f"PUT /bots/{OPERATOR}: operator saved with scenario {saved['external']['idBot']} "
+                         f"and rules {', '.join(r['label'] for r in RULES)}")
+    strategies = client.availability_strategies(OPERATOR)
+    show.line("iAdvize", f"GET /availability-strategies (polled every second): {strategies}")
+    if unsigned is not None:
+        refused = unsigned.exchange("external-bots", "GET", "/external-bots", None)
+        show.line("attacker", f"the same call unsigned is refused: {refused.status} {refused.body}")
+
+    show.title("a visitor opens the chat")
+    for reply in client.first_messages(OPERATOR)["replies"]:
+        show.line("bot", render.reply(reply))
+    id_conversation = str(uuid.uuid4())
+    started = client.start_conversation(OPERATOR, id_conversation)
+    show.line("iAdvize", f"POST /conversations: conversation {started['idConversation']} started, "
+                         f"replies {started['replies']}")
+
+    for text in VISITOR_SAYS:
+        show.title(f"the visitor writes {text!r}")
+        show.line("visitor", text)
+        answer = client.send_message(id_conversation, OPERATOR, visitor_text(text))
+        for reply in answer["replies"]:
+            show.line("bot", render.reply(_named_rule(reply)))
+        posted = [r for r in answer["replies"] if r["type"] == "message"]
+        echoed = [client.send_message(id_conversation, OPERATOR, echo_of(r))["replies"] for r in posted]
+        if posted:
+            show.line("iAdvize", f"echoes the bot's {len(posted)} message(s) back, author operator: "
+                                 f"the bot answers {' '.join(map(str, echoed))} (the echo rule)")
+    show.title("done: the transfer goes to 'Customer service'; if nobody takes it in 30 s, "
+               "the apology and close run")
+
+
+def _named_rule(reply: dict) -> dict:
+    # Show which of the operator's rules the scenario's transfer resolved to.
+    if reply["type"] == "transfer":
+        label = next((r["label"] for r in RULES if r["id"] == reply["distributionRule"]), "?")
+        return {**reply, "distributionRule": f"{label!r} ({reply['distributionRule']})"}
+    return reply

@@ -1,0 +1,117 @@
+"""The reference bot started as a real server process, for the demo, ``verify`` and tests.
+
+It runs ``iadvize-harness serve --port 0`` in its own process group, reads the URL the
+server prints, and waits for ``/healthcheck``. ``kill()`` is a real SIGKILL of the whole
+group (master and workers), for restart tests.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+START_SECONDS = 30.0
+
+
+class BotProcessError(RuntimeError):
+    pass
+
+
+class EmbeddedBot:
+    def __init__(self, database: str | os.PathLike | None = None, secret: str | None = None,
+                 scenarios: str | os.PathLike | None = None, workers: int = 2, env: dict | None = None,
+                 log_path: str | os.PathLike | None = None):
+        self._tmp = tempfile.TemporaryDirectory(prefix="iadvize-bot-")
+        self.database = str(database or Path(self._tmp.name) / "bot.sqlite3")
+        self.log_path = Path(log_path or Path(self._tmp.name) / "bot.log")
+        self.secret, self.scenarios, self.workers = secret, scenarios, workers
+        self.env = env or {}
+        self.url: str | None = None
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        command = [sys.executable, "-m", "harness.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+                   "--db", self.database, "--workers", str(self.workers)]
+        if self.scenarios:
+            command += ["--scenarios", str(self.scenarios)]
+        env = {**os.environ, **self.env}
+        env.pop("IADVIZE_SECRET", None)
+        if self.secret:
+            env["IADVIZE_SECRET"] = self.secret  # by environment: never on a command line others can read
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env,
+                                            start_new_session=True)
+        self.url = self._read_url()
+        self._wait_healthy()
+        return self.url
+
+    def _read_url(self) -> str:
+        deadline = time.monotonic() + START_SECONDS
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(timeout=0.2):
+                    line = self.process.stdout.readline().decode()
+                    if not line:
+                        break
+                    if " on http" in line:
+                        return line.split(" on ", 1)[1].split()[0]
+                if self.process.poll() is not None:
+                    break
+        self.stop()
+        raise BotProcessError(f"the reference bot did not start:\n{self.log_tail()}")
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BotProcessError(f"the reference bot exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/healthcheck", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise BotProcessError(f"the reference bot never answered /healthcheck:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def kill(self) -> None:
+        """SIGKILL master and workers at once: nothing gets to clean up."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> EmbeddedBot:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
