@@ -1,0 +1,126 @@
+"""Shared fixtures: the reference bot as a Flask test client, or served on loopback in a thread."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+from werkzeug.serving import make_server
+
+from reference_bot import create_app
+from reference_bot.logs import JsonFormatter
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = ROOT / "contracts" / "schemas"
+
+OPERATOR = "ha-101"
+RULES = [
+    {"id": "11111111-1111-4111-8111-111111111111", "label": "Customer service"},
+    {"id": "22222222-2222-4222-8222-222222222222", "label": "Returns desk"},
+]
+
+
+def committed_schema(body: str) -> Draft202012Validator:
+    """The schema file as committed under contracts/schemas/, not the one in memory."""
+    return Draft202012Validator(json.loads((SCHEMAS / f"{body}.json").read_text(encoding="utf-8")))
+
+
+def assert_fits(body: str, document) -> None:
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in committed_schema(body).iter_errors(document)]
+    assert not errors, f"{body} does not fit the committed schema: {errors}"
+
+
+def bot_settings(tmp_path: Path, **overrides) -> dict:
+    settings = {
+        "TESTING": True,
+        "DATABASE": str(tmp_path / "bot.sqlite3"),
+        "OPERATORS_REFRESH_SECONDS": 0,  # no background threads in unit tests
+        "OUTBOX_POLL_SECONDS": 0,
+        "IADVIZE_SECRET": None,
+    }
+    settings.update(overrides)
+    return settings
+
+
+@pytest.fixture
+def make_bot(tmp_path):
+    def make(**overrides):
+        return create_app(bot_settings(tmp_path, **overrides))
+
+    return make
+
+
+@pytest.fixture
+def app(make_bot):
+    return make_bot()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def save_operator(client, id_operator=OPERATOR, id_bot="order-assistant", rules=RULES, **extra):
+    body = {"name": "Shop bot", "pseudo": "Ada", "language": "en", "distributionRules": rules,
+            "external": {"idBot": id_bot}, **extra}
+    response = client.put(f"/bots/{id_operator}", json=body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def visitor(text, id_message=None, created_at="2026-11-24T10:00:00.000Z", role="visitor", payload=None):
+    return {
+        "idMessage": id_message or f"m-{abs(hash((text, role))) % 10**9}",
+        "author": {"role": role},
+        "payload": payload or {"contentType": "text", "value": text},
+        "createdAt": created_at,
+    }
+
+
+def post_message(client, id_conversation, message, id_operator=OPERATOR, **extra):
+    return client.post(f"/conversations/{id_conversation}/messages",
+                       json={"idOperator": id_operator, "message": message, **extra})
+
+
+def texts(replies):
+    return [r["payload"]["value"] for r in replies if r["type"] == "message" and r["payload"]["contentType"] == "text"]
+
+
+@pytest.fixture
+def bot_log():
+    """Every line the reference bot logs during the test, formatted exactly as on stderr."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("reference_bot")
+    logger.addHandler(handler)
+    yield stream
+    logger.removeHandler(handler)
+
+
+class LoopbackServer:
+    """A WSGI app on 127.0.0.1 in a thread: real sockets, no process to manage."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def served(app):
+    with LoopbackServer(app) as server:
+        yield server

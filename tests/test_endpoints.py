@@ -1,0 +1,251 @@
+"""Every endpoint of the reference bot, its JSON checked against the committed schemas."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import OPERATOR, RULES, assert_fits, post_message, save_operator, texts, visitor
+
+CONVERSATION = "5a0b6c7d-0000-4000-8000-000000000001"
+
+
+def start(client, id_conversation=CONVERSATION, history=None, **extra):
+    body = {"idOperator": OPERATOR, "idConversation": id_conversation, **extra}
+    if history is not None:
+        body["history"] = history
+    response = client.post("/conversations", json=body)
+    assert response.status_code == 200, response.get_json()
+    assert_fits("conversation.response", response.get_json())
+    return response.get_json()
+
+
+def say(client, text, id_conversation=CONVERSATION, **kwargs):
+    response = post_message(client, id_conversation, visitor(text, **kwargs))
+    assert response.status_code == 200, response.get_json()
+    assert_fits("message.response", response.get_json())
+    return response.get_json()
+
+
+def test_external_bots_lists_every_scenario_with_an_editor_url(client):
+    response = client.get("/external-bots?idConnectorVersion=c0ffee&idWebsite=ha-123")
+    assert response.status_code == 200
+    assert_fits("external-bots.response", response.get_json())
+    bots = {b["idBot"]: b for b in response.get_json()}
+    assert set(bots) == {"order-assistant", "hello"}
+    assert bots["order-assistant"]["name"] == "Order assistant"
+    assert bots["hello"]["editorUrl"] == "http://127.0.0.1:5000/scenarios/hello"
+
+
+def test_the_editor_url_shows_the_scenario_file(client):
+    response = client.get("/scenarios/hello")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert "idBot: hello" in response.get_data(as_text=True)
+    assert client.get("/scenarios/nope").get_json()["error"] == "unknown scenario"
+
+
+def test_put_creates_then_updates_an_operator_and_get_reads_it(client):
+    created = save_operator(client)
+    assert_fits("bot.response", created)
+    assert created["idOperator"] == OPERATOR
+    assert created["external"]["idBot"] == "order-assistant"
+    assert created["distributionRules"] == RULES
+
+    updated = save_operator(client, id_bot="hello", rules=RULES[:1], name="Renamed")
+    assert updated["external"]["idBot"] == "hello" and updated["name"] == "Renamed"
+    assert updated["createdAt"] == created["createdAt"]
+    assert updated["updatedAt"] >= created["updatedAt"]
+
+    read = client.get(f"/bots/{OPERATOR}")
+    assert read.status_code == 200
+    assert_fits("bot.response", read.get_json())
+    assert read.get_json() == updated
+
+
+def test_get_of_an_unknown_operator_is_a_json_404(client):
+    response = client.get("/bots/ha-999")
+    assert response.status_code == 404
+    assert_fits("error.response", response.get_json())
+    assert response.get_json() == {"error": "unknown operator",
+                                   "detail": "no operator 'ha-999': create it with PUT /bots/ha-999"}
+
+
+def test_put_with_an_unknown_scenario_names_the_field(client):
+    response = client.put(f"/bots/{OPERATOR}", json={"external": {"idBot": "nope"}})
+    assert response.status_code == 400
+    assert response.get_json()["detail"].startswith("external.idBot: no scenario 'nope'")
+
+
+def test_put_tolerates_extra_fields(client):
+    assert save_operator(client, variables=[], anything={"x": 1})["idOperator"] == OPERATOR
+
+
+def test_availability_checks_the_operators_distribution_rules(client):
+    save_operator(client)
+    response = client.get(f"/availability-strategies?idOperator={OPERATOR}&idWebsite=ha-123")
+    assert response.status_code == 200
+    assert_fits("availability-strategies.response", response.get_json())
+    assert response.get_json() == [{"strategy": "atLeastOne", "distributionRulesToCheck": [r["id"] for r in RULES]}]
+
+
+def test_availability_without_rules_or_for_an_always_scenario_is_custom_true(client):
+    save_operator(client, rules=[])
+    assert client.get(f"/availability-strategies?idOperator={OPERATOR}").get_json() == [
+        {"strategy": "customAvailability", "availability": True}]
+    save_operator(client, "ha-102", id_bot="hello")
+    assert client.get("/availability-strategies?idOperator=ha-102").get_json() == [
+        {"strategy": "customAvailability", "availability": True}]
+
+
+def test_availability_needs_a_known_operator(client):
+    assert client.get("/availability-strategies").status_code == 400
+    assert client.get("/availability-strategies?idOperator=ha-404").status_code == 404
+
+
+def test_first_messages_is_the_scenario_greeting(client):
+    save_operator(client)
+    response = client.get(f"/bots/{OPERATOR}/conversation-first-messages")
+    assert response.status_code == 200
+    assert_fits("first-messages.response", response.get_json())
+    assert texts(response.get_json()["replies"])[0].startswith("I'm the shop's virtual assistant")
+
+
+def test_a_conversation_starts_with_empty_replies_and_iadvize_s_id(client):
+    save_operator(client)
+    body = start(client)
+    assert body["idConversation"] == CONVERSATION
+    assert body["idOperator"] == OPERATOR
+    assert body["replies"] == []
+
+
+def test_a_conversation_starts_with_a_history_in_every_date_form(client):
+    save_operator(client)
+    history = [visitor("Hi", "h1", created_at="2017-11-22T12:04:00.762Z[Etc/UTC]"),
+               visitor("Hello", "h2", role="operator", created_at="2026-11-24T10:00:00+02:00")]
+    assert start(client, history=history, variables=[])["replies"] == []
+
+
+def test_starting_the_same_conversation_twice_keeps_it(client):
+    save_operator(client)
+    first = start(client)
+    say(client, "Today's offers")
+    again = start(client)
+    assert again["createdAt"] == first["createdAt"]
+    assert say(client, "deal")["replies"][0]["payload"]["name"] == "Running headlamp"  # still in offers
+
+
+def test_a_visitor_message_gets_the_scenario_s_replies(client):
+    save_operator(client)
+    start(client)
+    body = say(client, "Hi")
+    assert body["idConversation"] == CONVERSATION and body["idOperator"] == OPERATOR
+    assert texts(body["replies"])[0] == "What can I do for you?"
+    assert [q["value"] for q in body["replies"][0]["quickReplies"]] == [
+        "Track my order", "Today's offers", "Return an item", "Talk to a person"]
+    assert [r["type"] for r in body["replies"]] == ["message", "await", "message"]
+
+
+def test_the_echo_rule_an_operator_authored_message_gets_no_replies(client):
+    save_operator(client)
+    start(client)
+    greeting = say(client, "Hi")["replies"][0]
+    echo = post_message(client, CONVERSATION, visitor("x", "e1", role="operator", payload=greeting["payload"]))
+    assert echo.status_code == 200
+    assert_fits("message.response", echo.get_json())
+    assert echo.get_json()["replies"] == []
+    # and it did not move the scenario: the quick reply still works
+    assert texts(say(client, "Track my order")["replies"])[0].startswith("Sure. What is your order number?")
+
+
+def test_an_echo_for_a_conversation_never_started_is_still_empty(client):
+    save_operator(client)
+    echo = post_message(client, "never-started", visitor("Hello", "e2", role="operator"))
+    assert echo.status_code == 200 and echo.get_json()["replies"] == []
+
+
+def test_a_quick_reply_answer_follows_its_transition(client):
+    save_operator(client)
+    start(client)
+    say(client, "Hi")
+    assert texts(say(client, "Return an item")["replies"]) == ["Shall I show you how to send it back?"]
+    carousel = say(client, "Show return options")["replies"][0]["payload"]
+    assert carousel["contentType"] == "bundle/card" and len(carousel["cards"]) == 2
+
+
+@pytest.mark.parametrize("created_at", [
+    "2018-07-16T13:53:57.961Z", "2026-11-24T12:00:00+02:00", "2017-11-22T12:04:00.762Z[Etc/UTC]"])
+def test_created_at_in_every_form_and_extra_fields_are_accepted(client, created_at):
+    save_operator(client)
+    start(client)
+    message = {**visitor("Hi", created_at=created_at), "variables": [{"key": "k", "value": "v"}]}
+    response = post_message(client, CONVERSATION, message, operator={"id": 7, "pseudo": "old platform"})
+    assert response.status_code == 200
+    assert texts(response.get_json()["replies"])[0] == "What can I do for you?"
+
+
+def test_a_non_text_visitor_payload_gets_a_polite_answer(client):
+    save_operator(client)
+    start(client)
+    file = {"contentType": "file", "fileName": "a.png", "mimeType": "image/png", "url": "https://x.example/a.png"}
+    response = post_message(client, CONVERSATION, visitor("", "f1", payload=file))
+    assert response.status_code == 200
+    assert "I can only read text" in texts(response.get_json()["replies"])[0]
+
+
+def test_the_same_message_id_twice_answers_the_same_and_advances_once(client):
+    save_operator(client)
+    start(client)
+    say(client, "Hi", id_message="m-1")
+    first = say(client, "Track my order", id_message="m-2")
+    retry = say(client, "Track my order", id_message="m-2")
+    assert retry["replies"] == first["replies"]
+    # one advance only: we are asked for the number, not sent to the fallback of the next state
+    assert texts(say(client, "123456", id_message="m-3")["replies"])[0].startswith("Thanks! Let me look")
+
+
+def test_a_message_for_an_unknown_conversation_starts_it(client):
+    save_operator(client)
+    body = say(client, "Hi", id_conversation="c-not-started")
+    assert body["idConversation"] == "c-not-started"
+    assert texts(body["replies"])[0] == "What can I do for you?"
+
+
+def test_a_transfer_goes_to_the_operator_s_rule_with_its_timeout(client):
+    save_operator(client)
+    start(client)
+    replies = say(client, "I want to talk to a person")["replies"]
+    assert [r["type"] for r in replies] == ["message", "await", "transfer", "message", "close"]
+    assert replies[2] == {"type": "transfer", "distributionRule": RULES[0]["id"],
+                          "transferOptions": {"timeout": {"unit": "seconds", "value": 30}}}
+
+
+def test_an_operator_without_rules_skips_the_transfer_and_apologises(client):
+    save_operator(client, rules=[])
+    start(client)
+    replies = say(client, "agent please")["replies"]
+    assert "transfer" not in [r["type"] for r in replies]
+    assert texts(replies)[-1].startswith("Sorry, nobody from our team is free")
+
+
+def test_messages_for_an_unknown_operator_are_a_json_404(client):
+    response = post_message(client, CONVERSATION, visitor("Hi"), id_operator="ha-404")
+    assert response.status_code == 404 and response.get_json()["error"] == "unknown operator"
+
+
+def test_healthcheck(client):
+    response = client.get("/healthcheck")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok", "scenarios": 2}
+
+
+def test_the_dialogue_function_can_be_replaced(make_bot):
+    from reference_bot.dialogue import Answer
+
+    def parrot(turn):
+        return Answer([{"type": "message", "payload": {"contentType": "text",
+                                                      "value": "You said: " + turn.message["payload"]["value"]}}],
+                      state="parrot")
+
+    client = make_bot(DIALOGUE=parrot).test_client()
+    save_operator(client)
+    assert texts(say(client, "bonjour")["replies"]) == ["You said: bonjour"]
+    echo = post_message(client, CONVERSATION, visitor("You said: bonjour", "e9", role="operator"))
+    assert echo.get_json()["replies"] == []  # the echo rule holds whatever the brain

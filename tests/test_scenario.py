@@ -1,0 +1,215 @@
+"""Scenarios as data: the shipped files, the engine's steps, and load errors that say where."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from reference_bot import ScenarioError, create_app
+from reference_bot.config import SCENARIOS_DIR
+from reference_bot.scenario import load_directory, load_file, parse, resolve_transfers, step, timeout_seconds
+
+from .conftest import RULES, bot_settings
+
+SCENARIOS = load_directory(SCENARIOS_DIR)
+ORDERS = SCENARIOS["order-assistant"]
+TEXT = lambda value: {"contentType": "text", "value": value}  # noqa: E731
+
+
+def all_replies(scenario):
+    for state in scenario.states.values():
+        yield from state.replies
+        yield from state.holding
+        yield from state.fallback or ()
+    yield from scenario.greeting
+    yield from scenario.fallback or ()
+    yield from scenario.non_text
+
+
+def nested_types(payload):
+    yield payload["contentType"]
+    for child in (*payload.get("cards", []), *payload.get("offers", [])):
+        yield from nested_types(child)
+
+
+def test_the_shipped_scenarios_are_listed_by_id_bot():
+    assert set(SCENARIOS) == {"order-assistant", "hello"}
+    assert len(SCENARIOS["hello"].states) == 1
+
+
+def test_the_order_assistant_uses_every_payload_type_and_quick_replies():
+    types = {t for r in all_replies(ORDERS) if r["type"] == "message" for t in nested_types(r["payload"])}
+    assert types >= {"text", "card/content", "bundle/card", "product-offer", "bundle/product-offer", "file"}
+    assert any(r.get("quickReplies") for r in all_replies(ORDERS))
+
+
+def test_the_order_assistant_nudges_after_minutes_of_silence():
+    replies = ORDERS.states["menu"].replies
+    waits = [i for i, r in enumerate(replies) if r["type"] == "await" and r["duration"]["unit"] == "minutes"]
+    assert waits and replies[waits[0] + 1]["type"] == "message"
+    assert "still there" in replies[waits[0] + 1]["payload"]["value"]
+
+
+def test_the_order_assistant_transfers_with_a_timeout_then_apologises_and_closes():
+    replies = list(ORDERS.states["handover"].replies)
+    kinds = [r["type"] for r in replies]
+    at = kinds.index("transfer")
+    assert 15 <= timeout_seconds(replies[at]["transferOptions"]["timeout"]) <= 60
+    assert kinds[at + 1:] == ["message", "close"]
+    assert replies[at - 1]["type"] == "await"  # messages are separated by awaits
+
+
+def test_the_order_assistant_answers_non_text_payloads_politely():
+    result = step(ORDERS, "menu", {"contentType": "file", "fileName": "a.png", "mimeType": "image/png",
+                                   "url": "https://x.example/a.png"})
+    assert result.state == "menu"
+    assert "only read text" in result.replies[0]["payload"]["value"]
+
+
+def test_the_first_message_starts_the_scenario_unless_it_already_matches():
+    assert step(ORDERS, None, TEXT("Hi")).state == "menu"
+    assert step(ORDERS, None, TEXT("where is my parcel?")).state == "ask_order_number"
+
+
+def test_quick_reply_values_keywords_patterns_and_anywhere_transitions():
+    assert step(ORDERS, "menu", TEXT("Today's offers")).state == "offers"
+    assert step(ORDERS, "menu", TEXT("I want a REFUND")).state == "returns"
+    assert step(ORDERS, "ask_order_number", TEXT("it is 654321 I think")).state == "order_status"
+    assert step(ORDERS, "offers", TEXT("let me talk to a human")).state == "handover"
+
+
+def test_an_unmatched_message_gets_the_fallback_and_stays():
+    result = step(ORDERS, "ask_order_number", TEXT("no idea"))
+    assert result.state == "ask_order_number"
+    assert "6-digit order number" in result.replies[0]["payload"]["value"]
+    assert step(ORDERS, "offers", TEXT("blue")).replies[0]["payload"]["value"].startswith("Sorry, I didn't get")
+
+
+def test_a_slow_state_answers_with_its_holding_message_and_defers_the_rest():
+    result = step(ORDERS, "ask_order_number", TEXT("123456"))
+    assert [r["payload"]["value"] for r in result.replies] == [
+        "Thanks! Let me look that order up in our system, it takes a few seconds."]
+    assert result.deferred[0]["payload"]["value"].startswith("Found it")
+
+
+def test_transfers_resolve_to_the_rule_with_that_label_else_the_first_and_are_dropped_without_rules():
+    transfer = [{"type": "transfer", "distributionRule": "returns desk"}, {"type": "close"}]
+    assert resolve_transfers(transfer, RULES)[0]["distributionRule"] == RULES[1]["id"]
+    unknown = [{"type": "transfer", "distributionRule": "Billing"}]
+    assert resolve_transfers(unknown, RULES)[0]["distributionRule"] == RULES[0]["id"]
+    assert resolve_transfers(transfer, []) == [{"type": "close"}]
+
+
+# --- load errors ---------------------------------------------------------------------------
+
+MINIMAL = """
+idBot: tiny
+name: Tiny
+start: a
+states:
+  a:
+    replies:
+      - text: "Hi"
+"""
+
+
+def write(tmp_path, text, name="bot.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path, text) -> ScenarioError:
+    with pytest.raises(ScenarioError) as raised:
+        load_file(write(tmp_path, text))
+    return raised.value
+
+
+def test_the_minimal_scenario_loads(tmp_path):
+    assert load_file(write(tmp_path, MINIMAL)).states["a"].replies == (
+        {"type": "message", "payload": {"contentType": "text", "value": "Hi"}},)
+
+
+def test_invalid_yaml_is_reported_with_its_line(tmp_path):
+    error = load_error(tmp_path, "idBot: x\nstates: [a\n")
+    assert error.source.endswith("bot.yaml")
+    assert error.where.startswith("line 3") and "not valid YAML" in error.what
+
+
+def test_a_message_over_450_characters_is_refused_where_it_was_written(tmp_path):
+    error = load_error(tmp_path, MINIMAL.replace('"Hi"', "x" * 451))
+    assert error.where == "states.a.replies[0].text"
+    assert "451 characters" in error.what and "450" in error.what
+
+
+@pytest.mark.parametrize("timeout", ["3s", "61s", "2min"])
+def test_a_transfer_timeout_outside_5_to_60_seconds_is_refused(tmp_path, timeout):
+    text = MINIMAL.replace('- text: "Hi"', f"- transfer: {{rule: any, timeout: {timeout}}}")
+    error = load_error(tmp_path, text)
+    assert error.where == "states.a.replies[0].transfer.timeout"
+    assert "outside the 5-60 s" in error.what
+
+
+def test_a_transition_to_an_unknown_state_is_refused(tmp_path):
+    text = MINIMAL + "    transitions:\n      - keywords: [go]\n        goto: nowhere\n"
+    error = load_error(tmp_path, text)
+    assert (error.where, error.what) == ("states.a.transitions[0].goto", "unknown state 'nowhere' (states: a)")
+
+
+def test_an_unknown_start_state_is_refused(tmp_path):
+    assert load_error(tmp_path, MINIMAL.replace("start: a", "start: b")).where == "start"
+
+
+def test_bare_yes_and_no_keywords_get_a_hint(tmp_path):
+    text = MINIMAL + "    transitions:\n      - keywords: [yes, no]\n        goto: a\n"
+    error = load_error(tmp_path, text)
+    assert error.where == "states.a.transitions[0].keywords" and "quote them" in error.what
+
+
+def test_an_invalid_payload_is_reported_inside_the_reply(tmp_path):
+    text = MINIMAL.replace('- text: "Hi"', "- payload: {contentType: file, fileName: a.pdf}")
+    error = load_error(tmp_path, text)
+    assert error.where == "states.a.replies[0].payload.mimeType" and error.what == "is required"
+
+
+def test_an_unknown_key_lists_the_allowed_ones(tmp_path):
+    error = load_error(tmp_path, MINIMAL.replace("name: Tiny", "name: Tiny\ncolour: blue"))
+    assert error.where == "colour" and "allowed: idBot, name, start, states" in error.what
+
+
+def test_two_files_with_the_same_id_bot_are_refused(tmp_path):
+    write(tmp_path, MINIMAL, "one.yaml")
+    write(tmp_path, MINIMAL, "two.yaml")
+    with pytest.raises(ScenarioError) as raised:
+        load_directory(tmp_path)
+    assert raised.value.where == "idBot" and "one.yaml" in raised.value.what
+
+
+def test_a_greeting_may_not_transfer_or_close(tmp_path):
+    error = load_error(tmp_path, MINIMAL + "greeting: [close]\n")
+    assert error.where == "greeting"
+
+
+def test_parse_accepts_data_directly():
+    scenario = parse({"idBot": "d", "name": "D", "start": "s", "states": {"s": {"replies": [{"await": "800ms"}]}}})
+    assert scenario.states["s"].replies[0]["duration"] == {"unit": "millis", "value": 800}
+
+
+def test_a_bad_scenario_stops_the_app_at_start_up(tmp_path):
+    write(tmp_path, MINIMAL.replace("start: a", "start: b"))
+    with pytest.raises(ScenarioError) as raised:
+        create_app(bot_settings(tmp_path, SCENARIOS_DIR=str(tmp_path)))
+    assert str(raised.value).endswith("bot.yaml: start: unknown state 'b' (states: a)")
+
+
+def test_serve_refuses_a_bad_scenario_with_the_file_path_and_problem(tmp_path):
+    write(tmp_path, MINIMAL.replace('"Hi"', "y" * 500))
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--scenarios",
+                             str(tmp_path), "--db", str(tmp_path / "db.sqlite3")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "bot.yaml: states.a.replies[0].text: message is 500 characters" in result.stderr
+    assert "Traceback" not in result.stderr
