@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import requests
+import urllib3
 
 from . import wire
 from .wire import signature
@@ -190,8 +191,8 @@ class BotClient:
             raw, exchange.status = self._send(method, url, data, sent, started + budget)
         except (_Timeout, requests.Timeout):
             exchange.error = f"no complete answer within the {budget:g} s iAdvize waits"
-        except requests.RequestException as error:
-            # requests reports a read timeout in the middle of a body as a connection error
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+            # a read timeout in the middle of a body comes as a connection or protocol error
             exchange.error = (f"no complete answer within the {budget:g} s iAdvize waits"
                               if time.monotonic() >= started + budget else f"connection failed ({_reason(error)})")
         except _TooLarge:
@@ -205,19 +206,25 @@ class BotClient:
 
     def _send(self, method: str, url: str, data: bytes, headers: dict, deadline: float) -> tuple[bytes, int]:
         # requests' timeout bounds each socket wait, not the whole answer: a bot that trickles
-        # a byte a second would never time out. Streaming lets us hold the real deadline.
+        # a byte at a time would never time out. Streaming lets us hold the real deadline.
         remaining = deadline - time.monotonic()
         with self.session.request(method, url, data=data or None, headers=headers, stream=True,
                                   timeout=(min(remaining, 3.05), remaining), allow_redirects=False) as response:
+            sock = getattr(getattr(response.raw, "connection", None), "sock", None)
             chunks, size = [], 0
-            for chunk in response.iter_content(65536):
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _Timeout
+                if sock is not None:
+                    sock.settimeout(remaining)  # each wait shrinks to what is left of the budget
+                chunk = response.raw.read1(65536, decode_content=True)  # what has arrived, not a full 64 KiB
+                if not chunk:
+                    return b"".join(chunks), response.status_code
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
                     raise _TooLarge
-                if time.monotonic() > deadline:
-                    raise _Timeout
-            return b"".join(chunks), response.status_code
 
     @staticmethod
     def _read_body(exchange: Exchange, raw: bytes, response_body: str | None) -> None:
@@ -243,7 +250,7 @@ class _TooLarge(Exception):
     pass
 
 
-def _reason(error: requests.RequestException) -> str:
+def _reason(error: Exception) -> str:
     # urllib3 nests the cause several exceptions deep; its innermost message is what a person needs.
     cause: BaseException = error
     while cause.__context__ is not None and cause.__context__ is not cause:

@@ -1,0 +1,147 @@
+"""The reference bot as it runs in production: gunicorn, several workers, one SQLite file, real sockets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from harness.client import BotClient, visitor_text
+from harness.embedded import EmbeddedBot
+
+from .conftest import RULES, assert_fits, texts
+
+pytestmark = pytest.mark.slow
+SECRET = "kill-nine-secret-4242"
+OPERATOR = "ha-777"
+
+
+def set_up(client: BotClient, id_operator=OPERATOR) -> None:
+    client.save_bot(id_operator, {"name": "Bot", "distributionRules": RULES, "external": {"idBot": "order-assistant"}})
+
+
+def test_sigkill_and_restart_lose_nothing(tmp_path):
+    database = tmp_path / "bot.sqlite3"
+    conversation = str(uuid.uuid4())
+    with EmbeddedBot(database=database, secret=SECRET, workers=3) as bot:
+        client = BotClient(bot.url, secret=SECRET)
+        set_up(client)
+        client.start_conversation(OPERATOR, conversation)
+        client.send_message(conversation, OPERATOR, visitor_text("Hi", id_message="m-1"))
+        asked = client.send_message(conversation, OPERATOR, visitor_text("Track my order", id_message="m-2"))
+        assert texts(asked["replies"])[0].startswith("Sure. What is your order number?")
+
+        bot.kill()
+        assert bot.process.returncode == -signal.SIGKILL
+
+        bot.start()  # same database file, new processes, new port
+        client = BotClient(bot.url, secret=SECRET)
+        # the operator is back in memory: greeting and availability answer at once
+        assert client.first_messages(OPERATOR)["replies"]
+        assert client.availability_strategies(OPERATOR)[0]["strategy"] == "atLeastOne"
+        # iAdvize retries the call that may have been lost: same answer, no second advance
+        retried = client.send_message(conversation, OPERATOR, visitor_text("Track my order", id_message="m-2"))
+        assert retried["replies"] == asked["replies"]
+        # and the scenario goes on from where it was
+        after = client.send_message(conversation, OPERATOR, visitor_text("123456", id_message="m-3"))
+        assert texts(after["replies"])[0].startswith("Thanks! Let me look that order up")
+        assert after["createdAt"] == asked["createdAt"]
+
+
+def conversation_path(client: BotClient, n: int) -> list[str]:
+    """One whole conversation; returns the first text of each answer."""
+    conversation = f"conv-{n}-{uuid.uuid4()}"
+    client.start_conversation(OPERATOR, conversation)
+    firsts = []
+    for text in ("Hi", "Return an item", "Show return options", "menu", "Today's offers"):
+        answer = client.send_message(conversation, OPERATOR, visitor_text(text))
+        assert_fits("message.response", answer)
+        for reply in answer["replies"]:
+            if reply["type"] == "message":
+                echo = {"idMessage": str(uuid.uuid4()), "author": {"role": "operator"}, "payload": reply["payload"],
+                        "createdAt": "2026-11-24T10:00:00.000Z"}
+                assert client.send_message(conversation, OPERATOR, echo)["replies"] == []
+        firsts.append(answer["replies"][0]["payload"].get("value") or answer["replies"][0]["payload"]["contentType"])
+    return firsts
+
+
+def test_concurrent_conversations_across_workers_share_one_file(tmp_path):
+    with EmbeddedBot(database=tmp_path / "bot.sqlite3", secret=SECRET, workers=3) as bot:
+        set_up(BotClient(bot.url, secret=SECRET))
+        with ThreadPoolExecutor(8) as pool:
+            paths = list(pool.map(lambda n: conversation_path(BotClient(bot.url, secret=SECRET), n), range(24)))
+    expected = ["What can I do for you?", "card/content", "bundle/card", "What can I do for you?",
+                "Here are today's offers:"]
+    assert paths == [expected] * 24
+
+
+def test_one_message_delivered_twice_at_once_is_answered_once(tmp_path):
+    with EmbeddedBot(database=tmp_path / "bot.sqlite3", workers=3) as bot:
+        client = BotClient(bot.url)
+        set_up(client)
+        conversation = str(uuid.uuid4())
+        client.send_message(conversation, OPERATOR, visitor_text("Hi"))
+        message = visitor_text("Track my order")
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda _: client.send_message(conversation, OPERATOR, message)["replies"],
+                                    range(6)))
+        assert all(a == answers[0] for a in answers)
+        # advanced once: the next message is read as the order number, not as a menu choice
+        after = client.send_message(conversation, OPERATOR, visitor_text("123456"))
+        assert texts(after["replies"])[0].startswith("Thanks! Let me look")
+
+
+def test_an_operator_saved_by_one_worker_reaches_every_worker(tmp_path):
+    with EmbeddedBot(database=tmp_path / "bot.sqlite3", workers=3) as bot:
+        client = BotClient(bot.url)
+        set_up(client, "ha-31337")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            statuses = [client.exchange("first-messages", "GET", "/bots/ha-31337/conversation-first-messages",
+                                        None).status for _ in range(30)]
+            if statuses == [200] * 30:
+                break
+            time.sleep(0.2)
+        assert statuses == [200] * 30
+
+
+def test_requests_are_logged_as_json_lines_without_the_secret(tmp_path):
+    with EmbeddedBot(database=tmp_path / "bot.sqlite3", secret=SECRET, workers=2) as bot:
+        client = BotClient(bot.url, secret=SECRET)
+        set_up(client)
+        client.send_message("conv-log", OPERATOR, visitor_text("Hi"))
+        BotClient(bot.url, secret="wrong").exchange("external-bots", "GET", "/external-bots", None)
+        time.sleep(0.2)
+        logged = bot.log_path.read_text()
+    entries = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
+    access = [e for e in entries if e["logger"] == "reference_bot.access"]
+    message = next(e for e in access if e["path"] == "/conversations/conv-log/messages")
+    assert message["status"] == 200 and message["method"] == "POST" and message["idConversation"] == "conv-log"
+    assert message["duration_ms"] >= 0 and message["request_id"]
+    assert any(e["status"] == 401 for e in access)
+    assert SECRET not in logged
+
+
+def test_serve_prints_its_url_and_answers(tmp_path):
+    bot = EmbeddedBot(database=tmp_path / "bot.sqlite3", workers=2)
+    with bot:
+        assert bot.url.startswith("http://127.0.0.1:")
+        assert BotClient(bot.url).healthcheck()
+
+
+def test_make_demo_shows_a_whole_conversation_with_its_transfer():
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "demo"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "the same call unsigned is refused: 401" in out
+    assert "visitor     Hi" in out and "What can I do for you?" in out
+    assert "[file] invoice.pdf" in out
+    assert "(transfers to distribution rule 'Customer service'" in out and "timeout 30 s" in out
+    assert "the bot answers [] []" in out
