@@ -213,3 +213,14 @@ def test_serve_refuses_a_bad_scenario_with_the_file_path_and_problem(tmp_path):
     assert result.returncode == 2
     assert "bot.yaml: states.a.replies[0].text: message is 500 characters" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_example_in_the_template_readme_is_a_valid_scenario(tmp_path):
+    import re
+
+    from .conftest import ROOT
+
+    readme = (ROOT / "reference_bot" / "README.md").read_text(encoding="utf-8")
+    example = load_file(write(tmp_path, re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)))
+    assert example.id_bot == "opening-hours"
+    assert step(example, "ask", TEXT("Lyon please")).state == "lyon"
