@@ -44,6 +44,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(host: str, port: int, database: str | None, scenarios: str | None, secret: str | None,
           workers: int, threads: int = 4) -> int:
+    from reference_bot.config import ConfigError, from_environment
     from reference_bot.scenario import ScenarioError, load_directory
 
     # The bot reads its settings from the environment in each worker.
@@ -51,12 +52,13 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
                             ("IADVIZE_SECRET", secret)):
         if value:
             os.environ[variable] = os.path.abspath(value) if variable != "IADVIZE_SECRET" else value
-    if os.environ.get("REFERENCE_BOT_SCENARIOS"):
-        try:  # refuse a bad scenario once, clearly, rather than in a loop of failing workers
-            load_directory(os.environ["REFERENCE_BOT_SCENARIOS"])
-        except ScenarioError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
+    try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
+        settings = from_environment()
+        if "SCENARIOS_DIR" in settings:
+            load_directory(settings["SCENARIOS_DIR"])
+    except (ConfigError, ScenarioError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         sock = listen(host, port)
     except OSError as error:

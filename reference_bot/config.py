@@ -39,10 +39,18 @@ def defaults(instance_path: str) -> dict:
     }
 
 
+class ConfigError(ValueError):
+    """A setting the bot cannot start with; the message names the variable."""
+
+
 def from_environment(environ=os.environ) -> dict:
     found = {}
     for key, variable in ENVIRONMENT.items():
         if environ.get(variable):
             value = environ[variable]
-            found[key] = int(value) if key in INTEGERS else value
+            if key in INTEGERS:
+                if not value.strip().isdigit():
+                    raise ConfigError(f"{variable} must be a whole number, got {value!r}")
+                value = int(value)
+            found[key] = value
     return found

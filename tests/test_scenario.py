@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,7 +14,7 @@ from reference_bot import ScenarioError, create_app
 from reference_bot.config import SCENARIOS_DIR
 from reference_bot.scenario import load_directory, load_file, parse, resolve_transfers, step, timeout_seconds
 
-from .conftest import RULES, bot_settings
+from .conftest import ROOT, RULES, bot_settings, save_operator
 
 SCENARIOS = load_directory(SCENARIOS_DIR)
 ORDERS = SCENARIOS["order-assistant"]
@@ -216,11 +218,35 @@ def test_serve_refuses_a_bad_scenario_with_the_file_path_and_problem(tmp_path):
 
 
 def test_the_example_in_the_template_readme_is_a_valid_scenario(tmp_path):
-    import re
-
-    from .conftest import ROOT
-
     readme = (ROOT / "reference_bot" / "README.md").read_text(encoding="utf-8")
     example = load_file(write(tmp_path, re.search(r"```yaml\n(.*?)```", readme, re.S).group(1)))
     assert example.id_bot == "opening-hours"
     assert step(example, "ask", TEXT("Lyon please")).state == "lyon"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"REFERENCE_BOT_MAX_BODY_BYTES": "lots"},
+     "error: REFERENCE_BOT_MAX_BODY_BYTES must be a whole number, got 'lots'"),
+    ({"REFERENCE_BOT_SCENARIOS": "/nonexistent/scenarios"},
+     "error: /nonexistent/scenarios: (top level): scenario directory does not exist"),
+])
+def test_serve_refuses_bad_settings_with_the_variable_named(tmp_path, env, message):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--db",
+                             str(tmp_path / "db.sqlite3")], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **env})
+    assert (result.returncode, result.stderr.strip()) == (2, message)
+
+
+def test_an_operator_whose_scenario_file_was_removed_gets_a_409_that_says_what_to_do(tmp_path):
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    write(scenarios, MINIMAL)
+    write(scenarios, MINIMAL.replace("idBot: tiny", "idBot: other"), "other.yaml")
+    client = create_app(bot_settings(tmp_path, SCENARIOS_DIR=str(scenarios))).test_client()
+    save_operator(client, id_bot="tiny")
+    (scenarios / "bot.yaml").unlink()
+    client = create_app(bot_settings(tmp_path, SCENARIOS_DIR=str(scenarios))).test_client()
+    response = client.get("/bots/ha-101/conversation-first-messages")
+    assert response.status_code == 409
+    assert response.get_json()["detail"].endswith("PUT the operator with another external.idBot")
+    assert client.get("/bots/ha-101").get_json()["external"]["idBot"] == "tiny"  # still readable to fix it
