@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas serve clean
+.PHONY: demo test lint schemas pacts serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/iadvize-harness schemas --out contracts/schemas
+
+# The consumer suite writes the pacts; commit them (a test fails when they drift).
+pacts: $(STAMP)
+	$(BIN)/python -m contracts.generate contracts/pacts
 
 serve: $(STAMP)
 	$(BIN)/iadvize-harness serve

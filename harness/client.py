@@ -43,6 +43,8 @@ class Exchange:
     body: object = None  # parsed JSON, or the text when it was not JSON
     error: str | None = None  # timeout, connection refused, not JSON, too large...
     problems: list[wire.Problem] = field(default_factory=list)  # where the body departs from the wire model
+    content_type: str = ""
+    raw: bytes = field(default=b"", repr=False)  # the body exactly as received
 
     @property
     def ok(self) -> bool:
@@ -148,9 +150,12 @@ class BotClient:
                 "history": list(history or [])}
         return self.call("conversations", "POST", "/conversations", "conversation.response", body=body).body
 
-    def send_message(self, id_conversation: str, id_operator: str, wire_message: dict) -> dict:
-        """``POST /conversations/:id/messages`` with a visitor message, or an echo (role ``operator``)."""
-        body = {"idOperator": id_operator, "message": wire_message}
+    def send_message(self, id_conversation: str, id_operator: str, wire_message: dict, **extra) -> dict:
+        """``POST /conversations/:id/messages`` with a visitor message, or an echo (role ``operator``).
+
+        ``extra`` adds fields beside ``message``, as some platform versions do (``operator``).
+        """
+        body = {"idOperator": id_operator, "message": wire_message, **extra}
         return self.call("messages", "POST", f"/conversations/{quote(id_conversation, safe='')}/messages",
                          "message.response", body=body).body
 
@@ -176,19 +181,26 @@ class BotClient:
         """Send one call and record what happened, never raising for what the bot did."""
         query = urlencode({"idConnectorVersion": self.id_connector_version, "idWebsite": self.id_website,
                            **(params or {})})
-        url = f"{self.base_url}{path}?{query}"
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
         sent = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             sent["Content-Type"] = "application/json"
+        return self.transmit(endpoint, method, path, query, data, sent, response_body, budget, request_body=body)
+
+    def transmit(self, endpoint: str, method: str, path: str, query: str, data: bytes, headers: dict,
+                 response_body: str | None, budget: float | None = None, request_body=None) -> Exchange:
+        """Send raw bytes, signed when the client has a secret, within the budget; record the exchange."""
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        headers = {k: v for k, v in headers.items() if k.lower() != signature.HEADER.lower()}
         if self.secret:
-            sent[signature.HEADER] = signature.sign(
-                self.secret, signature.signed_part(method, query.encode("ascii"), data))
-        exchange = Exchange(endpoint, method, url, body, now_iso())
+            headers[signature.HEADER] = signature.sign(
+                self.secret, signature.signed_part(method, query.encode("utf-8"), data))
+        exchange = Exchange(endpoint, method, url, request_body, now_iso())
         budget = self.budget if budget is None else budget
         started = time.monotonic()
         try:
-            raw, exchange.status = self._send(method, url, data, sent, started + budget)
+            exchange.raw, exchange.status, exchange.content_type = self._send(
+                method, url, data, headers, started + budget)
         except (_Timeout, requests.Timeout):
             exchange.error = f"no complete answer within the {budget:g} s iAdvize waits"
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
@@ -198,13 +210,13 @@ class BotClient:
         except _TooLarge:
             exchange.error = f"the answer is larger than {MAX_BODY_BYTES} bytes"
         else:
-            self._read_body(exchange, raw, response_body)
+            self._read_body(exchange, exchange.raw, response_body)
         exchange.latency_ms = round((time.monotonic() - started) * 1000, 3)
         if self.on_exchange:
             self.on_exchange(exchange)
         return exchange
 
-    def _send(self, method: str, url: str, data: bytes, headers: dict, deadline: float) -> tuple[bytes, int]:
+    def _send(self, method: str, url: str, data: bytes, headers: dict, deadline: float) -> tuple[bytes, int, str]:
         # requests' timeout bounds each socket wait, not the whole answer: a bot that trickles
         # a byte at a time would never time out. Streaming lets us hold the real deadline.
         remaining = deadline - time.monotonic()
@@ -220,7 +232,7 @@ class BotClient:
                     sock.settimeout(remaining)  # each wait shrinks to what is left of the budget
                 chunk = response.raw.read1(65536, decode_content=True)  # what has arrived, not a full 64 KiB
                 if not chunk:
-                    return b"".join(chunks), response.status_code
+                    return b"".join(chunks), response.status_code, response.headers.get("Content-Type", "")
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
