@@ -16,10 +16,18 @@ from dataclasses import dataclass, field
 from pact import generate, match
 
 from harness.client import BotClient, BotError, message
-from harness.wire.model import DATE_TIME_PATTERN, STRATEGIES
 
-CONSUMER = "iadvize-platform"
-PROVIDER = "external-bot"
+# Provider states, in the iAdvize vocabulary: ``verify`` sets each one up through the bot's
+# own public API (PUT the operator, POST the conversation), so any bot can be verified.
+from harness.verify.states import (
+    BOT_OFFERS_A_SCENARIO,
+    CONVERSATION_STARTED,
+    NO_SUCH_OPERATOR,
+    OPERATOR_CONFIGURED,
+    QUICK_REPLIES_OFFERED,
+)
+from harness.verify.states import OPERATOR_WITHOUT_RULES as OPERATOR_WITHOUT_RULES_STATE
+from harness.wire.model import DATE_TIME_PATTERN, STRATEGIES
 
 ID_CONNECTOR_VERSION = "0d9c6d1e-5f36-4a5e-9b3a-1c2d3e4f5a6b"
 ID_WEBSITE = "ha-123"
@@ -32,17 +40,6 @@ RULES = [
     {"id": "2f6a1c3e-8b7d-4e21-9a54-6c0d1e2f3a01", "label": "Customer service"},
     {"id": "7b3e9d12-4c6a-4f8b-b1d2-8e9f0a1b2c02", "label": "Returns desk"},
 ]
-
-# Provider states, in the iAdvize vocabulary. ``verify`` sets each one up through the
-# bot's own public API (PUT the operator, POST the conversation), so any bot can be verified.
-BOT_OFFERS_A_SCENARIO = "the bot offers at least one scenario"
-OPERATOR_CONFIGURED = "operator {idOperator} is configured with distribution rules Customer service and Returns desk"
-OPERATOR_WITHOUT_RULES_STATE = "operator {idOperator} is configured without distribution rules"
-NO_SUCH_OPERATOR = "no operator {idOperator} exists"
-CONVERSATION_STARTED = "conversation {idConversation} has started with operator {idOperator}"
-QUICK_REPLIES_OFFERED = ("conversation {idConversation} has started with operator {idOperator} "
-                         "and the bot has offered quick replies")
-
 
 def date_time(example: str = "2026-11-24T10:00:00.000Z"):
     return match.regex(example, regex=DATE_TIME_PATTERN)

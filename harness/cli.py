@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,13 @@ def _demo(args) -> int:
     from .demo import run
 
     return run()
+
+
+def _verify(args) -> int:
+    from .verify import run
+
+    return run(args.provider_url, args.secret or os.environ.get("IADVIZE_SECRET"), args.pacts, args.junit,
+               args.broker_url, args.publish)
 
 
 def _schemas(args) -> int:
@@ -47,6 +55,17 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="start the reference bot and drive one conversation against it")
     demo.set_defaults(run=_demo)
 
+    verify = commands.add_parser("verify", help="verify a bot against the iAdvize pacts",
+                                 description="Verify a bot (the embedded reference bot when no URL is given) "
+                                             "against what iAdvize needs from it.")
+    verify.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
+    verify.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    verify.add_argument("--pacts", help="a folder of pacts, a pact file or a URL (default: contracts/pacts)")
+    verify.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
+    verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
+    verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
+    verify.set_defaults(run=_verify)
+
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas")
     schemas.add_argument("--out", default="contracts/schemas")
     schemas.set_defaults(run=_schemas)
@@ -54,7 +73,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    main_parser = parser()
+    args = main_parser.parse_args(argv)
+    if getattr(args, "publish", None) and not getattr(args, "broker_url", None):
+        main_parser.error("--publish needs --broker-url: results are published to the broker the pacts came from")
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ The client knows nothing of Pact or of the simulated platform: both drive it.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -98,6 +99,33 @@ def visitor_text(text: str, **kwargs) -> dict:
 def echo_of(reply: dict, **kwargs) -> dict:
     """The message iAdvize posts back to the bot after showing one of its ``message`` replies."""
     return message("operator", reply["payload"], **kwargs)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern
+    endpoint: str  # the spec's name for it
+    response_body: str  # the wire model body of its 2xx answer
+    budget: float
+
+
+ROUTES = (
+    Route("GET", re.compile(r"^/external-bots/?$"), "external-bots", "external-bots.response", BUDGET_SECONDS),
+    Route("GET", re.compile(r"^/bots/[^/]+/conversation-first-messages/?$"), "first-messages",
+          "first-messages.response", FIRST_MESSAGES_BUDGET_SECONDS),
+    Route("PUT", re.compile(r"^/bots/[^/]+/?$"), "bot.save", "bot.response", BUDGET_SECONDS),
+    Route("GET", re.compile(r"^/bots/[^/]+/?$"), "bot.read", "bot.response", BUDGET_SECONDS),
+    Route("GET", re.compile(r"^/availability-strategies/?$"), "availability-strategies",
+          "availability-strategies.response", BUDGET_SECONDS),
+    Route("POST", re.compile(r"^/conversations/?$"), "conversations", "conversation.response", BUDGET_SECONDS),
+    Route("POST", re.compile(r"^/conversations/[^/]+/messages/?$"), "messages", "message.response", BUDGET_SECONDS),
+)
+
+
+def route(method: str, path: str) -> Route | None:
+    """Which of the seven endpoints a request is for (None: not one of them)."""
+    return next((r for r in ROUTES if r.method == method.upper() and r.pattern.match(path)), None)
 
 
 class BotClient:

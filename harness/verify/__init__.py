@@ -1,0 +1,128 @@
+"""``iadvize-harness verify``: does a bot honour what iAdvize needs from it?
+
+The pacts in ``contracts/pacts/`` (or a Pact Broker's) are replayed with pact-python's
+``Verifier`` through a local :mod:`gateway` that signs each request, holds iAdvize's
+budgets and sets provider states up through the bot's own API; :mod:`report` turns the
+result into one line per interaction, with what to fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.client import BotClient
+
+from .gateway import Gateway
+from .report import Outcome, outcomes, render, write_junit
+from .states import PROVIDER
+
+DEFAULT_PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
+REQUEST_TIMEOUT_MS = 15_000  # above the gateway's 10 s budget: the gateway always answers first
+
+os.environ.setdefault("PACT_DO_NOT_TRACK", "true")  # no usage reporting: verification must work offline
+
+
+@dataclass
+class Verification:
+    provider_url: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str | None = None  # the verification could not run at all
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.outcomes) and all(o.passed for o in self.outcomes)
+
+
+class VerifyError(Exception):
+    """A verification that cannot start: bad arguments, no pacts, an unreachable bot."""
+
+
+def verify(provider_url: str, secret: str | None = None, pacts: str | os.PathLike | None = None,
+           broker_url: str | None = None, publish_version: str | None = None) -> Verification:
+    from pact import Verifier
+
+    source = _pact_source(pacts, broker_url)
+    reachable = BotClient(provider_url, secret=secret).exchange("external-bots", "GET", "/external-bots", None)
+    if reachable.status is None:
+        return Verification(provider_url, error=f"cannot reach the bot at {provider_url}: {reachable.error}")
+    with Gateway(provider_url, secret) as gateway:
+        verifier = (Verifier(PROVIDER, host="127.0.0.1")
+                    .add_transport(url=gateway.url)
+                    .state_handler(gateway.state_url, body=True, teardown=False)
+                    .set_request_timeout(REQUEST_TIMEOUT_MS)
+                    .set_coloured_output(enabled=False)
+                    .set_error_on_empty_pact(enabled=True))
+        if broker_url:
+            verifier.broker_source(broker_url)  # credentials from PACT_BROKER_TOKEN or _USERNAME/_PASSWORD
+        else:
+            verifier.add_source(source)
+        if publish_version:
+            verifier.set_publish_options(version=publish_version, branch=os.environ.get("PACT_PROVIDER_BRANCH"))
+        # The Rust verifier prints its own report (ours replaces it) and raises on any
+        # failure (the detail is in its results).
+        with _quiet_stdout(), contextlib.suppress(Exception):
+            verifier.verify()
+        found = outcomes(verifier.results, gateway.attempts)
+    if not found:
+        return Verification(provider_url, error=f"no interaction for the provider {PROVIDER!r} in {source}")
+    return Verification(provider_url, found)
+
+
+def _pact_source(pacts, broker_url) -> str:
+    if broker_url:
+        return broker_url
+    source = str(pacts or DEFAULT_PACTS)
+    if source.startswith(("http://", "https://")):
+        return source
+    if not Path(source).exists():
+        raise VerifyError(f"no pacts at {source}: pass --pacts with a folder, a pact file or a URL")
+    return source
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run(provider_url: str | None, secret: str | None, pacts: str | None, junit: str | None,
+        broker_url: str | None, publish_version: str | None, out=sys.stdout) -> int:
+    """The command: verify, print the table, write JUnit; 0 only when every interaction passes."""
+    from harness.embedded import BotProcessError, EmbeddedBot
+
+    embedded = None
+    try:
+        if provider_url is None:
+            embedded = EmbeddedBot(secret=secret, workers=2)
+            provider_url = embedded.start()
+            print(f"Verifying the embedded reference bot at {provider_url}", file=out)
+        else:
+            print(f"Verifying {provider_url}", file=out)
+        print(f"  pacts: {broker_url or pacts or DEFAULT_PACTS}; requests "
+              f"{'signed with the given secret' if secret else 'not signed (no --secret)'}", file=out)
+        result = verify(provider_url, secret, pacts, broker_url, publish_version)
+    except (VerifyError, BotProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.close()
+    if result.error:
+        print(f"FAIL  {result.error}", file=out)
+    else:
+        print(render(result.outcomes), file=out)
+    if junit:
+        write_junit(result.outcomes if not result.error else [Outcome("verification", [], False, [result.error])],
+                    Path(junit), f"{PROVIDER} at {provider_url}")
+    return 0 if result.passed else 1

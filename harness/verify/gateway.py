@@ -1,0 +1,134 @@
+"""The local gateway the Pact verifier talks to, between it and the bot under verification.
+
+It does three things Pact cannot do alone:
+
+- signs every forwarded request with the provider's secret (a signature depends on each
+  body, and on the query string for a GET, so no static header can do it);
+- holds iAdvize's budgets (10 s, 2 s for first messages): a bot that hangs or trickles is
+  answered 504 by the gateway, and the report says why;
+- sets provider states up through the bot's public API (:mod:`.states`) and records each
+  attempt: the states, the exchange, what went wrong, for a report in plain words.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from harness.client import BotClient, Exchange, route
+
+from .states import ProviderStates, StateError
+
+STATE_PATH = "/_iadvize-harness/provider-states"
+FORWARDED_HEADERS = {"content-type": "Content-Type", "accept": "Accept"}
+
+
+@dataclass
+class Attempt:
+    """One interaction as the bot lived it: states set up, then (unless set-up failed) one call."""
+
+    states: list[str] = field(default_factory=list)
+    state_error: str | None = None
+    exchange: Exchange | None = None
+
+
+class Gateway:
+    def __init__(self, provider_url: str, secret: str | None = None):
+        self.client = BotClient(provider_url, secret=secret)
+        self.states = ProviderStates(self.client)
+        self.attempts: list[Attempt] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.state_url = self.url + STATE_PATH
+        self._thread = threading.Thread(target=self.server.serve_forever, name="pact-gateway", daemon=True)
+
+    def __enter__(self) -> Gateway:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _current(self, starting_setup: bool) -> Attempt:
+        # A set-up after a call, or a call after a call, begins the next interaction.
+        last = self.attempts[-1] if self.attempts else None
+        if last is None or last.exchange is not None or (not starting_setup and last.state_error):
+            last = Attempt()
+            self.attempts.append(last)
+        return last
+
+    def set_up(self, state: str, action: str, params: dict | None) -> tuple[int, dict]:
+        if action != "setup":
+            return 200, {}
+        with self._lock:
+            attempt = self._current(starting_setup=True)
+            attempt.states.append(state)
+        try:
+            return 200, self.states.set_up(state, params)
+        except StateError as error:
+            attempt.state_error = str(error)
+        except Exception as error:  # a bug or a bot answering nonsense: report it, never drop the call
+            attempt.state_error = f"setting up {state!r}: {type(error).__name__}: {error}"
+        return 500, {"error": "provider state set-up failed", "detail": attempt.state_error}
+
+    def forward(self, method: str, target: str, headers: dict, body: bytes) -> Exchange:
+        parts = urlsplit(target)
+        known = route(method, parts.path)
+        exchange = self.client.transmit(
+            known.endpoint if known else f"{method} {parts.path}", method, parts.path, parts.query, body,
+            {FORWARDED_HEADERS[k.lower()]: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS},
+            known.response_body if known else None, known.budget if known else None,
+            request_body=_json_or_none(body))
+        with self._lock:
+            self._current(starting_setup=False).exchange = exchange
+        return exchange
+
+
+def _json_or_none(body: bytes):
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None
+
+
+def _handler(gateway: Gateway):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+            self.send_response(status)
+            if content_type:
+                self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _handle(self):
+            body = self._body()
+            if self.command == "POST" and urlsplit(self.path).path == STATE_PATH:
+                change = json.loads(body or b"{}")
+                status, values = gateway.set_up(change.get("state", ""), change.get("action", "setup"),
+                                                change.get("params"))
+                return self._send(status, json.dumps(values).encode())
+            exchange = gateway.forward(self.command, self.path, dict(self.headers), body)
+            if exchange.status is None:  # the bot never answered in full: say so in the bot's place
+                status = 504 if "within" in (exchange.error or "") else 502
+                detail = json.dumps({"error": "no answer from the bot", "detail": exchange.error})
+                return self._send(status, detail.encode())
+            return self._send(exchange.status, exchange.raw, exchange.content_type)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
+
+    return Handler

@@ -1,0 +1,147 @@
+"""The verification in plain words: one line per interaction, and on failure what to fix.
+
+Pact's mismatches are precise but written for Pact users; a bot provider needs "the
+field idOperator is missing" or "this message must get no replies (the echo rule)".
+The gateway's record of each exchange adds what Pact does not see: timeouts, the body
+the bot really sent, and where it departs from the wire model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.wire.model import DATE_TIME_PATTERN
+
+from .gateway import Attempt
+
+ECHO_RULE = ("a message whose author is an operator is the bot's own message posted back by iAdvize (or a human's "
+             "after a transfer): it must get no replies, or the bot answers itself forever")
+
+
+@dataclass
+class Outcome:
+    description: str
+    states: list[str]
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def outcomes(results: dict, attempts: list[Attempt]) -> list[Outcome]:
+    """Pact's per-interaction results joined, in order, with the gateway's attempts."""
+    interactions = [r for r in results.get("interactionResults", []) if not r.get("pending")]
+    paired = attempts if len(attempts) == len(interactions) else [None] * len(interactions)
+    found = []
+    for result, attempt in zip(interactions, paired, strict=True):
+        reasons = _reasons(result.get("mismatch"), attempt)
+        found.append(Outcome(result.get("description", "?"), list(result.get("providerStates", [])),
+                             passed=not reasons, reasons=reasons))
+    return found
+
+
+def _reasons(mismatch: dict | None, attempt: Attempt | None) -> list[str]:
+    exchange = attempt.exchange if attempt else None
+    reasons: list[str] = []
+    if attempt and attempt.state_error:
+        reasons.append(f"could not prepare the bot: {attempt.state_error}")
+    if exchange is not None and exchange.error:
+        reasons.append(f"the bot did not answer properly: {exchange.error}")
+    if mismatch:
+        if mismatch.get("type") == "error":
+            if not reasons:
+                reasons.append(mismatch.get("message", "the verifier reported an error"))
+        else:
+            items = mismatch.get("mismatches", [])
+            if any(i.get("type") == "StatusMismatch" for i in items):  # the body of an error is not the point
+                items = [i for i in items if i.get("type") not in ("BodyMismatch", "BodyTypeMismatch")]
+            reasons.extend(plain(item, exchange) for item in items)
+    if exchange is not None and exchange.problems:
+        reasons.append("the body does not fit the API: " + "; ".join(map(str, exchange.problems[:5])))
+    return list(dict.fromkeys(reasons))
+
+
+def _short(value, limit: int = 120) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _field(path: str) -> str:
+    path = path.removeprefix("$").removeprefix(".")
+    return path or "the body"
+
+
+_MISSING = re.compile(r"Actual map is missing the following keys: (.+)$")
+_TYPE = re.compile(r"to be the same type as .* \((\w+)\)$")
+_REGEX = re.compile(r"to match '(.*)'$")
+_EQUAL = re.compile(r"Expected (.+) \(\w+\) to be equal to (.+) \(\w+\)$")
+_KINDS = {"Array": "an array", "Object": "an object", "String": "a string", "Integer": "an integer",
+          "Boolean": "true or false", "Decimal": "a number", "Number": "a number"}
+
+
+def plain(item: dict, exchange=None) -> str:
+    """One Pact mismatch as a sentence a bot provider can act on."""
+    kind, text = item.get("type"), item.get("mismatch", "")
+    if kind == "StatusMismatch":
+        said = f" and said {_short(exchange.body)}" if exchange is not None and exchange.body not in (None, "") else ""
+        return f"expected HTTP status {item.get('expected')}, the bot answered {item.get('actual')}{said}"
+    if kind == "HeaderMismatch":
+        return (f"the header {item.get('key')} must be {item.get('expected')!r}, "
+                f"got {item.get('actual') or 'none'!r}")
+    if kind == "BodyTypeMismatch":
+        return f"the body must be {item.get('expected')}, the bot sent {item.get('actual') or 'nothing'}" + (
+            f": {_short(exchange.body)}" if exchange is not None and exchange.body else "")
+    if kind != "BodyMismatch":
+        return text or json.dumps(item)
+    path = item.get("path", "$")
+    where = _field(path)
+    if missing := _MISSING.search(text):
+        keys = [k.strip() for k in missing.group(1).split(",")]
+        prefix = "" if where == "the body" else f"{where}."
+        return "missing field" + ("s " if len(keys) > 1 else " ") + ", ".join(prefix + k for k in keys)
+    if "Expected an empty List" in text:
+        said = f"{where} must be exactly [] here, the bot sent {_short(item.get('actual'))}"
+        if _is_echo(exchange) and path == "$.replies":
+            said += f" ({ECHO_RULE})"
+        return said
+    if found := _TYPE.search(text):
+        return f"{where} must be {_KINDS.get(found.group(1), found.group(1))}, got {_short(item.get('actual'))}"
+    if found := _REGEX.search(text):
+        if found.group(1) == DATE_TIME_PATTERN:
+            return f"{where} must be an ISO 8601 date-time, got {_short(item.get('actual'))}"
+        return f"{where}: {_short(item.get('actual'))} does not have the expected form ({found.group(1)})"
+    if found := _EQUAL.search(text):
+        return f"{where} must be {found.group(2)}, got {found.group(1)}"
+    return f"{where}: {text}"
+
+
+def _is_echo(exchange) -> bool:
+    body = exchange.request_body if exchange is not None else None
+    return isinstance(body, dict) and ((body.get("message") or {}).get("author") or {}).get("role") == "operator"
+
+
+def render(found: list[Outcome]) -> str:
+    lines = []
+    for outcome in found:
+        lines.append(f"  {'PASS' if outcome.passed else 'FAIL'}  {outcome.description}")
+        for reason in outcome.reasons:
+            lines.append(f"        - {reason}")
+    passed = sum(o.passed for o in found)
+    lines.append(f"{passed} passed, {len(found) - passed} failed")
+    return "\n".join(lines)
+
+
+def write_junit(found: list[Outcome], path: Path, suite: str) -> None:
+    failures = sum(not o.passed for o in found)
+    root = ET.Element("testsuites", name="pact verification", tests=str(len(found)), failures=str(failures))
+    cases = ET.SubElement(root, "testsuite", name=suite, tests=str(len(found)), failures=str(failures))
+    for outcome in found:
+        case = ET.SubElement(cases, "testcase", classname=suite, name=outcome.description)
+        if not outcome.passed:
+            failure = ET.SubElement(case, "failure", message=outcome.reasons[0] if outcome.reasons else "failed")
+            failure.text = "\n".join(outcome.reasons)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
