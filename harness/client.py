@@ -69,11 +69,11 @@ def describe_failure(exchange: Exchange) -> str:
     if exchange.error:
         return f"{call}: {exchange.error}"
     if exchange.status is not None and not 200 <= exchange.status < 300:
-        return f"{call} answered {exchange.status}: {_brief(exchange.body)}"
+        return f"{call} answered {exchange.status}: {brief(exchange.body)}"
     return f"{call}: the answer does not fit the API: " + "; ".join(map(str, exchange.problems[:5]))
 
 
-def _brief(body) -> str:
+def brief(body) -> str:
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     return text if len(text) <= 200 else text[:197] + "..."
 

@@ -9,6 +9,7 @@ result into one line per interaction, with what to fix.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ def verify(provider_url: str, secret: str | None = None, pacts: str | os.PathLik
             verifier.set_publish_options(version=publish_version, branch=os.environ.get("PACT_PROVIDER_BRANCH"))
         # The Rust verifier prints its own report (ours replaces it) and raises on any
         # failure (the detail is in its results).
-        with _quiet_stdout(), contextlib.suppress(Exception):
+        with _quiet_stdout(), _quiet_pact_logs(), contextlib.suppress(Exception):
             verifier.verify()
         found = outcomes(verifier.results, gateway.attempts)
     if not found:
@@ -81,6 +82,18 @@ def _pact_source(pacts, broker_url) -> str:
     if not Path(source).exists():
         raise VerifyError(f"no pacts at {source}: pass --pacts with a folder, a pact file or a URL")
     return source
+
+
+@contextlib.contextmanager
+def _quiet_pact_logs():
+    # pact logs each failed state set-up as an error; the report already says it better
+    logger = logging.getLogger("pact")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ class Gateway:
     def _current(self, starting_setup: bool) -> Attempt:
         # A set-up after a call, or a call after a call, begins the next interaction.
         last = self.attempts[-1] if self.attempts else None
-        if last is None or last.exchange is not None or (not starting_setup and last.state_error):
+        if last is None or last.exchange is not None or last.state_error:
             last = Attempt()
             self.attempts.append(last)
         return last
@@ -75,7 +75,8 @@ class Gateway:
             attempt.state_error = str(error)
         except Exception as error:  # a bug or a bot answering nonsense: report it, never drop the call
             attempt.state_error = f"setting up {state!r}: {type(error).__name__}: {error}"
-        return 500, {"error": "provider state set-up failed", "detail": attempt.state_error}
+        # 4xx, not 5xx: the verifier retries a 5xx set-up for minutes with backoff, to no avail here
+        return 422, {"error": "provider state set-up failed", "detail": attempt.state_error}
 
     def forward(self, method: str, target: str, headers: dict, body: bytes) -> Exchange:
         parts = urlsplit(target)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import quote
 
-from harness.client import BotClient, BotError, visitor_text
+from harness.client import BotClient, brief, visitor_text
 
 CONSUMER = "iadvize-platform"  # the pact's consumer: the iAdvize platform...
 PROVIDER = "external-bot"  # ...and its provider: any external bot
@@ -51,24 +52,35 @@ class ProviderStates:
             if found:
                 try:
                     return handler({**found.groupdict(), **(params or {})})
-                except BotError as error:
+                except StateError as error:
                     raise StateError(f"setting up {state!r}: {error}") from None
         raise StateError(f"no set-up is known for the provider state {state!r}")
+
+    def _call(self, endpoint: str, method: str, path: str, body: dict | None = None, params=None):
+        """One set-up call. It only has to succeed: whether its answer conforms is what interactions check."""
+        exchange = self.client.exchange(endpoint, method, path, None, body=body, params=params)
+        if exchange.status is None:
+            raise StateError(f"{method} {path}: {exchange.error}")
+        if not 200 <= exchange.status < 300:
+            raise StateError(f"{method} {path} answered {exchange.status}: {brief(exchange.body)}")
+        return exchange.body
 
     def id_bot(self) -> str:
         """The bot's first scenario: the one every operator of the verification is linked to."""
         if self._id_bot is None:
-            scenarios = self.client.external_bots()
-            if not scenarios:
-                raise StateError("GET /external-bots lists no scenario: an operator needs one")
-            self._id_bot = scenarios[0]["idBot"]
+            scenarios = self._call("external-bots", "GET", "/external-bots")
+            first = scenarios[0] if isinstance(scenarios, list) and scenarios else None
+            if not isinstance(first, dict) or not isinstance(first.get("idBot"), str):
+                raise StateError("GET /external-bots lists no scenario with an idBot: an operator needs one")
+            self._id_bot = first["idBot"]
         return self._id_bot
 
     def _scenario(self, params: dict) -> dict:
         return {"idBot": self.id_bot()}
 
     def _operator(self, params: dict) -> dict:
-        self.client.save_bot(params["idOperator"], {
+        id_operator = quote(params["idOperator"], safe="")
+        self._call("bot.save", "PUT", f"/bots/{id_operator}", {
             "name": "Pact verification", "pseudo": "Bot", "language": "en",
             "distributionRules": params.get("distributionRules", []), "external": {"idBot": self.id_bot()},
         })
@@ -76,14 +88,18 @@ class ProviderStates:
 
     def _conversation(self, params: dict) -> dict:
         values = self._operator(params)
-        self.client.start_conversation(params["idOperator"], params["idConversation"])
+        self._call("conversations", "POST", "/conversations", {
+            "idOperator": params["idOperator"], "idConversation": params["idConversation"], "history": []})
         return values
 
     def _quick_replies(self, params: dict) -> dict:
         values = self._conversation(params)
-        answer = self.client.send_message(params["idConversation"], params["idOperator"],
-                                          visitor_text("Hi", id_message=str(uuid.uuid4())))
-        offered = [q["value"] for r in answer["replies"] for q in r.get("quickReplies") or []]
+        answer = self._call("messages", "POST", f"/conversations/{quote(params['idConversation'], safe='')}/messages",
+                            {"idOperator": params["idOperator"],
+                             "message": visitor_text("Hi", id_message=str(uuid.uuid4()))})
+        replies = answer.get("replies") if isinstance(answer, dict) else None
+        offered = [q.get("value") for r in replies if isinstance(r, dict) for q in r.get("quickReplies") or []
+                   if isinstance(q, dict) and isinstance(q.get("value"), str)] if isinstance(replies, list) else []
         # A bot that offers none still gets a text message: the interaction then checks it answers it.
         return {**values, "quickReply": offered[0] if offered else "Yes"}
 

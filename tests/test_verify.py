@@ -1,0 +1,178 @@
+"""``verify``: conformant bots pass, each classic mistake fails on its interaction with a readable reason."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+
+import pytest
+
+from harness.verify import Verification, verify
+
+from . import third_party_bot
+from .conftest import LoopbackServer
+
+SECRET = "verify-secret-123"
+ALL_INTERACTIONS = 14
+
+
+def by_description(result: Verification) -> dict[str, list[str]]:
+    """Failed interactions and their reasons."""
+    assert result.error is None, result.error
+    assert len(result.outcomes) == ALL_INTERACTIONS
+    return {o.description: o.reasons for o in result.outcomes if not o.passed}
+
+
+def run_third_party(secret=None, **faults) -> Verification:
+    app = third_party_bot.make_app(secret, frozenset(f for f, on in faults.items() if on))
+    with LoopbackServer(app) as server:
+        return verify(server.url, secret=secret)
+
+
+@pytest.mark.parametrize("secret", [None, SECRET], ids=["unsigned", "signed"])
+def test_the_reference_bot_passes_every_interaction(make_bot, secret):
+    with LoopbackServer(make_bot(IADVIZE_SECRET=secret)) as server:
+        result = verify(server.url, secret=secret)
+    assert by_description(result) == {}
+    assert result.passed
+
+
+def test_a_third_party_bot_written_independently_passes():
+    assert by_description(run_third_party(SECRET)) == {}
+
+
+def test_a_bot_answering_its_own_echo_fails_on_the_echo_rule():
+    failed = by_description(run_third_party(answers_its_echo=True))
+    assert list(failed) == ["the echo of a message the bot posted (author operator)"]
+    reason = failed["the echo of a message the bot posted (author operator)"][0]
+    assert reason.startswith("replies must be exactly [] here, the bot sent [{")
+    assert "or the bot answers itself forever" in reason
+
+
+def test_a_bot_dropping_id_operator_fails_on_every_conversation_message():
+    failed = by_description(run_third_party(drops_id_operator=True))
+    assert set(failed) == {
+        "a conversation is routed to the bot", "a conversation is routed to the bot with its history",
+        "a visitor sends a file", "a visitor taps a quick reply", "a visitor's text message",
+        "the echo of a message the bot posted (author operator)",
+    }
+    assert failed["a visitor's text message"][0] == "missing field idOperator"
+    assert "idOperator: is required" in failed["a visitor's text message"][-1]  # the wire model agrees
+
+
+def test_a_bot_with_replies_that_are_not_an_array_fails():
+    failed = by_description(run_third_party(replies_not_an_array=True))
+    assert failed["a visitor's text message"][0].startswith("replies must be an array, got {")
+    assert failed["a conversation is routed to the bot"][0] == 'replies must be an array, got {"list":[]}'
+
+
+def test_a_bot_crashing_on_a_file_fails_on_that_interaction_only():
+    failed = by_description(run_third_party(crashes_on_files=True))
+    assert list(failed) == ["a visitor sends a file"]
+    assert failed["a visitor sends a file"] == [
+        "expected HTTP status 200, the bot answered 500 and said Internal Server Error"]
+
+
+def test_a_bot_rejecting_correctly_signed_gets_fails_on_the_gets():
+    failed = by_description(run_third_party(SECRET, signs_get_over_the_body=True))
+    assert len(failed) == ALL_INTERACTIONS  # every state set-up starts by reading the scenarios
+    assert failed["a request for the bot's scenarios"] == [
+        "could not prepare the bot: setting up 'the bot offers at least one scenario': GET /external-bots "
+        'answered 403: {"message": "bad signature"}']
+    assert failed["an admin opens an operator the bot does not know"] == [
+        'expected HTTP status 404, the bot answered 403 and said {"message": "bad signature"}']
+
+
+def test_a_bot_without_the_secret_is_told_to_use_one():
+    result = run_third_party(secret=None, answers_its_echo=False)
+    assert result.passed
+    app = third_party_bot.make_app(SECRET)
+    with LoopbackServer(app) as server:
+        unsigned = verify(server.url, secret=None)
+    assert not unsigned.passed
+    assert "answered 403" in by_description(unsigned)["a request for the bot's scenarios"][0]
+
+
+def test_a_slow_greeting_fails_on_its_2_second_budget():
+    failed = by_description(run_third_party(slow_greeting=True))
+    assert list(failed) == ["a visitor opens the chatbox (first messages)"]
+    assert failed["a visitor opens the chatbox (first messages)"][0] == (
+        "the bot did not answer properly: no complete answer within the 2 s iAdvize waits")
+
+
+def test_an_html_answer_is_reported_as_such():
+    failed = by_description(run_third_party(html_errors=True))
+    reasons = failed["an admin opens an operator"]
+    assert "the bot did not answer properly: the answer is not JSON" in reasons
+    assert any("Content-Type must be 'application/json', got 'text/html" in r for r in reasons)
+
+
+def test_an_unreachable_bot_is_a_clear_error_at_once():
+    result = verify("http://127.0.0.1:9", secret=None)
+    assert not result.passed and result.outcomes == []
+    assert result.error.startswith("cannot reach the bot at http://127.0.0.1:9: connection failed (")
+
+
+def test_a_hanging_bot_is_a_clear_error_within_the_budget():
+    class Hang(BaseHTTPRequestHandler):
+        def do_GET(self):
+            time.sleep(15)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    server.daemon_threads = True
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        result = verify(f"http://127.0.0.1:{server.server_port}")
+        assert result.error.endswith("no complete answer within the 10 s iAdvize waits")
+        assert time.monotonic() - started < 14
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- the command ----------------------------------------------------------------------------
+
+def cli(*args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.slow
+def test_the_command_verifies_the_embedded_bot_signed_and_writes_junit(tmp_path):
+    junit = tmp_path / "results.xml"
+    result = cli("verify", "--secret", SECRET, "--junit", str(junit))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Verifying the embedded reference bot at http://127.0.0.1:")
+    assert "requests signed with the given secret" in result.stdout
+    assert result.stdout.count("  PASS  ") == ALL_INTERACTIONS
+    assert result.stdout.rstrip().endswith(f"{ALL_INTERACTIONS} passed, 0 failed")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("tests") == str(ALL_INTERACTIONS) and suite.get("failures") == "0"
+
+
+def test_the_command_fails_with_exit_1_and_junit_failures(tmp_path):
+    junit = tmp_path / "results.xml"
+    with LoopbackServer(third_party_bot.make_app(None, frozenset({"crashes_on_files"}))) as server:
+        result = cli("verify", "--provider-url", server.url, "--junit", str(junit))
+    assert result.returncode == 1
+    assert "  FAIL  a visitor sends a file\n        - expected HTTP status 200, the bot answered 500" in result.stdout
+    failures = ET.parse(junit).getroot().findall(".//failure")
+    assert [f.get("message") for f in failures] == [
+        "expected HTTP status 200, the bot answered 500 and said Internal Server Error"]
+
+
+def test_the_command_refuses_bad_arguments_clearly(tmp_path):
+    publish = cli("verify", "--publish", "1.0.0")
+    assert publish.returncode == 2 and "--publish needs --broker-url" in publish.stderr
+    missing = cli("verify", "--provider-url", "http://127.0.0.1:9", "--pacts", str(tmp_path / "none"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: no pacts at {tmp_path / 'none'}: pass --pacts with a folder, " \
+                                     "a pact file or a URL"

@@ -1,0 +1,130 @@
+"""A small external bot written the way a provider might, sharing no code with reference_bot.
+
+It keeps everything in memory, uses its own conversation ids and a different date form
+(offsets and a zone suffix), adds fields iAdvize does not ask for, and checks signatures
+its own way. ``faults`` switches on one classic mistake at a time, so the tests can show
+that ``verify`` catches each one on the right interaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import time
+
+from flask import Flask, jsonify, request
+
+FAULTS = {
+    "answers_its_echo",  # replies to operator-authored messages: talks to itself
+    "drops_id_operator",  # leaves idOperator out of the message envelope
+    "replies_not_an_array",  # "replies": {...}
+    "crashes_on_files",  # 500 on a non-text visitor payload
+    "signs_get_over_the_body",  # checks GET signatures over the (empty) body: rejects correct calls
+    "slow_greeting",  # takes 3 s for first messages (the budget is 2 s)
+    "html_errors",  # answers an HTML page for the operator read
+}
+
+
+def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) -> Flask:
+    unknown = set(faults) - FAULTS
+    if unknown:
+        raise ValueError(f"unknown faults: {unknown}")
+    app = Flask("third_party_bot")
+    operators: dict[str, dict] = {}
+    conversations: dict[str, str] = {}  # iAdvize id -> our id
+    ids = itertools.count(1)
+
+    def stamp() -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+01:00[Europe/Paris]")
+
+    @app.before_request
+    def check_signature():
+        if not secret or request.path == "/healthcheck":
+            return None
+        signed = request.get_data()
+        if request.method == "GET" and "signs_get_over_the_body" not in faults:
+            signed = request.query_string
+        expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-iAdvize-Signature", "")):
+            return jsonify(message="bad signature"), 403
+        return None
+
+    @app.get("/external-bots")
+    def scenarios():
+        return jsonify([{"idBot": "faq-v2", "name": "FAQ", "editorUrl": "https://editor.example.org/faq-v2",
+                         "tags": ["demo"]}])
+
+    def operator_view(id_operator: str):
+        operator = operators[id_operator]
+        return jsonify(idOperator=id_operator, external={"idBot": operator["idBot"],
+                                                         "editorUrl": "https://editor.example.org/faq-v2"},
+                       createdAt=operator["created"], updatedAt=stamp(), variables=[])
+
+    @app.put("/bots/<id_operator>")
+    def save(id_operator):
+        body = request.get_json()
+        operators[id_operator] = {"idBot": body["external"]["idBot"], "rules": body.get("distributionRules", []),
+                                  "created": operators.get(id_operator, {}).get("created", stamp())}
+        return operator_view(id_operator)
+
+    @app.get("/bots/<id_operator>")
+    def read(id_operator):
+        if "html_errors" in faults:
+            return "<html><body>Whoops</body></html>", 200, {"Content-Type": "text/html"}
+        if id_operator not in operators:
+            return jsonify(message="not found"), 404
+        return operator_view(id_operator)
+
+    @app.get("/availability-strategies")
+    def availability():
+        rules = operators.get(request.args.get("idOperator", ""), {}).get("rules", [])
+        if rules:
+            return jsonify([{"strategy": "all", "distributionRulesToCheck": [r["id"] for r in rules]}])
+        return jsonify([{"strategy": "customAvailability", "availability": False}])
+
+    @app.get("/bots/<id_operator>/conversation-first-messages")
+    def greeting(id_operator):
+        if "slow_greeting" in faults:
+            time.sleep(3)
+        return jsonify(replies=[{"type": "message", "payload": {"contentType": "text", "value": "Hey, I'm a bot."}}])
+
+    def envelope(id_conversation: str, id_operator: str, replies):
+        body = {"idConversation": id_conversation, "idOperator": id_operator, "replies": replies,
+                "createdAt": stamp(), "updatedAt": stamp()}
+        if "drops_id_operator" in faults:
+            del body["idOperator"]
+        if "replies_not_an_array" in faults:
+            body["replies"] = {"list": replies}
+        return jsonify(body)
+
+    @app.post("/conversations")
+    def start():
+        body = request.get_json()
+        ours = conversations.setdefault(body["idConversation"], f"tp-{next(ids)}")
+        return envelope(ours, body["idOperator"], [])
+
+    @app.post("/conversations/<id_conversation>/messages")
+    def receive(id_conversation):
+        body = request.get_json()
+        message = body["message"]
+        if message["author"]["role"] == "operator" and "answers_its_echo" not in faults:
+            return envelope(id_conversation, body["idOperator"], [])
+        payload = message["payload"]
+        if payload["contentType"] != "text":
+            if "crashes_on_files" in faults:
+                return "Internal Server Error", 500
+            text = "I can only read text."
+        else:
+            text = f"You said: {payload['value']}"
+        return envelope(id_conversation, body["idOperator"], [
+            {"type": "await", "duration": {"unit": "millis", "value": 800}},
+            {"type": "message", "payload": {"contentType": "text", "value": text},
+             "quickReplies": [{"contentType": "text/quick-reply", "value": "Thanks", "idQuickReply": "q1"}]},
+        ])
+
+    @app.get("/healthcheck")
+    def health():
+        return "ok"
+
+    return app
