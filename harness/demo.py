@@ -12,7 +12,7 @@ import sys
 import textwrap
 import uuid
 
-from . import render
+from . import render, wire
 from .client import BotClient, BotError, echo_of, visitor_text
 from .embedded import BotProcessError, EmbeddedBot
 
@@ -82,13 +82,29 @@ def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None
         answer = client.send_message(id_conversation, OPERATOR, visitor_text(text))
         for reply in answer["replies"]:
             show.line("bot", render.reply(_named_rule(reply)))
-        posted = [r for r in answer["replies"] if r["type"] == "message"]
+        posted = shown_at_once(answer["replies"])
         echoed = [client.send_message(id_conversation, OPERATOR, echo_of(r))["replies"] for r in posted]
         if posted:
-            show.line("iAdvize", f"echoes the bot's {len(posted)} message(s) back, author operator: "
-                                 f"the bot answers {' '.join(map(str, echoed))} (the echo rule)")
+            show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot, author "
+                                 f"operator: the bot answers {' '.join(map(str, echoed))} (the echo rule)")
     show.title("done: the transfer goes to 'Customer service'; if nobody takes it in 30 s, "
                "the apology and close run")
+
+
+def shown_at_once(replies: list[dict]) -> list[dict]:
+    """The messages iAdvize shows before the visitor's next message in this demo.
+
+    It stops at a long await (the visitor writes before it ends, which cancels the rest)
+    and at a transfer (what follows depends on whether a human takes the conversation).
+    """
+    shown = []
+    for reply in replies:
+        if reply["type"] == "transfer" or (
+                reply["type"] == "await" and wire.seconds(reply["duration"]) >= 60):
+            break
+        if reply["type"] == "message":
+            shown.append(reply)
+    return shown
 
 
 def _named_rule(reply: dict) -> dict:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,11 +64,22 @@ class EmbeddedBot:
                     if not line:
                         break
                     if " on http" in line:
+                        self._drain_stdout()
                         return line.split(" on ", 1)[1].split()[0]
                 if self.process.poll() is not None:
                     break
         self.stop()
         raise BotProcessError(f"the reference bot did not start:\n{self.log_tail()}")
+
+    def _drain_stdout(self) -> None:
+        # Whatever the server prints later goes to the log: a pipe nobody reads would block it once full.
+        def copy(stream, path):
+            with open(path, "ab") as log:
+                for line in iter(stream.readline, b""):
+                    log.write(line)
+                    log.flush()
+
+        threading.Thread(target=copy, args=(self.process.stdout, self.log_path), daemon=True).start()
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + START_SECONDS
@@ -102,8 +114,6 @@ class EmbeddedBot:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self.process and self.process.stdout:
-            self.process.stdout.close()
 
     def close(self) -> None:
         self.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -44,8 +45,13 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(host: str, port: int, database: str | None, scenarios: str | None, secret: str | None,
           workers: int, threads: int = 4) -> int:
-    from reference_bot.config import ConfigError, from_environment
+    from flask import Flask
+
+    from reference_bot import NO_SECRET_WARNING
+    from reference_bot.config import ConfigError, defaults, from_environment
+    from reference_bot.logs import configure
     from reference_bot.scenario import ScenarioError, load_directory
+    from reference_bot.store import Store
 
     # The bot reads its settings from the environment in each worker.
     for variable, value in (("REFERENCE_BOT_DATABASE", database), ("REFERENCE_BOT_SCENARIOS", scenarios),
@@ -53,12 +59,19 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
         if value:
             os.environ[variable] = os.path.abspath(value) if variable != "IADVIZE_SECRET" else value
     try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
-        settings = from_environment()
-        if "SCENARIOS_DIR" in settings:
-            load_directory(settings["SCENARIOS_DIR"])
+        settings = {**defaults(Flask("reference_bot").instance_path), **from_environment()}
+        load_directory(settings["SCENARIOS_DIR"])
+        Store(settings["DATABASE"])  # creates the file and its tables once, before the workers share it
     except (ConfigError, ScenarioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as error:
+        print(f"error: cannot use the database {settings['DATABASE']}: {error}", file=sys.stderr)
+        return 2
+    os.environ["REFERENCE_BOT_DATABASE"] = os.path.abspath(settings["DATABASE"])
+    if not settings["IADVIZE_SECRET"]:  # once here, rather than once per worker
+        configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)
+        os.environ["REFERENCE_BOT_WARN_WITHOUT_SECRET"] = "0"
     try:
         sock = listen(host, port)
     except OSError as error:

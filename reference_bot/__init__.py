@@ -20,6 +20,8 @@ from .store import Store
 
 __all__ = ["ScenarioError", "create_app"]
 
+NO_SECRET_WARNING = "no IADVIZE_SECRET configured: X-iAdvize-Signature is NOT checked"
+
 
 def create_app(settings: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
@@ -56,8 +58,8 @@ def create_app(settings: dict | None = None) -> Flask:
     def healthcheck():
         return jsonify(status="ok", scenarios=len(scenarios))
 
-    if not app.config["IADVIZE_SECRET"]:
-        log.warning("no IADVIZE_SECRET configured: X-iAdvize-Signature is NOT checked")
+    if not app.config["IADVIZE_SECRET"] and app.config["WARN_WITHOUT_SECRET"]:
+        log.warning(NO_SECRET_WARNING)
     logging.getLogger("reference_bot").info(
         "reference bot ready", extra={"path": app.config["DATABASE"]})
     return app

@@ -18,8 +18,10 @@ ENVIRONMENT = {
     "IADVIZE_USERNAME": "IADVIZE_USERNAME",
     "IADVIZE_PASSWORD": "IADVIZE_PASSWORD",
     "LOG_LEVEL": "REFERENCE_BOT_LOG_LEVEL",
+    "WARN_WITHOUT_SECRET": "REFERENCE_BOT_WARN_WITHOUT_SECRET",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH"}
+BOOLEANS = {"WARN_WITHOUT_SECRET"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -36,6 +38,7 @@ def defaults(instance_path: str) -> dict:
         "OUTBOX_POLL_SECONDS": 0.5,
         "DIALOGUE": None,  # a replacement for reference_bot.dialogue.answer
         "LOG_LEVEL": "INFO",
+        "WARN_WITHOUT_SECRET": True,  # `serve` warns once itself and turns this off in its workers
     }
 
 
@@ -52,5 +55,7 @@ def from_environment(environ=os.environ) -> dict:
                 if not value.strip().isdigit():
                     raise ConfigError(f"{variable} must be a whole number, got {value!r}")
                 value = int(value)
+            elif key in BOOLEANS:
+                value = value.strip().lower() not in ("0", "false", "no", "off")
             found[key] = value
     return found

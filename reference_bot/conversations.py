@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, g, jsonify
 
-from .dialogue import Turn
-from .errors import json_body
+from harness import wire
+
+from .dialogue import Answer, Turn
+from .errors import ApiError, json_body
 from .runtime import Runtime, now, runtime
-from .scenario import greeting
+from .scenario import MAX_MESSAGE_CHARS, greeting
 from .store import Conversation, Store
 
 blueprint = Blueprint("conversations", __name__)
+log = logging.getLogger("reference_bot")
 
 
 @blueprint.get("/bots/<id_operator>/conversation-first-messages")
@@ -49,36 +54,76 @@ def receive_message(id_conversation: str):
     bot = runtime()
     operator = bot.operator(body["idOperator"])
     message = body["message"]
-
     if message["author"]["role"] == "operator":
-        # The echo rule: iAdvize posts back every message the bot (or, after a transfer, a
-        # human) sent. Answering anything here makes the bot talk to itself forever.
-        conversation = Store.conversation(bot.store.connection, id_conversation)
-        return envelope(conversation or _unknown(id_conversation, operator.id_operator), [])
-
+        return envelope(_echo(bot, id_conversation, operator, message), [])
     scenario = bot.scenario_of(operator)
-    with bot.store.transaction() as tx:
-        stamp = now()
-        # Unknown conversation (its start was never received): start it rather than leave the visitor unanswered.
-        conversation = Store.start_conversation(tx, id_conversation, operator.id_operator, stamp)
-        replies = Store.answered(tx, id_conversation, message["idMessage"])
-        if replies is None:  # not a retry of a message already answered
-            replies = _answer(bot, tx, Turn(operator, scenario, conversation, message), stamp)
+    for _ in range(ANSWER_ATTEMPTS):
+        with bot.store.transaction() as tx:
+            # Unknown conversation (its start was never received): start it rather than leave the visitor alone.
+            conversation = Store.start_conversation(tx, id_conversation, operator.id_operator, now())
+            replies = Store.answered(tx, id_conversation, message["idMessage"])
+        if replies is not None:  # iAdvize retrying a message already answered: the same answer again
+            return envelope(conversation, replies)
+        # The brain runs outside any transaction: a slow NLU or LLM holds no lock on other conversations.
+        answer = _answer(bot, Turn(operator, scenario, conversation, message))
+        with bot.store.transaction() as tx:
+            replies = Store.answered(tx, id_conversation, message["idMessage"])
+            if replies is None:
+                if not Store.move_conversation(tx, conversation, answer.state, now()):
+                    continue  # another message moved the conversation meanwhile: answer from where it is now
+                replies = _record(bot, tx, conversation, message, answer)
             conversation = Store.conversation(tx, id_conversation)
-    return envelope(conversation, replies)
+        return envelope(conversation, replies)
+    raise ApiError(503, "conversation busy", "too many messages at once in this conversation; retry")
 
 
-def _answer(bot: Runtime, tx, turn: Turn, stamp: str) -> list[dict]:
+ANSWER_ATTEMPTS = 5
+
+
+def _answer(bot: Runtime, turn: Turn) -> Answer:
+    if turn.conversation.handed_over:
+        return Answer([], turn.conversation.state)  # a human has the conversation: the bot keeps quiet
     answer = bot.dialogue(turn)
+    found = wire.problems("first-messages.response", {"replies": [*answer.replies, *answer.proactive]})
+    if found or not (answer.state is None or isinstance(answer.state, str)):
+        # A bug in the dialogue function: say exactly what, in the log, rather than send it to iAdvize.
+        raise TypeError("the dialogue answered what the API cannot carry: "
+                        + "; ".join(map(str, found[:5])) if found else f"state {answer.state!r} is not a string")
+    for reply in answer.replies:
+        value = reply.get("payload", {}).get("value")
+        if isinstance(value, str) and len(value) > MAX_MESSAGE_CHARS:
+            log.warning("a message of %d characters will be cut by iAdvize at %d", len(value), MAX_MESSAGE_CHARS,
+                        extra={"idConversation": turn.conversation.id_conversation})
+    return answer
+
+
+def _record(bot: Runtime, tx, conversation: Conversation, message: dict, answer: Answer) -> list[dict]:
+    """Store what was answered (for retries) and queue the slow part; returns the HTTP replies."""
     replies = list(answer.replies)
     if answer.proactive and bot.outbox is not None:
         texts = [r["payload"]["value"] for r in answer.proactive if r["type"] == "message"]
-        Store.enqueue(tx, turn.conversation.id_conversation, turn.operator.id_operator, texts)
+        Store.enqueue(tx, conversation.id_conversation, conversation.id_operator, texts)
     else:  # no iAdvize API credentials: deliver it late in the HTTP answer rather than never
         replies += answer.proactive
-    Store.move_conversation(tx, turn.conversation.id_conversation, answer.state, stamp)
-    Store.remember(tx, turn.conversation.id_conversation, turn.message["idMessage"], replies)
+    Store.remember(tx, conversation.id_conversation, message["idMessage"], replies)
     return replies
+
+
+def _echo(bot: Runtime, id_conversation: str, operator, message: dict) -> Conversation:
+    """Note a human taking over; never answer. The echo rule: answering makes the bot talk to itself."""
+    conversation = Store.conversation(bot.store.connection, id_conversation)
+    if conversation is None:
+        return _unknown(id_conversation, operator.id_operator)
+    payload = message["payload"]
+    if not conversation.handed_over and payload.get("contentType") == "text":
+        with bot.store.transaction() as tx:
+            texts, transferred = Store.sent(tx, id_conversation)
+            # After a transfer, an operator message the bot never wrote is a human's.
+            if transferred and payload.get("value") not in texts:
+                Store.hand_over(tx, id_conversation, now())
+                log.info("a human took the conversation over", extra={"idConversation": id_conversation})
+            conversation = Store.conversation(tx, id_conversation)
+    return conversation
 
 
 def _unknown(id_conversation: str, id_operator: str) -> Conversation:

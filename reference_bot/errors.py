@@ -45,6 +45,12 @@ def json_body(body_name: str) -> dict:
         raise ApiError(400, "invalid JSON", f"{error.msg} at line {error.lineno}, column {error.colno}") from None
     except RecursionError:
         raise ApiError(400, "invalid JSON", "the body is nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of thousands of digits
+        raise ApiError(400, "invalid JSON", str(error).split(";")[0]) from None
+    try:  # "\ud800" parses, but no UTF-8 text (nor SQLite) can hold a lone surrogate
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid JSON", "the body contains a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
     try:
         wire.validate(body_name, document)
     except wire.WireError as error:
@@ -68,8 +74,7 @@ def register(app: Flask) -> None:
         }.get(error.code, error.description or "")
         return error_response(error.code or 500, (error.name or "error").lower(), detail)
 
-    @app.errorhandler(sqlite3.OperationalError)
-    @app.errorhandler(sqlite3.DatabaseError)
+    @app.errorhandler(sqlite3.OperationalError)  # locked, read-only, disk full: conditions that pass
     def storage_error(error):
         log.error("storage unavailable: %s", error, extra={"request_id": g.get("request_id")})
         return error_response(503, "storage unavailable", "the bot cannot reach its database; retry later")

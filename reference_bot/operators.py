@@ -26,14 +26,24 @@ class OperatorDirectory:
             threading.Thread(target=self._refresh_forever, name="operators", daemon=True).start()
 
     def get(self, id_operator: str) -> Operator | None:
-        return self._operators.get(id_operator)
+        operator = self._operators.get(id_operator)
+        if operator is None:  # saved by another worker since the last refresh? one indexed read to know
+            operator = self.store.operator(id_operator)
+            if operator is not None:
+                self.put(operator)
+        return operator
 
     def put(self, operator: Operator) -> None:
         # Replace the whole dict rather than mutate it: readers in other threads never see a partial update.
         self._operators = {**self._operators, operator.id_operator: operator}
 
     def refresh(self) -> None:
-        self._operators = self.store.operators()
+        fresh = self.store.operators()
+        # A put() that landed while the snapshot was read is newer than the snapshot: keep it.
+        for id_operator, known in self._operators.items():
+            if id_operator not in fresh or fresh[id_operator].updated_at < known.updated_at:
+                fresh[id_operator] = known
+        self._operators = fresh
 
     def stop(self) -> None:
         self._stop.set()

@@ -79,9 +79,12 @@ class GraphQLClient:
             if response.status_code != 200:
                 raise ProactiveError(f"token request answered {response.status_code}",
                                      retryable=response.status_code >= 500 or response.status_code == 429)
-            body = response.json()
-            self._token = body["access_token"]
-            self._expires_at = self.clock() + float(body.get("expires_in", TOKEN_LIFETIME)) - 60
+            try:
+                body = response.json()
+                token, lifetime = body["access_token"], float(body.get("expires_in", TOKEN_LIFETIME))
+            except (ValueError, KeyError, TypeError):
+                raise ProactiveError("the token response has no access_token or a bad expires_in") from None
+            self._token, self._expires_at = token, self.clock() + lifetime - 60
             return self._token
 
     def send_text(self, id_operator: str, conversation_id: str, text: str) -> None:
@@ -105,7 +108,12 @@ class GraphQLClient:
         if response.status_code != 200:
             raise ProactiveError(f"GraphQL answered {response.status_code}",
                                  retryable=response.status_code >= 500 or response.status_code == 429)
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProactiveError("GraphQL answered something that is not JSON") from None
+        if not isinstance(body, dict):
+            raise ProactiveError("GraphQL answered an unexpected body")
         if body.get("errors"):
             raise ProactiveError(f"GraphQL errors: {body['errors']}", retryable=False)
         user_errors = ((body.get("data") or {}).get("chatbotMessageSend") or {}).get("userErrors") or []
@@ -132,14 +140,15 @@ class OutboxWorker:
                 self.client.send_text(message.id_operator, message.id_conversation, message.text)
             except ProactiveError as error:
                 give_up = not error.retryable or message.attempts + 1 >= self.max_attempts
-                delay = 10 * 365 * 86400 if give_up else min(2 ** message.attempts, self.max_backoff)
+                delay = min(2 ** message.attempts, self.max_backoff)
                 log.warning("proactive message %s not sent (%s)%s", message.id, error,
                             ": giving up" if give_up else f": retry in {delay:g} s",
                             extra={"idConversation": message.id_conversation})
+                if give_up:  # the conversation's later messages may go now
+                    self.store.give_up(message.id, str(error))
+                    continue
                 self.store.retry_later(message.id, delay, str(error))
-                if not give_up:
-                    break  # iAdvize is unwell: leave the rest for the next round
-                continue
+                break  # iAdvize is unwell: leave the rest for the next round
             self.store.mark_sent(message.id)
             sent += 1
         return sent

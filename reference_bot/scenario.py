@@ -29,7 +29,6 @@ DEFAULT_HOLDING = "One moment please, I'm looking that up."
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|millis|s|sec|seconds?|min|minutes?)\s*$")
 _UNITS = {"ms": "millis", "millis": "millis", "s": "seconds", "sec": "seconds", "second": "seconds",
           "seconds": "seconds", "min": "minutes", "minute": "minutes", "minutes": "minutes"}
-_SECONDS = {"millis": 0.001, "seconds": 1, "minutes": 60}
 
 
 class ScenarioError(ValueError):
@@ -85,7 +84,7 @@ class Scenario:
 class Step:
     """What the scenario does with one visitor message."""
 
-    state: str  # the state the conversation is in afterwards
+    state: str | None  # the state the conversation is in afterwards (None: not started)
     replies: list[dict]  # wire replies, transfer rules still symbolic (see resolve_transfers)
     deferred: list[dict] = field(default_factory=list)  # replies too slow for the HTTP budget
 
@@ -94,10 +93,15 @@ class Step:
 
 
 def step(scenario: Scenario, state: str | None, payload: dict) -> Step:
-    """Advance ``scenario`` from ``state`` (None: nothing said yet) on one visitor payload."""
-    current = scenario.states[state] if state else None
+    """Advance ``scenario`` from ``state`` (None: nothing said yet) on one visitor payload.
+
+    A state the scenario no longer has (the file was edited, or the operator moved to
+    another scenario) counts as nothing said yet: the conversation starts over.
+    """
+    current = scenario.states.get(state) if state else None
     if payload.get("contentType") != "text":
-        return Step(state or scenario.start, list(scenario.non_text))
+        # Answered politely; the scenario itself has not started until the visitor writes.
+        return Step(current.name if current else None, list(scenario.non_text))
     text = str(payload.get("value", ""))
     own = current.transitions if current else scenario.states[scenario.start].transitions
     for transition in (*own, *scenario.anywhere):
@@ -219,15 +223,19 @@ class _Parser:
         if availability not in AVAILABILITY:
             self.fail("availability", f"must be one of {', '.join(AVAILABILITY)}, got {availability!r}")
         greeting = self.replies(data.get("greeting", []), "greeting")
-        if any(r["type"] != "message" for r in greeting):
-            self.fail("greeting", "only text, payload and await replies are shown before the conversation")
+        if any(r["type"] in ("transfer", "close") for r in greeting):
+            self.fail("greeting", "a greeting cannot transfer or close: there is no conversation yet")
+        editor_url = data.get("editorUrl")
+        if editor_url is not None and not (isinstance(editor_url, str) and editor_url.startswith(("http://",
+                                                                                                  "https://"))):
+            self.fail("editorUrl", f"must be an http(s) URL, got {editor_url!r}")
         return Scenario(
             id_bot=self.string(data["idBot"], "idBot"),
             name=self.string(data["name"], "name"),
-            description=str(data.get("description", "")),
-            editor_url=data.get("editorUrl"),
+            description=str(data.get("description") or ""),
+            editor_url=editor_url,
             availability=availability,
-            greeting=tuple(r for r in greeting if r["type"] == "message"),
+            greeting=tuple(r for r in greeting if r["type"] == "message"),  # iAdvize ignores the others
             start=start,
             states={n: self.state(n, s, names) for n, s in states_data.items()},
             anywhere=self.transitions(data.get("anywhere", []), "anywhere", names),
@@ -319,7 +327,7 @@ class _Parser:
             reply = {"type": "transfer", "distributionRule": self.string(spec["rule"], f"{where}.transfer.rule")}
             if "timeout" in spec:
                 timeout = self.duration(spec["timeout"], f"{where}.transfer.timeout")
-                seconds = timeout_seconds(timeout)
+                seconds = wire.seconds(timeout)
                 low, high = TRANSFER_TIMEOUT_RANGE
                 if not low <= seconds <= high:
                     self.fail(f"{where}.transfer.timeout",
@@ -358,5 +366,3 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def timeout_seconds(duration: dict) -> float:
-    return duration["value"] * _SECONDS[duration["unit"]]

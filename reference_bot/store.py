@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS conversations (
     id_operator     TEXT NOT NULL,
     state           TEXT,                -- scenario state; NULL until the first visitor message
     created_at      TEXT NOT NULL,
-    updated_at      TEXT NOT NULL
+    updated_at      TEXT NOT NULL,
+    version         INTEGER NOT NULL DEFAULT 0,  -- +1 per answer: two answers never both apply
+    handed_over     INTEGER NOT NULL DEFAULT 0   -- a human took over after a transfer: the bot is quiet
 );
 CREATE TABLE IF NOT EXISTS messages (
     id_conversation TEXT NOT NULL,
@@ -46,10 +48,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     due_at          REAL NOT NULL,       -- unix time of the next attempt
     claimed_until   REAL,                -- a worker is sending it until then
     sent_at         REAL,
+    failed_at       REAL,                -- given up: no longer holds back the conversation's later messages
     last_error      TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, due_at);
 """
+# Columns added since the first release: (table, column, definition), added to older files at start-up.
+MIGRATIONS = (
+    ("conversations", "version", "INTEGER NOT NULL DEFAULT 0"),
+    ("conversations", "handed_over", "INTEGER NOT NULL DEFAULT 0"),
+    ("outbox", "failed_at", "REAL"),
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,8 @@ class Conversation:
     state: str | None
     created_at: str
     updated_at: str
+    version: int = 0
+    handed_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,9 +105,25 @@ class Store:
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                self._initialise()
+                return
+            except sqlite3.OperationalError as error:
+                # Switching a new file to WAL ignores the busy timeout: workers starting
+                # together may find it locked for a moment.
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _initialise(self) -> None:
         with closing(self._connect()) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.executescript(SCHEMA)
+            for table, column, definition in MIGRATIONS:
+                if column not in {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}:
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
@@ -163,9 +190,31 @@ class Store:
         return Store.conversation(tx, id_conversation)
 
     @staticmethod
-    def move_conversation(tx, id_conversation: str, state: str, now: str) -> None:
-        tx.execute("UPDATE conversations SET state = ?, updated_at = ? WHERE id_conversation = ?",
-                   (state, now, id_conversation))
+    def move_conversation(tx, conversation: Conversation, state: str | None, now: str) -> bool:
+        """Move to ``state`` unless another answer moved the conversation since it was read."""
+        moved = tx.execute(
+            "UPDATE conversations SET state = ?, updated_at = ?, version = version + 1 "
+            "WHERE id_conversation = ? AND version = ?",
+            (state, now, conversation.id_conversation, conversation.version))
+        return moved.rowcount == 1
+
+    @staticmethod
+    def hand_over(tx, id_conversation: str, now: str) -> None:
+        tx.execute("UPDATE conversations SET handed_over = 1, updated_at = ? WHERE id_conversation = ?",
+                   (now, id_conversation))
+
+    @staticmethod
+    def sent(tx, id_conversation: str) -> tuple[set[str], bool]:
+        """The texts the bot posted in this conversation, and whether it asked for a transfer."""
+        texts, transferred = set(), False
+        for row in tx.execute("SELECT replies FROM messages WHERE id_conversation = ?", (id_conversation,)):
+            for reply in json.loads(row["replies"]):
+                transferred = transferred or reply.get("type") == "transfer"
+                if reply.get("type") == "message" and reply["payload"].get("contentType") == "text":
+                    texts.add(reply["payload"]["value"])
+        texts.update(r["text"] for r in tx.execute("SELECT text FROM outbox WHERE id_conversation = ?",
+                                                   (id_conversation,)))
+        return texts, transferred
 
     @staticmethod
     def answered(tx, id_conversation: str, id_message: str) -> list[dict] | None:
@@ -190,10 +239,10 @@ class Store:
         now = time.time()
         with self.transaction() as tx:
             row = tx.execute(
-                "SELECT * FROM outbox AS o WHERE sent_at IS NULL AND due_at <= ? "
+                "SELECT * FROM outbox AS o WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= ? "
                 "AND (claimed_until IS NULL OR claimed_until < ?) "
                 "AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.id_conversation = o.id_conversation "
-                "                AND p.sent_at IS NULL AND p.id < o.id) "
+                "                AND p.sent_at IS NULL AND p.failed_at IS NULL AND p.id < o.id) "
                 "ORDER BY id LIMIT 1",
                 (now, now),
             ).fetchone()
@@ -210,6 +259,11 @@ class Store:
         with self.transaction() as tx:
             tx.execute("UPDATE outbox SET attempts = attempts + 1, due_at = ?, claimed_until = NULL, "
                        "last_error = ? WHERE id = ?", (time.time() + delay, error[:500], message_id))
+
+    def give_up(self, message_id: int, error: str) -> None:
+        with self.transaction() as tx:
+            tx.execute("UPDATE outbox SET attempts = attempts + 1, failed_at = ?, claimed_until = NULL, "
+                       "last_error = ? WHERE id = ?", (time.time(), error[:500], message_id))
 
     def outbox(self) -> list[dict]:
         return [dict(r) for r in self.connection.execute("SELECT * FROM outbox ORDER BY id")]

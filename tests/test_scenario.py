@@ -10,9 +10,10 @@ import textwrap
 
 import pytest
 
+from harness.wire import seconds as timeout_seconds
 from reference_bot import ScenarioError, create_app
 from reference_bot.config import SCENARIOS_DIR
-from reference_bot.scenario import load_directory, load_file, parse, resolve_transfers, step, timeout_seconds
+from reference_bot.scenario import load_directory, load_file, parse, resolve_transfers, step
 
 from .conftest import ROOT, RULES, bot_settings, save_operator
 

@@ -110,3 +110,15 @@ def test_validate_raises_with_the_first_problem_as_field():
 ])
 def test_reply_problems_point_inside_the_reply(reply, field):
     assert [p.field for p in wire.reply_problems(reply)][:1] == [field]
+
+
+def test_a_visitor_file_of_any_mime_type_is_taken_but_a_reply_file_must_be_one_iadvize_shows():
+    webp = {"contentType": "file", "fileName": "a.webp", "mimeType": "image/webp", "url": "https://x.example/a.webp"}
+    assert wire.problems("message.request", message_request(payload=webp)) == []
+    assert wire.reply_problems({"type": "message", "payload": webp}) == [wire.Problem(
+        "payload.mimeType", 'must be one of image/gif, image/png, image/jpeg, application/pdf; got "image/webp"')]
+
+
+def test_a_visitor_text_must_still_carry_its_value():
+    assert wire.problems("message.request", message_request(payload={"contentType": "text"})) == [
+        wire.Problem("message.payload.value", "is required")]

@@ -138,6 +138,14 @@ def validate(name: str, document) -> None:
         raise WireError(name, found)
 
 
+_UNIT_SECONDS = {"millis": 0.001, "seconds": 1, "minutes": 60}
+
+
+def seconds(duration: dict) -> float:
+    """A wire ``Duration`` (``{"unit": "seconds", "value": 30}``) in seconds."""
+    return duration["value"] * _UNIT_SECONDS[duration["unit"]]
+
+
 def reply_problems(reply) -> list[Problem]:
     """Problems of a single reply object (used to validate scenario files)."""
     found = problems("first-messages.response", {"replies": [reply]})

@@ -105,8 +105,8 @@ DEFINITIONS: dict[str, dict] = {
         mimeType={"enum": list(FILE_MIME_TYPES)},
         url=_NON_EMPTY,
     ),
-    # Any payload: a known contentType must carry that type's fields. An unknown
-    # contentType is tolerated here (a visitor may send one); replies narrow it below.
+    # A payload as a bot may send it: a known contentType must carry that type's fields;
+    # replies (ReplyPayload) also refuse unknown content types.
     "Payload": {
         **_object(("contentType",), contentType=_NON_EMPTY),
         "allOf": [
@@ -119,6 +119,12 @@ DEFINITIONS: dict[str, dict] = {
         ],
     },
     "ReplyPayload": {"allOf": [_ref("Payload"), _object(contentType={"enum": list(PAYLOAD_TYPES)})]},
+    # A payload as iAdvize posts it to the bot. Visitors send text, but also files of any
+    # MIME type and content types not listed here: a bot must take them, not refuse them.
+    "MessagePayload": {
+        **_object(("contentType",), contentType=_NON_EMPTY),
+        "allOf": [_when("contentType", "text", _ref("TextPayload"))],
+    },
     "QuickReply": _object(
         ("contentType", "value"),
         contentType={"const": "text/quick-reply"},
@@ -149,7 +155,7 @@ DEFINITIONS: dict[str, dict] = {
         ("idMessage", "author", "payload", "createdAt"),
         idMessage=_NON_EMPTY,
         author=_object(("role",), role={"enum": list(AUTHOR_ROLES)}),
-        payload=_ref("Payload"),
+        payload=_ref("MessagePayload"),
         createdAt=_ref("DateTime"),
     ),
     "DistributionRule": _object(("id", "label"), id=_NON_EMPTY, label=_STRING),
