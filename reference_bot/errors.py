@@ -50,7 +50,8 @@ def json_body(body_name: str) -> dict:
     try:  # "\ud800" parses, but no UTF-8 text (nor SQLite) can hold a lone surrogate
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(400, "invalid JSON", "the body contains a lone UTF-16 surrogate (\\ud800-\\udfff)") from None
+        raise ApiError(400, "invalid JSON",
+                       "the body contains an invalid character (a lone UTF-16 surrogate)") from None
     try:
         wire.validate(body_name, document)
     except wire.WireError as error:

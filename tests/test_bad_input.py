@@ -137,3 +137,24 @@ def test_first_messages_and_availability_need_no_database(app, client, monkeypat
     first = client.get(f"/bots/{OPERATOR}/conversation-first-messages")
     assert first.status_code == 200 and first.get_json()["replies"]
     assert client.get(f"/availability-strategies?idOperator={OPERATOR}").status_code == 200
+
+
+def test_an_integer_too_long_to_read_is_a_400(client):
+    body = error_of(client.post(MESSAGES, data='{"idOperator": ' + "9" * 5000 + "}",
+                                content_type="application/json"), 400)
+    assert body["error"] == "invalid JSON" and "4300 digits" in body["detail"]
+
+
+def test_a_lone_surrogate_is_a_400_not_a_storage_crash(client):
+    raw = '{"idOperator": "ha-101", "message": {"idMessage": "\\ud800", "author": {"role": "visitor"}, ' \
+          '"payload": {"contentType": "text", "value": "Hi"}, "createdAt": "2026-11-24T10:00:00Z"}}'
+    body = error_of(client.post(MESSAGES, data=raw, content_type="application/json"), 400)
+    assert body["detail"] == "the body contains an invalid character (a lone UTF-16 surrogate)"
+
+
+def test_a_programming_error_in_storage_is_a_500_not_a_retry_later(app, client, monkeypatch):
+    def broken(self):
+        raise sqlite3.ProgrammingError("Error binding parameter 1: type 'dict' is not supported")
+
+    monkeypatch.setattr(Store, "transaction", broken)
+    assert error_of(post_message(client, "c1", visitor("Hi")), 500)["error"] == "internal error"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from .conftest import OPERATOR, RULES, assert_fits, post_message, save_operator, texts, visitor
@@ -53,7 +55,6 @@ def test_put_creates_then_updates_an_operator_and_get_reads_it(client):
     updated = save_operator(client, id_bot="hello", rules=RULES[:1], name="Renamed")
     assert updated["external"]["idBot"] == "hello" and updated["name"] == "Renamed"
     assert updated["createdAt"] == created["createdAt"]
-    assert updated["updatedAt"] >= created["updatedAt"]
 
     read = client.get(f"/bots/{OPERATOR}")
     assert read.status_code == 200
@@ -249,3 +250,68 @@ def test_the_dialogue_function_can_be_replaced(make_bot):
     assert texts(say(client, "bonjour")["replies"]) == ["You said: bonjour"]
     echo = post_message(client, CONVERSATION, visitor("You said: bonjour", "e9", role="operator"))
     assert echo.get_json()["replies"] == []  # the echo rule holds whatever the brain
+
+
+def test_a_conversation_whose_state_is_gone_starts_over(client):
+    save_operator(client)
+    start(client)
+    say(client, "Track my order")  # in ask_order_number
+    save_operator(client, id_bot="hello")  # the admin moved the operator to a scenario without that state
+    assert texts(say(client, "123456")["replies"])[0].startswith("Hello! I'm a minimal demo bot")
+
+
+def test_a_visitor_file_of_any_type_gets_the_polite_answer(client):
+    save_operator(client)
+    webp = {"contentType": "file", "fileName": "a.webp", "mimeType": "image/webp", "url": "https://x.example/a.webp"}
+    response = post_message(client, CONVERSATION, visitor("", "w1", payload=webp))
+    assert response.status_code == 200 and "I can only read text" in texts(response.get_json()["replies"])[0]
+
+
+def test_a_file_before_any_text_does_not_skip_the_menu(client):
+    save_operator(client)
+    file = {"contentType": "file", "fileName": "a.png", "mimeType": "image/png", "url": "https://x.example/a.png"}
+    post_message(client, CONVERSATION, visitor("", "f0", payload=file))
+    assert texts(say(client, "Hi", id_message="f1")["replies"])[0] == "What can I do for you?"
+
+
+def echo(client, text_value, id_message):
+    response = post_message(client, CONVERSATION, visitor(text_value, id_message, role="operator"))
+    assert response.status_code == 200 and response.get_json()["replies"] == []
+
+
+def test_after_a_transfer_a_human_s_message_makes_the_bot_keep_quiet(client):
+    save_operator(client)
+    start(client)
+    replies = say(client, "I want to talk to a person", id_message="t1")["replies"]
+    echo(client, texts(replies)[0], "e1")  # the bot's own message, posted back
+    assert texts(say(client, "hello?", id_message="t2")["replies"])  # still the bot's conversation
+    echo(client, "Hi, I'm Paul from customer service. How can I help?", "e2")  # not the bot's: a human
+    assert say(client, "My parcel is late, agent", id_message="t3")["replies"] == []
+
+
+def test_without_a_transfer_an_unknown_operator_message_changes_nothing(client):
+    save_operator(client)
+    start(client)
+    say(client, "Hi", id_message="u1")
+    echo(client, "something the bot never said", "e3")
+    assert texts(say(client, "Today's offers", id_message="u2")["replies"])[0] == "Here are today's offers:"
+
+
+def test_an_updated_at_moves_on_with_each_answer(client):
+    save_operator(client)
+    first = start(client)
+    time.sleep(0.005)
+    assert say(client, "Hi")["updatedAt"] > first["updatedAt"]
+
+
+def test_a_dialogue_answering_what_the_api_cannot_carry_is_a_logged_500(make_bot, bot_log):
+    from reference_bot.dialogue import Answer
+
+    def sloppy(turn):
+        return Answer([{"type": "message", "payload": {"contentType": "text"}}], state="x")
+
+    client = make_bot(DIALOGUE=sloppy).test_client()
+    save_operator(client)
+    assert post_message(client, CONVERSATION, visitor("Hi")).status_code == 500
+    assert "the dialogue answered what the API cannot carry: replies[0].payload.value: is required" in \
+        bot_log.getvalue()

@@ -162,3 +162,27 @@ def test_the_outbox_sends_in_order_retries_with_backoff_and_sends_each_message_o
 def test_without_credentials_a_slow_answer_is_given_inline(make_bot):
     replies = ask_order_status(make_bot().test_client())
     assert texts(replies)[1].startswith("Found it")
+
+
+@responses.activate
+def test_a_message_given_up_on_no_longer_holds_back_the_next_one(bot):
+    ask_order_status(bot.test_client())
+    runtime = bot.extensions["reference_bot"]
+    responses.add(token_reply())
+    responses.add(responses.POST, GRAPHQL_URL, json={"errors": [{"message": "conversation closed"}]})
+    responses.add(responses.POST, GRAPHQL_URL, json=SENT_OK)
+    assert runtime.outbox.deliver_due() == 1
+    first, second = runtime.store.outbox()
+    assert first["failed_at"] is not None and first["sent_at"] is None and "conversation closed" in first["last_error"]
+    assert second["sent_at"] is not None
+
+
+@responses.activate
+def test_a_token_response_without_a_token_is_retried_with_backoff(bot):
+    ask_order_status(bot.test_client())
+    runtime = bot.extensions["reference_bot"]
+    responses.add(responses.POST, TOKEN_URL, json={"unexpected": True})
+    assert runtime.outbox.deliver_due() == 0
+    first = runtime.store.outbox()[0]
+    assert first["attempts"] == 1 and first["claimed_until"] is None and first["failed_at"] is None
+    assert first["last_error"] == "the token response has no access_token or a bad expires_in"

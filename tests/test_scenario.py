@@ -251,3 +251,22 @@ def test_an_operator_whose_scenario_file_was_removed_gets_a_409_that_says_what_t
     assert response.status_code == 409
     assert response.get_json()["detail"].endswith("PUT the operator with another external.idBot")
     assert client.get("/bots/ha-101").get_json()["external"]["idBot"] == "tiny"  # still readable to fix it
+
+
+def test_a_greeting_may_wait_between_messages_but_only_messages_are_sent(tmp_path):
+    scenario = load_file(write(tmp_path, MINIMAL + 'greeting: [{text: "Hi"}, {await: 1s}, {text: "Ask me"}]\n'))
+    assert [r["payload"]["value"] for r in scenario.greeting] == ["Hi", "Ask me"]
+
+
+def test_an_editor_url_must_be_a_url_and_an_empty_description_is_empty(tmp_path):
+    assert load_error(tmp_path, MINIMAL + "editorUrl: 123\n").where == "editorUrl"
+    assert load_file(write(tmp_path, MINIMAL + "description:\n")).description == ""
+
+
+def test_a_state_the_scenario_no_longer_has_starts_it_over():
+    assert step(ORDERS, "deleted_state", TEXT("Hi")).state == "menu"
+
+
+def test_a_non_text_first_message_does_not_start_the_scenario():
+    result = step(ORDERS, None, {"contentType": "file", "fileName": "a", "mimeType": "image/png", "url": "u"})
+    assert result.state is None and "only read text" in result.replies[0]["payload"]["value"]
