@@ -1,0 +1,62 @@
+"""Several deliveries at once, over real HTTP: conversations never wait on each other's brain,
+and two messages of one conversation are applied one after the other."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from harness.client import BotClient, visitor_text
+from reference_bot.dialogue import Answer
+
+from .conftest import RULES, LoopbackServer, texts
+
+
+def said(value: str) -> dict:
+    return {"type": "message", "payload": {"contentType": "text", "value": value}}
+
+
+def set_up(url: str) -> None:
+    BotClient(url).save_bot("ha-1", {"distributionRules": RULES, "external": {"idBot": "hello"}})
+
+
+def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def slow(turn):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.4)
+        with lock:
+            active[0] -= 1
+        return Answer([said("done")], state="answered")
+
+    with LoopbackServer(make_bot(DIALOGUE=slow)) as server:
+        set_up(server.url)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(
+                lambda n: BotClient(server.url).send_message(f"conv-{n}", "ha-1", visitor_text("Hi")), range(4)))
+    assert [texts(a["replies"]) for a in answers] == [["done"]] * 4
+    assert peak[0] >= 2  # the four brains ran side by side
+
+
+def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make_bot):
+    calls = []
+
+    def counting(turn):
+        calls.append(turn.message["payload"]["value"])
+        time.sleep(0.3)  # long enough for both deliveries to read the same state
+        count = int(turn.conversation.state or 0) + 1
+        return Answer([said(f"message number {count}")], state=str(count))
+
+    with LoopbackServer(make_bot(DIALOGUE=counting)) as server:
+        set_up(server.url)
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(
+                lambda text: BotClient(server.url).send_message("conv-x", "ha-1", visitor_text(text)), ["a", "b"]))
+        third = BotClient(server.url).send_message("conv-x", "ha-1", visitor_text("c"))
+    assert sorted(texts(a["replies"])[0] for a in answers) == ["message number 1", "message number 2"]
+    assert texts(third["replies"]) == ["message number 3"]
+    assert len(calls) == 4  # one of the first two was answered again from the newer state
