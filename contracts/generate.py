@@ -17,6 +17,7 @@ from pathlib import Path
 from pact import Pact, match
 
 from harness.client import BotClient
+from harness.verify import states
 from reference_bot.proactive import GraphQLClient
 
 from . import graphql, platform
@@ -45,7 +46,7 @@ class PactSpec:
 
 PACTS = (
     PactSpec(
-        platform.CONSUMER, platform.PROVIDER, platform.CONTRACTS,
+        states.CONSUMER, states.PROVIDER, platform.CONTRACTS,
         lambda url: BotClient(url, secret=CONSUMER_SECRET, id_connector_version=platform.ID_CONNECTOR_VERSION,
                               id_website=platform.ID_WEBSITE),
         query={"idConnectorVersion": match.uuid(platform.ID_CONNECTOR_VERSION),
