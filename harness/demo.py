@@ -2,7 +2,8 @@
 
 Every call goes over HTTP, signed, as iAdvize makes it: an admin sets the bot up, the
 platform polls availability, a visitor opens the chat, talks, taps quick replies and asks
-for a person; every message the bot posts is echoed back to it, as iAdvize does.
+for a person; every message the bot posts is echoed back to it, as iAdvize does. Then
+the same bot is verified against the iAdvize pacts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import uuid
 from . import render, wire
 from .client import BotClient, BotError, echo_of, visitor_text
 from .embedded import BotProcessError, EmbeddedBot
+from .verify import VerifyError, verify
+from .verify.report import render as render_outcomes
 
 OPERATOR = "ha-4242"
 RULES = [
@@ -46,10 +49,13 @@ def run(out=sys.stdout) -> int:
         with EmbeddedBot(secret=secret, workers=2) as bot:
             show.title(f"reference bot on {bot.url} (gunicorn, 2 workers, signatures checked)")
             converse(BotClient(bot.url, secret=secret), show, unsigned=BotClient(bot.url))
-    except (BotProcessError, BotError) as error:
+            show.title("iadvize-harness verify: the bot against the iAdvize pacts (contracts/pacts)")
+            verification = verify(bot.url, secret=secret)
+    except (BotProcessError, BotError, VerifyError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
-    return 0
+    print(verification.error or render_outcomes(verification.outcomes), file=out)
+    return 0 if verification.passed else 1
 
 
 def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None) -> None:
@@ -85,8 +91,8 @@ def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None
         posted = shown_at_once(answer["replies"])
         echoed = [client.send_message(id_conversation, OPERATOR, echo_of(r))["replies"] for r in posted]
         if posted:
-            show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot, author "
-                                 f"operator: the bot answers {' '.join(map(str, echoed))} (the echo rule)")
+            show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot (author operator)")
+            show.line("bot", f"{' '.join(map(str, echoed))}  (the echo rule: no reply to its own messages)")
     show.title("done: the transfer goes to 'Customer service'; if nobody takes it in 30 s, "
                "the apology and close run")
 

@@ -134,7 +134,7 @@ def test_serve_prints_its_url_and_answers(tmp_path):
         assert BotClient(bot.url).healthcheck()
 
 
-def test_make_demo_shows_a_whole_conversation_with_its_transfer():
+def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_the_bot():
     result = subprocess.run([sys.executable, "-m", "harness.cli", "demo"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
@@ -143,4 +143,5 @@ def test_make_demo_shows_a_whole_conversation_with_its_transfer():
     assert "visitor     Hi" in out and "What can I do for you?" in out
     assert "[file] invoice.pdf" in out
     assert "(transfers to distribution rule 'Customer service'" in out and "timeout 30 s" in out
-    assert "the bot answers [] []" in out
+    assert "bot         [] [] []  (the echo rule" in out  # the three messages shown after "invoice", echoed
+    assert out.rstrip().endswith("14 passed, 0 failed")  # and the same bot verified against the pacts
