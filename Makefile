@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 schemas: $(STAMP)
-	$(BIN)/iadvize-harness schemas --out contracts/schemas
+	$(BIN)/iadvize-harness schemas --out contracts/schemas --openapi contracts/openapi.yaml
 
 # The consumer suite writes the pacts; commit them (a test fails when they drift).
 pacts: $(STAMP)

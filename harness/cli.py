@@ -29,9 +29,12 @@ def _verify(args) -> int:
 
 def _schemas(args) -> int:
     from . import wire
+    from .wire import openapi
 
     for path in wire.write_schemas(Path(args.out)):
         print(path)
+    Path(args.openapi).write_text(openapi.render(), encoding="utf-8")
+    print(args.openapi)
     return 0
 
 
@@ -66,8 +69,9 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
     verify.set_defaults(run=_verify)
 
-    schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas")
-    schemas.add_argument("--out", default="contracts/schemas")
+    schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
+    schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")
+    schemas.add_argument("--openapi", default="contracts/openapi.yaml", help="the OpenAPI 3.1 file")
     schemas.set_defaults(run=_schemas)
     return main
 
