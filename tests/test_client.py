@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -214,3 +215,25 @@ def test_every_exchange_is_seen_by_the_observer(fake):
         client.external_bots()
     assert [(e.endpoint, e.status, e.body) for e in seen] == [("external-bots", 500, {"error": "boom"})]
     assert seen[0].latency_ms > 0 and seen[0].sent_at.endswith("Z")
+
+
+@pytest.mark.parametrize("strategies", [
+    [{"strategy": "atLeastOne", "distributionRulesToCheck": ["r1", "r2"]}],
+    [{"strategy": "all", "distributionRulesToCheck": ["r1"]}],
+    [{"strategy": "notAvailable"}],
+    [{"strategy": "customAvailability", "availability": False}],
+], ids=lambda s: s[0]["strategy"])
+def test_each_availability_strategy_shape_is_read(fake, strategies):
+    fake.answer = lambda h: h.reply(200, json.dumps(strategies).encode())
+    assert BotClient(fake.url).availability_strategies("ha-1") == strategies
+
+
+@pytest.mark.parametrize("strategies, field", [
+    ([{"strategy": "atLeastOne"}], "[0].distributionRulesToCheck: is required"),
+    ([{"strategy": "customAvailability"}], "[0].availability: is required"),
+    ([{"strategy": "sometimes"}], "[0].strategy: must be one of"),
+], ids=["atLeastOne-without-rules", "custom-without-availability", "unknown"])
+def test_a_strategy_missing_what_its_shape_needs_is_refused(fake, strategies, field):
+    fake.answer = lambda h: h.reply(200, json.dumps(strategies).encode())
+    with pytest.raises(BotError, match=re.escape(field)):
+        BotClient(fake.url).availability_strategies("ha-1")

@@ -315,3 +315,19 @@ def test_a_dialogue_answering_what_the_api_cannot_carry_is_a_logged_500(make_bot
     assert post_message(client, CONVERSATION, visitor("Hi")).status_code == 500
     assert "the dialogue answered what the API cannot carry: replies[0].payload.value: is required" in \
         bot_log.getvalue()
+
+
+@pytest.mark.parametrize("availability, expected", [
+    ("all", [{"strategy": "all", "distributionRulesToCheck": [r["id"] for r in RULES]}]),
+    ("notAvailable", [{"strategy": "notAvailable"}]),
+])
+def test_a_scenario_chooses_its_availability_strategy(make_bot, tmp_path, availability, expected):
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "s.yaml").write_text(f"idBot: s\nname: S\navailability: {availability}\nstart: a\n"
+                                      "states: {a: {replies: [{text: Hi}]}}\n", encoding="utf-8")
+    client = make_bot(SCENARIOS_DIR=str(scenarios)).test_client()
+    save_operator(client, id_bot="s")
+    response = client.get(f"/availability-strategies?idOperator={OPERATOR}")
+    assert_fits("availability-strategies.response", response.get_json())
+    assert response.get_json() == expected

@@ -15,6 +15,8 @@ from harness.verify import Verification, verify
 
 from . import third_party_bot
 from .conftest import LoopbackServer
+from .fake_broker import PACT as PACT_FILE
+from .fake_broker import FakeBroker
 
 SECRET = "verify-secret-123"
 ALL_INTERACTIONS = 14
@@ -176,3 +178,37 @@ def test_the_command_refuses_bad_arguments_clearly(tmp_path):
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"error: no pacts at {tmp_path / 'none'}: pass --pacts with a folder, " \
                                      "a pact file or a URL"
+
+
+# --- pacts from elsewhere -------------------------------------------------------------------
+
+@pytest.mark.parametrize("faults, success", [(frozenset(), True), (frozenset({"crashes_on_files"}), False)])
+def test_pacts_from_a_broker_are_verified_and_the_results_published(faults, success):
+    with FakeBroker() as broker, LoopbackServer(third_party_bot.make_app(None, faults)) as bot:
+        result = verify(bot.url, broker_url=broker.url, publish_version="2.4.1")
+    assert result.passed is success and len(result.outcomes) == ALL_INTERACTIONS
+    assert [(p["providerApplicationVersion"], p["success"]) for p in broker.published] == [("2.4.1", success)]
+
+
+def test_a_pact_file_by_url_is_verified(make_bot):
+    class PactFile(BaseHTTPRequestHandler):
+        def do_GET(self):
+            data = PACT_FILE.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PactFile)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with LoopbackServer(make_bot()) as bot:
+            result = verify(bot.url, pacts=f"http://127.0.0.1:{server.server_port}/pact.json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.passed and len(result.outcomes) == ALL_INTERACTIONS
