@@ -1,0 +1,232 @@
+"""A simulated iAdvize platform: drives a bot over HTTP and executes its replies as iAdvize does.
+
+Time is simulated: an ``await`` of three minutes, a transfer's 60 s timeout or five minutes
+of silence cost nothing, so whole conversations run in milliseconds. HTTP latency is real
+and measured on the monotonic clock, apart from simulated time. Everything that happens
+goes in the conversation's transcript: each call, what the visitor saw, what was dropped
+and why, the transfer outcome and why the conversation closed.
+
+The rules iAdvize applies (spec, "Reply objects" and "A full conversation"):
+
+- replies run in order; a message is shown and then posted back to the bot, author
+  ``operator`` (the echo);
+- ``await`` pauses; a visitor message arriving first cancels every reply still pending;
+- ``transfer`` succeeds when a human of the rule is available: the replies after it are
+  dropped and a human answers from then on (author ``operator``); otherwise it fails after
+  its timeout (60 s when absent) and the replies after it run;
+- ``close`` ends the conversation; so do five minutes without any message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from . import render, wire
+from .client import BotClient, Exchange, message
+
+INACTIVITY_CLOSE_SECONDS = 300.0
+DEFAULT_TRANSFER_TIMEOUT_SECONDS = 60.0
+HUMAN_GREETING = "Hello, this is Sam from the support team. How can I help?"
+
+
+@dataclass
+class Event:
+    at: float  # simulated seconds since the chat opened
+    kind: str  # call | visitor | shown | dropped | transfer | human | closed | note
+    text: str = ""
+    exchange: Exchange | None = None
+    purpose: str = ""  # for calls: greeting, create, visitor, echo, human, retry, probe
+    reply: dict | None = None
+
+
+@dataclass
+class Conversation:
+    id: str
+    operator: str
+    events: list[Event] = field(default_factory=list)
+    closed: str | None = None  # why: "bot", "inactivity", None while open
+    transfer: str | None = None  # "succeeded" | "failed" once the bot transferred
+    pending: list[dict] = field(default_factory=list)  # replies not run yet
+    resume_at: float | None = None  # when the first pending reply runs
+    last_message_at: float = 0.0
+    handed_over: bool = False
+    now: float = 0.0  # simulated seconds since the chat opened
+
+    @property
+    def shown(self) -> list[str]:
+        """What the visitor saw from the bot (and from a human after a transfer), in order."""
+        return [e.text for e in self.events if e.kind in ("shown", "human")]
+
+    @property
+    def calls(self) -> list[Event]:
+        return [e for e in self.events if e.kind == "call"]
+
+    def transcript(self) -> str:
+        lines = []
+        for event in self.events:
+            when = f"{event.at:8.1f}s"
+            if event.kind == "call":
+                x = event.exchange
+                outcome = x.error or f"{x.status}"
+                lines.append(f"{when}  {event.purpose:<8} {x.method} {x.url.split('?')[0].split('//', 1)[-1]}"
+                             f" -> {outcome} in {x.latency_ms:.0f} ms")
+            else:
+                lines.append(f"{when}  {event.kind:<8} {event.text}")
+        return "\n".join(lines)
+
+
+class SimulatedPlatform:
+    """One operator of one bot, as the iAdvize platform sees it."""
+
+    def __init__(self, client: BotClient, id_operator: str, distribution_rules: list[dict] | None = None,
+                 rule_available: Callable[[str], bool] | bool = False,
+                 on_event: Callable[[Conversation, Event], None] | None = None):
+        self.client = client
+        self.id_operator = id_operator
+        self.distribution_rules = list(distribution_rules or [])
+        self.rule_available = rule_available if callable(rule_available) else (lambda rule: rule_available)
+        self.on_event = on_event
+
+    # --- a conversation ------------------------------------------------------------------
+
+    def open_chat(self, id_conversation: str | None = None, start: bool = True) -> Conversation:
+        """The visitor opens the chatbox: the greeting is asked for (and shown if in time)."""
+        conversation = Conversation(id_conversation or str(uuid.uuid4()), self.id_operator)
+        exchange = self.client.exchange("first-messages", "GET",
+                                        f"/bots/{self.id_operator}/conversation-first-messages",
+                                        "first-messages.response", budget=self.client.budget)
+        self._call(conversation, exchange, "greeting")
+        if exchange.ok and exchange.latency_ms <= self.client.first_messages_budget * 1000:
+            for reply in exchange.body["replies"]:
+                if reply.get("type") == "message":  # only messages count before the conversation
+                    self._event(conversation, "shown", render.reply(reply), reply=reply)
+        return conversation
+
+    def start(self, conversation: Conversation, history: list[dict] | None = None) -> Exchange:
+        """iAdvize routes the conversation to the bot (its replies here should be empty)."""
+        body = {"idOperator": self.id_operator, "idConversation": conversation.id, "history": list(history or [])}
+        exchange = self.client.exchange("conversations", "POST", "/conversations", "conversation.response",
+                                        body=body)
+        self._call(conversation, exchange, "create")
+        if exchange.ok and isinstance(exchange.body.get("idConversation"), str):
+            conversation.id = exchange.body["idConversation"]  # the connector may use its own id
+        return exchange
+
+    def visitor_says(self, conversation: Conversation, text: str | None = None, *, payload: dict | None = None,
+                     after: float = 0.0, id_message: str | None = None) -> Exchange | None:
+        """The visitor writes ``after`` simulated seconds; returns the bot's answer (None if closed)."""
+        self.advance(conversation, after)
+        if conversation.closed:
+            return None
+        if conversation.pending:  # the visitor spoke first: iAdvize cancels what was still waiting
+            for reply in conversation.pending:
+                self._event(conversation, "dropped", f"{render.reply(reply)} (the visitor wrote first)",
+                            reply=reply)
+            conversation.pending, conversation.resume_at = [], None
+        payload = payload or {"contentType": "text", "value": text or ""}
+        sent = message("visitor", payload, id_message=id_message)
+        self._event(conversation, "visitor", render.payload(payload))
+        conversation.last_message_at = conversation.now
+        exchange = self._post(conversation, sent, "visitor")
+        if exchange.ok and not conversation.handed_over:
+            conversation.pending = list(exchange.body["replies"])
+            conversation.resume_at = conversation.now
+            self._run(conversation)
+        return exchange
+
+    def resend(self, conversation: Conversation, exchange: Exchange) -> Exchange:
+        """iAdvize retrying a call (same ``idMessage``): the bot must answer it as before."""
+        return self._post(conversation, exchange.request_body["message"], "retry")
+
+    def wait(self, conversation: Conversation, seconds: float) -> None:
+        """The visitor stays silent for ``seconds`` of simulated time."""
+        self.advance(conversation, seconds)
+
+    # --- simulated time --------------------------------------------------------------------
+
+    def advance(self, conversation: Conversation, seconds: float) -> None:
+        """Let ``seconds`` pass: pending replies whose time comes run; silence closes the chat."""
+        target = conversation.now + seconds
+        while not conversation.closed:
+            due = [t for t in (conversation.resume_at, conversation.last_message_at + INACTIVITY_CLOSE_SECONDS)
+                   if t is not None and t <= target]
+            if not due:
+                break
+            conversation.now = max(conversation.now, min(due))
+            if conversation.resume_at is not None and conversation.resume_at <= conversation.now:
+                self._run(conversation)
+            elif conversation.last_message_at + INACTIVITY_CLOSE_SECONDS <= conversation.now:
+                self._close(conversation, "inactivity")
+        conversation.now = max(conversation.now, target)
+
+    def _run(self, conversation: Conversation) -> None:
+        """Run pending replies from ``now`` until one makes the conversation wait."""
+        conversation.resume_at = None
+        while conversation.pending and not conversation.closed:
+            reply = conversation.pending.pop(0)
+            kind = reply.get("type")
+            if kind == "message":
+                self._event(conversation, "shown", render.reply(reply), reply=reply)
+                conversation.last_message_at = conversation.now
+                self._post(conversation, message("operator", reply["payload"]), "echo")
+            elif kind == "await":
+                conversation.resume_at = conversation.now + wire.seconds(reply["duration"])
+                return
+            elif kind == "transfer":
+                if self._transfer(conversation, reply):
+                    return
+            elif kind == "close":
+                self._close(conversation, "bot")
+        if not conversation.pending:
+            conversation.resume_at = None
+
+    def _transfer(self, conversation: Conversation, reply: dict) -> bool:
+        """True when the conversation now waits (a failing transfer's timeout)."""
+        rule = reply.get("distributionRule")
+        options = reply.get("transferOptions") or {}
+        timeout = wire.seconds(options["timeout"]) if "timeout" in options else DEFAULT_TRANSFER_TIMEOUT_SECONDS
+        known = any(r.get("id") == rule for r in self.distribution_rules)
+        if known and self.rule_available(rule):
+            conversation.transfer = "succeeded"
+            self._event(conversation, "transfer", f"to {rule}: a human took the conversation", reply=reply)
+            for dropped in conversation.pending:
+                self._event(conversation, "dropped", f"{render.reply(dropped)} (the transfer succeeded)",
+                            reply=dropped)
+            conversation.pending, conversation.handed_over = [], True
+            self._event(conversation, "human", HUMAN_GREETING)
+            conversation.last_message_at = conversation.now
+            self._post(conversation, message("operator", {"contentType": "text", "value": HUMAN_GREETING}), "human")
+            return False
+        conversation.transfer = "failed"
+        why = "nobody available" if known else "not one of the operator's distribution rules"
+        self._event(conversation, "transfer", f"to {rule}: failed after {timeout:g} s ({why})", reply=reply)
+        conversation.resume_at = conversation.now + timeout
+        return True
+
+    def _close(self, conversation: Conversation, why: str) -> None:
+        for dropped in conversation.pending:
+            self._event(conversation, "dropped", f"{render.reply(dropped)} (the conversation closed)", reply=dropped)
+        conversation.pending, conversation.resume_at, conversation.closed = [], None, why
+        self._event(conversation, "closed", {"bot": "closed by the bot",
+                                             "inactivity": "closed by iAdvize after 5 minutes without a message"}[why])
+
+    # --- HTTP --------------------------------------------------------------------------------
+
+    def _post(self, conversation: Conversation, wire_message: dict, purpose: str) -> Exchange:
+        body = {"idOperator": self.id_operator, "message": wire_message}
+        exchange = self.client.exchange("messages", "POST", f"/conversations/{conversation.id}/messages",
+                                        "message.response", body=body)
+        self._call(conversation, exchange, purpose)
+        return exchange
+
+    def _call(self, conversation: Conversation, exchange: Exchange, purpose: str) -> None:
+        self._event(conversation, "call", exchange=exchange, purpose=purpose)
+
+    def _event(self, conversation: Conversation, kind: str, text: str = "", **details) -> None:
+        event = Event(conversation.now, kind, text, **details)
+        conversation.events.append(event)
+        if self.on_event:
+            self.on_event(conversation, event)
+
