@@ -27,6 +27,13 @@ def _verify(args) -> int:
                args.broker_url, args.publish)
 
 
+def _check(args) -> int:
+    from .check import Exploration, run
+
+    return run(args.provider_url, args.secret or os.environ.get("IADVIZE_SECRET"), args.scripts, args.json,
+               args.junit, args.html, Exploration(args.depth, args.max_conversations))
+
+
 def _schemas(args) -> int:
     from . import wire
     from .wire import openapi
@@ -68,6 +75,20 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
     verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
     verify.set_defaults(run=_verify)
+
+    check = commands.add_parser("check", help="drive a bot through probe conversations and judge every exchange",
+                                description="Run probe conversations (and your scripts) through a simulated "
+                                            "iAdvize platform and report every rule broken.")
+    check.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
+    check.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    check.add_argument("--scripts", metavar="DIR", help="also run the conversation scripts (*.convo.yaml) there")
+    check.add_argument("--json", metavar="FILE", help="write the findings as JSON")
+    check.add_argument("--junit", metavar="FILE", help="write the findings as JUnit XML (one case per rule)")
+    check.add_argument("--html", metavar="FILE", help="write the findings and transcripts as HTML")
+    check.add_argument("--depth", type=int, default=3, help="quick replies followed in a row (default 3)")
+    check.add_argument("--max-conversations", type=int, default=12,
+                       help="explored conversations at most (default 12)")
+    check.set_defaults(run=_check)
 
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")

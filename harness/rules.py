@@ -1,0 +1,284 @@
+"""Conformance rules: what iAdvize does with a bot's answers, as small named checks.
+
+Each rule looks at one :class:`Observation` (an HTTP exchange and why it was made) and
+says what is wrong with it, if anything. Severity ``error`` breaks a conversation for real
+visitors; ``warning`` is documented as discouraged. The ``spec`` field names the section of
+the iAdvize external-bot API reference the rule comes from.
+
+A timeout is reported by the latency rules (``first-messages-latency``, ``latency-budget``),
+not by ``http-error``, so each problem has exactly one rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from . import wire
+from .client import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS, Exchange
+
+MAX_MESSAGE_CHARS, LONG_MESSAGE_CHARS = 450, 250
+TRANSFER_TIMEOUT_RANGE, TRANSFER_TIMEOUT_ADVISED = (5, 60), 15
+
+
+@dataclass
+class Observation:
+    exchange: Exchange
+    purpose: str  # greeting, create, visitor, echo, human, retry, availability, operator, scenarios, unsigned, tampered
+    conversation: str = ""
+    operator_rules: list[str] = field(default_factory=list)
+    sent_payload: dict | None = None  # what the visitor sent, for visitor calls
+    previous: Exchange | None = None  # for a retry: the first answer to the same idMessage
+
+    @property
+    def answered(self) -> bool:
+        x = self.exchange
+        return x.status is not None and 200 <= x.status < 300 and x.error is None
+
+    @property
+    def replies(self) -> list[dict]:
+        body = self.exchange.body
+        replies = body.get("replies") if isinstance(body, dict) else None
+        return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    endpoint: str
+    conversation: str
+    message: str
+    evidence: str
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "severity": self.severity, "endpoint": self.endpoint,
+                "conversation": self.conversation, "message": self.message, "evidence": self.evidence}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    why: str
+    spec: str
+    check: Callable[[Observation], Iterator[tuple[str, str]]]  # -> (message, evidence)
+
+
+RULES: dict[str, Rule] = {}
+CONVERSATION_CALLS = ("create", "visitor", "echo", "human", "retry")
+PROBES = ("unsigned", "tampered")
+
+
+def rule(id: str, severity: str, why: str, spec: str):
+    def register(check):
+        RULES[id] = Rule(id, severity, why, spec, check)
+        return check
+
+    return register
+
+
+def evidence(value, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _timed_out(x: Exchange) -> bool:
+    return x.status is None and "within" in (x.error or "")
+
+
+def _non_text_visit(o: Observation) -> bool:
+    return o.purpose == "visitor" and (o.sent_payload or {}).get("contentType") != "text"
+
+
+def _messages(o: Observation) -> Iterator[tuple[int, str]]:
+    for i, reply in enumerate(o.replies):
+        payload = reply.get("payload") if reply.get("type") == "message" else None
+        if isinstance(payload, dict) and payload.get("contentType") == "text" and isinstance(payload.get("value"), str):
+            yield i, payload["value"]
+
+
+def _transfers(o: Observation) -> Iterator[tuple[int, dict]]:
+    yield from ((i, r) for i, r in enumerate(o.replies) if r.get("type") == "transfer")
+
+
+@rule("http-error", "error", "the call failed: an error status, an answer that is not JSON, or no connection",
+      "Endpoints the connector must serve")
+def _http_error(o: Observation):
+    x = o.exchange
+    if o.purpose in PROBES or _timed_out(x) or _non_text_visit(o):
+        return
+    if x.status is None:
+        yield "the bot could not be reached", x.error or ""
+    elif not 200 <= x.status < 300:
+        yield f"answered HTTP {x.status}", evidence(x.body)
+    elif x.error:
+        yield x.error, evidence(x.body)
+
+
+def _in_payload(problem: wire.Problem) -> bool:
+    return ".payload" in problem.field
+
+
+@rule("envelope", "error", "a field of the answer is missing or of the wrong type",
+      "Endpoints the connector must serve")
+def _envelope(o: Observation):
+    if o.answered and o.purpose not in ("availability", *PROBES):
+        for problem in o.exchange.problems:
+            if not _in_payload(problem):
+                yield f"{problem.field or 'the body'}: {problem.message}", evidence(o.exchange.body)
+
+
+@rule("payload-shape", "error", "a payload lacks what its content type needs; iAdvize cannot show it",
+      "Payloads (payload.contentType)")
+def _payload_shape(o: Observation):
+    if o.answered:
+        for problem in o.exchange.problems:
+            if _in_payload(problem):
+                yield f"{problem.field}: {problem.message}", evidence(o.exchange.body)
+
+
+@rule("echo-loop", "error", "the bot answered an operator-authored message (its own echo, or a human's): "
+      "it will talk to itself forever", "7. POST /conversations/:idConversation/messages (the echo rule)")
+def _echo_loop(o: Observation):
+    if o.purpose in ("echo", "human") and o.replies:
+        author = "its own message" if o.purpose == "echo" else "a human operator's message"
+        yield f"{len(o.replies)} replies to {author}", evidence(o.replies)
+
+
+@rule("replies-on-create", "warning", "POST /conversations should answer no replies: the first visitor message "
+      "follows at once", "6. POST /conversations")
+def _replies_on_create(o: Observation):
+    if o.purpose == "create" and o.replies:
+        yield f"{len(o.replies)} replies when the conversation starts", evidence(o.replies)
+
+
+@rule("message-too-long", "error", "iAdvize cuts a message over 450 characters", "Reply objects")
+def _too_long(o: Observation):
+    for i, value in _messages(o):
+        if len(value) > MAX_MESSAGE_CHARS:
+            yield f"replies[{i}] is {len(value)} characters", evidence(value, 80)
+
+
+@rule("message-long", "warning", "messages over 250 characters are discouraged: split them", "Reply objects")
+def _long(o: Observation):
+    for i, value in _messages(o):
+        if LONG_MESSAGE_CHARS < len(value) <= MAX_MESSAGE_CHARS:
+            yield f"replies[{i}] is {len(value)} characters", evidence(value, 80)
+
+
+def _timeout_seconds(reply: dict) -> float | None:
+    timeout = (reply.get("transferOptions") or {}).get("timeout")
+    try:
+        return wire.seconds(timeout) if timeout else None
+    except (KeyError, TypeError):
+        return None
+
+
+@rule("transfer-timeout-range", "error", "a transfer timeout must be 5 to 60 seconds", "Reply objects (transfer)")
+def _timeout_range(o: Observation):
+    low, high = TRANSFER_TIMEOUT_RANGE
+    for i, reply in _transfers(o):
+        seconds = _timeout_seconds(reply)
+        if seconds is not None and not low <= seconds <= high:
+            yield f"replies[{i}] transfer timeout is {seconds:g} s", evidence(reply)
+
+
+@rule("transfer-timeout-short", "warning", "under 15 s, iAdvize has no time to find an available human",
+      "Reply objects (transfer)")
+def _timeout_short(o: Observation):
+    low, _ = TRANSFER_TIMEOUT_RANGE
+    for i, reply in _transfers(o):
+        seconds = _timeout_seconds(reply)
+        if seconds is not None and low <= seconds < TRANSFER_TIMEOUT_ADVISED:
+            yield f"replies[{i}] transfer timeout is {seconds:g} s", evidence(reply)
+
+
+@rule("transfer-unknown-rule", "error", "a transfer must name one of the operator's distribution rules",
+      "Reply objects (transfer)")
+def _unknown_rule(o: Observation):
+    for i, reply in _transfers(o):
+        if reply.get("distributionRule") not in o.operator_rules:
+            yield f"replies[{i}] transfers to {reply.get('distributionRule')!r}, not a rule of this operator", \
+                evidence(reply)
+
+
+@rule("availability-shape", "error", "availability strategies must be well formed and name the operator's rules, "
+      "or the bot always appears offline", "4. GET /availability-strategies")
+def _availability(o: Observation):
+    if o.purpose != "availability" or not o.answered:
+        return
+    for problem in o.exchange.problems:
+        yield f"{problem.field or 'the body'}: {problem.message}", evidence(o.exchange.body)
+    body = o.exchange.body if isinstance(o.exchange.body, list) else []
+    for i, strategy in enumerate(s for s in body if isinstance(s, dict)):
+        unknown = [r for r in strategy.get("distributionRulesToCheck") or [] if r not in o.operator_rules]
+        if unknown:
+            yield f"[{i}].distributionRulesToCheck names rules the operator does not have", evidence(unknown)
+
+
+@rule("first-messages-latency", "error", "the greeting is shown only when it comes within 2 s",
+      "5. GET /bots/:idOperator/conversation-first-messages")
+def _first_latency(o: Observation):
+    x = o.exchange
+    if o.purpose == "greeting" and (_timed_out(x) or (x.latency_ms or 0) > FIRST_MESSAGES_BUDGET_SECONDS * 1000):
+        yield f"answered in {x.latency_ms:.0f} ms" if not _timed_out(x) else x.error, ""
+
+
+@rule("latency-budget", "error", "iAdvize waits 10 s, then shows nothing", "Endpoints the connector must serve")
+def _latency(o: Observation):
+    x = o.exchange
+    if o.purpose != "greeting" and (_timed_out(x) or (x.latency_ms or 0) > BUDGET_SECONDS * 1000):
+        yield f"answered in {x.latency_ms:.0f} ms" if not _timed_out(x) else x.error, ""
+
+
+@rule("missing-await", "warning", "put an await (about 1 s) between two messages: it keeps their order and reads "
+      "naturally", "Reply objects (platform rules)")
+def _missing_await(o: Observation):
+    if o.purpose == "greeting":  # iAdvize ignores everything but messages in a greeting
+        return
+    kinds = [r.get("type") for r in o.replies]
+    for i in range(1, len(kinds)):
+        if kinds[i] == kinds[i - 1] == "message":
+            yield f"replies[{i - 1}] and replies[{i}] are messages with no await between", \
+                evidence(o.replies[i - 1:i + 1])
+
+
+@rule("signature-not-enforced", "error", "with a secret, a call without a valid X-iAdvize-Signature must be refused",
+      "Security: X-iAdvize-Signature")
+def _signature(o: Observation):
+    x = o.exchange
+    if o.purpose in PROBES and x.status is not None and 200 <= x.status < 300:
+        what = "an unsigned" if o.purpose == "unsigned" else "a tampered"
+        yield f"{what} {x.method} was answered {x.status}", ""
+
+
+@rule("unsupported-payload-crash", "error", "a visitor may send files and other payloads: the bot must answer them",
+      "7. POST /conversations/:idConversation/messages")
+def _payload_crash(o: Observation):
+    x = o.exchange
+    if _non_text_visit(o) and not _timed_out(x) and (x.status is None or not 200 <= x.status < 300 or x.error):
+        yield f"a {o.sent_payload.get('contentType')} payload was answered {x.status or x.error}", evidence(x.body)
+
+
+@rule("retry-not-idempotent", "warning", "iAdvize retries a call with the same idMessage: it should get the same "
+      "answer, and the conversation should advance once", "7. POST /conversations/:idConversation/messages")
+def _retry(o: Observation):
+    if o.purpose == "retry" and o.previous is not None and o.answered and o.replies != _replies(o.previous):
+        yield "the same idMessage got a different answer", evidence({"first": _replies(o.previous),
+                                                                    "retry": o.replies})
+
+
+def _replies(exchange: Exchange) -> list:
+    return exchange.body.get("replies", []) if isinstance(exchange.body, dict) else []
+
+
+def judge(observation: Observation) -> list[Finding]:
+    """Every finding of every rule on one observation."""
+    found = []
+    for r in RULES.values():
+        for message, proof in r.check(observation):
+            found.append(Finding(r.id, r.severity, observation.exchange.endpoint, observation.conversation,
+                                 message, proof))
+    return found
