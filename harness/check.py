@@ -67,7 +67,7 @@ class Checker:
         self.report = Report()
         self.id_operator = f"ha-{random.randint(900_000, 999_999)}"
         self.rule_ids = [r["id"] for r in RULES_OF_OPERATOR]
-        self._seen: set[tuple[str, str, str, str]] = set()
+        self._seen: set[tuple[str, str, str]] = set()
         self._previous: dict[str, Exchange] = {}  # idMessage -> first answer
 
     # --- findings ------------------------------------------------------------------------
@@ -80,7 +80,7 @@ class Checker:
             self._previous.setdefault(id_message, exchange)
         observation = Observation(exchange, purpose, conversation, self.rule_ids, sent_payload, previous)
         for finding in judge(observation):
-            key = (finding.rule, finding.endpoint, finding.message, finding.evidence)
+            key = (finding.rule, finding.endpoint, finding.message)
             if key not in self._seen:  # the same fault met in many conversations is reported once
                 self._seen.add(key)
                 self.report.findings.append(finding)

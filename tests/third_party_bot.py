@@ -23,6 +23,21 @@ FAULTS = {
     "signs_get_over_the_body",  # checks GET signatures over the (empty) body: rejects correct calls
     "slow_greeting",  # takes 3 s for first messages (the budget is 2 s)
     "html_errors",  # answers an HTML page for the operator read
+    # for check: one fault per conformance rule
+    "errors_on_text",  # 500 on every visitor text
+    "card_without_actions",  # a card payload with no actions
+    "replies_on_create",  # a greeting as replies of POST /conversations
+    "message_600",  # a 600-character message
+    "message_300",  # a 300-character message
+    "transfer_timeout_3s",  # a transfer timeout under 5 s
+    "transfer_timeout_10s",  # a transfer timeout under 15 s
+    "transfer_to_unknown_rule",  # a transfer to a rule the operator does not have
+    "rules_missing_from_strategy",  # atLeastOne without the rules to check
+    "greeting_2500ms",  # a greeting after 2.5 s
+    "first_answer_11s",  # the first visitor message answered after 11 s
+    "messages_without_await",  # two messages in a row
+    "ignores_signatures",  # accepts anything, whatever the secret
+    "not_idempotent",  # the same idMessage answered differently
 }
 
 
@@ -34,13 +49,20 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
     operators: dict[str, dict] = {}
     conversations: dict[str, str] = {}  # iAdvize id -> our id
     ids = itertools.count(1)
+    slept: list[bool] = []
+
+    def say(text: str, **extra) -> dict:
+        return {"type": "message", "payload": {"contentType": "text", "value": text}, **extra}
+
+    def pause() -> dict:
+        return {"type": "await", "duration": {"unit": "millis", "value": 800}}
 
     def stamp() -> str:
         return time.strftime("%Y-%m-%dT%H:%M:%S+01:00[Europe/Paris]")
 
     @app.before_request
     def check_signature():
-        if not secret or request.path == "/healthcheck":
+        if not secret or request.path == "/healthcheck" or "ignores_signatures" in faults:
             return None
         signed = request.get_data()
         if request.method == "GET" and "signs_get_over_the_body" not in faults:
@@ -79,6 +101,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
     @app.get("/availability-strategies")
     def availability():
         rules = operators.get(request.args.get("idOperator", ""), {}).get("rules", [])
+        if "rules_missing_from_strategy" in faults:
+            return jsonify([{"strategy": "atLeastOne"}])
         if rules:
             return jsonify([{"strategy": "all", "distributionRulesToCheck": [r["id"] for r in rules]}])
         return jsonify([{"strategy": "customAvailability", "availability": False}])
@@ -87,6 +111,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
     def greeting(id_operator):
         if "slow_greeting" in faults:
             time.sleep(3)
+        if "greeting_2500ms" in faults:
+            time.sleep(2.5)
         return jsonify(replies=[{"type": "message", "payload": {"contentType": "text", "value": "Hey, I'm a bot."}}])
 
     def envelope(id_conversation: str, id_operator: str, replies):
@@ -102,7 +128,7 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
     def start():
         body = request.get_json()
         ours = conversations.setdefault(body["idConversation"], f"tp-{next(ids)}")
-        return envelope(ours, body["idOperator"], [])
+        return envelope(ours, body["idOperator"], [say("Welcome!")] if "replies_on_create" in faults else [])
 
     @app.post("/conversations/<id_conversation>/messages")
     def receive(id_conversation):
@@ -114,14 +140,37 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         if payload["contentType"] != "text":
             if "crashes_on_files" in faults:
                 return "Internal Server Error", 500
-            text = "I can only read text."
-        else:
-            text = f"You said: {payload['value']}"
-        return envelope(id_conversation, body["idOperator"], [
-            {"type": "await", "duration": {"unit": "millis", "value": 800}},
-            {"type": "message", "payload": {"contentType": "text", "value": text},
-             "quickReplies": [{"contentType": "text/quick-reply", "value": "Thanks", "idQuickReply": "q1"}]},
-        ])
+            return envelope(id_conversation, body["idOperator"], [pause(), say("I can only read text.")])
+        if "errors_on_text" in faults:
+            return "Internal Server Error", 500
+        if "first_answer_11s" in faults and not slept:
+            slept.append(True)
+            time.sleep(11)
+        text = payload["value"]
+        if "human" in text.lower():
+            return envelope(id_conversation, body["idOperator"], handover(body["idOperator"]))
+        if "not_idempotent" in faults:
+            text = f"{text} (answer {next(ids)})"
+        replies = [pause(), say(f"You said: {text}", quickReplies=[
+            {"contentType": "text/quick-reply", "value": "Talk to a human", "idQuickReply": "q1"}])]
+        if "card_without_actions" in faults:
+            replies += [pause(), {"type": "message", "payload": {"contentType": "card/content", "title": "Hi"}}]
+        if "message_600" in faults:
+            replies += [pause(), say("x" * 600)]
+        if "message_300" in faults:
+            replies += [pause(), say("y" * 300)]
+        if "messages_without_await" in faults:
+            replies += [say("And another thing.")]
+        return envelope(id_conversation, body["idOperator"], replies)
+
+    def handover(id_operator: str) -> list[dict]:
+        rules = operators.get(id_operator, {}).get("rules") or [{"id": "none"}]
+        timeout = 3 if "transfer_timeout_3s" in faults else 10 if "transfer_timeout_10s" in faults else 30
+        rule = "00000000-0000-4000-8000-000000000000" if "transfer_to_unknown_rule" in faults else rules[0]["id"]
+        return [say("Let me find you a colleague."),
+                {"type": "transfer", "distributionRule": rule,
+                 "transferOptions": {"timeout": {"unit": "seconds", "value": timeout}}},
+                say("Sorry, nobody is free."), {"type": "close"}]
 
     @app.get("/healthcheck")
     def health():

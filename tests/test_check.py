@@ -1,0 +1,116 @@
+"""``check``: each rule caught on a bot broken for it, and nothing reported on correct bots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.check import Exploration, check
+from harness.client import BotClient
+from harness.rules import RULES
+
+from . import third_party_bot
+from .conftest import LoopbackServer
+
+SECRET = "check-secret"
+SMALL = Exploration(depth=2, conversations=3)
+
+# fault of the third-party bot -> the one rule it must break
+BROKEN = {
+    "errors_on_text": "http-error",
+    "drops_id_operator": "envelope",
+    "card_without_actions": "payload-shape",
+    "answers_its_echo": "echo-loop",
+    "replies_on_create": "replies-on-create",
+    "message_600": "message-too-long",
+    "message_300": "message-long",
+    "transfer_timeout_3s": "transfer-timeout-range",
+    "transfer_timeout_10s": "transfer-timeout-short",
+    "transfer_to_unknown_rule": "transfer-unknown-rule",
+    "rules_missing_from_strategy": "availability-shape",
+    "greeting_2500ms": "first-messages-latency",
+    "first_answer_11s": "latency-budget",
+    "messages_without_await": "missing-await",
+    "ignores_signatures": "signature-not-enforced",
+    "crashes_on_files": "unsupported-payload-crash",
+    "not_idempotent": "retry-not-idempotent",
+}
+
+
+def run(app, secret=SECRET):
+    with LoopbackServer(app) as server:
+        return check(BotClient(server.url, secret=secret), secret, exploration=SMALL)
+
+
+def test_every_rule_has_a_broken_bot():
+    assert set(BROKEN.values()) == set(RULES)
+
+
+@pytest.mark.parametrize("fault", BROKEN, ids=BROKEN.values())
+def test_a_bot_broken_for_one_rule_gets_exactly_that_rule(fault):
+    app = third_party_bot.make_app(None if fault == "ignores_signatures" else SECRET, frozenset({fault}))
+    report = run(app)
+    assert report.setup_error is None
+    assert {f.rule for f in report.findings} == {BROKEN[fault]}, [f.as_dict() for f in report.findings]
+    finding = report.findings[0]
+    assert finding.severity == RULES[BROKEN[fault]].severity and finding.message
+
+
+def test_a_correct_third_party_bot_gets_no_finding():
+    report = run(third_party_bot.make_app(SECRET))
+    assert report.findings == []
+    outcomes = {c.transfer for c in report.conversations}
+    assert outcomes == {None, "succeeded", "failed"}  # the escalation probe saw both transfer outcomes
+
+
+def test_the_reference_bot_gets_no_finding(make_bot):
+    report = run(make_bot(IADVIZE_SECRET=SECRET))
+    assert report.findings == [] and report.setup_error is None
+    assert len(report.conversations) >= 2 * 6  # both scenarios probed
+
+
+def test_findings_name_where_and_why():
+    report = run(third_party_bot.make_app(SECRET, frozenset({"message_600"})))
+    finding = report.findings[0].as_dict()
+    assert finding["rule"] == "message-too-long" and finding["endpoint"] == "messages"
+    assert finding["message"] == "replies[3] is 600 characters"
+    assert finding["evidence"].startswith("xxxx") and finding["conversation"]
+
+
+def test_a_bot_that_is_down_is_a_setup_error_not_a_hang():
+    report = check(BotClient("http://127.0.0.1:9"), exploration=SMALL)
+    assert report.setup_error == "GET /external-bots gave no scenario to link an operator to"
+    assert [f.rule for f in report.findings] == ["http-error"]
+
+
+def test_the_command_writes_json_junit_and_html_and_exits_1_on_errors(tmp_path):
+    app = third_party_bot.make_app(None, frozenset({"answers_its_echo"}))
+    paths = {kind: tmp_path / f"report.{kind}" for kind in ("json", "xml", "html")}
+    with LoopbackServer(app) as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "check", "--provider-url", server.url, "--json",
+             str(paths["json"]), "--junit", str(paths["xml"]), "--html", str(paths["html"]), "--depth", "1",
+             "--max-conversations", "2"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "echo-loop" in result.stdout and "2 errors, 0 warnings" in result.stdout
+    report = json.loads(paths["json"].read_text())
+    assert [(f["rule"], f["message"]) for f in report["findings"]] == [
+        ("echo-loop", "2 replies to its own message"), ("echo-loop", "2 replies to a human operator's message")]
+    assert set(report["findings"][0]) == {"rule", "severity", "endpoint", "conversation", "message", "evidence"}
+    assert report["summary"]["errors"] == 2
+    failures = ET.parse(paths["xml"]).getroot().findall(".//failure")
+    assert len(failures) == 1  # one JUnit case per rule
+    assert "<td>echo-loop</td>" in paths["html"].read_text()
+
+
+@pytest.mark.slow
+def test_the_command_checks_the_embedded_bot_with_no_finding():
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "check", "--secret", SECRET],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Checking the embedded reference bot at http://127.0.0.1:")
+    assert result.stdout.rstrip().endswith("no finding")
