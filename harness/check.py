@@ -114,8 +114,25 @@ class Checker:
         if self.secret:
             self.probe_signatures()
         for script in scripts or []:
-            self.report.conversations.append(script.run(self))
+            self.run_script(script)
         return self.report
+
+    def run_script(self, script) -> None:
+        """A conversation script: its exchanges judged by the rules, its failed expectations reported."""
+        from .client import BotError
+        from .scripts import ScriptFailure, run_script
+
+        self.rule_ids = [r.get("id") for r in script.distribution_rules]  # the script's operator has its own rules
+        try:
+            self.report.conversations.append(run_script(script, self.client, on_event=self._on_event))
+        except ScriptFailure as failure:
+            self.report.conversations.append(failure.conversation)
+            self.report.findings.append(Finding("script", "error", "messages", failure.conversation.id,
+                                                str(failure), script.source))
+        except BotError as error:
+            self.report.findings.append(Finding("script", "error", error.exchange.endpoint, "",
+                                                f"{script.name}: could not set the operator up: {error}",
+                                                script.source))
 
     def set_up(self, id_bot: str) -> bool:
         saved = self.client.exchange("bot.save", "PUT", f"/bots/{self.id_operator}", "bot.response", body={

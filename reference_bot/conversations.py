@@ -78,6 +78,7 @@ def receive_message(id_conversation: str):
 
 
 ANSWER_ATTEMPTS = 5
+INLINE_PAUSE = {"type": "await", "duration": {"unit": "seconds", "value": 1}}  # between holding and real answer
 
 
 def _answer(bot: Runtime, turn: Turn) -> Answer:
@@ -103,8 +104,8 @@ def _record(bot: Runtime, tx, conversation: Conversation, message: dict, answer:
     if answer.proactive and bot.outbox is not None:
         texts = [r["payload"]["value"] for r in answer.proactive if r["type"] == "message"]
         Store.enqueue(tx, conversation.id_conversation, conversation.id_operator, texts)
-    else:  # no iAdvize API credentials: deliver it late in the HTTP answer rather than never
-        replies += answer.proactive
+    elif answer.proactive:  # no iAdvize API credentials: deliver it late in the HTTP answer rather than never
+        replies += [INLINE_PAUSE, *answer.proactive] if replies else answer.proactive
     Store.remember(tx, conversation.id_conversation, message["idMessage"], replies)
     return replies
 

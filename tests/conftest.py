@@ -15,6 +15,8 @@ from werkzeug.serving import make_server
 from reference_bot import create_app
 from reference_bot.logs import JsonFormatter
 
+pytest_plugins = ["pytester"]  # to run the conversation-script plugin as a user would
+
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "contracts" / "schemas"
 

@@ -1,0 +1,108 @@
+"""The pytest plugin: ``*.convo.yaml`` scripts as test items, and fixtures for hand-written tests.
+
+Installed with iadvize-harness (entry point ``pytest11``). ``pytest path/to/scripts/``
+runs each script against ``--iadvize-url`` (default: the embedded reference bot, started
+once per session); a failure shows the transcript up to the failing step.
+
+Fixtures: ``reference_bot_url`` (the embedded bot's URL) and ``iadvize_platform``, a
+factory of :class:`~harness.platform.SimulatedPlatform` connected to the bot under test
+with an operator already saved.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from .client import BotClient
+from .platform import SimulatedPlatform
+from .scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("iadvize", "iAdvize external bots")
+    group.addoption("--iadvize-url", default=None,
+                    help="the bot that conversation scripts run against (default: the embedded reference bot)")
+    group.addoption("--iadvize-secret", default=os.environ.get("IADVIZE_SECRET"),
+                    help="the app's secret, to sign every call (default: IADVIZE_SECRET)")
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.name.endswith(".convo.yaml"):
+        return ConversationScriptFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ConversationScriptFile(pytest.File):
+    def collect(self):
+        try:
+            script = load_script(self.path)
+        except ScriptError as error:
+            raise self.CollectError(str(error)) from None
+        yield ConversationScriptItem.from_parent(self, name=script.name, script=script)
+
+
+class ConversationScriptItem(pytest.Item):
+    def __init__(self, *, script, **kwargs):
+        super().__init__(**kwargs)
+        self.script = script
+
+    def runtest(self):
+        url = _bot_url(self.config)
+        run_script(self.script, BotClient(url, secret=self.config.getoption("iadvize_secret")))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, ScriptFailure):
+            return failure_report(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"conversation script: {self.script.name}"
+
+
+_EMBEDDED = "_iadvize_embedded_bot"
+
+
+def _bot_url(config) -> str:
+    url = config.getoption("iadvize_url")
+    if url:
+        return url
+    bot = getattr(config, _EMBEDDED, None)
+    if bot is None:
+        from .embedded import EmbeddedBot
+
+        bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2)
+        bot.start()
+        setattr(config, _EMBEDDED, bot)
+    return bot.url
+
+
+def pytest_unconfigure(config):
+    bot = getattr(config, _EMBEDDED, None)
+    if bot is not None:
+        bot.close()
+
+
+@pytest.fixture(scope="session")
+def reference_bot_url(pytestconfig) -> str:
+    """The URL of the bot under test: --iadvize-url, or the embedded reference bot."""
+    return _bot_url(pytestconfig)
+
+
+@pytest.fixture
+def iadvize_platform(reference_bot_url, pytestconfig):
+    """``iadvize_platform(distribution_rules=[...], rule_available=False, scenario=None)`` -> a platform
+    whose operator is saved in the bot; open chats with ``.open_chat()``."""
+
+    def make(distribution_rules: list[dict] | None = None, rule_available: bool = False,
+             scenario: str | None = None) -> SimulatedPlatform:
+        client = BotClient(reference_bot_url, secret=pytestconfig.getoption("iadvize_secret"))
+        rules = distribution_rules or [{"id": str(uuid.uuid4()), "label": "Customer service"}]
+        id_operator = f"ha-{uuid.uuid4().int % 900_000 + 100_000}"
+        client.save_bot(id_operator, {"name": "pytest", "distributionRules": rules,
+                                      "external": {"idBot": scenario or client.external_bots()[0]["idBot"]}})
+        return SimulatedPlatform(client, id_operator, rules, rule_available=rule_available)
+
+    return make

@@ -1,0 +1,124 @@
+"""Conversation test scripts: the format, each expectation, check --scripts, and the pytest plugin."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from harness.check import Exploration, check
+from harness.client import BotClient
+from harness.scripts import ScriptError, expectation_problems, load_script, load_scripts
+
+from .conftest import ROOT, LoopbackServer
+
+SHIPPED = ROOT / "reference_bot" / "scripts"
+
+
+def write(tmp_path, text, name="t.convo.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: x\n", "steps: a script is a mapping with a non-empty list of steps"),
+    ("steps: [{visitor: Hi, expect: {text_contain: Hi}}]\n", "steps[0].expect.text_contain: unknown expectation"),
+    ("steps: [{wait: soon}]\n", "steps[0].wait: must be a duration such as 800ms, 5s or 3min, got 'soon'"),
+    ("steps: [{visitor: Hi, wait: 1s}]\n", "steps[0]: a step has exactly one of visitor, payload or wait"),
+    ("steps: [{visitor: Hi, expect: {jsonpath: {'$.[': 1}}}]\n", "steps[0].expect.jsonpath: '$.[' is not JSONPath"),
+    ("steps: [{payload: {fileName: a}}]\n", "steps[0].payload: not a payload a visitor can send"),
+    ("steps: [{visitor: Hi}]\nscenaro: x\n", "scenaro: unknown key"),
+])
+def test_a_bad_script_is_refused_with_its_place(tmp_path, text, message):
+    with pytest.raises(ScriptError) as raised:
+        load_script(write(tmp_path, text))
+    assert message in str(raised.value) and str(raised.value).startswith(str(tmp_path))
+
+
+REPLIES = {"replies": [
+    {"type": "message", "payload": {"contentType": "text", "value": "Here are our offers:"},
+     "quickReplies": [{"contentType": "text/quick-reply", "value": "More"}]},
+    {"type": "await", "duration": {"unit": "seconds", "value": 1}},
+    {"type": "message", "payload": {"contentType": "bundle/card", "cards": [{"title": "A"}, {"title": "B"}]}},
+    {"type": "transfer", "distributionRule": "r1", "transferOptions": {"timeout": {"unit": "seconds", "value": 30}}},
+    {"type": "message", "payload": {"contentType": "text", "value": "Nobody is free"}},
+    {"type": "close"},
+]}
+
+
+@pytest.mark.parametrize("expect", [
+    {"text_equals": "Here are our offers:"}, {"text_contains": "offers"}, {"text_matches": r"^Here .+:$"},
+    {"quick_replies": ["More"]}, {"payload_type": "bundle/card"}, {"cards": 2},
+    {"jsonpath": {"$.replies[2].payload.cards[1].title": "B"}}, {"transfer": {"rule": "r1", "timeout": 30}},
+    {"then_on_failure": {"text_contains": "Nobody", "close": True}}, {"close": True}, {"await": True},
+    {"within_ms": 50},
+], ids=lambda e: next(iter(e)))
+def test_each_expectation_holds_on_a_matching_answer(expect):
+    assert expectation_problems(expect, REPLIES, latency_ms=20) == []
+
+
+@pytest.mark.parametrize("expect, problem", [
+    ({"text_equals": "Hi"}, "no message is exactly 'Hi'; the bot said ['Here are our offers:', 'Nobody is free']"),
+    ({"text_contains": "refund"}, "no message contains 'refund'"),
+    ({"quick_replies": ["Less"]}, "quick replies ['Less'] not offered; offered ['More']"),
+    ({"cards": 3}, "no bundle/card of 3 cards; got [2]"),
+    ({"offers": 1}, "no bundle/product-offer of 1 offers; got none"),
+    ({"jsonpath": {"$.replies[2].payload.cards[1].title": "C"}},
+     "$.replies[2].payload.cards[1].title is 'B', expected 'C'"),
+    ({"transfer": {"rule": "r2"}}, "the transfer goes to 'r1', not 'r2'"),
+    ({"transfer": {"timeout": 20}}, "the transfer timeout is 30 s, not 20 s"),
+    ({"then_on_failure": {"text_contains": "sorry"}}, "after the transfer: no message contains 'sorry'"),
+    ({"close": False}, "expected no close"),
+    ({"no_replies": True}, "expected no replies; got 6"),
+    ({"within_ms": 10}, "answered in 20 ms, more than 10 ms"),
+], ids=lambda e: next(iter(e)) if isinstance(e, dict) else "")
+def test_each_expectation_says_what_differs(expect, problem):
+    problems = expectation_problems(expect, REPLIES, latency_ms=20)
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
+
+
+def test_the_shipped_scripts_cover_the_default_scenario():
+    scripts = load_scripts(SHIPPED)
+    assert len(scripts) >= 5 and {s.scenario for s in scripts} == {"order-assistant"}
+    expectations = {key for s in scripts for step in s.steps for key in step.expect}
+    assert {"transfer", "then_on_failure", "quick_replies", "jsonpath", "payload_type", "no_replies"} <= expectations
+
+
+def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
+    write(tmp_path, """
+        name: wrong greeting
+        steps:
+          - visitor: Hi
+            expect: {text_equals: "Good morning"}
+    """)
+    scripts = load_scripts(tmp_path) + load_scripts(SHIPPED)
+    with LoopbackServer(make_bot()) as server:
+        report = check(BotClient(server.url), scripts=scripts, exploration=Exploration(1, 1))
+    assert [(f.rule, f.message.split(":")[0]) for f in report.findings] == [("script", "wrong greeting")]
+    assert "no message is exactly 'Good morning'" in report.findings[0].message
+
+
+def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pytester, make_bot):
+    pytester.makefile(".convo.yaml", good="steps: [{visitor: Hi, expect: {text_contains: minimal demo bot}}]\n",
+                      bad="name: expects too much\nsteps: [{visitor: Hi, expect: {text_contains: weather}}]\n")
+    with LoopbackServer(make_bot()) as server:
+        result = pytester.runpytest("--iadvize-url", server.url, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*expects too much: step 1 (visitor: 'Hi'): no message contains 'weather'*",
+                                 "*transcript:*", "*visitor  Hi*"])
+
+
+def test_the_fixtures_give_a_platform_for_hand_written_tests(pytester, make_bot):
+    pytester.makepyfile("""
+        def test_hello(iadvize_platform, reference_bot_url):
+            platform = iadvize_platform()
+            chat = platform.open_chat()
+            platform.start(chat)
+            platform.visitor_says(chat, "Hi")
+            assert reference_bot_url.startswith("http://127.0.0.1:")
+            assert chat.shown[-1].startswith("Hello! I'm a minimal demo bot")
+    """)
+    with LoopbackServer(make_bot()) as server:
+        result = pytester.runpytest("--iadvize-url", server.url, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
