@@ -3,7 +3,7 @@
 Every call goes over HTTP, signed, as iAdvize makes it: an admin sets the bot up, the
 platform polls availability, a visitor opens the chat, talks, taps quick replies and asks
 for a person; every message the bot posts is echoed back to it, as iAdvize does. Then
-the same bot is verified against the iAdvize pacts.
+the same bot is verified against the iAdvize pacts and checked by the simulated platform.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import textwrap
 import uuid
 
 from . import render, wire
+from .check import check, table
 from .client import BotClient, BotError, echo_of, visitor_text
 from .embedded import BotProcessError, EmbeddedBot
 from .verify import VerifyError, verify
@@ -51,11 +52,14 @@ def run(out=sys.stdout) -> int:
             converse(BotClient(bot.url, secret=secret), show, unsigned=BotClient(bot.url))
             show.title("iadvize-harness verify: the bot against the iAdvize pacts (contracts/pacts)")
             verification = verify(bot.url, secret=secret)
+            print(verification.error or render_outcomes(verification.outcomes), file=out)
+            show.title("iadvize-harness check: probe conversations through the simulated platform")
+            report = check(BotClient(bot.url, secret=secret), secret)
+            print(table(report), file=out)
     except (BotProcessError, BotError, VerifyError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
-    print(verification.error or render_outcomes(verification.outcomes), file=out)
-    return 0 if verification.passed else 1
+    return 0 if verification.passed and not report.errors else 1
 
 
 def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None) -> None:

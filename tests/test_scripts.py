@@ -122,3 +122,17 @@ def test_the_fixtures_give_a_platform_for_hand_written_tests(pytester, make_bot)
     with LoopbackServer(make_bot()) as server:
         result = pytester.runpytest("--iadvize-url", server.url, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_the_readme_lists_every_rule_and_its_script_example_loads(tmp_path):
+    import re
+
+    from harness.rules import RULES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for rule in RULES.values():
+        assert f"| `{rule.id}` | {rule.severity} | {rule.why} |" in readme
+    example = re.search(r"### Conversation scripts.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    script = load_script(write(tmp_path, example))
+    assert [s.describe() for s in script.steps] == ["visitor: 'Where is my parcel?'", "visitor: 'I want a human'",
+                                                    "wait 240 s"]
