@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 
 import pytest
 
@@ -114,3 +117,49 @@ def test_the_command_checks_the_embedded_bot_with_no_finding():
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Checking the embedded reference bot at http://127.0.0.1:")
     assert result.stdout.rstrip().endswith("no finding")
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    """Answers every call the same wrong way: set ``mode`` on a subclass."""
+
+    mode = "html"
+
+    def log_message(self, *args):
+        pass
+
+    def _answer(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.mode == "hang":
+            time.sleep(12)
+            return
+        body, status, kind = (b"<html>maintenance</html>", 200, "text/html") if self.mode == "html" else \
+            (b"Internal Server Error", 500, "text/plain")
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = _answer
+
+
+@pytest.mark.parametrize("mode, rule, message", [
+    ("html", "http-error", "the answer is not JSON"),
+    ("crash", "http-error", "answered HTTP 500"),
+    ("hang", "latency-budget", "no complete answer within the 10 s iAdvize waits"),
+])
+def test_a_bot_answering_html_crashing_or_hanging_is_reported_in_bounded_time(mode, rule, message):
+    handler = type("Handler", (Misbehaving,), {"mode": mode})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        report = check(BotClient(f"http://127.0.0.1:{server.server_port}"), exploration=SMALL)
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.setup_error == "GET /external-bots gave no scenario to link an operator to"
+    assert [(f.rule, f.message) for f in report.findings] == [(rule, message)]
+    assert elapsed < 12  # one call, capped by its budget
