@@ -169,10 +169,14 @@ def _long(o: Observation):
 
 
 def _timeout_seconds(reply: dict) -> float | None:
-    timeout = (reply.get("transferOptions") or {}).get("timeout")
+    """The transfer's timeout in seconds; None when absent or unreadable (the envelope rule reports that)."""
+    options = reply.get("transferOptions")
+    timeout = options.get("timeout") if isinstance(options, dict) else None
+    if not isinstance(timeout, dict) or type(timeout.get("value")) not in (int, float):
+        return None
     try:
-        return wire.seconds(timeout) if timeout else None
-    except (KeyError, TypeError):
+        return wire.seconds(timeout)
+    except KeyError:
         return None
 
 
