@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pact import Pact, match
+from pact import generate as generators
 
 from harness.client import BotClient
 from harness.verify import states
@@ -65,7 +66,10 @@ def interaction(pact: Pact, spec: PactSpec, contract: Contract) -> None:
     built = pact.upon_receiving(contract.description)
     for state, parameters in contract.states:
         built = built.given(state, parameters) if parameters else built.given(state)
-    built = built.with_request(contract.method, contract.path)
+    path = contract.path
+    if contract.path_from_state:
+        path = match.type(contract.path, generator=generators.provider_state(contract.path_from_state))
+    built = built.with_request(contract.method, path)
     for name, value in {**spec.query, **contract.query}.items():
         built = built.with_query_parameter(name, value)
     for name, value in {**spec.headers, **contract.headers}.items():

@@ -90,6 +90,7 @@ class Contract:
     headers: dict = field(default_factory=dict)
     body: dict | str | None = None  # the request body, possibly with matchers and generators
     content_type: str = "application/json"
+    path_from_state: str | None = None  # a provider-state expression giving the path (the connector's own ids)
     response: object = None  # the response body iAdvize needs, with matchers; None: any
 
 
@@ -107,6 +108,9 @@ def text(value: str) -> dict:
 
 def _configured(id_operator=OPERATOR) -> tuple[str, dict]:
     return OPERATOR_CONFIGURED.format(idOperator=id_operator), {"idOperator": id_operator, "distributionRules": RULES}
+
+
+MESSAGES_OF_STATE = "/conversations/${idConversation}/messages"  # the id the connector answered at start
 
 
 def _started(id_conversation: str, state=CONVERSATION_STARTED) -> tuple[str, dict]:
@@ -232,18 +236,21 @@ CONTRACTS: tuple[Contract, ...] = (
              response=envelope(conversation_id(2), replies=[])),
     Contract("a visitor's text message", "POST", f"/conversations/{conversation_id(3)}/messages", 200,
              _say(conversation_id(3), visitor(text("Hi"), 3)), states=(_started(conversation_id(3)),),
-             body=_message_body(visitor(text("Hi"), 3)), response=envelope(conversation_id(3))),
+             body=_message_body(visitor(text("Hi"), 3)), response=envelope(conversation_id(3)),
+             path_from_state=MESSAGES_OF_STATE),
     Contract("the echo of a message the bot posted (author operator)", "POST",
              f"/conversations/{conversation_id(4)}/messages", 200,
              _say(conversation_id(4), ECHO, expect_replies=[], operator=OLD_PLATFORM_OPERATOR),
              states=(_started(conversation_id(4)),),
              body=_message_body(ECHO, operator=OLD_PLATFORM_OPERATOR),
-             response=envelope(conversation_id(4), replies=[])),  # anything else and the bot talks to itself
+             response=envelope(conversation_id(4), replies=[]),  # anything else and the bot talks to itself
+             path_from_state=MESSAGES_OF_STATE),
     Contract("a visitor sends a file", "POST", f"/conversations/{conversation_id(5)}/messages", 200,
              _say(conversation_id(5), visitor(FILE, 7)), states=(_started(conversation_id(5)),),
-             body=_message_body(visitor(FILE, 7)), response=envelope(conversation_id(5))),
+             body=_message_body(visitor(FILE, 7)), response=envelope(conversation_id(5)),
+             path_from_state=MESSAGES_OF_STATE),
     Contract("a visitor taps a quick reply", "POST", f"/conversations/{conversation_id(6)}/messages", 200,
              _say(conversation_id(6), QUICK_REPLY),
              states=(_started(conversation_id(6), QUICK_REPLIES_OFFERED),),
-             body=QUICK_REPLY_BODY, response=envelope(conversation_id(6))),
+             body=QUICK_REPLY_BODY, response=envelope(conversation_id(6)), path_from_state=MESSAGES_OF_STATE),
 )

@@ -16,6 +16,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from .client import BotClient, Exchange, visitor_text
 from .platform import Conversation, Event, SimulatedPlatform
@@ -44,13 +45,15 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     conversations: list[Conversation] = field(default_factory=list)
     setup_error: str | None = None
+    scripts: list[str] = field(default_factory=list)  # names of the scripts run
 
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
 
     def summary(self) -> dict:
-        return {"conversations": len(self.conversations), "findings": len(self.findings),
+        return {"setup_error": self.setup_error, "conversations": len(self.conversations),
+                "findings": len(self.findings),
                 "errors": len(self.errors), "warnings": len(self.findings) - len(self.errors),
                 "calls": sum(len(c.calls) for c in self.conversations),
                 "rules": sorted({f.rule for f in self.findings})}
@@ -120,7 +123,7 @@ class Checker:
     def run_script(self, script) -> None:
         """A conversation script: its exchanges judged by the rules, its failed expectations reported."""
         from .client import BotError
-        from .scripts import ScriptFailure, run_script
+        from .scripts import ScriptError, ScriptFailure, run_script
 
         self.rule_ids = [r.get("id") for r in script.distribution_rules]  # the script's operator has its own rules
         try:
@@ -133,6 +136,9 @@ class Checker:
             self.report.findings.append(Finding("script", "error", error.exchange.endpoint, "",
                                                 f"{script.name}: could not set the operator up: {error}",
                                                 script.source))
+        except ScriptError as error:
+            self.report.findings.append(Finding("script", "error", "", "", f"{script.name}: {error}", script.source))
+        self.report.scripts.append(script.name)
 
     def set_up(self, id_bot: str) -> bool:
         saved = self.client.exchange("bot.save", "PUT", f"/bots/{self.id_operator}", "bot.response", body={
@@ -205,15 +211,23 @@ class Checker:
             platform.resend(chat, first)
 
     def probe_signatures(self) -> None:
+        """An unsigned GET, and an unsigned and a tampered POST to a conversation that exists."""
         unsigned = BotClient(self.client.base_url, secret=None)
         self.observe(unsigned.exchange("external-bots", "GET", "/external-bots", None), "unsigned")
+        started = self.client.exchange("conversations", "POST", "/conversations", None, body={
+            "idOperator": self.id_operator, "idConversation": str(uuid.uuid4()), "history": []})
+        ours = started.body.get("idConversation") if isinstance(started.body, dict) else None
+        if not isinstance(ours, str):
+            return
+        path = f"/conversations/{quote(ours, safe='')}/messages"
         body = {"idOperator": self.id_operator, "message": visitor_text("Hi")}
+        self.observe(unsigned.exchange("messages", "POST", path, None, body=body), "unsigned", ours)
         data = json.dumps(body).encode()
-        forged = signature.sign(self.secret, data + b" ")  # signed for another body
-        tampered = unsigned.transmit("messages", "POST", f"/conversations/{uuid.uuid4()}/messages", "", data,
+        forged = signature.sign(self.secret, data + b" ")  # a valid signature, of another body
+        tampered = unsigned.transmit("messages", "POST", path, "", data,
                                      {"Content-Type": "application/json", signature.HEADER: forged}, None,
                                      request_body=body)
-        self.observe(tampered, "tampered")
+        self.observe(tampered, "tampered", ours)
 
 
 def check(client: BotClient, secret: str | None = None, scripts: list | None = None,
@@ -247,8 +261,19 @@ def write_json(report: Report, path: Path) -> None:
 def write_junit(report: Report, path: Path) -> None:
     import xml.etree.ElementTree as ET
 
-    suite = ET.Element("testsuite", name="iadvize-harness check", tests=str(len(RULES)),
-                       failures=str(len({f.rule for f in report.errors})))
+    scripts_failed = {f.message.split(":", 1)[0] for f in report.findings if f.rule == "script"}
+    failures = len({f.rule for f in report.errors if f.rule != "script"}) + len(scripts_failed) + bool(
+        report.setup_error)
+    suite = ET.Element("testsuite", name="iadvize-harness check", failures=str(failures),
+                       tests=str(len(RULES) + len(report.scripts) + 1))
+    setup = ET.SubElement(suite, "testcase", classname="check", name="set-up")
+    if report.setup_error:
+        ET.SubElement(setup, "failure", message=report.setup_error)
+    for name in report.scripts:
+        case = ET.SubElement(suite, "testcase", classname="script", name=name)
+        found = [f for f in report.findings if f.rule == "script" and f.message.startswith(f"{name}:")]
+        if found:
+            ET.SubElement(case, "failure", message=found[0].message).text = found[0].evidence
     for rule in RULES.values():
         case = ET.SubElement(suite, "testcase", classname="check", name=rule.id)
         found = [f for f in report.findings if f.rule == rule.id]

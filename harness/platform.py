@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from . import render, wire
 from .client import BotClient, Exchange, message
@@ -48,8 +49,11 @@ class Conversation:
     events: list[Event] = field(default_factory=list)
     closed: str | None = None  # why: "bot", "inactivity", None while open
     transfer: str | None = None  # "succeeded" | "failed" once the bot transferred
-    pending: list[dict] = field(default_factory=list)  # replies not run yet
+    pending: list[dict] = field(default_factory=list)  # replies waiting on an await (a visitor message cancels them)
     resume_at: float | None = None  # when the first pending reply runs
+    after_transfer: list[dict] = field(default_factory=list)  # replies run if the transfer in progress fails
+    transfer_ends_at: float | None = None  # when the transfer in progress times out
+    transfer_rule: str = ""
     last_message_at: float = 0.0
     handed_over: bool = False
     now: float = 0.0  # simulated seconds since the chat opened
@@ -95,10 +99,10 @@ class SimulatedPlatform:
         """The visitor opens the chatbox: the greeting is asked for (and shown if in time)."""
         conversation = Conversation(id_conversation or str(uuid.uuid4()), self.id_operator)
         exchange = self.client.exchange("first-messages", "GET",
-                                        f"/bots/{self.id_operator}/conversation-first-messages",
-                                        "first-messages.response", budget=self.client.budget)
+                                        f"/bots/{quote(self.id_operator, safe='')}/conversation-first-messages",
+                                        "first-messages.response", budget=self.client.first_messages_budget)
         self._call(conversation, exchange, "greeting")
-        if exchange.ok and exchange.latency_ms <= self.client.first_messages_budget * 1000:
+        if exchange.ok:
             for reply in exchange.body["replies"]:
                 if reply.get("type") == "message":  # only messages count before the conversation
                     self._event(conversation, "shown", render.reply(reply), reply=reply)
@@ -110,8 +114,10 @@ class SimulatedPlatform:
         exchange = self.client.exchange("conversations", "POST", "/conversations", "conversation.response",
                                         body=body)
         self._call(conversation, exchange, "create")
-        if exchange.ok and isinstance(exchange.body.get("idConversation"), str):
-            conversation.id = exchange.body["idConversation"]  # the connector may use its own id
+        # The connector may use its own id (even when the rest of its answer is off: that is reported apart).
+        ours = exchange.body.get("idConversation") if isinstance(exchange.body, dict) else None
+        if isinstance(ours, str) and ours:
+            conversation.id = ours
         return exchange
 
     def visitor_says(self, conversation: Conversation, text: str | None = None, *, payload: dict | None = None,
@@ -150,14 +156,17 @@ class SimulatedPlatform:
         """Let ``seconds`` pass: pending replies whose time comes run; silence closes the chat."""
         target = conversation.now + seconds
         while not conversation.closed:
-            due = [t for t in (conversation.resume_at, conversation.last_message_at + INACTIVITY_CLOSE_SECONDS)
+            silence_ends = conversation.last_message_at + INACTIVITY_CLOSE_SECONDS
+            due = [t for t in (conversation.resume_at, conversation.transfer_ends_at, silence_ends)
                    if t is not None and t <= target]
             if not due:
                 break
             conversation.now = max(conversation.now, min(due))
             if conversation.resume_at is not None and conversation.resume_at <= conversation.now:
                 self._run(conversation)
-            elif conversation.last_message_at + INACTIVITY_CLOSE_SECONDS <= conversation.now:
+            elif conversation.transfer_ends_at is not None and conversation.transfer_ends_at <= conversation.now:
+                self._transfer_failed(conversation)
+            elif silence_ends <= conversation.now:
                 self._close(conversation, "inactivity")
         conversation.now = max(conversation.now, target)
 
@@ -183,7 +192,7 @@ class SimulatedPlatform:
             conversation.resume_at = None
 
     def _transfer(self, conversation: Conversation, reply: dict) -> bool:
-        """True when the conversation now waits (a failing transfer's timeout)."""
+        """True when the conversation now waits for the transfer's outcome."""
         rule = reply.get("distributionRule")
         options = reply.get("transferOptions") or {}
         timeout = wire.seconds(options["timeout"]) if "timeout" in options else DEFAULT_TRANSFER_TIMEOUT_SECONDS
@@ -199,16 +208,25 @@ class SimulatedPlatform:
             conversation.last_message_at = conversation.now
             self._post(conversation, message("operator", {"contentType": "text", "value": HUMAN_GREETING}), "human")
             return False
-        conversation.transfer = "failed"
+        # Not an await: a visitor writing meanwhile does not cancel what runs if the transfer fails.
         why = "nobody available" if known else "not one of the operator's distribution rules"
-        self._event(conversation, "transfer", f"to {rule}: failed after {timeout:g} s ({why})", reply=reply)
-        conversation.resume_at = conversation.now + timeout
+        self._event(conversation, "transfer", f"to {rule}: asked, {timeout:g} s to find a human ({why})",
+                    reply=reply)
+        conversation.after_transfer, conversation.pending = conversation.pending, []
+        conversation.transfer_ends_at, conversation.transfer_rule = conversation.now + timeout, str(rule)
         return True
 
+    def _transfer_failed(self, conversation: Conversation) -> None:
+        conversation.transfer, conversation.transfer_ends_at = "failed", None
+        self._event(conversation, "transfer", f"to {conversation.transfer_rule}: failed, nobody took it")
+        conversation.pending, conversation.after_transfer = conversation.after_transfer, []
+        self._run(conversation)
+
     def _close(self, conversation: Conversation, why: str) -> None:
-        for dropped in conversation.pending:
+        for dropped in [*conversation.pending, *conversation.after_transfer]:
             self._event(conversation, "dropped", f"{render.reply(dropped)} (the conversation closed)", reply=dropped)
-        conversation.pending, conversation.resume_at, conversation.closed = [], None, why
+        conversation.pending, conversation.after_transfer, conversation.closed = [], [], why
+        conversation.resume_at = conversation.transfer_ends_at = None
         self._event(conversation, "closed", {"bot": "closed by the bot",
                                              "inactivity": "closed by iAdvize after 5 minutes without a message"}[why])
 
@@ -216,8 +234,8 @@ class SimulatedPlatform:
 
     def _post(self, conversation: Conversation, wire_message: dict, purpose: str) -> Exchange:
         body = {"idOperator": self.id_operator, "message": wire_message}
-        exchange = self.client.exchange("messages", "POST", f"/conversations/{conversation.id}/messages",
-                                        "message.response", body=body)
+        path = f"/conversations/{quote(conversation.id, safe='')}/messages"
+        exchange = self.client.exchange("messages", "POST", path, "message.response", body=body)
         self._call(conversation, exchange, purpose)
         return exchange
 

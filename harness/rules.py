@@ -100,6 +100,8 @@ def _messages(o: Observation) -> Iterator[tuple[int, str]]:
 
 
 def _transfers(o: Observation) -> Iterator[tuple[int, dict]]:
+    if o.purpose == "greeting":  # iAdvize ignores everything but messages in a greeting
+        return
     yield from ((i, r) for i, r in enumerate(o.replies) if r.get("type") == "transfer")
 
 
@@ -175,8 +177,8 @@ def _timeout_seconds(reply: dict) -> float | None:
     if not isinstance(timeout, dict) or type(timeout.get("value")) not in (int, float):
         return None
     try:
-        return wire.seconds(timeout)
-    except KeyError:
+        return float(wire.seconds(timeout))
+    except (KeyError, TypeError, OverflowError):
         return None
 
 
@@ -275,7 +277,7 @@ def _retry(o: Observation):
 
 
 def _replies(exchange: Exchange) -> list:
-    return exchange.body.get("replies", []) if isinstance(exchange.body, dict) else []
+    return Observation(exchange, "").replies
 
 
 def judge(observation: Observation) -> list[Finding]:

@@ -120,7 +120,12 @@ def load_script(path: Path) -> Script:
         raise ScriptError(source, "steps", "a script is a mapping with a non-empty list of steps")
     if unknown := set(data) - SCRIPT_KEYS:
         raise ScriptError(source, sorted(unknown)[0], f"unknown key (allowed: {', '.join(sorted(SCRIPT_KEYS))})")
-    rules = (data.get("operator") or {}).get("distributionRules", DEFAULT_RULES)
+    operator = data.get("operator") or {}
+    if not isinstance(operator, dict):
+        raise ScriptError(source, "operator", "must be a mapping, e.g. {distributionRules: [{id: ..., label: ...}]}")
+    rules = operator.get("distributionRules", DEFAULT_RULES)
+    if not isinstance(rules, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in rules):
+        raise ScriptError(source, "operator.distributionRules", "must be a list of {id, label}")
     steps = [_step(item, source, f"steps[{i}]") for i, item in enumerate(data["steps"])]
     return Script(str(data.get("name") or Path(path).name.removesuffix(".convo.yaml")), source, steps,
                   data.get("scenario"), list(rules), bool(data.get("transfer_available", False)))
@@ -143,12 +148,33 @@ def _step(item, source: str, where: str) -> Step:
                 after=_seconds(item.get("after", 0), source, f"{where}.after"), expect=expect)
 
 
+# What each expectation's value must be: (accepted types, how to say it)
+_TEXT, _COUNT, _FLAG, _MAP = ((str,), "a string"), ((int,), "a whole number"), ((bool,), "true or false"), \
+    ((dict,), "a mapping")
+EXPECTATION_TYPES = {"text_equals": _TEXT, "text_contains": _TEXT, "text_matches": _TEXT, "payload_type": _TEXT,
+                     "quick_replies": ((list,), "a list of strings"), "cards": _COUNT, "offers": _COUNT,
+                     "jsonpath": _MAP, "transfer": ((dict, type(None)), "a mapping (rule, timeout) or nothing"),
+                     "then_on_failure": _MAP, "close": _FLAG, "await": _FLAG, "no_replies": _FLAG,
+                     "within_ms": ((int, float), "a number of milliseconds")}
+
+
 def _check_expectations(expect, source: str, where: str) -> None:
     if not isinstance(expect, dict):
         raise ScriptError(source, where, "must be a mapping of expectations")
     if unknown := set(expect) - set(EXPECTATIONS):
         raise ScriptError(source, f"{where}.{sorted(unknown)[0]}",
                           f"unknown expectation (known: {', '.join(EXPECTATIONS)})")
+    for key, value in expect.items():
+        types, said = EXPECTATION_TYPES[key]
+        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types) or (
+            key == "quick_replies" and not all(isinstance(v, str) for v in value))
+        if wrong:
+            raise ScriptError(source, f"{where}.{key}", f"must be {said}, got {value!r}")
+    if "text_matches" in expect:
+        try:
+            re.compile(expect["text_matches"])
+        except re.error as error:
+            raise ScriptError(source, f"{where}.text_matches", f"not a regular expression: {error}") from None
     for path in (expect.get("jsonpath") or {}):
         try:
             jsonpath(path)
@@ -171,7 +197,7 @@ def load_scripts(directory: Path) -> list[Script]:
 def run_script(script: Script, client: BotClient, on_event=None) -> Conversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail."""
     id_operator = f"ha-{uuid.uuid4().int % 900_000 + 100_000}"
-    scenario = script.scenario or _first_scenario(client)
+    scenario = script.scenario or _first_scenario(client, script)
     client.save_bot(id_operator, {"name": script.name, "distributionRules": script.distribution_rules,
                                   "external": {"idBot": scenario}})
     platform = SimulatedPlatform(client, id_operator, script.distribution_rules,
@@ -190,14 +216,33 @@ def run_script(script: Script, client: BotClient, on_event=None) -> Conversation
             if not answer.ok:
                 raise ScriptFailure(script, index, [f"the call failed: {answer.error or answer.status}"], chat)
             body, latency = answer.body, answer.latency_ms
+            if {"transfer", "then_on_failure"} & set(step.expect):
+                _play_out_transfer(platform, chat)
         problems = expectation_problems(step.expect, body, latency)
+        if "then_on_failure" in step.expect and chat.handed_over:
+            problems.append("then_on_failure cannot hold: the transfer succeeded (transfer_available: true), "
+                            "so nothing after it runs")
         if problems:
             raise ScriptFailure(script, index, problems, chat)
     return chat
 
 
-def _first_scenario(client: BotClient) -> str:
-    return client.external_bots()[0]["idBot"]
+TRANSFER_WAIT_LIMIT = 180.0  # simulated seconds: awaits before a transfer, then its 60 s at most
+
+
+def _play_out_transfer(platform: SimulatedPlatform, chat: Conversation) -> None:
+    """The visitor waits until the transfer's outcome is known (a human, or the failure replies)."""
+    waited = 0.0
+    while chat.transfer is None and (chat.pending or chat.transfer_ends_at) and waited < TRANSFER_WAIT_LIMIT:
+        platform.wait(chat, 1.0)
+        waited += 1.0
+
+
+def _first_scenario(client: BotClient, script: Script) -> str:
+    scenarios = client.external_bots()
+    if not scenarios:
+        raise ScriptError(script.source, "scenario", "the bot lists no scenario to link the operator to")
+    return scenarios[0]["idBot"]
 
 
 def _texts(replies: list[dict]) -> list[str]:

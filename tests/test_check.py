@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
 import pytest
+from flask import Flask, jsonify
 
 from harness.check import Exploration, check
 from harness.client import BotClient
@@ -39,6 +40,7 @@ BROKEN = {
     "first_answer_11s": "latency-budget",
     "messages_without_await": "missing-await",
     "ignores_signatures": "signature-not-enforced",
+    "checks_only_get_signatures": "signature-not-enforced",
     "crashes_on_files": "unsupported-payload-crash",
     "not_idempotent": "retry-not-idempotent",
 }
@@ -53,7 +55,7 @@ def test_every_rule_has_a_broken_bot():
     assert set(BROKEN.values()) == set(RULES)
 
 
-@pytest.mark.parametrize("fault", BROKEN, ids=BROKEN.values())
+@pytest.mark.parametrize("fault", BROKEN, ids=[f"{r}:{f}" for f, r in BROKEN.items()])
 def test_a_bot_broken_for_one_rule_gets_exactly_that_rule(fault):
     app = third_party_bot.make_app(None if fault == "ignores_signatures" else SECRET, frozenset({fault}))
     report = run(app)
@@ -163,3 +165,44 @@ def test_a_bot_answering_html_crashing_or_hanging_is_reported_in_bounded_time(mo
     assert report.setup_error == "GET /external-bots gave no scenario to link an operator to"
     assert [(f.rule, f.message) for f in report.findings] == [(rule, message)]
     assert elapsed < 12  # one call, capped by its budget
+
+
+def test_a_bot_listing_no_scenario_fails_the_json_and_junit_reports_too(tmp_path):
+    from harness.check import write_json, write_junit
+
+    app = Flask("empty")
+    app.get("/external-bots")(lambda: jsonify([]))
+    report = run(app, secret=None)
+    write_json(report, tmp_path / "r.json")
+    write_junit(report, tmp_path / "r.xml")
+    assert json.loads((tmp_path / "r.json").read_text())["summary"]["setup_error"] == \
+        "GET /external-bots gave no scenario to link an operator to"
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert suite.get("failures") == "1" and suite.find("testcase/failure") is not None
+
+
+def test_failed_scripts_are_junit_cases(tmp_path, make_bot):
+    from harness.check import write_junit
+    from harness.scripts import load_scripts
+
+    (tmp_path / "s.convo.yaml").write_text("name: greets in French\nsteps: [{visitor: Hi, expect: "
+                                           "{text_contains: Bonjour}}]\n", encoding="utf-8")
+    with LoopbackServer(make_bot()) as server:
+        report = check(BotClient(server.url), scripts=load_scripts(tmp_path), exploration=Exploration(1, 1))
+    write_junit(report, tmp_path / "r.xml")
+    case = ET.parse(tmp_path / "r.xml").getroot().find("testcase[@name='greets in French']")
+    assert case.find("failure").get("message").startswith("greets in French: step 1")
+
+
+def test_odd_durations_and_greetings_are_judged_without_crashing():
+    from harness.client import Exchange
+    from harness.rules import Observation, judge
+
+    huge = {"type": "transfer", "distributionRule": "r",
+            "transferOptions": {"timeout": {"unit": [], "value": 10**400}}}
+    exchange = Exchange("messages", "POST", "u", None, "t", 1.0, 200, {"replies": [huge, "x"]})
+    assert {f.rule for f in judge(Observation(exchange, "visitor", "c", ["r"]))} == set()
+    assert judge(Observation(exchange, "retry", "c", ["r"], previous=exchange)) == []  # same answer: no finding
+    greeting = Exchange("first-messages", "GET", "u", None, "t", 1.0, 200, {"replies": [
+        {"type": "transfer", "distributionRule": "nope"}]})
+    assert judge(Observation(greeting, "greeting", "c", ["r"])) == []  # iAdvize ignores non-messages there

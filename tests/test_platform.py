@@ -46,7 +46,7 @@ def spec_bot() -> Flask:
     def messages(cid):
         message = request.get_json()["message"]
         received.append((message["author"]["role"], message["payload"].get("value")))
-        if message["author"]["role"] == "operator":
+        if message["author"]["role"] == "operator" or message["payload"]["value"] == "Hello?":
             return envelope([])
         if message["payload"]["value"] == "Hi":
             return envelope([wait("seconds", 1), text("How are you?", quickReplies=[
@@ -132,3 +132,28 @@ def test_simulated_time_is_not_slept_and_latency_is_measured(bot):
     assert chat.now >= 150 and wall < chat.now / 10  # minutes simulated, not waited
     assert all(e.exchange.latency_ms > 0 for e in chat.calls)
     assert "POST 127.0.0.1" in chat.transcript() and "visitor  Fine" in chat.transcript()
+
+
+def test_a_visitor_writing_during_a_failing_transfer_does_not_cancel_what_follows_it(bot):
+    server, _ = bot
+    simulated = platform(server.url, available=False)
+    chat = simulated.open_chat("conv-2")
+    simulated.start(chat)
+    simulated.visitor_says(chat, "Hi")
+    simulated.visitor_says(chat, "Fine", after=30)      # transfer asked at 31 s, 20 s to find a human
+    simulated.visitor_says(chat, "Hello?", after=8)     # at 38 s: the transfer is not an await
+    simulated.wait(chat, 60)
+    failed = next(e for e in chat.events if e.kind == "transfer" and "failed" in e.text)
+    apology = next(e for e in chat.events if e.text == "Nobody is free, sorry")
+    assert failed.at == apology.at == 51.0
+    assert chat.closed == "bot"
+
+
+def test_a_connector_s_own_conversation_id_is_used_and_encoded_in_the_path(bot):
+    server, _ = bot
+    simulated = platform(server.url, available=False)
+    chat = simulated.open_chat("conv 42?x#1")
+    simulated.start(chat)
+    answer = simulated.visitor_says(chat, "Hi")
+    assert answer.ok and "/conversations/conv%2042%3Fx%231/messages?idConnectorVersion=" in answer.url
+    assert answer.body["idConversation"] == "conv 42?x#1"

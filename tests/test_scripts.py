@@ -29,6 +29,12 @@ def write(tmp_path, text, name="t.convo.yaml"):
     ("steps: [{visitor: Hi, expect: {jsonpath: {'$.[': 1}}}]\n", "steps[0].expect.jsonpath: '$.[' is not JSONPath"),
     ("steps: [{payload: {fileName: a}}]\n", "steps[0].payload: not a payload a visitor can send"),
     ("steps: [{visitor: Hi}]\nscenaro: x\n", "scenaro: unknown key"),
+    ("operator: [1]\nsteps: [{visitor: Hi}]\n", "operator: must be a mapping"),
+    ("operator: {distributionRules: [abc]}\nsteps: [{visitor: Hi}]\n", "operator.distributionRules: must be a list"),
+    ("steps: [{visitor: Hi, expect: {text_matches: '('}}]\n", "steps[0].expect.text_matches: not a regular expr"),
+    ("steps: [{visitor: Hi, expect: {within_ms: '1000'}}]\n", "steps[0].expect.within_ms: must be a number"),
+    ("steps: [{visitor: Hi, expect: {quick_replies: 'Yes'}}]\n", "steps[0].expect.quick_replies: must be a list"),
+    ("steps: [{visitor: Hi, expect: {close: 'yes'}}]\n", "steps[0].expect.close: must be true or false"),
 ])
 def test_a_bad_script_is_refused_with_its_place(tmp_path, text, message):
     with pytest.raises(ScriptError) as raised:
@@ -97,6 +103,23 @@ def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
         report = check(BotClient(server.url), scripts=scripts, exploration=Exploration(1, 1))
     assert [(f.rule, f.message.split(":")[0]) for f in report.findings] == [("script", "wrong greeting")]
     assert "no message is exactly 'Good morning'" in report.findings[0].message
+
+
+def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_bot):
+    from harness.scripts import ScriptFailure, run_script
+
+    script = load_script(write(tmp_path, """
+        scenario: order-assistant
+        operator: {distributionRules: [{id: r-1, label: Customer service}]}
+        transfer_available: true
+        steps:
+          - visitor: "agent please"
+            expect: {then_on_failure: {text_contains: nobody}}
+    """))
+    with LoopbackServer(make_bot()) as server, pytest.raises(ScriptFailure) as failed:
+        run_script(script, BotClient(server.url))
+    assert failed.value.problems == ["then_on_failure cannot hold: the transfer succeeded (transfer_available: "
+                                     "true), so nothing after it runs"]
 
 
 def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pytester, make_bot):

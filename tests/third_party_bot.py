@@ -37,6 +37,7 @@ FAULTS = {
     "first_answer_11s",  # the first visitor message answered after 11 s
     "messages_without_await",  # two messages in a row
     "ignores_signatures",  # accepts anything, whatever the secret
+    "checks_only_get_signatures",  # checks signatures on GETs, not on POSTs
     "not_idempotent",  # the same idMessage answered differently
 }
 
@@ -62,7 +63,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
 
     @app.before_request
     def check_signature():
-        if not secret or request.path == "/healthcheck" or "ignores_signatures" in faults:
+        if not secret or request.path == "/healthcheck" or "ignores_signatures" in faults or (
+                "checks_only_get_signatures" in faults and request.method != "GET"):
             return None
         signed = request.get_data()
         if request.method == "GET" and "signs_get_over_the_body" not in faults:
@@ -132,6 +134,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
 
     @app.post("/conversations/<id_conversation>/messages")
     def receive(id_conversation):
+        if id_conversation not in conversations.values():  # only the ids this bot gave out
+            return jsonify(message="unknown conversation"), 404
         body = request.get_json()
         message = body["message"]
         if message["author"]["role"] == "operator" and "answers_its_echo" not in faults:

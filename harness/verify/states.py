@@ -88,13 +88,15 @@ class ProviderStates:
 
     def _conversation(self, params: dict) -> dict:
         values = self._operator(params)
-        self._call("conversations", "POST", "/conversations", {
+        started = self._call("conversations", "POST", "/conversations", {
             "idOperator": params["idOperator"], "idConversation": params["idConversation"], "history": []})
-        return values
+        # A connector may answer with its own conversation id: iAdvize then uses that one in the path.
+        ours = started.get("idConversation") if isinstance(started, dict) else None
+        return {**values, "idConversation": ours if isinstance(ours, str) and ours else params["idConversation"]}
 
     def _quick_replies(self, params: dict) -> dict:
         values = self._conversation(params)
-        answer = self._call("messages", "POST", f"/conversations/{quote(params['idConversation'], safe='')}/messages",
+        answer = self._call("messages", "POST", f"/conversations/{quote(values['idConversation'], safe='')}/messages",
                             {"idOperator": params["idOperator"],
                              "message": visitor_text("Hi", id_message=str(uuid.uuid4()))})
         replies = answer.get("replies") if isinstance(answer, dict) else None

@@ -53,7 +53,8 @@ DEFINITIONS: dict[str, dict] = {
     "Duration": _object(
         ("unit", "value"),
         unit={"enum": list(DURATION_UNITS)},
-        value={"type": "integer", "minimum": 0},
+        # No documented maximum; a billion of any unit is beyond any real wait, and keeps arithmetic sane.
+        value={"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
     ),
     "LinkAction": _object(
         ("type", "name", "url"),
