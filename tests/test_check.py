@@ -36,6 +36,7 @@ BROKEN = {
     "transfer_timeout_10s": "transfer-timeout-short",
     "transfer_to_unknown_rule": "transfer-unknown-rule",
     "rules_missing_from_strategy": "availability-shape",
+    "strategy_with_unknown_rule": "availability-shape",
     "greeting_2500ms": "first-messages-latency",
     "first_answer_11s": "latency-budget",
     "messages_without_await": "missing-await",

@@ -72,6 +72,15 @@ def test_a_bot_with_replies_that_are_not_an_array_fails():
     assert failed["a conversation is routed to the bot"][0] == 'replies must be an array, got {"list":[]}'
 
 
+def test_a_bot_checking_rules_the_operator_does_not_have_fails_on_availability():
+    failed = by_description(run_third_party(strategy_with_unknown_rule=True))
+    assert list(failed) == ["availability polling for an operator with distribution rules",
+                            "availability polling for an operator without distribution rules"]
+    assert failed["availability polling for an operator with distribution rules"] == [
+        "the body does not fit the API: [0].distributionRulesToCheck: names rules the operator does not have: "
+        "not-a-rule-of-this-operator"]
+
+
 def test_a_bot_crashing_on_a_file_fails_on_that_interaction_only():
     failed = by_description(run_third_party(crashes_on_files=True))
     assert list(failed) == ["a visitor sends a file"]

@@ -33,6 +33,7 @@ FAULTS = {
     "transfer_timeout_10s",  # a transfer timeout under 15 s
     "transfer_to_unknown_rule",  # a transfer to a rule the operator does not have
     "rules_missing_from_strategy",  # atLeastOne without the rules to check
+    "strategy_with_unknown_rule",  # checks a rule the operator does not have
     "greeting_2500ms",  # a greeting after 2.5 s
     "first_answer_11s",  # the first visitor message answered after 11 s
     "messages_without_await",  # two messages in a row
@@ -105,6 +106,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         rules = operators.get(request.args.get("idOperator", ""), {}).get("rules", [])
         if "rules_missing_from_strategy" in faults:
             return jsonify([{"strategy": "atLeastOne"}])
+        if "strategy_with_unknown_rule" in faults:
+            return jsonify([{"strategy": "all", "distributionRulesToCheck": ["not-a-rule-of-this-operator"]}])
         if rules:
             return jsonify([{"strategy": "all", "distributionRulesToCheck": [r["id"] for r in rules]}])
         return jsonify([{"strategy": "customAvailability", "availability": False}])

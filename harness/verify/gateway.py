@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from harness import wire
 from harness.client import BotClient, Exchange, route
 
 from .states import ProviderStates, StateError
@@ -31,6 +32,7 @@ class Attempt:
     """One interaction as the bot lived it: states set up, then (unless set-up failed) one call."""
 
     states: list[str] = field(default_factory=list)
+    params: dict = field(default_factory=dict)  # the states' parameters: the operator's distribution rules...
     state_error: str | None = None
     exchange: Exchange | None = None
 
@@ -69,6 +71,7 @@ class Gateway:
         with self._lock:
             attempt = self._current(starting_setup=True)
             attempt.states.append(state)
+            attempt.params.update(params or {})
         try:
             return 200, self.states.set_up(state, params)
         except StateError as error:
@@ -87,8 +90,25 @@ class Gateway:
             known.response_body if known else None, known.budget if known else None,
             request_body=_json_or_none(body))
         with self._lock:
-            self._current(starting_setup=False).exchange = exchange
+            attempt = self._current(starting_setup=False)
+            attempt.exchange = exchange
+        if known and known.endpoint == "availability-strategies" and exchange.ok:
+            exchange.problems += _rules_not_of_the_operator(exchange.body, attempt.params)
         return exchange
+
+
+def _rules_not_of_the_operator(strategies: list, params: dict) -> list[wire.Problem]:
+    """Pact can only match "an array of ids": the ids must also be rules the operator has."""
+    if "distributionRules" not in params:
+        return []
+    allowed = {rule.get("id") for rule in params["distributionRules"]}
+    found = []
+    for i, strategy in enumerate(strategies):
+        unknown = [r for r in strategy.get("distributionRulesToCheck") or [] if r not in allowed]
+        if unknown:
+            found.append(wire.Problem(f"[{i}].distributionRulesToCheck",
+                                      f"names rules the operator does not have: {', '.join(map(str, unknown))}"))
+    return found
 
 
 def _json_or_none(body: bytes):
