@@ -34,12 +34,33 @@ def _check(args) -> int:
                args.junit, args.html, Exploration(args.depth, args.max_conversations))
 
 
+def _sample(args) -> int:
+    from .client import BotClient
+    from .embedded import BotProcessError, EmbeddedBot
+    from .sample import generate
+
+    try:
+        # Recorded from the reference bot; a fixed public URL keeps its editorUrl (and the sample) reproducible.
+        with EmbeddedBot(workers=2, env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as bot:
+            path = generate(BotClient(bot.url, id_connector_version="5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"),
+                            args.conversations, args.seed, Path(args.out))
+    except BotProcessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def _schemas(args) -> int:
     from . import wire
+    from .recording import render_schema
     from .wire import openapi
 
     for path in wire.write_schemas(Path(args.out)):
         print(path)
+    recording = Path(args.out) / "recording.v1.json"  # the recording format, beside the API's bodies
+    recording.write_text(render_schema(), encoding="utf-8")
+    print(recording)
     Path(args.openapi).write_text(openapi.render(), encoding="utf-8")
     print(args.openapi)
     return 0
@@ -89,6 +110,12 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--max-conversations", type=int, default=12,
                        help="explored conversations at most (default 12)")
     check.set_defaults(run=_check)
+
+    sample = commands.add_parser("sample", help="record a synthetic sample of conversations with the reference bot")
+    sample.add_argument("--conversations", type=int, default=2000)
+    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--out", default="notebooks/data", help="folder of the recording (sample.jsonl.gz)")
+    sample.set_defaults(run=_sample)
 
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")

@@ -78,8 +78,17 @@ def brief(body) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def utc_iso(moment: datetime | float | None = None) -> str:
+    """An instant (a datetime, unix seconds, or now) as iAdvize writes it: UTC, milliseconds, ``Z``."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif isinstance(moment, int | float):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso()
 
 
 def message(role: str, payload: dict, id_message: str | None = None, created_at: str | None = None) -> dict:

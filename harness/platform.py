@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from . import render, wire
-from .client import BotClient, Exchange, message
+from .client import BotClient, Exchange, message, utc_iso
 
 INACTIVITY_CLOSE_SECONDS = 300.0
 DEFAULT_TRANSFER_TIMEOUT_SECONDS = 60.0
@@ -86,18 +86,21 @@ class SimulatedPlatform:
 
     def __init__(self, client: BotClient, id_operator: str, distribution_rules: list[dict] | None = None,
                  rule_available: Callable[[str], bool] | bool = False,
-                 on_event: Callable[[Conversation, Event], None] | None = None):
+                 on_event: Callable[[Conversation, Event], None] | None = None,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()), epoch: float | None = None):
         self.client = client
         self.id_operator = id_operator
         self.distribution_rules = list(distribution_rules or [])
         self.rule_available = rule_available if callable(rule_available) else (lambda rule: rule_available)
         self.on_event = on_event
+        self.new_id = new_id  # message ids: a seeded source makes a whole run reproducible
+        self.epoch = epoch  # wall-clock time of simulated 0 s; None: messages are dated now
 
     # --- a conversation ------------------------------------------------------------------
 
     def open_chat(self, id_conversation: str | None = None, start: bool = True) -> Conversation:
         """The visitor opens the chatbox: the greeting is asked for (and shown if in time)."""
-        conversation = Conversation(id_conversation or str(uuid.uuid4()), self.id_operator)
+        conversation = Conversation(id_conversation or self.new_id(), self.id_operator)
         exchange = self.client.exchange("first-messages", "GET",
                                         f"/bots/{quote(self.id_operator, safe='')}/conversation-first-messages",
                                         "first-messages.response", budget=self.client.first_messages_budget)
@@ -132,7 +135,7 @@ class SimulatedPlatform:
                             reply=reply)
             conversation.pending, conversation.resume_at = [], None
         payload = payload or {"contentType": "text", "value": text or ""}
-        sent = message("visitor", payload, id_message=id_message)
+        sent = message("visitor", payload, id_message=id_message or self.new_id(), created_at=self._date(conversation))
         self._event(conversation, "visitor", render.payload(payload))
         conversation.last_message_at = conversation.now
         exchange = self._post(conversation, sent, "visitor")
@@ -179,7 +182,9 @@ class SimulatedPlatform:
             if kind == "message":
                 self._event(conversation, "shown", render.reply(reply), reply=reply)
                 conversation.last_message_at = conversation.now
-                self._post(conversation, message("operator", reply["payload"]), "echo")
+                echo = message("operator", reply["payload"], id_message=self.new_id(),
+                               created_at=self._date(conversation))
+                self._post(conversation, echo, "echo")
             elif kind == "await":
                 conversation.resume_at = conversation.now + wire.seconds(reply["duration"])
                 return
@@ -206,7 +211,9 @@ class SimulatedPlatform:
             conversation.pending, conversation.handed_over = [], True
             self._event(conversation, "human", HUMAN_GREETING)
             conversation.last_message_at = conversation.now
-            self._post(conversation, message("operator", {"contentType": "text", "value": HUMAN_GREETING}), "human")
+            greeting = message("operator", {"contentType": "text", "value": HUMAN_GREETING}, id_message=self.new_id(),
+                               created_at=self._date(conversation))
+            self._post(conversation, greeting, "human")
             return False
         # Not an await: a visitor writing meanwhile does not cancel what runs if the transfer fails.
         why = "nobody available" if known else "not one of the operator's distribution rules"
@@ -231,6 +238,9 @@ class SimulatedPlatform:
                                              "inactivity": "closed by iAdvize after 5 minutes without a message"}[why])
 
     # --- HTTP --------------------------------------------------------------------------------
+
+    def _date(self, conversation: Conversation) -> str | None:
+        return None if self.epoch is None else utc_iso(self.epoch + conversation.now)
 
     def _post(self, conversation: Conversation, wire_message: dict, purpose: str) -> Exchange:
         body = {"idOperator": self.id_operator, "message": wire_message}
