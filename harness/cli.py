@@ -51,6 +51,34 @@ def _sample(args) -> int:
     return 0
 
 
+def _replay(args) -> int:
+    from .embedded import BotProcessError, EmbeddedBot
+    from .replay import replay
+
+    def progress(summary) -> None:
+        if sys.stderr.isatty() and summary.conversations % 25 == 0:
+            print(f"\rreplayed {summary.conversations} conversations", end="", file=sys.stderr, flush=True)
+
+    embedded = None
+    try:
+        url = args.provider_url
+        if url is None:
+            embedded = EmbeddedBot(workers=2)
+            url = embedded.start()
+        summary = replay(args.recordings, url, Path(args.out), args.secret or os.environ.get("IADVIZE_SECRET"),
+                         args.concurrency, progress, args.limit)
+    except (BotProcessError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.close()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"{summary}\n{Path(args.out) / 'exchanges.parquet'}\n{Path(args.out) / 'conversations.parquet'}")
+    return 0
+
+
 def _schemas(args) -> int:
     from . import wire
     from .recording import render_schema
@@ -116,6 +144,15 @@ def parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--out", default="notebooks/data", help="folder of the recording (sample.jsonl.gz)")
     sample.set_defaults(run=_sample)
+
+    replay = commands.add_parser("replay", help="replay recorded conversations against a bot, into parquet tables")
+    replay.add_argument("recordings", nargs="+", help="recording files (*.jsonl, *.jsonl.gz) or folders of them")
+    replay.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
+    replay.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    replay.add_argument("--concurrency", type=int, default=4, help="conversations replayed at once (default 4)")
+    replay.add_argument("--limit", type=int, help="replay the first N conversations only")
+    replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
+    replay.set_defaults(run=_replay)
 
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")

@@ -1,0 +1,131 @@
+"""Recordings: the format, its streaming reader, the seeded sample, and replay against real bots."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pytest
+
+from harness.client import BotClient
+from harness.recording import Corrupt, RecordingWriter, read, render_schema
+from harness.replay import replay
+from harness.sample import generate
+from reference_bot.dialogue import Answer, answer
+
+from .conftest import ROOT, LoopbackServer
+
+SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
+PUBLIC_URL = "https://bot.example.com"
+
+
+def test_the_committed_recording_schema_is_the_one_the_code_checks():
+    assert (ROOT / "contracts" / "schemas" / "recording.v1.json").read_text(encoding="utf-8") == render_schema()
+
+
+def test_the_writer_starts_a_new_file_every_hour(tmp_path):
+    now = [1_700_000_000.0]
+    writer = RecordingWriter(tmp_path, clock=lambda: now[0])
+    line = {"v": 1, "conversation": "c", "operator": "ha-1", "seq": 0, "endpoint": "messages", "method": "POST",
+            "path": "/conversations/c/messages", "request": None, "status": 200, "response": {},
+            "sent_at": "2023-11-14T22:13:20.000Z", "latency_ms": 3.5, "error": None}
+    writer.write(line)
+    now[0] += 3600
+    writer.write({**line, "seq": 1})
+    writer.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["recording-20231114-22.jsonl", "recording-20231114-23.jsonl"]
+    assert [r["seq"] for r in read([tmp_path])] == [0, 1]
+
+
+def test_corrupt_lines_are_reported_with_file_and_line_and_the_rest_is_read(tmp_path):
+    good = next(line for line in read([SAMPLE]) if line["conversation"])
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([json.dumps(good), "{not json", json.dumps({**good, "v": 2}),
+                               json.dumps({**good, "seq": -1}), json.dumps(good)]) + "\n", encoding="utf-8")
+    found = list(read([path]))
+    assert [type(x).__name__ for x in found] == ["dict", "Corrupt", "Corrupt", "Corrupt", "dict"]
+    assert [str(x) for x in found if isinstance(x, Corrupt)] == [
+        f"{path}:2: not JSON (Expecting property name enclosed in double quotes)",
+        f"{path}:3: recording format v2, this reader knows v1",
+        f"{path}:4: seq: -1 is less than the minimum of 0",
+    ]
+
+
+def test_a_truncated_gzip_is_reported_not_raised(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(SAMPLE.read_bytes()[:20_000])
+    found = list(read([path]))
+    assert isinstance(found[-1], Corrupt) and "unreadable" in found[-1].why
+    assert len([x for x in found if isinstance(x, dict)]) > 10
+
+
+def make_sample(make_bot, tmp_path, conversations=12, seed=5):
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+        return generate(BotClient(server.url, id_connector_version="fixed"), conversations, seed, tmp_path)
+
+
+def test_the_sample_is_the_same_for_the_same_seed_and_differs_for_another(make_bot, tmp_path):
+    first = make_sample(make_bot, tmp_path / "a").read_bytes()
+    assert make_sample(make_bot, tmp_path / "b").read_bytes() == first
+    assert make_sample(make_bot, tmp_path / "c", seed=6).read_bytes() != first
+
+
+def test_the_committed_sample_is_a_week_of_varied_conversations():
+    lines = [line for line in read([SAMPLE]) if line["conversation"]]
+    assert not [line for line in lines if isinstance(line, Corrupt)]
+    conversations = {line["conversation"] for line in lines}
+    assert len(conversations) == 2000
+    days = {line["sent_at"][:10] for line in lines}
+    assert len(days) >= 7
+    latencies = pd.Series([line["latency_ms"] for line in lines])
+    assert latencies.quantile(0.99) > 5 * latencies.median()  # a heavy tail
+    payloads = {json.dumps(line["request"]["message"]["payload"]["contentType"]) for line in lines
+                if line["endpoint"] == "messages"}
+    assert '"file"' in payloads
+    replies = [r["type"] for line in lines for r in (line["response"] or {}).get("replies", [])]
+    assert {"await", "message", "transfer", "close"} <= set(replies)
+
+
+def test_replaying_the_sample_against_the_reference_bot_reproduces_it(make_bot, tmp_path):
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+        summary = replay([SAMPLE], server.url, tmp_path, concurrency=3, limit=80)
+    exchanges = pd.read_parquet(tmp_path / "exchanges.parquet")
+    conversations = pd.read_parquet(tmp_path / "conversations.parquet")
+    assert summary.conversations == 80 == len(conversations)
+    assert summary.differences == 0 and exchanges["same"].all()
+    assert set(conversations["outcome"]) >= {"resolved", "closed by bot", "escalated"}
+
+
+def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_path):
+    def reworded(turn):
+        said = answer(turn)
+        return Answer([{**r, "payload": {"contentType": "text", "value": "How may I help?"}}
+                       if r.get("payload", {}).get("value") == "What can I do for you?" else r
+                       for r in said.replies], said.state, said.proactive)
+
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL, DIALOGUE=reworded)) as server:
+        summary = replay([SAMPLE], server.url, tmp_path, limit=40)
+    exchanges = pd.read_parquet(tmp_path / "exchanges.parquet")
+    changed = exchanges[exchanges["same"] == False]  # noqa: E712 (a pandas mask)
+    assert summary.differences == len(changed) > 0
+    assert changed["replies"].str.contains("How may I help?").all()
+    assert changed["recorded_replies"].str.contains("What can I do for you?").all()
+
+
+def test_a_corrupt_line_is_skipped_and_counted_and_the_rest_replayed(make_bot, tmp_path):
+    lines = gzip.decompress(SAMPLE.read_bytes()).decode().splitlines()[:60]
+    lines.insert(10, "{garbage")
+    path = tmp_path / "rec.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+        summary = replay([path], server.url, tmp_path / "out")
+    assert [str(c) for c in summary.skipped] == [f"{path}:11: not JSON (Expecting property name enclosed in "
+                                                 "double quotes)"]
+    assert summary.conversations >= 4 and "1 corrupt lines skipped" in str(summary)
+
+
+def test_a_missing_recording_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no recording at"):
+        list(read([tmp_path / "nope.jsonl"]))
