@@ -1,0 +1,112 @@
+"""Metrics over replay results, vectorised with pandas (no per-row Python).
+
+Inputs are the two tables ``replay`` writes: ``exchanges`` (one row per exchange) and
+``conversations`` (one row per conversation). Latency is the recorded one where there is
+one (what visitors lived), else the replayed one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+BUDGETS_MS = {"first-messages": 2_000, "all": 10_000}  # iAdvize shows nothing after these
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
+FUNNEL = ("conversations", "asked for a human", "transfer attempted", "transfer succeeded", "transfer failed")
+
+
+def load(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The (exchanges, conversations) tables of a replay's output folder."""
+    folder = Path(results)
+    return pd.read_parquet(folder / "exchanges.parquet"), pd.read_parquet(folder / "conversations.parquet")
+
+
+def latency(exchanges: pd.DataFrame) -> pd.Series:
+    """Milliseconds per exchange: recorded where known, else replayed."""
+    if "recorded_latency_ms" in exchanges:
+        return exchanges["recorded_latency_ms"].fillna(exchanges["latency_ms"])
+    return exchanges["latency_ms"]
+
+
+def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
+    """Per endpoint: calls, p50/p90/p95/p99/max in ms, and the share of calls over the 2 s and 10 s budgets."""
+    frame = exchanges.assign(ms=latency(exchanges))
+    grouped = frame.groupby("endpoint")["ms"]
+    table = grouped.quantile(list(PERCENTILES.values())).unstack()
+    table.columns = list(PERCENTILES)
+    table.insert(0, "calls", grouped.size())
+    table["max"] = grouped.max()
+    table["over 2 s"] = frame["ms"].gt(BUDGETS_MS["first-messages"]).groupby(frame["endpoint"]).mean()
+    table["over 10 s"] = frame["ms"].gt(BUDGETS_MS["all"]).groupby(frame["endpoint"]).mean()
+    return table.sort_index()
+
+
+def over_budget(exchanges: pd.DataFrame) -> pd.Series:
+    """Calls over their own budget, per endpoint: 2 s for first messages, 10 s for the rest."""
+    ms = latency(exchanges)
+    budget = exchanges["endpoint"].map(lambda e: BUDGETS_MS.get(e, BUDGETS_MS["all"]))
+    return ms.gt(budget).groupby(exchanges["endpoint"]).sum().astype(int)
+
+
+def latency_over_time(exchanges: pd.DataFrame, freq: str = "6h") -> pd.DataFrame:
+    """p50 and p95 latency (ms) per period."""
+    frame = exchanges.assign(ms=latency(exchanges)).set_index("sent_at")["ms"].resample(freq)
+    return pd.DataFrame({"p50": frame.quantile(0.5), "p95": frame.quantile(0.95), "calls": frame.size()})
+
+
+def outcomes(conversations: pd.DataFrame) -> pd.Series:
+    """Share of conversations per outcome."""
+    return conversations["outcome"].value_counts(normalize=True).sort_index()
+
+
+def escalation_rate_over_time(conversations: pd.DataFrame, freq: str = "1D") -> pd.DataFrame:
+    """Per period: conversations, share with a transfer attempted, share escalated to a human."""
+    frame = conversations.set_index("started_at")
+    attempted = frame["transfer"].notna().resample(freq)
+    escalated = frame["transfer"].eq("succeeded").resample(freq)
+    return pd.DataFrame({"conversations": attempted.size(), "transfer rate": attempted.mean(),
+                         "escalation rate": escalated.mean()})
+
+
+def escalation_funnel(conversations: pd.DataFrame) -> pd.Series:
+    """Conversations → asked for a human → transfer attempted → succeeded / failed."""
+    transfer = conversations["transfer"]
+    return pd.Series([len(conversations), int(conversations["asked_for_human"].sum()), int(transfer.notna().sum()),
+                      int(transfer.eq("succeeded").sum()), int(transfer.eq("failed").sum())], index=list(FUNNEL))
+
+
+def time_to_escalation(conversations: pd.DataFrame) -> pd.Series:
+    """Seconds from the chat opening to the transfer, for conversations with one."""
+    return conversations["time_to_escalation_s"].dropna().describe()
+
+
+def first_messages_leading_to_escalation(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """The visitors' first messages most often followed by a transfer, with how often they lead to one."""
+    grouped = conversations.assign(escalated=conversations["transfer"].notna()).groupby("first_message")["escalated"]
+    table = pd.DataFrame({"conversations": grouped.size(), "transfers": grouped.sum().astype(int),
+                          "rate": grouped.mean()})
+    return table[table["transfers"] > 0].sort_values(["transfers", "rate"], ascending=False).head(top)
+
+
+def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> pd.Series:
+    """The few numbers that tell two runs apart."""
+    ms = latency(exchanges)
+    return pd.Series({
+        "conversations": len(conversations),
+        "exchanges": len(exchanges),
+        "latency p50 (ms)": ms.quantile(0.5),
+        "latency p95 (ms)": ms.quantile(0.95),
+        "calls over budget": int(over_budget(exchanges).sum()),
+        "transfer rate": conversations["transfer"].notna().mean(),
+        "escalation rate": conversations["transfer"].eq("succeeded").mean(),
+        "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
+    })
+
+
+def compare(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame],
+            names: tuple[str, str] = ("before", "after")) -> pd.DataFrame:
+    """Two runs side by side, with the change."""
+    table = pd.DataFrame({names[0]: summary(*a), names[1]: summary(*b)})
+    table["change"] = table[names[1]] - table[names[0]]
+    return table

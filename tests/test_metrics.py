@@ -1,0 +1,80 @@
+"""harness.metrics, checked against values worked out by hand on a tiny fixture."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from harness import metrics
+
+
+def at(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.fixture
+def exchanges():
+    # first-messages: 100, 300, 2500 ms   messages: 200, 400, 600, 12000 ms (one recorded latency missing)
+    return pd.DataFrame({
+        "endpoint": ["first-messages"] * 3 + ["messages"] * 4,
+        "sent_at": [at("2026-11-16 10:00"), at("2026-11-16 11:00"), at("2026-11-17 10:00"),
+                    at("2026-11-16 10:00"), at("2026-11-16 10:30"), at("2026-11-17 09:00"), at("2026-11-17 10:00")],
+        "latency_ms": [1.0, 1.0, 1.0, 1.0, 400.0, 1.0, 1.0],
+        "recorded_latency_ms": [100.0, 300.0, 2500.0, 200.0, None, 600.0, 12000.0],
+        "same": [True, True, True, True, False, True, None],
+    })
+
+
+@pytest.fixture
+def conversations():
+    return pd.DataFrame({
+        "started_at": [at("2026-11-16 10:00"), at("2026-11-16 12:00"), at("2026-11-17 10:00"),
+                       at("2026-11-17 11:00")],
+        "first_message": ["Hi", "agent please", "Hi", "agent please"],
+        "outcome": ["resolved", "escalated", "transfer failed", "escalated"],
+        "asked_for_human": [False, True, True, True],
+        "transfer": [None, "succeeded", "failed", "succeeded"],
+        "time_to_escalation_s": [None, 12.0, 30.0, 6.0],
+    })
+
+
+def test_latency_percentiles_per_endpoint(exchanges):
+    table = metrics.latency_percentiles(exchanges)
+    first = table.loc["first-messages"]
+    assert first["calls"] == 3 and first["p50"] == 300 and first["max"] == 2500
+    assert first["p90"] == pytest.approx(300 + 0.8 * 2200)  # linear between the 2nd and 3rd of three
+    assert first["over 2 s"] == pytest.approx(1 / 3) and first["over 10 s"] == 0
+    messages = table.loc["messages"]  # 200, 400 (replayed, none recorded), 600, 12000
+    assert messages["p50"] == 500 and messages["over 10 s"] == 0.25 and messages["over 2 s"] == 0.25
+
+
+def test_over_budget_uses_each_endpoint_s_budget(exchanges):
+    assert metrics.over_budget(exchanges).to_dict() == {"first-messages": 1, "messages": 1}
+
+
+def test_latency_over_time(exchanges):
+    table = metrics.latency_over_time(exchanges, "1D")
+    assert table["calls"].tolist() == [4, 3]
+    assert table["p50"].tolist() == [250.0, 2500.0]  # day 1: 100, 300, 200, 400; day 2: 2500, 600, 12000
+
+
+def test_escalations(conversations):
+    assert metrics.escalation_funnel(conversations).tolist() == [4, 3, 3, 2, 1]
+    rates = metrics.escalation_rate_over_time(conversations, "1D")
+    assert rates["transfer rate"].tolist() == [0.5, 1.0] and rates["escalation rate"].tolist() == [0.5, 0.5]
+    assert metrics.time_to_escalation(conversations)["mean"] == 16.0
+    top = metrics.first_messages_leading_to_escalation(conversations)
+    assert top.index.tolist() == ["agent please", "Hi"] and top["transfers"].tolist() == [2, 1]
+    assert top.loc["Hi", "rate"] == 0.5
+    assert metrics.outcomes(conversations).to_dict() == {"escalated": 0.5, "resolved": 0.25, "transfer failed": 0.25}
+
+
+def test_two_runs_compared(exchanges, conversations):
+    later = exchanges.assign(recorded_latency_ms=exchanges["recorded_latency_ms"] * 2)
+    table = metrics.compare((exchanges, conversations), (later, conversations))
+    # before: 100 200 300 [400] 600 2500 12000; after, recorded doubled (the replayed 400 stays):
+    # 200 400 400 [600] 1200 5000 24000
+    assert table.loc["latency p50 (ms)", "before"] == 400 and table.loc["latency p50 (ms)", "after"] == 600
+    assert table.loc["latency p50 (ms)", "change"] == 200
+    assert table.loc["replies differing from the recording", "before"] == 1
+    assert table.loc["escalation rate", "change"] == 0
