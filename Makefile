@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas pacts serve clean
+.PHONY: demo test lint schemas pacts serve clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,18 @@ demo: $(STAMP)
 	$(BIN)/iadvize-harness demo
 
 # pytest exits 5 when it collects no test: for us that means the suite went missing, so say so.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	@status=0; $(BIN)/python -m pytest || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# Headless Chromium opens the HTML report in the tests: Debian's package, installed once.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing Debian's chromium (for the report's browser test)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	  || { echo "make test needs Debian's chromium: apt-get install chromium" >&2; exit 1; }; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

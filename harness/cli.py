@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -76,6 +77,35 @@ def _replay(args) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"{summary}\n{Path(args.out) / 'exchanges.parquet'}\n{Path(args.out) / 'conversations.parquet'}")
+    return 0
+
+
+def _report(args) -> int:
+    from .embedded import BotProcessError, EmbeddedBot
+    from .replay import replay
+    from .report import ReportError, build
+
+    try:
+        if args.results:
+            results = Path(args.results)
+            if not (results / "exchanges.parquet").exists():
+                print(f"error: {results} holds no exchanges.parquet: give the folder `replay --out` wrote",
+                      file=sys.stderr)
+                return 2
+        else:
+            results = Path(tempfile.mkdtemp(prefix="replay-"))
+            embedded = None if args.provider_url else EmbeddedBot(workers=2)
+            try:
+                url = args.provider_url or embedded.start()
+                print(replay([args.recordings], url, results, limit=args.limit), file=sys.stderr)
+            finally:
+                if embedded is not None:
+                    embedded.close()
+        path = build(results, Path(args.out))
+    except (ReportError, BotProcessError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 
@@ -153,6 +183,16 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--limit", type=int, help="replay the first N conversations only")
     replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
     replay.set_defaults(run=_replay)
+
+    report = commands.add_parser("report", help="the notebooks, executed, as one self-contained HTML page")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--recordings", default="notebooks/data/sample.jsonl.gz",
+                        help="recordings to replay first (default: the committed sample)")
+    source.add_argument("--results", help="a folder written by `replay --out` (no replay then)")
+    report.add_argument("--provider-url", help="the bot to replay against (default: the embedded reference bot)")
+    report.add_argument("--limit", type=int, help="replay the first N conversations only")
+    report.add_argument("--out", default="report.html")
+    report.set_defaults(run=_report)
 
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")

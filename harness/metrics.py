@@ -101,7 +101,7 @@ def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> pd.Series:
         "transfer rate": conversations["transfer"].notna().mean(),
         "escalation rate": conversations["transfer"].eq("succeeded").mean(),
         "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
-    })
+    }, dtype=object)  # counts stay whole numbers
 
 
 def compare(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame],
@@ -109,4 +109,4 @@ def compare(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.Data
     """Two runs side by side, with the change."""
     table = pd.DataFrame({names[0]: summary(*a), names[1]: summary(*b)})
     table["change"] = table[names[1]] - table[names[0]]
-    return table
+    return table.map(lambda v: round(v, 3) if isinstance(v, float) else v)

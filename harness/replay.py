@@ -28,6 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import render
 from .client import BotClient
 from .platform import Conversation, Event, SimulatedPlatform
 from .recording import Corrupt, read_lines, recording_files
@@ -37,7 +38,7 @@ BATCH_ROWS = 2_000
 
 EXCHANGE_COLUMNS = pa.schema([
     ("conversation", pa.string()), ("seq", pa.int32()), ("endpoint", pa.string()), ("purpose", pa.string()),
-    ("sent_at", pa.timestamp("ms", tz="UTC")), ("status", pa.int32()), ("error", pa.string()),
+    ("message", pa.string()), ("sent_at", pa.timestamp("ms", tz="UTC")), ("status", pa.int32()), ("error", pa.string()),
     ("latency_ms", pa.float64()), ("recorded_latency_ms", pa.float64()),
     ("replies", pa.string()), ("recorded_replies", pa.string()), ("same", pa.bool_()),
 ])
@@ -169,8 +170,10 @@ class Replayer:
             candidates = recorded_by_kind.get(kind, [])
             twin = candidates[index] if index < len(candidates) else None
             replies, recorded_replies = _replies(x.body), _replies(twin["response"]) if twin else None
+            sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
             rows.append({
                 "conversation": recorded.id, "seq": seq, "endpoint": x.endpoint, "purpose": event.purpose,
+                "message": render.payload(sent.get("payload") or {}) if isinstance(sent, dict) else None,
                 "sent_at": datetime.fromtimestamp(t0 + event.at, UTC), "status": x.status, "error": x.error,
                 "latency_ms": x.latency_ms, "recorded_latency_ms": twin["latency_ms"] if twin else None,
                 "replies": json.dumps(replies, ensure_ascii=False, sort_keys=True),

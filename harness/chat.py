@@ -1,0 +1,86 @@
+"""A replayed conversation drawn as a chat: visitor and bot bubbles, quick replies as chips,
+cards and offers as cards, awaits and transfers as markers. For notebooks and the report."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+
+import pandas as pd
+
+from . import render, wire
+
+STYLE = """<style>
+.chat{font-family:sans-serif;max-width:640px;border:1px solid #ccc;padding:8px;background:#fafafa}
+.row{display:flex;margin:4px 0}.row.visitor{justify-content:flex-end}
+.bubble{max-width:75%;padding:6px 10px;border-radius:12px;background:#fff;border:1px solid #bbb}
+.visitor .bubble{background:#e8eef9;border-color:#7a93c6}.human .bubble{border-style:dashed}
+.who{font-size:11px;color:#555}.chip{display:inline-block;border:1px solid #777;border-radius:10px;
+padding:1px 8px;margin:2px;font-size:12px}.card{border:1px solid #999;border-radius:6px;padding:4px 8px;
+margin:3px 0;background:#fff}.marker{text-align:center;font-size:12px;color:#444;margin:4px 0}
+</style>"""
+
+
+def _card(payload: dict) -> str:
+    title = payload.get("title") or payload.get("name") or ""
+    price = payload.get("offerPrice") or payload.get("price") or ""
+    lines = [f"<b>{escape(str(title))}</b>"]
+    if price:
+        lines.append(escape(str(price)))
+    if payload.get("text") or payload.get("description"):
+        lines.append(escape(str(payload.get("text") or payload.get("description"))))
+    lines += [f"<u>{escape(str(a.get('name', '')))}</u>" for a in payload.get("actions") or [] if isinstance(a, dict)]
+    return f"<div class='card'>{'<br>'.join(lines)}</div>"
+
+
+def _payload(payload: dict) -> str:
+    kind = payload.get("contentType")
+    if kind == "text":
+        return escape(str(payload.get("value", "")))
+    if kind in ("card/content", "product-offer"):
+        return _card(payload)
+    if kind in ("bundle/card", "bundle/product-offer"):
+        items = payload.get("cards") or payload.get("offers") or []
+        return "".join(_card(item) for item in items if isinstance(item, dict))
+    return escape(render.payload(payload))
+
+
+def _bubble(side: str, who: str, body: str) -> str:
+    return f"<div class='row {side}'><div class='bubble'><div class='who'>{who}</div>{body}</div></div>"
+
+
+def _reply(reply: dict) -> str:
+    kind = reply.get("type")
+    if kind == "message":
+        chips = "".join(f"<span class='chip'>{escape(str(q.get('value', '')))}</span>"
+                        for q in reply.get("quickReplies") or [] if isinstance(q, dict))
+        return _bubble("bot", "bot", _payload(reply.get("payload") or {}) + (f"<div>{chips}</div>" if chips else ""))
+    if kind == "await":
+        return f"<div class='marker'>[waits {render.duration(reply['duration'])}]</div>"
+    if kind == "transfer":
+        timeout = (reply.get("transferOptions") or {}).get("timeout")
+        wait = f", {wire.seconds(timeout):g} s" if timeout else ", 60 s by default"
+        return f"<div class='marker'>[transfer to rule {escape(str(reply.get('distributionRule')))}{wait}]</div>"
+    if kind == "close":
+        return "<div class='marker'>[the bot closes the conversation]</div>"
+    return ""
+
+
+def conversation_html(exchanges: pd.DataFrame, conversation: str) -> str:
+    """The conversation as the visitor would read it, from the replayed exchanges."""
+    rows = exchanges[exchanges["conversation"] == conversation].sort_values("seq")
+    human = rows["purpose"].eq("human").any()  # the transfer succeeded: what followed it was dropped
+    parts = [STYLE, "<div class='chat'>"]
+    for row in rows.itertuples():  # one conversation: a few dozen rows at most
+        replies = json.loads(row.replies) if row.replies else []
+        if row.purpose == "visitor":
+            parts.append(_bubble("visitor", "visitor", escape(str(row.message))))
+        elif row.purpose == "human":
+            parts.append(_bubble("human", "human operator", escape(str(row.message))))
+        for reply in replies if row.purpose in ("greeting", "visitor") else []:
+            parts.append(_reply(reply))
+            if reply.get("type") == "transfer" and human:
+                parts.append("<div class='marker'>[a human took the conversation]</div>")
+                break
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,82 @@
+"""The notebooks run end to end on a real Jupyter kernel, and the report opens in a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+from matplotlib.image import imread
+
+from harness.replay import replay
+from harness.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
+
+from .conftest import ROOT, LoopbackServer
+
+SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """The committed sample replayed once against the reference bot, for the notebooks and the report."""
+    from reference_bot import create_app
+
+    from .conftest import bot_settings
+
+    folder = tmp_path_factory.mktemp("results")
+    app = create_app(bot_settings(folder, PUBLIC_URL="https://bot.example.com"))
+    with LoopbackServer(app) as server:
+        replay([SAMPLE], server.url, folder, concurrency=4, limit=600)
+    return folder
+
+
+def images(notebook) -> int:
+    return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_committed_notebooks_hold_no_outputs(name):
+    notebook = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+
+
+def test_the_replay_notebook_replays_the_sample_itself_and_draws(tmp_path):
+    executed = execute("replay-conversations.ipynb", {"recordings": str(SAMPLE), "limit": 60}, tmp_path)
+    assert images(executed) >= 1
+    text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
+    assert "replayed 60 conversations" in text and "class='chat'" in text
+
+
+def test_the_response_times_notebook_draws_every_chart(results, tmp_path):
+    executed = execute("response-times-and-escalations.ipynb", {"results": str(results)}, tmp_path)
+    assert images(executed) == 5  # latency per endpoint, over time, escalation rate, funnel, time to escalation
+    text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
+    assert "first half" in text and "second half" in text  # the two-run comparison
+
+
+def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path):
+    page = build(results, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 6  # every chart of both notebooks, embedded
+    assert "import " not in page and "metrics.load" not in page  # code cells hidden
+    assert 'src="http' not in page  # nothing fetched: opens offline
+
+
+def test_the_report_opens_in_headless_chromium_and_shows_its_charts(results, tmp_path):
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
+    page = build(results, tmp_path / "report.html")
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,3000",
+                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=90, check=True)
+    pixels = imread(shot)[:, :, :3]
+    assert pixels.shape[:2] == (3000, 1100)
+    ink = (pixels.mean(axis=2) < 0.5).mean(axis=1)  # dark pixels per row: text, axes, bars
+    assert (ink > 0.01).sum() > 600  # charts and tables down the page, not a blank or error page
