@@ -18,7 +18,7 @@ def _serve(args) -> int:
 def _demo(args) -> int:
     from .demo import run
 
-    return run()
+    return run(limit=args.limit, report_path=args.report)
 
 
 def _verify(args) -> int:
@@ -109,6 +109,22 @@ def _report(args) -> int:
     return 0
 
 
+def _proxy(args) -> int:
+    from .proxy import RecordingProxy
+
+    try:
+        proxy = RecordingProxy(args.upstream, args.record, args.host, args.port)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"recording proxy on {proxy.url} -> {args.upstream}, recordings in {args.record}", flush=True)
+    try:
+        proxy.serve_forever()
+    finally:
+        proxy.close()
+    return 0
+
+
 def _schemas(args) -> int:
     from . import wire
     from .recording import render_schema
@@ -141,7 +157,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.set_defaults(run=_serve)
 
-    demo = commands.add_parser("demo", help="start the reference bot and drive one conversation against it")
+    demo = commands.add_parser("demo", help="the main job: the reference bot driven, verified, checked, "
+                                            "replayed and reported on")
+    demo.add_argument("--limit", type=int, help="replay the first N conversations of the sample only")
+    demo.add_argument("--report", default="report.html", help="where to write the HTML report")
     demo.set_defaults(run=_demo)
 
     verify = commands.add_parser("verify", help="verify a bot against the iAdvize pacts",
@@ -193,6 +212,13 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--limit", type=int, help="replay the first N conversations only")
     report.add_argument("--out", default="report.html")
     report.set_defaults(run=_report)
+
+    proxy = commands.add_parser("proxy", help="a reverse proxy that records every exchange with a bot")
+    proxy.add_argument("--upstream", required=True, help="the bot's base URL")
+    proxy.add_argument("--record", required=True, metavar="DIR", help="where the hourly JSONL files go")
+    proxy.add_argument("--host", default="127.0.0.1")
+    proxy.add_argument("--port", type=int, default=8081)
+    proxy.set_defaults(run=_proxy)
 
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")

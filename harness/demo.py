@@ -3,20 +3,26 @@
 Every call goes over HTTP, signed, as iAdvize makes it: an admin sets the bot up, the
 platform polls availability, a visitor opens the chat, talks, taps quick replies and asks
 for a person; every message the bot posts is echoed back to it, as iAdvize does. Then
-the same bot is verified against the iAdvize pacts and checked by the simulated platform.
+the same bot is verified against the iAdvize pacts, checked by the simulated platform, the
+committed sample of recorded conversations is replayed against it, and the notebooks are
+turned into report.html.
 """
 
 from __future__ import annotations
 
 import secrets
 import sys
+import tempfile
 import textwrap
 import uuid
+from pathlib import Path
 
 from . import render, wire
 from .check import check, table
 from .client import BotClient, BotError, echo_of, visitor_text
 from .embedded import BotProcessError, EmbeddedBot
+from .replay import replay
+from .report import ReportError, build
 from .verify import VerifyError, verify
 from .verify.report import render as render_outcomes
 
@@ -43,7 +49,10 @@ class Printer:
         print(f"\n--- {text} " + "-" * max(0, WIDTH - len(text) - 5), file=self.out)
 
 
-def run(out=sys.stdout) -> int:
+SAMPLE = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "sample.jsonl.gz"
+
+
+def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.html") -> int:
     show = Printer(out)
     secret = secrets.token_hex(16)
     try:
@@ -56,9 +65,15 @@ def run(out=sys.stdout) -> int:
             show.title("iadvize-harness check: probe conversations through the simulated platform")
             report = check(BotClient(bot.url, secret=secret), secret)
             print(table(report), file=out)
-    except (BotProcessError, BotError, VerifyError) as error:
+            show.title(f"iadvize-harness replay: the committed sample ({SAMPLE.name}) against the bot")
+            results = Path(tempfile.mkdtemp(prefix="demo-results-"))
+            print(replay([SAMPLE], bot.url, results, secret=secret, limit=limit), file=out)
+        show.title("iadvize-harness report: the notebooks, executed, as one HTML page")
+        page = build(results, Path(report_path))
+    except (BotProcessError, BotError, VerifyError, ReportError) as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
+    print(f"report written to {page.resolve()} (open it in a browser)", file=out)
     return 0 if verification.passed and not report.errors else 1
 
 

@@ -10,42 +10,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
 from .client import Exchange, route, utc_iso  # noqa: F401 (utc_iso: part of this module's API)
-from .wire.model import DATE_TIME_PATTERN
+from .wire.recording import SCHEMA, VERSION, RecordingWriter  # noqa: F401 (the format, re-exported)
 
-VERSION = 1
-SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "recording.v1",
-    "description": "One HTTP exchange between iAdvize and an external bot, as a line of a JSONL recording.",
-    "type": "object",
-    "required": ["v", "conversation", "operator", "seq", "endpoint", "method", "path", "request", "status",
-                 "response", "sent_at", "latency_ms"],
-    "properties": {
-        "v": {"const": VERSION},
-        "conversation": {"type": ["string", "null"], "description": "iAdvize's conversation id, if any"},
-        "operator": {"type": ["string", "null"], "description": "the bot operator (idOperator), if any"},
-        "seq": {"type": "integer", "minimum": 0, "description": "order of the exchange in its conversation"},
-        "endpoint": {"type": "string", "description": "external-bots, bot.save, messages, ..."},
-        "method": {"enum": ["GET", "PUT", "POST", "DELETE", "PATCH"]},
-        "path": {"type": "string", "description": "path and query string as sent"},
-        "request": {"description": "the request body (JSON), null for a GET"},
-        "status": {"type": ["integer", "null"], "description": "HTTP status; null when no answer came"},
-        "response": {"description": "the response body: JSON, or the text when it was not JSON"},
-        "sent_at": {"type": "string", "pattern": DATE_TIME_PATTERN, "description": "when it was sent (UTC)"},
-        "latency_ms": {"type": ["number", "null"], "minimum": 0},
-        "error": {"type": ["string", "null"], "description": "timeout, connection failure, ..."},
-    },
-}
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
 
@@ -66,51 +39,6 @@ def record(exchange: Exchange, conversation: str | None, operator: str | None, s
 def endpoint_of(method: str, path: str) -> str:
     known = route(method, path.split("?", 1)[0])
     return known.endpoint if known else f"{method} {path.split('?', 1)[0]}"
-
-
-# --- writing ----------------------------------------------------------------------------------
-
-class RecordingWriter:
-    """Appends lines to ``<directory>/<prefix>-YYYYMMDD-HH.jsonl`` (a new file each hour), thread-safe."""
-
-    def __init__(self, directory: str | os.PathLike, prefix: str = "recording", rotate_hourly: bool = True,
-                 clock=time.time):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.prefix, self.rotate_hourly, self.clock = prefix, rotate_hourly, clock
-        self._lock = threading.Lock()
-        self._file = None
-        self._name = None
-
-    def _target(self) -> str:
-        if not self.rotate_hourly:
-            return f"{self.prefix}.jsonl"
-        return f"{self.prefix}-{datetime.fromtimestamp(self.clock(), UTC):%Y%m%d-%H}.jsonl"
-
-    def write(self, line: dict) -> None:
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self._lock:
-            name = self._target()
-            if name != self._name:
-                if self._file:
-                    self._file.close()
-                # kept open across writes (one file an hour), closed by close() or the next rotation
-                self._file = open(self.directory / name, "a", encoding="utf-8")  # noqa: SIM115
-                self._name = name
-            self._file.write(text)
-            self._file.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file:
-                self._file.close()
-                self._file = None
-
-    def __enter__(self) -> RecordingWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # --- reading ----------------------------------------------------------------------------------

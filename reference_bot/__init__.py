@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 
-from . import admin, config, conversations, errors, logs, security
+from . import admin, config, conversations, errors, logs, recording, security
 from .dialogue import answer
 from .operators import OperatorDirectory
 from .proactive import GraphQLClient, OutboxWorker
@@ -49,6 +49,7 @@ def create_app(settings: dict | None = None) -> Flask:
     )
 
     logs.register(app)  # first: every later hook and error is logged with its request id
+    recording.register(app)
     security.register(app)
     errors.register(app)
     app.register_blueprint(admin.blueprint)

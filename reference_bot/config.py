@@ -19,6 +19,7 @@ ENVIRONMENT = {
     "IADVIZE_PASSWORD": "IADVIZE_PASSWORD",
     "LOG_LEVEL": "REFERENCE_BOT_LOG_LEVEL",
     "WARN_WITHOUT_SECRET": "REFERENCE_BOT_WARN_WITHOUT_SECRET",
+    "RECORDINGS_DIR": "REFERENCE_BOT_RECORDINGS",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH"}
 BOOLEANS = {"WARN_WITHOUT_SECRET"}
@@ -39,6 +40,7 @@ def defaults(instance_path: str) -> dict:
         "DIALOGUE": None,  # a replacement for reference_bot.dialogue.answer
         "LOG_LEVEL": "INFO",
         "WARN_WITHOUT_SECRET": True,  # `serve` warns once itself and turns this off in its workers
+        "RECORDINGS_DIR": None,  # a folder: every call iAdvize makes is recorded there (JSON lines)
     }
 
 

@@ -134,9 +134,10 @@ def test_serve_prints_its_url_and_answers(tmp_path):
         assert BotClient(bot.url).healthcheck()
 
 
-def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_the_bot():
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "demo"], capture_output=True, text=True,
-                            timeout=120)
+def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_the_bot(tmp_path):
+    report = tmp_path / "report.html"
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--limit", "60", "--report", str(report)],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "the same call unsigned is refused: 401" in out
@@ -145,4 +146,7 @@ def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_th
     assert "(transfers to distribution rule 'Customer service'" in out and "timeout 30 s" in out
     assert "bot         [] [] []  (the echo rule" in out  # the three messages shown after "invoice", echoed
     assert "14 passed, 0 failed" in out  # the same bot verified against the pacts...
-    assert out.rstrip().endswith("0 errors, 0 warnings\nno finding")  # ...and checked: no finding
+    assert "0 errors, 0 warnings\nno finding" in out  # ...and checked: no finding...
+    assert "replayed 60 conversations" in out and "0 replies differ from the recording" in out  # ...replayed...
+    assert out.rstrip().endswith(f"report written to {report} (open it in a browser)")  # ...and reported
+    assert report.read_text().count('src="data:image/png;base64,') == 6

@@ -1,0 +1,176 @@
+"""``iadvize-harness proxy``: a recording reverse proxy to put between iAdvize and a bot in staging.
+
+Each request is forwarded byte for byte (the ``X-iAdvize-Signature`` header included, so
+the bot still verifies it) over a kept-alive connection, and the answer returned as it
+came. The exchange is handed to a recorder thread through a bounded queue: writing never
+delays the answer, and a recorder that fails (a full disk) never breaks the forwarding.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from .recording import endpoint_of
+from .wire.recording import VERSION, RecordingWriter, utc_iso
+
+log = logging.getLogger("harness.proxy")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "host", "content-length"}
+TIMEOUT_SECONDS = 30.0  # above iAdvize's 10 s: the proxy never cuts an answer iAdvize would still wait for
+_CONVERSATION = re.compile(r"^/conversations/([^/?]+)/messages")
+_OPERATOR = re.compile(r"^/bots/([^/?]+)")
+
+
+def _ids(path: str, body: bytes) -> tuple[str | None, str | None]:
+    """The conversation and operator of an exchange, from its path or its JSON body."""
+    try:
+        document = json.loads(body) if body else {}
+    except ValueError:
+        document = {}
+    document = document if isinstance(document, dict) else {}
+    conversation = _CONVERSATION.match(path)
+    operator = _OPERATOR.match(path)
+    query_operator = re.search(r"[?&]idOperator=([^&]+)", path)
+    return (conversation.group(1) if conversation else document.get("idConversation"),
+            operator.group(1) if operator else document.get("idOperator")
+            or (query_operator.group(1) if query_operator else None))
+
+
+class Recorder(threading.Thread):
+    """Writes what the proxy saw, off the request path."""
+
+    def __init__(self, writer: RecordingWriter, capacity: int = 10_000):
+        super().__init__(name="proxy-recorder", daemon=True)
+        self.writer, self.queue, self.dropped, self.failed = writer, queue.Queue(capacity), 0, 0
+        self._seq: dict[str | None, int] = {}
+
+    def offer(self, item: tuple) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:  # the disk is slower than the traffic: lose a line, not a visitor's answer
+            self.dropped += 1
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            try:
+                self.writer.write(self._line(*item))
+            except Exception:
+                self.failed += 1
+                log.exception("recording an exchange failed; forwarding goes on")
+            finally:
+                self.queue.task_done()
+
+    def _line(self, method, path, body, status, answer, sent_at, latency_ms, error) -> dict:
+        conversation, operator = _ids(path, body)
+        seq = self._seq[conversation] = self._seq.get(conversation, -1) + 1
+        return {"v": VERSION, "conversation": conversation, "operator": operator, "seq": seq,
+                "endpoint": endpoint_of(method, path), "method": method, "path": path,
+                "request": _json(body), "status": status, "response": _json(answer), "sent_at": sent_at,
+                "latency_ms": latency_ms, "error": error}
+
+    def close(self) -> None:
+        self.queue.join()
+        self.queue.put(None)
+
+
+def _json(data: bytes):
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", errors="replace")
+
+
+class RecordingProxy:
+    def __init__(self, upstream: str, record_dir: str, host: str = "127.0.0.1", port: int = 0):
+        target = urlsplit(upstream.rstrip("/"))
+        if target.scheme not in ("http", "https") or not target.hostname:
+            raise ValueError(f"--upstream must be an http(s) URL, got {upstream!r}")
+        self.target = target
+        self.recorder = Recorder(RecordingWriter(record_dir, prefix="proxy"))
+        self.server = ThreadingHTTPServer((host, port), _handler(self))
+        self.server.daemon_threads = True
+        self.url = f"http://{host}:{self.server.server_port}"
+        self._local = threading.local()
+
+    def connection(self) -> http.client.HTTPConnection:
+        if getattr(self._local, "connection", None) is None:  # one kept-alive connection per thread
+            kind = http.client.HTTPSConnection if self.target.scheme == "https" else http.client.HTTPConnection
+            self._local.connection = kind(self.target.hostname, self.target.port, timeout=TIMEOUT_SECONDS)
+        return self._local.connection
+
+    def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
+        """Send upstream; returns (status, headers, body) or raises OSError / http.client errors."""
+        target = (self.target.path or "") + path
+        for attempt in (1, 2):  # a kept-alive connection the bot closed meanwhile is opened again, once
+            connection = self.connection()
+            try:
+                connection.request(method, target, body=body or None, headers=dict(headers))
+                response = connection.getresponse()
+                return response.status, response.getheaders(), response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def serve_forever(self) -> None:
+        self.recorder.start()
+        self.server.serve_forever()
+
+    def start(self) -> RecordingProxy:
+        self.recorder.start()
+        threading.Thread(target=self.server.serve_forever, name="proxy", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.recorder.close()
+        self.recorder.writer.close()
+
+
+def _handler(proxy: RecordingProxy):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
+            sent_at, started = utc_iso(), time.perf_counter()
+            try:
+                status, answer_headers, answer = proxy.forward(self.command, self.path, headers, body)
+                error = None
+            except (OSError, http.client.HTTPException) as failure:
+                status, answer_headers, error = 502, [("Content-Type", "application/json")], str(failure)
+                answer = json.dumps({"error": "bad gateway", "detail": f"the bot did not answer: {error}"}).encode()
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            self.send_response(status)
+            for key, value in answer_headers:
+                if key.lower() not in HOP_BY_HOP:
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+            proxy.recorder.offer((self.command, self.path, body, None if error else status, answer, sent_at,
+                                  latency_ms, error))
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _forward
+
+    return Handler

@@ -1,0 +1,105 @@
+"""The recording proxy, between a client signing like iAdvize and a real bot over HTTP; and the bot's
+own recording switch. Both recordings replay to the same replies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from harness.client import BotClient, echo_of, visitor_text
+from harness.proxy import RecordingProxy
+from harness.recording import Corrupt, read
+from harness.replay import replay
+from harness.wire.recording import RecordingWriter
+
+from .conftest import RULES, LoopbackServer
+
+SECRET = "proxy-secret"
+
+
+def converse(url: str, secret=SECRET) -> list[dict]:
+    client = BotClient(url, secret=secret)
+    client.save_bot("ha-7", {"distributionRules": RULES, "external": {"idBot": "order-assistant"}})
+    client.first_messages("ha-7")
+    client.start_conversation("ha-7", "conv-p")
+    answers = []
+    for text in ("Hi", "Today's offers"):
+        answer = client.send_message("conv-p", "ha-7", visitor_text(text))
+        answers.append(answer)
+        for reply in answer["replies"]:
+            if reply["type"] == "message":
+                client.send_message("conv-p", "ha-7", echo_of(reply))
+    return answers
+
+
+@pytest.fixture
+def signed_bot(make_bot):
+    with LoopbackServer(make_bot(IADVIZE_SECRET=SECRET)) as server:
+        yield server
+
+
+def test_the_proxy_forwards_signed_calls_intact_and_records_them(signed_bot, tmp_path):
+    proxy = RecordingProxy(signed_bot.url, str(tmp_path)).start()
+    try:
+        answers = converse(proxy.url)  # the bot checks every signature: they arrive as signed
+    finally:
+        proxy.close()
+    assert answers[0]["replies"][0]["payload"]["value"] == "What can I do for you?"
+    lines = list(read([tmp_path]))
+    assert not [x for x in lines if isinstance(x, Corrupt)]
+    assert [x["endpoint"] for x in lines][:4] == ["bot.save", "first-messages", "conversations", "messages"]
+    assert {x["status"] for x in lines} == {200}
+    conversation = [x for x in lines if x["conversation"] == "conv-p"]
+    assert [x["seq"] for x in conversation] == list(range(len(conversation)))
+    assert conversation[1]["request"]["message"]["payload"]["value"] == "Hi"
+    assert conversation[1]["response"]["replies"] == answers[0]["replies"]
+
+
+def test_a_recorder_that_fails_never_breaks_the_forwarding(signed_bot, tmp_path, monkeypatch):
+    def disk_full(self, line):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RecordingWriter, "write", disk_full)
+    proxy = RecordingProxy(signed_bot.url, str(tmp_path)).start()
+    try:
+        answers = converse(proxy.url)
+    finally:
+        proxy.close()
+    assert answers[1]["replies"][2]["payload"]["contentType"] == "bundle/product-offer"
+    assert proxy.recorder.failed > 0
+
+
+def test_an_unreachable_bot_is_a_502_and_recorded_as_an_error(tmp_path):
+    proxy = RecordingProxy("http://127.0.0.1:9", str(tmp_path)).start()
+    try:
+        exchange = BotClient(proxy.url).exchange("external-bots", "GET", "/external-bots", None)
+    finally:
+        proxy.close()
+    assert exchange.status == 502 and exchange.body["error"] == "bad gateway"
+    (line,) = list(read([tmp_path]))
+    assert line["status"] is None and "Connection refused" in line["error"]
+
+
+def test_the_recordings_of_the_proxy_and_of_the_bot_itself_replay_to_the_same_replies(make_bot, tmp_path):
+    # the bot records itself, and a proxy in front of it records too
+    with LoopbackServer(make_bot(RECORDINGS_DIR=str(tmp_path / "bot"))) as bot:
+        proxy = RecordingProxy(bot.url, str(tmp_path / "proxy")).start()
+        try:
+            converse(proxy.url, secret=None)
+        finally:
+            proxy.close()
+    own = [x for x in read([tmp_path / "bot"])]
+    assert not [x for x in own if isinstance(x, Corrupt)] and len(own) == len(list(read([tmp_path / "proxy"])))
+    for source in ("bot", "proxy"):
+        with LoopbackServer(make_bot()) as fresh:
+            summary = replay([tmp_path / source], fresh.url, tmp_path / f"out-{source}")
+        assert (summary.conversations, summary.differences) == (1, 0), source
+
+
+def test_the_command_refuses_a_bad_upstream(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "proxy", "--upstream", "ftp://x", "--record",
+                             str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and result.stderr.strip() == "error: --upstream must be an http(s) URL, got 'ftp://x'"
+    assert result.stdout == ""
