@@ -45,8 +45,19 @@ def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
 def over_budget(exchanges: pd.DataFrame) -> pd.Series:
     """Calls over their own budget, per endpoint: 2 s for first messages, 10 s for the rest."""
     ms = latency(exchanges)
-    budget = exchanges["endpoint"].map(lambda e: BUDGETS_MS.get(e, BUDGETS_MS["all"]))
+    budget = exchanges["endpoint"].map(BUDGETS_MS).fillna(BUDGETS_MS["all"])
     return ms.gt(budget).groupby(exchanges["endpoint"]).sum().astype(int)
+
+
+def recorded_vs_replayed(exchanges: pd.DataFrame) -> pd.DataFrame:
+    """p50 and p95 latency per endpoint, as recorded and as replayed, side by side (ms)."""
+    grouped = exchanges.groupby("endpoint")
+    return pd.DataFrame({
+        "recorded p50": grouped["recorded_latency_ms"].median(),
+        "replayed p50": grouped["latency_ms"].median(),
+        "recorded p95": grouped["recorded_latency_ms"].quantile(0.95),
+        "replayed p95": grouped["latency_ms"].quantile(0.95),
+    })
 
 
 def latency_over_time(exchanges: pd.DataFrame, freq: str = "6h") -> pd.DataFrame:
@@ -67,6 +78,20 @@ def escalation_rate_over_time(conversations: pd.DataFrame, freq: str = "1D") -> 
     escalated = frame["transfer"].eq("succeeded").resample(freq)
     return pd.DataFrame({"conversations": attempted.size(), "transfer rate": attempted.mean(),
                          "escalation rate": escalated.mean()})
+
+
+def transfer_success_rate(conversations: pd.DataFrame) -> float:
+    """Of the transfers asked for, the share a human took."""
+    transfer = conversations["transfer"].dropna()
+    return float(transfer.eq("succeeded").mean()) if len(transfer) else float("nan")
+
+
+def escalation_by_step(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """Where in the scenario escalations happen: the bot's last message before the visitor asked, and at which turn."""
+    escalated = conversations.dropna(subset=["escalation_step"])
+    grouped = escalated.groupby("escalation_step")
+    table = pd.DataFrame({"transfers": grouped.size(), "mean turn": grouped["escalation_turn"].mean()})
+    return table.sort_values("transfers", ascending=False).head(top)
 
 
 def escalation_funnel(conversations: pd.DataFrame) -> pd.Series:
@@ -99,6 +124,7 @@ def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> pd.Series:
         "latency p95 (ms)": ms.quantile(0.95),
         "calls over budget": int(over_budget(exchanges).sum()),
         "transfer rate": conversations["transfer"].notna().mean(),
+        "transfer success rate": transfer_success_rate(conversations),
         "escalation rate": conversations["transfer"].eq("succeeded").mean(),
         "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
     }, dtype=object)  # counts stay whole numbers

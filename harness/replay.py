@@ -46,7 +46,8 @@ CONVERSATION_COLUMNS = pa.schema([
     ("conversation", pa.string()), ("operator", pa.string()), ("started_at", pa.timestamp("ms", tz="UTC")),
     ("first_message", pa.string()), ("turns", pa.int32()), ("outcome", pa.string()),
     ("asked_for_human", pa.bool_()), ("transfer", pa.string()), ("time_to_first_reply_s", pa.float64()),
-    ("time_to_escalation_s", pa.float64()), ("duration_s", pa.float64()), ("differences", pa.int32()),
+    ("time_to_escalation_s", pa.float64()), ("escalation_turn", pa.int32()), ("escalation_step", pa.string()),
+    ("duration_s", pa.float64()), ("differences", pa.int32()),
 ])
 HUMAN_WORDS = ("human", "person", "agent", "advisor", "someone", "operator")
 
@@ -188,6 +189,13 @@ class Replayer:
         visitor = [e for e in chat.events if e.kind == "visitor"]
         shown = [e for e in chat.events if e.kind == "shown" and visitor and e.at >= visitor[0].at]
         transfer = next((e for e in chat.events if e.kind == "transfer"), None)
+        # Where in the scenario the visitor was when it escalated: the bot's last message before the
+        # visitor message that led to the transfer.
+        before = [e for e in visitor if transfer and e.at <= transfer.at]
+        step = None
+        if before:
+            said = [e for e in chat.events if e.kind == "shown" and e.at <= before[-1].at and e is not before[-1]]
+            step = said[-1].text if said else "(greeting)"
         asked = any(any(w in e.text.lower() for w in HUMAN_WORDS) for e in visitor)
         if chat.transfer == "succeeded":
             outcome = "escalated"
@@ -206,6 +214,7 @@ class Replayer:
             "asked_for_human": asked, "transfer": chat.transfer,
             "time_to_first_reply_s": shown[0].at - visitor[0].at if shown and visitor else None,
             "time_to_escalation_s": transfer.at if transfer else None,
+            "escalation_turn": len(before) if transfer else None, "escalation_step": step,
             "duration_s": chat.now, "differences": sum(1 for r in rows if r["same"] is False),
         }
 

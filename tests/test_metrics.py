@@ -35,6 +35,8 @@ def conversations():
         "asked_for_human": [False, True, True, True],
         "transfer": [None, "succeeded", "failed", "succeeded"],
         "time_to_escalation_s": [None, 12.0, 30.0, 6.0],
+        "escalation_turn": [None, 1, 2, 1],
+        "escalation_step": [None, "(greeting)", "What can I do for you?", "(greeting)"],
     })
 
 
@@ -78,3 +80,16 @@ def test_two_runs_compared(exchanges, conversations):
     assert table.loc["latency p50 (ms)", "change"] == 200
     assert table.loc["replies differing from the recording", "before"] == 1
     assert table.loc["escalation rate", "change"] == 0
+
+
+def test_transfer_success_and_where_escalations_happen(conversations):
+    assert metrics.transfer_success_rate(conversations) == pytest.approx(2 / 3)
+    steps = metrics.escalation_by_step(conversations)
+    assert steps.index.tolist() == ["(greeting)", "What can I do for you?"]
+    assert steps["transfers"].tolist() == [2, 1] and steps["mean turn"].tolist() == [1.0, 2.0]
+
+
+def test_recorded_and_replayed_latency_side_by_side(exchanges):
+    table = metrics.recorded_vs_replayed(exchanges)
+    assert table.loc["first-messages", "recorded p50"] == 300 and table.loc["first-messages", "replayed p50"] == 1
+    assert table.loc["messages", "recorded p50"] == 600  # 200, 600, 12000: the missing one is not counted

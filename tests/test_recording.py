@@ -96,6 +96,8 @@ def test_replaying_the_sample_against_the_reference_bot_reproduces_it(make_bot, 
     assert summary.conversations == 80 == len(conversations)
     assert summary.differences == 0 and exchanges["same"].all()
     assert set(conversations["outcome"]) >= {"resolved", "closed by bot", "escalated"}
+    escalated = conversations[conversations["transfer"].notna()]
+    assert escalated["escalation_step"].notna().all() and (escalated["escalation_turn"] >= 1).all()
 
 
 def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_path):
