@@ -49,12 +49,20 @@ def _bubble(side: str, who: str, body: str) -> str:
     return f"<div class='row {side}'><div class='bubble'><div class='who'>{who}</div>{body}</div></div>"
 
 
-def _reply(reply: dict) -> str:
+def _reply(reply) -> str:
+    """One reply drawn; a reply the bot got wrong is shown as such rather than breaking the view."""
+    try:
+        return _drawn(reply)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        return f"<div class='marker'>[a reply iAdvize could not read: {escape(str(reply)[:120])}]</div>"
+
+
+def _drawn(reply: dict) -> str:
     kind = reply.get("type")
     if kind == "message":
         chips = "".join(f"<span class='chip'>{escape(str(q.get('value', '')))}</span>"
                         for q in reply.get("quickReplies") or [] if isinstance(q, dict))
-        return _bubble("bot", "bot", _payload(reply.get("payload") or {}) + (f"<div>{chips}</div>" if chips else ""))
+        return _bubble("bot", "bot", _payload(reply["payload"]) + (f"<div>{chips}</div>" if chips else ""))
     if kind == "await":
         return f"<div class='marker'>[waits {render.duration(reply['duration'])}]</div>"
     if kind == "transfer":
@@ -79,7 +87,7 @@ def conversation_html(exchanges: pd.DataFrame, conversation: str) -> str:
             parts.append(_bubble("human", "human operator", escape(str(row.message))))
         for reply in replies if row.purpose in ("greeting", "visitor") else []:
             parts.append(_reply(reply))
-            if reply.get("type") == "transfer" and human:
+            if isinstance(reply, dict) and reply.get("type") == "transfer" and human:
                 parts.append("<div class='marker'>[a human took the conversation]</div>")
                 break
     parts.append("</div>")

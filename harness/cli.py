@@ -140,6 +140,13 @@ def _schemas(args) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     from .serve import default_workers
 
@@ -198,7 +205,7 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("recordings", nargs="+", help="recording files (*.jsonl, *.jsonl.gz) or folders of them")
     replay.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
     replay.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
-    replay.add_argument("--concurrency", type=int, default=4, help="conversations replayed at once (default 4)")
+    replay.add_argument("--concurrency", type=_positive, default=4, help="conversations replayed at once (default 4)")
     replay.add_argument("--limit", type=int, help="replay the first N conversations only")
     replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
     replay.set_defaults(run=_replay)

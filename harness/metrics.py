@@ -22,9 +22,10 @@ def load(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_parquet(folder / "exchanges.parquet"), pd.read_parquet(folder / "conversations.parquet")
 
 
-def latency(exchanges: pd.DataFrame) -> pd.Series:
-    """Milliseconds per exchange: recorded where known, else replayed."""
-    if "recorded_latency_ms" in exchanges:
+def latency(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
+    """Milliseconds per exchange. ``recorded``: what visitors lived (the replayed value where the
+    recording has none); ``replayed``: what the bot under test took."""
+    if source == "recorded" and "recorded_latency_ms" in exchanges:
         return exchanges["recorded_latency_ms"].fillna(exchanges["latency_ms"])
     return exchanges["latency_ms"]
 
@@ -42,9 +43,9 @@ def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
     return table.sort_index()
 
 
-def over_budget(exchanges: pd.DataFrame) -> pd.Series:
+def over_budget(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
     """Calls over their own budget, per endpoint: 2 s for first messages, 10 s for the rest."""
-    ms = latency(exchanges)
+    ms = latency(exchanges, source)
     budget = exchanges["endpoint"].map(BUDGETS_MS).fillna(BUDGETS_MS["all"])
     return ms.gt(budget).groupby(exchanges["endpoint"]).sum().astype(int)
 
@@ -114,15 +115,15 @@ def first_messages_leading_to_escalation(conversations: pd.DataFrame, top: int =
     return table[table["transfers"] > 0].sort_values(["transfers", "rate"], ascending=False).head(top)
 
 
-def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> pd.Series:
-    """The few numbers that tell two runs apart."""
-    ms = latency(exchanges)
+def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame, source: str = "replayed") -> pd.Series:
+    """The few numbers that tell two runs apart (latency of the bot under test, by default)."""
+    ms = latency(exchanges, source)
     return pd.Series({
         "conversations": len(conversations),
         "exchanges": len(exchanges),
         "latency p50 (ms)": ms.quantile(0.5),
         "latency p95 (ms)": ms.quantile(0.95),
-        "calls over budget": int(over_budget(exchanges).sum()),
+        "calls over budget": int(over_budget(exchanges, source).sum()),
         "transfer rate": conversations["transfer"].notna().mean(),
         "transfer success rate": transfer_success_rate(conversations),
         "escalation rate": conversations["transfer"].eq("succeeded").mean(),
@@ -131,8 +132,8 @@ def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> pd.Series:
 
 
 def compare(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame],
-            names: tuple[str, str] = ("before", "after")) -> pd.DataFrame:
-    """Two runs side by side, with the change."""
-    table = pd.DataFrame({names[0]: summary(*a), names[1]: summary(*b)})
+            names: tuple[str, str] = ("before", "after"), source: str = "replayed") -> pd.DataFrame:
+    """Two runs side by side, with the change (``source="recorded"`` to compare recordings)."""
+    table = pd.DataFrame({names[0]: summary(*a, source=source), names[1]: summary(*b, source=source)})
     table["change"] = table[names[1]] - table[names[0]]
     return table.map(lambda v: round(v, 3) if isinstance(v, float) else v)

@@ -25,6 +25,7 @@ log = logging.getLogger("harness.proxy")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
 TIMEOUT_SECONDS = 30.0  # above iAdvize's 10 s: the proxy never cuts an answer iAdvize would still wait for
+MAX_BODY_BYTES = 10 * 1024 * 1024  # iAdvize's calls are small; anything near this is not one of them
 _CONVERSATION = re.compile(r"^/conversations/([^/?]+)/messages")
 _OPERATOR = re.compile(r"^/bots/([^/?]+)")
 
@@ -120,10 +121,12 @@ class RecordingProxy:
                 connection.request(method, target, body=body or None, headers=dict(headers))
                 response = connection.getresponse()
                 return response.status, response.getheaders(), response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (OSError, http.client.HTTPException) as failure:
+                # Whatever happened (a timeout leaves it mid-request), this connection is spent.
                 connection.close()
                 self._local.connection = None
-                if attempt == 2:
+                retry = isinstance(failure, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError)
+                if attempt == 2 or not retry:
                     raise
         raise AssertionError("unreachable")
 
@@ -146,12 +149,51 @@ class RecordingProxy:
 def _handler(proxy: RecordingProxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
 
         def log_message(self, *args):
             pass
 
+        def _refuse(self, status: int, detail: str) -> None:
+            data = json.dumps({"error": "bad request", "detail": detail}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+            self.close_connection = True
+
+        def _body(self) -> bytes | None:
+            """The request body, chunked or not; None when it was refused."""
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks, size = [], 0
+                while (length := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+                    size += length
+                    if size > MAX_BODY_BYTES:
+                        self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
+                        return None
+                    chunks.append(self.rfile.read(length))
+                    self.rfile.readline()
+                while self.rfile.readline().strip():  # trailers, if any
+                    pass
+                return b"".join(chunks)
+            declared = self.headers.get("Content-Length") or "0"
+            if not declared.strip().isdigit():
+                self._refuse(400, f"Content-Length {declared!r} is not a length")
+                return None
+            if int(declared) > MAX_BODY_BYTES:
+                self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
+                return None
+            return self.rfile.read(int(declared))
+
         def _forward(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                body = self._body()
+            except ValueError:
+                return self._refuse(400, "the chunked body is malformed")
+            if body is None:
+                return None
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
             sent_at, started = utc_iso(), time.perf_counter()
             try:

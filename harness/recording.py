@@ -69,22 +69,35 @@ def recording_files(paths: list[str | os.PathLike]) -> list[Path]:
 
 
 def read_lines(path: Path) -> Iterator[dict | Corrupt]:
-    """Each line of one file as a record, or as a :class:`Corrupt` saying what is wrong with it."""
+    """Each line of one file as a record, or as a :class:`Corrupt` saying what is wrong with it.
+
+    Lines are read as bytes and decoded one by one: a bad byte spoils its own line only.
+    Each record remembers where it came from (``_source``: file and line), for later reports.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", errors="strict") as lines:
+        with opener(path, "rb") as lines:
             number = 0
             while True:
                 try:
-                    text = lines.readline()
-                except (UnicodeDecodeError, EOFError, OSError) as error:  # truncated gzip, bad bytes
+                    raw = lines.readline()
+                except (EOFError, OSError) as error:  # a gzip cut in the middle
                     yield Corrupt(str(path), number + 1, f"unreadable: {type(error).__name__}")
                     return
-                if not text:
+                if not raw:
                     return
                 number += 1
-                if text.strip():
-                    yield _parse(text, str(path), number)
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    yield Corrupt(str(path), number, "not UTF-8")
+                    continue
+                line = _parse(text, str(path), number)
+                if isinstance(line, dict):
+                    line["_source"] = f"{path}:{number}"
+                yield line
     except OSError as error:
         yield Corrupt(str(path), 0, f"cannot open: {error.strerror or error}")
 

@@ -16,25 +16,29 @@ reported with its file and line and skipped.
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import render
 from .client import BotClient
-from .platform import Conversation, Event, SimulatedPlatform
+from .platform import INACTIVITY_CLOSE_SECONDS, Conversation, Event, SimulatedPlatform
 from .recording import Corrupt, read_lines, recording_files
 
 DEFAULT_SCENARIO = "order-assistant"
 BATCH_ROWS = 2_000
+WINDOW_SECONDS = 3600.0  # a conversation silent this long in the recording is complete
 
 EXCHANGE_COLUMNS = pa.schema([
     ("conversation", pa.string()), ("seq", pa.int32()), ("endpoint", pa.string()), ("purpose", pa.string()),
@@ -59,6 +63,7 @@ class Recorded:
     id: str
     operator: str | None
     lines: list[dict] = field(default_factory=list)
+    last_at: float = 0.0  # send time of its latest line
 
     def role(self, line: dict) -> str | None:
         message = (line.get("request") or {}).get("message") if isinstance(line.get("request"), dict) else None
@@ -87,7 +92,7 @@ class Summary:
         text = (f"replayed {self.conversations} conversations, {self.exchanges} exchanges: "
                 f"{self.differences} replies differ from the recording")
         if self.skipped:
-            text += f"; {len(self.skipped)} corrupt lines skipped"
+            text += f"; {len(self.skipped)} corrupt lines or conversations skipped"
         return text
 
 
@@ -100,32 +105,60 @@ def _seconds(iso: str) -> float:
     return datetime.fromisoformat(iso.split("[")[0].replace("Z", "+00:00")).timestamp()
 
 
-def recorded_conversations(paths: list, skipped: list[Corrupt], operators: dict) -> Iterator[Recorded]:
-    """Conversations from the recordings, a file at a time (lines of one conversation may interleave
-    with others' inside a file, as a proxy writes them). Operator set-ups are kept in ``operators``."""
-    for path in recording_files(paths):
-        pending: dict[str, Recorded] = {}
-        for line in read_lines(path):
-            if isinstance(line, Corrupt):
-                print(f"skipped {line}", file=sys.stderr)
-                skipped.append(line)
-                continue
-            if line["endpoint"] == "bot.save" and isinstance(line.get("request"), dict):
-                operators[line["operator"]] = line["request"]
-            if line["conversation"] is None:
-                continue
-            conversation = pending.setdefault(line["conversation"], Recorded(line["conversation"], line["operator"]))
+def _timed(lines: Iterator[dict | Corrupt]) -> Iterator[tuple[float, int, dict | Corrupt]]:
+    """Lines with their send time (a corrupt line takes the time of the line before it)."""
+    last = float("-inf")
+    for order, line in enumerate(lines):
+        if isinstance(line, dict):
+            try:
+                last = _seconds(line["sent_at"])
+            except ValueError:  # a date the schema's pattern lets through but the calendar does not
+                file, number = line["_source"].rsplit(":", 1)
+                line = Corrupt(file, int(number), f"sent_at: {line['sent_at']!r} is not a date")
+        yield last, order, line
+
+
+def recorded_conversations(paths: list, skipped: list[Corrupt], operators: dict,
+                           window: float = WINDOW_SECONDS) -> Iterator[Recorded]:
+    """Conversations from the recordings, as a stream.
+
+    Files are merged by send time, so a conversation spread over several files (hourly files,
+    one file per bot worker) comes out whole; a conversation is let go once nothing was sent
+    in it for ``window`` seconds of recorded time, so memory holds an hour of traffic at most.
+    Operator set-ups met on the way are kept in ``operators``.
+    """
+    streams = [_timed(read_lines(path)) for path in recording_files(paths)]
+    open_: OrderedDict[str, Recorded] = OrderedDict()  # least recently active first
+    latest = float("-inf")
+    for at, _, line in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+        if isinstance(line, Corrupt):
+            print(f"skipped {line}", file=sys.stderr)
+            skipped.append(line)
+            continue
+        if line["endpoint"] == "bot.save" and isinstance(line.get("request"), dict) and line["operator"]:
+            operators[line["operator"]] = line["request"]
+        if line["conversation"] is not None:
+            latest = max(latest, at)
+            conversation = open_.pop(line["conversation"], None) or Recorded(line["conversation"], line["operator"])
             conversation.lines.append(line)
-        for conversation in pending.values():
-            conversation.lines.sort(key=lambda line: line["seq"])
-            yield conversation
+            conversation.last_at = at
+            open_[line["conversation"]] = conversation
+        while open_ and next(iter(open_.values())).last_at < latest - window:
+            yield _ordered(open_.popitem(last=False)[1])
+    for conversation in open_.values():
+        yield _ordered(conversation)
+
+
+def _ordered(conversation: Recorded) -> Recorded:
+    conversation.lines.sort(key=lambda line: (line["seq"], line["sent_at"]))
+    return conversation
 
 
 class Replayer:
     def __init__(self, provider_url: str, secret: str | None = None):
         self.provider_url, self.secret = provider_url, secret
         self._local = threading.local()
-        self._ready: set[str] = set()
+        self._ready: dict[str, list[dict]] = {}  # operator -> its distribution rules
         self._lock = threading.Lock()
 
     def client(self) -> BotClient:
@@ -134,12 +167,23 @@ class Replayer:
         return self._local.client
 
     def set_up(self, operator: str, settings: dict | None) -> list[dict]:
-        settings = settings or {"name": "replay", "distributionRules": [], "external": {"idBot": DEFAULT_SCENARIO}}
+        """The operator's distribution rules: saved as recorded, or as the bot already knows them.
+
+        Without a recorded set-up the bot's own configuration is read, never overwritten; an
+        operator the bot does not know is created on the default scenario, without rules.
+        """
         with self._lock:
             if operator not in self._ready:
+                if settings is None:
+                    known = self.client().exchange("bot.read", "GET", f"/bots/{quote(operator, safe='')}",
+                                                   "bot.response")
+                    if known.ok:
+                        self._ready[operator] = known.body.get("distributionRules") or []
+                        return self._ready[operator]
+                    settings = {"name": "replay", "distributionRules": [], "external": {"idBot": DEFAULT_SCENARIO}}
                 self.client().save_bot(operator, settings)
-                self._ready.add(operator)
-        return settings.get("distributionRules", [])
+                self._ready[operator] = settings.get("distributionRules") or []
+            return self._ready[operator]
 
     def replay(self, recorded: Recorded, settings: dict | None) -> tuple[list[dict], dict]:
         rules = self.set_up(recorded.operator, settings)
@@ -155,7 +199,8 @@ class Replayer:
             platform.visitor_says(chat, payload=message["payload"], after=max(0.0, at - chat.now),
                                   id_message=message["idMessage"])
         last = _seconds(recorded.lines[-1]["sent_at"]) - t0
-        platform.wait(chat, max(0.0, last - chat.now) + 1)  # what followed the last message plays out too
+        # What followed the last message plays out: pending replies, a transfer, iAdvize's 5-minute close.
+        platform.wait(chat, max(0.0, last - chat.now) + INACTIVITY_CLOSE_SECONDS + 1)
         return self._rows(recorded, chat, events, t0)
 
     def _rows(self, recorded: Recorded, chat: Conversation, events, t0: float) -> tuple[list[dict], dict]:
@@ -186,37 +231,60 @@ class Replayer:
 
     @staticmethod
     def _conversation_row(recorded: Recorded, chat: Conversation, rows: list[dict], t0: float) -> dict:
-        visitor = [e for e in chat.events if e.kind == "visitor"]
-        shown = [e for e in chat.events if e.kind == "shown" and visitor and e.at >= visitor[0].at]
-        transfer = next((e for e in chat.events if e.kind == "transfer"), None)
-        # Where in the scenario the visitor was when it escalated: the bot's last message before the
-        # visitor message that led to the transfer.
-        before = [e for e in visitor if transfer and e.at <= transfer.at]
-        step = None
-        if before:
-            said = [e for e in chat.events if e.kind == "shown" and e.at <= before[-1].at and e is not before[-1]]
-            step = said[-1].text if said else "(greeting)"
-        asked = any(any(w in e.text.lower() for w in HUMAN_WORDS) for e in visitor)
-        if chat.transfer == "succeeded":
-            outcome = "escalated"
-        elif chat.transfer == "failed":
-            outcome = "transfer failed"
-        elif chat.closed == "bot":
-            outcome = "closed by bot"
-        elif len(visitor) <= 1 or (chat.closed == "inactivity" and shown and shown[-1].text.startswith("Are you")):
-            outcome = "abandoned"
-        else:
-            outcome = "resolved"
+        events = chat.events
+        visitor = [i for i, e in enumerate(events) if e.kind == "visitor"]
+        transfer = next((i for i, e in enumerate(events) if e.kind == "transfer"), None)
+        shown_after_first = [e for e in events[visitor[0]:] if e.kind == "shown"] if visitor else []
+        asked = any(any(w in events[i].text.lower() for w in HUMAN_WORDS) for i in visitor)
+        step = turn = None
+        if transfer is not None:
+            before = [i for i in visitor if i < transfer]  # by position: replies share their message's time
+            turn = len(before)
+            if before:
+                said = [e.text for e in events[:before[-1]] if e.kind == "shown"]
+                step = said[-1] if said else "(nothing yet)"
         return {
             "conversation": recorded.id, "operator": recorded.operator,
             "started_at": datetime.fromtimestamp(t0, UTC),
-            "first_message": visitor[0].text if visitor else None, "turns": len(visitor), "outcome": outcome,
-            "asked_for_human": asked, "transfer": chat.transfer,
-            "time_to_first_reply_s": shown[0].at - visitor[0].at if shown and visitor else None,
-            "time_to_escalation_s": transfer.at if transfer else None,
-            "escalation_turn": len(before) if transfer else None, "escalation_step": step,
+            "first_message": events[visitor[0]].text if visitor else None, "turns": len(visitor),
+            "outcome": _outcome(chat, events, visitor), "asked_for_human": asked, "transfer": chat.transfer,
+            "time_to_first_reply_s": _first_reply(events, visitor, shown_after_first),
+            "time_to_escalation_s": events[transfer].at if transfer is not None else None,
+            "escalation_turn": turn, "escalation_step": step,
             "duration_s": chat.now, "differences": sum(1 for r in rows if r["same"] is False),
         }
+
+
+def _first_reply(events: list[Event], visitor: list[int], shown: list[Event]) -> float | None:
+    """Seconds from the visitor's first message to the first message shown after it, the bot's
+    HTTP latency included (simulated time runs apart from it)."""
+    if not visitor or not shown:
+        return None
+    first = events[visitor[0]]
+    call = next((e for e in events[visitor[0]:] if e.kind == "call" and e.purpose == "visitor"), None)
+    latency = (call.exchange.latency_ms or 0) / 1000 if call else 0.0
+    return round(shown[0].at - first.at + latency, 3)
+
+
+def _outcome(chat: Conversation, events: list[Event], visitor: list[int]) -> str:
+    """resolved / escalated / transfer failed / abandoned / closed by bot.
+
+    Abandoned: the visitor wrote at most once, or left (iAdvize closed the chat after 5 minutes)
+    while the bot waited for an answer: its last message asked a question or offered quick replies.
+    """
+    if chat.transfer == "succeeded":
+        return "escalated"
+    if chat.transfer == "failed":
+        return "transfer failed"
+    if chat.closed == "bot":
+        return "closed by bot"
+    last_bot = next((e for e in reversed(events) if e.kind == "shown"), None)
+    waiting = last_bot is not None and last_bot.reply is not None and (
+        bool(last_bot.reply.get("quickReplies")) or last_bot.text.rstrip().endswith("?"))
+    if len(visitor) <= 1 or (chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot)
+                                                                           > visitor[-1])):
+        return "abandoned"
+    return "resolved"
 
 
 def _kind(endpoint: str, purpose_or_role: str | None) -> str:
@@ -256,8 +324,21 @@ def replay(paths: list, provider_url: str, out: Path, secret: str | None = None,
     exchanges = TableWriter(out / "exchanges.parquet", EXCHANGE_COLUMNS)
     conversations = TableWriter(out / "conversations.parquet", CONVERSATION_COLUMNS)
 
+    def attempt(recorded: Recorded, settings: dict | None):
+        try:
+            return replayer.replay(recorded, settings)
+        except Exception as error:  # one odd conversation must not end the run: report it, go on
+            file, line = recorded.lines[0]["_source"].rsplit(":", 1)
+            return Corrupt(file, int(line), f"conversation {recorded.id} not replayed: {type(error).__name__}: "
+                                            f"{error}")
+
     def done(future) -> None:
-        rows, conversation = future.result()
+        outcome = future.result()
+        if isinstance(outcome, Corrupt):
+            print(f"skipped {outcome}", file=sys.stderr)
+            summary.skipped.append(outcome)
+            return
+        rows, conversation = outcome
         exchanges.add(rows)
         conversations.add([conversation])
         summary.conversations += 1
@@ -275,9 +356,8 @@ def replay(paths: list, provider_url: str, out: Path, secret: str | None = None,
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     done(future)
-            running.add(pool.submit(replayer.replay, recorded, operators.get(recorded.operator)))
+            running.add(pool.submit(attempt, recorded, operators.get(recorded.operator)))
         for future in running:
-            future.result()
             done(future)
     exchanges.close()
     conversations.close()

@@ -36,7 +36,15 @@ def execute(notebook: str, parameters: dict, workdir: Path):
 def build(results: Path, out: Path, compare_with: Path | None = None) -> Path:
     """The HTML report of a replay's results (a folder with exchanges.parquet and conversations.parquet)."""
     import nbformat
+    import pandas as pd
     from nbconvert import HTMLExporter
+
+    try:
+        replayed = len(pd.read_parquet(Path(results) / "conversations.parquet", columns=["conversation"]))
+    except (OSError, ValueError) as error:
+        raise ReportError(f"{results} is not a replay's output folder ({error})") from None
+    if replayed == 0:
+        raise ReportError(f"{results} holds no replayed conversation: nothing to report")
 
     parameters = {"results": str(Path(results).resolve()),
                   "compare_with": str(Path(compare_with).resolve()) if compare_with else ""}

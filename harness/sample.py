@@ -82,7 +82,7 @@ def generate(client: BotClient, conversations: int, seed: int, out: Path) -> Pat
         def write(line: dict) -> None:
             zipped.write((json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
 
-        set_up = synthesis.start_time() - 86_400
+        set_up = START.timestamp() - 3_600  # the admin set the bot up before the week began
         for seq, exchange in enumerate([
             client.exchange("external-bots", "GET", "/external-bots", "external-bots.response"),
             client.exchange("bot.save", "PUT", f"/bots/{OPERATOR}", "bot.response", body={

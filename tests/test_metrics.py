@@ -73,7 +73,7 @@ def test_escalations(conversations):
 
 def test_two_runs_compared(exchanges, conversations):
     later = exchanges.assign(recorded_latency_ms=exchanges["recorded_latency_ms"] * 2)
-    table = metrics.compare((exchanges, conversations), (later, conversations))
+    table = metrics.compare((exchanges, conversations), (later, conversations), source="recorded")
     # before: 100 200 300 [400] 600 2500 12000; after, recorded doubled (the replayed 400 stays):
     # 200 400 400 [600] 1200 5000 24000
     assert table.loc["latency p50 (ms)", "before"] == 400 and table.loc["latency p50 (ms)", "after"] == 600
@@ -93,3 +93,9 @@ def test_recorded_and_replayed_latency_side_by_side(exchanges):
     table = metrics.recorded_vs_replayed(exchanges)
     assert table.loc["first-messages", "recorded p50"] == 300 and table.loc["first-messages", "replayed p50"] == 1
     assert table.loc["messages", "recorded p50"] == 600  # 200, 600, 12000: the missing one is not counted
+
+
+def test_two_bots_compare_on_what_the_replayed_bot_took(exchanges, conversations):
+    slower = exchanges.assign(latency_ms=exchanges["latency_ms"] * 10)
+    table = metrics.compare((exchanges, conversations), (slower, conversations))
+    assert table.loc["latency p50 (ms)", "before"] == 1 and table.loc["latency p50 (ms)", "after"] == 10

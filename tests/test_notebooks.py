@@ -80,3 +80,22 @@ def test_the_report_opens_in_headless_chromium_and_shows_its_charts(results, tmp
     assert pixels.shape[:2] == (3000, 1100)
     ink = (pixels.mean(axis=2) < 0.5).mean(axis=1)  # dark pixels per row: text, axes, bars
     assert (ink > 0.01).sum() > 600  # charts and tables down the page, not a blank or error page
+
+
+def test_a_report_of_nothing_says_so(tmp_path):
+    from harness.report import ReportError
+
+    (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
+    replay([tmp_path / "empty.jsonl"], "http://127.0.0.1:9", tmp_path / "results")
+    with pytest.raises(ReportError, match="holds no replayed conversation"):
+        build(tmp_path / "results", tmp_path / "report.html")
+    with pytest.raises(ReportError, match="is not a replay's output folder"):
+        build(tmp_path / "nowhere", tmp_path / "report.html")
+
+
+def test_replay_refuses_a_concurrency_of_zero():
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "replay", "x.jsonl", "--concurrency", "0"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "must be a whole number of 1 or more, got '0'" in result.stderr

@@ -103,3 +103,39 @@ def test_the_command_refuses_a_bad_upstream(tmp_path):
                              str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and result.stderr.strip() == "error: --upstream must be an http(s) URL, got 'ftp://x'"
     assert result.stdout == ""
+
+
+def test_a_hanging_bot_spoils_only_its_own_call_and_odd_bodies_are_handled(tmp_path, monkeypatch):
+    import http.client
+    import time as clock
+
+    from flask import Flask, request
+
+    from harness import proxy as proxy_module
+
+    monkeypatch.setattr(proxy_module, "TIMEOUT_SECONDS", 0.5)
+    app = Flask("upstream")
+    app.add_url_rule("/hang", "hang", lambda: (clock.sleep(2), "late")[1])
+    app.add_url_rule("/ok", "ok", lambda: "fine")
+    app.add_url_rule("/echo", "echo", lambda: request.get_data(), methods=["POST"])
+    with LoopbackServer(app) as upstream:
+        proxy = RecordingProxy(upstream.url, str(tmp_path)).start()
+        try:
+            connection = http.client.HTTPConnection(proxy.url.removeprefix("http://"), timeout=10)
+            connection.request("GET", "/hang")
+            hung = connection.getresponse()
+            assert hung.status == 502 and b"timed out" in hung.read()
+            connection.request("GET", "/ok")
+            assert connection.getresponse().read() == b"fine"  # the next call on the same connection works
+            connection.putrequest("POST", "/echo")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            connection.send(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            assert connection.getresponse().read() == b"hello world"  # a chunked body arrives whole
+            connection.putrequest("POST", "/echo")
+            connection.putheader("Content-Length", "abc")
+            connection.endheaders()
+            answer = connection.getresponse()
+            assert answer.status == 400 and b"is not a length" in answer.read()
+        finally:
+            proxy.close()

@@ -73,8 +73,9 @@ def test_the_sample_is_the_same_for_the_same_seed_and_differs_for_another(make_b
 
 
 def test_the_committed_sample_is_a_week_of_varied_conversations():
-    lines = [line for line in read([SAMPLE]) if line["conversation"]]
-    assert not [line for line in lines if isinstance(line, Corrupt)]
+    everything = list(read([SAMPLE]))
+    assert not [line for line in everything if isinstance(line, Corrupt)]
+    lines = [line for line in everything if line["conversation"]]
     conversations = {line["conversation"] for line in lines}
     assert len(conversations) == 2000
     days = {line["sent_at"][:10] for line in lines}
@@ -97,7 +98,12 @@ def test_replaying_the_sample_against_the_reference_bot_reproduces_it(make_bot, 
     assert summary.differences == 0 and exchanges["same"].all()
     assert set(conversations["outcome"]) >= {"resolved", "closed by bot", "escalated"}
     escalated = conversations[conversations["transfer"].notna()]
-    assert escalated["escalation_step"].notna().all() and (escalated["escalation_turn"] >= 1).all()
+    assert (escalated["escalation_turn"] >= 1).all()
+    # the step the visitor was at when asking, not the bot's own "passing you" answer
+    assert not escalated["escalation_step"].str.startswith("I'm passing you").any()
+    assert escalated["escalation_step"].notna().all()
+    abandoned = conversations[conversations["outcome"] == "abandoned"]
+    assert len(abandoned) and (abandoned["turns"] <= 1).any()
 
 
 def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_path):
@@ -125,9 +131,62 @@ def test_a_corrupt_line_is_skipped_and_counted_and_the_rest_replayed(make_bot, t
         summary = replay([path], server.url, tmp_path / "out")
     assert [str(c) for c in summary.skipped] == [f"{path}:11: not JSON (Expecting property name enclosed in "
                                                  "double quotes)"]
-    assert summary.conversations >= 4 and "1 corrupt lines skipped" in str(summary)
+    assert summary.conversations >= 4 and "1 corrupt lines or conversations skipped" in str(summary)
 
 
 def test_a_missing_recording_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no recording at"):
         list(read([tmp_path / "nope.jsonl"]))
+
+
+def sample_lines() -> list[str]:
+    return gzip.decompress(SAMPLE.read_bytes()).decode().splitlines()
+
+
+def test_a_bad_byte_spoils_its_own_line_only(tmp_path):
+    lines = [line.encode() for line in sample_lines()[:40]]
+    lines[20] = lines[20][:30] + b"\xff" + lines[20][31:]
+    path = tmp_path / "bytes.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    found = list(read([path]))
+    assert [str(x) for x in found if isinstance(x, Corrupt)] == [f"{path}:21: not UTF-8"]
+    assert len(found) == 40
+
+
+def test_a_conversation_spread_over_two_files_is_replayed_whole(make_bot, tmp_path):
+    lines = sample_lines()[:40]
+    first = json.loads(lines[2])["conversation"]
+    own = [line for line in lines if json.loads(line)["conversation"] == first]
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "a-10h.jsonl").write_text("\n".join(lines[:2] + own[:4]) + "\n", encoding="utf-8")
+    (tmp_path / "rec" / "b-11h.jsonl").write_text("\n".join(own[4:]) + "\n", encoding="utf-8")
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+        summary = replay([tmp_path / "rec"], server.url, tmp_path / "out")
+    assert (summary.conversations, summary.differences) == (1, 0)
+
+
+def test_without_a_recorded_set_up_the_bot_s_operator_is_read_not_overwritten(make_bot, tmp_path):
+    lines = [line for line in sample_lines()[2:60] if json.loads(line)["endpoint"] != "bot.save"]
+    path = tmp_path / "no-setup.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rules = [{"id": "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607", "label": "Customer service"}]
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+        client = BotClient(server.url)
+        saved = client.save_bot("ha-424242", {"name": "Staging bot", "distributionRules": rules,
+                                              "external": {"idBot": "order-assistant"}})
+        summary = replay([path], server.url, tmp_path / "out")
+        assert client.bot("ha-424242") == saved  # untouched
+    assert summary.conversations >= 4 and summary.differences == 0
+
+
+def test_an_odd_conversation_is_skipped_with_its_place_and_the_rest_replayed(make_bot, tmp_path):
+    lines = sample_lines()[:60]
+    records = [json.loads(line) for line in lines]
+    odd = next(i for i, r in enumerate(records) if r["endpoint"] == "messages")
+    records[odd]["request"]["message"]["author"] = "visitor"  # valid for the schema, not for a message
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+        summary = replay([path], server.url, tmp_path / "out")
+    assert len(summary.skipped) == 1 and "not replayed: AttributeError" in summary.skipped[0].why
+    assert summary.skipped[0].file == str(path) and summary.conversations >= 3
