@@ -32,7 +32,7 @@ def results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("results")
     app = create_app(bot_settings(folder, PUBLIC_URL="https://bot.example.com"))
     with LoopbackServer(app) as server:
-        replay([SAMPLE], server.url, folder, concurrency=4, limit=600)
+        replay([SAMPLE], server.url, folder, concurrency=4)  # all 2,000 conversations
     return folder
 
 
