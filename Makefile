@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas pacts serve clean browser
+.PHONY: demo test lint schemas pacts serve clean browser bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	@status=0; $(BIN)/python -m pytest || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# Ratios measured side by side (not part of make test, which runs a smoke pass of each).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 # Headless Chromium opens the HTML report in the tests: Debian's package, installed once.
 browser:

@@ -1,0 +1,34 @@
+"""``make bench``: every benchmark, a table on the terminal, and benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.embedded import EmbeddedBot
+
+from . import harness_overhead, metrics_scale, virtual_time
+from .common import machine, results_table
+
+RESULTS = Path(__file__).parent / "RESULTS.md"
+COMMAND = "make bench   (.venv/bin/python -m benchmarks.run)"
+
+
+def main(smoke: bool = False) -> int:
+    with EmbeddedBot(workers=2, env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as bot:
+        ratios = [
+            harness_overhead.run(bot.url, conversations=5 if smoke else 100, rounds=1 if smoke else 5),
+            virtual_time.run(bot.url, limit=20 if smoke else None),
+        ]
+    ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 5))
+    table = results_table(ratios)
+    print(table)
+    if not smoke:
+        RESULTS.write_text(f"# Benchmark results\n\nMachine: {machine()}\n\nCommand: `{COMMAND}`\n\n"
+                           "Each figure is a ratio of two things measured side by side in one run, "
+                           "alternating, median of the rounds.\n\n" + table + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(smoke="--smoke" in sys.argv))

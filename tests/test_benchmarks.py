@@ -1,0 +1,26 @@
+"""A smoke pass of every benchmark: they run and report a ratio against their target."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import run
+from benchmarks.common import Ratio, alternate, results_table
+
+
+def test_alternate_takes_the_median_of_each_side():
+    values = iter([1.0, 10.0, 3.0, 30.0, 2.0, 20.0])
+    assert alternate(lambda: next(values), lambda: next(values), 3) == (2.0, 20.0)
+
+
+def test_a_ratio_knows_whether_its_target_is_met():
+    assert Ratio("x", 0.95, ">= 0.9", "").met and not Ratio("y", 1.6, "<= 1.5", "").met
+    assert "| y | 1.60 | <= 1.5 | NO |" in results_table([Ratio("y", 1.6, "<= 1.5", "m")])
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_in_smoke_mode(capsys):
+    assert run.main(smoke=True) == 0
+    table = capsys.readouterr().out
+    for name in ("harness overhead", "virtual time", "metrics at scale"):
+        assert f"| {name} |" in table
