@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from .model import BODIES, DEFINITIONS
@@ -89,6 +90,13 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema(name))
 
 
+@cache
+def _fast(name: str):
+    """A compiled check of the same schema: an order of magnitude faster on the valid documents that
+    make up nearly all traffic; jsonschema then words the problems of the others."""
+    return fastjsonschema.compile(schema(name))
+
+
 def _dotted(path) -> str:
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
 
@@ -122,6 +130,11 @@ def _problem(error) -> Problem | list[Problem]:
 
 def problems(name: str, document) -> list[Problem]:
     """Every way ``document`` departs from the body ``name``; empty when it fits."""
+    try:
+        _fast(name)(document)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass  # not valid as compiled: ask jsonschema, which has the final word and says where and why
     errors = sorted(_validator(name).iter_errors(document),
                     key=lambda e: (len(e.absolute_path), _dotted(e.absolute_path)))
     found: dict[Problem, None] = {}  # ordered and without repeats
