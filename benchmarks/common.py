@@ -18,7 +18,9 @@ class Ratio:
     detail: str  # what was measured, in one line
 
     @property
-    def met(self) -> bool:
+    def met(self) -> bool | None:
+        if self.target == "n/a":  # reported, with no target to meet
+            return None
         operator, bound = self.target.split()
         return self.value >= float(bound) if operator == ">=" else self.value <= float(bound)
 
@@ -42,5 +44,6 @@ def machine() -> str:
 
 def results_table(ratios: list[Ratio]) -> str:
     lines = ["| benchmark | ratio | target | met | measured |", "|---|---|---|---|---|"]
-    lines += [f"| {r.name} | {r.value:,.2f} | {r.target} | {'yes' if r.met else 'NO'} | {r.detail} |" for r in ratios]
+    lines += [f"| {r.name} | {r.value:,.2f} | {r.target} | {'-' if r.met is None else 'yes' if r.met else 'NO'} "
+              f"| {r.detail} |" for r in ratios]
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.embedded import EmbeddedBot
 
-from . import bot_overhead, harness_overhead, metrics_scale, replay_memory, virtual_time
+from . import bot_overhead, harness_overhead, metrics_scale, replay_memory, verification, virtual_time
 from .common import machine, results_table
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -22,6 +22,7 @@ def main(smoke: bool = False) -> int:
             virtual_time.run(bot.url, limit=20 if smoke else None),
             *bot_overhead.run(bot.url, requests_=20 if smoke else 300, rounds=1 if smoke else 5),
             replay_memory.run(bot.url, conversations=5 if smoke else 200),
+            verification.run(bot.url, rounds=1 if smoke else 3),
         ]
     ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 5))
     table = results_table(ratios)

@@ -15,6 +15,7 @@ def test_alternate_takes_the_median_of_each_side():
 
 def test_a_ratio_knows_whether_its_target_is_met():
     assert Ratio("x", 0.95, ">= 0.9", "").met and not Ratio("y", 1.6, "<= 1.5", "").met
+    assert Ratio("z", 3.0, "n/a", "").met is None
     assert "| y | 1.60 | <= 1.5 | NO |" in results_table([Ratio("y", 1.6, "<= 1.5", "m")])
 
 
@@ -23,5 +24,5 @@ def test_every_benchmark_runs_in_smoke_mode(capsys):
     assert run.main(smoke=True) == 0
     table = capsys.readouterr().out
     for name in ("harness overhead", "virtual time", "metrics at scale", "bot overhead p50", "bot overhead p99",
-                 "replay memory"):
+                 "replay memory", "verification"):
         assert f"| {name} |" in table
