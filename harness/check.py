@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from . import render
 from .client import BotClient, Exchange, visitor_text
 from .platform import Conversation, Event, SimulatedPlatform
 from .rules import RULES, Finding, Observation, judge
@@ -248,10 +249,7 @@ def table(report: Report) -> str:
             f"{summary['errors']} errors, {summary['warnings']} warnings")
     if not report.findings:
         return head + "\nno finding"
-    rows = [COLUMNS, *[tuple(str(getattr(f, c)) for c in COLUMNS) for f in report.findings]]
-    widths = [min(max(len(r[i]) for r in rows), 48) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join([head, lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return head + "\n" + render.table(COLUMNS, [tuple(getattr(f, c) for c in COLUMNS) for f in report.findings])
 
 
 def write_json(report: Report, path: Path) -> None:

@@ -125,6 +125,37 @@ def _proxy(args) -> int:
     return 0
 
 
+def _load(args) -> int:
+    from .embedded import BotProcessError, EmbeddedBot
+    from .load import LoadError, run, run_worker
+    from .load.plan import think_time
+
+    secret = args.secret or os.environ.get("IADVIZE_SECRET")
+    if args.worker:
+        return run_worker(args.master_host, args.master_port, secret)
+    try:
+        think = think_time(args.think_time)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    embedded = None
+    try:
+        url = args.provider_url
+        if url is None:
+            embedded = EmbeddedBot(workers=2, secret=secret)
+            url = embedded.start()
+        outcome = run(url, args.operators, args.conversations_per_minute, args.duration, secret, args.csv, think,
+                      args.messages, args.expect_workers, args.master_port)
+    except (LoadError, BotProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.close()
+    print(outcome.report())
+    return 0 if outcome.passed else 1
+
+
 def _schemas(args) -> int:
     from . import wire
     from .recording import render_schema
@@ -144,6 +175,16 @@ def _positive(text: str) -> int:
     value = int(text) if text.strip().isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
     return value
 
 
@@ -226,6 +267,28 @@ def parser() -> argparse.ArgumentParser:
     proxy.add_argument("--host", default="127.0.0.1")
     proxy.add_argument("--port", type=int, default=8081)
     proxy.set_defaults(run=_proxy)
+
+    load = commands.add_parser("load", help="load a bot with iAdvize-shaped traffic (Locust, headless)",
+                               description="Poll every operator's availability each second, open chats at the "
+                                           "given rate and converse; report each endpoint's throughput, "
+                                           "latency and budget breaks. Exit 1 on any error or broken budget.")
+    load.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
+    load.add_argument("--operators", type=_positive, default=5, help="operators created and polled (default 5)")
+    load.add_argument("--conversations-per-minute", type=_positive_number, default=10,
+                      help="new chats per minute (default 10)")
+    load.add_argument("--duration", type=_positive_number, default=60, help="seconds of load (default 60)")
+    load.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    load.add_argument("--csv", metavar="PREFIX", help="also write Locust's CSV statistics (PREFIX_stats.csv...)")
+    load.add_argument("--think-time", default="5-20", metavar="SECONDS",
+                      help="a visitor's pause between messages, a range such as 5-20 (default)")
+    load.add_argument("--messages", type=_positive, default=4,
+                      help="visitor messages per conversation, at most (default 4)")
+    load.add_argument("--expect-workers", type=int, default=0, metavar="N",
+                      help="run as a Locust master and wait for N workers (see --worker)")
+    load.add_argument("--worker", action="store_true", help="run as a Locust worker of a master (--master-host)")
+    load.add_argument("--master-host", default="127.0.0.1", help="the master a worker connects to")
+    load.add_argument("--master-port", type=int, default=5557, help="the master's port (default 5557)")
+    load.set_defaults(run=_load)
 
     schemas = commands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")

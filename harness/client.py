@@ -101,6 +101,11 @@ def message(role: str, payload: dict, id_message: str | None = None, created_at:
     }
 
 
+def new_operator_id() -> str:
+    """An operator id shaped like iAdvize's (``ha-`` and a number), unlikely to collide in one bot."""
+    return f"ha-{uuid.uuid4().int % 900_000 + 100_000}"
+
+
 def visitor_text(text: str, **kwargs) -> dict:
     return message("visitor", {"contentType": "text", "value": text}, **kwargs)
 

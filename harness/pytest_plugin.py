@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .client import BotClient
+from .client import BotClient, new_operator_id
 from .platform import SimulatedPlatform
 from .scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
 
@@ -100,7 +100,7 @@ def iadvize_platform(reference_bot_url, pytestconfig):
              scenario: str | None = None) -> SimulatedPlatform:
         client = BotClient(reference_bot_url, secret=pytestconfig.getoption("iadvize_secret"))
         rules = distribution_rules or [{"id": str(uuid.uuid4()), "label": "Customer service"}]
-        id_operator = f"ha-{uuid.uuid4().int % 900_000 + 100_000}"
+        id_operator = new_operator_id()
         client.save_bot(id_operator, {"name": "pytest", "distributionRules": rules,
                                       "external": {"idBot": scenario or client.external_bots()[0]["idBot"]}})
         return SimulatedPlatform(client, id_operator, rules, rule_available=rule_available)

@@ -1,4 +1,4 @@
-"""Replies and payloads as one readable line each, for terminals and transcripts."""
+"""Replies and payloads as one readable line each, and tables, for terminals and transcripts."""
 
 from __future__ import annotations
 
@@ -49,3 +49,11 @@ def reply(value: dict) -> str:
     if kind == "close":
         return "(closes the conversation)"
     return f"({kind})"
+
+
+def table(header: tuple[str, ...], rows: list[tuple], widest: int = 48) -> str:
+    """Aligned columns under a ruled header; cells longer than ``widest`` are cut."""
+    cells = [tuple(map(str, header)), *[tuple(map(str, row)) for row in rows]]
+    widths = [min(max(len(row[i]) for row in cells), widest) for i in range(len(header))]
+    lines = ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

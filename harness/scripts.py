@@ -22,7 +22,6 @@ to the step (for ``wait``: to what was shown meanwhile): see :data:`EXPECTATIONS
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as jsonpath
 
 from . import wire
-from .client import BotClient
+from .client import BotClient, new_operator_id
 from .platform import Conversation, SimulatedPlatform
 
 EXPECTATIONS = {
@@ -196,7 +195,7 @@ def load_scripts(directory: Path) -> list[Script]:
 
 def run_script(script: Script, client: BotClient, on_event=None) -> Conversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail."""
-    id_operator = f"ha-{uuid.uuid4().int % 900_000 + 100_000}"
+    id_operator = new_operator_id()
     scenario = script.scenario or _first_scenario(client, script)
     client.save_bot(id_operator, {"name": script.name, "distributionRules": script.distribution_rules,
                                   "external": {"idBot": scenario}})

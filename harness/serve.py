@@ -88,6 +88,9 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
         "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,
+        # gunicorn closes idle connections after 2 s by default; a caller reusing one at that moment
+        # gets a reset (seen under load). Outlive the usual 60 s idle timeout of load balancers instead.
+        "keepalive": 75,
         "accesslog": None,  # the bot writes its own structured access log
         "errorlog": "-",
         "loglevel": "warning",

@@ -1,0 +1,147 @@
+"""``iadvize-harness load``: iAdvize-shaped traffic on a bot, through Locust running headless.
+
+The command saves the operators first (``PUT /bots``, as an admin would), then runs Locust
+with :mod:`harness.load.locustfile` in a child process (Locust patches the standard library
+with gevent when imported: it stays out of this process), reads the summary the master writes
+and judges it: any error, or any call over its budget (2 s first messages, 10 s otherwise),
+makes the exit code 1.
+
+Distributed: ``load --expect-workers N`` is the master; on each other machine
+``load --worker --master-host HOST`` runs a worker, with ``IADVIZE_SECRET`` in its environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import render
+from ..client import BotClient, BotError, new_operator_id
+from .plan import Plan
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+GRACE_SECONDS = 60  # beyond the planned duration, for Locust to start, stop and write its summary
+WORKERS_WAIT_SECONDS = 60  # how long a master waits for its workers before giving up
+
+
+class LoadError(RuntimeError):
+    """The load test could not run (the bot refused to set up, Locust failed): exit code 2."""
+
+
+@dataclass
+class Outcome:
+    endpoints: list[dict]
+    errors: list[dict]
+    workers: int = 0
+
+    @property
+    def failed_calls(self) -> int:
+        return sum(row["errors"] for row in self.endpoints)
+
+    @property
+    def over_budget(self) -> int:
+        return sum(row["over_budget"] for row in self.endpoints)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.endpoints) and not self.failed_calls and not self.over_budget
+
+    def report(self) -> str:
+        header = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "budget", "over budget")
+        rows = [(r["endpoint"], r["requests"], f"{r['rps']:.2f}", r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                 r["errors"], f"{r['budget_s']:g} s" if r["budget_s"] else "-", r["over_budget"])
+                for r in self.endpoints]
+        lines = [render.table(header, rows)]
+        for error in self.errors:
+            lines.append(f"error: {error['endpoint']}: {error['error']} ({error['occurrences']} times)")
+        if not self.endpoints:
+            lines.append("no call was made: is the duration long enough?")
+        verdict = "within budget, no error" if self.passed else (
+            f"FAILED: {self.failed_calls} errors, {self.over_budget} calls over their budget")
+        return "\n".join([*lines, verdict])
+
+
+def save_operators(client: BotClient, count: int) -> tuple[str, ...]:
+    """Create ``count`` operators on the bot's scenarios (round robin), each with one distribution rule."""
+    try:
+        scenarios = [s["idBot"] for s in client.external_bots()]
+        if not scenarios:
+            raise LoadError("the bot lists no scenario (GET /external-bots answered [])")
+        operators = tuple(new_operator_id() for _ in range(count))
+        for index, id_operator in enumerate(operators):
+            client.save_bot(id_operator, {
+                "name": f"Load test {index + 1}", "pseudo": "Load", "language": "en",
+                "distributionRules": [{"id": str(uuid.uuid4()), "label": "Customer service"}],
+                "external": {"idBot": scenarios[index % len(scenarios)]},
+            })
+    except BotError as error:
+        raise LoadError(f"could not save the load test's operators: {error}") from None
+    return operators
+
+
+def run(provider_url: str, operators: int = 5, conversations_per_minute: float = 10, duration: float = 60,
+        secret: str | None = None, csv_prefix: str | None = None, think_time: tuple[float, float] = (5, 20),
+        messages: int = 4, expect_workers: int = 0, master_port: int = 5557, out=sys.stdout) -> Outcome:
+    """Plan, run Locust headless and return its outcome; raise :class:`LoadError` when it cannot run."""
+    client = BotClient(provider_url, secret=secret)
+    plan = Plan(save_operators(client, operators), conversations_per_minute, think_time, messages,
+                client.id_connector_version, client.id_website, max(1, expect_workers))
+    with tempfile.TemporaryDirectory(prefix="iadvize-load-") as scratch:
+        summary = Path(scratch) / "summary.json"
+        users = len(plan.operators) + plan.visitors
+        command = [*_locust(), "--headless", "--host", provider_url.rstrip("/"), "--users", str(users),
+                   "--spawn-rate", str(users), "--run-time", f"{max(1, round(duration))}s", "--only-summary",
+                   *plan.locust_options(), "--iadvize-summary", str(summary)]
+        if csv_prefix:
+            command += ["--csv", csv_prefix]
+        if expect_workers:
+            command += ["--master", "--expect-workers", str(expect_workers), "--master-bind-port", str(master_port),
+                        "--expect-workers-max-wait", str(WORKERS_WAIT_SECONDS)]
+            print(f"waiting for {expect_workers} workers on port {master_port}: on each, run "
+                  f"iadvize-harness load --worker --master-host <this machine>", file=out, flush=True)
+        print(f"{len(plan.operators)} operators polled every second, {conversations_per_minute:g} conversations "
+              f"per minute ({plan.visitors} visitors), for {duration:g} s", file=out, flush=True)
+        log = Path(scratch) / "locust.log"
+        _run_locust(command, secret, log, duration + GRACE_SECONDS + (WORKERS_WAIT_SECONDS if expect_workers else 0))
+        if not summary.exists():
+            raise LoadError("Locust stopped without a summary:\n" + _tail(log))
+        data = json.loads(summary.read_text(encoding="utf-8"))
+    return Outcome(data["endpoints"], data["errors"], data["workers"])
+
+
+def run_worker(master_host: str, master_port: int = 5557, secret: str | None = None) -> int:
+    """A Locust worker for a master started with ``load --expect-workers``; Locust's exit code."""
+    command = [*_locust(), "--worker", "--master-host", master_host, "--master-port", str(master_port)]
+    return subprocess.run(command, env=_environment(secret), check=False).returncode
+
+
+def _locust() -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+
+
+def _environment(secret: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "IADVIZE_SECRET"}
+    if secret:
+        env["IADVIZE_SECRET"] = secret  # by environment: a command line is readable by every user of the machine
+    return env
+
+
+def _run_locust(command: list[str], secret: str | None, log: Path, timeout: float) -> None:
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=_environment(secret))
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise LoadError(f"Locust did not finish within {timeout:g} s:\n" + _tail(log)) from None
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])

@@ -1,0 +1,216 @@
+"""Locust users shaped like iAdvize's traffic to one connector (run by ``iadvize-harness load``).
+
+- one ``AvailabilityPoller`` per operator: ``GET /availability-strategies`` once per second;
+- ``Visitor`` users open chats at the planned rate: first messages, ``POST /conversations``,
+  then visitor messages with human think time; every ``message`` reply the bot posts is
+  echoed back to it as iAdvize does (author ``operator``), and a tapped quick reply comes
+  back as its value, like a visitor's tap.
+
+The plan travels as ``--iadvize-*`` options, which a Locust master forwards to its workers;
+the secret comes from ``IADVIZE_SECRET`` (never a command line). On the master (or a
+single process) the summary is written as JSON to ``--iadvize-summary`` when Locust quits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import uuid
+from collections import Counter
+from itertools import count
+from urllib.parse import quote, urlencode
+
+import gevent
+from locust import HttpUser, constant_pacing, events, task
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+from harness import wire
+from harness.client import echo_of, visitor_text
+from harness.load.plan import ENDPOINTS, Plan, secret_from_environment
+from harness.wire import signature
+
+SECRET = secret_from_environment()
+OVER_BUDGET: Counter[str] = Counter()  # per endpoint name, in this process since the last report to the master
+_poller_numbers = count()
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:
+    Plan.add_locust_options(parser)
+
+
+@events.init.add_listener
+def _size(environment, **_kwargs) -> None:
+    """User counts come from the plan: one poller per operator, enough visitors to hold the chat rate."""
+    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+        return  # a worker spawns what the master tells it
+    plan = Plan.from_locust(environment.parsed_options)
+    AvailabilityPoller.fixed_count = len(plan.operators)
+    Visitor.fixed_count = plan.visitors
+
+
+@events.request.add_listener
+def _budget(name, response_time, exception=None, **_kwargs) -> None:
+    budget = ENDPOINTS.get(name)
+    if budget is not None and (response_time > budget * 1000 or _timed_out(exception)):
+        OVER_BUDGET[name] += 1
+
+
+@events.report_to_master.add_listener
+def _send_budget(client_id, data) -> None:
+    data["iadvize_over_budget"] = dict(OVER_BUDGET)
+    OVER_BUDGET.clear()
+
+
+@events.worker_report.add_listener
+def _merge_budget(client_id, data) -> None:
+    OVER_BUDGET.update(data.get("iadvize_over_budget", {}))
+
+
+@events.quitting.add_listener
+def _write_summary(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    _final_csv(environment)
+    if not environment.parsed_options.iadvize_summary:
+        return
+    rows = []
+    for (name, _method), entry in sorted(environment.stats.entries.items()):
+        rows.append({
+            "endpoint": name, "requests": entry.num_requests, "errors": entry.num_failures,
+            "rps": round(entry.total_rps, 2),
+            "p50_ms": entry.get_response_time_percentile(0.5), "p95_ms": entry.get_response_time_percentile(0.95),
+            "p99_ms": entry.get_response_time_percentile(0.99), "max_ms": round(entry.max_response_time or 0, 1),
+            "budget_s": ENDPOINTS.get(name), "over_budget": OVER_BUDGET.get(name, 0),
+        })
+    errors = [{"endpoint": e.name, "error": str(e.error), "occurrences": e.occurrences}
+              for e in environment.stats.errors.values()]
+    errors.sort(key=lambda e: -e["occurrences"])
+    workers = len(environment.runner.clients) if isinstance(environment.runner, MasterRunner) else 0
+    with open(environment.parsed_options.iadvize_summary, "w", encoding="utf-8") as out:
+        json.dump({"endpoints": rows, "errors": errors[:20], "workers": workers}, out, indent=2)
+
+
+def _final_csv(environment) -> None:
+    """Locust refreshes its CSV files every second or so: its last snapshot misses the end of the run."""
+    prefix = environment.parsed_options.csv_prefix
+    if not prefix:
+        return
+    table = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    for suffix, write in (("stats", table.requests_csv), ("failures", table.failures_csv)):
+        with open(f"{prefix}_{suffix}.csv", "w", newline="", encoding="utf-8") as out:
+            write(csv.writer(out))
+
+
+def _timed_out(exception) -> bool:
+    return exception is not None and "timeout" in type(exception).__name__.lower() + str(exception).lower()
+
+
+class IAdvizeUser(HttpUser):
+    """Calls signed and named as iAdvize makes them; each answer checked against the wire model."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.plan = Plan.from_locust(self.environment.parsed_options)
+
+    def call(self, name: str, method: str, path: str, response_body: str, *, params: dict | None = None,
+             body: dict | None = None):
+        """One call; the parsed answer when it is a conformant 2xx, else None (recorded as an error)."""
+        query = urlencode({"idConnectorVersion": self.plan.connector_version, "idWebsite": self.plan.website,
+                           **(params or {})})
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if SECRET:
+            headers[signature.HEADER] = signature.sign(SECRET, signature.signed_part(method, query.encode(), data))
+        budget = ENDPOINTS[name]
+        with self.client.request(method, f"{path}?{query}", data=data or None, headers=headers, name=name,
+                                 timeout=budget, catch_response=True) as response:
+            if response.error is not None:
+                response.failure(f"no answer within the {budget:g} s iAdvize waits" if _timed_out(response.error)
+                                 else f"connection failed ({type(response.error).__name__})")
+                return None
+            if not 200 <= response.status_code < 300:
+                response.failure(f"answered {response.status_code}")
+                return None
+            try:
+                answer = response.json()
+            except ValueError:
+                response.failure("the answer is not JSON")
+                return None
+            problems = wire.problems(response_body, answer)
+            if problems:
+                response.failure(f"the answer does not fit the API: {problems[0]}")
+                return None
+            return answer
+
+
+class AvailabilityPoller(IAdvizeUser):
+    """What iAdvize does for every operator: ask once a second whether it may route chats to it."""
+
+    wait_time = constant_pacing(1)
+    fixed_count = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        # Locust deals the pollers out to the workers in turn: worker i's n-th poller takes
+        # operator i + n x workers, so that together they cover the operators.
+        worker = getattr(self.environment.runner, "worker_index", 0) if self.plan.workers > 1 else 0
+        number = worker + next(_poller_numbers) * self.plan.workers
+        self.id_operator = self.plan.operators[number % len(self.plan.operators)]
+        gevent.sleep(random.random())  # not every operator polled in the same millisecond
+
+    @task
+    def poll(self) -> None:
+        self.call("availability-strategies", "GET", "/availability-strategies", "availability-strategies.response",
+                  params={"idOperator": self.id_operator})
+
+
+class Visitor(IAdvizeUser):
+    """One chat after another, at the pace that gives the planned conversations per minute."""
+
+    fixed_count = 1
+
+    def wait_time(self) -> float:
+        return constant_pacing(self.plan.pacing)(self)
+
+    def on_start(self) -> None:
+        super().on_start()
+        gevent.sleep(random.uniform(0, self.plan.pacing))  # arrivals spread, not all at second 0
+
+    @task
+    def chat(self) -> None:
+        id_operator = random.choice(self.plan.operators)
+        operator_path = quote(id_operator, safe="")
+        # a greeting that fails or comes late is not shown; the chat goes on without it, as on iAdvize
+        self.call("first-messages", "GET", f"/bots/{operator_path}/conversation-first-messages",
+                  "first-messages.response")
+        started = self.call("conversations", "POST", "/conversations", "conversation.response",
+                            body={"idOperator": id_operator, "idConversation": str(uuid.uuid4()), "history": []})
+        if started is None:
+            return
+        path = f"/conversations/{quote(started['idConversation'], safe='')}/messages"
+        said = "Hi"
+        for _ in range(random.randint(1, self.plan.messages)):
+            answer = self.call("messages (visitor)", "POST", path, "message.response",
+                               body={"idOperator": id_operator, "message": visitor_text(said)})
+            if answer is None:
+                return
+            offered = []
+            for reply in answer["replies"]:
+                if reply["type"] == "message":
+                    self.call("messages (echo)", "POST", path, "message.response",
+                              body={"idOperator": id_operator, "message": echo_of(reply)})
+                    offered += [q["value"] for q in reply.get("quickReplies") or []]
+            if any(reply["type"] in ("transfer", "close") for reply in answer["replies"]):
+                return  # handed to humans or closed: the bot's part of the chat is over
+            gevent.sleep(random.uniform(*self.plan.think_time))
+            said = random.choice(offered) if offered else random.choice(VISITOR_LINES)
+
+
+VISITOR_LINES = ("Where is my order?", "Do you ship to Belgium?", "I want to return a jacket", "ok thanks",
+                 "What sizes do you have?", "Can I talk to someone?")
