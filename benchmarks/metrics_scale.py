@@ -19,7 +19,7 @@ def write_rows(path: Path, rows: int, seed: int = 1) -> None:
     generator = np.random.default_rng(seed)
     frame = pd.DataFrame({
         "conversation": generator.integers(0, rows // 10, rows).astype(str),
-        "endpoint": generator.choice(ENDPOINTS, rows),
+        "endpoint": pd.Categorical(generator.choice(ENDPOINTS, rows)),  # as replay stores it: a dictionary
         "sent_at": pd.Timestamp("2026-11-16", tz="UTC") + pd.to_timedelta(generator.integers(0, 7 * 86400, rows),
                                                                            unit="s"),
         "latency_ms": generator.lognormal(np.log(120), 0.6, rows),

@@ -40,8 +40,10 @@ DEFAULT_SCENARIO = "order-assistant"
 BATCH_ROWS = 2_000
 WINDOW_SECONDS = 3600.0  # a conversation silent this long in the recording is complete
 
+CATEGORY = pa.dictionary(pa.int32(), pa.string())
 EXCHANGE_COLUMNS = pa.schema([
-    ("conversation", pa.string()), ("seq", pa.int32()), ("endpoint", pa.string()), ("purpose", pa.string()),
+    # endpoint and purpose take a handful of values: stored as dictionaries, read back as categoricals
+    ("conversation", pa.string()), ("seq", pa.int32()), ("endpoint", CATEGORY), ("purpose", CATEGORY),
     ("message", pa.string()), ("sent_at", pa.timestamp("ms", tz="UTC")), ("status", pa.int32()), ("error", pa.string()),
     ("latency_ms", pa.float64()), ("recorded_latency_ms", pa.float64()),
     ("replies", pa.string()), ("recorded_replies", pa.string()), ("same", pa.bool_()),
