@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import json
 import random
+import time
 import uuid
 from collections import Counter
 from itertools import count
 from urllib.parse import quote, urlencode
 
 import gevent
-from locust import HttpUser, constant_pacing, events, task
+from locust import HttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
@@ -113,8 +114,18 @@ class IAdvizeUser(HttpUser):
 
     abstract = True
 
+    period = 1.0  # seconds between two starts of the task
+
     def on_start(self) -> None:
         self.plan = Plan.from_locust(self.environment.parsed_options)
+        # Users are spawned together: start each at its own moment within the period, and keep that
+        # phase (Locust's constant_pacing counts from the spawn, which would line every user up again).
+        gevent.sleep(random.uniform(0, self.period))
+        self.due = time.monotonic()
+
+    def wait_time(self) -> float:
+        self.due += self.period
+        return max(0.0, self.due - time.monotonic())
 
     def call(self, name: str, method: str, path: str, response_body: str, *, params: dict | None = None,
              body: dict | None = None):
@@ -152,7 +163,6 @@ class IAdvizeUser(HttpUser):
 class AvailabilityPoller(IAdvizeUser):
     """What iAdvize does for every operator: ask once a second whether it may route chats to it."""
 
-    wait_time = constant_pacing(1)
     fixed_count = 1
 
     def on_start(self) -> None:
@@ -162,7 +172,6 @@ class AvailabilityPoller(IAdvizeUser):
         worker = getattr(self.environment.runner, "worker_index", 0) if self.plan.workers > 1 else 0
         number = worker + next(_poller_numbers) * self.plan.workers
         self.id_operator = self.plan.operators[number % len(self.plan.operators)]
-        gevent.sleep(random.random())  # not every operator polled in the same millisecond
 
     @task
     def poll(self) -> None:
@@ -175,12 +184,9 @@ class Visitor(IAdvizeUser):
 
     fixed_count = 1
 
-    def wait_time(self) -> float:
-        return constant_pacing(self.plan.pacing)(self)
-
     def on_start(self) -> None:
+        self.period = Plan.from_locust(self.environment.parsed_options).pacing
         super().on_start()
-        gevent.sleep(random.uniform(0, self.plan.pacing))  # arrivals spread, not all at second 0
 
     @task
     def chat(self) -> None:
