@@ -13,3 +13,8 @@ ANSWER = {"idConversation": "c", "idOperator": "ha-1", "createdAt": "2026-11-24T
 @app.post("/conversations/<id_conversation>/messages")
 def messages(id_conversation):
     return jsonify(ANSWER)
+
+
+@app.post("/conversations")
+def conversations():  # the untimed start of each conversation, so both sides get the same calls
+    return jsonify({**ANSWER, "replies": []})

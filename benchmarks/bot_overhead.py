@@ -28,11 +28,15 @@ def _free_port() -> int:
 
 
 def _latencies(session: requests.Session, url: str, requests_: int) -> list[float]:
+    """Each visitor message timed, in a conversation started first (untimed), as iAdvize does."""
     found = []
     for _ in range(requests_):
+        id_conversation = str(uuid.uuid4())
+        session.post(f"{url}/conversations", json={"idOperator": "ha-1", "idConversation": id_conversation,
+                                                   "history": []}, timeout=10).raise_for_status()
         body = {"idOperator": "ha-1", "message": visitor_text("Hi")}
         started = time.perf_counter()
-        session.post(f"{url}/conversations/{uuid.uuid4()}/messages", json=body, timeout=10).raise_for_status()
+        session.post(f"{url}/conversations/{id_conversation}/messages", json=body, timeout=10).raise_for_status()
         found.append((time.perf_counter() - started) * 1000)
     return found
 
