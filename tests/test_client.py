@@ -237,3 +237,17 @@ def test_a_strategy_missing_what_its_shape_needs_is_refused(fake, strategies, fi
     fake.answer = lambda h: h.reply(200, json.dumps(strategies).encode())
     with pytest.raises(BotError, match=re.escape(field)):
         BotClient(fake.url).availability_strategies("ha-1")
+
+
+def test_the_client_honours_proxy_and_ca_settings_read_once_from_the_environment(monkeypatch):
+    from harness.client import environment_session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "bot.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company-ca.pem")
+    through_proxy = environment_session("https://bot.example.com")
+    assert through_proxy.proxies.get("https") == "http://proxy.internal:3128"
+    assert through_proxy.verify == "/etc/ssl/company-ca.pem"
+    assert environment_session("https://bot.internal").proxies == {}  # NO_PROXY covers it
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert through_proxy.proxies.get("https") == "http://proxy.internal:3128"  # read once, at creation
