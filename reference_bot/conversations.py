@@ -59,22 +59,28 @@ def receive_message(id_conversation: str):
         return envelope(_echo(bot, id_conversation, operator, message), [])
     scenario = bot.scenario_of(operator)
     for _ in range(ANSWER_ATTEMPTS):
-        with bot.store.transaction() as tx:
-            # Unknown conversation (its start was never received): start it rather than leave the visitor alone.
-            conversation = Store.start_conversation(tx, id_conversation, operator.id_operator, now())
-            replies = Store.answered(tx, id_conversation, message["idMessage"])
+        # Plain reads, no write lock: a retry is answered from what was stored, and the usual
+        # message (of a started conversation) writes only once, below. The version check there
+        # catches whatever changes in between.
+        reads = bot.store.connection
+        replies = Store.answered(reads, id_conversation, message["idMessage"])
+        conversation = Store.conversation(reads, id_conversation)
+        if conversation is None:  # its start was never received: start it rather than leave the visitor alone
+            with bot.store.transaction() as tx:
+                conversation = Store.start_conversation(tx, id_conversation, operator.id_operator, now())
         if replies is not None:  # iAdvize retrying a message already answered: the same answer again
             return envelope(conversation, replies)
         # The brain runs outside any transaction: a slow NLU or LLM holds no lock on other conversations.
         answer = _answer(bot, Turn(operator, scenario, conversation, message))
         with bot.store.transaction() as tx:
             replies = Store.answered(tx, id_conversation, message["idMessage"])
-            if replies is None:
-                if not Store.move_conversation(tx, conversation, answer.state, now()):
-                    continue  # another message moved the conversation meanwhile: answer from where it is now
-                replies = _record(bot, tx, conversation, message, answer)
-            conversation = Store.conversation(tx, id_conversation)
-        return envelope(conversation, replies)
+            if replies is not None:  # the same message, delivered twice at once, answered by the other
+                return envelope(Store.conversation(tx, id_conversation), replies)
+            moved = Store.move_conversation(tx, conversation, answer.state, now())
+            if moved is None:
+                continue  # another message moved the conversation meanwhile: answer from where it is now
+            replies = _record(bot, tx, moved, message, answer)
+        return envelope(moved, replies)
     raise ApiError(503, "conversation busy", "too many messages at once in this conversation; retry")
 
 

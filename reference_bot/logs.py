@@ -6,8 +6,10 @@ idConversation and a request id. Never headers (the signature) nor config (the s
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -20,7 +22,7 @@ FIELDS = ("request_id", "method", "path", "status", "duration_ms", "idConversati
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -44,13 +46,21 @@ def configure(level: str = "INFO") -> logging.Logger:
     return logger
 
 
+_RUN = uuid.uuid4().hex[:8]  # this start of the bot; with the pid and a counter, unique without a syscall each
+_numbers = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_RUN}-{os.getpid():x}-{next(_numbers):x}"
+
+
 def register(app: Flask) -> None:
     access = logging.getLogger("reference_bot.access")
 
     @app.before_request
     def start_clock():
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or _new_request_id()
 
     @app.after_request
     def log_request(response):

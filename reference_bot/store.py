@@ -9,6 +9,7 @@ survives a killed process (only a power cut can lose the last commits).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -172,7 +173,7 @@ class Store:
     def operators(self) -> dict[str, Operator]:
         return {r["id_operator"]: _operator(r) for r in self.connection.execute("SELECT * FROM operators")}
 
-    # --- conversations (call inside ``transaction()``) -------------------------------------
+    # --- conversations (changes inside ``transaction()``; reads may use ``connection``) -------
 
     @staticmethod
     def conversation(tx, id_conversation: str) -> Conversation | None:
@@ -190,13 +191,15 @@ class Store:
         return Store.conversation(tx, id_conversation)
 
     @staticmethod
-    def move_conversation(tx, conversation: Conversation, state: str | None, now: str) -> bool:
-        """Move to ``state`` unless another answer moved the conversation since it was read."""
+    def move_conversation(tx, conversation: Conversation, state: str | None, now: str) -> Conversation | None:
+        """The conversation moved to ``state``; None when another answer moved it since it was read."""
         moved = tx.execute(
             "UPDATE conversations SET state = ?, updated_at = ?, version = version + 1 "
             "WHERE id_conversation = ? AND version = ?",
             (state, now, conversation.id_conversation, conversation.version))
-        return moved.rowcount == 1
+        if moved.rowcount != 1:
+            return None
+        return dataclasses.replace(conversation, state=state, updated_at=now, version=conversation.version + 1)
 
     @staticmethod
     def hand_over(tx, id_conversation: str, now: str) -> None:
