@@ -136,7 +136,8 @@ class RecordingProxy:
 
     def start(self) -> RecordingProxy:
         self.recorder.start()
-        threading.Thread(target=self.server.serve_forever, name="proxy", daemon=True).start()
+        # a short poll: close() waits for the serving loop to notice
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), name="proxy", daemon=True).start()
         return self
 
     def close(self) -> None:
