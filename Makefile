@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas pacts serve clean browser bench
+.PHONY: demo test lint schemas pacts serve clean browser bench fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	@status=0; $(BIN)/python -m pytest || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+# Over 10,000 generated requests against the reference bot (make test runs a fixed-seed sample).
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-profile=fuzz tests/test_fuzz.py tests/test_openapi_fuzz.py
 
 # Ratios measured side by side (not part of make test, which runs a smoke pass of each).
 bench: $(STAMP)

@@ -60,7 +60,8 @@ def save_operator(id_operator: str):
     bot = runtime()
     id_bot = body["external"]["idBot"]
     if id_bot not in bot.scenarios:
-        raise ApiError(400, "unknown scenario",
+        # 422: the body fits the API, but names a scenario this bot does not have
+        raise ApiError(422, "unknown scenario",
                        f"external.idBot: no scenario {id_bot!r}; this bot has {', '.join(sorted(bot.scenarios))}")
     settings = {k: body[k] for k in ("name", "pseudo", "language", "distributionRules") if k in body}
     settings["idBot"] = id_bot

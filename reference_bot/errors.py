@@ -12,7 +12,7 @@ import logging
 import sqlite3
 
 from flask import Flask, g, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from harness import wire
 
@@ -62,6 +62,16 @@ def json_body(body_name: str) -> dict:
 
 
 def register(app: Flask) -> None:
+    @app.after_request
+    def read_the_unread_body(response):
+        # An answer given before the body was read (415, 401, 404...) leaves the body on the
+        # connection; gunicorn drains 64 KiB of it, then drops a connection the caller was told
+        # to keep, and the caller's next request fails. Bodies within the limit are read here.
+        length = request.content_length or 0
+        if 0 < length <= app.config["MAX_CONTENT_LENGTH"] and not getattr(request.stream, "is_exhausted", True):
+            request.stream.read()
+        return response
+
     @app.errorhandler(ApiError)
     def api_error(error: ApiError):
         return error_response(error.status, error.error, error.detail)
@@ -73,7 +83,10 @@ def register(app: Flask) -> None:
             405: f"{request.method} is not allowed on {request.path}",
             413: f"the body is larger than the {app.config['MAX_CONTENT_LENGTH']} bytes this bot accepts",
         }.get(error.code, error.description or "")
-        return error_response(error.code or 500, (error.name or "error").lower(), detail)
+        response = error_response(error.code or 500, (error.name or "error").lower(), detail)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # RFC 9110: a 405 says what is allowed
+        return response
 
     @app.errorhandler(sqlite3.OperationalError)  # locked, read-only, disk full: conditions that pass
     def storage_error(error):

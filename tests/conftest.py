@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -126,3 +127,11 @@ class LoopbackServer:
 def served(app):
     with LoopbackServer(app) as server:
         yield server
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many generated cases the fuzz tests sent, and how many got a 5xx (``make fuzz`` reports it)."""
+    fuzz = sys.modules.get("tests.test_fuzz")
+    if fuzz is not None and fuzz.CASES["cases"]:
+        terminalreporter.write_line(f"fuzz: {fuzz.CASES['cases']} generated cases, {fuzz.CASES['requests']} requests "
+                                    f"sent to the bot, {fuzz.CASES['5xx']} answered with a 5xx")

@@ -72,7 +72,7 @@ def test_get_of_an_unknown_operator_is_a_json_404(client):
 
 def test_put_with_an_unknown_scenario_names_the_field(client):
     response = client.put(f"/bots/{OPERATOR}", json={"external": {"idBot": "nope"}})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.get_json()["detail"].startswith("external.idBot: no scenario 'nope'")
 
 

@@ -7,6 +7,7 @@ reference bot can depend on it alone.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -128,14 +129,17 @@ def _problem(error) -> Problem | list[Problem]:
     return Problem(_dotted(where), f"{kind} {_short(expected)} not met by {_short(got)}")
 
 
+MAX_PROBLEMS = 50  # a body of 100,000 broken items would otherwise take seconds to word, item by item
+
+
 def problems(name: str, document) -> list[Problem]:
-    """Every way ``document`` departs from the body ``name``; empty when it fits."""
+    """The ways ``document`` departs from the body ``name`` (the first 50 found); empty when it fits."""
     try:
         _fast(name)(document)
         return []
     except fastjsonschema.JsonSchemaException:
         pass  # not valid as compiled: ask jsonschema, which has the final word and says where and why
-    errors = sorted(_validator(name).iter_errors(document),
+    errors = sorted(itertools.islice(_validator(name).iter_errors(document), MAX_PROBLEMS),
                     key=lambda e: (len(e.absolute_path), _dotted(e.absolute_path)))
     found: dict[Problem, None] = {}  # ordered and without repeats
     for error in errors:

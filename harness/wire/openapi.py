@@ -42,6 +42,8 @@ ERRORS = {
     "401": _json("error.response", "missing or wrong X-iAdvize-Signature (when the app has a secret)"),
     "415": _json("error.response", "the body is not application/json"),
 }
+TOO_LARGE = {"413": _json("error.response", "the body is larger than the bot accepts (1 MiB for the reference bot)")}
+UNKNOWN_SCENARIO = {"422": _json("error.response", "the body fits, but names a scenario the bot does not have")}
 NOT_FOUND = {"404": _json("error.response", "unknown operator")}
 
 PARAMETERS = {
@@ -51,24 +53,27 @@ PARAMETERS = {
     "idWebsite": {"name": "idWebsite", "in": "query", "required": False,
                   "description": "the iAdvize project, e.g. ha-123", "schema": {"type": "string"}},
     "idOperatorPath": {"name": "idOperator", "in": "path", "required": True,
-                       "description": "the bot operator, e.g. ha-456678", "schema": {"type": "string"}},
+                       "description": "the bot operator, e.g. ha-456678", "schema": {"type": "string", "minLength": 1}},
     "idOperatorQuery": {"name": "idOperator", "in": "query", "required": True,
-                        "description": "the bot operator whose availability is polled", "schema": {"type": "string"}},
+                        "description": "the bot operator whose availability is polled",
+                        "schema": {"type": "string", "minLength": 1}},
     "idConversation": {"name": "idConversation", "in": "path", "required": True,
                        "description": "the conversation id the connector returned from POST /conversations",
-                       "schema": {"type": "string"}},
+                       "schema": {"type": "string", "minLength": 1}},
 }
 
 
 def _operation(summary: str, operation_id: str, response: str, *, request: str | None = None,
-               parameters: tuple[str, ...] = (), not_found: bool = False, budget: str = "10 s") -> dict:
+               parameters: tuple[str, ...] = (), not_found: bool = False, budget: str = "10 s",
+               more: dict | None = None) -> dict:
     operation = {
         "summary": summary,
         "operationId": operation_id,
         "description": f"{BODIES[response][0]}. iAdvize waits {budget} for the answer.",
         "parameters": [{"$ref": f"#/components/parameters/{p}"}
                        for p in (*parameters, "idConnectorVersion", "idWebsite")],
-        "responses": {"200": _json(response, "OK"), **ERRORS, **(NOT_FOUND if not_found else {})},
+        "responses": {"200": _json(response, "OK"), **ERRORS, **(NOT_FOUND if not_found else {}),
+                      **(TOO_LARGE if request else {}), **(more or {})},
     }
     if request:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _body(request)}}}
@@ -91,7 +96,7 @@ def document() -> dict:
                 "List the scenarios an admin can pick", "listScenarios", "external-bots.response")},
             "/bots/{idOperator}": {
                 "put": _operation("Create or update an operator", "saveOperator", "bot.response",
-                                  request="bot.request", parameters=("idOperatorPath",)),
+                                  request="bot.request", parameters=("idOperatorPath",), more=UNKNOWN_SCENARIO),
                 "get": _operation("Read an operator", "readOperator", "bot.response",
                                   parameters=("idOperatorPath",), not_found=True),
             },
