@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from harness import wire
@@ -25,10 +25,14 @@ class ApiError(Exception):
         self.status, self.error, self.detail = status, error, detail
 
 
+# Error details quote what was sent (a path, a value): HTML's special characters go out as JSON
+# escapes, so a detail shown by a careless dashboard or sniffed as HTML runs nothing.
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
 def error_response(status: int, error: str, detail: str = ""):
-    response = jsonify(error=error, detail=detail)
-    response.status_code = status
-    return response
+    body = json.dumps({"error": error, "detail": detail}, ensure_ascii=False).translate(_HTML_SAFE)
+    return Response(body, status=status, mimetype="application/json")
 
 
 def json_body(body_name: str) -> dict:
@@ -62,6 +66,11 @@ def json_body(body_name: str) -> dict:
 
 
 def register(app: Flask) -> None:
+    @app.after_request
+    def no_sniffing(response):
+        response.headers["X-Content-Type-Options"] = "nosniff"  # JSON is JSON, never rendered as a page
+        return response
+
     @app.after_request
     def read_the_unread_body(response):
         # An answer given before the body was read (415, 401, 404...) leaves the body on the

@@ -10,11 +10,20 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from jsonschema import Draft202012Validator
 from werkzeug.serving import make_server
 
 from reference_bot import create_app
 from reference_bot.logs import JsonFormatter
+
+# Fuzzing (tests/test_fuzz.py, tests/test_openapi_fuzz.py): make test runs a small sample, the same
+# every time (derandomised); make fuzz chooses the large profile with --hypothesis-profile=fuzz.
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, database=None,
+                          suppress_health_check=_QUIET)
+settings.register_profile("fuzz", max_examples=1700, deadline=None, database=None, suppress_health_check=_QUIET)
+settings.load_profile("ci")
 
 pytest_plugins = ["pytester"]  # to run the conversation-script plugin as a user would
 

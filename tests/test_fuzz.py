@@ -4,8 +4,8 @@ Valid requests (any unicode, long values, every payload type, every date form) m
 answers that fit the wire model; broken ones (wrong types, missing and extra fields, deep
 nesting, huge arrays, invalid UTF-8, wrong content types, empty bodies) a 4xx whose JSON
 names the problem; nothing ever gets a 5xx. ``make test`` runs a small derandomised sample
-(profile ``ci``); ``make fuzz`` runs the ``fuzz`` profile, over 10,000 cases, and prints
-the count (tests/conftest.py).
+(hypothesis profile ``ci``); ``make fuzz`` runs the ``fuzz`` profile, over 10,000 cases, and
+prints the count (both profiles and the count are in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import requests
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from harness import wire
@@ -29,11 +29,6 @@ OPERATOR = "ha-424242"
 MAX_BODY_BYTES = 1024 * 1024  # the reference bot's default REFERENCE_BOT_MAX_BODY_BYTES
 RULE = {"id": "8d7c1f52-3f7e-4a53-9d1e-0c2b9a6e4f10", "label": "Customer service"}
 
-settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("fuzz", max_examples=1700, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile("ci")
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +118,6 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
 # --- valid requests -----------------------------------------------------------------------------------
 
 @given(id_conversation=ids, history=st.lists(messages, max_size=3), first=messages)
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_valid_conversations_get_answers_that_fit_the_api(bot, id_conversation, history, first):
     CASES["cases"] += 1
     path = f"/conversations/{quote(id_conversation, safe='')}/messages"
@@ -140,7 +134,6 @@ def test_valid_conversations_get_answers_that_fit_the_api(bot, id_conversation, 
 
 @given(id_operator=ids, name=unicode_text, language=st.from_regex(r"\A[a-zA-Z]{2}\Z"),
        rules=st.lists(st.fixed_dictionaries({"id": ids, "label": unicode_text}), max_size=4), data=st.data())
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_valid_operators_are_saved_read_back_and_polled(bot, id_operator, name, language, rules, data):
     CASES["cases"] += 1
     scenario = data.draw(st.sampled_from(bot.scenarios))
@@ -159,7 +152,6 @@ def test_valid_operators_are_saved_read_back_and_polled(bot, id_operator, name, 
 
 
 @given(said=st.lists(st.tuples(some_text.filter(str.strip), st.booleans()), min_size=1, max_size=6))
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_conversation_stays_consistent_whatever_is_said_and_resent(bot, said):
     """Each message answered once: a resent idMessage gets the very same replies; echoes get none."""
     CASES["cases"] += 1
@@ -218,7 +210,6 @@ def broken(document: dict, path: tuple, how: str, value):
 
 
 @given(data=st.data(), how=st.sampled_from(["remove", "retype", "extra"]), value=json_values)
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_broken_bodies_get_a_4xx_naming_the_problem(bot, data, how, value):
     CASES["cases"] += 1
     endpoint = data.draw(st.sampled_from(["messages", "conversations", "bot.save"]))
@@ -245,7 +236,6 @@ def test_broken_bodies_get_a_4xx_naming_the_problem(bot, data, how, value):
 ), content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
                                  "application/json; charset=latin-1", None]),
    endpoint=st.sampled_from(["/conversations", "/conversations/c-1/messages", f"/bots/{OPERATOR}"]))
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_garbage_bodies_and_content_types_get_a_4xx_naming_the_problem(bot, body, content_type, endpoint):
     CASES["cases"] += 1
     method = "PUT" if endpoint.startswith("/bots/") else "POST"
@@ -257,7 +247,6 @@ def test_garbage_bodies_and_content_types_get_a_4xx_naming_the_problem(bot, body
 @given(operator=st.one_of(ids, st.just("")), method=st.sampled_from(["GET", "DELETE", "PATCH"]),
        endpoint=st.sampled_from(["/availability-strategies", "/bots/{}/conversation-first-messages", "/bots/{}",
                                  "/external-bots", "/conversations/{}/messages", "/{}"]))
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_unknown_operators_paths_and_methods_get_a_json_4xx(bot, operator, method, endpoint):
     CASES["cases"] += 1
     assume(operator or "{}" not in endpoint)  # an empty path segment is another route, drawn on its own

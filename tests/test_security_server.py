@@ -1,0 +1,107 @@
+"""Signatures, limits and error reflection on the real server: gunicorn workers, loopback sockets.
+
+Every endpoint refuses a call whose X-iAdvize-Signature is missing, has the wrong algorithm
+prefix, was made with another secret, covers a body or query changed by one byte, or was
+captured from another call and replayed; the secret shows in no answer and no log line.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from harness.embedded import EmbeddedBot
+from harness.wire import signature
+
+from .conftest import OPERATOR, assert_fits
+from .test_security import ENDPOINTS, OPERATOR_BODY, SECRET
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bot():
+    with EmbeddedBot(secret=SECRET, workers=2) as running:
+        running.session = requests.Session()
+        assert send(running, "PUT", f"/bots/{OPERATOR}", "idConnectorVersion=v1", OPERATOR_BODY).status_code == 200
+        yield running
+
+
+def send(bot, method: str, path: str, query: str, body: dict | bytes | None, header: str | None = "sign",
+         secret: str = SECRET) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if header == "sign":
+        header = signature.sign(secret, signature.signed_part(method, query.encode(), data))
+    if header is not None:
+        headers[signature.HEADER] = header
+    return bot.session.request(method, f"{bot.url}{path}?{query}", data=data or None, headers=headers, timeout=10)
+
+
+def tampered(method: str, query: str, body: dict | None, how: str) -> tuple[str, bytes | dict | None, str | None]:
+    """The request changed as ``how`` says, with the header an attacker would send: (query, body, header)."""
+    data = json.dumps(body).encode() if body is not None else b""
+    good = signature.sign(SECRET, signature.signed_part(method, query.encode(), data))
+    if how == "missing":
+        return query, body, None
+    if how == "wrong-prefix":
+        return query, body, good.replace("sha256=", "sha1=")
+    if how == "bare-hex":
+        return query, body, good.removeprefix("sha256=")
+    if how == "wrong-secret":
+        return query, body, signature.sign("not-" + SECRET, signature.signed_part(method, query.encode(), data))
+    if how == "one-byte-changed":  # over what the signature covers: the query for a GET, else the body
+        if method == "GET":
+            return query[:-1] + chr(ord(query[-1]) ^ 1), body, good  # v1 -> v0: still a valid call
+        return query, data.replace(b", ", b",\t", 1), good  # still valid JSON: only the signature can tell
+    if how == "replayed":  # a signature captured from another, valid call
+        other = signature.signed_part(method, b"idConnectorVersion=v2", json.dumps({"idOperator": "x"}).encode())
+        return query, body, signature.sign(SECRET, other)
+    raise ValueError(how)
+
+
+HOW = ["missing", "wrong-prefix", "bare-hex", "wrong-secret", "one-byte-changed", "replayed"]
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize("method, path, query, body", ENDPOINTS, ids=[f"{e[0]} {e[1]}" for e in ENDPOINTS])
+def test_every_endpoint_refuses_a_forged_call(bot, method, path, query, body, how):
+    sent_query, sent_body, header = tampered(method, query, body, how)
+    response = send(bot, method, path, sent_query, sent_body, header)
+    assert response.status_code == 401, response.text
+    assert_fits("error.response", response.json())
+    assert SECRET not in response.text
+    # the same call, signed as iAdvize signs it, is served: the refusal was the signature's
+    assert send(bot, method, path, query, body).status_code == 200
+
+
+def test_the_secret_and_signatures_appear_in_no_log_line(bot):
+    send(bot, "GET", "/external-bots", "idConnectorVersion=v1", None, header="sha256=" + "0" * 64)
+    send(bot, "POST", "/conversations/c-log/messages", "idConnectorVersion=v1", {"broken": True})
+    logged = bot.log_path.read_text(encoding="utf-8")
+    assert '"status": 401' in logged and '"path": "/conversations/c-log/messages"' in logged  # calls were logged
+    assert SECRET not in logged and signature.HEADER not in logged and "sha256=" not in logged
+
+
+def test_a_body_over_the_limit_is_413_and_deep_json_is_400_both_named(bot):
+    big = b'{"idOperator": "' + b"x" * (1024 * 1024) + b'"}'
+    response = send(bot, "POST", "/conversations", "idConnectorVersion=v1", big)
+    assert response.status_code == 413 and "1048576 bytes" in response.json()["detail"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = send(bot, "POST", "/conversations", "idConnectorVersion=v1", deep)
+    assert response.status_code == 400 and response.json()["detail"] == "the body is nested too deeply"
+
+
+def test_what_was_sent_comes_back_in_errors_escaped(bot):
+    attack = "<script>alert(1)</script>"
+    response = send(bot, "GET", f"/bots/{attack}", "idConnectorVersion=v1", None)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert attack in response.json()["detail"]  # named, so the caller sees what was wrong...
+    assert "<" not in response.text and ">" not in response.text  # ...as JSON escapes, never as markup
+    body = {"idOperator": OPERATOR, "idConversation": "c", "history": [{"idMessage": attack}]}
+    response = send(bot, "POST", "/conversations", "idConnectorVersion=v1", body)
+    assert response.status_code == 400 and "<" not in response.text
