@@ -60,6 +60,13 @@ def _replay(args) -> int:
         if sys.stderr.isatty() and summary.conversations % 25 == 0:
             print(f"\rreplayed {summary.conversations} conversations", end="", file=sys.stderr, flush=True)
 
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, no permission: said plainly, before any bot is started
+        why = "it is a file, not a folder" if out.is_file() else error.strerror or str(error)
+        print(f"error: cannot write the tables in {out}: {why}", file=sys.stderr)
+        return 2
     embedded = None
     try:
         url = args.provider_url

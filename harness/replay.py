@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import render
-from .client import BotClient
+from .client import BotClient, BotError, Exchange
 from .platform import INACTIVITY_CLOSE_SECONDS, Conversation, Event, SimulatedPlatform
 from .recording import Corrupt, read_lines, recording_files
 
@@ -88,11 +88,14 @@ class Summary:
     conversations: int = 0
     exchanges: int = 0
     differences: int = 0
+    failed: int = 0  # replayed calls that got no proper answer (their ``error`` or status says why)
     skipped: list[Corrupt] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (f"replayed {self.conversations} conversations, {self.exchanges} exchanges: "
                 f"{self.differences} replies differ from the recording")
+        if self.failed:
+            text += f"; {self.failed} calls failed (see the error and status columns)"
         if self.skipped:
             text += f"; {len(self.skipped)} corrupt lines or conversations skipped"
         return text
@@ -101,6 +104,11 @@ class Summary:
 def _replies(body) -> list[dict]:
     replies = body.get("replies") if isinstance(body, dict) else None
     return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
+
+
+def _answered(status, error) -> bool:
+    """The call got a proper answer: a 2xx status and a readable body."""
+    return error is None and status is not None and 200 <= status < 300
 
 
 def _seconds(iso: str) -> float:
@@ -161,6 +169,8 @@ class Replayer:
         self.provider_url, self.secret = provider_url, secret
         self._local = threading.local()
         self._ready: dict[str, list[dict]] = {}  # operator -> its distribution rules
+        self._failed: dict[str, Exchange] = {}  # operator -> the call that could not set it up
+        self._locks: dict[str, threading.Lock] = {}  # one per operator: a slow set-up holds up its own only
         self._lock = threading.Lock()
 
     def client(self) -> BotClient:
@@ -173,19 +183,32 @@ class Replayer:
 
         Without a recorded set-up the bot's own configuration is read, never overwritten; an
         operator the bot does not know is created on the default scenario, without rules.
+        A set-up that fails is not tried again: the operator's other conversations are skipped
+        with the same reason at once, instead of each waiting out the bot's budget.
         """
         with self._lock:
+            lock = self._locks.setdefault(operator, threading.Lock())
+        with lock:
+            if operator in self._failed:
+                raise BotError(self._failed[operator])
             if operator not in self._ready:
-                if settings is None:
-                    known = self.client().exchange("bot.read", "GET", f"/bots/{quote(operator, safe='')}",
-                                                   "bot.response")
-                    if known.ok:
-                        self._ready[operator] = known.body.get("distributionRules") or []
-                        return self._ready[operator]
-                    settings = {"name": "replay", "distributionRules": [], "external": {"idBot": DEFAULT_SCENARIO}}
-                self.client().save_bot(operator, settings)
-                self._ready[operator] = settings.get("distributionRules") or []
+                try:
+                    self._ready[operator] = self._set_up(operator, settings)
+                except BotError as error:
+                    self._failed[operator] = error.exchange
+                    raise
             return self._ready[operator]
+
+    def _set_up(self, operator: str, settings: dict | None) -> list[dict]:
+        if settings is None:
+            known = self.client().exchange("bot.read", "GET", f"/bots/{quote(operator, safe='')}", "bot.response")
+            if known.ok:
+                return known.body.get("distributionRules") or []
+            if known.status is None:  # no answer at all (down, hanging): creating the operator would fare no better
+                raise BotError(known)
+            settings = {"name": "replay", "distributionRules": [], "external": {"idBot": DEFAULT_SCENARIO}}
+        self.client().save_bot(operator, settings)
+        return settings.get("distributionRules") or []
 
     def replay(self, recorded: Recorded, settings: dict | None) -> tuple[list[dict], dict]:
         rules = self.set_up(recorded.operator, settings)
@@ -227,7 +250,9 @@ class Replayer:
                 "replies": json.dumps(replies, ensure_ascii=False, sort_keys=True),
                 "recorded_replies": json.dumps(recorded_replies, ensure_ascii=False, sort_keys=True)
                 if twin else None,
-                "same": replies == recorded_replies if twin else None,
+                # a failed call is never the same as an answered one, even when neither has replies
+                "same": replies == recorded_replies and _answered(x.status, x.error) == _answered(
+                    twin["status"], twin.get("error")) if twin else None,
             })
         return rows, self._conversation_row(recorded, chat, rows, t0)
 
@@ -346,6 +371,7 @@ def replay(paths: list, provider_url: str, out: Path, secret: str | None = None,
         summary.conversations += 1
         summary.exchanges += len(rows)
         summary.differences += conversation["differences"]
+        summary.failed += sum(1 for row in rows if not _answered(row["status"], row["error"]))
         if progress:
             progress(summary)
 

@@ -1,0 +1,434 @@
+"""The harness itself holds when the bot is broken: replay, check and verify over real sockets.
+
+Each broken bot runs on 127.0.0.1 in a thread and misbehaves the way real bots do: it hangs,
+stalls after its headers, trickles its answer a byte at a time, hangs up in the middle of
+the body, answers HTML, invalid JSON or a body larger than the client accepts. Whatever it
+does, the command ends within a bound, writes what it can, names the fault in plain words
+and prints no traceback. In-process replays lower the client's budget through
+``BotClient(budget=...)``; the commands run as a user runs them, with iAdvize's 10 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from harness import replay as replay_module
+from harness.client import BUDGET_SECONDS, MAX_BODY_BYTES, BotClient
+from harness.replay import replay
+from harness.verify.states import PROVIDER
+
+from .conftest import ROOT, LoopbackServer
+
+SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
+PACTS = ROOT / "contracts" / "pacts"
+BUDGET = 0.5  # in-process replays: the client's budget, lowered so that hanging bots cost little
+SLACK = 15.0  # generous: two cores, other suites running beside this one
+HUGE = b"[" + b"1," * (MAX_BODY_BYTES // 2 + 10) + b"1]"
+
+TIMED_OUT = "no complete answer within the {budget:g} s iAdvize waits"
+NOT_JSON = "the answer is not JSON"
+TOO_LARGE = f"the answer is larger than {MAX_BODY_BYTES} bytes"
+HUNG_UP = "connection failed ("
+# what each broken bot does -> the start of the error every call to it must carry
+FAULTS = {
+    "hang": TIMED_OUT,
+    "stall": TIMED_OUT,
+    "trickle": TIMED_OUT,
+    "close": HUNG_UP,
+    "html": NOT_JSON,
+    "invalid-json": NOT_JSON,
+    "huge": TOO_LARGE,
+}
+
+
+# --- a broken bot ------------------------------------------------------------------------------
+
+class BrokenBot:
+    """Answers every call with ``mode``; with ``set_up_works``, operators are saved and read properly."""
+
+    def __init__(self, mode: str, set_up_works: bool = False):
+        self.mode, self.set_up_works = mode, set_up_works
+        self.requests: list[tuple[str, str]] = []  # (method, path without the query)
+        self.release = threading.Event()  # set at the end: hanging handlers return
+        bot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?", 1)[0]
+                bot.requests.append((self.command, path))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    if bot.set_up_works and path.startswith("/bots/") and path.count("/") == 2:
+                        bot.operator(self, path.rsplit("/", 1)[1], json.loads(body) if body else {})
+                    else:
+                        bot.misbehave(self)
+
+            do_GET = do_PUT = do_POST = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
+
+    @staticmethod
+    def send(handler, status: int, body: bytes, content_type: str = "application/json") -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def operator(self, handler, id_operator: str, settings: dict) -> None:
+        self.send(handler, 200, json.dumps({
+            "idOperator": id_operator, "external": {"idBot": "shop", "editorUrl": "https://bot.example.com/shop"},
+            "distributionRules": settings.get("distributionRules", []),
+            "createdAt": "2026-01-05T09:00:00.000Z", "updatedAt": "2026-01-05T09:00:00.000Z"}).encode())
+
+    def misbehave(self, handler) -> None:
+        mode = self.mode
+        if mode == "hang":
+            self.release.wait(60)
+        elif mode == "html":
+            self.send(handler, 200, b"<html><body>Bad gateway</body></html>", "text/html")
+        elif mode == "invalid-json":
+            self.send(handler, 200, b'{"replies": [{"type": "message",')
+        elif mode == "huge":
+            self.send(handler, 200, HUGE)
+        else:  # the answer starts, then stalls, trickles or breaks off
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", "1000")
+            handler.end_headers()
+            handler.wfile.write(b'{"replies"')
+            handler.wfile.flush()
+            if mode == "close":
+                handler.close_connection = True
+                handler.connection.shutdown(2)
+            elif mode == "stall":
+                self.release.wait(60)
+            elif mode == "trickle":
+                while not self.release.wait(0.05):
+                    handler.wfile.write(b" ")
+                    handler.wfile.flush()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def broken_bot(mode: str, set_up_works: bool = False):
+    bot = BrokenBot(mode, set_up_works)
+    try:
+        yield bot
+    finally:
+        bot.close()
+
+
+@pytest.fixture
+def low_budget(monkeypatch):
+    """The replay's clients hold BUDGET instead of iAdvize's 10 s (and 2 s for the greeting)."""
+    monkeypatch.setattr(replay_module, "BotClient", functools.partial(BotClient, budget=BUDGET,
+                                                                      first_messages_budget=BUDGET))
+
+
+# --- recordings ----------------------------------------------------------------------------------
+
+def line(operator: str, conversation: str | None, seq: int, endpoint: str, method: str, path: str, request,
+         response, sent_at: str) -> dict:
+    return {"v": 1, "conversation": conversation, "operator": operator, "seq": seq, "endpoint": endpoint,
+            "method": method, "path": path, "request": request, "status": 200, "response": response,
+            "sent_at": sent_at, "latency_ms": 12.5, "error": None}
+
+
+def set_up_line(operator: str, minute: int) -> dict:
+    return line(operator, None, 0, "bot.save", "PUT", f"/bots/{operator}",
+                {"name": "Shop", "distributionRules": [], "external": {"idBot": "shop"}}, None,
+                f"2026-01-05T10:{minute:02d}:00.000Z")
+
+
+def conversation_lines(operator: str, conversation: str, minute: int) -> list[dict]:
+    """A short conversation: the greeting asked for, the chat routed to the bot, one visitor message."""
+    at = f"2026-01-05T10:{minute:02d}"
+    answer = {"idConversation": conversation, "idOperator": operator, "replies": [],
+              "createdAt": f"{at}:01.000Z", "updatedAt": f"{at}:01.000Z"}
+    visitor = {"idMessage": f"{conversation}-m1", "author": {"role": "visitor"},
+               "payload": {"contentType": "text", "value": "Where is my order?"}, "createdAt": f"{at}:05.000Z"}
+    return [
+        line(operator, conversation, 0, "first-messages", "GET", f"/bots/{operator}/conversation-first-messages",
+             None, {"replies": []}, f"{at}:00.000Z"),
+        line(operator, conversation, 1, "conversations", "POST", "/conversations",
+             {"idOperator": operator, "idConversation": conversation, "history": []}, answer, f"{at}:01.000Z"),
+        line(operator, conversation, 2, "messages", "POST", f"/conversations/{conversation}/messages",
+             {"idOperator": operator, "message": visitor}, answer, f"{at}:05.000Z"),
+    ]
+
+
+def two_operators(chats: int) -> list[dict]:
+    """ha-1, set up in the recording (replay saves it with PUT), and ha-2, not (replay reads it with GET first)."""
+    recorded = [set_up_line("ha-1", 0)]
+    for n in range(chats):
+        recorded += conversation_lines("ha-1", f"one-{n}", 1 + 2 * n)
+        recorded += conversation_lines("ha-2", f"two-{n}", 2 + 2 * n)
+    return recorded
+
+
+def write_recording(path: Path, lines: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    return path
+
+
+def first_lines(lines: list[dict]) -> dict[str, int]:
+    """Each conversation's first line number in the file: where a skipped conversation is reported."""
+    found: dict[str, int] = {}
+    for number, x in enumerate(lines, 1):
+        if x["conversation"] is not None:
+            found.setdefault(x["conversation"], number)
+    return found
+
+
+def rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+def cli(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
+    env = {k: v for k, v in os.environ.items() if k != "IADVIZE_SECRET"}
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                            timeout=timeout, env=env, cwd=ROOT)
+    return result, time.monotonic() - started
+
+
+# --- replay, the function ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", FAULTS)
+def test_replay_against_a_broken_bot_writes_each_failed_call_as_a_row_that_names_the_fault(
+        mode, low_budget, tmp_path):
+    recorded = [set_up_line("ha-100001", 0), *conversation_lines("ha-100001", "conv-a", 1)]
+    path = write_recording(tmp_path / "rec.jsonl", recorded)
+    out = tmp_path / "out"
+    with broken_bot(mode, set_up_works=True) as bot:
+        started = time.monotonic()
+        summary = replay([path], bot.url, out)
+        elapsed = time.monotonic() - started
+
+    calls = [x["endpoint"] for x in recorded if x["conversation"]]  # greeting, routing, the visitor's message
+    assert elapsed < len(calls) * BUDGET + SLACK
+    exchanges = rows(out / "exchanges.parquet")
+    assert [x["endpoint"] for x in exchanges] == calls
+    expected = FAULTS[mode].format(budget=BUDGET)
+    for x in exchanges:
+        assert x["error"].startswith(expected), x
+        assert x["same"] is False, "a call that failed cannot match a recorded answer"
+        assert x["status"] == (200 if expected == NOT_JSON else None)
+        assert x["latency_ms"] < (BUDGET + 5) * 1000
+    if mode == "close":
+        assert all("IncompleteRead" in x["error"] for x in exchanges)
+    assert [(c["conversation"], c["turns"]) for c in rows(out / "conversations.parquet")] == [("conv-a", 1)]
+    assert (summary.conversations, summary.exchanges, summary.failed, summary.skipped) == (1, len(calls),
+                                                                                           len(calls), [])
+    assert f"{len(calls)} calls failed" in str(summary)
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle", "close", "invalid-json"])
+def test_an_operator_the_broken_bot_cannot_set_up_is_tried_once_and_each_conversation_reported(
+        mode, low_budget, tmp_path, capsys):
+    recorded = two_operators(3)
+    path = write_recording(tmp_path / "rec.jsonl", recorded)
+    with broken_bot(mode) as bot:
+        started = time.monotonic()
+        summary = replay([path], bot.url, tmp_path / "out")
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 2 * BUDGET + SLACK
+    where = first_lines(recorded)
+    assert sorted((c.file, c.line) for c in summary.skipped) == sorted((str(path), n) for n in where.values())
+    expected = FAULTS[mode].format(budget=BUDGET)
+    for skipped in summary.skipped:
+        conversation = next(c for c, n in where.items() if n == skipped.line)
+        assert skipped.why.startswith(f"conversation {conversation} not replayed: BotError: ")
+        assert f"/bots/ha-{1 if conversation.startswith('one') else 2}?" in skipped.why
+        assert expected in skipped.why, skipped.why
+    reported = capsys.readouterr().err.splitlines()  # as the replay goes, on stderr, one line each
+    assert len(reported) == len(where)
+    for conversation, number in where.items():
+        assert any(r.startswith(f"skipped {path}:{number}: conversation {conversation} not replayed: ")
+                   and expected in r for r in reported), reported
+    calls = sorted(bot.requests)
+    # one attempt per operator: a failed set-up is not waited out again for each conversation
+    if mode == "invalid-json":  # ha-2 answered (not JSON): creating it is worth a try
+        assert calls == [("GET", "/bots/ha-2"), ("PUT", "/bots/ha-1"), ("PUT", "/bots/ha-2")]
+    else:  # no answer at all
+        assert calls == [("GET", "/bots/ha-2"), ("PUT", "/bots/ha-1")]
+    assert rows(tmp_path / "out" / "exchanges.parquet") == [] == rows(tmp_path / "out" / "conversations.parquet")
+    assert pq.read_schema(tmp_path / "out" / "exchanges.parquet").names[:8] == [
+        "conversation", "seq", "endpoint", "purpose", "message", "sent_at", "status", "error"]
+    assert summary.conversations == 0 and f"{len(where)} corrupt lines or conversations skipped" in str(summary)
+
+
+# --- replay, the command -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["close", "html", "invalid-json", "huge"])
+def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and_prints_no_traceback(
+        mode, tmp_path):
+    recorded = [set_up_line("ha-100001", 0), *conversation_lines("ha-100001", "conv-a", 1)]
+    path = write_recording(tmp_path / "rec.jsonl", recorded)
+    out = tmp_path / "out"
+    with broken_bot(mode, set_up_works=True) as bot:
+        result, elapsed = cli("replay", str(path), "--provider-url", bot.url, "--out", str(out))
+
+    calls = len(recorded) - 1
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no traceback, no warning: the faults are in the tables
+    assert result.stdout.splitlines() == [
+        f"replayed 1 conversations, {calls} exchanges: {calls} replies differ from the recording; "
+        f"{calls} calls failed (see the error and status columns)",
+        str(out / "exchanges.parquet"), str(out / "conversations.parquet")]
+    errors = [x["error"] for x in rows(out / "exchanges.parquet")]
+    assert len(errors) == calls and all(e.startswith(FAULTS[mode].format(budget=BUDGET_SECONDS)) for e in errors)
+    assert len(rows(out / "conversations.parquet")) == 1
+    assert elapsed < 30
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle"])
+def test_the_replay_command_against_a_hanging_bot_ends_within_one_budget_per_operator(mode, tmp_path):
+    # iAdvize's own 10 s here
+    recorded = two_operators(2)
+    path = write_recording(tmp_path / "rec.jsonl", recorded)
+    out = tmp_path / "out"
+    with broken_bot(mode) as bot:
+        result, elapsed = cli("replay", str(path), "--provider-url", bot.url, "--out", str(out))
+
+    assert elapsed < BUDGET_SECONDS + SLACK  # each operator's set-up waited out once, side by side
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    where = first_lines(recorded)
+    reported = result.stderr.splitlines()
+    timed_out = TIMED_OUT.format(budget=BUDGET_SECONDS)
+    assert len(reported) == len(where)
+    for conversation, number in where.items():
+        method, operator = ("PUT", "ha-1") if conversation.startswith("one") else ("GET", "ha-2")
+        assert any(r.startswith(f"skipped {path}:{number}: conversation {conversation} not replayed: BotError: "
+                                f"{method} {bot.url}/bots/{operator}?") and r.endswith(timed_out)
+                   for r in reported), reported
+    assert result.stdout.startswith("replayed 0 conversations, 0 exchanges")
+    assert f"{len(where)} corrupt lines or conversations skipped" in result.stdout
+    assert rows(out / "exchanges.parquet") == [] == rows(out / "conversations.parquet")
+
+
+def sample_conversations(count: int) -> tuple[list[str], list[list[str]]]:
+    """The sample's set-up lines, and its first ``count`` conversations whole (lines in file order)."""
+    lines = gzip.decompress(SAMPLE.read_bytes()).decode().splitlines()[:400]
+    set_up = [x for x in lines if json.loads(x)["conversation"] is None]
+    by_id: dict[str, list[str]] = {}
+    for x in lines:
+        if (conversation := json.loads(x)["conversation"]) is not None:
+            by_id.setdefault(conversation, []).append(x)
+    chosen = list(by_id.values())[:count]
+    assert len(chosen) == count
+    return set_up, chosen
+
+
+def test_the_replay_command_reports_a_corrupt_line_and_a_cut_gzip_with_file_and_line_and_replays_the_rest(
+        make_bot, tmp_path):
+    set_up, (a, b, d, c) = sample_conversations(4)
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    first = set_up + a[:3] + ["{garbage"] + a[3:]  # a corrupt line in the middle of a conversation
+    (folder / "a.jsonl").write_text("\n".join(first) + "\n", encoding="utf-8")
+    packed = gzip.compress(("\n".join(b + d) + "\n").encode())
+    cut = packed[: len(packed) * 3 // 4]  # a file that was being written when it was copied
+    (folder / "b.jsonl.gz").write_bytes(cut)
+    (folder / "c.jsonl").write_text("\n".join(c) + "\n", encoding="utf-8")
+
+    readable = zlib.decompressobj(wbits=31).decompress(cut).split(b"\n")[:-1]  # the whole lines before the cut
+    assert 0 < len(readable) < len(b + d)
+    expected = {json.loads(x)["conversation"] for x in [*a, *c, *readable]}
+    out = tmp_path / "out"
+    with LoopbackServer(make_bot(PUBLIC_URL="https://bot.example.com")) as server:
+        result, elapsed = cli("replay", str(folder), "--provider-url", server.url, "--out", str(out))
+
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    reported = sorted(result.stderr.splitlines())  # in recorded-time order: a.jsonl's need not come first
+    assert len(reported) == 2
+    assert reported[0].startswith(f"skipped {folder / 'a.jsonl'}:{len(set_up) + 4}: not JSON")
+    assert reported[1].startswith(f"skipped {folder / 'b.jsonl.gz'}:{len(readable) + 1}: unreadable")
+    assert result.stdout.startswith(f"replayed {len(expected)} conversations, ")
+    assert "2 corrupt lines or conversations skipped" in result.stdout
+    assert {x["conversation"] for x in rows(out / "conversations.parquet")} == expected
+    assert {x["conversation"] for x in rows(out / "exchanges.parquet")} == expected
+    assert elapsed < 60
+
+
+def test_the_replay_command_refuses_what_it_cannot_use_in_one_line(tmp_path):
+    recording = write_recording(tmp_path / "rec.jsonl", conversation_lines("ha-1", "conv-a", 1))
+    in_the_way = tmp_path / "results"
+    in_the_way.write_text("not a folder", encoding="utf-8")
+    blocked, _ = cli("replay", str(recording), "--provider-url", "http://127.0.0.1:9", "--out", str(in_the_way))
+    assert blocked.returncode == 2
+    assert blocked.stderr == f"error: cannot write the tables in {in_the_way}: it is a file, not a folder\n"
+    missing, _ = cli("replay", str(tmp_path / "none.jsonl"), "--provider-url", "http://127.0.0.1:9",
+                     "--out", str(tmp_path / "out"))
+    assert missing.returncode == 2 and missing.stderr == f"error: no recording at {tmp_path / 'none.jsonl'}\n"
+
+
+# --- check and verify, the commands ------------------------------------------------------------
+
+# the bot's fault -> check's finding: its message, and the start of its evidence
+BROKEN_FOR_CHECK = {"close": ("the bot could not be reached", HUNG_UP),
+                    "invalid-json": (NOT_JSON, '{"replies": [{"type": "message",')}
+
+
+@pytest.mark.parametrize("mode", BROKEN_FOR_CHECK)
+def test_the_check_command_reports_a_broken_bot_and_exits_1(mode, tmp_path):
+    findings = tmp_path / "findings.json"
+    with broken_bot(mode) as bot:
+        result, elapsed = cli("check", "--provider-url", bot.url, "--json", str(findings))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.splitlines() == [
+        f"Checking {bot.url}", "could not set the bot up: GET /external-bots gave no scenario to link an operator to"]
+    report = json.loads(findings.read_text(encoding="utf-8"))
+    assert [(f["rule"], f["endpoint"]) for f in report["findings"]] == [("http-error", "external-bots")]
+    message, evidence = BROKEN_FOR_CHECK[mode]
+    assert report["findings"][0]["message"] == message
+    assert report["findings"][0]["evidence"].startswith(evidence)
+    assert bot.requests == [("GET", "/external-bots")]  # nothing else tried on a bot that cannot list scenarios
+    assert elapsed < 30
+
+
+def test_the_verify_command_reports_a_bot_hanging_up_mid_answer_at_once():
+    with broken_bot("close") as bot:
+        result, elapsed = cli("verify", "--provider-url", bot.url)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"FAIL  cannot reach the bot at {bot.url}: {HUNG_UP}" in result.stdout
+    assert "IncompleteRead" in result.stdout
+    assert elapsed < 30
+
+
+def test_the_verify_command_fails_every_interaction_of_a_bot_answering_invalid_json():
+    pacts = [json.loads(p.read_text(encoding="utf-8")) for p in PACTS.glob("*.json")]
+    interactions = sum(len(pact["interactions"]) for pact in pacts if pact["provider"]["name"] == PROVIDER)
+    with broken_bot("invalid-json") as bot:
+        result, elapsed = cli("verify", "--provider-url", bot.url)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.count("  FAIL  ") == interactions
+    assert result.stdout.rstrip().endswith(f"0 passed, {interactions} failed")
+    assert f"the bot did not answer properly: {NOT_JSON}" in result.stdout
+    assert elapsed < 60
