@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import render
-from .client import BotClient, Exchange, visitor_text
+from .client import BotClient, Exchange, describe_failure, visitor_text
 from .platform import Conversation, Event, SimulatedPlatform
 from .rules import RULES, Finding, Observation, judge
 from .wire import signature
@@ -103,7 +103,8 @@ class Checker:
         listed = scenarios.body if isinstance(scenarios.body, list) else []
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
         if not ids:
-            self.report.setup_error = "GET /external-bots gave no scenario to link an operator to"
+            why = f" ({describe_failure(scenarios)})" if not scenarios.ok else ""  # the cause, on the console too
+            self.report.setup_error = f"GET /external-bots gave no scenario to link an operator to{why}"
             return self.report
         for id_bot in ids[:MAX_SCENARIOS]:  # one operator per scenario: each graph is explored
             self.id_operator = f"ha-{random.randint(900_000, 999_999)}"

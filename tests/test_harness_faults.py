@@ -392,7 +392,7 @@ def test_the_replay_command_refuses_what_it_cannot_use_in_one_line(tmp_path):
 # --- check and verify, the commands ------------------------------------------------------------
 
 # the bot's fault -> check's finding: its message, and the start of its evidence
-BROKEN_FOR_CHECK = {"close": ("the bot could not be reached", HUNG_UP),
+BROKEN_FOR_CHECK = {"close": (f"no answer from the bot: {HUNG_UP}", HUNG_UP),
                     "invalid-json": (NOT_JSON, '{"replies": [{"type": "message",')}
 
 
@@ -402,12 +402,14 @@ def test_the_check_command_reports_a_broken_bot_and_exits_1(mode, tmp_path):
     with broken_bot(mode) as bot:
         result, elapsed = cli("check", "--provider-url", bot.url, "--json", str(findings))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert result.stdout.splitlines() == [
-        f"Checking {bot.url}", "could not set the bot up: GET /external-bots gave no scenario to link an operator to"]
+    checking, setup = result.stdout.splitlines()
+    assert checking == f"Checking {bot.url}"
+    assert setup.startswith("could not set the bot up: GET /external-bots gave no scenario to link an operator to")
+    assert {"close": HUNG_UP, "invalid-json": NOT_JSON}[mode] in setup  # the cause, on the console too
     report = json.loads(findings.read_text(encoding="utf-8"))
     assert [(f["rule"], f["endpoint"]) for f in report["findings"]] == [("http-error", "external-bots")]
     message, evidence = BROKEN_FOR_CHECK[mode]
-    assert report["findings"][0]["message"] == message
+    assert report["findings"][0]["message"].startswith(message)
     assert report["findings"][0]["evidence"].startswith(evidence)
     assert bot.requests == [("GET", "/external-bots")]  # nothing else tried on a bot that cannot list scenarios
     assert elapsed < 30

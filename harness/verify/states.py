@@ -63,6 +63,8 @@ class ProviderStates:
             raise StateError(f"{method} {path}: {exchange.error}")
         if not 200 <= exchange.status < 300:
             raise StateError(f"{method} {path} answered {exchange.status}: {brief(exchange.body)}")
+        if exchange.error:  # a 2xx that cannot be read (not JSON, too large): say so, not what it lacks
+            raise StateError(f"{method} {path}: {exchange.error}")
         return exchange.body
 
     def id_bot(self) -> str:
