@@ -35,9 +35,11 @@ def create_app(settings: dict | None = None) -> Flask:
     store = Store(app.config["DATABASE"])
     outbox = None
     if app.config["IADVIZE_USERNAME"] and app.config["IADVIZE_PASSWORD"]:
+        timeout = float(app.config["IADVIZE_API_TIMEOUT_SECONDS"])
         client = GraphQLClient(app.config["IADVIZE_API_URL"], app.config["IADVIZE_USERNAME"],
-                               app.config["IADVIZE_PASSWORD"])
-        outbox = OutboxWorker(store, client, poll=app.config["OUTBOX_POLL_SECONDS"])
+                               app.config["IADVIZE_PASSWORD"], timeout=timeout)
+        outbox = OutboxWorker(store, client, poll=app.config["OUTBOX_POLL_SECONDS"],
+                              max_backoff=float(app.config["OUTBOX_MAX_BACKOFF_SECONDS"]), lease=3 * timeout)
         if app.config["OUTBOX_POLL_SECONDS"] > 0:
             outbox.start()
     app.extensions["reference_bot"] = Runtime(

@@ -20,8 +20,11 @@ ENVIRONMENT = {
     "LOG_LEVEL": "REFERENCE_BOT_LOG_LEVEL",
     "WARN_WITHOUT_SECRET": "REFERENCE_BOT_WARN_WITHOUT_SECRET",
     "RECORDINGS_DIR": "REFERENCE_BOT_RECORDINGS",
+    "IADVIZE_API_TIMEOUT_SECONDS": "IADVIZE_API_TIMEOUT",
+    "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH"}
+SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
 BOOLEANS = {"WARN_WITHOUT_SECRET"}
 
 
@@ -41,6 +44,12 @@ def defaults(instance_path: str) -> dict:
         "LOG_LEVEL": "INFO",
         "WARN_WITHOUT_SECRET": True,  # `serve` warns once itself and turns this off in its workers
         "RECORDINGS_DIR": None,  # a folder: every call iAdvize makes is recorded there (JSON lines)
+        # How long one call to iAdvize's token or GraphQL endpoint may take; an outbox message is leased
+        # to one worker for three times this, so one killed mid-send is retried by another after that.
+        "IADVIZE_API_TIMEOUT_SECONDS": 10.0,
+        # The longest wait between two tries of a proactive message while iAdvize is unreachable
+        # (1, 2, 4... s up to this). Lower it to see an outage end sooner, e.g. in fault tests.
+        "OUTBOX_MAX_BACKOFF_SECONDS": 300.0,
     }
 
 
@@ -57,6 +66,13 @@ def from_environment(environ=os.environ) -> dict:
                 if not value.strip().isdigit():
                     raise ConfigError(f"{variable} must be a whole number, got {value!r}")
                 value = int(value)
+            elif key in SECONDS:
+                try:
+                    value = float(value)
+                except ValueError:
+                    value = -1.0
+                if not 0 < value < float("inf"):
+                    raise ConfigError(f"{variable} must be a positive number of seconds, got {environ[variable]!r}")
             elif key in BOOLEANS:
                 value = value.strip().lower() not in ("0", "false", "no", "off")
             found[key] = value

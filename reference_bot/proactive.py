@@ -126,16 +126,19 @@ class OutboxWorker:
     """Sends queued proactive messages in order per conversation, with exponential backoff."""
 
     def __init__(self, store: Store, client: GraphQLClient, poll: float = 0.5, max_backoff: float = 300.0,
-                 max_attempts: int = 20):
+                 max_attempts: int = 20, lease: float = 30.0):
         self.store, self.client = store, client
         self.poll, self.max_backoff, self.max_attempts = poll, max_backoff, max_attempts
+        # How long a claimed message is this worker's alone: longer than a send can take (token and
+        # mutation), short enough that a message claimed by a worker killed mid-send is not held for long.
+        self.lease = lease
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def deliver_due(self) -> int:
         """Send every message due now; returns how many were sent."""
         sent = 0
-        while (message := self.store.claim_next()) is not None:
+        while (message := self.store.claim_next(self.lease)) is not None:
             try:
                 self.client.send_text(message.id_operator, message.id_conversation, message.text)
             except ProactiveError as error:

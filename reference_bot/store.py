@@ -135,11 +135,16 @@ class Store:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        # A connection must not cross a fork (gunicorn forks workers), hence the pid check.
-        if getattr(self._local, "pid", None) != os.getpid():
-            self._local.connection = self._connect()
-            self._local.pid = os.getpid()
-        return self._local.connection
+        # A connection must not cross a fork (gunicorn forks workers), hence the pid check. And SQLite
+        # opens a file it cannot write (read-only disk, immutable file) read-only for good: such a
+        # connection is replaced as soon as the file can be written again, or the bot would answer 503
+        # until restarted.
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid() or (local.read_only and os.access(self.path, os.W_OK)):
+            local.read_only = not os.access(self.path, os.W_OK)  # before connecting: a race errs towards a retry
+            local.connection = self._connect()
+            local.pid = os.getpid()
+        return local.connection
 
     @contextmanager
     def transaction(self):
@@ -148,8 +153,10 @@ class Store:
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
-        except BaseException:
+        except BaseException as error:
             connection.execute("ROLLBACK")
+            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                self._local.read_only = True  # opened read-only after all: try a new connection next time
             raise
         connection.execute("COMMIT")
 
