@@ -7,6 +7,7 @@ with the request id and answered 500 without internals.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -76,9 +77,11 @@ def register(app: Flask) -> None:
         # An answer given before the body was read (415, 401, 404...) leaves the body on the
         # connection; gunicorn drains 64 KiB of it, then drops a connection the caller was told
         # to keep, and the caller's next request fails. Bodies within the limit are read here.
-        length = request.content_length or 0
-        if 0 < length <= app.config["MAX_CONTENT_LENGTH"] and not getattr(request.stream, "is_exhausted", True):
-            request.stream.read()
+        length, limit = request.content_length or 0, app.config["MAX_CONTENT_LENGTH"]
+        if length > 0 and (limit is None or length <= limit):
+            # cached: the recording hook may still want it; a caller gone or sending less leaves nothing to read
+            with contextlib.suppress(OSError, HTTPException):
+                request.get_data(cache=True)
         return response
 
     @app.errorhandler(ApiError)

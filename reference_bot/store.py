@@ -158,7 +158,12 @@ class Store:
             if getattr(error, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
                 self._local.read_only = True  # opened read-only after all: try a new connection next time
             raise
-        connection.execute("COMMIT")
+        try:
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:  # a COMMIT that failed (disk full...) leaves it open: close it
+                connection.execute("ROLLBACK")
+            raise
 
     # --- operators -------------------------------------------------------------------------
 
@@ -210,8 +215,9 @@ class Store:
 
     @staticmethod
     def hand_over(tx, id_conversation: str, now: str) -> None:
-        tx.execute("UPDATE conversations SET handed_over = 1, updated_at = ? WHERE id_conversation = ?",
-                   (now, id_conversation))
+        # version + 1: a bot answer worked out meanwhile no longer applies (it is worked out again: silence)
+        tx.execute("UPDATE conversations SET handed_over = 1, updated_at = ?, version = version + 1 "
+                   "WHERE id_conversation = ?", (now, id_conversation))
 
     @staticmethod
     def sent(tx, id_conversation: str) -> tuple[set[str], bool]:

@@ -60,3 +60,28 @@ def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make
     assert sorted(texts(a["replies"])[0] for a in answers) == ["message number 1", "message number 2"]
     assert texts(third["replies"]) == ["message number 3"]
     assert len(calls) == 4  # one of the first two was answered again from the newer state
+
+
+def test_a_human_taking_over_while_the_bot_thinks_wins(make_bot):
+    """The bot's answer, worked out before a human took the conversation, is not sent after it."""
+    thinking, human_in = threading.Event(), threading.Event()
+
+    def slow_then_transfer(turn):
+        if turn.message["payload"]["value"] == "agent please":
+            return Answer([{"type": "transfer", "distributionRule": RULES[0]["id"]}], state="transferred")
+        thinking.set()
+        human_in.wait(5)  # the human's first message lands while this answer is being worked out
+        return Answer([said("a bot answer")], state="answered")
+
+    with LoopbackServer(make_bot(DIALOGUE=slow_then_transfer)) as server:
+        set_up(server.url)
+        client = BotClient(server.url)
+        client.send_message("conv-h", "ha-1", visitor_text("agent please"))
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(client.send_message, "conv-h", "ha-1", visitor_text("hello?"))
+            assert thinking.wait(5)
+            human = {**visitor_text("Hi, Paul here, how can I help?"), "author": {"role": "operator"}}
+            BotClient(server.url).send_message("conv-h", "ha-1", human)
+            human_in.set()
+            answer = pending.result(timeout=10)
+    assert answer["replies"] == []  # the human has it: the bot keeps quiet
