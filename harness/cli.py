@@ -190,7 +190,7 @@ def _positive_number(text: str) -> float:
         value = float(text)
     except ValueError:
         value = 0
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
     return value
 
@@ -290,7 +290,7 @@ def parser() -> argparse.ArgumentParser:
                       help="a visitor's pause between messages, a range such as 5-20 (default)")
     load.add_argument("--messages", type=_positive, default=4,
                       help="visitor messages per conversation, at most (default 4)")
-    load.add_argument("--expect-workers", type=int, default=0, metavar="N",
+    load.add_argument("--expect-workers", type=_positive, default=0, metavar="N",
                       help="run as a Locust master and wait for N workers (see --worker)")
     load.add_argument("--worker", action="store_true", help="run as a Locust worker of a master (--master-host)")
     load.add_argument("--master-host", default="127.0.0.1", help="the master a worker connects to")

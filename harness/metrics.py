@@ -31,9 +31,12 @@ def latency(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
     return exchanges["latency_ms"]
 
 
-def _by_endpoint(exchanges: pd.DataFrame) -> pd.Categorical:
-    # Grouping on a categorical groups integer codes, not a million strings (replay stores it so: free).
-    return exchanges["endpoint"].astype("category")
+def _by_endpoint(exchanges: pd.DataFrame) -> tuple[pd.DataFrame, pd.Categorical]:
+    """The rows that name an endpoint, and their endpoints as a categorical (integer codes to group on,
+    not a million strings; replay stores the column so, which makes this free)."""
+    endpoint = exchanges["endpoint"].astype("category")
+    named = endpoint.notna()
+    return (exchanges, endpoint) if named.all() else (exchanges[named], endpoint[named])
 
 
 def _group_quantiles(values: np.ndarray, codes: np.ndarray, groups: int, quantiles: list[float]) -> np.ndarray:
@@ -62,8 +65,8 @@ def _group_quantiles(values: np.ndarray, codes: np.ndarray, groups: int, quantil
 
 def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
     """Per endpoint: calls, p50/p90/p95/p99/max in ms, and the share of calls over the 2 s and 10 s budgets."""
+    exchanges, endpoint = _by_endpoint(exchanges)
     ms = latency(exchanges).to_numpy(dtype=float)
-    endpoint = _by_endpoint(exchanges)
     codes, groups = endpoint.cat.codes.to_numpy(), len(endpoint.cat.categories)
     calls = np.bincount(codes, minlength=groups)
     table = pd.DataFrame(_group_quantiles(ms, codes, groups, list(PERCENTILES.values())), columns=list(PERCENTILES),
@@ -80,7 +83,7 @@ def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
 
 def over_budget(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
     """Calls over their own budget, per endpoint: 2 s for first messages, 10 s for the rest."""
-    endpoint = _by_endpoint(exchanges)
+    exchanges, endpoint = _by_endpoint(exchanges)
     budgets = np.array([BUDGETS_MS.get(name, BUDGETS_MS["all"]) for name in endpoint.cat.categories])
     codes = endpoint.cat.codes.to_numpy()
     counts = np.bincount(codes[latency(exchanges, source).to_numpy() > budgets[codes]], minlength=len(budgets))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from .errors import ApiError, json_body
 from .runtime import now, runtime
@@ -83,6 +83,7 @@ def availability_strategies():
     id_operator = request.args.get("idOperator")
     if not id_operator:
         raise ApiError(400, "missing parameter", "the query parameter idOperator is required")
+    g.id_operator = id_operator  # in the access log: which operator was polled
     bot = runtime()
     operator = bot.operator(id_operator)
     strategy = bot.scenario_of(operator).availability

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -106,25 +108,31 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_distributed_a_master_and_a_worker_share_the_load(tmp_path):
+def test_distributed_two_workers_poll_every_operator_between_them(tmp_path):
     port = _free_port()
     env = {**os.environ, "IADVIZE_SECRET": SECRET}
     with EmbeddedBot(secret=SECRET, workers=1) as bot:
         master = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "load", "--provider-url", bot.url, "--operators", "2",
-             "--duration", str(SECONDS), "--expect-workers", "1", "--master-port", str(port),
+            [sys.executable, "-m", "harness.cli", "load", "--provider-url", bot.url, "--operators", "5",
+             "--duration", str(SECONDS), "--expect-workers", "2", "--master-port", str(port),
              "--csv", str(tmp_path / "run"), *FAST_VISITORS],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        worker = subprocess.Popen([sys.executable, "-m", "harness.cli", "load", "--worker", "--master-port", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        workers = [subprocess.Popen([sys.executable, "-m", "harness.cli", "load", "--worker", "--master-port",
+                                     str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                   for _ in range(2)]
         try:
             out, _ = master.communicate(timeout=120)
-            worker.wait(timeout=30)
+            for worker in workers:
+                worker.wait(timeout=30)
         finally:
-            master.kill()
-            worker.kill()
+            for process in (master, *workers):
+                process.kill()
+        polled = Counter(line["idOperator"] for line in map(json.loads, bot.log_path.read_text().splitlines())
+                         if line.get("path") == "/availability-strategies")
     assert master.returncode == 0, out
-    assert "waiting for 1 workers" in out
+    assert "waiting for 2 workers" in out
+    # five operators saved, each polled about once a second whichever worker polls it
+    assert len(polled) == 5 and all(SECONDS - 2 <= count <= SECONDS + 1 for count in polled.values()), polled
     rows = stats(tmp_path / "run")
-    assert 2 * (SECONDS - 2) <= int(rows["availability-strategies"]["Request Count"]) <= 2 * (SECONDS + 1)
+    assert int(rows["availability-strategies"]["Request Count"]) == sum(polled.values())
     assert int(rows["conversations"]["Request Count"]) >= 4

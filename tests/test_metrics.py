@@ -126,3 +126,9 @@ def test_the_fast_percentiles_agree_with_a_pandas_groupby_on_random_data():
     pd.testing.assert_series_equal(over_time["p95"], by_period.quantile(0.95), check_names=False,
                                    check_index_type=False)  # nanoseconds or microseconds: same instants
     assert over_time["calls"].tolist() == by_period.size().tolist() and len(over_time) == 12
+
+
+def test_rows_without_an_endpoint_are_left_out_as_pandas_does(exchanges):
+    unnamed = pd.concat([exchanges, exchanges.iloc[:1].assign(endpoint=None, recorded_latency_ms=99_999.0)])
+    assert metrics.latency_percentiles(unnamed).equals(metrics.latency_percentiles(exchanges))
+    assert metrics.over_budget(unnamed).to_dict() == {"first-messages": 1, "messages": 1}

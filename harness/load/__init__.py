@@ -94,7 +94,7 @@ def run(provider_url: str, operators: int = 5, conversations_per_minute: float =
                 client.id_connector_version, client.id_website, max(1, expect_workers))
     with tempfile.TemporaryDirectory(prefix="iadvize-load-") as scratch:
         summary = Path(scratch) / "summary.json"
-        users = len(plan.operators) + plan.visitors
+        users = plan.visitors  # the operators are polled by each process's own greenlets, not by users
         command = [*_locust(), "--headless", "--host", provider_url.rstrip("/"), "--users", str(users),
                    "--spawn-rate", str(users), "--run-time", f"{max(1, round(duration))}s", "--only-summary",
                    *plan.locust_options(), "--iadvize-summary", str(summary)]

@@ -1,6 +1,8 @@
 """Locust users shaped like iAdvize's traffic to one connector (run by ``iadvize-harness load``).
 
-- one ``AvailabilityPoller`` per operator: ``GET /availability-strategies`` once per second;
+- every operator's availability polled once per second (``GET /availability-strategies``), each
+  at its own moment in the second: each load process (Locust worker) polls its own share of the
+  operators, every ``workers``-th one from its index, in greenlets of its own;
 - ``Visitor`` users open chats at the planned rate: first messages, ``POST /conversations``,
   then visitor messages with human think time; every ``message`` reply the bot posts is
   echoed back to it as iAdvize does (author ``operator``), and a tapped quick reply comes
@@ -19,11 +21,11 @@ import random
 import time
 import uuid
 from collections import Counter
-from itertools import count
 from urllib.parse import quote, urlencode
 
 import gevent
 from locust import HttpUser, events, task
+from locust.clients import HttpSession
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
@@ -34,7 +36,6 @@ from harness.wire import signature
 
 SECRET = secret_from_environment()
 OVER_BUDGET: Counter[str] = Counter()  # per endpoint name, in this process since the last report to the master
-_poller_numbers = count()
 
 
 @events.init_command_line_parser.add_listener
@@ -42,20 +43,41 @@ def _options(parser) -> None:
     Plan.add_locust_options(parser)
 
 
-@events.init.add_listener
-def _size(environment, **_kwargs) -> None:
-    """User counts come from the plan: one poller per operator, enough visitors to hold the chat rate."""
-    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
-        return  # a worker spawns what the master tells it
+_pollers: list[gevent.Greenlet] = []
+
+
+@events.test_start.add_listener
+def _start_polling(environment, **_kwargs) -> None:
+    """This process's share of the operators, each polled once a second from its own phase."""
+    if isinstance(environment.runner, MasterRunner):
+        return  # the master only counts; its workers poll
     plan = Plan.from_locust(environment.parsed_options)
-    AvailabilityPoller.fixed_count = len(plan.operators)
-    Visitor.fixed_count = plan.visitors
+    index = getattr(environment.runner, "worker_index", 0) if plan.workers > 1 else 0
+    for id_operator in plan.operators[index::plan.workers]:
+        session = HttpSession(environment.host, request_event=environment.events.request, user=None)
+        _pollers.append(gevent.spawn(_poll, session, plan, id_operator))
+
+
+@events.test_stopping.add_listener
+def _stop_polling(**_kwargs) -> None:
+    gevent.killall(_pollers, block=False)
+    _pollers.clear()
+
+
+def _poll(session, plan: Plan, id_operator: str) -> None:
+    gevent.sleep(random.random())  # not every operator in the same millisecond
+    due = time.monotonic()
+    while True:
+        call(session, plan, "availability-strategies", "GET", "/availability-strategies",
+             "availability-strategies.response", params={"idOperator": id_operator})
+        due += 1.0
+        gevent.sleep(max(0.0, due - time.monotonic()))
 
 
 @events.request.add_listener
 def _budget(name, response_time, exception=None, **_kwargs) -> None:
     budget = ENDPOINTS.get(name)
-    if budget is not None and (response_time > budget * 1000 or _timed_out(exception)):
+    if budget is not None and response_time > budget * 1000:  # a time-out, too, lasts past the budget
         OVER_BUDGET[name] += 1
 
 
@@ -105,88 +127,59 @@ def _final_csv(environment) -> None:
             write(csv.writer(out))
 
 
-def _timed_out(exception) -> bool:
-    return exception is not None and "timeout" in type(exception).__name__.lower() + str(exception).lower()
+def _timed_out(error) -> bool:
+    return "timeout" in type(error).__name__.lower()  # requests' ReadTimeout, ConnectTimeout...
 
 
-class IAdvizeUser(HttpUser):
-    """Calls signed and named as iAdvize makes them; each answer checked against the wire model."""
+def call(session, plan: Plan, name: str, method: str, path: str, response_body: str, *,
+         params: dict | None = None, body: dict | None = None):
+    """One call, signed and named as iAdvize makes it; the parsed answer when it is a conformant 2xx,
+    else None (recorded as an error with its reason)."""
+    query = urlencode({"idConnectorVersion": plan.connector_version, "idWebsite": plan.website, **(params or {})})
+    data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if SECRET:
+        headers[signature.HEADER] = signature.sign(SECRET, signature.signed_part(method, query.encode(), data))
+    budget = ENDPOINTS[name]
+    with session.request(method, f"{path}?{query}", data=data or None, headers=headers, name=name,
+                         timeout=budget, catch_response=True) as response:
+        if response.error is not None:
+            response.failure(f"no answer within the {budget:g} s iAdvize waits" if _timed_out(response.error)
+                             else f"connection failed ({type(response.error).__name__})")
+            return None
+        if not 200 <= response.status_code < 300:
+            response.failure(f"answered {response.status_code}")
+            return None
+        try:
+            answer = response.json()
+        except ValueError:
+            response.failure("the answer is not JSON")
+            return None
+        problems = wire.problems(response_body, answer)
+        if problems:
+            response.failure(f"the answer does not fit the API: {problems[0]}")
+            return None
+        return answer
 
-    abstract = True
 
-    period = 1.0  # seconds between two starts of the task
+class Visitor(HttpUser):
+    """One chat after another, at the pace that gives the planned conversations per minute."""
 
     def on_start(self) -> None:
         self.plan = Plan.from_locust(self.environment.parsed_options)
-        # Users are spawned together: start each at its own moment within the period, and keep that
-        # phase (Locust's constant_pacing counts from the spawn, which would line every user up again).
-        gevent.sleep(random.uniform(0, self.period))
+        # Visitors are spawned together: each opens its chats from its own moment in the pace, and keeps
+        # that phase (Locust's constant_pacing counts from the spawn, which would line them up again).
+        gevent.sleep(random.uniform(0, self.plan.pacing))
         self.due = time.monotonic()
 
     def wait_time(self) -> float:
-        self.due += self.period
+        self.due += self.plan.pacing
         return max(0.0, self.due - time.monotonic())
 
-    def call(self, name: str, method: str, path: str, response_body: str, *, params: dict | None = None,
-             body: dict | None = None):
-        """One call; the parsed answer when it is a conformant 2xx, else None (recorded as an error)."""
-        query = urlencode({"idConnectorVersion": self.plan.connector_version, "idWebsite": self.plan.website,
-                           **(params or {})})
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if SECRET:
-            headers[signature.HEADER] = signature.sign(SECRET, signature.signed_part(method, query.encode(), data))
-        budget = ENDPOINTS[name]
-        with self.client.request(method, f"{path}?{query}", data=data or None, headers=headers, name=name,
-                                 timeout=budget, catch_response=True) as response:
-            if response.error is not None:
-                response.failure(f"no answer within the {budget:g} s iAdvize waits" if _timed_out(response.error)
-                                 else f"connection failed ({type(response.error).__name__})")
-                return None
-            if not 200 <= response.status_code < 300:
-                response.failure(f"answered {response.status_code}")
-                return None
-            try:
-                answer = response.json()
-            except ValueError:
-                response.failure("the answer is not JSON")
-                return None
-            problems = wire.problems(response_body, answer)
-            if problems:
-                response.failure(f"the answer does not fit the API: {problems[0]}")
-                return None
-            return answer
-
-
-class AvailabilityPoller(IAdvizeUser):
-    """What iAdvize does for every operator: ask once a second whether it may route chats to it."""
-
-    fixed_count = 1
-
-    def on_start(self) -> None:
-        super().on_start()
-        # Locust deals the pollers out to the workers in turn: worker i's n-th poller takes
-        # operator i + n x workers, so that together they cover the operators.
-        worker = getattr(self.environment.runner, "worker_index", 0) if self.plan.workers > 1 else 0
-        number = worker + next(_poller_numbers) * self.plan.workers
-        self.id_operator = self.plan.operators[number % len(self.plan.operators)]
-
-    @task
-    def poll(self) -> None:
-        self.call("availability-strategies", "GET", "/availability-strategies", "availability-strategies.response",
-                  params={"idOperator": self.id_operator})
-
-
-class Visitor(IAdvizeUser):
-    """One chat after another, at the pace that gives the planned conversations per minute."""
-
-    fixed_count = 1
-
-    def on_start(self) -> None:
-        self.period = Plan.from_locust(self.environment.parsed_options).pacing
-        super().on_start()
+    def call(self, *args, **kwargs):
+        return call(self.client, self.plan, *args, **kwargs)
 
     @task
     def chat(self) -> None:

@@ -41,10 +41,12 @@ ERRORS = {
     "400": _json("error.response", "the request does not fit the API (the detail names the field)"),
     "401": _json("error.response", "missing or wrong X-iAdvize-Signature (when the app has a secret)"),
     "415": _json("error.response", "the body is not application/json"),
+    "503": _json("error.response", "the bot's storage is unavailable, or the conversation busy: retry later"),
 }
 TOO_LARGE = {"413": _json("error.response", "the body is larger than the bot accepts (1 MiB for the reference bot)")}
 UNKNOWN_SCENARIO = {"422": _json("error.response", "the body fits, but names a scenario the bot does not have")}
-NOT_FOUND = {"404": _json("error.response", "unknown operator")}
+NOT_FOUND = {"404": _json("error.response", "unknown operator"),
+             "409": _json("error.response", "the operator's scenario is no longer served: save it with another")}
 
 PARAMETERS = {
     "idConnectorVersion": {"name": "idConnectorVersion", "in": "query", "required": False,
