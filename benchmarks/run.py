@@ -18,13 +18,13 @@ COMMAND = "make bench   (.venv/bin/python -m benchmarks.run)"
 def main(smoke: bool = False) -> int:
     with EmbeddedBot(workers=2, env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as bot:
         ratios = [
-            harness_overhead.run(bot.url, conversations=5 if smoke else 100, rounds=1 if smoke else 5),
+            *harness_overhead.run(bot.url, conversations=5 if smoke else 100, rounds=1 if smoke else 5),
             virtual_time.run(bot.url, limit=20 if smoke else None),
             *bot_overhead.run(bot.url, requests_=20 if smoke else 300, rounds=1 if smoke else 5),
             replay_memory.run(bot.url, conversations=5 if smoke else 200),
             verification.run(bot.url, rounds=1 if smoke else 3),
         ]
-    ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 5))
+    ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 11))
     table = results_table(ratios)
     print(table)
     if not smoke:

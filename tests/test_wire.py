@@ -122,3 +122,10 @@ def test_a_visitor_file_of_any_mime_type_is_taken_but_a_reply_file_must_be_one_i
 def test_a_visitor_text_must_still_carry_its_value():
     assert wire.problems("message.request", message_request(payload={"contentType": "text"})) == [
         wire.Problem("message.payload.value", "is required")]
+
+
+def test_a_missing_field_is_told_even_behind_many_broken_items():
+    history = [{"idMessage": 1}] * 200  # hundreds of problems in the array...
+    found = wire.problems("conversation.request", {"idConversation": "c", "history": history})
+    assert len(found) < 3 * wire.MAX_PROBLEMS  # (an error may name several fields) not all of them...
+    assert found[0] == wire.Problem("idOperator", "is required")  # ...and the missing field comes first

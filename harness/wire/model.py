@@ -34,9 +34,10 @@ def _ref(name: str) -> dict:
 
 def _object(required: tuple[str, ...] = (), **properties: dict) -> dict:
     """An object with these properties; unknown extra properties are allowed."""
-    schema: dict = {"type": "object", "properties": properties}
-    if required:
+    schema: dict = {"type": "object"}
+    if required:  # before the properties: a missing field is among the first problems found, and told
         schema["required"] = list(required)
+    schema["properties"] = properties
     return schema
 
 
