@@ -25,6 +25,8 @@ def execute(notebook: str, parameters: dict, workdir: Path):
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    declared = papermill.inspect_notebook(str(NOTEBOOKS_DIR / notebook))  # only these: papermill warns of others
+    parameters = {name: value for name, value in parameters.items() if name in declared}
     try:
         return papermill.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(workdir / notebook),
                                           parameters=parameters, cwd=str(NOTEBOOKS_DIR), kernel_name="python3",

@@ -62,8 +62,9 @@ def test_the_response_times_notebook_draws_every_chart(results, tmp_path):
     assert "first half" in text and "second half" in text  # the two-run comparison
 
 
-def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path):
+def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path, caplog):
     page = build(results, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "unknown parameter" not in caplog.text  # each notebook is given the parameters it declares
     assert page.count('src="data:image/png;base64,') == 6  # every chart of both notebooks, embedded
     assert "import " not in page and "metrics.load" not in page  # code cells hidden
     assert 'src="http' not in page  # nothing fetched: opens offline
