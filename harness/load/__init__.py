@@ -4,7 +4,8 @@ The command saves the operators first (``PUT /bots``, as an admin would), then r
 with :mod:`harness.load.locustfile` in a child process (Locust patches the standard library
 with gevent when imported: it stays out of this process), reads the summary the master writes
 and judges it: any error, or any call over its budget (2 s first messages, 10 s otherwise),
-makes the exit code 1.
+makes the exit code 1. While Locust runs, ``run`` reports the elapsed seconds to its
+``progress`` callback (step ``"load"``), about once a second.
 
 Distributed: ``load --expect-workers N`` is the master; on each other machine
 ``load --worker --master-host HOST`` runs a worker, with ``IADVIZE_SECRET`` in its environment.
@@ -17,12 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import render
 from ..client import BotClient, BotError, new_operator_id
+from ..progress import silent
 from .plan import Plan
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -39,6 +42,8 @@ class Outcome:
     endpoints: list[dict]
     errors: list[dict]
     workers: int = 0
+    plan: dict = field(default_factory=dict)  # the plan as Locust received it (Plan.describe)
+    processes: list[dict] = field(default_factory=list)  # per load process: its index, operators and phases
 
     @property
     def failed_calls(self) -> int:
@@ -87,8 +92,13 @@ def save_operators(client: BotClient, count: int) -> tuple[str, ...]:
 
 def run(provider_url: str, operators: int = 5, conversations_per_minute: float = 10, duration: float = 60,
         secret: str | None = None, csv_prefix: str | None = None, think_time: tuple[float, float] = (5, 20),
-        messages: int = 4, expect_workers: int = 0, master_port: int = 5557, out=sys.stdout) -> Outcome:
-    """Plan, run Locust headless and return its outcome; raise :class:`LoadError` when it cannot run."""
+        messages: int = 4, expect_workers: int = 0, master_port: int = 5557, out=sys.stdout,
+        progress=silent) -> Outcome:
+    """Plan, run Locust headless and return its outcome; raise :class:`LoadError` when it cannot run.
+
+    ``progress(text, step="load")`` is called about once a second while Locust runs; if it has a
+    ``done()`` (a :class:`harness.progress.Progress`), that is called once Locust has finished.
+    """
     client = BotClient(provider_url, secret=secret)
     plan = Plan(save_operators(client, operators), conversations_per_minute, think_time, messages,
                 client.id_connector_version, client.id_website, max(1, expect_workers))
@@ -108,11 +118,15 @@ def run(provider_url: str, operators: int = 5, conversations_per_minute: float =
         print(f"{len(plan.operators)} operators polled every second, {conversations_per_minute:g} conversations "
               f"per minute ({plan.visitors} visitors), for {duration:g} s", file=out, flush=True)
         log = Path(scratch) / "locust.log"
-        _run_locust(command, secret, log, duration + GRACE_SECONDS + (WORKERS_WAIT_SECONDS if expect_workers else 0))
+        timeout = duration + GRACE_SECONDS + (WORKERS_WAIT_SECONDS if expect_workers else 0)
+        try:
+            _run_locust(command, secret, log, timeout, duration, progress)
+        finally:
+            getattr(progress, "done", lambda: None)()
         if not summary.exists():
             raise LoadError("Locust stopped without a summary:\n" + _tail(log))
         data = json.loads(summary.read_text(encoding="utf-8"))
-    return Outcome(data["endpoints"], data["errors"], data["workers"])
+    return Outcome(data["endpoints"], data["errors"], data["workers"], data["plan"], data["processes"])
 
 
 def run_worker(master_host: str, master_port: int = 5557, secret: str | None = None) -> int:
@@ -132,15 +146,26 @@ def _environment(secret: str | None) -> dict:
     return env
 
 
-def _run_locust(command: list[str], secret: str | None, log: Path, timeout: float) -> None:
+def _run_locust(command: list[str], secret: str | None, log: Path, timeout: float, duration: float,
+                progress) -> None:
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=_environment(secret))
+        started = time.monotonic()
         try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise LoadError(f"Locust did not finish within {timeout:g} s:\n" + _tail(log)) from None
+            while True:
+                elapsed = time.monotonic() - started
+                if elapsed >= timeout:
+                    raise LoadError(f"Locust did not finish within {timeout:g} s:\n" + _tail(log))
+                progress(f"load: {elapsed:.0f} of {duration:g} s", step="load")
+                try:
+                    process.wait(timeout=min(1.0, timeout - elapsed))
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            if process.poll() is None:  # timed out, or interrupted (Ctrl-C): no Locust left behind
+                process.kill()
+                process.wait()
 
 
 def _tail(log: Path, lines: int = 20) -> str:

@@ -10,12 +10,19 @@
 
 The plan travels as ``--iadvize-*`` options, which a Locust master forwards to its workers;
 the secret comes from ``IADVIZE_SECRET`` (never a command line). On the master (or a
-single process) the summary is written as JSON to ``--iadvize-summary`` when Locust quits.
+single process) the summary is written as JSON to ``--iadvize-summary`` when Locust quits:
+the statistics, and what was decided: the plan as Locust received it, and for each load
+process its index, its share of the operators and the phases it drew (the processes report
+theirs to the master with their statistics).
+
+Every call carries ``X-Request-Id: load-w<process index>-<n>``, so that a bot's logs tell which
+load process made each call (the reference bot logs it as ``request_id``).
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import random
 import time
@@ -36,11 +43,31 @@ from harness.wire import signature
 
 SECRET = secret_from_environment()
 OVER_BUDGET: Counter[str] = Counter()  # per endpoint name, in this process since the last report to the master
+# What this process decided: its index, its share of the operators, the phase of each poller and of
+# each visitor (seconds). A worker sends it whole when it starts and with every report; the master
+# keeps the last one of each worker.
+PROCESS: dict = {"worker": 0, "operators": [], "poll_phases": [], "visitor_phases": []}
+PROCESSES: dict[str, dict] = {}  # on the master: by worker client id
+_call_numbers = itertools.count(1)
 
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
     Plan.add_locust_options(parser)
+
+
+@events.init.add_listener
+def _receive_processes(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message("iadvize_process", _keep_process)
+
+
+def _keep_process(environment, msg, **_kwargs) -> None:
+    PROCESSES[msg.node_id] = msg.data  # a later one (with more visitor phases) replaces an earlier one
+
+
+def _snapshot() -> dict:
+    return {key: list(value) if isinstance(value, list) else value for key, value in PROCESS.items()}
 
 
 _pollers: list[gevent.Greenlet] = []
@@ -53,9 +80,14 @@ def _start_polling(environment, **_kwargs) -> None:
         return  # the master only counts; its workers poll
     plan = Plan.from_locust(environment.parsed_options)
     index = getattr(environment.runner, "worker_index", 0) if plan.workers > 1 else 0
-    for id_operator in plan.operators[index::plan.workers]:
+    share = list(plan.operators[index::plan.workers])
+    phases = [random.random() for _ in share]  # not every operator in the same millisecond
+    PROCESS.update(worker=index, operators=share, poll_phases=phases, visitor_phases=[])
+    for id_operator, phase in zip(share, phases, strict=True):
         session = HttpSession(environment.host, request_event=environment.events.request, user=None)
-        _pollers.append(gevent.spawn(_poll, session, plan, id_operator))
+        _pollers.append(gevent.spawn(_poll, session, plan, id_operator, phase))
+    if isinstance(environment.runner, WorkerRunner):
+        environment.runner.send_message("iadvize_process", _snapshot())  # at once, not at the next report
 
 
 @events.test_stopping.add_listener
@@ -64,8 +96,8 @@ def _stop_polling(**_kwargs) -> None:
     _pollers.clear()
 
 
-def _poll(session, plan: Plan, id_operator: str) -> None:
-    gevent.sleep(random.random())  # not every operator in the same millisecond
+def _poll(session, plan: Plan, id_operator: str, phase: float) -> None:
+    gevent.sleep(phase)
     due = time.monotonic()
     while True:
         call(session, plan, "availability-strategies", "GET", "/availability-strategies",
@@ -85,11 +117,15 @@ def _budget(name, response_time, exception=None, **_kwargs) -> None:
 def _send_budget(client_id, data) -> None:
     data["iadvize_over_budget"] = dict(OVER_BUDGET)
     OVER_BUDGET.clear()
+    if PROCESS["operators"] or PROCESS["visitor_phases"]:  # once this worker has started
+        data["iadvize_process"] = _snapshot()  # with the visitor phases drawn since
 
 
 @events.worker_report.add_listener
 def _merge_budget(client_id, data) -> None:
     OVER_BUDGET.update(data.get("iadvize_over_budget", {}))
+    if "iadvize_process" in data:
+        PROCESSES[client_id] = data["iadvize_process"]
 
 
 @events.quitting.add_listener
@@ -111,9 +147,14 @@ def _write_summary(environment, **_kwargs) -> None:
     errors = [{"endpoint": e.name, "error": str(e.error), "occurrences": e.occurrences}
               for e in environment.stats.errors.values()]
     errors.sort(key=lambda e: -e["occurrences"])
-    workers = len(environment.runner.clients) if isinstance(environment.runner, MasterRunner) else 0
-    with open(environment.parsed_options.iadvize_summary, "w", encoding="utf-8") as out:
-        json.dump({"endpoints": rows, "errors": errors[:20], "workers": workers}, out, indent=2)
+    master = isinstance(environment.runner, MasterRunner)
+    workers = len(environment.runner.clients) if master else 0
+    options = environment.parsed_options
+    processes = sorted(PROCESSES.values(), key=lambda p: p["worker"]) if master else [PROCESS]
+    with open(options.iadvize_summary, "w", encoding="utf-8") as out:
+        json.dump({"endpoints": rows, "errors": errors[:20], "workers": workers,
+                   "plan": Plan.from_locust(options).describe(options.num_users), "processes": processes},
+                  out, indent=2)
 
 
 def _final_csv(environment) -> None:
@@ -137,7 +178,7 @@ def call(session, plan: Plan, name: str, method: str, path: str, response_body: 
     else None (recorded as an error with its reason)."""
     query = urlencode({"idConnectorVersion": plan.connector_version, "idWebsite": plan.website, **(params or {})})
     data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", "X-Request-Id": f"load-w{PROCESS['worker']}-{next(_call_numbers)}"}
     if body is not None:
         headers["Content-Type"] = "application/json"
     if SECRET:
@@ -171,7 +212,9 @@ class Visitor(HttpUser):
         self.plan = Plan.from_locust(self.environment.parsed_options)
         # Visitors are spawned together: each opens its chats from its own moment in the pace, and keeps
         # that phase (Locust's constant_pacing counts from the spawn, which would line them up again).
-        gevent.sleep(random.uniform(0, self.plan.pacing))
+        phase = random.uniform(0, self.plan.pacing)
+        PROCESS["visitor_phases"].append(phase)
+        gevent.sleep(phase)
         self.due = time.monotonic()
 
     def wait_time(self) -> float:

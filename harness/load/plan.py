@@ -44,6 +44,13 @@ class Plan:
         """Seconds between the starts of two chats of one visitor user."""
         return self.visitors * 60 / self.conversations_per_minute
 
+    def describe(self, visitors: int | None = None) -> dict:
+        """The plan as the summary records it (``visitors``: the users Locust was actually given)."""
+        return {"operators": list(self.operators), "workers": self.workers,
+                "conversations_per_minute": self.conversations_per_minute, "think_time": list(self.think_time),
+                "messages": self.messages, "visitors": self.visitors if visitors is None else visitors,
+                "pacing": self.pacing}
+
     # --- as Locust options: a master forwards them to its workers --------------------------------
 
     @staticmethod
