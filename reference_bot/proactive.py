@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 
@@ -165,8 +166,14 @@ class OutboxWorker:
         self._stop.set()
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.wait(self.poll):
             try:
                 self.deliver_due()
             except Exception:  # the worker must outlive any one bad round
                 log.exception("outbox round failed")
+            rounds += 1
+            # Debug level only (REFERENCE_BOT_LOG_LEVEL=DEBUG): a round finished, and in which process,
+            # so that a test can wait for rounds that began after something happened rather than sleep
+            # (tests/test_faults.py, "none may post again").
+            log.debug("outbox round %d done in process %d", rounds, os.getpid())

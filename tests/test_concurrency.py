@@ -4,7 +4,6 @@ and two messages of one conversation are applied one after the other."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from harness.client import BotClient, visitor_text
@@ -23,12 +22,16 @@ def set_up(url: str) -> None:
 
 def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
     lock, active, peak = threading.Lock(), [0], [0]
+    # Each brain waits until all four are thinking at once: if one conversation's brain held a lock the
+    # others need, the barrier would never fill and break after its timeout (a hang guard: then the
+    # dialogue raises, the bot answers 500 and the test fails), whatever the speed of the machine.
+    all_thinking = threading.Barrier(4, timeout=8)
 
     def slow(turn):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-        time.sleep(0.4)
+        all_thinking.wait()
         with lock:
             active[0] -= 1
         return Answer([said("done")], state="answered")
@@ -39,15 +42,19 @@ def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
             answers = list(pool.map(
                 lambda n: BotClient(server.url).send_message(f"conv-{n}", "ha-1", visitor_text("Hi")), range(4)))
     assert [texts(a["replies"]) for a in answers] == [["done"]] * 4
-    assert peak[0] >= 2  # the four brains ran side by side
+    assert peak[0] == 4  # the four brains ran side by side
 
 
 def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make_bot):
     calls = []
+    # The first two brains (one per delivery) wait for each other: both have read the same state
+    # before either stores its answer, whatever the speed of the machine (the timeout is a hang guard).
+    both_read = threading.Barrier(2, timeout=8)
 
     def counting(turn):
         calls.append(turn.message["payload"]["value"])
-        time.sleep(0.3)  # long enough for both deliveries to read the same state
+        if len(calls) <= 2:
+            both_read.wait()
         count = int(turn.conversation.state or 0) + 1
         return Answer([said(f"message number {count}")], state=str(count))
 
@@ -70,18 +77,20 @@ def test_a_human_taking_over_while_the_bot_thinks_wins(make_bot):
         if turn.message["payload"]["value"] == "agent please":
             return Answer([{"type": "transfer", "distributionRule": RULES[0]["id"]}], state="transferred")
         thinking.set()
-        human_in.wait(5)  # the human's first message lands while this answer is being worked out
+        # the human's first message lands while this answer is being worked out (30 s: a hang guard;
+        # if it ever ran out, the dialogue fails and so does the test, with the reason)
+        assert human_in.wait(30), "the human's message never came"
         return Answer([said("a bot answer")], state="answered")
 
     with LoopbackServer(make_bot(DIALOGUE=slow_then_transfer)) as server:
         set_up(server.url)
-        client = BotClient(server.url)
+        client = BotClient(server.url, budget=60)  # the bot thinks until the test lets it go
         client.send_message("conv-h", "ha-1", visitor_text("agent please"))
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(client.send_message, "conv-h", "ha-1", visitor_text("hello?"))
-            assert thinking.wait(5)
+            assert thinking.wait(30)
             human = {**visitor_text("Hi, Paul here, how can I help?"), "author": {"role": "operator"}}
             BotClient(server.url).send_message("conv-h", "ha-1", human)
             human_in.set()
-            answer = pending.result(timeout=10)
+            answer = pending.result(timeout=90)
     assert answer["replies"] == []  # the human has it: the bot keeps quiet

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from .conftest import OPERATOR, RULES, assert_fits, post_message, save_operator, texts, visitor
@@ -297,11 +295,17 @@ def test_without_a_transfer_an_unknown_operator_message_changes_nothing(client):
     assert texts(say(client, "Today's offers", id_message="u2")["replies"])[0] == "Here are today's offers:"
 
 
-def test_an_updated_at_moves_on_with_each_answer(client):
+def test_an_updated_at_moves_on_with_each_answer(client, monkeypatch):
+    from reference_bot import conversations
+
+    clock = ["2026-11-24T10:00:00.000Z"]  # the bot's clock, moved by the test rather than waited for
+    monkeypatch.setattr(conversations, "now", lambda: clock[0])
     save_operator(client)
     first = start(client)
-    time.sleep(0.005)
-    assert say(client, "Hi")["updatedAt"] > first["updatedAt"]
+    clock[0] = "2026-11-24T10:00:07.250Z"
+    answered = say(client, "Hi")
+    assert first["updatedAt"] == "2026-11-24T10:00:00.000Z"
+    assert answered["updatedAt"] == "2026-11-24T10:00:07.250Z" and answered["createdAt"] == first["createdAt"]
 
 
 def test_a_dialogue_answering_what_the_api_cannot_carry_is_a_logged_500(make_bot, bot_log):

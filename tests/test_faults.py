@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -143,28 +144,43 @@ def test_a_bot_sigkilled_under_load_answers_every_message_exactly_once_after_res
 
     database = tmp_path / "bot.sqlite3"
     total = CONVERSATIONS * (len(SCRIPT) + 1)
-    done, lock, kill_now = [0], threading.Lock(), threading.Event()
+    done, lock, kill_now, killed = [0], threading.Lock(), threading.Event(), threading.Event()
+    held_after = 2  # answers: every other conversation stops there until the bot has been killed
 
-    def answered():
-        with lock:
-            done[0] += 1
-            if done[0] == total // 4:
-                kill_now.set()
+    def answered(hold: bool):
+        count = [0]
+
+        def on_answer():
+            with lock:
+                done[0] += 1
+                if done[0] == total // 4:
+                    kill_now.set()
+            count[0] += 1
+            if hold and count[0] == held_after:
+                assert killed.wait(60), "the bot was never killed"  # a hang guard
+        return on_answer
 
     with EmbeddedBot(database=database, secret=SECRET, workers=3) as bot:
         set_up(BotClient(bot.url, secret=SECRET))
         platform = Platform(bot, SECRET)
         ids = [f"kill-{n}" for n in range(CONVERSATIONS)]
         with ThreadPoolExecutor(CONVERSATIONS) as pool:
-            running = [pool.submit(talk, platform, id_conversation, answered) for id_conversation in ids]
+            # The free half keeps calls in flight when the kill lands; the held half cannot be over
+            # before it, and goes on into a bot that is not there: the kill is mid-load on any machine.
+            running = [pool.submit(talk, platform, id_conversation, answered(hold=n % 2 == 0))
+                       for n, id_conversation in enumerate(ids)]
             assert kill_now.wait(30), "the conversations did not get going"
             bot.kill()  # master and workers at once, calls in flight
             with lock:
                 answered_before_kill = done[0]
+            killed.set()
+            # iAdvize finds nobody there (connection refused) before the bot is back
+            until(lambda: platform.unanswered > 0, 30, "the held conversations call the killed bot")
             bot.start()  # same file, new processes, new port: iAdvize's retries find it there
             conversations = [future.result(timeout=90) for future in running]
 
-        assert answered_before_kill < total  # the kill landed in the middle of the load...
+        # the kill landed in the middle of the load: the held conversations had more to say...
+        assert answered_before_kill <= CONVERSATIONS * len(SCRIPT) - (CONVERSATIONS // 2) * (len(SCRIPT) - held_after)
         assert platform.unanswered > 0  # ...and iAdvize had calls to send again
         # every conversation answered exactly as an uninterrupted bot answers it
         assert conversations == [expected] * CONVERSATIONS
@@ -294,7 +310,28 @@ def proactive_env(fake: FakeIAdvize) -> dict:
         "IADVIZE_API_URL": fake.url, "IADVIZE_USERNAME": "bot@shop.example", "IADVIZE_PASSWORD": "pw",
         # Seconds rather than minutes: the outage must end within the test.
         "IADVIZE_API_TIMEOUT": "1", "REFERENCE_BOT_OUTBOX_MAX_BACKOFF": "0.5",
+        "REFERENCE_BOT_LOG_LEVEL": "DEBUG",  # a line per outbox round: see more_rounds_on_every_worker
     }
+
+
+OUTBOX_ROUND = re.compile(r"outbox round \d+ done in process (\d+)")
+
+
+def outbox_rounds_since(bot: EmbeddedBot, offset: int) -> Counter:
+    """Outbox rounds finished per bot process, from the log's ``offset`` (a byte position) on."""
+    text = bot.log_path.read_bytes()[offset:].decode(errors="replace")
+    complete = text[:text.rfind("\n") + 1]  # a line still being written is left for the next read
+    found = (OUTBOX_ROUND.fullmatch(json.loads(line).get("message", ""))
+             for line in complete.splitlines() if line.startswith("{"))
+    return Counter(match[1] for match in found if match)
+
+
+def more_rounds_on_every_worker(bot: EmbeddedBot, workers: int, rounds: int = 2) -> None:
+    """Wait until each of the bot's ``workers`` processes has finished ``rounds`` more outbox rounds: at
+    least ``rounds - 1`` of them began after this call, however fast or slow the machine."""
+    offset = bot.log_path.stat().st_size
+    until(lambda: sum(n >= rounds for n in outbox_rounds_since(bot, offset).values()) >= workers, 30,
+          f"{rounds} more outbox rounds on each of the {workers} workers")
 
 
 def reach_the_slow_step(client: BotClient, id_conversation: str) -> None:
@@ -333,7 +370,8 @@ def test_a_proactive_message_queued_while_iadvize_is_down_survives_a_sigkill_and
         fake.mode = "up"
         fake.start()
         until(lambda: len(fake.posted) >= 2, 20, "both messages reach iAdvize once it is back")
-        time.sleep(1.5)  # several more outbox rounds on both workers: none may post again
+        until(lambda: all(m["sent_at"] is not None for m in outbox(database)), 20, "both messages marked sent")
+        more_rounds_on_every_worker(bot, workers=2)  # rounds on both workers since: none may post again
         assert fake.posted == [(conversation, FOUND), (conversation, NEXT)]
         assert all(m["sent_at"] is not None and m["failed_at"] is None for m in outbox(database))
 
@@ -350,7 +388,8 @@ def test_a_slow_graphql_api_never_holds_the_visitor_up_and_gets_each_message_onc
 
         fake.mode = "up"
         until(lambda: len(fake.posted) >= 2, 20, "both messages reach iAdvize once it is quick again")
-        time.sleep(1.5)
+        until(lambda: all(m["sent_at"] is not None for m in outbox(database)), 20, "both messages marked sent")
+        more_rounds_on_every_worker(bot, workers=2)  # rounds on both workers since: none may post again
         assert fake.posted == [(conversation, FOUND), (conversation, NEXT)]  # each once, in order
         assert fake.logins <= 2  # one token per worker, reused: logins are rate limited (10/min)
 

@@ -110,20 +110,37 @@ def test_an_operator_saved_by_one_worker_is_known_at_once_by_every_worker(tmp_pa
     assert warnings == 1  # said once by the server, not once per worker
 
 
+def access_log(bot: EmbeddedBot) -> tuple[str, list[dict]]:
+    """The bot's log as it is now, and its access lines (a line still being written is left out)."""
+    logged = bot.log_path.read_text()
+    complete = logged[:logged.rfind("\n") + 1]
+    entries = [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
+    return logged, [e for e in entries if e["logger"] == "reference_bot.access"]
+
+
+def logged_until(bot: EmbeddedBot, condition, seconds: float = 30) -> tuple[str, list[dict]]:
+    """Read the log again until ``condition(access lines)`` holds. A worker logs a call before it
+    answers it, so this is normally true at the first read: the deadline is a hang guard, not a check."""
+    deadline = time.monotonic() + seconds
+    while True:
+        logged, access = access_log(bot)
+        if condition(access) or time.monotonic() > deadline:
+            return logged, access
+        time.sleep(0.05)
+
+
 def test_requests_are_logged_as_json_lines_without_the_secret(tmp_path):
     with EmbeddedBot(database=tmp_path / "bot.sqlite3", secret=SECRET, workers=2) as bot:
         client = BotClient(bot.url, secret=SECRET)
         set_up(client)
         client.send_message("conv-log", OPERATOR, visitor_text("Hi"))
-        BotClient(bot.url, secret="wrong").exchange("external-bots", "GET", "/external-bots", None)
-        time.sleep(0.2)
-        logged = bot.log_path.read_text()
-    entries = [json.loads(line) for line in logged.splitlines() if line.startswith("{")]
-    access = [e for e in entries if e["logger"] == "reference_bot.access"]
+        refused = BotClient(bot.url, secret="wrong").exchange("external-bots", "GET", "/external-bots", None)
+        logged, access = logged_until(bot, lambda access: {"/conversations/conv-log/messages", "/external-bots"}
+                                      <= {e["path"] for e in access})
     message = next(e for e in access if e["path"] == "/conversations/conv-log/messages")
     assert message["status"] == 200 and message["method"] == "POST" and message["idConversation"] == "conv-log"
     assert message["duration_ms"] >= 0 and message["request_id"]
-    assert any(e["status"] == 401 for e in access)
+    assert refused.status == 401 and [e["status"] for e in access if e["path"] == "/external-bots"] == [401]
     assert SECRET not in logged
 
 
