@@ -1,14 +1,21 @@
 """``iadvize-harness check``: probe conversations through the simulated platform, judged by the rules.
 
-The bot is set up as iAdvize would (its first scenario, an operator with two distribution
-rules, saved with ``PUT /bots``), then driven through probe conversations that explore its
-graph: every quick reply offered, breadth-first (bounded), an escalation phrase with a
-human available and without, a file from the visitor, a long silence, and a retried
-message. With a secret, an unsigned and a tampered call must both be refused.
+The bot is set up as iAdvize would (an operator with two distribution rules per scenario it
+lists, saved with ``PUT /bots``), then driven through probe conversations that explore its
+graph: every quick reply offered, breadth-first (bounded), an escalation in the bot's words
+with a human available and without, a file from the visitor, a long silence, and a retried
+message. With a secret, forged signatures (on a GET and on a POST) must all be refused, and
+a correct one accepted whatever the case of its header.
+
+What does not work is reported and the rest still runs: a connector without configuration
+endpoints gets one finding per endpoint and every conversation probe, with an operator id of
+check's own (or ``--id-operator``). An endpoint that keeps going over its budget is given up
+(:class:`~harness.client.GiveUp`), so a hanging bot costs a few budgets, not minutes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import random
@@ -16,11 +23,12 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from . import render
-from .client import BotClient, Exchange, describe_failure, visitor_text
+from . import phrasings, render
+from .client import BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
 from .platform import Conversation, Event, SimulatedPlatform
+from .progress import silent
 from .rules import RULES, Finding, Observation, judge
 from .wire import signature
 
@@ -28,66 +36,106 @@ RULES_OF_OPERATOR = [
     {"id": "3c9e1f5a-2b4d-4e6f-8a1b-0c2d3e4f5a01", "label": "Customer service"},
     {"id": "8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c02", "label": "Returns desk"},
 ]
-ESCALATION = "I would like to talk to a human, please"
+NO_SCENARIO = "default"  # the idBot sent when the bot lists none (a connector without GET /external-bots)
 VISITOR_FILE = {"contentType": "file", "fileName": "receipt.png", "mimeType": "image/png",
                 "url": "https://files.example.com/receipt.png"}
 THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
 MAX_SCENARIOS = 5
+OTHER_SECRET = "not-the-app-secret"
+LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
+FORGERIES = {  # what check sends in place of a valid X-iAdvize-Signature: each must be refused
+    "unsigned": "no signature",
+    "wrong-hex": "sha256= and 64 wrong hex digits",
+    "other-data": "a valid signature of {other}",
+    "wrong-algorithm": "the right signature behind sha1= instead of sha256=",
+    "other-secret": "a signature made with another secret",
+}
 
 
 @dataclass
 class Exploration:
+    """How far check goes, and as whom."""
+
     depth: int = 3  # quick replies followed in a row
     conversations: int = 12  # explored conversations at most
+    id_operator: str | None = None  # the operator to save and converse as (default: a new one per scenario)
+    language: str | None = None  # the operator's language and the probes' (default: English, escalation in French too)
+    escalations: list[str] = field(default_factory=list)  # the bot's own ways of asking for a human, tried first
 
 
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
     conversations: list[Conversation] = field(default_factory=list)
-    setup_error: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the run could not do, said once
+    stopped: str | None = None  # why nothing was tried: the bot refuses the signature, or cannot be reached
     scripts: list[str] = field(default_factory=list)  # names of the scripts run
+    scenarios: list[str] = field(default_factory=list)  # the scenarios probed
+    labels: dict[str, str] = field(default_factory=dict)  # conversations outside the transcripts, by id
 
     @property
     def errors(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "error"]
 
     def summary(self) -> dict:
-        return {"setup_error": self.setup_error, "conversations": len(self.conversations),
-                "findings": len(self.findings),
+        return {"stopped": self.stopped, "notes": list(self.notes), "scenarios": list(self.scenarios),
+                "conversations": len(self.conversations), "findings": len(self.findings),
                 "errors": len(self.errors), "warnings": len(self.findings) - len(self.errors),
                 "calls": sum(len(c.calls) for c in self.conversations),
                 "rules": sorted({f.rule for f in self.findings})}
 
+    def label(self, id_conversation: str) -> str:
+        """A conversation by its probe and scenario (``""`` for calls outside conversations)."""
+        found = next((c.label for c in self.conversations if id_conversation in (c.id, c.first_id)), None)
+        return found if found is not None else self.labels.get(id_conversation, "")
+
     def as_dict(self) -> dict:
-        return {"findings": [f.as_dict() for f in self.findings], "summary": self.summary()}
+        findings = [{**f.as_dict(), "probe": self.label(f.conversation)} for f in self.findings]
+        return {"findings": findings, "summary": self.summary()}
 
 
 class Checker:
-    def __init__(self, client: BotClient, secret: str | None = None, exploration: Exploration | None = None):
+    def __init__(self, client: BotClient, secret: str | None = None, exploration: Exploration | None = None,
+                 progress=silent):
+        self.give_up = client.give_up or GiveUp()
+        client.give_up = self.give_up
         self.client = client
         self.secret = secret
         self.exploration = exploration or Exploration()
+        self.progress = progress
         self.report = Report()
-        self.id_operator = f"ha-{random.randint(900_000, 999_999)}"
+        self.id_operator = self._operator_id()
+        self.id_bot = NO_SCENARIO
         self.rule_ids = [r["id"] for r in RULES_OF_OPERATOR]
-        self._seen: set[tuple[str, str, str]] = set()
+        self._seen: dict[tuple[str, str, str], int] = {}  # (rule, endpoint, message) -> index in findings
         self._previous: dict[str, Exchange] = {}  # idMessage -> first answer
+        self._escalation: str | None = None  # the phrasing that made the bot transfer
+        self._answered_get: dict[str, Exchange] = {}  # GET endpoint -> a signed call it answered 2xx
+
+    def _operator_id(self) -> str:
+        return self.exploration.id_operator or f"ha-{random.randint(900_000, 999_999)}"
 
     # --- findings ------------------------------------------------------------------------
 
-    def observe(self, exchange: Exchange, purpose: str, conversation: str = "", sent_payload=None) -> None:
+    def observe(self, exchange: Exchange, purpose: str, conversation: str = "", sent_payload=None,
+                forgery: str = "") -> None:
         previous = None
         if exchange.endpoint == "messages" and isinstance(exchange.request_body, dict):
             id_message = (exchange.request_body.get("message") or {}).get("idMessage")
             previous = self._previous.get(id_message) if purpose == "retry" else None
             self._previous.setdefault(id_message, exchange)
-        observation = Observation(exchange, purpose, conversation, self.rule_ids, sent_payload, previous)
+        if exchange.method == "GET" and exchange.ok and purpose not in ("forged", "lowercase"):
+            self._answered_get.setdefault(exchange.endpoint, exchange)
+        observation = Observation(exchange, purpose, conversation, self.rule_ids, sent_payload, previous, forgery)
         for finding in judge(observation):
             key = (finding.rule, finding.endpoint, finding.message)
-            if key not in self._seen:  # the same fault met in many conversations is reported once
-                self._seen.add(key)
-                self.report.findings.append(finding)
+            if key in self._seen:  # the same fault met in many calls is reported once, with the count
+                index = self._seen[key]
+                self.report.findings[index] = dataclasses.replace(self.report.findings[index],
+                                                                  count=self.report.findings[index].count + 1)
+            else:
+                self._seen[key] = len(self.report.findings)
+                self.report.findings.append(dataclasses.replace(finding, reproduce=exchange.reproduce()))
 
     def _on_event(self, conversation: Conversation, event: Event) -> None:
         if event.kind == "call":
@@ -98,29 +146,55 @@ class Checker:
     # --- the run -------------------------------------------------------------------------
 
     def run(self, scripts: list | None = None) -> Report:
-        scenarios = self.client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
+        self.progress("check: is the bot there?", step="preflight")
+        made, stopped = preflight(self.client, self.id_operator)
+        if stopped:
+            self.report.stopped = stopped
+            return self.report
+        scenarios = made[0]
         self.observe(scenarios, "scenarios")
-        listed = scenarios.body if isinstance(scenarios.body, list) else []
+        listed = scenarios.body if scenarios.ok and isinstance(scenarios.body, list) else []
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
         if not ids:
-            why = f" ({describe_failure(scenarios)})" if not scenarios.ok else ""  # the cause, on the console too
-            self.report.setup_error = f"GET /external-bots gave no scenario to link an operator to{why}"
-            return self.report
+            why = describe_failure(scenarios) if not scenarios.ok else "GET /external-bots answered []"
+            self.report.notes.append(f"no scenario listed ({why}): the probes ran with an operator linked to "
+                                     f"{NO_SCENARIO!r}")
+            ids = [NO_SCENARIO]
         for id_bot in ids[:MAX_SCENARIOS]:  # one operator per scenario: each graph is explored
-            self.id_operator = f"ha-{random.randint(900_000, 999_999)}"
-            if not self.set_up(id_bot):
-                return self.report
-            self.explore()
-            self.escalate(available=True)
-            self.escalate(available=False)
-            self.send_a_file()
-            self.stay_silent()
-            self.retry_a_message()
+            self.id_bot, self.id_operator = id_bot, self._operator_id()
+            self.report.scenarios.append(id_bot)
+            self.set_up(id_bot)
+            for name, probe in (("exploring quick replies", self.explore), ("escalation", self.escalate),
+                                ("a file from the visitor", self.send_a_file), ("a long silence", self.stay_silent),
+                                ("a retried message", self.retry_a_message)):
+                self.progress(f"check: scenario {id_bot}: {name}, {self._tally()}", step=f"{id_bot}:{name}")
+                probe()
         if self.secret:
+            self.progress(f"check: forged signatures, {self._tally()}", step="signatures")
             self.probe_signatures()
         for script in scripts or []:
+            self.progress(f"check: script {script.name}, {self._tally()}", step=f"script:{script.name}")
             self.run_script(script)
+        self._note_given_up()
         return self.report
+
+    def _tally(self) -> str:
+        calls = sum(len(c.calls) for c in self.report.conversations)
+        return f"{len(self.report.conversations)} conversations, {calls} calls, {len(self.report.findings)} findings"
+
+    def _note_given_up(self) -> None:
+        """The endpoints given up: their timeout finding says so, with the count and the budget."""
+        for endpoint in self.give_up.given_up:
+            timeouts = [i for i, f in enumerate(self.report.findings)
+                        if f.endpoint == endpoint and f.rule in ("latency-budget", "first-messages-latency")]
+            if timeouts:
+                finding = self.report.findings[timeouts[0]]
+                self.report.findings[timeouts[0]] = dataclasses.replace(
+                    finding, message=self.give_up.sentence(endpoint), count=self.give_up.timeouts.get(endpoint, 1))
+                for i in reversed(timeouts[1:]):  # the same timeouts said in other words: one finding
+                    del self.report.findings[i]
+            else:
+                self.report.notes.append(self.give_up.sentence(endpoint))
 
     def run_script(self, script) -> None:
         """A conversation script: its exchanges judged by the rules, its failed expectations reported."""
@@ -129,112 +203,199 @@ class Checker:
 
         self.rule_ids = [r.get("id") for r in script.distribution_rules]  # the script's operator has its own rules
         try:
-            self.report.conversations.append(run_script(script, self.client, on_event=self._on_event))
+            chat = run_script(script, self.client, on_event=self._on_event)
+            chat.label = f"script {script.name}"
+            self.report.conversations.append(chat)
         except ScriptFailure as failure:
+            failure.conversation.label = f"script {script.name}"
             self.report.conversations.append(failure.conversation)
             self.report.findings.append(Finding("script", "error", "messages", failure.conversation.id,
                                                 str(failure), script.source))
         except BotError as error:
             self.report.findings.append(Finding("script", "error", error.exchange.endpoint, "",
                                                 f"{script.name}: could not set the operator up: {error}",
-                                                script.source))
+                                                script.source, reproduce=error.exchange.reproduce()))
         except ScriptError as error:
             self.report.findings.append(Finding("script", "error", "", "", f"{script.name}: {error}", script.source))
         self.report.scripts.append(script.name)
 
-    def set_up(self, id_bot: str) -> bool:
-        saved = self.client.exchange("bot.save", "PUT", f"/bots/{self.id_operator}", "bot.response", body={
-            "name": "iadvize-harness check", "pseudo": "Bot", "language": "en",
-            "distributionRules": RULES_OF_OPERATOR, "external": {"idBot": id_bot}})
-        self.observe(saved, "operator")
-        if saved.status is None or not 200 <= saved.status < 300:
-            self.report.setup_error = f"PUT /bots/{self.id_operator} failed: {saved.error or saved.status}"
-            return False
+    def set_up(self, id_bot: str) -> None:
+        """Save, read back and poll the operator, as an admin and iAdvize would; failures are findings."""
+        path = f"/bots/{quote(self.id_operator, safe='')}"
+        self.observe(self.client.exchange("bot.save", "PUT", path, "bot.response", body={
+            "name": "iadvize-harness check", "pseudo": "Bot", "language": self.exploration.language or "en",
+            "distributionRules": RULES_OF_OPERATOR, "external": {"idBot": id_bot}}), "operator")
+        self.observe(self.client.exchange("bot.read", "GET", path, "bot.response"), "operator")
         self.observe(self.client.exchange("availability-strategies", "GET", "/availability-strategies",
                                           "availability-strategies.response", params={"idOperator": self.id_operator}),
                      "availability")
-        return True
 
     def platform(self, available: bool = False) -> SimulatedPlatform:
         return SimulatedPlatform(self.client, self.id_operator, RULES_OF_OPERATOR, rule_available=available,
                                  on_event=self._on_event)
 
-    def conversation(self, platform: SimulatedPlatform) -> Conversation:
+    def conversation(self, platform: SimulatedPlatform, label: str) -> Conversation:
         chat = platform.open_chat()
-        platform.start(chat)
+        chat.label = f"{label} ({self.id_bot})"
         self.report.conversations.append(chat)
+        platform.start(chat)
         return chat
+
+    @property
+    def hello(self) -> str:
+        return phrasings.greeting(self.exploration.language)
 
     def explore(self) -> None:
         """Follow every quick reply offered, breadth-first, within the exploration's bounds."""
-        paths: deque[list[str]] = deque([["Hi"]])
+        paths: deque[list[str]] = deque([[self.hello]])
         explored = 0
         while paths and explored < self.exploration.conversations:
             path = paths.popleft()
             platform = self.platform()
-            chat = self.conversation(platform)
+            chat = self.conversation(platform, "explore: " + " > ".join(path))
             answer = None
             for text in path:
                 answer = platform.visitor_says(chat, text, after=THINK_SECONDS)
             explored += 1
             if answer is None or not answer.ok or chat.closed or len(path) > self.exploration.depth:
                 continue
-            offered = [q.get("value") for r in answer.body["replies"] if r.get("type") == "message"
-                       for q in r.get("quickReplies") or [] if isinstance(q.get("value"), str)]
-            paths.extend([*path, value] for value in dict.fromkeys(offered))
+            paths.extend([*path, value] for value in dict.fromkeys(_offered(answer)))
 
-    def escalate(self, available: bool) -> None:
+    def escalate(self) -> None:
+        """Ask for a human in the bot's words until it transfers; then again with nobody available."""
+        if self._escalation is None:
+            for phrase in self._escalation_attempts():
+                transferred = self._ask_for_a_human(phrase, available=True)
+                if transferred is None:  # the bot does not answer messages: other words would fare no better
+                    return
+                if transferred:
+                    self._escalation = phrase
+                    break
+            else:
+                self.report.notes.append(f"scenario {self.id_bot}: no transfer after any of the escalation "
+                                         "phrasings tried: add your bot's own with --escalation TEXT "
+                                         "(or pick its --language)")
+                return
+        elif not self._ask_for_a_human(self._escalation, available=True):
+            return
+        self._ask_for_a_human(self._escalation, available=False)
+
+    def _escalation_attempts(self):
+        """Quick replies that look like a way to a human (when offered after the greeting), then phrasings."""
+        platform = self.platform()
+        chat = self.conversation(platform, "escalation: what the greeting offers")
+        answer = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
+        offered = [q for q in _offered(answer) if phrasings.looks_like_escalation(q)] if answer else []
+        yield from dict.fromkeys([*self.exploration.escalations, *offered,
+                                  *phrasings.escalations(self.exploration.language)])
+
+    def _ask_for_a_human(self, phrase: str, available: bool) -> bool | None:
+        """One conversation: greeting, then ``phrase``; True when the bot transferred, None when it did
+        not answer the visitor at all."""
         platform = self.platform(available)
-        chat = self.conversation(platform)
-        platform.visitor_says(chat, "Hi", after=THINK_SECONDS)
-        platform.visitor_says(chat, ESCALATION, after=THINK_SECONDS)
+        who = "a human available" if available else "nobody available"
+        chat = self.conversation(platform, f"escalation, {who}: {phrase!r}")
+        platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
+        asked = platform.visitor_says(chat, phrase, after=THINK_SECONDS)
+        if chat.transfer is None and (asked is None or not asked.ok) and not chat.closed:
+            return None
         platform.wait(chat, 90)  # the transfer's outcome plays out, within its 60 s at most
         if chat.handed_over and not chat.closed:
             platform.visitor_says(chat, "Thanks Sam, my parcel is late", after=THINK_SECONDS)
+        return chat.transfer is not None
 
     def send_a_file(self) -> None:
         platform = self.platform()
-        chat = self.conversation(platform)
+        chat = self.conversation(platform, "a file from the visitor")
         platform.visitor_says(chat, payload=VISITOR_FILE, after=THINK_SECONDS)
-        platform.visitor_says(chat, "Hi", after=THINK_SECONDS)
+        platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         platform.visitor_says(chat, payload=VISITOR_FILE, after=THINK_SECONDS)
 
     def stay_silent(self) -> None:
         platform = self.platform()
-        chat = self.conversation(platform)
-        platform.visitor_says(chat, "Hi", after=THINK_SECONDS)
+        chat = self.conversation(platform, "a long silence")
+        platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         platform.wait(chat, 15 * 60)  # nudges, then iAdvize's 5-minute close
 
     def retry_a_message(self) -> None:
         platform = self.platform()
-        chat = self.conversation(platform)
-        first = platform.visitor_says(chat, "Hi", after=THINK_SECONDS)
-        if first is not None:
+        chat = self.conversation(platform, "a retried message")
+        first = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
+        if first is not None and not first.skipped:
             platform.resend(chat, first)
 
+    # --- signatures ----------------------------------------------------------------------
+
     def probe_signatures(self) -> None:
-        """An unsigned GET, and an unsigned and a tampered POST to a conversation that exists."""
-        unsigned = BotClient(self.client.base_url, secret=None)
-        self.observe(unsigned.exchange("external-bots", "GET", "/external-bots", None), "unsigned")
+        """Forged signatures on a GET and on a POST to a live conversation: each must be refused; a
+        correct signature with its header name in lower case must be accepted."""
+        unsigned = BotClient(self.client.base_url, secret=None, id_connector_version=self.client.id_connector_version,
+                             id_website=self.client.id_website, give_up=self.give_up)
+        lowercase = BotClient(self.client.base_url, secret=self.secret, signature_header=LOWERCASE_HEADER,
+                              id_connector_version=self.client.id_connector_version,
+                              id_website=self.client.id_website, give_up=self.give_up)
+        signed_get = next(iter(self._answered_get.values()), None)
+        if signed_get is None:
+            self.report.notes.append("no GET was answered: forged signatures were tried on a POST only")
+        else:
+            path, _, query = signed_get.url.removeprefix(self.client.base_url).partition("?")
+            other = query + "&idWebsite=ha-999"
+            for forgery, header in self._forgeries(query.encode(), other.encode(), "another query string"):
+                x = unsigned.transmit(signed_get.endpoint, "GET", path, query, b"",
+                                      {"Accept": "application/json", **header}, None)
+                self.observe(x, "forged", forgery=forgery)
+            self.observe(lowercase.transmit(signed_get.endpoint, "GET", path, query, b"",
+                                            {"Accept": "application/json"}, None), "lowercase")
+        path = self._new_conversation()
+        if path is None:
+            self.report.notes.append("no conversation could be started: forged signatures were not tried on a POST")
+            return
+        conversation = unquote(path.split("/")[2])
+        self.report.labels[conversation] = f"signature probes ({self.id_bot})"
+        for n in range(len(FORGERIES)):  # a fresh visitor message each time: a bot may dedupe on idMessage
+            body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            forgery, header = list(self._forgeries(data, data + b" ", "another body"))[n]
+            x = unsigned.transmit("messages", "POST", path, "", data, {"Content-Type": "application/json", **header},
+                                  None, request_body=body)
+            self.observe(x, "forged", conversation, forgery=forgery)
+        body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}
+        self.observe(lowercase.transmit("messages", "POST", path, "", json.dumps(body).encode("utf-8"),
+                                        {"Content-Type": "application/json"}, None, request_body=body),
+                     "lowercase", conversation)
+
+    def _forgeries(self, signed: bytes, other: bytes, other_what: str):
+        """(what was forged, the header) for each of :data:`FORGERIES`, over the bytes ``signed``."""
+        right = signature.sign(self.secret, signed)
+        hex_digits = right.removeprefix(signature.PREFIX)
+        wrong = "".join("0123456789abcdef"[(int(c, 16) + 1) % 16] for c in hex_digits)  # right length, wrong hex
+        headers = {"unsigned": None, "wrong-hex": signature.PREFIX + wrong,
+                   "other-data": signature.sign(self.secret, other), "wrong-algorithm": "sha1=" + hex_digits,
+                   "other-secret": signature.sign(OTHER_SECRET, signed)}
+        for kind, what in FORGERIES.items():
+            value = headers[kind]
+            yield what.format(other=other_what), ({signature.HEADER: value} if value else {})
+
+    def _new_conversation(self) -> str | None:
+        """The messages path of a conversation started for the signature probes (None: it could not be)."""
         started = self.client.exchange("conversations", "POST", "/conversations", None, body={
             "idOperator": self.id_operator, "idConversation": str(uuid.uuid4()), "history": []})
-        ours = started.body.get("idConversation") if isinstance(started.body, dict) else None
-        if not isinstance(ours, str):
-            return
-        path = f"/conversations/{quote(ours, safe='')}/messages"
-        body = {"idOperator": self.id_operator, "message": visitor_text("Hi")}
-        self.observe(unsigned.exchange("messages", "POST", path, None, body=body), "unsigned", ours)
-        data = json.dumps(body).encode()
-        forged = signature.sign(self.secret, data + b" ")  # a valid signature, of another body
-        tampered = unsigned.transmit("messages", "POST", path, "", data,
-                                     {"Content-Type": "application/json", signature.HEADER: forged}, None,
-                                     request_body=body)
-        self.observe(tampered, "tampered", ours)
+        ours = started.body.get("idConversation") if started.ok and isinstance(started.body, dict) else None
+        return f"/conversations/{quote(ours, safe='')}/messages" if isinstance(ours, str) and ours else None
+
+
+def _offered(answer: Exchange | None) -> list[str]:
+    """The quick replies an answer offered, by value."""
+    if answer is None or not answer.ok:
+        return []
+    return [q.get("value") for r in answer.body["replies"] if r.get("type") == "message"
+            for q in r.get("quickReplies") or [] if isinstance(q, dict) and isinstance(q.get("value"), str)]
 
 
 def check(client: BotClient, secret: str | None = None, scripts: list | None = None,
-          exploration: Exploration | None = None) -> Report:
-    return Checker(client, secret, exploration).run(scripts)
+          exploration: Exploration | None = None, progress=silent) -> Report:
+    """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts."""
+    return Checker(client, secret, exploration, progress).run(scripts)
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -242,15 +403,28 @@ def check(client: BotClient, secret: str | None = None, scripts: list | None = N
 COLUMNS = ("rule", "severity", "endpoint", "conversation", "message", "evidence")
 
 
-def table(report: Report) -> str:
-    if report.setup_error:
-        return f"could not set the bot up: {report.setup_error}"
+def _message(finding: Finding) -> str:
+    counted = finding.count > 1 and "calls" not in finding.message
+    return finding.message + (f" ({finding.count} calls)" if counted else "")
+
+
+def table(report: Report, verbose: bool = False, width: int | None = None) -> str:
+    """The findings as the terminal shows them: a summary line, notes, a table wrapped to the width."""
+    if report.stopped:
+        return report.stopped
     summary = report.summary()
-    head = (f"{summary['conversations']} conversations, {summary['calls']} calls: "
-            f"{summary['errors']} errors, {summary['warnings']} warnings")
+    lines = [f"{summary['conversations']} conversations, {summary['calls']} calls: "
+             f"{summary['errors']} errors, {summary['warnings']} warnings"]
+    lines += [f"note: {note}" for note in report.notes]
     if not report.findings:
-        return head + "\nno finding"
-    return head + "\n" + render.table(COLUMNS, [tuple(getattr(f, c) for c in COLUMNS) for f in report.findings])
+        return "\n".join([*lines, "no finding"])
+    rows = [(f.rule, f.severity, f.endpoint, report.label(f.conversation) or f.conversation, _message(f), f.evidence)
+            for f in report.findings]
+    lines.append(render.table(COLUMNS, rows, width))
+    if verbose:
+        lines.append("to reproduce (each finding's first call):")
+        lines += [f"  {f.rule} ({f.endpoint}): {f.reproduce}" for f in report.findings if f.reproduce]
+    return "\n".join(lines)
 
 
 def write_json(report: Report, path: Path) -> None:
@@ -261,13 +435,14 @@ def write_junit(report: Report, path: Path) -> None:
     import xml.etree.ElementTree as ET
 
     scripts_failed = {f.message.split(":", 1)[0] for f in report.findings if f.rule == "script"}
-    failures = len({f.rule for f in report.errors if f.rule != "script"}) + len(scripts_failed) + bool(
-        report.setup_error)
+    failures = len({f.rule for f in report.errors if f.rule != "script"}) + len(scripts_failed) + bool(report.stopped)
     suite = ET.Element("testsuite", name="iadvize-harness check", failures=str(failures),
                        tests=str(len(RULES) + len(report.scripts) + 1))
     setup = ET.SubElement(suite, "testcase", classname="check", name="set-up")
-    if report.setup_error:
-        ET.SubElement(setup, "failure", message=report.setup_error)
+    if report.stopped:
+        ET.SubElement(setup, "failure", message=report.stopped)
+    elif report.notes:
+        ET.SubElement(setup, "system-out").text = "\n".join(report.notes)
     for name in report.scripts:
         case = ET.SubElement(suite, "testcase", classname="script", name=name)
         found = [f for f in report.findings if f.rule == "script" and f.message.startswith(f"{name}:")]
@@ -278,36 +453,66 @@ def write_junit(report: Report, path: Path) -> None:
         found = [f for f in report.findings if f.rule == rule.id]
         if found and rule.severity == "error":
             failure = ET.SubElement(case, "failure", message=found[0].message)
-            failure.text = "\n".join(f"{f.conversation} {f.endpoint}: {f.message} {f.evidence}" for f in found)
+            failure.text = "\n".join(f"{report.label(f.conversation) or f.endpoint}: {_message(f)} {f.evidence}\n"
+                                     f"  reproduce: {f.reproduce}" for f in found)
         elif found:
-            ET.SubElement(case, "system-out").text = "\n".join(f"warning: {f.message}" for f in found)
+            ET.SubElement(case, "system-out").text = "\n".join(f"warning: {_message(f)}" for f in found)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def write_html(report: Report, path: Path) -> None:
-    def row(finding: Finding) -> str:
-        cells = "".join(f"<td>{html.escape(str(getattr(finding, c)))}</td>" for c in COLUMNS)
-        return f"<tr class='{html.escape(finding.severity)}'>{cells}</tr>"
+_STYLE = ("body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;"
+          "vertical-align:top}.error{background:#fde2e2}.warning{background:#fff5d6}"
+          "code{font-size:85%;word-break:break-all}pre{white-space:pre-wrap}")
 
+
+def write_html(report: Report, path: Path) -> None:
+    """The findings (each linked to its conversation's transcript), a summary table, every transcript."""
+    esc = html.escape
+    anchors = {c.first_id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)}
+    anchors.update({c.id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)})
+
+    def row(finding: Finding) -> str:
+        where = report.label(finding.conversation) or finding.conversation
+        anchor = anchors.get(finding.conversation)
+        link = f"<a href='#{anchor}'>{esc(where)}</a>" if anchor else esc(where)
+        reproduce = f"<details><summary>reproduce</summary><code>{esc(finding.reproduce)}</code></details>" \
+            if finding.reproduce else ""
+        return (f"<tr class='{esc(finding.severity)}'><td>{esc(finding.rule)}</td><td>{esc(finding.severity)}</td>"
+                f"<td>{esc(finding.endpoint)}</td><td>{link}</td><td>{esc(_message(finding))}</td>"
+                f"<td>{esc(finding.evidence)}{reproduce}</td></tr>")
+
+    summary = report.summary()
+    facts = [("stopped", summary["stopped"]), ("scenarios probed", ", ".join(summary["scenarios"]) or "none"),
+             ("conversations", summary["conversations"]), ("calls", summary["calls"]),
+             ("errors", summary["errors"]), ("warnings", summary["warnings"]),
+             ("rules broken", ", ".join(summary["rules"]) or "none"), *(("note", n) for n in summary["notes"])]
+    facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts if v is not None)
     rows = "".join(map(row, report.findings)) or f"<tr><td colspan='{len(COLUMNS)}'>no finding</td></tr>"
-    transcripts = "".join(f"<details><summary>{html.escape(c.id)}</summary><pre>{html.escape(c.transcript())}"
-                          "</pre></details>" for c in report.conversations)
+    transcripts = "".join(
+        f"<details id='{anchors[c.id]}'><summary>{esc(c.label or c.id)} <small>({esc(c.id)})</small></summary>"
+        f"<pre>{esc(c.transcript())}</pre></details>" for c in report.conversations)
     Path(path).write_text(
-        "<!doctype html><meta charset='utf-8'><title>iadvize-harness check</title>"
-        "<style>body{font-family:sans-serif}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left}"
-        ".error{background:#fde2e2}.warning{background:#fff5d6}</style>"
-        f"<h1>iadvize-harness check</h1><p>{html.escape(json.dumps(report.summary()))}</p>"
-        f"<table><tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>{rows}</table>"
-        f"<h2>Conversations</h2>{transcripts}", encoding="utf-8")
+        f"<!doctype html><meta charset='utf-8'><title>iadvize-harness check</title><style>{_STYLE}</style>"
+        f"<h1>iadvize-harness check</h1><table class='summary'>{facts_html}</table><h2>Findings</h2>"
+        f"<table class='findings'><tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>{rows}</table>"
+        f"<h2>Conversations</h2>{transcripts}"
+        "<script>for (const a of document.querySelectorAll('a[href^=\"#conversation-\"]')) a.addEventListener("
+        "'click', () => { document.querySelector(a.getAttribute('href')).open = true; });</script>",
+        encoding="utf-8")
 
 
 def run(provider_url: str | None, secret: str | None, scripts_dir: str | None = None, json_path: str | None = None,
         junit_path: str | None = None, html_path: str | None = None, exploration: Exploration | None = None,
-        out=None) -> int:
-    """The command: check, print the findings table, write the reports; 0 unless an error-level finding."""
+        out=None, verbose: bool = False) -> int:
+    """The command: check, print the findings table, write the reports.
+
+    Exit 0 unless an error-level finding (1); 2 when the check could not run (the bot refuses the
+    signature, a script cannot be read, the embedded bot does not start).
+    """
     import sys
 
     from .embedded import BotProcessError, EmbeddedBot
+    from .progress import Progress
 
     out = out or sys.stdout
     scripts = []
@@ -320,22 +525,27 @@ def run(provider_url: str | None, secret: str | None, scripts_dir: str | None = 
             print(f"error: {error}", file=sys.stderr)
             return 2
     embedded = None
+    progress = Progress()
     try:
         if provider_url is None:
             embedded = EmbeddedBot(secret=secret, workers=2)
             provider_url = embedded.start()
-            print(f"Checking the embedded reference bot at {provider_url}", file=out)
+            print(f"Checking the embedded reference bot at {provider_url}", file=out, flush=True)
         else:
-            print(f"Checking {provider_url}", file=out)
-        report = check(BotClient(provider_url, secret=secret), secret, scripts, exploration)
+            print(f"Checking {provider_url}", file=out, flush=True)
+        report = check(BotClient(provider_url, secret=secret), secret, scripts, exploration, progress)
     except BotProcessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
+        progress.done()
         if embedded is not None:
             embedded.close()
-    print(table(report), file=out)
+    if report.stopped:
+        print(f"error: {report.stopped}", file=sys.stderr)
+    else:
+        print(table(report, verbose), file=out)
     for path, write in ((json_path, write_json), (junit_path, write_junit), (html_path, write_html)):
         if path:
             write(report, Path(path))
-    return 1 if report.errors or report.setup_error else 0
+    return 2 if report.stopped else 1 if report.errors else 0

@@ -31,8 +31,10 @@ def _verify(args) -> int:
 def _check(args) -> int:
     from .check import Exploration, run
 
+    exploration = Exploration(args.depth, args.max_conversations, args.id_operator, args.language,
+                              list(args.escalation or []))
     return run(args.provider_url, args.secret or os.environ.get("IADVIZE_SECRET"), args.scripts, args.json,
-               args.junit, args.html, Exploration(args.depth, args.max_conversations))
+               args.junit, args.html, exploration, verbose=args.verbose)
 
 
 def _sample(args) -> int:
@@ -196,6 +198,7 @@ def _positive_number(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
+    from .phrasings import LANGUAGES
     from .serve import default_workers
 
     main = argparse.ArgumentParser(prog="iadvize-harness",
@@ -241,6 +244,16 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--depth", type=int, default=3, help="quick replies followed in a row (default 3)")
     check.add_argument("--max-conversations", type=int, default=12,
                        help="explored conversations at most (default 12)")
+    check.add_argument("--id-operator", metavar="ID",
+                       help="the operator to save and converse as, e.g. one your bot already knows "
+                            "(default: a new ha-NNNNNN per scenario)")
+    check.add_argument("--language", choices=LANGUAGES,
+                       help="the operator's language (sent in PUT /bots) and the probes' (default: en, "
+                            "with escalation tried in English and French)")
+    check.add_argument("--escalation", action="append", metavar="TEXT",
+                       help="a phrase your bot transfers on, tried first (repeatable)")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="also print a curl command that reproduces each finding")
     check.set_defaults(run=_check)
 
     sample = commands.add_parser("sample", help="record a synthetic sample of conversations with the reference bot")

@@ -10,15 +10,18 @@ The client knows nothing of Pact or of the simulated platform: both drive it.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import shlex
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 import urllib3
@@ -29,6 +32,9 @@ from .wire import signature
 BUDGET_SECONDS = 10.0  # what iAdvize waits for every endpoint...
 FIRST_MESSAGES_BUDGET_SECONDS = 2.0  # ...but this one: after it, the greeting is not shown
 MAX_BODY_BYTES = 5 * 1024 * 1024  # an answer larger than this is a bot fault, not something to buffer
+NO_ANSWER_WITHIN = "no complete answer within"  # how every timeout's error begins
+GIVE_UP_AFTER = 2  # calls in a row over budget: then the endpoint (or, across endpoints, the bot) is given up
+REFUSED_STATUSES = (401, 403)  # what a connector answers to a signature it does not accept
 
 
 @dataclass
@@ -47,10 +53,30 @@ class Exchange:
     problems: list[wire.Problem] = field(default_factory=list)  # where the body departs from the wire model
     content_type: str = ""
     raw: bytes = field(default=b"", repr=False)  # the body exactly as received
+    request_headers: dict = field(default_factory=dict, repr=False)  # as sent, the signature included
+    request_data: bytes = field(default=b"", repr=False)  # the body exactly as sent
+    skipped: bool = False  # not sent: the endpoint (or the whole bot) was given up for not answering
+    budget: float = field(default=10.0, repr=False)  # the seconds iAdvize gives this call
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.problems and self.status is not None and 200 <= self.status < 300
+
+    @property
+    def timed_out(self) -> bool:
+        """No complete answer within the budget (a call given up before it was sent is not one)."""
+        return self.status is None and not self.skipped and (self.error or "").startswith(NO_ANSWER_WITHIN)
+
+    def reproduce(self) -> str:
+        """A ``curl`` command that sends this exact call again: same URL, headers and body, the same
+        signature (it is valid for this body only), and iAdvize's budget as its time limit."""
+        parts = ["curl", "-sS", "-i", "-X", self.method, "--max-time", f"{self.budget:g}"]
+        for name, value in self.request_headers.items():
+            parts += ["-H", f"{name}: {value}"]
+        if self.request_data:
+            parts += ["--data-binary", self.request_data.decode("utf-8", errors="replace")]
+        return " ".join(shlex.quote(part) for part in [*parts, self.url])
+
 
 
 class BotError(Exception):
@@ -66,17 +92,53 @@ class BotError(Exception):
 
 
 def describe_failure(exchange: Exchange) -> str:
-    call = f"{exchange.method} {exchange.url}"
+    call = f"{exchange.method} {exchange.url.split('?')[0]}"
+    if exchange.error and exchange.status is not None:  # answered, but unreadable: say what came
+        return f"{call}: {exchange.error} ({excerpt(exchange)})"
     if exchange.error:
         return f"{call}: {exchange.error}"
     if exchange.status is not None and not 200 <= exchange.status < 300:
-        return f"{call} answered {exchange.status}: {brief(exchange.body)}"
+        return f"{call} answered {exchange.status}: {excerpt(exchange)}"
     return f"{call}: the answer does not fit the API: " + "; ".join(map(str, exchange.problems[:5]))
 
 
-def brief(body) -> str:
+EXCERPT_CHARS = 160  # what a person reads of a body in a report line
+
+
+def brief(body, limit: int = EXCERPT_CHARS) -> str:
+    """A JSON value (or text) on one line, cut to ``limit`` characters."""
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    return text if len(text) <= 200 else text[:197] + "..."
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def excerpt(exchange: Exchange, limit: int = EXCERPT_CHARS) -> str:
+    """What the bot answered, short enough for one line: JSON as compact text; anything else as its
+    content type and a line of it (an HTML page: its title, or its first line of text)."""
+    body = exchange.body
+    if body is None or body == "":
+        return "an empty body"
+    if not isinstance(body, str):
+        return brief(body, limit)
+    kind = exchange.content_type.split(";")[0].strip() or "no content type"
+    if "html" in kind or body.lstrip()[:1] == "<":
+        title = _TITLE.search(body)
+        lines = _lines(_TAG.sub("\n", _HIDDEN.sub("", body)))
+        heading = _lines(title.group(1))[:1] if title else []
+        # a page's title, and its first line of text when it says more ("Error" / "Cannot GET /bots/1")
+        text = " / ".join(dict.fromkeys([*heading, *lines[:1]]))
+    else:
+        text = next(iter(_lines(body)), "")
+    return f"{kind}: {brief(text, limit - len(kind) - 2)}" if text else f"{kind}, no text"
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in html.unescape(text).splitlines() if line.strip()]
 
 
 def utc_iso(moment: datetime | float | None = None) -> str:
@@ -170,9 +232,13 @@ class BotClient:
         budget: float = BUDGET_SECONDS,
         first_messages_budget: float = FIRST_MESSAGES_BUDGET_SECONDS,
         on_exchange: Callable[[Exchange], None] | None = None,
+        give_up: GiveUp | None = None,
+        signature_header: str = signature.HEADER,
     ):
         self.base_url = base_url.rstrip("/")
         self.secret = secret
+        self.give_up = give_up  # shared by the clients of one run: who stopped answering is not called again
+        self.signature_header = signature_header  # header names are case-insensitive: probes try other cases
         self.id_connector_version = id_connector_version or str(uuid.uuid4())
         self.id_website = id_website
         self.session = session or environment_session(self.base_url)
@@ -246,29 +312,41 @@ class BotClient:
 
     def transmit(self, endpoint: str, method: str, path: str, query: str, data: bytes, headers: dict,
                  response_body: str | None, budget: float | None = None, request_body=None) -> Exchange:
-        """Send raw bytes, signed when the client has a secret, within the budget; record the exchange."""
+        """Send raw bytes within the budget and record the exchange.
+
+        Signed when the client has a secret, unless ``headers`` already carry a signature (in any
+        case): a caller that sets one on purpose (a forged one, to probe the bot) has it sent as is.
+        """
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
-        headers = {k: v for k, v in headers.items() if k.lower() != signature.HEADER.lower()}
-        if self.secret:
-            headers[signature.HEADER] = signature.sign(
+        headers = dict(headers)
+        if self.secret and not any(k.lower() == signature.HEADER.lower() for k in headers):
+            headers[self.signature_header] = signature.sign(
                 self.secret, signature.signed_part(method, query.encode("utf-8"), data))
-        exchange = Exchange(endpoint, method, url, request_body, now_iso())
         budget = self.budget if budget is None else budget
+        exchange = Exchange(endpoint, method, url, request_body, now_iso(), request_headers=headers,
+                            request_data=data, budget=budget)
+        if self.give_up is not None and (reason := self.give_up.reason(endpoint)):
+            exchange.error, exchange.skipped, exchange.latency_ms = reason, True, 0.0
+            if self.on_exchange:
+                self.on_exchange(exchange)
+            return exchange
         started = time.monotonic()
         try:
             exchange.raw, exchange.status, exchange.content_type = self._send(
                 method, url, data, headers, started + budget)
         except (_Timeout, requests.Timeout):
-            exchange.error = f"no complete answer within the {budget:g} s iAdvize waits"
+            exchange.error = f"{NO_ANSWER_WITHIN} the {budget:g} s iAdvize waits"
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             # a read timeout in the middle of a body comes as a connection or protocol error
-            exchange.error = (f"no complete answer within the {budget:g} s iAdvize waits"
+            exchange.error = (f"{NO_ANSWER_WITHIN} the {budget:g} s iAdvize waits"
                               if time.monotonic() >= started + budget else f"connection failed ({_reason(error)})")
         except _TooLarge:
             exchange.error = f"the answer is larger than {MAX_BODY_BYTES} bytes"
         else:
             self._read_body(exchange, exchange.raw, response_body)
         exchange.latency_ms = round((time.monotonic() - started) * 1000, 3)
+        if self.give_up is not None:
+            self.give_up.record(exchange)
         if self.on_exchange:
             self.on_exchange(exchange)
         return exchange
@@ -309,6 +387,99 @@ class BotClient:
                 exchange.problems = wire.problems(response_body, exchange.body)
             except RecursionError:
                 exchange.problems = [wire.Problem("", "nested too deeply")]
+
+
+class GiveUp:
+    """Which endpoints a run stops calling because they stopped answering (thread-safe, shared).
+
+    After :data:`GIVE_UP_AFTER` calls in a row over budget on one endpoint, that endpoint is
+    no longer called; after as many in a row across endpoints, the whole bot is not. A bot
+    that hangs then costs a run a few budgets, not one budget per planned call. Every call
+    not made is counted, for the finding that says so.
+    """
+
+    def __init__(self, after: int = GIVE_UP_AFTER):
+        self.after = after
+        self._lock = threading.Lock()
+        self._in_a_row: dict[str, int] = {}  # endpoint -> calls over budget in a row
+        self._streak: set[str] = set()  # the endpoints of the bot's current run of calls over budget
+        self.budgets: dict[str, float] = {}  # endpoint -> its budget, as the calls had it
+        self.given_up: dict[str, int] = {}  # endpoint ("*": the whole bot) -> calls not made since
+        self.timeouts: dict[str, int] = {}  # endpoint -> calls over budget, in all
+
+    def reason(self, endpoint: str) -> str | None:
+        """Why a call to ``endpoint`` is not made (None: make it); counts it as not made."""
+        with self._lock:
+            for key in (endpoint, "*"):
+                if key in self.given_up:
+                    self.given_up[key] += 1
+                    what = "the bot" if key == "*" else endpoint
+                    return (f"not sent: {what} was given up after {self.after} calls in a row with "
+                            f"{NO_ANSWER_WITHIN} the budget")
+        return None
+
+    def record(self, exchange: Exchange) -> None:
+        with self._lock:
+            endpoint = exchange.endpoint
+            if not exchange.timed_out:
+                self._in_a_row[endpoint] = 0
+                self._streak.clear()
+                return
+            self.budgets[endpoint] = exchange.budget
+            self.timeouts[endpoint] = self.timeouts.get(endpoint, 0) + 1
+            self._in_a_row[endpoint] = self._in_a_row.get(endpoint, 0) + 1
+            self._streak.add(endpoint)
+            if self._in_a_row[endpoint] >= self.after:
+                self.given_up.setdefault(endpoint, 0)
+            if len(self._streak) >= self.after:
+                self.given_up.setdefault("*", 0)  # different endpoints, one after the other: the bot is down
+
+    def stopped(self, endpoint: str) -> bool:
+        """True when ``endpoint`` (or the whole bot) is no longer called."""
+        return endpoint in self.given_up or "*" in self.given_up
+
+    def sentence(self, endpoint: str) -> str:
+        """What happened to a given-up endpoint, in words: the calls over budget and those not made."""
+        if endpoint == "*":
+            return (f"the bot stopped answering ({self.after} calls in a row on different endpoints with "
+                    f"{NO_ANSWER_WITHIN} the budget): {self.given_up['*']} further calls were not made")
+        return (f"{self.timeouts.get(endpoint, 0)} calls with {NO_ANSWER_WITHIN} the "
+                f"{self.budgets.get(endpoint, BUDGET_SECONDS):g} s budget: given up after {self.after} in a row, "
+                f"{self.given_up[endpoint]} further calls not made")
+
+    def summary(self) -> list[str]:
+        """One line per endpoint given up (and for the whole bot, if it was)."""
+        return [f"{endpoint}: {self.sentence(endpoint)}" if endpoint != "*" else self.sentence(endpoint)
+                for endpoint in self.given_up]
+
+
+def refusal(exchange: Exchange, secret: str | None) -> str | None:
+    """One line when ``exchange`` was refused for its signature (401/403): what to do about it."""
+    if exchange.status not in REFUSED_STATUSES:
+        return None
+    call = f"{exchange.method} {urlsplit(exchange.url).path} answered {exchange.status}"
+    if secret:
+        return (f"the bot refuses this secret ({call}): check --secret or IADVIZE_SECRET against the secret "
+                "of the bot's iAdvize app")
+    return f"the bot refuses unsigned calls ({call}): pass --secret or set IADVIZE_SECRET"
+
+
+def preflight(client: BotClient, id_operator: str | None = None) -> tuple[list[Exchange], str | None]:
+    """The first calls of a run: can the bot be reached, and does it take our signature?
+
+    ``GET /external-bots``; when that endpoint does not work (a partial connector), or refuses a
+    signed GET (a connector may check GETs wrongly), a conversation is started as well. Returns the
+    exchanges made and, when nothing else is worth trying, the one line that says why.
+    """
+    first = client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
+    made = [first]
+    if first.status is None and not first.timed_out:
+        return made, f"cannot reach the bot at {client.base_url}: {first.error}"
+    if first.status is not None and not 200 <= first.status < 300 and (
+            first.status not in REFUSED_STATUSES or client.secret):
+        made.append(client.exchange("conversations", "POST", "/conversations", "conversation.response", body={
+            "idOperator": id_operator or new_operator_id(), "idConversation": str(uuid.uuid4()), "history": []}))
+    return made, refusal(made[-1], client.secret)  # the conversation's answer decides when there is one
 
 
 class _Timeout(Exception):

@@ -57,6 +57,11 @@ class Conversation:
     last_message_at: float = 0.0
     handed_over: bool = False
     now: float = 0.0  # simulated seconds since the chat opened
+    label: str = ""  # what the conversation is for, in words (check names its probes)
+    first_id: str = ""  # iAdvize's id, kept when the connector answers with its own
+
+    def __post_init__(self):
+        self.first_id = self.first_id or self.id
 
     @property
     def shown(self) -> list[str]:

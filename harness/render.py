@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import textwrap
+
 _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
 
 
@@ -51,9 +54,31 @@ def reply(value: dict) -> str:
     return f"({kind})"
 
 
-def table(header: tuple[str, ...], rows: list[tuple], widest: int = 48) -> str:
-    """Aligned columns under a ruled header; cells longer than ``widest`` are cut."""
-    cells = [tuple(map(str, header)), *[tuple(map(str, row)) for row in rows]]
-    widths = [min(max(len(row[i]) for row in cells), widest) for i in range(len(header))]
-    lines = ["  ".join(cell[:w].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+def table(header: tuple[str, ...], rows: list[tuple], width: int | None = None) -> str:
+    """Aligned columns under a ruled header, fitted to ``width`` (default: the terminal's).
+
+    Nothing is cut: when the columns do not fit, the widest are narrowed and their cells wrap
+    onto more lines.
+    """
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    cells = [tuple(" ".join(str(c).split()) for c in header), *[tuple(" ".join(str(c).split()) for c in row)
+                                                                for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    narrowest = [max(len(cells[0][i]), MIN_COLUMN) for i in range(len(header))]
+    while sum(widths) + 2 * (len(widths) - 1) > width:
+        widest = max(range(len(widths)), key=lambda i: widths[i] - narrowest[i])
+        if widths[widest] <= narrowest[widest]:
+            break  # a terminal narrower than the headers: wrap past it rather than hide anything
+        widths[widest] -= 1
+    lines = []
+    for index, row in enumerate(cells):
+        wrapped = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths, strict=True)]
+        for n in range(max(map(len, wrapped))):
+            lines.append("  ".join((part[n] if n < len(part) else "").ljust(w)
+                                   for part, w in zip(wrapped, widths, strict=True)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+MIN_COLUMN = 8  # a column is not narrowed below this (or its header)

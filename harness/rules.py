@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import wire
-from .client import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS, Exchange
+from .client import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS, REFUSED_STATUSES, Exchange, excerpt
 
 MAX_MESSAGE_CHARS, LONG_MESSAGE_CHARS = 450, 250
 TRANSFER_TIMEOUT_RANGE, TRANSFER_TIMEOUT_ADVISED = (5, 60), 15
@@ -25,11 +25,12 @@ TRANSFER_TIMEOUT_RANGE, TRANSFER_TIMEOUT_ADVISED = (5, 60), 15
 @dataclass
 class Observation:
     exchange: Exchange
-    purpose: str  # greeting, create, visitor, echo, human, retry, availability, operator, scenarios, unsigned, tampered
+    purpose: str  # greeting, create, visitor, echo, human, retry, availability, operator, scenarios, forged, lowercase
     conversation: str = ""
     operator_rules: list[str] = field(default_factory=list)
     sent_payload: dict | None = None  # what the visitor sent, for visitor calls
     previous: Exchange | None = None  # for a retry: the first answer to the same idMessage
+    forgery: str = ""  # for a forged call: what was forged, in words
 
     @property
     def answered(self) -> bool:
@@ -51,10 +52,13 @@ class Finding:
     conversation: str
     message: str
     evidence: str
+    count: int = 1  # how many calls showed it (the same fault is reported once)
+    reproduce: str = ""  # a curl command sending the first such call again
 
     def as_dict(self) -> dict:
         return {"rule": self.rule, "severity": self.severity, "endpoint": self.endpoint,
-                "conversation": self.conversation, "message": self.message, "evidence": self.evidence}
+                "conversation": self.conversation, "message": self.message, "evidence": self.evidence,
+                "count": self.count, "reproduce": self.reproduce}
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Rule:
 
 RULES: dict[str, Rule] = {}
 CONVERSATION_CALLS = ("create", "visitor", "echo", "human", "retry")
-PROBES = ("unsigned", "tampered")
+PROBES = ("forged", "lowercase")  # calls made to test the signature check, not the conversation
 
 
 def rule(id: str, severity: str, why: str, spec: str):
@@ -84,8 +88,13 @@ def evidence(value, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _body(x: Exchange) -> str:
+    """The answer as evidence: a line of it, never a whole HTML page."""
+    return excerpt(x)
+
+
 def _timed_out(x: Exchange) -> bool:
-    return x.status is None and "within" in (x.error or "")
+    return x.timed_out
 
 
 def _non_text_visit(o: Observation) -> bool:
@@ -114,9 +123,9 @@ def _http_error(o: Observation):
     if x.status is None:  # no answer: refused, reset, or cut off in the middle of one
         yield f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached", x.error or ""
     elif not 200 <= x.status < 300:
-        yield f"answered HTTP {x.status}", evidence(x.body)
+        yield f"answered HTTP {x.status}", _body(x)
     elif x.error:
-        yield x.error, evidence(x.body)
+        yield x.error, _body(x)
 
 
 def _in_payload(problem: wire.Problem) -> bool:
@@ -255,9 +264,19 @@ def _missing_await(o: Observation):
       "Security: X-iAdvize-Signature")
 def _signature(o: Observation):
     x = o.exchange
-    if o.purpose in PROBES and x.status is not None and 200 <= x.status < 300:
-        what = "an unsigned" if o.purpose == "unsigned" else "a tampered"
-        yield f"{what} {x.method} was answered {x.status}", ""
+    if o.purpose == "forged" and x.status is not None and 200 <= x.status < 300:
+        sent = next((v for k, v in x.request_headers.items() if k.lower() == "x-iadvize-signature"), None)
+        yield f"a {x.method} with {o.forgery} was accepted ({x.status})", \
+            evidence(sent, 24) if sent else "no signature header"
+
+
+@rule("signature-header-case", "error", "header names are case-insensitive: iAdvize now writes x-iadvize-signature, "
+      "and a correctly signed call must be accepted in any case", "Corrections and additions (Security)")
+def _signature_case(o: Observation):
+    x = o.exchange
+    if o.purpose == "lowercase" and x.status in REFUSED_STATUSES:
+        yield f"a correctly signed {x.method} was refused ({x.status}) because its header was written " \
+              "x-iadvize-signature", _body(x)
 
 
 @rule("unsupported-payload-crash", "error", "a visitor may send files and other payloads: the bot must answer them",
@@ -265,7 +284,7 @@ def _signature(o: Observation):
 def _payload_crash(o: Observation):
     x = o.exchange
     if _non_text_visit(o) and not _timed_out(x) and (x.status is None or not 200 <= x.status < 300 or x.error):
-        yield f"a {o.sent_payload.get('contentType')} payload was answered {x.status or x.error}", evidence(x.body)
+        yield f"a {o.sent_payload.get('contentType')} payload was answered {x.status or x.error}", _body(x)
 
 
 @rule("retry-not-idempotent", "warning", "iAdvize retries a call with the same idMessage: it should get the same "
@@ -281,7 +300,9 @@ def _replies(exchange: Exchange) -> list:
 
 
 def judge(observation: Observation) -> list[Finding]:
-    """Every finding of every rule on one observation."""
+    """Every finding of every rule on one observation (none on a call that was not made)."""
+    if observation.exchange.skipped:
+        return []
     found = []
     for r in RULES.values():
         for message, proof in r.check(observation):

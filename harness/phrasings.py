@@ -1,0 +1,49 @@
+"""What the probe visitors of ``check`` say, in the languages an iAdvize operator may speak.
+
+A bot escalates on its own words ("human", "agent", a French "conseiller"...), so the
+escalation probe tries several phrasings per language until one transfers. iAdvize's home
+market is French-speaking: without a language given, English and French are both tried.
+"""
+
+from __future__ import annotations
+
+import re
+
+LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt")
+DEFAULT_LANGUAGES = ("en", "fr")
+
+GREETINGS = {"en": "Hi", "fr": "Bonjour", "de": "Hallo", "es": "Hola", "it": "Ciao", "nl": "Hallo", "pt": "Olá"}
+
+# Most explicit first: a sentence, then the bare words connectors match on.
+ESCALATIONS = {
+    "en": ["I would like to talk to a human, please", "Can I speak to an agent?", "human", "agent",
+           "I want to talk to a person", "customer service"],
+    "fr": ["Je voudrais parler à un conseiller", "Je veux parler à un humain", "conseiller", "humain",
+           "service client", "un agent s'il vous plaît"],
+    "de": ["Ich möchte mit einem Mitarbeiter sprechen", "Mitarbeiter", "Mensch", "Kundenservice"],
+    "es": ["Quiero hablar con un agente", "Quiero hablar con una persona", "agente", "atención al cliente"],
+    "it": ["Vorrei parlare con un operatore", "Vorrei parlare con una persona", "operatore", "assistenza clienti"],
+    "nl": ["Ik wil met een medewerker spreken", "Ik wil een mens spreken", "medewerker", "klantenservice"],
+    "pt": ["Quero falar com um atendente", "Quero falar com uma pessoa", "atendente", "atendimento ao cliente"],
+}
+
+# Words that make a quick reply look like a way to a human, in every language above.
+_HUMAN = re.compile(r"\b(human|humain|person|persona|pessoa|agent|agente|advisor|adviser|conseill\w*|operat\w*|"
+                    r"colleague|someone|support|service client|customer service|mitarbeiter|mensch|medewerker|"
+                    r"mens|atendente|atendimento|kundenservice|klantenservice|assistenza)\b", re.IGNORECASE)
+
+
+def greeting(language: str | None) -> str:
+    return GREETINGS.get(language or "en", GREETINGS["en"])
+
+
+def escalations(language: str | None = None, own: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The phrasings to try, in order: the bot's own (``--escalation``), then the operator's language,
+    then English (or, with no language given, English then French)."""
+    languages = DEFAULT_LANGUAGES if language is None else (language, *(("en",) if language != "en" else ()))
+    return list(dict.fromkeys([*own, *(text for lang in languages for text in ESCALATIONS[lang])]))
+
+
+def looks_like_escalation(text: str) -> bool:
+    """A quick reply such as "Talk to a human" or "Parler à un conseiller"."""
+    return bool(_HUMAN.search(text))

@@ -1,0 +1,195 @@
+"""Small connectors written the way real ones are, with the mistakes real ones make.
+
+Not Flask, not our code: a bare HTTP handler (the shape of an Express or Node-RED connector),
+state in dictionaries, its own signature check. Each keyword of :func:`serve` switches on one
+pattern seen in public iAdvize connectors:
+
+- ``signature``: ``"hmac"`` (right), ``"length"`` (compares only the length of the header with
+  the expected one), ``"presence"`` (any header passes), ``"none"``, ``"case-sensitive"``
+  (looks the header up by its exact name ``X-iAdvize-Signature``, as a case-sensitive map does);
+- ``configuration=False``: no ``GET /external-bots`` nor ``PUT/GET /bots/:id``, answered with the
+  HTML 404 page of Express;
+- ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
+- ``transfer_timeout``: seconds of the transfer it sends;
+- ``echo_after_escalation``: once it has transferred, it answers operator-authored messages;
+- ``message_delay`` / ``greeting_delay``: seconds it takes on visitor messages / the greeting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+EXPRESS_404 = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
+               '<body>\n<pre>Cannot {method} {path}</pre>\n</body>\n</html>\n')
+
+
+class Connector:
+    def __init__(self, secret: str | None = None, signature: str = "hmac", configuration: bool = True,
+                 escalation_words: tuple[str, ...] = ("human", "agent"), transfer_timeout: int = 30,
+                 echo_after_escalation: bool = False, message_delay: float = 0.0, greeting_delay: float = 0.0,
+                 rule: str | None = None):
+        self.secret, self.signature, self.configuration = secret, signature, configuration
+        self.escalation_words, self.transfer_timeout = escalation_words, transfer_timeout
+        self.echo_after_escalation = echo_after_escalation
+        self.message_delay, self.greeting_delay = message_delay, greeting_delay
+        self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
+        self.operators: dict[str, dict] = {}
+        self.escalated: set[str] = set()
+        self.answers: dict[str, list] = {}  # idMessage -> replies: a retry gets the same answer
+        self.calls: list[tuple[str, str]] = []  # (method, path) of every call received
+        self.lock = threading.Lock()
+
+    # --- the signature check, done the connector's way -------------------------------------
+
+    def signed(self, method: str, raw_query: bytes, body: bytes, headers) -> bool:
+        if not self.secret or self.signature == "none":
+            return True
+        if self.signature == "case-sensitive":
+            given = dict(headers.items()).get("X-iAdvize-Signature")  # exact name: a case-sensitive map
+        else:
+            given = headers.get("X-iAdvize-Signature")
+        expected = "sha256=" + hmac.new(self.secret.encode(), raw_query if method == "GET" else body,
+                                        hashlib.sha256).hexdigest()
+        if self.signature == "presence":
+            return bool(given)
+        if self.signature == "length":
+            return len(given or "") == len(expected)
+        return given is not None and hmac.compare_digest(given, expected)
+
+    # --- the endpoints ----------------------------------------------------------------------
+
+    def answer(self, method: str, path: str, query: dict, body) -> tuple[int, object]:
+        parts = path.strip("/").split("/")
+        if path == "/healthcheck":
+            return 200, {"status": "UP"}
+        if not self.configuration and (path == "/external-bots" or (parts[0] == "bots" and len(parts) == 2)):
+            return 404, EXPRESS_404.format(method=method, path=path)
+        if method == "GET" and path == "/external-bots":
+            return 200, [{"idBot": "shop", "name": "Shop", "editorUrl": "https://editor.example.net/shop"}]
+        if parts[0] == "bots" and len(parts) == 2 and method == "PUT":
+            self.operators[parts[1]] = {"idBot": body["external"]["idBot"],
+                                        "rules": [r["id"] for r in body.get("distributionRules") or []]}
+            return 200, self.operator_view(parts[1])
+        if parts[0] == "bots" and len(parts) == 2 and method == "GET":
+            return (200, self.operator_view(parts[1])) if parts[1] in self.operators else (404, {"error": "unknown"})
+        if method == "GET" and path == "/availability-strategies":
+            rules = self.operators.get(query.get("idOperator", [""])[0], {}).get("rules")
+            if rules:
+                return 200, [{"strategy": "atLeastOne", "distributionRulesToCheck": rules}]
+            return 200, [{"strategy": "customAvailability", "availability": True}]
+        if method == "GET" and len(parts) == 3 and parts[2] == "conversation-first-messages":
+            time.sleep(self.greeting_delay)
+            return 200, {"replies": [say("Hello! Ask me about your order.")]}
+        if method == "POST" and path == "/conversations":
+            return 200, envelope(body["idConversation"], body["idOperator"], [])
+        if method == "POST" and len(parts) == 3 and parts[2] == "messages":
+            return 200, envelope(parts[1], body["idOperator"], self.reply(parts[1], body))
+        return 404, EXPRESS_404.format(method=method, path=path)
+
+    def operator_view(self, id_operator: str) -> dict:
+        now = stamp()
+        return {"idOperator": id_operator, "external": {"idBot": self.operators[id_operator]["idBot"],
+                                                        "editorUrl": "https://editor.example.net/shop"},
+                "createdAt": now, "updatedAt": now}
+
+    def reply(self, id_conversation: str, body: dict) -> list:
+        message = body["message"]
+        if message["author"]["role"] == "operator":
+            if self.echo_after_escalation and id_conversation in self.escalated:
+                return [say("A colleague will be with you in a moment.")]
+            return []
+        with self.lock:
+            if message["idMessage"] in self.answers:
+                return self.answers[message["idMessage"]]
+        time.sleep(self.message_delay)
+        payload = message["payload"]
+        if payload.get("contentType") != "text":
+            replies = [say("Thanks, I have your file.")]
+        elif any(word in payload["value"].lower() for word in self.escalation_words):
+            self.escalated.add(id_conversation)
+            known = self.operators.get(body["idOperator"], {}).get("rules") or []
+            rule = known[0] if known else self.rule or str(uuid.uuid4())
+            replies = [say("I am transferring you to a colleague."),
+                       {"type": "transfer", "distributionRule": rule,
+                        "transferOptions": {"timeout": {"unit": "seconds", "value": self.transfer_timeout}}},
+                       say("Sorry, nobody is free right now."), {"type": "close"}]
+        else:
+            replies = [{"type": "await", "duration": {"unit": "seconds", "value": 1}},
+                       say(f"You said: {payload['value'][:100]}")]
+        with self.lock:
+            return self.answers.setdefault(message["idMessage"], replies)
+
+
+def say(text: str) -> dict:
+    return {"type": "message", "payload": {"contentType": "text", "value": text}}
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+def envelope(id_conversation: str, id_operator: str, replies: list) -> dict:
+    now = stamp()
+    return {"idConversation": id_conversation, "idOperator": id_operator, "replies": replies,
+            "createdAt": now, "updatedAt": now}
+
+
+def _handler(connector: Connector):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def handle_one(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            target = urlsplit(self.path)
+            connector.calls.append((self.command, target.path))
+            if target.path != "/healthcheck" and not connector.signed(self.command, target.query.encode(), raw,
+                                                                      self.headers):
+                status, answer = 401, {"error": "invalid signature"}
+            else:
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                status, answer = connector.answer(self.command, target.path, parse_qs(target.query), body)
+            data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8" if isinstance(answer, str)
+                                 else "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the caller gave up waiting: its budget ran out
+                pass
+
+        do_GET = do_PUT = do_POST = handle_one
+
+    return Handler
+
+
+class serve:  # noqa: N801 - used as a context manager, like open()
+    """``with serve(secret=..., signature="length") as bot:`` -> ``bot.url``, ``bot.connector``."""
+
+    def __init__(self, **options):
+        self.connector = Connector(**options)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.connector))
+        self.server.daemon_threads = True  # a connector sleeping in a handler must not hold the test up
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def __enter__(self) -> serve:
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
