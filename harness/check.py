@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from . import phrasings, render
-from .client import BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
+from .client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
 from .platform import Conversation, Event, SimulatedPlatform
 from .progress import silent
 from .rules import RULES, Finding, Observation, judge
@@ -36,7 +36,6 @@ RULES_OF_OPERATOR = [
     {"id": "3c9e1f5a-2b4d-4e6f-8a1b-0c2d3e4f5a01", "label": "Customer service"},
     {"id": "8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c02", "label": "Returns desk"},
 ]
-NO_SCENARIO = "default"  # the idBot sent when the bot lists none (a connector without GET /external-bots)
 VISITOR_FILE = {"contentType": "file", "fileName": "receipt.png", "mimeType": "image/png",
                 "url": "https://files.example.com/receipt.png"}
 THINK_SECONDS = 5.0  # simulated time a visitor takes to answer

@@ -25,7 +25,7 @@ def _verify(args) -> int:
     from .verify import run
 
     return run(args.provider_url, args.secret or os.environ.get("IADVIZE_SECRET"), args.pacts, args.junit,
-               args.broker_url, args.publish)
+               args.broker_url, args.publish, verbose=args.verbose)
 
 
 def _check(args) -> int:
@@ -230,6 +230,8 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
     verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
     verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
+    verify.add_argument("-v", "--verbose", action="store_true",
+                        help="also print a curl command that reproduces each failing interaction")
     verify.set_defaults(run=_verify)
 
     check = commands.add_parser("check", help="drive a bot through probe conversations and judge every exchange",

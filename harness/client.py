@@ -35,6 +35,7 @@ MAX_BODY_BYTES = 5 * 1024 * 1024  # an answer larger than this is a bot fault, n
 NO_ANSWER_WITHIN = "no complete answer within"  # how every timeout's error begins
 GIVE_UP_AFTER = 2  # calls in a row over budget: then the endpoint (or, across endpoints, the bot) is given up
 REFUSED_STATUSES = (401, 403)  # what a connector answers to a signature it does not accept
+NO_SCENARIO = "default"  # the idBot an operator is saved with when the bot lists no scenario
 
 
 @dataclass

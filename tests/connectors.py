@@ -177,7 +177,7 @@ def _handler(connector: Connector):
     return Handler
 
 
-class serve:  # noqa: N801 - used as a context manager, like open()
+class serve:  # lower case: used as a context manager, like open()
     """``with serve(secret=..., signature="length") as bot:`` -> ``bot.url``, ``bot.connector``."""
 
     def __init__(self, **options):

@@ -12,8 +12,9 @@ from threading import Thread
 import pytest
 
 from harness.verify import Verification, verify
+from harness.verify.report import render
 
-from . import third_party_bot
+from . import connectors, third_party_bot
 from .conftest import LoopbackServer
 from .fake_broker import PACT as PACT_FILE
 from .fake_broker import FakeBroker
@@ -85,27 +86,36 @@ def test_a_bot_crashing_on_a_file_fails_on_that_interaction_only():
     failed = by_description(run_third_party(crashes_on_files=True))
     assert list(failed) == ["a visitor sends a file"]
     assert failed["a visitor sends a file"] == [
-        "expected HTTP status 200, the bot answered 500 and said Internal Server Error"]
+        "expected HTTP status 200, the bot answered 500 and said text/html: Internal Server Error"]
 
 
-def test_a_bot_rejecting_correctly_signed_gets_fails_on_the_gets():
-    failed = by_description(run_third_party(SECRET, signs_get_over_the_body=True))
-    assert len(failed) == ALL_INTERACTIONS  # every state set-up starts by reading the scenarios
-    assert failed["a request for the bot's scenarios"] == [
-        "could not prepare the bot: setting up 'the bot offers at least one scenario': GET /external-bots "
-        'answered 403: {"message": "bad signature"}']
+def test_a_bot_rejecting_correctly_signed_gets_fails_on_the_gets_and_the_rest_still_runs():
+    result = run_third_party(SECRET, signs_get_over_the_body=True)
+    failed = by_description(result)
+    assert set(failed) == {"a request for the bot's scenarios", "a visitor opens the chatbox (first messages)",
+                           "an admin opens an operator", "an admin opens an operator the bot does not know",
+                           "availability polling for an operator with distribution rules",
+                           "availability polling for an operator without distribution rules"}  # every GET
     assert failed["an admin opens an operator the bot does not know"] == [
         'expected HTTP status 404, the bot answered 403 and said {"message": "bad signature"}']
+    # the set-up could not read the scenarios: said on each interaction it concerns, which still ran
+    echo = next(o for o in result.outcomes if o.description.startswith("the echo"))
+    assert echo.passed and len(echo.setup) == 1 and echo.setup[0].endswith(
+        '/external-bots answered 403: {"message": "bad signature"}')
 
 
-def test_a_bot_without_the_secret_is_told_to_use_one():
+def test_a_bot_without_the_secret_is_told_to_use_one_in_one_line():
     result = run_third_party(secret=None, answers_its_echo=False)
     assert result.passed
     app = third_party_bot.make_app(SECRET)
     with LoopbackServer(app) as server:
         unsigned = verify(server.url, secret=None)
-    assert not unsigned.passed
-    assert "answered 403" in by_description(unsigned)["a request for the bot's scenarios"][0]
+        wrong = verify(server.url, secret="not-the-secret")
+    assert not unsigned.passed and unsigned.outcomes == []  # not 14 identical failures
+    assert unsigned.error == ("the bot refuses unsigned calls (GET /external-bots answered 403): pass --secret or "
+                              "set IADVIZE_SECRET")
+    assert wrong.outcomes == [] and wrong.error.startswith(
+        "the bot refuses this secret (POST /conversations answered 403): check --secret or IADVIZE_SECRET")
 
 
 def test_a_slow_greeting_fails_on_its_2_second_budget():
@@ -128,10 +138,12 @@ def test_an_unreachable_bot_is_a_clear_error_at_once():
     assert result.error.startswith("cannot reach the bot at http://127.0.0.1:9: connection failed (")
 
 
-def test_a_hanging_bot_is_a_clear_error_within_the_budget():
+def test_a_hanging_bot_is_given_up_after_three_budgets():
     class Hang(BaseHTTPRequestHandler):
         def do_GET(self):
             time.sleep(15)
+
+        do_PUT = do_POST = do_GET
 
         def log_message(self, *args):
             pass
@@ -140,13 +152,19 @@ def test_a_hanging_bot_is_a_clear_error_within_the_budget():
     server.daemon_threads = True
     Thread(target=server.serve_forever, daemon=True).start()
     try:
-        started = time.monotonic()
         result = verify(f"http://127.0.0.1:{server.server_port}")
-        assert result.error.endswith("no complete answer within the 10 s iAdvize waits")
-        assert time.monotonic() - started < 14
     finally:
         server.shutdown()
         server.server_close()
+    # what waited out its budget: GET /external-bots twice (first call, first set-up), then one PUT; no more
+    assert [line.split(", ")[0].split(": ")[0] for line in result.given_up] == [
+        "external-bots", "the bot stopped answering (2 calls in a row on different endpoints with no complete "
+                         "answer within the budget)"]
+    assert result.given_up[0].startswith("external-bots: 2 calls with no complete answer within the 10 s budget")
+    reasons = {o.description: o.reasons for o in result.outcomes}
+    assert reasons["a visitor's text message"][0].startswith("the bot did not answer properly: not sent: the bot "
+                                                             "was given up")
+    assert not result.passed and len(result.outcomes) == ALL_INTERACTIONS  # every interaction still tried
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -177,7 +195,8 @@ def test_the_command_fails_with_exit_1_and_junit_failures(tmp_path):
     assert "  FAIL  a visitor sends a file\n        - expected HTTP status 200, the bot answered 500" in result.stdout
     failures = ET.parse(junit).getroot().findall(".//failure")
     assert [f.get("message") for f in failures] == [
-        "expected HTTP status 200, the bot answered 500 and said Internal Server Error"]
+        "expected HTTP status 200, the bot answered 500 and said text/html: Internal Server Error"]
+    assert "reproduce: curl -sS -i -X POST" in failures[0].text
 
 
 def test_the_command_refuses_bad_arguments_clearly(tmp_path):
@@ -221,3 +240,39 @@ def test_a_pact_file_by_url_is_verified(make_bot):
         server.shutdown()
         server.server_close()
     assert result.passed and len(result.outcomes) == ALL_INTERACTIONS
+
+
+def test_a_partial_connector_fails_on_its_missing_endpoints_only_and_the_rest_is_verified():
+    """No GET /external-bots nor PUT/GET /bots/:id (Express's HTML 404): each interaction is still tried."""
+    with connectors.serve(configuration=False, signature="none") as bot:
+        result = verify(bot.url)
+    failed = by_description(result)
+    assert set(failed) == {"a request for the bot's scenarios", "an admin creates an operator",
+                           "an admin opens an operator", "an admin updates an operator"}
+    assert failed["an admin opens an operator"] == [
+        "expected HTTP status 200, the bot answered 404 and said text/html: Error / Cannot GET /bots/ha-1001"]
+    text = next(o for o in result.outcomes if o.description == "a visitor's text message")
+    assert text.passed and [p.split(" answered")[0].split()[0] for p in text.setup] == ["GET", "PUT"]
+    rendered = render(result.outcomes)
+    assert rendered.count("Cannot PUT /bots/ha-1001") == 3  # once in the set-up block, once per failing PUT
+    assert "<html" not in rendered and "<pre>" not in rendered
+
+
+def test_replies_on_create_are_a_warning_in_verify_as_in_check():
+    with LoopbackServer(third_party_bot.make_app(None, frozenset({"replies_on_create"}))) as server:
+        result = verify(server.url)
+    assert result.passed  # a warning does not fail the run
+    warned = [o for o in result.outcomes if o.warnings]
+    assert {o.description for o in warned} == {"a conversation is routed to the bot",
+                                               "a conversation is routed to the bot with its history"}
+    assert warned[0].warnings[0].startswith("1 replies when the conversation starts: they should be empty")
+    assert "  WARN  a conversation is routed to the bot\n        - warning: 1 replies" in render(result.outcomes)
+
+
+def test_the_reproduce_command_of_a_failing_interaction_gets_the_same_status():
+    with LoopbackServer(third_party_bot.make_app(SECRET, frozenset({"crashes_on_files"}))) as server:
+        result = verify(server.url, secret=SECRET)
+        failing = next(o for o in result.outcomes if not o.passed)
+        assert "x-iadvize-signature: sha256=" in failing.reproduce.lower()  # signed, as the call was
+        answer = subprocess.run(["bash", "-c", failing.reproduce], capture_output=True, text=True, timeout=30)
+    assert answer.stdout.splitlines()[0].split()[1] == "500"

@@ -15,14 +15,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.client import BotClient
+from harness.client import BotClient, GiveUp, preflight
+from harness.progress import silent
 
 from .gateway import Gateway
 from .report import Outcome, outcomes, render, write_junit
 from .states import PROVIDER
 
 DEFAULT_PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
-REQUEST_TIMEOUT_MS = 15_000  # above the gateway's 10 s budget: the gateway always answers first
+# The verifier's timeout, for calls and for state set-ups alike: above what a set-up may take (up to four
+# calls of 10 s each, fewer once GiveUp stops a hanging bot), so the gateway always answers first; an
+# abandoned set-up would be sent again by the verifier while the first still waits on the bot.
+REQUEST_TIMEOUT_MS = 45_000
 
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")  # no usage reporting: verification must work offline
 
@@ -32,6 +36,7 @@ class Verification:
     provider_url: str
     outcomes: list[Outcome] = field(default_factory=list)
     error: str | None = None  # the verification could not run at all
+    given_up: list[str] = field(default_factory=list)  # endpoints given up for going over their budget
 
     @property
     def passed(self) -> bool:
@@ -43,14 +48,17 @@ class VerifyError(Exception):
 
 
 def verify(provider_url: str, secret: str | None = None, pacts: str | os.PathLike | None = None,
-           broker_url: str | None = None, publish_version: str | None = None) -> Verification:
+           broker_url: str | None = None, publish_version: str | None = None, progress=silent) -> Verification:
+    """Replay the pacts against the bot at ``provider_url``: one outcome per interaction, or ``error``
+    when the verification could not run (the bot cannot be reached, or refuses the signature)."""
     from pact import Verifier
 
     source = _pact_source(pacts, broker_url)
-    reachable = BotClient(provider_url, secret=secret).exchange("external-bots", "GET", "/external-bots", None)
-    if reachable.status is None:
-        return Verification(provider_url, error=f"cannot reach the bot at {provider_url}: {reachable.error}")
-    with Gateway(provider_url, secret) as gateway:
+    give_up = GiveUp()
+    _, stopped = preflight(BotClient(provider_url, secret=secret, give_up=give_up))
+    if stopped:
+        return Verification(provider_url, error=stopped)
+    with Gateway(provider_url, secret, give_up, progress) as gateway:
         verifier = (Verifier(PROVIDER, host="127.0.0.1")
                     .add_transport(url=gateway.url)
                     .state_handler(gateway.state_url, body=True, teardown=False)
@@ -70,7 +78,7 @@ def verify(provider_url: str, secret: str | None = None, pacts: str | os.PathLik
         found = outcomes(verifier.results, gateway.attempts)
     if not found:
         return Verification(provider_url, error=f"no interaction for the provider {PROVIDER!r} in {source}")
-    return Verification(provider_url, found)
+    return Verification(provider_url, found, given_up=give_up.summary())
 
 
 def _pact_source(pacts, broker_url) -> str:
@@ -110,11 +118,17 @@ def _quiet_stdout():
 
 
 def run(provider_url: str | None, secret: str | None, pacts: str | None, junit: str | None,
-        broker_url: str | None, publish_version: str | None, out=sys.stdout) -> int:
-    """The command: verify, print the table, write JUnit; 0 only when every interaction passes."""
+        broker_url: str | None, publish_version: str | None, out=sys.stdout, verbose: bool = False) -> int:
+    """The command: verify, print the table, write JUnit.
+
+    Exit 0 only when every interaction passes, 1 when one fails, 2 when the verification cannot
+    run (bad arguments, no pacts, a bot that cannot be reached or refuses the signature).
+    """
     from harness.embedded import BotProcessError, EmbeddedBot
+    from harness.progress import Progress
 
     embedded = None
+    progress = Progress()
     try:
         if provider_url is None:
             embedded = EmbeddedBot(secret=secret, workers=2)
@@ -124,18 +138,23 @@ def run(provider_url: str | None, secret: str | None, pacts: str | None, junit: 
             print(f"Verifying {provider_url}", file=out)
         print(f"  pacts: {broker_url or pacts or DEFAULT_PACTS}; requests "
               f"{'signed with the given secret' if secret else 'not signed (no --secret)'}", file=out)
-        result = verify(provider_url, secret, pacts, broker_url, publish_version)
+        result = verify(provider_url, secret, pacts, broker_url, publish_version, progress)
     except (VerifyError, BotProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
+        progress.done()
         if embedded is not None:
             embedded.close()
-    if result.error:
-        print(f"FAIL  {result.error}", file=out)
-    else:
-        print(render(result.outcomes), file=out)
+    if result.error and not result.outcomes:
+        print(f"error: {result.error}", file=sys.stderr)
+        if junit:
+            write_junit([Outcome("verification", [], False, [result.error])], Path(junit),
+                        f"{PROVIDER} at {provider_url}")
+        return 2
+    print(render(result.outcomes, verbose), file=out)
+    for line in result.given_up:
+        print(f"note: {line}", file=out)
     if junit:
-        write_junit(result.outcomes if not result.error else [Outcome("verification", [], False, [result.error])],
-                    Path(junit), f"{PROVIDER} at {provider_url}")
+        write_junit(result.outcomes, Path(junit), f"{PROVIDER} at {provider_url}")
     return 0 if result.passed else 1

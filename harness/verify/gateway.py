@@ -7,7 +7,11 @@ It does three things Pact cannot do alone:
 - holds iAdvize's budgets (10 s, 2 s for first messages): a bot that hangs or trickles is
   answered 504 by the gateway, and the report says why;
 - sets provider states up through the bot's public API (:mod:`.states`) and records each
-  attempt: the states, the exchange, what went wrong, for a report in plain words.
+  attempt: the states, the exchange, what went wrong, for a report in plain words. A set-up
+  that fails part-way still lets the interaction run: the report says both.
+
+Its client gives up an endpoint (or the bot) that keeps going over its budget
+(:class:`~harness.client.GiveUp`): the calls after that are answered 504 at once.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from harness import wire
-from harness.client import BotClient, Exchange, route
+from harness.client import BotClient, Exchange, GiveUp, route
+from harness.progress import silent
 
 from .states import ProviderStates, StateError
 
@@ -33,14 +38,18 @@ class Attempt:
 
     states: list[str] = field(default_factory=list)
     params: dict = field(default_factory=dict)  # the states' parameters: the operator's distribution rules...
-    state_error: str | None = None
+    state_errors: list[str] = field(default_factory=list)  # what the set-up could not do (the call still ran)
+    state_error: str | None = None  # a state with no set-up at all: the interaction did not run
     exchange: Exchange | None = None
+    warnings: list[str] = field(default_factory=list)  # discouraged, not broken (replies on POST /conversations)
 
 
 class Gateway:
-    def __init__(self, provider_url: str, secret: str | None = None):
-        self.client = BotClient(provider_url, secret=secret)
+    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None,
+                 progress=silent):
+        self.client = BotClient(provider_url, secret=secret, give_up=give_up or GiveUp())
         self.states = ProviderStates(self.client)
+        self.progress = progress
         self.attempts: list[Attempt] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -75,11 +84,14 @@ class Gateway:
             attempt.states.append(state)
             attempt.params.update(params or {})
         try:
-            return 200, self.states.set_up(state, params)
+            values, errors = self.states.set_up(state, params)
         except StateError as error:
             attempt.state_error = str(error)
         except Exception as error:  # a bug or a bot answering nonsense: report it, never drop the call
             attempt.state_error = f"setting up {state!r}: {type(error).__name__}: {error}"
+        else:
+            attempt.state_errors += errors
+            return 200, values  # even after a failed call: the interaction runs and shows what it shows
         # 4xx, not 5xx: the verifier retries a 5xx set-up for minutes with backoff, to no avail here
         return 422, {"error": "provider state set-up failed", "detail": attempt.state_error}
 
@@ -94,8 +106,13 @@ class Gateway:
         with self._lock:
             attempt = self._current(starting_setup=False)
             attempt.exchange = exchange
+            self.progress(f"verify: {len(self.attempts)} interactions tried", step="verify")
         if known and known.endpoint == "availability-strategies" and exchange.ok:
             exchange.problems += _rules_not_of_the_operator(exchange.body, attempt.params)
+        if known and known.endpoint == "conversations" and exchange.ok and exchange.body.get("replies"):
+            attempt.warnings.append(f"{len(exchange.body['replies'])} replies when the conversation starts: they "
+                                    "should be empty, the first visitor message follows at once (check rates "
+                                    "it replies-on-create, a warning)")
         return exchange
 
 

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.client import excerpt
 from harness.wire.model import DATE_TIME_PATTERN
 
 from .gateway import Attempt
@@ -28,6 +29,9 @@ class Outcome:
     states: list[str]
     passed: bool
     reasons: list[str] = field(default_factory=list)
+    setup: list[str] = field(default_factory=list)  # what its state set-up could not do (it ran all the same)
+    warnings: list[str] = field(default_factory=list)  # discouraged, not failing
+    reproduce: str = ""  # a curl command sending the interaction's call again
 
 
 def outcomes(results: dict, attempts: list[Attempt]) -> list[Outcome]:
@@ -37,8 +41,12 @@ def outcomes(results: dict, attempts: list[Attempt]) -> list[Outcome]:
     found = []
     for result, attempt in zip(interactions, paired, strict=True):
         reasons = _reasons(result.get("mismatch"), attempt)
+        exchange = attempt.exchange if attempt else None
         found.append(Outcome(result.get("description", "?"), list(result.get("providerStates", [])),
-                             passed=not reasons, reasons=reasons))
+                             passed=not reasons, reasons=reasons,
+                             setup=list(dict.fromkeys(attempt.state_errors)) if attempt else [],
+                             warnings=list(attempt.warnings) if attempt else [],
+                             reproduce=exchange.reproduce() if exchange is not None else ""))
     return found
 
 
@@ -86,14 +94,14 @@ def plain(item: dict, exchange=None) -> str:
     """One Pact mismatch as a sentence a bot provider can act on."""
     kind, text = item.get("type"), item.get("mismatch", "")
     if kind == "StatusMismatch":
-        said = f" and said {_short(exchange.body)}" if exchange is not None and exchange.body not in (None, "") else ""
+        said = f" and said {excerpt(exchange)}" if exchange is not None and exchange.body not in (None, "") else ""
         return f"expected HTTP status {item.get('expected')}, the bot answered {item.get('actual')}{said}"
     if kind == "HeaderMismatch":
         return (f"the header {item.get('key')} must be {item.get('expected')!r}, "
                 f"got {item.get('actual') or 'none'!r}")
     if kind == "BodyTypeMismatch":
         return f"the body must be {item.get('expected')}, the bot sent {item.get('actual') or 'nothing'}" + (
-            f": {_short(exchange.body)}" if exchange is not None and exchange.body else "")
+            f": {excerpt(exchange)}" if exchange is not None and exchange.body else "")
     if kind != "BodyMismatch":
         return text or json.dumps(item)
     path = item.get("path", "$")
@@ -123,13 +131,27 @@ def _is_echo(exchange) -> bool:
     return isinstance(body, dict) and ((body.get("message") or {}).get("author") or {}).get("role") == "operator"
 
 
-def render(found: list[Outcome]) -> str:
+def render(found: list[Outcome], verbose: bool = False) -> str:
+    """One line per interaction, its reasons under it; the set-up problems once, above."""
     lines = []
+    setup: dict[str, int] = {}
     for outcome in found:
-        lines.append(f"  {'PASS' if outcome.passed else 'FAIL'}  {outcome.description}")
-        for reason in outcome.reasons:
-            lines.append(f"        - {reason}")
+        for problem in outcome.setup:
+            setup[problem] = setup.get(problem, 0) + 1
+    if setup:
+        lines.append("set-up: what could not be prepared through the bot's own API (each interaction still ran):")
+        lines += [f"  - {problem} ({n} interaction{'s' if n > 1 else ''})" for problem, n in setup.items()]
+    for outcome in found:
+        mark = "FAIL" if not outcome.passed else "WARN" if outcome.warnings else "PASS"
+        lines.append(f"  {mark}  {outcome.description}" + ("  (set-up incomplete)" if outcome.setup else ""))
+        lines += [f"        - {reason}" for reason in outcome.reasons]
+        lines += [f"        - warning: {warning}" for warning in outcome.warnings]
+        if verbose and not outcome.passed and outcome.reproduce:
+            lines.append(f"        reproduce: {outcome.reproduce}")
     passed = sum(o.passed for o in found)
+    warned = sum(bool(o.warnings) for o in found if o.passed)
+    if warned:
+        lines.append(f"{warned} of the passed interactions with warnings")
     lines.append(f"{passed} passed, {len(found) - passed} failed")
     return "\n".join(lines)
 
@@ -142,6 +164,10 @@ def write_junit(found: list[Outcome], path: Path, suite: str) -> None:
         case = ET.SubElement(cases, "testcase", classname=suite, name=outcome.description)
         if not outcome.passed:
             failure = ET.SubElement(case, "failure", message=outcome.reasons[0] if outcome.reasons else "failed")
-            failure.text = "\n".join(outcome.reasons)
+            failure.text = "\n".join([*outcome.reasons, *(f"set-up: {p}" for p in outcome.setup),
+                                      *([f"reproduce: {outcome.reproduce}"] if outcome.reproduce else [])])
+        elif outcome.warnings or outcome.setup:
+            ET.SubElement(case, "system-out").text = "\n".join(
+                [*(f"warning: {w}" for w in outcome.warnings), *(f"set-up: {p}" for p in outcome.setup)])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -5,6 +5,10 @@ needs is to do what iAdvize would do first (save the operator, start the convers
 Each state's name is its template below; the values come from the pact's parameters.
 What a set-up finds out (the bot's own scenario id, a quick reply it offered) is returned
 and injected into the interaction's request by the verifier.
+
+A set-up goes as far as the bot lets it: when a call fails (a connector without
+``PUT /bots``, say), the failure is recorded and the rest still runs with stand-in values, so
+the interaction itself is still tried and shows what it shows.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from urllib.parse import quote
 
-from harness.client import BotClient, brief, visitor_text
+from harness.client import NO_SCENARIO, BotClient, describe_failure, visitor_text
 
 CONSUMER = "iadvize-platform"  # the pact's consumer: the iAdvize platform...
 PROVIDER = "external-bot"  # ...and its provider: any external bot
@@ -29,13 +33,14 @@ QUICK_REPLIES_OFFERED = ("conversation {idConversation} has started with operato
 
 
 class StateError(Exception):
-    """A state the bot could not be put in; the message says which call failed and how."""
+    """A state that has no set-up at all (not one of the pact's)."""
 
 
 class ProviderStates:
     def __init__(self, client: BotClient):
         self.client = client
         self._id_bot: str | None = None
+        self.errors: list[str] = []  # what the set-up in progress could not do
         self._handlers: list[tuple[re.Pattern, Callable[[dict], dict]]] = [
             (_template(BOT_OFFERS_A_SCENARIO), self._scenario),
             (_template(OPERATOR_CONFIGURED), self._operator),
@@ -45,26 +50,25 @@ class ProviderStates:
             (_template(CONVERSATION_STARTED), self._conversation),
         ]
 
-    def set_up(self, state: str, params: dict | None) -> dict:
-        """Put the bot in ``state``; returns the values the interaction's request may use."""
+    def set_up(self, state: str, params: dict | None) -> tuple[dict, list[str]]:
+        """Put the bot in ``state`` as far as it goes: the values the interaction's request may use,
+        and what could not be done (empty when all went well)."""
         for pattern, handler in self._handlers:
             found = pattern.match(state)
             if found:
-                try:
-                    return handler({**found.groupdict(), **(params or {})})
-                except StateError as error:
-                    raise StateError(f"setting up {state!r}: {error}") from None
+                self.errors = []
+                return handler({**found.groupdict(), **(params or {})}), self.errors
         raise StateError(f"no set-up is known for the provider state {state!r}")
 
     def _call(self, endpoint: str, method: str, path: str, body: dict | None = None, params=None):
-        """One set-up call. It only has to succeed: whether its answer conforms is what interactions check."""
+        """One set-up call; its body, or None when it failed (the failure is recorded).
+
+        It only has to succeed: whether its answer conforms is what interactions check.
+        """
         exchange = self.client.exchange(endpoint, method, path, None, body=body, params=params)
-        if exchange.status is None:
-            raise StateError(f"{method} {path}: {exchange.error}")
-        if not 200 <= exchange.status < 300:
-            raise StateError(f"{method} {path} answered {exchange.status}: {brief(exchange.body)}")
-        if exchange.error:  # a 2xx that cannot be read (not JSON, too large): say so, not what it lacks
-            raise StateError(f"{method} {path}: {exchange.error}")
+        if exchange.status is None or not 200 <= exchange.status < 300 or exchange.error:
+            self.errors.append(describe_failure(exchange))
+            return None
         return exchange.body
 
     def id_bot(self) -> str:
@@ -72,26 +76,29 @@ class ProviderStates:
         if self._id_bot is None:
             scenarios = self._call("external-bots", "GET", "/external-bots")
             first = scenarios[0] if isinstance(scenarios, list) and scenarios else None
-            if not isinstance(first, dict) or not isinstance(first.get("idBot"), str):
-                raise StateError("GET /external-bots lists no scenario with an idBot: an operator needs one")
-            self._id_bot = first["idBot"]
+            if isinstance(first, dict) and isinstance(first.get("idBot"), str):
+                self._id_bot = first["idBot"]
+            else:
+                if scenarios is not None:
+                    self.errors.append("GET /external-bots lists no scenario with an idBot: an operator needs one")
+                return NO_SCENARIO  # not remembered: the next set-up asks again
         return self._id_bot
 
     def _scenario(self, params: dict) -> dict:
         return {"idBot": self.id_bot()}
 
     def _operator(self, params: dict) -> dict:
-        id_operator = quote(params["idOperator"], safe="")
+        id_operator, id_bot = quote(params["idOperator"], safe=""), self.id_bot()
         self._call("bot.save", "PUT", f"/bots/{id_operator}", {
             "name": "Pact verification", "pseudo": "Bot", "language": "en",
-            "distributionRules": params.get("distributionRules", []), "external": {"idBot": self.id_bot()},
+            "distributionRules": params.get("distributionRules", []), "external": {"idBot": id_bot},
         })
-        return {"idBot": self.id_bot()}
+        return {"idBot": id_bot}
 
     def _conversation(self, params: dict) -> dict:
         values = self._operator(params)
         started = self._call("conversations", "POST", "/conversations", {
-            "idOperator": params["idOperator"], "idConversation": params["idConversation"], "history": []})
+            "idOperator": params["idOperator"], "idConversation": params["idConversation"], "history": []}) or {}
         # A connector may answer with its own conversation id: iAdvize then uses that one in the path.
         ours = started.get("idConversation") if isinstance(started, dict) else None
         return {**values, "idConversation": ours if isinstance(ours, str) and ours else params["idConversation"]}
@@ -100,7 +107,7 @@ class ProviderStates:
         values = self._conversation(params)
         answer = self._call("messages", "POST", f"/conversations/{quote(values['idConversation'], safe='')}/messages",
                             {"idOperator": params["idOperator"],
-                             "message": visitor_text("Hi", id_message=str(uuid.uuid4()))})
+                             "message": visitor_text("Hi", id_message=str(uuid.uuid4()))}) or {}
         replies = answer.get("replies") if isinstance(answer, dict) else None
         offered = [q.get("value") for r in replies if isinstance(r, dict) for q in r.get("quickReplies") or []
                    if isinstance(q, dict) and isinstance(q.get("value"), str)] if isinstance(replies, list) else []
