@@ -263,7 +263,9 @@ class Checker:
     def escalate(self) -> None:
         """Ask for a human in the bot's words until it transfers; then again with nobody available."""
         if self._escalation is None:
+            tried = []
             for phrase in self._escalation_attempts():
+                tried.append(phrase)
                 transferred = self._ask_for_a_human(phrase, available=True)
                 if transferred is None:  # the bot does not answer messages: other words would fare no better
                     return
@@ -271,9 +273,10 @@ class Checker:
                     self._escalation = phrase
                     break
             else:
-                self.report.notes.append(f"scenario {self.id_bot}: no transfer after any of the escalation "
-                                         "phrasings tried: add your bot's own with --escalation TEXT "
-                                         "(or pick its --language)")
+                self.report.notes.append(
+                    f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried), so the "
+                    "transfer rules were not exercised on it; if it does transfer, give its words with "
+                    "--escalation TEXT")
                 return
         elif not self._ask_for_a_human(self._escalation, available=True):
             return

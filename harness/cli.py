@@ -138,6 +138,7 @@ def _load(args) -> int:
     from .embedded import BotProcessError, EmbeddedBot
     from .load import LoadError, run, run_worker
     from .load.plan import think_time
+    from .progress import Progress
 
     secret = args.secret or os.environ.get("IADVIZE_SECRET")
     if args.worker:
@@ -154,7 +155,7 @@ def _load(args) -> int:
             embedded = EmbeddedBot(workers=2, secret=secret)
             url = embedded.start()
         outcome = run(url, args.operators, args.conversations_per_minute, args.duration, secret, args.csv, think,
-                      args.messages, args.expect_workers, args.master_port)
+                      args.messages, args.expect_workers, args.master_port, progress=Progress())
     except (LoadError, BotProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

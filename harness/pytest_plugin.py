@@ -16,9 +16,13 @@ import uuid
 
 import pytest
 
-from .client import BotClient, new_operator_id
+from .client import BotClient, BotError, new_operator_id, preflight
 from .platform import SimulatedPlatform
 from .scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
+
+
+class BotUnusable(Exception):
+    """The bot refuses the session's signature or cannot be reached: said in one line per script."""
 
 
 def pytest_addoption(parser):
@@ -51,11 +55,17 @@ class ConversationScriptItem(pytest.Item):
 
     def runtest(self):
         url = _bot_url(self.config)
-        run_script(self.script, BotClient(url, secret=self.config.getoption("iadvize_secret")))
+        secret = self.config.getoption("iadvize_secret")
+        stopped = _preflight(self.config, url, secret)
+        if stopped:
+            raise BotUnusable(stopped)
+        run_script(self.script, BotClient(url, secret=secret))
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, ScriptFailure):
             return failure_report(excinfo.value)
+        if isinstance(excinfo.value, BotUnusable | BotError | ScriptError):  # the bot's answer, not our code
+            return f"{self.script.name}: {excinfo.value}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
@@ -63,6 +73,14 @@ class ConversationScriptItem(pytest.Item):
 
 
 _EMBEDDED = "_iadvize_embedded_bot"
+_PREFLIGHT = "_iadvize_preflight"
+
+
+def _preflight(config, url: str, secret: str | None) -> str | None:
+    """Why no script can run against this bot (refused signature, unreachable), asked once per session."""
+    if not hasattr(config, _PREFLIGHT):
+        setattr(config, _PREFLIGHT, preflight(BotClient(url, secret=secret))[1])
+    return getattr(config, _PREFLIGHT)
 
 
 def _bot_url(config) -> str:

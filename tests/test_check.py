@@ -78,8 +78,9 @@ def test_the_reference_bot_gets_no_finding(make_bot):
     assert report.findings == [] and report.stopped is None
     assert sorted(report.scenarios) == ["hello", "order-assistant"]  # both scenarios probed
     # the one-state scenario never transfers, and check says it could not make it
-    assert report.notes == ["scenario hello: no transfer after any of the escalation phrasings tried: add your "
-                            "bot's own with --escalation TEXT (or pick its --language)"]
+    assert report.notes == ["scenario hello never transferred to a human (12 ways of asking tried), so the "
+                            "transfer rules were not exercised on it; if it does transfer, give its words with "
+                            "--escalation TEXT"]
     assert {c.transfer for c in report.conversations} == {None, "succeeded", "failed"}
 
 

@@ -198,14 +198,25 @@ def test_errors_and_broken_budgets_are_reported_and_fail_the_run(tmp_path, capsy
     assert "FAILED:" in out and "over their budget" in out
 
 
-def test_a_bot_that_cannot_be_set_up_is_a_clear_error(capsys):
+def test_a_refused_secret_is_one_line(capsys):
     app = third_party_bot.make_app(SECRET)
     with LoopbackServer(app) as server:
         code = main(["load", "--provider-url", server.url, "--secret", "not-the-secret", "--duration", "1"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "error: could not save the load test's operators: GET " in err
-    assert 'answered 403: {"message": "bad signature"}' in err
+    assert err.splitlines() == ["error: the bot refuses this secret (POST /conversations answered 403): check "
+                                "--secret or IADVIZE_SECRET against the secret of the bot's iAdvize app"]
+
+
+def test_a_bot_that_cannot_be_set_up_is_a_clear_error(capsys):
+    app = third_party_bot.make_app(None, frozenset({"html_errors"}))
+    app.view_functions["save"] = lambda id_operator: ("<html><title>Oops</title></html>", 500)
+    with LoopbackServer(app) as server:
+        code = main(["load", "--provider-url", server.url, "--duration", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: could not save the load test's operators: PUT ")
+    assert err.rstrip().endswith("answered 500: text/html: Oops")
 
 
 @pytest.mark.parametrize("think", ["slow", "9-3"])

@@ -132,6 +132,23 @@ def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pyte
                                  "*transcript:*", "*visitor  Hi*"])
 
 
+@pytest.mark.parametrize("secret, said", [
+    (None, "the bot refuses unsigned calls (GET /external-bots answered 401): pass --secret or set IADVIZE_SECRET"),
+    ("wrong", "the bot refuses this secret (POST /conversations answered 401): check --secret or IADVIZE_SECRET"),
+])
+def test_a_refused_signature_is_one_short_failure_per_script(pytester, make_bot, secret, said):
+    pytester.makefile(".convo.yaml", one="name: one\nsteps: [{visitor: Hi}]\n",
+                      two="name: two\nsteps: [{visitor: Hi}]\n")
+    args = ["--iadvize-secret", secret] if secret else []
+    with LoopbackServer(make_bot(IADVIZE_SECRET="the-real-secret")) as server:
+        result = pytester.runpytest("--iadvize-url", server.url, "-p", "no:cacheprovider", *args)
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "Traceback" not in output and "harness/" not in output  # no traceback of our code
+    for name in ("one", "two"):
+        result.stdout.fnmatch_lines([f"{name}: {said}*"])
+
+
 def test_the_fixtures_give_a_platform_for_hand_written_tests(pytester, make_bot):
     pytester.makepyfile("""
         def test_hello(iadvize_platform, reference_bot_url):

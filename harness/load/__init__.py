@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import render
-from ..client import BotClient, BotError, new_operator_id
+from ..client import BotClient, BotError, new_operator_id, preflight
 from ..progress import silent
 from .plan import Plan
 
@@ -100,6 +100,9 @@ def run(provider_url: str, operators: int = 5, conversations_per_minute: float =
     ``done()`` (a :class:`harness.progress.Progress`), that is called once Locust has finished.
     """
     client = BotClient(provider_url, secret=secret)
+    _, stopped = preflight(client)  # a refused signature is said once, before any operator is saved
+    if stopped:
+        raise LoadError(stopped)
     plan = Plan(save_operators(client, operators), conversations_per_minute, think_time, messages,
                 client.id_connector_version, client.id_website, max(1, expect_workers))
     with tempfile.TemporaryDirectory(prefix="iadvize-load-") as scratch:
