@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.metadata
 import os
 import sys
 import tempfile
@@ -198,21 +200,49 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def _url(text: str) -> str:
+    """A bot's base URL: http(s), with a host (requests' own error for ``bot.example.com`` says little)."""
+    from .client import url_problem
+
+    if problem := url_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _bot_options(command: argparse.ArgumentParser) -> None:
+    """The options of every command that talks to a bot."""
+    command.add_argument("--provider-url", type=_url, metavar="URL",
+                         help="the bot's base URL (default: start the embedded reference bot)")
+    command.add_argument("--secret", help="the app's secret, to sign every request; prefer the IADVIZE_SECRET "
+                                          "environment variable (a command line is visible to other users)")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("iadvize-harness")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     from .phrasings import LANGUAGES
     from .serve import default_workers
 
     main = argparse.ArgumentParser(prog="iadvize-harness",
                                    description="Test harness and reference connector for iAdvize external bots.")
+    main.add_argument("--version", action="version", version=f"iadvize-harness {_version()}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the reference bot with gunicorn")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=5000, help="0 picks a free port (default 5000)")
-    serve.add_argument("--db", help="SQLite file (default: instance/reference-bot.sqlite3)")
+    serve.add_argument("--db", metavar="FILE", help="the SQLite file of operators and conversations "
+                                                    "(default: instance/reference-bot.sqlite3)")
     serve.add_argument("--scenarios", help="directory of scenario YAML files (default: the shipped ones)")
     serve.add_argument("--secret", help="iAdvize app secret; prefer the IADVIZE_SECRET environment variable")
-    serve.add_argument("--workers", type=int, default=default_workers())
+    serve.add_argument("--workers", type=int, default=default_workers(),
+                       help=f"gunicorn worker processes (default {default_workers()}: 2 per core plus one, at most 9)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.set_defaults(run=_serve)
 
@@ -225,8 +255,7 @@ def parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="verify a bot against the iAdvize pacts",
                                  description="Verify a bot (the embedded reference bot when no URL is given) "
                                              "against what iAdvize needs from it.")
-    verify.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
-    verify.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    _bot_options(verify)
     verify.add_argument("--pacts", help="a folder of pacts, a pact file or a URL (default: contracts/pacts)")
     verify.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
     verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
@@ -238,8 +267,7 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="drive a bot through probe conversations and judge every exchange",
                                 description="Run probe conversations (and your scripts) through a simulated "
                                             "iAdvize platform and report every rule broken.")
-    check.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
-    check.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    _bot_options(check)
     check.add_argument("--scripts", metavar="DIR", help="also run the conversation scripts (*.convo.yaml) there")
     check.add_argument("--json", metavar="FILE", help="write the findings as JSON")
     check.add_argument("--junit", metavar="FILE", help="write the findings as JUnit XML (one case per rule)")
@@ -260,15 +288,16 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
 
     sample = commands.add_parser("sample", help="record a synthetic sample of conversations with the reference bot")
-    sample.add_argument("--conversations", type=int, default=2000)
-    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--conversations", type=_positive, default=2000,
+                        help="how many conversations to record (default 2000)")
+    sample.add_argument("--seed", type=int, default=7,
+                        help="the random seed: the same seed, the same sample (default 7)")
     sample.add_argument("--out", default="notebooks/data", help="folder of the recording (sample.jsonl.gz)")
     sample.set_defaults(run=_sample)
 
     replay = commands.add_parser("replay", help="replay recorded conversations against a bot, into parquet tables")
     replay.add_argument("recordings", nargs="+", help="recording files (*.jsonl, *.jsonl.gz) or folders of them")
-    replay.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
-    replay.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
+    _bot_options(replay)
     replay.add_argument("--concurrency", type=_positive, default=4, help="conversations replayed at once (default 4)")
     replay.add_argument("--limit", type=int, help="replay the first N conversations only")
     replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
@@ -279,28 +308,27 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--recordings", default="notebooks/data/sample.jsonl.gz",
                         help="recordings to replay first (default: the committed sample)")
     source.add_argument("--results", help="a folder written by `replay --out` (no replay then)")
-    report.add_argument("--provider-url", help="the bot to replay against (default: the embedded reference bot)")
+    _bot_options(report)
     report.add_argument("--limit", type=int, help="replay the first N conversations only")
-    report.add_argument("--out", default="report.html")
+    report.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
     report.set_defaults(run=_report)
 
     proxy = commands.add_parser("proxy", help="a reverse proxy that records every exchange with a bot")
-    proxy.add_argument("--upstream", required=True, help="the bot's base URL")
+    proxy.add_argument("--upstream", required=True, type=_url, help="the bot's base URL")
     proxy.add_argument("--record", required=True, metavar="DIR", help="where the hourly JSONL files go")
-    proxy.add_argument("--host", default="127.0.0.1")
-    proxy.add_argument("--port", type=int, default=8081)
+    proxy.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    proxy.add_argument("--port", type=int, default=8081, help="the port iAdvize (or you) call (default 8081)")
     proxy.set_defaults(run=_proxy)
 
     load = commands.add_parser("load", help="load a bot with iAdvize-shaped traffic (Locust, headless)",
                                description="Poll every operator's availability each second, open chats at the "
                                            "given rate and converse; report each endpoint's throughput, "
                                            "latency and budget breaks. Exit 1 on any error or broken budget.")
-    load.add_argument("--provider-url", help="the bot's base URL (default: start the embedded reference bot)")
+    _bot_options(load)
     load.add_argument("--operators", type=_positive, default=5, help="operators created and polled (default 5)")
     load.add_argument("--conversations-per-minute", type=_positive_number, default=10,
                       help="new chats per minute (default 10)")
     load.add_argument("--duration", type=_positive_number, default=60, help="seconds of load (default 60)")
-    load.add_argument("--secret", help="the app's secret, to sign every request (or IADVIZE_SECRET)")
     load.add_argument("--csv", metavar="PREFIX", help="also write Locust's CSV statistics (PREFIX_stats.csv...)")
     load.add_argument("--think-time", default="5-20", metavar="SECONDS",
                       help="a visitor's pause between messages, a range such as 5-20 (default)")
@@ -322,13 +350,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     main_parser = parser()
-    args = main_parser.parse_args(argv)
+    args, unknown = main_parser.parse_known_args(argv)
+    if unknown:  # said by the sub-command, with its usage and the flag probably meant
+        sub = _subparsers(main_parser)[args.command]
+        flags = [flag for action in sub._actions for flag in action.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
     if getattr(args, "publish", None) and not getattr(args, "broker_url", None):
         main_parser.error("--publish needs --broker-url: results are published to the broker the pacts came from")
     try:
         return args.run(args)
     except KeyboardInterrupt:
         return 130
+
+
+def _subparsers(main_parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in main_parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
 
 
 if __name__ == "__main__":

@@ -454,6 +454,15 @@ class GiveUp:
                 for endpoint in self.given_up]
 
 
+def url_problem(text: str) -> str | None:
+    """What is wrong with a bot's base URL, in words (None: nothing): http(s) and a host are needed."""
+    parts = urlsplit(text)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    hint = f" (did you mean http://{text}?)" if "://" not in text else ""
+    return f"must be a URL starting with http:// or https://, got {text!r}{hint}"
+
+
 def refusal(exchange: Exchange, secret: str | None) -> str | None:
     """One line when ``exchange`` was refused for its signature (401/403): what to do about it."""
     if exchange.status not in REFUSED_STATUSES:

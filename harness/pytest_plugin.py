@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from .client import BotClient, BotError, new_operator_id, preflight
+from .client import BotClient, BotError, new_operator_id, preflight, url_problem
 from .platform import SimulatedPlatform
 from .scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
 
@@ -31,6 +31,12 @@ def pytest_addoption(parser):
                     help="the bot that conversation scripts run against (default: the embedded reference bot)")
     group.addoption("--iadvize-secret", default=os.environ.get("IADVIZE_SECRET"),
                     help="the app's secret, to sign every call (default: IADVIZE_SECRET)")
+
+
+def pytest_configure(config):
+    url = config.getoption("iadvize_url", None)
+    if url and (problem := url_problem(url)):
+        raise pytest.UsageError(f"--iadvize-url {problem}")
 
 
 def pytest_collect_file(file_path, parent):

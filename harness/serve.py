@@ -80,7 +80,8 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     os.environ.setdefault("REFERENCE_BOT_PUBLIC_URL", url)
-    print(f"reference bot on {url} ({workers} workers)", flush=True)
+    checked = "signatures checked" if settings["IADVIZE_SECRET"] else "signatures NOT checked: no IADVIZE_SECRET"
+    print(f"reference bot on {url} ({workers} workers, {checked})", flush=True)
     _ReferenceBotServer({
         "bind": [f"fd://{sock.fileno()}"],
         "workers": workers,

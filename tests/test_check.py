@@ -353,3 +353,46 @@ def test_a_bot_that_stops_answering_one_endpoint_is_given_up_after_two_budgets(o
     assert client.give_up.given_up[endpoint] > 0  # later calls were not made
     # the rest of the conversation still ran
     assert any(e.kind == "call" and e.exchange.ok for c in report.conversations for e in c.events)
+
+
+# --- what the reports show ------------------------------------------------------------------------
+
+def test_the_table_wraps_long_messages_instead_of_cutting_them():
+    from harness.check import table
+
+    report = run(third_party_bot.make_app(SECRET, frozenset({"message_600"})))
+    narrow = table(report, width=70)
+    assert max(map(len, narrow.splitlines())) <= 70
+    [finding] = report.findings
+    words = narrow.split()
+    assert all(word in words for word in finding.message.split())  # every word of the message is there
+    label = report.label(finding.conversation)  # "explore: ..." has an x of its own
+    assert narrow.count("x") - label.count("x") == finding.evidence.count("x") == 77  # all the evidence, wrapped
+
+
+def test_the_reproduce_command_of_a_finding_gets_the_same_status():
+    with LoopbackServer(third_party_bot.make_app(SECRET, frozenset({"errors_on_text"}))) as server:
+        report = check(BotClient(server.url, secret=SECRET), SECRET, exploration=SMALL)
+        finding = next(f for f in report.findings if f.rule == "http-error")
+        assert "X-iAdvize-Signature: sha256=" in finding.reproduce  # signed, for that exact body
+        answer = subprocess.run(["bash", "-c", finding.reproduce], capture_output=True, text=True, timeout=30)
+    assert answer.stdout.splitlines()[0].split()[1] == "500"
+
+
+def test_the_html_report_reads_as_a_page(tmp_path):
+    import re
+
+    from harness.check import write_html
+
+    report = run(third_party_bot.make_app(SECRET, frozenset({"answers_its_echo"})))
+    write_html(report, tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    summary = re.search(r"<table class='summary'>(.*?)</table>", page).group(1)
+    assert "<tr><th>errors</th><td>2</td></tr>" in summary and "{" not in summary  # a table, not a dict
+    anchors = set(re.findall(r"<details id='(conversation-\d+)'>", page))
+    links = re.findall(r"<a href='#(conversation-\d+)'>([^<]+)</a>", page)
+    assert links and all(anchor in anchors for anchor, _ in links)  # each finding opens its transcript
+    assert [label for _, label in links] == ["explore: Hi &gt; Talk to a human (faq-v2)",
+                                            "escalation, a human available: &#x27;Talk to a human&#x27; (faq-v2)"]
+    assert "<summary>escalation, nobody available: &#x27;Talk to a human&#x27; (faq-v2) <small>" in page
+    assert "<summary>reproduce</summary><code>curl -sS -i -X POST" in page
