@@ -1,9 +1,10 @@
 """What a long command is doing, shown while it runs.
 
 On a terminal: one status line, rewritten in place (what it is doing, counts, elapsed).
-Elsewhere (CI logs, pipes): plain lines, no carriage returns, at most one every few
-seconds unless the step changes. Library code never prints: it takes a callback, and the
-command passes a :class:`Progress`.
+Elsewhere (CI logs, pipes): plain lines, no carriage returns, one every few seconds at most
+and none in the first few seconds (a quick run prints nothing but its result); a new step
+is shown at once, once that time has passed. Library code never prints: it takes a
+callback, and the command passes a :class:`Progress`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Progress:
         self.tty = tty if tty is not None else bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = every  # seconds between two plain lines about the same step
         self.started = time.monotonic()
-        self._last_plain = float("-inf")
+        self._last_plain = self.started  # quiet for the first ``every`` seconds
         self._step: str | None = None
         self._shown = False
         self._lock = threading.Lock()  # replay reports from several threads
@@ -36,7 +37,8 @@ class Progress:
                 width = shutil.get_terminal_size((100, 20)).columns - 1
                 self.stream.write("\r\033[K" + line[:width])
                 self._shown = True
-            elif (step is not None and step != self._step) or now - self._last_plain >= self.every:
+            elif now - self.started >= self.every and (now - self._last_plain >= self.every or (
+                    step is not None and step != self._step and now - self._last_plain >= 1.0)):
                 self.stream.write(line + "\n")
                 self._last_plain = now
             self._step = step if step is not None else self._step
