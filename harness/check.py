@@ -331,52 +331,47 @@ class Checker:
     def probe_signatures(self) -> None:
         """Forged signatures on a GET and on a POST to a live conversation: each must be refused; a
         correct signature with its header name in lower case must be accepted."""
-        unsigned = BotClient(self.client.base_url, secret=None, id_connector_version=self.client.id_connector_version,
-                             id_website=self.client.id_website, give_up=self.give_up)
-        lowercase = BotClient(self.client.base_url, secret=self.secret, signature_header=LOWERCASE_HEADER,
-                              id_connector_version=self.client.id_connector_version,
-                              id_website=self.client.id_website, give_up=self.give_up)
+        same = {"id_connector_version": self.client.id_connector_version, "id_website": self.client.id_website,
+                "give_up": self.give_up}
+        unsigned = BotClient(self.client.base_url, secret=None, **same)  # sends only the headers it is given
+        lowercase = BotClient(self.client.base_url, secret=self.secret, signature_header=LOWERCASE_HEADER, **same)
         signed_get = next(iter(self._answered_get.values()), None)
         if signed_get is None:
             self.report.notes.append("no GET was answered: forged signatures were tried on a POST only")
         else:
             path, _, query = signed_get.url.removeprefix(self.client.base_url).partition("?")
-            other = query + "&idWebsite=ha-999"
-            for forgery, header in self._forgeries(query.encode(), other.encode(), "another query string"):
-                x = unsigned.transmit(signed_get.endpoint, "GET", path, query, b"",
-                                      {"Accept": "application/json", **header}, None)
-                self.observe(x, "forged", forgery=forgery)
-            self.observe(lowercase.transmit(signed_get.endpoint, "GET", path, query, b"",
-                                            {"Accept": "application/json"}, None), "lowercase")
+            get = {"Accept": "application/json"}
+            for kind, what in FORGERIES.items():
+                header = self._forged(kind, query.encode(), (query + "&idWebsite=ha-999").encode())
+                self.observe(unsigned.transmit(signed_get.endpoint, "GET", path, query, b"", {**get, **header}, None),
+                             "forged", forgery=what.format(other="another query string"))
+            self.observe(lowercase.transmit(signed_get.endpoint, "GET", path, query, b"", get, None), "lowercase")
         path = self._new_conversation()
         if path is None:
             self.report.notes.append("no conversation could be started: forged signatures were not tried on a POST")
             return
         conversation = unquote(path.split("/")[2])
         self.report.labels[conversation] = f"signature probes ({self.id_bot})"
-        for n in range(len(FORGERIES)):  # a fresh visitor message each time: a bot may dedupe on idMessage
-            body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}
+        post = {"Content-Type": "application/json"}
+        for kind, what in [*FORGERIES.items(), (None, "")]:  # None: signed right, header in lower case
+            body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}  # a new idMessage each
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            forgery, header = list(self._forgeries(data, data + b" ", "another body"))[n]
-            x = unsigned.transmit("messages", "POST", path, "", data, {"Content-Type": "application/json", **header},
-                                  None, request_body=body)
-            self.observe(x, "forged", conversation, forgery=forgery)
-        body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}
-        self.observe(lowercase.transmit("messages", "POST", path, "", json.dumps(body).encode("utf-8"),
-                                        {"Content-Type": "application/json"}, None, request_body=body),
-                     "lowercase", conversation)
+            client, header = (unsigned, self._forged(kind, data, data + b" ")) if kind else (lowercase, {})
+            self.observe(client.transmit("messages", "POST", path, "", data, {**post, **header}, None,
+                                         request_body=body),
+                         "forged" if kind else "lowercase", conversation, forgery=what.format(other="another body"))
 
-    def _forgeries(self, signed: bytes, other: bytes, other_what: str):
-        """(what was forged, the header) for each of :data:`FORGERIES`, over the bytes ``signed``."""
-        right = signature.sign(self.secret, signed)
-        hex_digits = right.removeprefix(signature.PREFIX)
-        wrong = "".join("0123456789abcdef"[(int(c, 16) + 1) % 16] for c in hex_digits)  # right length, wrong hex
-        headers = {"unsigned": None, "wrong-hex": signature.PREFIX + wrong,
-                   "other-data": signature.sign(self.secret, other), "wrong-algorithm": "sha1=" + hex_digits,
-                   "other-secret": signature.sign(OTHER_SECRET, signed)}
-        for kind, what in FORGERIES.items():
-            value = headers[kind]
-            yield what.format(other=other_what), ({signature.HEADER: value} if value else {})
+    def _forged(self, kind: str, signed: bytes, other: bytes) -> dict:
+        """The signature header of one of :data:`FORGERIES`, for a call whose signed part is ``signed``."""
+        right = signature.sign(self.secret, signed).removeprefix(signature.PREFIX)
+        value = {
+            "unsigned": None,
+            "wrong-hex": signature.PREFIX + "".join("0123456789abcdef"[(int(c, 16) + 1) % 16] for c in right),
+            "other-data": signature.sign(self.secret, other),
+            "wrong-algorithm": "sha1=" + right,
+            "other-secret": signature.sign(OTHER_SECRET, signed),
+        }[kind]
+        return {signature.HEADER: value} if value else {}
 
     def _new_conversation(self) -> str | None:
         """The messages path of a conversation started for the signature probes (None: it could not be)."""
