@@ -122,6 +122,26 @@ def test_every_call_carries_the_connector_version_and_website_and_is_signed(fake
     assert json.loads(post["body"])["message"]["author"] == {"role": "visitor"}
 
 
+def test_a_signature_header_set_on_purpose_is_sent_as_it_is(fake):
+    """A forged header (a probe) is never replaced by the client's own, nor dropped."""
+    client = BotClient(fake.url, secret=SECRET)
+    client.exchange("external-bots", "GET", "/external-bots", None, headers={"x-iadvize-signature": "sha1=abc"})
+    client.exchange("external-bots", "GET", "/external-bots", None, headers={signature.HEADER: "sha256=" + "0" * 64})
+    first, second = fake.requests
+    assert [(k, v) for k, v in first["headers"].items() if k.lower() == "x-iadvize-signature"] == [
+        ("x-iadvize-signature", "sha1=abc")]
+    assert second["headers"][signature.HEADER] == "sha256=" + "0" * 64
+
+
+def test_the_signature_header_can_be_written_in_another_case_and_the_reference_bot_takes_it(make_bot):
+    with LoopbackServer(make_bot(IADVIZE_SECRET=SECRET)) as server:
+        lower = BotClient(server.url, secret=SECRET, signature_header="x-iadvize-signature")
+        assert lower.external_bots()[0]["idBot"]  # accepted: header names are case-insensitive
+        refused = BotClient(server.url, secret="other", signature_header="x-iadvize-signature").exchange(
+            "external-bots", "GET", "/external-bots", None)
+    assert refused.status == 401  # and still checked
+
+
 def test_an_answer_that_does_not_fit_the_api_names_the_field(fake):
     fake.answer = lambda h: h.reply(200, b'[{"idBot": "x", "name": "X"}]')
     with pytest.raises(BotError) as raised:
