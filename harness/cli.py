@@ -57,65 +57,119 @@ def _sample(args) -> int:
 
 
 def _replay(args) -> int:
+    from .client import BotClient, GiveUp, preflight
     from .embedded import BotProcessError, EmbeddedBot
-    from .replay import replay
-
-    def progress(summary) -> None:
-        if sys.stderr.isatty() and summary.conversations % 25 == 0:
-            print(f"\rreplayed {summary.conversations} conversations", end="", file=sys.stderr, flush=True)
+    from .progress import Progress
+    from .recording import recording_files
+    from .replay import Grouped, replay
 
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # a file in the way, no permission: said plainly, before any bot is started
-        why = "it is a file, not a folder" if out.is_file() else error.strerror or str(error)
-        print(f"error: cannot write the tables in {out}: {why}", file=sys.stderr)
+    if out.exists() and not out.is_dir():  # said plainly, before any bot is started
+        print(f"error: cannot write the tables in {out}: it is a file, not a folder", file=sys.stderr)
         return 2
+    try:
+        recording_files(args.recordings)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    secret = args.secret or os.environ.get("IADVIZE_SECRET")
+    progress = Progress()
+
+    def say(text: str) -> None:  # a line of its own: the status line (on a terminal) makes way
+        progress.done()
+        print(text, file=sys.stderr, flush=True)
+
+    told = Grouped(say)
+    give_up = GiveUp()  # the preflight's calls and the replay's: a bot that hangs is given up after two
     embedded = None
     try:
         url = args.provider_url
         if url is None:
             embedded = EmbeddedBot(workers=2)
             url = embedded.start()
-        summary = replay(args.recordings, url, Path(args.out), args.secret or os.environ.get("IADVIZE_SECRET"),
-                         args.concurrency, progress, args.limit)
+        if progress.tty:
+            progress(f"replay: is the bot at {url} there?", step="preflight")
+        _, stopped = preflight(BotClient(url, secret=secret, give_up=give_up))
+        if stopped:  # said once, here, rather than once per conversation; --out is left as it was
+            say(f"error: {stopped}")
+            return 2
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            say(f"error: cannot write the tables in {out}: {error.strerror or error}")
+            return 2
+        summary = replay(args.recordings, url, out, secret, args.concurrency, progress, args.limit,
+                         on_skipped=told, give_up=give_up)
     except (BotProcessError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return 2
     finally:
+        progress.done()
         if embedded is not None:
             embedded.close()
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    print(f"{summary}\n{Path(args.out) / 'exchanges.parquet'}\n{Path(args.out) / 'conversations.parquet'}")
+    for line in [*told.rest(), *(f"given up: {line}" for line in summary.given_up)]:
+        print(line, file=sys.stderr)
+    if not summary.conversations:
+        print(f"{summary}\nno conversation could be replayed: nothing written, {out} left as it was")
+        return 1
+    print(f"{summary}\n{out / 'exchanges.parquet'}\n{out / 'conversations.parquet'}")
     return 0
 
 
 def _report(args) -> int:
+    import shutil
+
+    from .client import BotClient, GiveUp, preflight
     from .embedded import BotProcessError, EmbeddedBot
-    from .replay import replay
+    from .progress import Progress
+    from .recording import recording_files
+    from .replay import Grouped, replay
     from .report import ReportError, build
 
+    progress = Progress()
+
+    def say(text: str) -> None:  # a line of its own: the status line (on a terminal) makes way
+        progress.done()
+        print(text, file=sys.stderr, flush=True)
+
+    replayed_into = None  # the temporary folder of a replay made here, removed at the end
     try:
         if args.results:
             results = Path(args.results)
             if not (results / "exchanges.parquet").exists():
-                print(f"error: {results} holds no exchanges.parquet: give the folder `replay --out` wrote",
-                      file=sys.stderr)
+                say(f"error: {results} holds no exchanges.parquet: give the folder `replay --out` wrote")
                 return 2
         else:
-            results = Path(tempfile.mkdtemp(prefix="replay-"))
+            recording_files([args.recordings])  # a missing recording is said before any bot is started
+            results = replayed_into = Path(tempfile.mkdtemp(prefix="replay-"))
+            told, give_up = Grouped(say), GiveUp()
+            secret = getattr(args, "secret", None) or os.environ.get("IADVIZE_SECRET")
             embedded = None if args.provider_url else EmbeddedBot(workers=2)
             try:
                 url = args.provider_url or embedded.start()
-                print(replay([args.recordings], url, results, limit=args.limit), file=sys.stderr)
+                _, stopped = preflight(BotClient(url, secret=secret, give_up=give_up))
+                if stopped:
+                    say(f"error: {stopped}")
+                    return 2
+                summary = replay([args.recordings], url, results, secret, limit=args.limit, progress=progress,
+                                 on_skipped=told, give_up=give_up)
             finally:
                 if embedded is not None:
                     embedded.close()
-        path = build(results, Path(args.out))
+            progress.done()
+            for line in [*told.rest(), *(f"given up: {line}" for line in summary.given_up), str(summary)]:
+                print(line, file=sys.stderr)
+            if not summary.conversations:
+                print("error: no conversation could be replayed: nothing to report", file=sys.stderr)
+                return 1
+        path = build(results, Path(args.out), progress=progress)
     except (ReportError, BotProcessError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return 2
+    finally:
+        progress.done()
+        if replayed_into is not None:
+            shutil.rmtree(replayed_into, ignore_errors=True)
     print(path)
     return 0
 

@@ -11,33 +11,45 @@ they grow so memory does not grow with the recordings:
   time to escalation.
 
 Conversations run concurrently, never the messages of one conversation. A corrupt line is
-reported with its file and line and skipped.
+reported with its file and line and skipped. A conversation that cannot be replayed (its
+operator cannot be set up, or not one of its calls gets an answer) is reported as failed and
+left out of the tables. The run's clients share one :class:`~harness.client.GiveUp`: an
+endpoint (or a bot) that keeps going over budget is given up after two calls in a row, and the
+calls not made come back at once as failed exchanges ("not sent: ..."). The tables are written
+under temporary names and put in place only when at least one conversation was replayed, so an
+earlier run's results are never replaced by empty ones.
+
+Nothing here prints: corrupt lines and failed conversations go to ``on_skipped`` as they come,
+progress to ``progress``; the command decides what to show.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
-import sys
+import os
 import threading
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import render
-from .client import BotClient, BotError, Exchange
+from .client import BotClient, BotError, Exchange, GiveUp, excerpt
 from .platform import INACTIVITY_CLOSE_SECONDS, Conversation, Event, SimulatedPlatform
+from .progress import silent
 from .recording import Corrupt, read_lines, recording_files
 
 DEFAULT_SCENARIO = "order-assistant"
 BATCH_ROWS = 2_000
+SHOWN_PER_REASON = 5  # skipped lines or failed conversations reported one by one for one reason; the rest counted
 WINDOW_SECONDS = 3600.0  # a conversation silent this long in the recording is complete
 
 CATEGORY = pa.dictionary(pa.int32(), pa.string())
@@ -56,6 +68,7 @@ CONVERSATION_COLUMNS = pa.schema([
     ("duration_s", pa.float64()), ("differences", pa.int32()),
 ])
 HUMAN_WORDS = ("human", "person", "agent", "advisor", "someone", "operator")
+NOT_SENT = "not sent:"  # how the error of a call given up before it was sent begins (harness.client.GiveUp)
 
 
 @dataclass
@@ -83,22 +96,74 @@ class Recorded:
                    not in sent for line in self.lines)
 
 
+@dataclass(frozen=True)
+class NotReplayed(Corrupt):
+    """A conversation that could not be replayed: where it starts in the recording, and why.
+
+    ``reason`` is the why without what is particular to this conversation (its id, its
+    operator): conversations failed for the same reason are reported together.
+    """
+
+    conversation: str = ""
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: conversation {self.conversation} not replayed: {self.why}"
+
+
 @dataclass
 class Summary:
-    conversations: int = 0
+    conversations: int = 0  # replayed: in the tables
     exchanges: int = 0
     differences: int = 0
-    failed: int = 0  # replayed calls that got no proper answer (their ``error`` or status says why)
-    skipped: list[Corrupt] = field(default_factory=list)
+    failed: int = 0  # calls of replayed conversations that got no proper answer (``error`` and ``status`` say why)
+    not_sent: int = 0  # of those, the calls not made: their endpoint (or the bot) had been given up
+    skipped: list[Corrupt] = field(default_factory=list)  # corrupt recording lines
+    failed_conversations: list[NotReplayed] = field(default_factory=list)  # not replayed, not in the tables
+    given_up: list[str] = field(default_factory=list)  # one line per endpoint given up (GiveUp.summary())
 
     def __str__(self) -> str:
         text = (f"replayed {self.conversations} conversations, {self.exchanges} exchanges: "
                 f"{self.differences} replies differ from the recording")
         if self.failed:
-            text += f"; {self.failed} calls failed (see the error and status columns)"
+            not_sent = f", {self.not_sent} of them not sent" if self.not_sent else ""
+            text += f"; {self.failed} calls failed{not_sent} (see the error and status columns)"
+        if self.failed_conversations:
+            text += f"; {len(self.failed_conversations)} conversations failed (not replayed, so not in the tables)"
         if self.skipped:
-            text += f"; {len(self.skipped)} corrupt lines or conversations skipped"
+            text += f"; {len(self.skipped)} corrupt lines skipped"
         return text
+
+    def progress(self) -> str:
+        """The run so far, on one line."""
+        text = f"replay: {self.conversations} conversations, {self.exchanges} exchanges, {self.failed} failed"
+        if self.failed_conversations:
+            text += f"; {len(self.failed_conversations)} conversations failed"
+        return text
+
+
+class Grouped:
+    """Corrupt lines and failed conversations told as they come, at most ``first`` for one reason.
+
+    ``write`` is given each line to show (the command prints it); ``rest()`` gives, at the end,
+    one line per reason met more often than that: "... and N more like it: <reason>".
+    """
+
+    def __init__(self, write: Callable[[str], None], first: int = SHOWN_PER_REASON):
+        self.write, self.first = write, first
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, item: Corrupt) -> None:
+        reason = getattr(item, "reason", "") or item.why
+        with self._lock:
+            count = self.counts[reason] = self.counts.get(reason, 0) + 1
+        if count <= self.first:
+            self.write(f"{'failed' if isinstance(item, NotReplayed) else 'skipped'} {item}")
+
+    def rest(self) -> list[str]:
+        return [f"... and {count - self.first} more like it: {reason}"
+                for reason, count in self.counts.items() if count > self.first]
 
 
 def _replies(body) -> list[dict]:
@@ -109,6 +174,21 @@ def _replies(body) -> list[dict]:
 def _answered(status, error) -> bool:
     """The call got a proper answer: a 2xx status and a readable body."""
     return error is None and status is not None and 200 <= status < 300
+
+
+def _fault(exchange: Exchange) -> str:
+    """What went wrong with one call, in words; what came back shown short (an HTML page: its title)."""
+    if exchange.error and exchange.status is not None:  # answered, but unreadable
+        return f"{exchange.error} ({excerpt(exchange)})"
+    if exchange.error:
+        return exchange.error
+    if exchange.status is not None and not 200 <= exchange.status < 300:
+        return f"answered {exchange.status}: {excerpt(exchange)}"
+    return "the answer does not fit the API: " + "; ".join(map(str, exchange.problems[:3]))
+
+
+def _call(exchange: Exchange) -> str:
+    return f"{exchange.method} {urlsplit(exchange.url).path}"
 
 
 def _seconds(iso: str) -> float:
@@ -128,22 +208,24 @@ def _timed(lines: Iterator[dict | Corrupt]) -> Iterator[tuple[float, int, dict |
         yield last, order, line
 
 
-def recorded_conversations(paths: list, skipped: list[Corrupt], operators: dict,
-                           window: float = WINDOW_SECONDS) -> Iterator[Recorded]:
+def recorded_conversations(paths: list, skipped: list[Corrupt], operators: dict, window: float = WINDOW_SECONDS,
+                           on_skipped: Callable[[Corrupt], None] | None = None) -> Iterator[Recorded]:
     """Conversations from the recordings, as a stream.
 
     Files are merged by send time, so a conversation spread over several files (hourly files,
     one file per bot worker) comes out whole; a conversation is let go once nothing was sent
     in it for ``window`` seconds of recorded time, so memory holds an hour of traffic at most.
-    Operator set-ups met on the way are kept in ``operators``.
+    Operator set-ups met on the way are kept in ``operators``; corrupt lines go to ``skipped``
+    (and to ``on_skipped``, as they are met).
     """
     streams = [_timed(read_lines(path)) for path in recording_files(paths)]
     open_: OrderedDict[str, Recorded] = OrderedDict()  # least recently active first
     latest = float("-inf")
     for at, _, line in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
         if isinstance(line, Corrupt):
-            print(f"skipped {line}", file=sys.stderr)
             skipped.append(line)
+            if on_skipped:
+                on_skipped(line)
             continue
         if line["endpoint"] == "bot.save" and isinstance(line.get("request"), dict) and line["operator"]:
             operators[line["operator"]] = line["request"]
@@ -165,8 +247,9 @@ def _ordered(conversation: Recorded) -> Recorded:
 
 
 class Replayer:
-    def __init__(self, provider_url: str, secret: str | None = None):
+    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None):
         self.provider_url, self.secret = provider_url, secret
+        self.give_up = give_up or GiveUp()  # shared by every thread's client: who stopped answering is let be
         self._local = threading.local()
         self._ready: dict[str, list[dict]] = {}  # operator -> its distribution rules
         self._failed: dict[str, Exchange] = {}  # operator -> the call that could not set it up
@@ -175,7 +258,7 @@ class Replayer:
 
     def client(self) -> BotClient:
         if not hasattr(self._local, "client"):  # a requests.Session per thread
-            self._local.client = BotClient(self.provider_url, secret=self.secret)
+            self._local.client = BotClient(self.provider_url, secret=self.secret, give_up=self.give_up)
         return self._local.client
 
     def set_up(self, operator: str, settings: dict | None) -> list[dict]:
@@ -226,6 +309,9 @@ class Replayer:
         last = _seconds(recorded.lines[-1]["sent_at"]) - t0
         # What followed the last message plays out: pending replies, a transfer, iAdvize's 5-minute close.
         platform.wait(chat, max(0.0, last - chat.now) + INACTIVITY_CLOSE_SECONDS + 1)
+        calls = [event.exchange for _, event in events if event.kind == "call"]
+        if calls and not any(_answered(x.status, x.error) for x in calls):
+            raise NoAnswer(calls)
         return self._rows(recorded, chat, events, t0)
 
     def _rows(self, recorded: Recorded, chat: Conversation, events, t0: float) -> tuple[list[dict], dict]:
@@ -245,13 +331,16 @@ class Replayer:
             rows.append({
                 "conversation": recorded.id, "seq": seq, "endpoint": x.endpoint, "purpose": event.purpose,
                 "message": render.payload(sent.get("payload") or {}) if isinstance(sent, dict) else None,
-                "sent_at": datetime.fromtimestamp(t0 + event.at, UTC), "status": x.status, "error": x.error,
+                "sent_at": datetime.fromtimestamp(t0 + event.at, UTC), "status": x.status,
+                # an answer that could not be read: what it was, short (content type, a line of it)
+                "error": f"{x.error} ({excerpt(x)})" if x.error and x.status is not None else x.error,
                 "latency_ms": x.latency_ms, "recorded_latency_ms": twin["latency_ms"] if twin else None,
                 "replies": json.dumps(replies, ensure_ascii=False, sort_keys=True),
                 "recorded_replies": json.dumps(recorded_replies, ensure_ascii=False, sort_keys=True)
                 if twin else None,
-                # a failed call is never the same as an answered one, even when neither has replies
-                "same": replies == recorded_replies and _answered(x.status, x.error) == _answered(
+                # a failed call is never the same as an answered one, even when neither has replies;
+                # a call not sent is never the same as anything recorded
+                "same": not x.skipped and replies == recorded_replies and _answered(x.status, x.error) == _answered(
                     twin["status"], twin.get("error")) if twin else None,
             })
         return rows, self._conversation_row(recorded, chat, rows, t0)
@@ -341,52 +430,116 @@ class TableWriter:
     def close(self) -> None:
         self.flush()
         self.writer.close()
+        self.writer = None
+
+    def abandon(self) -> None:
+        """Close the file, whatever it holds (a run cut short): its rows are not wanted."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def replay(paths: list, provider_url: str, out: Path, secret: str | None = None, concurrency: int = 4,
-           progress=None, limit: int | None = None) -> Summary:
+           progress=silent, limit: int | None = None, on_skipped: Callable[[Corrupt], None] | None = None,
+           give_up: GiveUp | None = None) -> Summary:
+    """Replay the recordings at ``paths`` against the bot at ``provider_url``, tables into ``out``.
+
+    ``progress(text, step="replay")`` is called as conversations finish; ``on_skipped`` with each
+    corrupt line and each failed conversation (a :class:`NotReplayed`) as they are met; ``give_up``
+    is shared with calls made before (a preflight), so their timeouts count. The tables replace
+    those already in ``out`` only when at least one conversation was replayed.
+    """
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary, operators = Summary(), {}
-    replayer = Replayer(provider_url, secret)
-    exchanges = TableWriter(out / "exchanges.parquet", EXCHANGE_COLUMNS)
-    conversations = TableWriter(out / "conversations.parquet", CONVERSATION_COLUMNS)
+    replayer = Replayer(provider_url, secret, give_up)
+    staged = {name: _temporary(out, name) for name in ("exchanges.parquet", "conversations.parquet")}
+    exchanges = TableWriter(staged["exchanges.parquet"], EXCHANGE_COLUMNS)
+    conversations = TableWriter(staged["conversations.parquet"], CONVERSATION_COLUMNS)
 
     def attempt(recorded: Recorded, settings: dict | None):
         try:
             return replayer.replay(recorded, settings)
         except Exception as error:  # one odd conversation must not end the run: report it, go on
-            file, line = recorded.lines[0]["_source"].rsplit(":", 1)
-            return Corrupt(file, int(line), f"conversation {recorded.id} not replayed: {type(error).__name__}: "
-                                            f"{error}")
+            return _not_replayed(recorded, error)
 
     def done(future) -> None:
         outcome = future.result()
-        if isinstance(outcome, Corrupt):
-            print(f"skipped {outcome}", file=sys.stderr)
-            summary.skipped.append(outcome)
-            return
-        rows, conversation = outcome
-        exchanges.add(rows)
-        conversations.add([conversation])
-        summary.conversations += 1
-        summary.exchanges += len(rows)
-        summary.differences += conversation["differences"]
-        summary.failed += sum(1 for row in rows if not _answered(row["status"], row["error"]))
-        if progress:
-            progress(summary)
+        if isinstance(outcome, NotReplayed):
+            summary.failed_conversations.append(outcome)
+            if on_skipped:
+                on_skipped(outcome)
+        else:
+            rows, conversation = outcome
+            exchanges.add(rows)
+            conversations.add([conversation])
+            summary.conversations += 1
+            summary.exchanges += len(rows)
+            summary.differences += conversation["differences"]
+            summary.failed += sum(1 for row in rows if not _answered(row["status"], row["error"]))
+            summary.not_sent += sum(1 for row in rows if (row["error"] or "").startswith(NOT_SENT))
+        progress(summary.progress(), step="replay")
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        running = set()
-        for number, recorded in enumerate(recorded_conversations(paths, summary.skipped, operators)):
-            if limit is not None and number >= limit:
-                break
-            if len(running) >= concurrency * 2:  # bounded: recordings are read as fast as they are replayed
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    done(future)
-            running.add(pool.submit(attempt, recorded, operators.get(recorded.operator)))
-        for future in running:
-            done(future)
-    exchanges.close()
-    conversations.close()
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            running = []  # in the recording's order: what is reported follows it as far as it can
+            recorded_stream = recorded_conversations(paths, summary.skipped, operators, on_skipped=on_skipped)
+            for number, recorded in enumerate(recorded_stream):
+                if limit is not None and number >= limit:
+                    break
+                if len(running) >= concurrency * 2:  # bounded: recordings are read as fast as they are replayed
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in [f for f in running if f in finished]:
+                        done(future)
+                    running = [f for f in running if f not in finished]
+                running.append(pool.submit(attempt, recorded, operators.get(recorded.operator)))
+            for future in running:
+                done(future)
+        exchanges.close()
+        conversations.close()
+        if summary.conversations:  # earlier results are replaced by these, never by empty tables
+            for name, path in staged.items():
+                os.replace(path, out / name)
+    finally:
+        exchanges.abandon()
+        conversations.abandon()
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+    summary.given_up = replayer.give_up.summary()
     return summary
+
+
+def _temporary(out: Path, name: str) -> Path:
+    """A name of its own in ``out`` for a table being written; hidden, so that no glob takes it for a
+    result. The file is created by the writer, with the permissions any file of the user gets."""
+    return out / f".{name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial"
+
+
+class NoAnswer(Exception):
+    """Not one call of a conversation got an answer: there is nothing of the bot's to compare."""
+
+    def __init__(self, calls: list[Exchange]):
+        self.calls = calls
+        super().__init__(f"none of its {len(calls)} calls was answered")
+
+
+def _not_replayed(recorded: Recorded, error: Exception) -> NotReplayed:
+    """Why a conversation could not be replayed, in words: with its particulars, and without (to group)."""
+    if isinstance(error, NoAnswer):
+        made = [x for x in error.calls if not x.skipped]
+        if not made:  # every call given up before it was sent
+            x = error.calls[0]
+            cause = x.error.removeprefix(NOT_SENT).strip()
+            why = reason = f"none of its calls was made: {cause}"
+        else:
+            x = made[0]
+            why = f"none of its {len(error.calls)} calls was answered; the first: {_call(x)}: {_fault(x)}"
+            reason = f"none of its calls was answered; the first: {x.endpoint}: {_fault(x)}"
+    elif isinstance(error, BotError):  # only the operator's set-up raises it
+        x = error.exchange
+        why = f"operator {recorded.operator} could not be set up: {_call(x)}: {_fault(x)}"
+        reason = f"its operator could not be set up: {x.endpoint}: {_fault(x)}"
+    else:  # something in the recording this replay cannot play
+        why = reason = f"{type(error).__name__}: {error}"
+    file, line = recorded.lines[0]["_source"].rsplit(":", 1)
+    return NotReplayed(file, int(line), why, conversation=recorded.id, reason=reason)

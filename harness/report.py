@@ -3,21 +3,61 @@
 Both notebooks run on a real Jupyter kernel (papermill) with the same replay results, then
 nbconvert exports them with code cells hidden and figures embedded as images, so the page
 opens offline in any browser.
+
+The kernel starts quiet: over CurveZMQ-encrypted sockets (ipykernel warns of plain TCP
+otherwise), with ``-Xfrozen_modules=off`` and ``PYDEVD_DISABLE_FILE_VALIDATION=1`` (debugpy,
+which ipykernel loads, warns of frozen modules otherwise), and the deprecation warnings of the
+Jupyter machinery are not shown while it runs. Nothing here prints: ``progress`` is told which
+notebook runs.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import tempfile
+import warnings
 from pathlib import Path
+
+from .progress import silent
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("replay-conversations.ipynb", "response-times-and-escalations.ipynb")
 _REMOTE_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>", re.I)
 
 
+JUPYTER_MODULES = r"(papermill|nbclient|nbconvert|nbformat|jupyter_client|jupyter_core|ipykernel|traitlets|zmq)"
+KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # debugpy: no "frozen modules" warning at kernel start
+
+
 class ReportError(Exception):
     pass
+
+
+def _kernel_manager():
+    """The kernel manager class papermill starts the notebooks' kernels with: one that starts quiet."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class QuietKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _encrypted(self) -> str:
+            # CurveZMQ keys when the kernelspec supports them: the kernel does not warn of plain TCP
+            return "auto" if zmq.has("curve") else "disabled"
+
+        def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
+            command = super().format_kernel_cmd(extra_arguments)
+            if command and command[0] == sys.executable:  # a Python kernel: no frozen modules for debugpy
+                command.insert(1, "-Xfrozen_modules=off")
+            return command
+
+        async def start_kernel(self, **kwargs):
+            env = {**(kwargs.pop("env", None) or os.environ), **KERNEL_ENV}
+            return await super().start_kernel(env=env, **kwargs)
+
+    return QuietKernelManager
 
 
 def execute(notebook: str, parameters: dict, workdir: Path):
@@ -28,15 +68,22 @@ def execute(notebook: str, parameters: dict, workdir: Path):
     declared = papermill.inspect_notebook(str(NOTEBOOKS_DIR / notebook))  # only these: papermill warns of others
     parameters = {name: value for name, value in parameters.items() if name in declared}
     try:
-        return papermill.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(workdir / notebook),
-                                          parameters=parameters, cwd=str(NOTEBOOKS_DIR), kernel_name="python3",
-                                          progress_bar=False, log_output=False)
+        with warnings.catch_warnings():  # the Jupyter machinery's own deprecations, while it starts and runs
+            for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+                warnings.filterwarnings("ignore", category=category, module=JUPYTER_MODULES)
+            return papermill.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(workdir / notebook),
+                                              parameters=parameters, cwd=str(NOTEBOOKS_DIR), kernel_name="python3",
+                                              progress_bar=False, log_output=False,
+                                              kernel_manager_class=_kernel_manager())
     except PapermillExecutionError as error:
         raise ReportError(f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
 
 
-def build(results: Path, out: Path, compare_with: Path | None = None) -> Path:
-    """The HTML report of a replay's results (a folder with exchanges.parquet and conversations.parquet)."""
+def build(results: Path, out: Path, compare_with: Path | None = None, progress=silent) -> Path:
+    """The HTML report of a replay's results (a folder with exchanges.parquet and conversations.parquet).
+
+    ``progress(text, step=...)`` is told which notebook runs ("report: executing NAME (1 of 2)").
+    """
     import nbformat
     import pandas as pd
     from nbconvert import HTMLExporter
@@ -44,14 +91,21 @@ def build(results: Path, out: Path, compare_with: Path | None = None) -> Path:
     try:
         replayed = len(pd.read_parquet(Path(results) / "conversations.parquet", columns=["conversation"]))
     except (OSError, ValueError) as error:
+        if not (Path(results) / "conversations.parquet").exists():
+            raise ReportError(f"{results} holds no conversations.parquet: not a replay's output folder, or a "
+                              "replay that replayed nothing") from None
         raise ReportError(f"{results} is not a replay's output folder ({error})") from None
     if replayed == 0:
         raise ReportError(f"{results} holds no replayed conversation: nothing to report")
 
     parameters = {"results": str(Path(results).resolve()),
                   "compare_with": str(Path(compare_with).resolve()) if compare_with else ""}
+    executed = []
     with tempfile.TemporaryDirectory(prefix="report-") as workdir:
-        executed = [execute(name, parameters, Path(workdir)) for name in NOTEBOOKS]
+        for number, name in enumerate(NOTEBOOKS, 1):
+            progress(f"report: executing {name} ({number} of {len(NOTEBOOKS)})", step=name)
+            executed.append(execute(name, parameters, Path(workdir)))
+    progress("report: exporting the HTML page", step="export")
     combined = nbformat.v4.new_notebook(cells=[cell for book in executed for cell in book.cells
                                                if "injected-parameters" not in cell.metadata.get("tags", [])
                                                and "parameters" not in cell.metadata.get("tags", [])],

@@ -5,7 +5,8 @@ stalls after its headers, trickles its answer a byte at a time, hangs up in the 
 the body, answers HTML, invalid JSON or a body larger than the client accepts. Whatever it
 does, the command ends within a bound, writes what it can, names the fault in plain words
 and prints no traceback. In-process replays lower the client's budget through
-``BotClient(budget=...)``; the commands run as a user runs them, with iAdvize's 10 s.
+``BotClient(budget=...)``; the commands run as a user runs them, with iAdvize's 10 s. The replay
+tests assert what was decided (the calls made, those given up, the lines said), not how long it took.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -27,8 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness import replay as replay_module
-from harness.client import BUDGET_SECONDS, MAX_BODY_BYTES, BotClient
-from harness.replay import replay
+from harness.client import BUDGET_SECONDS, MAX_BODY_BYTES, NO_ANSWER_WITHIN, BotClient
+from harness.replay import Grouped, replay
 from harness.verify.states import PROVIDER
 
 from .conftest import ROOT, LoopbackServer
@@ -36,13 +38,13 @@ from .conftest import ROOT, LoopbackServer
 SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
 PACTS = ROOT / "contracts" / "pacts"
 BUDGET = 0.5  # in-process replays: the client's budget, lowered so that hanging bots cost little
-SLACK = 15.0  # generous: two cores, other suites running beside this one
 HUGE = b"[" + b"1," * (MAX_BODY_BYTES // 2 + 10) + b"1]"
 
 TIMED_OUT = "no complete answer within the {budget:g} s iAdvize waits"
 NOT_JSON = "the answer is not JSON"
 TOO_LARGE = f"the answer is larger than {MAX_BODY_BYTES} bytes"
 HUNG_UP = "connection failed ("
+PROGRESS = re.compile(r"^replay: \d+ conversations, \d+ exchanges, \d+ failed(; \d+ conversations failed)? \(\d+ s\)$")
 # what each broken bot does -> the start of the error every call to it must carry
 FAULTS = {
     "hang": TIMED_OUT,
@@ -58,10 +60,11 @@ FAULTS = {
 # --- a broken bot ------------------------------------------------------------------------------
 
 class BrokenBot:
-    """Answers every call with ``mode``; with ``set_up_works``, operators are saved and read properly."""
+    """Answers every call with ``mode``; with ``set_up_works``, operators are saved and read properly;
+    with ``greeting_works``, ``GET /external-bots`` and the greeting are answered properly too."""
 
-    def __init__(self, mode: str, set_up_works: bool = False):
-        self.mode, self.set_up_works = mode, set_up_works
+    def __init__(self, mode: str, set_up_works: bool = False, greeting_works: bool = False):
+        self.mode, self.set_up_works, self.greeting_works = mode, set_up_works, greeting_works
         self.requests: list[tuple[str, str]] = []  # (method, path without the query)
         self.release = threading.Event()  # set at the end: hanging handlers return
         bot = self
@@ -77,6 +80,10 @@ class BrokenBot:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     if bot.set_up_works and path.startswith("/bots/") and path.count("/") == 2:
                         bot.operator(self, path.rsplit("/", 1)[1], json.loads(body) if body else {})
+                    elif bot.greeting_works and path == "/external-bots":
+                        bot.send(self, 200, b'[{"idBot": "shop", "name": "Shop"}]')
+                    elif bot.greeting_works and path.endswith("/conversation-first-messages"):
+                        bot.send(self, 200, b'{"replies": []}')
                     else:
                         bot.misbehave(self)
 
@@ -135,8 +142,8 @@ class BrokenBot:
 
 
 @contextlib.contextmanager
-def broken_bot(mode: str, set_up_works: bool = False):
-    bot = BrokenBot(mode, set_up_works)
+def broken_bot(mode: str, set_up_works: bool = False, greeting_works: bool = False):
+    bot = BrokenBot(mode, set_up_works, greeting_works)
     try:
         yield bot
     finally:
@@ -221,31 +228,36 @@ def cli(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, 
 
 @pytest.mark.parametrize("mode", FAULTS)
 def test_replay_against_a_broken_bot_writes_each_failed_call_as_a_row_that_names_the_fault(
-        mode, low_budget, tmp_path):
+        mode, low_budget, tmp_path, capsys):
     recorded = [set_up_line("ha-100001", 0), *conversation_lines("ha-100001", "conv-a", 1)]
     path = write_recording(tmp_path / "rec.jsonl", recorded)
     out = tmp_path / "out"
-    with broken_bot(mode, set_up_works=True) as bot:
-        started = time.monotonic()
+    with broken_bot(mode, set_up_works=True, greeting_works=True) as bot:  # the greeting answered: it replays
         summary = replay([path], bot.url, out)
-        elapsed = time.monotonic() - started
 
     calls = [x["endpoint"] for x in recorded if x["conversation"]]  # greeting, routing, the visitor's message
-    assert elapsed < len(calls) * BUDGET + SLACK
-    exchanges = rows(out / "exchanges.parquet")
-    assert [x["endpoint"] for x in exchanges] == calls
+    assert bot.requests == [("PUT", "/bots/ha-100001"), ("GET", "/bots/ha-100001/conversation-first-messages"),
+                            ("POST", "/conversations"), ("POST", "/conversations/conv-a/messages")]
+    greeting, *broken = rows(out / "exchanges.parquet")
+    assert [x["endpoint"] for x in [greeting, *broken]] == calls
+    assert (greeting["status"], greeting["error"], greeting["same"]) == (200, None, True)
     expected = FAULTS[mode].format(budget=BUDGET)
-    for x in exchanges:
+    for x in broken:
         assert x["error"].startswith(expected), x
         assert x["same"] is False, "a call that failed cannot match a recorded answer"
         assert x["status"] == (200 if expected == NOT_JSON else None)
-        assert x["latency_ms"] < (BUDGET + 5) * 1000
     if mode == "close":
-        assert all("IncompleteRead" in x["error"] for x in exchanges)
+        assert all("IncompleteRead" in x["error"] for x in broken)
+    if mode == "html":  # what came, short: its content type and its text, not the page
+        assert all(x["error"] == f"{NOT_JSON} (text/html: Bad gateway)" for x in broken)
+    if mode == "invalid-json":
+        assert all(x["error"] == f'{NOT_JSON} (application/json: {{"replies": [{{"type": "message",)'
+                   for x in broken)
     assert [(c["conversation"], c["turns"]) for c in rows(out / "conversations.parquet")] == [("conv-a", 1)]
-    assert (summary.conversations, summary.exchanges, summary.failed, summary.skipped) == (1, len(calls),
-                                                                                           len(calls), [])
-    assert f"{len(calls)} calls failed" in str(summary)
+    assert (summary.conversations, summary.exchanges, summary.failed, summary.skipped,
+            summary.failed_conversations) == (1, len(calls), len(broken), [], [])
+    assert f"{len(broken)} calls failed" in str(summary)
+    assert capsys.readouterr() == ("", "")  # library code prints nothing
 
 
 @pytest.mark.parametrize("mode", ["hang", "trickle", "close", "invalid-json"])
@@ -253,38 +265,46 @@ def test_an_operator_the_broken_bot_cannot_set_up_is_tried_once_and_each_convers
         mode, low_budget, tmp_path, capsys):
     recorded = two_operators(3)
     path = write_recording(tmp_path / "rec.jsonl", recorded)
+    told: list[str] = []
+    grouped = Grouped(told.append)
     with broken_bot(mode) as bot:
-        started = time.monotonic()
-        summary = replay([path], bot.url, tmp_path / "out")
-        elapsed = time.monotonic() - started
+        summary = replay([path], bot.url, tmp_path / "out", on_skipped=grouped)
 
-    assert elapsed < 2 * BUDGET + SLACK
     where = first_lines(recorded)
-    assert sorted((c.file, c.line) for c in summary.skipped) == sorted((str(path), n) for n in where.values())
+    assert summary.skipped == []  # the recording is sound: these conversations failed, they are not corrupt
+    assert sorted((c.file, c.line) for c in summary.failed_conversations) == sorted(
+        (str(path), n) for n in where.values())
     expected = FAULTS[mode].format(budget=BUDGET)
-    for skipped in summary.skipped:
-        conversation = next(c for c, n in where.items() if n == skipped.line)
-        assert skipped.why.startswith(f"conversation {conversation} not replayed: BotError: ")
-        assert f"/bots/ha-{1 if conversation.startswith('one') else 2}?" in skipped.why
-        assert expected in skipped.why, skipped.why
-    reported = capsys.readouterr().err.splitlines()  # as the replay goes, on stderr, one line each
-    assert len(reported) == len(where)
-    for conversation, number in where.items():
-        assert any(r.startswith(f"skipped {path}:{number}: conversation {conversation} not replayed: ")
-                   and expected in r for r in reported), reported
+    for failed in summary.failed_conversations:
+        assert where[failed.conversation] == failed.line
+        method, operator = ("PUT", "ha-1") if failed.conversation.startswith("one") else (
+            "PUT" if mode == "invalid-json" else "GET", "ha-2")
+        assert failed.why.startswith(f"operator {operator} could not be set up: {method} /bots/{operator}: {expected}")
+    assert capsys.readouterr() == ("", "")  # library code prints nothing: the lines go to on_skipped
+    told_of = [c for c in where if any(r.startswith(f"failed {path}:{where[c]}: conversation {c} not replayed: "
+                                                    "operator ") and expected in r for r in told)]
+    if mode == "invalid-json":  # both set-ups failed alike (PUT, not JSON): one reason, five told
+        assert (len(told), told_of, grouped.rest()) == (5, list(where)[:5], [
+            f"... and 1 more like it: its operator could not be set up: bot.save: {NOT_JSON} (application/json: "
+            '{"replies": [{"type": "message",)'])
+    else:  # one reason per operator (its PUT, its GET), three conversations each: all told
+        assert (len(told), told_of, grouped.rest()) == (len(where), list(where), [])
     calls = sorted(bot.requests)
     # one attempt per operator: a failed set-up is not waited out again for each conversation
     if mode == "invalid-json":  # ha-2 answered (not JSON): creating it is worth a try
         assert calls == [("GET", "/bots/ha-2"), ("PUT", "/bots/ha-1"), ("PUT", "/bots/ha-2")]
     else:  # no answer at all
         assert calls == [("GET", "/bots/ha-2"), ("PUT", "/bots/ha-1")]
-    assert rows(tmp_path / "out" / "exchanges.parquet") == [] == rows(tmp_path / "out" / "conversations.parquet")
-    assert pq.read_schema(tmp_path / "out" / "exchanges.parquet").names[:8] == [
-        "conversation", "seq", "endpoint", "purpose", "message", "sent_at", "status", "error"]
-    assert summary.conversations == 0 and f"{len(where)} corrupt lines or conversations skipped" in str(summary)
+    assert list((tmp_path / "out").iterdir()) == []  # nothing replayed: no table written, no temporary left
+    assert summary.conversations == 0 and f"{len(where)} conversations failed" in str(summary)
 
 
 # --- replay, the command -------------------------------------------------------------------------
+
+def progress_lines_only(stderr: str) -> bool:
+    """Nothing on stderr but progress (plain lines: it is not a terminal), if the run lasted long enough."""
+    return "\r" not in stderr and all(PROGRESS.match(line) for line in stderr.splitlines())
+
 
 @pytest.mark.parametrize("mode", ["close", "html", "invalid-json", "huge"])
 def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and_prints_no_traceback(
@@ -292,45 +312,56 @@ def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and
     recorded = [set_up_line("ha-100001", 0), *conversation_lines("ha-100001", "conv-a", 1)]
     path = write_recording(tmp_path / "rec.jsonl", recorded)
     out = tmp_path / "out"
-    with broken_bot(mode, set_up_works=True) as bot:
-        result, elapsed = cli("replay", str(path), "--provider-url", bot.url, "--out", str(out))
+    with broken_bot(mode, set_up_works=True, greeting_works=True) as bot:
+        result, _ = cli("replay", str(path), "--provider-url", bot.url, "--out", str(out))
 
-    calls = len(recorded) - 1
+    broken = len(recorded) - 2  # all but the set-up and the greeting
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""  # no traceback, no warning: the faults are in the tables
+    assert progress_lines_only(result.stderr), result.stderr  # no traceback, no warning: the faults are in the tables
     assert result.stdout.splitlines() == [
-        f"replayed 1 conversations, {calls} exchanges: {calls} replies differ from the recording; "
-        f"{calls} calls failed (see the error and status columns)",
+        f"replayed 1 conversations, {broken + 1} exchanges: {broken} replies differ from the recording; "
+        f"{broken} calls failed (see the error and status columns)",
         str(out / "exchanges.parquet"), str(out / "conversations.parquet")]
     errors = [x["error"] for x in rows(out / "exchanges.parquet")]
-    assert len(errors) == calls and all(e.startswith(FAULTS[mode].format(budget=BUDGET_SECONDS)) for e in errors)
+    assert errors[0] is None
+    assert all(e.startswith(FAULTS[mode].format(budget=BUDGET_SECONDS)) for e in errors[1:]), errors
     assert len(rows(out / "conversations.parquet")) == 1
-    assert elapsed < 30
+    assert [m for m, _ in bot.requests].count("POST") == broken  # each call made once: none given up
 
 
 @pytest.mark.parametrize("mode", ["hang", "trickle"])
-def test_the_replay_command_against_a_hanging_bot_ends_within_one_budget_per_operator(mode, tmp_path):
-    # iAdvize's own 10 s here
-    recorded = two_operators(2)
+def test_the_replay_command_gives_a_hanging_bot_up_after_two_calls_over_budget(mode, tmp_path):
+    # iAdvize's own 10 s here; one conversation at a time, so that which calls are made is decided in order
+    recorded = two_operators(2)  # ha-1 set up in the recording (PUT), ha-2 not (GET first)
     path = write_recording(tmp_path / "rec.jsonl", recorded)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "exchanges.parquet").write_bytes(b"an earlier run")
     with broken_bot(mode) as bot:
-        result, elapsed = cli("replay", str(path), "--provider-url", bot.url, "--out", str(out))
+        result, _ = cli("replay", str(path), "--provider-url", bot.url, "--out", str(out), "--concurrency", "1")
 
-    assert elapsed < BUDGET_SECONDS + SLACK  # each operator's set-up waited out once, side by side
-    assert result.returncode == 0 and "Traceback" not in result.stderr
-    where = first_lines(recorded)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    # the preflight's GET /external-bots went over budget, then ha-1's PUT: two in a row on different
+    # endpoints, so the whole bot was given up: ha-2's GET was not sent, and ha-1 is not tried again
+    assert bot.requests == [("GET", "/external-bots"), ("PUT", "/bots/ha-1")]
     reported = result.stderr.splitlines()
-    timed_out = TIMED_OUT.format(budget=BUDGET_SECONDS)
-    assert len(reported) == len(where)
-    for conversation, number in where.items():
-        method, operator = ("PUT", "ha-1") if conversation.startswith("one") else ("GET", "ha-2")
-        assert any(r.startswith(f"skipped {path}:{number}: conversation {conversation} not replayed: BotError: "
-                                f"{method} {bot.url}/bots/{operator}?") and r.endswith(timed_out)
-                   for r in reported), reported
-    assert result.stdout.startswith("replayed 0 conversations, 0 exchanges")
-    assert f"{len(where)} corrupt lines or conversations skipped" in result.stdout
-    assert rows(out / "exchanges.parquet") == [] == rows(out / "conversations.parquet")
+    assert (f"given up: the bot stopped answering (2 calls in a row on different endpoints with {NO_ANSWER_WITHIN} "
+            "the budget): 1 further calls were not made") in reported
+    timed_out = f"operator ha-1 could not be set up: PUT /bots/ha-1: {TIMED_OUT.format(budget=BUDGET_SECONDS)}"
+    not_sent = (f"operator ha-2 could not be set up: GET /bots/ha-2: not sent: the bot was given up after 2 calls "
+                f"in a row with {NO_ANSWER_WITHIN} the budget")
+    where = first_lines(recorded)
+    assert [r for r in reported if r.startswith("failed ")] == [
+        f"failed {path}:{where[c]}: conversation {c} not replayed: {timed_out if c.startswith('one') else not_sent}"
+        for c in ("one-0", "two-0", "one-1", "two-1")]
+    # progress as it went (stderr is not a terminal: plain lines); the set-up alone outlasts the first seconds
+    assert "\r" not in result.stderr and any(PROGRESS.match(r) for r in reported), reported
+    assert result.stdout.splitlines() == [
+        "replayed 0 conversations, 0 exchanges: 0 replies differ from the recording; 4 conversations failed "
+        "(not replayed, so not in the tables)",
+        f"no conversation could be replayed: nothing written, {out} left as it was"]
+    assert sorted(p.name for p in out.iterdir()) == ["exchanges.parquet"]
+    assert (out / "exchanges.parquet").read_bytes() == b"an earlier run"
 
 
 def sample_conversations(count: int) -> tuple[list[str], list[list[str]]]:
@@ -363,18 +394,18 @@ def test_the_replay_command_reports_a_corrupt_line_and_a_cut_gzip_with_file_and_
     expected = {json.loads(x)["conversation"] for x in [*a, *c, *readable]}
     out = tmp_path / "out"
     with LoopbackServer(make_bot(PUBLIC_URL="https://bot.example.com")) as server:
-        result, elapsed = cli("replay", str(folder), "--provider-url", server.url, "--out", str(out))
+        result, _ = cli("replay", str(folder), "--provider-url", server.url, "--out", str(out))
 
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
-    reported = sorted(result.stderr.splitlines())  # in recorded-time order: a.jsonl's need not come first
+    # in recorded-time order: a.jsonl's need not come first; progress lines aside
+    reported = sorted(r for r in result.stderr.splitlines() if not PROGRESS.match(r))
     assert len(reported) == 2
     assert reported[0].startswith(f"skipped {folder / 'a.jsonl'}:{len(set_up) + 4}: not JSON")
     assert reported[1].startswith(f"skipped {folder / 'b.jsonl.gz'}:{len(readable) + 1}: unreadable")
     assert result.stdout.startswith(f"replayed {len(expected)} conversations, ")
-    assert "2 corrupt lines or conversations skipped" in result.stdout
+    assert "2 corrupt lines skipped" in result.stdout and "conversations failed" not in result.stdout
     assert {x["conversation"] for x in rows(out / "conversations.parquet")} == expected
     assert {x["conversation"] for x in rows(out / "exchanges.parquet")} == expected
-    assert elapsed < 60
 
 
 def test_the_replay_command_refuses_what_it_cannot_use_in_one_line(tmp_path):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 
 import nbformat
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
-from harness.replay import replay
+from harness.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, replay
 from harness.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
 
 from .conftest import ROOT, LoopbackServer
@@ -63,7 +67,11 @@ def test_the_response_times_notebook_draws_every_chart(results, tmp_path):
 
 
 def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path, caplog):
-    page = build(results, tmp_path / "report.html").read_text(encoding="utf-8")
+    steps = []
+    page = build(results, tmp_path / "report.html", progress=lambda text, step: steps.append((text, step)))
+    page = page.read_text(encoding="utf-8")
+    assert steps == [(f"report: executing {name} ({n} of 2)", name) for n, name in enumerate(NOTEBOOKS, 1)] + [
+        ("report: exporting the HTML page", "export")]
     assert "unknown parameter" not in caplog.text  # each notebook is given the parameters it declares
     assert page.count('src="data:image/png;base64,') == 6  # every chart of both notebooks, embedded
     assert "import " not in page and "metrics.load" not in page  # code cells hidden
@@ -87,11 +95,34 @@ def test_a_report_of_nothing_says_so(tmp_path):
     from harness.report import ReportError
 
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
-    replay([tmp_path / "empty.jsonl"], "http://127.0.0.1:9", tmp_path / "results")
-    with pytest.raises(ReportError, match="holds no replayed conversation"):
+    summary = replay([tmp_path / "empty.jsonl"], "http://127.0.0.1:9", tmp_path / "results")
+    assert summary.conversations == 0 and list((tmp_path / "results").iterdir()) == []  # no empty tables written
+    with pytest.raises(ReportError, match=r"holds no conversations\.parquet: not a replay's output folder"):
         build(tmp_path / "results", tmp_path / "report.html")
-    with pytest.raises(ReportError, match="is not a replay's output folder"):
+    with pytest.raises(ReportError, match=r"holds no conversations\.parquet"):
         build(tmp_path / "nowhere", tmp_path / "report.html")
+    empty = tmp_path / "empty-tables"  # as an older replay left them
+    empty.mkdir()
+    pq.write_table(pa.Table.from_pylist([], schema=EXCHANGE_COLUMNS), empty / "exchanges.parquet")
+    pq.write_table(pa.Table.from_pylist([], schema=CONVERSATION_COLUMNS), empty / "conversations.parquet")
+    with pytest.raises(ReportError, match="holds no replayed conversation"):
+        build(empty, tmp_path / "report.html")
+
+
+def test_the_report_command_prints_no_kernel_warning(tmp_path):
+    """Run as a user runs it (from the repository, the committed sample): the page, and nothing to worry about."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "IADVIZE_SECRET")}
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--limit", "20", "--out",
+                             str(tmp_path / "report.html")], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    lines = (result.stdout + result.stderr).splitlines()
+    assert [line for line in lines if "warning" in line.lower()] == [], lines
+    assert result.stdout == f"{tmp_path / 'report.html'}\n"
+    said = result.stderr.splitlines()  # the replay's summary, and progress if it ran for long enough
+    assert any(line.startswith("replayed 20 conversations, ") for line in said), said
+    assert all(line.startswith(("replayed 20 conversations, ", "replay: ", "report: ")) for line in said), said
+    assert (tmp_path / "report.html").stat().st_size > 0
 
 
 def test_replay_refuses_a_concurrency_of_zero():

@@ -127,11 +127,13 @@ def test_a_corrupt_line_is_skipped_and_counted_and_the_rest_replayed(make_bot, t
     lines.insert(10, "{garbage")
     path = tmp_path / "rec.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    told = []
     with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
-        summary = replay([path], server.url, tmp_path / "out")
-    assert [str(c) for c in summary.skipped] == [f"{path}:11: not JSON (Expecting property name enclosed in "
-                                                 "double quotes)"]
-    assert summary.conversations >= 4 and "1 corrupt lines or conversations skipped" in str(summary)
+        summary = replay([path], server.url, tmp_path / "out", on_skipped=told.append)
+    corrupt = f"{path}:11: not JSON (Expecting property name enclosed in double quotes)"
+    assert [str(c) for c in summary.skipped] == [corrupt] == [str(c) for c in told]  # told as it was met
+    assert summary.conversations >= 4 and summary.failed_conversations == []
+    assert "1 corrupt lines skipped" in str(summary)
 
 
 def test_a_missing_recording_is_a_clear_error(tmp_path):
@@ -188,5 +190,9 @@ def test_an_odd_conversation_is_skipped_with_its_place_and_the_rest_replayed(mak
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
         summary = replay([path], server.url, tmp_path / "out")
-    assert len(summary.skipped) == 1 and "not replayed: AttributeError" in summary.skipped[0].why
-    assert summary.skipped[0].file == str(path) and summary.conversations >= 3
+    assert summary.skipped == [] and len(summary.failed_conversations) == 1
+    failed = summary.failed_conversations[0]
+    assert failed.why.startswith("AttributeError: ") and str(failed).startswith(
+        f"{path}:{failed.line}: conversation {records[odd]['conversation']} not replayed: AttributeError: ")
+    assert failed.file == str(path) and summary.conversations >= 3
+    assert "1 conversations failed" in str(summary)
