@@ -57,6 +57,7 @@ class Exchange:
     request_headers: dict = field(default_factory=dict, repr=False)  # as sent, the signature included
     request_data: bytes = field(default=b"", repr=False)  # the body exactly as sent
     skipped: bool = False  # not sent: the endpoint (or the whole bot) was given up for not answering
+    unreachable: bool = False  # no connection could be made at all (refused, unknown host)
     budget: float = field(default=10.0, repr=False)  # the seconds iAdvize gives this call
 
     @property
@@ -341,6 +342,7 @@ class BotClient:
             # a read timeout in the middle of a body comes as a connection or protocol error
             exchange.error = (f"{NO_ANSWER_WITHIN} the {budget:g} s iAdvize waits"
                               if time.monotonic() >= started + budget else f"connection failed ({_reason(error)})")
+            exchange.unreachable = _never_connected(error)
         except _TooLarge:
             exchange.error = f"the answer is larger than {MAX_BODY_BYTES} bytes"
         else:
@@ -441,12 +443,14 @@ class GiveUp:
 
     def sentence(self, endpoint: str) -> str:
         """What happened to a given-up endpoint, in words: the calls over budget and those not made."""
+        skipped = self.given_up[endpoint]
         if endpoint == "*":
-            return (f"the bot stopped answering ({self.after} calls in a row on different endpoints with "
-                    f"{NO_ANSWER_WITHIN} the budget): {self.given_up['*']} further calls were not made")
-        return (f"{self.timeouts.get(endpoint, 0)} calls with {NO_ANSWER_WITHIN} the "
-                f"{self.budgets.get(endpoint, BUDGET_SECONDS):g} s budget: given up after {self.after} in a row, "
-                f"{self.given_up[endpoint]} further calls not made")
+            said = (f"the bot stopped answering ({self.after} calls in a row on different endpoints with "
+                    f"{NO_ANSWER_WITHIN} the budget)")
+            return said + (f": {skipped} further calls were not made" if skipped else "")
+        said = (f"{self.timeouts.get(endpoint, 0)} calls with {NO_ANSWER_WITHIN} the "
+                f"{self.budgets.get(endpoint, BUDGET_SECONDS):g} s budget: given up after {self.after} in a row")
+        return said + (f", {skipped} further calls not made" if skipped else "")
 
     def summary(self) -> list[str]:
         """One line per endpoint given up (and for the whole bot, if it was)."""
@@ -483,7 +487,7 @@ def preflight(client: BotClient, id_operator: str | None = None) -> tuple[list[E
     """
     first = client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
     made = [first]
-    if first.status is None and not first.timed_out:
+    if first.unreachable:
         return made, f"cannot reach the bot at {client.base_url}: {first.error}"
     if first.status is not None and not 200 <= first.status < 300 and (
             first.status not in REFUSED_STATUSES or client.secret):
@@ -498,6 +502,16 @@ class _Timeout(Exception):
 
 class _TooLarge(Exception):
     pass
+
+
+def _never_connected(error: Exception) -> bool:
+    """The connection itself failed (refused, no such host), as opposed to a bot hanging up mid-answer."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            return True
+        cause = cause.__context__ if cause.__context__ is not cause else None
+    return False
 
 
 def _reason(error: Exception) -> str:

@@ -121,7 +121,7 @@ def _http_error(o: Observation):
     if o.purpose in PROBES or _timed_out(x) or _non_text_visit(o):
         return
     if x.status is None:  # no answer: refused, reset, or cut off in the middle of one
-        yield f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached", x.error or ""
+        yield f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached", ""
     elif not 200 <= x.status < 300:
         yield f"answered HTTP {x.status}", _body(x)
     elif x.error:

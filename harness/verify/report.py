@@ -65,6 +65,10 @@ def _reasons(mismatch: dict | None, attempt: Attempt | None) -> list[str]:
             items = mismatch.get("mismatches", [])
             if any(i.get("type") == "StatusMismatch" for i in items):  # the rest of an error answer is noise
                 items = [i for i in items if i.get("type") == "StatusMismatch"]
+            if exchange is not None and exchange.error:
+                # no answer (the gateway's 502/504 stood in for it): Pact's view of the stand-in adds nothing;
+                # an unreadable answer: its status and headers still say something, its body does not
+                items = [i for i in items if exchange.status is not None and i.get("type") != "BodyMismatch"]
             reasons.extend(plain(item, exchange) for item in items)
     if exchange is not None and exchange.problems:
         reasons.append("the body does not fit the API: " + "; ".join(map(str, exchange.problems[:5])))
