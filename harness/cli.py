@@ -42,16 +42,20 @@ def _check(args) -> int:
 def _sample(args) -> int:
     from .client import BotClient
     from .embedded import BotProcessError, EmbeddedBot
+    from .progress import Progress
     from .sample import generate
 
+    progress = Progress()
     try:
         # Recorded from the reference bot; a fixed public URL keeps its editorUrl (and the sample) reproducible.
         with EmbeddedBot(workers=2, env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as bot:
             path = generate(BotClient(bot.url, id_connector_version="5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"),
-                            args.conversations, args.seed, Path(args.out))
+                            args.conversations, args.seed, Path(args.out), progress)
     except BotProcessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        progress.done()
     print(path)
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .client import BotClient
 from .platform import Conversation, Event, SimulatedPlatform
+from .progress import silent
 from .recording import record, utc_iso
 
 OPERATOR = "ha-424242"
@@ -72,7 +73,7 @@ class Synthesis:
         return round(min(value, 14_000), 1)
 
 
-def generate(client: BotClient, conversations: int, seed: int, out: Path) -> Path:
+def generate(client: BotClient, conversations: int, seed: int, out: Path, progress=silent) -> Path:
     """Record ``conversations`` synthetic conversations with the bot behind ``client`` into ``out``."""
     synthesis = Synthesis(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,8 @@ def generate(client: BotClient, conversations: int, seed: int, out: Path) -> Pat
         ]):
             write(_synthetic(record(exchange, None, OPERATOR, seq), set_up + seq, synthesis))
         starts = sorted(synthesis.start_time() for _ in range(conversations))
-        for start in starts:
+        for done, start in enumerate(starts):
+            progress(f"sample: {done} of {conversations} conversations recorded", step="sample")
             intent = synthesis.random.choices(names, weights=weights)[0]
             script = synthesis.random.choice(INTENTS[intent][1])
             for line in _conversation(client, synthesis, start, script):
