@@ -42,6 +42,7 @@ THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
 MAX_SCENARIOS = 5
 OTHER_SECRET = "not-the-app-secret"
 LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
+SIGNATURE_REFUSALS = (400, 401, 403)  # 401/403 as the docs ask; 400 as Tock answers
 FORGERIES = {  # what check sends in place of a valid X-iAdvize-Signature: each must be refused
     "unsigned": "no signature",
     "wrong-hex": "sha256= and 64 wrong hex digits",
@@ -80,7 +81,7 @@ class Report:
         return {"stopped": self.stopped, "notes": list(self.notes), "scenarios": list(self.scenarios),
                 "conversations": len(self.conversations), "findings": len(self.findings),
                 "errors": len(self.errors), "warnings": len(self.findings) - len(self.errors),
-                "calls": sum(len(c.calls) for c in self.conversations),
+                "calls": sum(1 for c in self.conversations for e in c.calls if not e.exchange.skipped),
                 "rules": sorted({f.rule for f in self.findings})}
 
     def label(self, id_conversation: str) -> str:
@@ -110,6 +111,7 @@ class Checker:
         self._previous: dict[str, Exchange] = {}  # idMessage -> first answer
         self._escalation: str | None = None  # the phrasing that made the bot transfer
         self._answered_get: dict[str, Exchange] = {}  # GET endpoint -> a signed call it answered 2xx
+        self._doing = "check"  # the probe under way, for the progress line
 
     def _operator_id(self) -> str:
         return self.exploration.id_operator or f"ha-{random.randint(900_000, 999_999)}"
@@ -138,6 +140,7 @@ class Checker:
 
     def _on_event(self, conversation: Conversation, event: Event) -> None:
         if event.kind == "call":
+            self.progress(f"{self._doing}, {self._tally()}")
             body = event.exchange.request_body or {}
             sent = (body.get("message") or {}).get("payload") if event.purpose == "visitor" else None
             self.observe(event.exchange, event.purpose, conversation.id, sent)
@@ -150,7 +153,7 @@ class Checker:
         if stopped:
             self.report.stopped = stopped
             return self.report
-        scenarios = made[0]
+        scenarios = made[0]  # the preflight's conversation is for an operator not saved yet: not judged
         self.observe(scenarios, "scenarios")
         listed = scenarios.body if scenarios.ok and isinstance(scenarios.body, list) else []
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
@@ -166,7 +169,8 @@ class Checker:
             for name, probe in (("exploring quick replies", self.explore), ("escalation", self.escalate),
                                 ("a file from the visitor", self.send_a_file), ("a long silence", self.stay_silent),
                                 ("a retried message", self.retry_a_message)):
-                self.progress(f"check: scenario {id_bot}: {name}, {self._tally()}", step=f"{id_bot}:{name}")
+                self._doing = f"check: scenario {id_bot}: {name}"
+                self.progress(f"{self._doing}, {self._tally()}", step=f"{id_bot}:{name}")
                 probe()
         if self.secret:
             self.progress(f"check: forged signatures, {self._tally()}", step="signatures")
@@ -178,8 +182,8 @@ class Checker:
         return self.report
 
     def _tally(self) -> str:
-        calls = sum(len(c.calls) for c in self.report.conversations)
-        return f"{len(self.report.conversations)} conversations, {calls} calls, {len(self.report.findings)} findings"
+        summary = self.report.summary()
+        return f"{summary['conversations']} conversations, {summary['calls']} calls, {summary['findings']} findings"
 
     def _note_given_up(self) -> None:
         """The endpoints given up: their timeout finding says so, with the count and the budget."""
@@ -261,26 +265,23 @@ class Checker:
             paths.extend([*path, value] for value in dict.fromkeys(_offered(answer)))
 
     def escalate(self) -> None:
-        """Ask for a human in the bot's words until it transfers; then again with nobody available."""
-        if self._escalation is None:
-            tried = []
-            for phrase in self._escalation_attempts():
-                tried.append(phrase)
-                transferred = self._ask_for_a_human(phrase, available=True)
-                if transferred is None:  # the bot does not answer messages: other words would fare no better
-                    return
-                if transferred:
-                    self._escalation = phrase
-                    break
-            else:
-                self.report.notes.append(
-                    f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried), so the "
-                    "transfer rules were not exercised on it; if it does transfer, give its words with "
-                    "--escalation TEXT")
+        """Ask for a human in the bot's words until it transfers; then again with nobody available.
+
+        The words that worked for one scenario are tried first on the next.
+        """
+        tried = []
+        for phrase in self._escalation_attempts():
+            tried.append(phrase)
+            transferred = self._ask_for_a_human(phrase, available=True)
+            if transferred is None:  # the bot does not answer messages: other words would fare no better
                 return
-        elif not self._ask_for_a_human(self._escalation, available=True):
-            return
-        self._ask_for_a_human(self._escalation, available=False)
+            if transferred:
+                self._escalation = phrase
+                self._ask_for_a_human(phrase, available=False)
+                return
+        self.report.notes.append(
+            f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried), so the "
+            "transfer rules were not exercised on it; if it does transfer, give its words with --escalation TEXT")
 
     def _escalation_attempts(self):
         """Quick replies that look like a way to a human (when offered after the greeting), then phrasings."""
@@ -288,8 +289,8 @@ class Checker:
         chat = self.conversation(platform, "escalation: what the greeting offers")
         answer = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         offered = [q for q in _offered(answer) if phrasings.looks_like_escalation(q)] if answer else []
-        yield from dict.fromkeys([*self.exploration.escalations, *offered,
-                                  *phrasings.escalations(self.exploration.language)])
+        yield from dict.fromkeys([*([self._escalation] if self._escalation else []), *self.exploration.escalations,
+                                  *offered, *phrasings.escalations(self.exploration.language)])
 
     def _ask_for_a_human(self, phrase: str, available: bool) -> bool | None:
         """One conversation: greeting, then ``phrase``; True when the bot transferred, None when it did
@@ -336,30 +337,48 @@ class Checker:
         unsigned = BotClient(self.client.base_url, secret=None, **same)  # sends only the headers it is given
         lowercase = BotClient(self.client.base_url, secret=self.secret, signature_header=LOWERCASE_HEADER, **same)
         signed_get = next(iter(self._answered_get.values()), None)
-        if signed_get is None:
-            self.report.notes.append("no GET was answered: forged signatures were tried on a POST only")
-        else:
-            path, _, query = signed_get.url.removeprefix(self.client.base_url).partition("?")
+        path = self._new_conversation()
+        if signed_get is None and path is None:
+            self.report.notes.append("forged signatures could not be tried: no GET was answered and no "
+                                     "conversation could be started")
+            return
+        if signed_get is not None:
+            target, _, query = signed_get.url.removeprefix(self.client.base_url).partition("?")
             get = {"Accept": "application/json"}
+            forged = []
             for kind, what in FORGERIES.items():
                 header = self._forged(kind, query.encode(), (query + "&idWebsite=ha-999").encode())
-                self.observe(unsigned.transmit(signed_get.endpoint, "GET", path, query, b"", {**get, **header}, None),
-                             "forged", forgery=what.format(other="another query string"))
-            self.observe(lowercase.transmit(signed_get.endpoint, "GET", path, query, b"", get, None), "lowercase")
-        path = self._new_conversation()
+                forged.append(unsigned.transmit(signed_get.endpoint, "GET", target, query, b"", {**get, **header},
+                                                None))
+                self.observe(forged[-1], "forged", forgery=what.format(other="another query string"))
+            self.observe(lowercase.transmit(signed_get.endpoint, "GET", target, query, b"", get, None), "lowercase")
+            self._inconclusive(f"GET {signed_get.endpoint}", forged)
         if path is None:
-            self.report.notes.append("no conversation could be started: forged signatures were not tried on a POST")
+            self.report.notes.append("no conversation could be started: forged signatures were tried on a GET only")
             return
         conversation = unquote(path.split("/")[2])
         self.report.labels[conversation] = f"signature probes ({self.id_bot})"
-        post = {"Content-Type": "application/json"}
+        post, forged = {"Content-Type": "application/json"}, []
         for kind, what in [*FORGERIES.items(), (None, "")]:  # None: signed right, header in lower case
             body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}  # a new idMessage each
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
             client, header = (unsigned, self._forged(kind, data, data + b" ")) if kind else (lowercase, {})
-            self.observe(client.transmit("messages", "POST", path, "", data, {**post, **header}, None,
-                                         request_body=body),
-                         "forged" if kind else "lowercase", conversation, forgery=what.format(other="another body"))
+            sent = client.transmit("messages", "POST", path, "", data, {**post, **header}, None, request_body=body)
+            self.observe(sent, "forged" if kind else "lowercase", conversation,
+                         forgery=what.format(other="another body"))
+            forged += [sent] if kind else []
+        self._inconclusive("POST messages", forged)
+        if signed_get is None:
+            self.report.notes.append("no GET was answered: forged signatures were tried on a POST only")
+
+    def _inconclusive(self, where: str, forged: list[Exchange]) -> None:
+        """A note when forged calls were neither accepted nor refused (an error, a timeout, not sent)."""
+        unclear = [x.error if x.skipped or x.status is None else f"answered {x.status}" for x in forged
+                   if x.status is None or not (200 <= x.status < 300 or x.status in SIGNATURE_REFUSALS)]
+        if unclear:
+            self.report.notes.append(f"forged signatures on {where}: {len(unclear)} of {len(forged)} neither "
+                                     f"accepted nor refused ({'; '.join(dict.fromkeys(unclear))}): the signature "
+                                     "check could not be judged there")
 
     def _forged(self, kind: str, signed: bytes, other: bytes) -> dict:
         """The signature header of one of :data:`FORGERIES`, for a call whose signed part is ``signed``."""
@@ -544,5 +563,9 @@ def run(provider_url: str | None, secret: str | None, scripts_dir: str | None = 
         print(table(report, verbose), file=out)
     for path, write in ((json_path, write_json), (junit_path, write_junit), (html_path, write_html)):
         if path:
-            write(report, Path(path))
+            try:
+                write(report, Path(path))
+            except OSError as error:
+                print(f"error: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+                return 2
     return 2 if report.stopped else 1 if report.errors else 0

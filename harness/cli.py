@@ -267,6 +267,18 @@ def _url(text: str) -> str:
     return text
 
 
+def _output(text: str) -> str:
+    """A file the command will write: its folder must exist, said before the run rather than after it."""
+    folder = Path(text).expanduser().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: the folder {folder} does not exist")
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a folder, give a file name")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no permission to write in {folder}")
+    return text
+
+
 def _bot_options(command: argparse.ArgumentParser) -> None:
     """The options of every command that talks to a bot."""
     command.add_argument("--provider-url", type=_url, metavar="URL",
@@ -306,8 +318,8 @@ def parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the main job: the reference bot driven, verified, checked, "
                                             "replayed and reported on")
-    demo.add_argument("--limit", type=int, help="replay the first N conversations of the sample only")
-    demo.add_argument("--report", default="report.html", help="where to write the HTML report")
+    demo.add_argument("--limit", type=_positive, help="replay the first N conversations of the sample only")
+    demo.add_argument("--report", default="report.html", type=_output, help="where to write the HTML report")
     demo.set_defaults(run=_demo)
 
     verify = commands.add_parser("verify", help="verify a bot against the iAdvize pacts",
@@ -315,7 +327,7 @@ def parser() -> argparse.ArgumentParser:
                                              "against what iAdvize needs from it.")
     _bot_options(verify)
     verify.add_argument("--pacts", help="a folder of pacts, a pact file or a URL (default: contracts/pacts)")
-    verify.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
+    verify.add_argument("--junit", metavar="FILE", type=_output, help="also write the results as JUnit XML")
     verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
     verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
     verify.add_argument("-v", "--verbose", action="store_true",
@@ -327,9 +339,10 @@ def parser() -> argparse.ArgumentParser:
                                             "iAdvize platform and report every rule broken.")
     _bot_options(check)
     check.add_argument("--scripts", metavar="DIR", help="also run the conversation scripts (*.convo.yaml) there")
-    check.add_argument("--json", metavar="FILE", help="write the findings as JSON")
-    check.add_argument("--junit", metavar="FILE", help="write the findings as JUnit XML (one case per rule)")
-    check.add_argument("--html", metavar="FILE", help="write the findings and transcripts as HTML")
+    check.add_argument("--json", metavar="FILE", type=_output, help="write the findings as JSON")
+    check.add_argument("--junit", metavar="FILE", type=_output,
+                       help="write the findings as JUnit XML (one case per rule)")
+    check.add_argument("--html", metavar="FILE", type=_output, help="write the findings and transcripts as HTML")
     check.add_argument("--depth", type=int, default=3, help="quick replies followed in a row (default 3)")
     check.add_argument("--max-conversations", type=int, default=12,
                        help="explored conversations at most (default 12)")
@@ -357,7 +370,7 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("recordings", nargs="+", help="recording files (*.jsonl, *.jsonl.gz) or folders of them")
     _bot_options(replay)
     replay.add_argument("--concurrency", type=_positive, default=4, help="conversations replayed at once (default 4)")
-    replay.add_argument("--limit", type=int, help="replay the first N conversations only")
+    replay.add_argument("--limit", type=_positive, help="replay the first N conversations only")
     replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
     replay.set_defaults(run=_replay)
 
@@ -367,8 +380,9 @@ def parser() -> argparse.ArgumentParser:
                         help="recordings to replay first (default: the committed sample)")
     source.add_argument("--results", help="a folder written by `replay --out` (no replay then)")
     _bot_options(report)
-    report.add_argument("--limit", type=int, help="replay the first N conversations only")
-    report.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    report.add_argument("--limit", type=_positive, help="replay the first N conversations only")
+    report.add_argument("--out", default="report.html", type=_output,
+                        help="the HTML file to write (default report.html)")
     report.set_defaults(run=_report)
 
     proxy = commands.add_parser("proxy", help="a reverse proxy that records every exchange with a bot")
@@ -387,7 +401,8 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--conversations-per-minute", type=_positive_number, default=10,
                       help="new chats per minute (default 10)")
     load.add_argument("--duration", type=_positive_number, default=60, help="seconds of load (default 60)")
-    load.add_argument("--csv", metavar="PREFIX", help="also write Locust's CSV statistics (PREFIX_stats.csv...)")
+    load.add_argument("--csv", metavar="PREFIX", type=_output,
+                      help="also write Locust's CSV statistics (PREFIX_stats.csv...)")
     load.add_argument("--think-time", default="5-20", metavar="SECONDS",
                       help="a visitor's pause between messages, a range such as 5-20 (default)")
     load.add_argument("--messages", type=_positive, default=4,

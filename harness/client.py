@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import ssl
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ NO_ANSWER_WITHIN = "no complete answer within"  # how every timeout's error begi
 GIVE_UP_AFTER = 2  # calls in a row over budget: then the endpoint (or, across endpoints, the bot) is given up
 REFUSED_STATUSES = (401, 403)  # what a connector answers to a signature it does not accept
 NO_SCENARIO = "default"  # the idBot an operator is saved with when the bot lists no scenario
+CONVERSATION_ENDPOINTS = frozenset({"first-messages", "conversations", "messages"})
 
 
 @dataclass
@@ -78,7 +80,6 @@ class Exchange:
         if self.request_data:
             parts += ["--data-binary", self.request_data.decode("utf-8", errors="replace")]
         return " ".join(shlex.quote(part) for part in [*parts, self.url])
-
 
 
 class BotError(Exception):
@@ -396,7 +397,8 @@ class GiveUp:
     """Which endpoints a run stops calling because they stopped answering (thread-safe, shared).
 
     After :data:`GIVE_UP_AFTER` calls in a row over budget on one endpoint, that endpoint is
-    no longer called; after as many in a row across endpoints, the whole bot is not. A bot
+    no longer called; after as many in a row across endpoints, a conversation endpoint among
+    them, the whole bot is not. A bot
     that hangs then costs a run a few budgets, not one budget per planned call. Every call
     not made is counted, for the finding that says so.
     """
@@ -434,12 +436,10 @@ class GiveUp:
             self._streak.add(endpoint)
             if self._in_a_row[endpoint] >= self.after:
                 self.given_up.setdefault(endpoint, 0)
-            if len(self._streak) >= self.after:
-                self.given_up.setdefault("*", 0)  # different endpoints, one after the other: the bot is down
-
-    def stopped(self, endpoint: str) -> bool:
-        """True when ``endpoint`` (or the whole bot) is no longer called."""
-        return endpoint in self.given_up or "*" in self.given_up
+            # Different endpoints one after the other, a conversation endpoint among them: the bot is down.
+            # Configuration endpoints alone hanging leave the conversation endpoints to be judged.
+            if len(self._streak) >= self.after and self._streak & CONVERSATION_ENDPOINTS:
+                self.given_up.setdefault("*", 0)
 
     def sentence(self, endpoint: str) -> str:
         """What happened to a given-up endpoint, in words: the calls over budget and those not made."""
@@ -459,41 +459,52 @@ class GiveUp:
 
 
 def url_problem(text: str) -> str | None:
-    """What is wrong with a bot's base URL, in words (None: nothing): http(s) and a host are needed."""
+    """What is wrong with a bot's base URL, in words (None: nothing): http(s), a host, a valid port."""
     parts = urlsplit(text)
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return None
-    hint = f" (did you mean http://{text}?)" if "://" not in text else ""
-    return f"must be a URL starting with http:// or https://, got {text!r}{hint}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        hint = f" (did you mean http://{text}?)" if "://" not in text and text.strip() else ""
+        return f"must be a URL starting with http:// or https://, got {text!r}{hint}"
+    if any(c.isspace() for c in text):
+        return f"must not contain spaces, got {text!r}"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        return f"has no valid port (a number up to 65535), got {text!r}"
+    return None
 
 
-def refusal(exchange: Exchange, secret: str | None) -> str | None:
-    """One line when ``exchange`` was refused for its signature (401/403): what to do about it."""
+def refusal(exchange: Exchange, secret: str | None, flag: str = "--secret") -> str | None:
+    """One line when ``exchange`` was refused for its signature (401/403): what to do about it.
+
+    ``flag`` is how the caller's user passes a secret (the pytest plugin's is ``--iadvize-secret``).
+    """
     if exchange.status not in REFUSED_STATUSES:
         return None
     call = f"{exchange.method} {urlsplit(exchange.url).path} answered {exchange.status}"
     if secret:
-        return (f"the bot refuses this secret ({call}): check --secret or IADVIZE_SECRET against the secret "
+        return (f"the bot refuses this secret ({call}): check {flag} or IADVIZE_SECRET against the secret "
                 "of the bot's iAdvize app")
-    return f"the bot refuses unsigned calls ({call}): pass --secret or set IADVIZE_SECRET"
+    return f"the bot refuses unsigned calls ({call}): pass {flag} or set IADVIZE_SECRET"
 
 
-def preflight(client: BotClient, id_operator: str | None = None) -> tuple[list[Exchange], str | None]:
+def preflight(client: BotClient, id_operator: str | None = None,
+              flag: str = "--secret") -> tuple[list[Exchange], str | None]:
     """The first calls of a run: can the bot be reached, and does it take our signature?
 
-    ``GET /external-bots``; when that endpoint does not work (a partial connector), or refuses a
-    signed GET (a connector may check GETs wrongly), a conversation is started as well. Returns the
-    exchanges made and, when nothing else is worth trying, the one line that says why.
+    ``GET /external-bots``, then a conversation started (``POST /conversations``): a connector may
+    check signatures on POSTs only, or check GETs wrongly. Returns the exchanges made and, when
+    nothing else is worth trying, the one line that says why: the bot cannot be reached, it refuses
+    the POST, or (without a secret) it refuses the GET and does not take the POST either.
     """
     first = client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
-    made = [first]
     if first.unreachable:
-        return made, f"cannot reach the bot at {client.base_url}: {first.error}"
-    if first.status is not None and not 200 <= first.status < 300 and (
-            first.status not in REFUSED_STATUSES or client.secret):
-        made.append(client.exchange("conversations", "POST", "/conversations", "conversation.response", body={
-            "idOperator": id_operator or new_operator_id(), "idConversation": str(uuid.uuid4()), "history": []}))
-    return made, refusal(made[-1], client.secret)  # the conversation's answer decides when there is one
+        return [first], f"cannot reach the bot at {client.base_url}: {first.error}"
+    started = client.exchange("conversations", "POST", "/conversations", "conversation.response", body={
+        "idOperator": id_operator or new_operator_id(), "idConversation": str(uuid.uuid4()), "history": []})
+    refused = [x for x in (first, started) if x.status in REFUSED_STATUSES]
+    if started in refused or (refused and not client.secret and not started.ok):
+        return [first, started], refusal(refused[0], client.secret, flag)
+    return [first, started], None
 
 
 class _Timeout(Exception):
@@ -505,10 +516,11 @@ class _TooLarge(Exception):
 
 
 def _never_connected(error: Exception) -> bool:
-    """The connection itself failed (refused, no such host), as opposed to a bot hanging up mid-answer."""
+    """The connection itself failed (refused, no such host, a TLS handshake that failed: https to an
+    http port), as opposed to a bot hanging up mid-answer."""
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        if isinstance(cause, urllib3.exceptions.NewConnectionError | urllib3.exceptions.SSLError | ssl.SSLError):
             return True
         cause = cause.__context__ if cause.__context__ is not cause else None
     return False

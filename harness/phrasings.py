@@ -37,11 +37,11 @@ def greeting(language: str | None) -> str:
     return GREETINGS.get(language or "en", GREETINGS["en"])
 
 
-def escalations(language: str | None = None, own: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The phrasings to try, in order: the bot's own (``--escalation``), then the operator's language,
-    then English (or, with no language given, English then French)."""
+def escalations(language: str | None = None) -> list[str]:
+    """The phrasings to try, in order: the operator's language, then English (or, with no language
+    given, English then French)."""
     languages = DEFAULT_LANGUAGES if language is None else (language, *(("en",) if language != "en" else ()))
-    return list(dict.fromkeys([*own, *(text for lang in languages for text in ESCALATIONS[lang])]))
+    return list(dict.fromkeys(text for lang in languages for text in ESCALATIONS[lang]))
 
 
 def looks_like_escalation(text: str) -> bool:

@@ -85,7 +85,7 @@ _PREFLIGHT = "_iadvize_preflight"
 def _preflight(config, url: str, secret: str | None) -> str | None:
     """Why no script can run against this bot (refused signature, unreachable), asked once per session."""
     if not hasattr(config, _PREFLIGHT):
-        setattr(config, _PREFLIGHT, preflight(BotClient(url, secret=secret))[1])
+        setattr(config, _PREFLIGHT, preflight(BotClient(url, secret=secret), flag="--iadvize-secret")[1])
     return getattr(config, _PREFLIGHT)
 
 

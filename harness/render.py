@@ -63,13 +63,20 @@ def table(header: tuple[str, ...], rows: list[tuple], width: int | None = None) 
     width = width or shutil.get_terminal_size((120, 24)).columns
     cells = [tuple(" ".join(str(c).split()) for c in header), *[tuple(" ".join(str(c).split()) for c in row)
                                                                 for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    narrowest = [max(len(cells[0][i]), MIN_COLUMN) for i in range(len(header))]
-    while sum(widths) + 2 * (len(widths) - 1) > width:
-        widest = max(range(len(widths)), key=lambda i: widths[i] - narrowest[i])
-        if widths[widest] <= narrowest[widest]:
-            break  # a terminal narrower than the headers: wrap past it rather than hide anything
-        widths[widest] -= 1
+    kept = [i for i in range(len(header)) if not rows or any(row[i] for row in cells[1:])]  # no empty column
+    cells = [tuple(row[i] for i in kept) for row in cells]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(kept))]
+    # a column is narrowed down to its longest word (an identifier is not split), or MAX_WORD at most
+    narrowest = [max(len(cells[0][i]), MIN_COLUMN, min(MAX_WORD, max(len(w) for row in cells for w in
+                                                                        row[i].split() or [""])))
+                 for i in range(len(kept))]
+    floors = [max(len(cells[0][i]), MIN_COLUMN) for i in range(len(kept))]
+    for limits in (narrowest, floors):  # first without splitting words, then splitting long ones if need be
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            widest = max(range(len(widths)), key=lambda i: (widths[i] > limits[i], widths[i]))
+            if widths[widest] <= limits[widest]:
+                break  # narrower than this cannot be: wrap past the width rather than hide anything
+            widths[widest] -= 1
     lines = []
     for index, row in enumerate(cells):
         wrapped = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths, strict=True)]
@@ -82,3 +89,4 @@ def table(header: tuple[str, ...], rows: list[tuple], width: int | None = None) 
 
 
 MIN_COLUMN = 8  # a column is not narrowed below this (or its header)
+MAX_WORD = 26  # words longer than this (hex, JSON without spaces) may be split to fit

@@ -187,6 +187,16 @@ def _fault(exchange: Exchange) -> str:
     return "the answer does not fit the API: " + "; ".join(map(str, exchange.problems[:3]))
 
 
+def _fault_kind(exchange: Exchange) -> str:
+    """The fault without what is particular to the call (an error page names its path): for grouping."""
+    kind = exchange.content_type.split(";")[0].strip() or "no content type"
+    if exchange.error:
+        return exchange.error if exchange.status is None else f"{exchange.error} ({kind})"
+    if exchange.status is not None and not 200 <= exchange.status < 300:
+        return f"answered {exchange.status} ({kind})"
+    return "the answer does not fit the API"
+
+
 def _call(exchange: Exchange) -> str:
     return f"{exchange.method} {urlsplit(exchange.url).path}"
 
@@ -340,8 +350,8 @@ class Replayer:
                 if twin else None,
                 # a failed call is never the same as an answered one, even when neither has replies;
                 # a call not sent is never the same as anything recorded
-                "same": not x.skipped and replies == recorded_replies and _answered(x.status, x.error) == _answered(
-                    twin["status"], twin.get("error")) if twin else None,
+                "same": None if x.skipped or not twin else replies == recorded_replies and _answered(
+                    x.status, x.error) == _answered(twin["status"], twin.get("error")),
             })
         return rows, self._conversation_row(recorded, chat, rows, t0)
 
@@ -534,11 +544,11 @@ def _not_replayed(recorded: Recorded, error: Exception) -> NotReplayed:
         else:
             x = made[0]
             why = f"none of its {len(error.calls)} calls was answered; the first: {_call(x)}: {_fault(x)}"
-            reason = f"none of its calls was answered; the first: {x.endpoint}: {_fault(x)}"
+            reason = f"none of its calls was answered; the first: {x.endpoint}: {_fault_kind(x)}"
     elif isinstance(error, BotError):  # only the operator's set-up raises it
         x = error.exchange
         why = f"operator {recorded.operator} could not be set up: {_call(x)}: {_fault(x)}"
-        reason = f"its operator could not be set up: {x.endpoint}: {_fault(x)}"
+        reason = f"its operator could not be set up: {x.endpoint}: {_fault_kind(x)}"
     else:  # something in the recording this replay cannot play
         why = reason = f"{type(error).__name__}: {error}"
     file, line = recorded.lines[0]["_source"].rsplit(":", 1)

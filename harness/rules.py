@@ -11,12 +11,11 @@ not by ``http-error``, so each problem has exactly one rule.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import wire
-from .client import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS, REFUSED_STATUSES, Exchange, excerpt
+from .client import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS, REFUSED_STATUSES, Exchange, brief, excerpt
 
 MAX_MESSAGE_CHARS, LONG_MESSAGE_CHARS = 450, 250
 TRANSFER_TIMEOUT_RANGE, TRANSFER_TIMEOUT_ADVISED = (5, 60), 15
@@ -83,14 +82,11 @@ def rule(id: str, severity: str, why: str, spec: str):
     return register
 
 
-def evidence(value, limit: int = 160) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+evidence = brief  # a value as evidence: one line, cut
 
 
-def _body(x: Exchange) -> str:
-    """The answer as evidence: a line of it, never a whole HTML page."""
-    return excerpt(x)
+def _replies_word(n: int) -> str:
+    return f"{n} repl{'y' if n == 1 else 'ies'}"
 
 
 def _timed_out(x: Exchange) -> bool:
@@ -123,9 +119,9 @@ def _http_error(o: Observation):
     if x.status is None:  # no answer: refused, reset, or cut off in the middle of one
         yield f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached", ""
     elif not 200 <= x.status < 300:
-        yield f"answered HTTP {x.status}", _body(x)
+        yield f"answered HTTP {x.status}", excerpt(x)
     elif x.error:
-        yield x.error, _body(x)
+        yield x.error, excerpt(x)
 
 
 def _in_payload(problem: wire.Problem) -> bool:
@@ -155,14 +151,14 @@ def _payload_shape(o: Observation):
 def _echo_loop(o: Observation):
     if o.purpose in ("echo", "human") and o.replies:
         author = "its own message" if o.purpose == "echo" else "a human operator's message"
-        yield f"{len(o.replies)} replies to {author}", evidence(o.replies)
+        yield f"{_replies_word(len(o.replies))} to {author}", evidence(o.replies)
 
 
 @rule("replies-on-create", "warning", "POST /conversations should answer no replies: the first visitor message "
       "follows at once", "6. POST /conversations")
 def _replies_on_create(o: Observation):
     if o.purpose == "create" and o.replies:
-        yield f"{len(o.replies)} replies when the conversation starts", evidence(o.replies)
+        yield f"{_replies_word(len(o.replies))} when the conversation starts", evidence(o.replies)
 
 
 @rule("message-too-long", "error", "iAdvize cuts a message over 450 characters", "Reply objects")
@@ -276,7 +272,7 @@ def _signature_case(o: Observation):
     x = o.exchange
     if o.purpose == "lowercase" and x.status in REFUSED_STATUSES:
         yield f"a correctly signed {x.method} was refused ({x.status}) because its header was written " \
-              "x-iadvize-signature", _body(x)
+              "x-iadvize-signature", excerpt(x)
 
 
 @rule("unsupported-payload-crash", "error", "a visitor may send files and other payloads: the bot must answer them",
@@ -284,7 +280,7 @@ def _signature_case(o: Observation):
 def _payload_crash(o: Observation):
     x = o.exchange
     if _non_text_visit(o) and not _timed_out(x) and (x.status is None or not 200 <= x.status < 300 or x.error):
-        yield f"a {o.sent_payload.get('contentType')} payload was answered {x.status or x.error}", _body(x)
+        yield f"a {o.sent_payload.get('contentType')} payload was answered {x.status or x.error}", excerpt(x)
 
 
 @rule("retry-not-idempotent", "warning", "iAdvize retries a call with the same idMessage: it should get the same "

@@ -133,8 +133,10 @@ def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pyte
 
 
 @pytest.mark.parametrize("secret, said", [
-    (None, "the bot refuses unsigned calls (GET /external-bots answered 401): pass --secret or set IADVIZE_SECRET"),
-    ("wrong", "the bot refuses this secret (POST /conversations answered 401): check --secret or IADVIZE_SECRET"),
+    (None, "the bot refuses unsigned calls (GET /external-bots answered 401): pass --iadvize-secret or set "
+           "IADVIZE_SECRET"),
+    ("wrong", "the bot refuses this secret (GET /external-bots answered 401): check --iadvize-secret or "
+              "IADVIZE_SECRET"),
 ])
 def test_a_refused_signature_is_one_short_failure_per_script(pytester, make_bot, secret, said):
     pytester.makefile(".convo.yaml", one="name: one\nsteps: [{visitor: Hi}]\n",

@@ -148,13 +148,16 @@ def run(provider_url: str | None, secret: str | None, pacts: str | None, junit: 
             embedded.close()
     if result.error and not result.outcomes:
         print(f"error: {result.error}", file=sys.stderr)
-        if junit:
-            write_junit([Outcome("verification", [], False, [result.error])], Path(junit),
-                        f"{PROVIDER} at {provider_url}")
-        return 2
-    print(render(result.outcomes, verbose), file=out)
-    for line in result.given_up:
-        print(f"note: {line}", file=out)
+        found, code = [Outcome("verification", [], False, [result.error])], 2
+    else:
+        print(render(result.outcomes, verbose), file=out)
+        for line in result.given_up:
+            print(f"note: {line}", file=out)
+        found, code = result.outcomes, 0 if result.passed else 1
     if junit:
-        write_junit(result.outcomes, Path(junit), f"{PROVIDER} at {provider_url}")
-    return 0 if result.passed else 1
+        try:
+            write_junit(found, Path(junit), f"{PROVIDER} at {provider_url}")
+        except OSError as error:
+            print(f"error: cannot write {junit}: {error.strerror or error}", file=sys.stderr)
+            return 2
+    return code

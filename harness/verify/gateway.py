@@ -110,9 +110,10 @@ class Gateway:
         if known and known.endpoint == "availability-strategies" and exchange.ok:
             exchange.problems += _rules_not_of_the_operator(exchange.body, attempt.params)
         if known and known.endpoint == "conversations" and exchange.ok and exchange.body.get("replies"):
-            attempt.warnings.append(f"{len(exchange.body['replies'])} replies when the conversation starts: they "
-                                    "should be empty, the first visitor message follows at once (check rates "
-                                    "it replies-on-create, a warning)")
+            n = len(exchange.body["replies"])
+            attempt.warnings.append(f"{n} repl{'y' if n == 1 else 'ies'} when the conversation starts: they should "
+                                    "be empty, the first visitor message follows at once (check rates it "
+                                    "replies-on-create, a warning)")
         return exchange
 
 
