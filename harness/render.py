@@ -70,10 +70,12 @@ def table(header: tuple[str, ...], rows: list[tuple], width: int | None = None) 
     narrowest = [max(len(cells[0][i]), MIN_COLUMN, min(MAX_WORD, max(len(w) for row in cells for w in
                                                                         row[i].split() or [""])))
                  for i in range(len(kept))]
-    floors = [max(len(cells[0][i]), MIN_COLUMN) for i in range(len(kept))]
+    # a column of single words (rule ids, endpoints) is never split; free text may split its long words
+    floors = [narrowest[i] if all(" " not in row[i] and len(row[i]) <= MAX_WORD for row in cells[1:])
+              else max(len(cells[0][i]), MIN_COLUMN) for i in range(len(kept))]
     for limits in (narrowest, floors):  # first without splitting words, then splitting long ones if need be
         while sum(widths) + 2 * (len(widths) - 1) > width:
-            widest = max(range(len(widths)), key=lambda i: (widths[i] > limits[i], widths[i]))
+            widest = max(range(len(widths)), key=lambda i: (widths[i] > limits[i], narrowest[i] >= MAX_WORD, widths[i]))
             if widths[widest] <= limits[widest]:
                 break  # narrower than this cannot be: wrap past the width rather than hide anything
             widths[widest] -= 1

@@ -362,8 +362,8 @@ def test_the_table_wraps_long_messages_instead_of_cutting_them():
     from harness.check import table
 
     report = run(third_party_bot.make_app(SECRET, frozenset({"message_600"})))
-    narrow = table(report, width=70)
-    assert max(map(len, narrow.splitlines())) <= 70
+    narrow = table(report, width=80)
+    assert max(map(len, narrow.splitlines())) <= 80
     [finding] = report.findings
     words = narrow.split()
     assert all(word in words for word in finding.message.split())  # every word of the message is there
