@@ -6,9 +6,12 @@ receives a :class:`Turn` and returns an :class:`Answer`. Everything around it (t
 rule, retries of the same message, persistence, signatures, transfers to the operator's
 distribution rules, proactive delivery) stays the connector's job.
 
-``answer`` runs inside the conversation's database transaction, which keeps two
-deliveries of one conversation in order: keep it fast, and put anything that may take
-seconds in ``Answer.proactive`` (see below) rather than in the HTTP answer.
+``answer`` runs outside the database transaction: it works on a snapshot of the
+conversation, and its result is stored only if the conversation has not changed meanwhile
+(its version); otherwise it is asked again from the new state (a few times, then the call
+is answered 503 and iAdvize retries it). So it may run more than once for one message: keep
+it free of side effects, keep it fast, and put anything that may take seconds in
+``Answer.proactive`` (see below) rather than in the HTTP answer.
 """
 
 from __future__ import annotations
