@@ -29,9 +29,8 @@ import urllib3
 
 from . import wire
 from .wire import signature
+from .wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
 
-BUDGET_SECONDS = 10.0  # what iAdvize waits for every endpoint...
-FIRST_MESSAGES_BUDGET_SECONDS = 2.0  # ...but this one: after it, the greeting is not shown
 MAX_BODY_BYTES = 5 * 1024 * 1024  # an answer larger than this is a bot fault, not something to buffer
 NO_ANSWER_WITHIN = "no complete answer within"  # how every timeout's error begins
 GIVE_UP_AFTER = 2  # calls in a row over budget: then the endpoint (or, across endpoints, the bot) is given up
@@ -60,7 +59,7 @@ class Exchange:
     request_data: bytes = field(default=b"", repr=False)  # the body exactly as sent
     skipped: bool = False  # not sent: the endpoint (or the whole bot) was given up for not answering
     unreachable: bool = False  # no connection could be made at all (refused, unknown host)
-    budget: float = field(default=10.0, repr=False)  # the seconds iAdvize gives this call
+    budget: float = field(default=BUDGET_SECONDS, repr=False)  # the seconds iAdvize gives this call
 
     @property
     def ok(self) -> bool:

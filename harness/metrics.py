@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BUDGETS_MS = {"first-messages": 2_000, "all": 10_000}  # iAdvize shows nothing after these
+from .wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
+
+BUDGETS_MS = {"first-messages": FIRST_MESSAGES_BUDGET_SECONDS * 1000, "all": BUDGET_SECONDS * 1000}  # then nothing
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 FUNNEL = ("conversations", "asked for a human", "transfer attempted", "transfer succeeded", "transfer failed")
 

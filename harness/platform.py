@@ -26,9 +26,8 @@ from urllib.parse import quote
 
 from . import render, wire
 from .client import BotClient, Exchange, message, utc_iso
+from .wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS, INACTIVITY_CLOSE_SECONDS
 
-INACTIVITY_CLOSE_SECONDS = 300.0
-DEFAULT_TRANSFER_TIMEOUT_SECONDS = 60.0
 HUMAN_GREETING = "Hello, this is Sam from the support team. How can I help?"
 
 

@@ -15,10 +15,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import wire
-from .client import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS, REFUSED_STATUSES, Exchange, brief, excerpt
-
-MAX_MESSAGE_CHARS, LONG_MESSAGE_CHARS = 450, 250
-TRANSFER_TIMEOUT_RANGE, TRANSFER_TIMEOUT_ADVISED = (5, 60), 15
+from .client import REFUSED_STATUSES, Exchange, brief, excerpt
+from .wire.limits import (
+    BUDGET_SECONDS,
+    FIRST_MESSAGES_BUDGET_SECONDS,
+    LONG_MESSAGE_CHARS,
+    MAX_MESSAGE_CHARS,
+    TRANSFER_TIMEOUT_ADVISED,
+    TRANSFER_TIMEOUT_RANGE,
+)
 
 
 @dataclass

@@ -19,9 +19,8 @@ from pathlib import Path
 import yaml
 
 from harness import wire
+from harness.wire.limits import MAX_MESSAGE_CHARS, TRANSFER_TIMEOUT_RANGE
 
-MAX_MESSAGE_CHARS = 450  # iAdvize's hard technical limit for one message
-TRANSFER_TIMEOUT_RANGE = (5, 60)  # seconds, as the platform accepts them
 AVAILABILITY = ("atLeastOne", "all", "notAvailable", "always")
 DEFAULT_NON_TEXT = "Thanks! I can only read text messages here: could you type your question?"
 DEFAULT_HOLDING = "One moment please, I'm looking that up."
