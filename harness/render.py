@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+from .wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
+
 _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
 
 
@@ -48,7 +50,7 @@ def reply(value: dict) -> str:
     if kind == "transfer":
         timeout = value.get("transferOptions", {}).get("timeout")
         return (f"(transfers to distribution rule {value.get('distributionRule')}, "
-                f"timeout {duration(timeout) if timeout else '60 s by default'})")
+                f"timeout {duration(timeout) if timeout else f'{DEFAULT_TRANSFER_TIMEOUT_SECONDS:g} s by default'})")
     if kind == "close":
         return "(closes the conversation)"
     return f"({kind})"

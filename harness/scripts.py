@@ -32,6 +32,7 @@ from jsonpath_ng.ext import parse as jsonpath
 from . import wire
 from .client import BotClient, new_operator_id
 from .platform import Conversation, SimulatedPlatform
+from .wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
 EXPECTATIONS = {
     "text_equals": "one message of the answer has exactly this text",
@@ -304,7 +305,7 @@ def _transfer_problems(wanted: dict, replies: list[dict]) -> list[str]:
         problems.append(f"the transfer goes to {transfer.get('distributionRule')!r}, not {wanted['rule']!r}")
     if "timeout" in wanted:
         timeout = (transfer.get("transferOptions") or {}).get("timeout")
-        seconds = wire.seconds(timeout) if timeout else 60
+        seconds = wire.seconds(timeout) if timeout else DEFAULT_TRANSFER_TIMEOUT_SECONDS
         if seconds != float(wanted["timeout"]):
             problems.append(f"the transfer timeout is {seconds:g} s, not {wanted['timeout']} s")
     return problems
