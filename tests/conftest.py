@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import sys
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,56 @@ class LoopbackServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+class RecordingBot:
+    """A bot on 127.0.0.1 that records each call (method, path without the query) and lets a subclass
+    answer it in :meth:`respond`; a handler that hangs waits on ``release``, set when the bot closes."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str]] = []
+        self.release = threading.Event()
+        bot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?", 1)[0]
+                bot.requests.append((self.command, path))
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the caller gave up
+                    bot.respond(self, path, body)
+
+            do_GET = do_PUT = do_POST = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
+
+    def respond(self, handler: BaseHTTPRequestHandler, path: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def send(handler, status: int, body: bytes, content_type: str = "application/json") -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 @pytest.fixture

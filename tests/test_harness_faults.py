@@ -19,10 +19,8 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -33,7 +31,7 @@ from harness.client import BUDGET_SECONDS, MAX_BODY_BYTES, NO_ANSWER_WITHIN, Bot
 from harness.replay import Grouped, replay
 from harness.verify.states import PROVIDER
 
-from .conftest import ROOT, LoopbackServer
+from .conftest import ROOT, LoopbackServer, RecordingBot
 
 SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
 PACTS = ROOT / "contracts" / "pacts"
@@ -59,48 +57,23 @@ FAULTS = {
 
 # --- a broken bot ------------------------------------------------------------------------------
 
-class BrokenBot:
+class BrokenBot(RecordingBot):
     """Answers every call with ``mode``; with ``set_up_works``, operators are saved and read properly;
     with ``greeting_works``, ``GET /external-bots`` and the greeting are answered properly too."""
 
     def __init__(self, mode: str, set_up_works: bool = False, greeting_works: bool = False):
         self.mode, self.set_up_works, self.greeting_works = mode, set_up_works, greeting_works
-        self.requests: list[tuple[str, str]] = []  # (method, path without the query)
-        self.release = threading.Event()  # set at the end: hanging handlers return
-        bot = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = self.path.split("?", 1)[0]
-                bot.requests.append((self.command, path))
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    if bot.set_up_works and path.startswith("/bots/") and path.count("/") == 2:
-                        bot.operator(self, path.rsplit("/", 1)[1], json.loads(body) if body else {})
-                    elif bot.greeting_works and path == "/external-bots":
-                        bot.send(self, 200, b'[{"idBot": "shop", "name": "Shop"}]')
-                    elif bot.greeting_works and path.endswith("/conversation-first-messages"):
-                        bot.send(self, 200, b'{"replies": []}')
-                    else:
-                        bot.misbehave(self)
-
-            do_GET = do_PUT = do_POST = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # quick shutdown
-
-    @staticmethod
-    def send(handler, status: int, body: bytes, content_type: str = "application/json") -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+    def respond(self, handler, path: str, body: bytes) -> None:
+        if self.set_up_works and path.startswith("/bots/") and path.count("/") == 2:
+            self.operator(handler, path.rsplit("/", 1)[1], json.loads(body) if body else {})
+        elif self.greeting_works and path == "/external-bots":
+            self.send(handler, 200, b'[{"idBot": "shop", "name": "Shop"}]')
+        elif self.greeting_works and path.endswith("/conversation-first-messages"):
+            self.send(handler, 200, b'{"replies": []}')
+        else:
+            self.misbehave(handler)
 
     def operator(self, handler, id_operator: str, settings: dict) -> None:
         self.send(handler, 200, json.dumps({
@@ -135,10 +108,6 @@ class BrokenBot:
                     handler.wfile.write(b" ")
                     handler.wfile.flush()
 
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @contextlib.contextmanager

@@ -9,14 +9,11 @@ through the command: tests/test_harness_faults.py.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -26,7 +23,7 @@ from harness import replay as replay_module
 from harness.client import NO_ANSWER_WITHIN, BotClient, GiveUp
 from harness.replay import Grouped, replay
 
-from .conftest import ROOT, LoopbackServer
+from .conftest import ROOT, LoopbackServer, RecordingBot
 from .test_harness_faults import conversation_lines, set_up_line, write_recording
 
 PUBLIC_URL = "https://bot.example.com"
@@ -40,49 +37,19 @@ SCENARIOS = json.dumps([{"idBot": "shop", "name": "Shop"}]).encode()
 HANG = "hang"
 
 
-class Bot:
+class Bot(RecordingBot):
     """A connector on loopback: ``answer(method, path)`` gives (status, body, content type), or HANG (no answer)."""
 
     def __init__(self, answer):
         self.answer = answer
-        self.requests: list[tuple[str, str]] = []  # (method, path without the query), as they came
-        self.release = threading.Event()  # set at the end: hanging handlers return
-        bot = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = self.path.split("?", 1)[0]
-                bot.requests.append((self.command, path))
-                answered = bot.answer(self.command, path)
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    if answered == HANG:
-                        bot.release.wait(60)
-                        return
-                    status, body, content_type = answered
-                    self.send_response(status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-
-            do_GET = do_PUT = do_POST = handle_any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, handler, path: str, body: bytes) -> None:
+        answered = self.answer(handler.command, path)
+        if answered == HANG:
+            self.release.wait(60)
+        else:
+            self.send(handler, answered[0], answered[1], answered[2])
 
 
 def operator_body(path: str) -> bytes:
