@@ -8,7 +8,7 @@ from pathlib import Path
 import requests
 
 from harness.client import BotClient, environment_session
-from harness.replay import replay
+from harness.traffic.replay import replay
 
 from .common import Ratio, alternate
 from .virtual_time import SAMPLE

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import metrics
+from harness.analysis import metrics
 
 from .common import Ratio, alternate
 

@@ -10,7 +10,7 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from harness.recording import Corrupt, read
+from harness.traffic.recordings import Corrupt, read
 
 from .common import Ratio
 from .virtual_time import SAMPLE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.embedded import EmbeddedBot
+from harness.bots import EmbeddedBot
 
 from . import bot_overhead, harness_overhead, metrics_scale, replay_memory, verification, virtual_time
 from .common import machine, results_table

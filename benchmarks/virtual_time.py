@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.replay import replay
+from harness.traffic.replay import replay
 
 from .common import Ratio
 

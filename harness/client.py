@@ -27,9 +27,9 @@ from urllib.parse import quote, urlencode, urlsplit
 import requests
 import urllib3
 
-from . import wire
-from .wire import signature
-from .wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
+from harness import wire
+from harness.wire import signature
+from harness.wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # an answer larger than this is a bot fault, not something to buffer
 NO_ANSWER_WITHIN = "no complete answer within"  # how every timeout's error begins

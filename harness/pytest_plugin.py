@@ -5,7 +5,7 @@ runs each script against ``--iadvize-url`` (default: the embedded reference bot,
 once per session); a failure shows the transcript up to the failing step.
 
 Fixtures: ``reference_bot_url`` (the embedded bot's URL) and ``iadvize_platform``, a
-factory of :class:`~harness.platform.SimulatedPlatform` connected to the bot under test
+factory of :class:`~harness.conformance.platform.SimulatedPlatform` connected to the bot under test
 with an operator already saved.
 """
 
@@ -16,9 +16,9 @@ import uuid
 
 import pytest
 
-from .client import BotClient, BotError, new_operator_id, preflight, url_problem
-from .platform import SimulatedPlatform
-from .scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
+from harness.client import BotClient, BotError, new_operator_id, preflight, url_problem
+from harness.conformance.platform import SimulatedPlatform
+from harness.conformance.scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
 
 
 class BotUnusable(Exception):
@@ -95,7 +95,7 @@ def _bot_url(config) -> str:
         return url
     bot = getattr(config, _EMBEDDED, None)
     if bot is None:
-        from .embedded import EmbeddedBot
+        from harness.bots import EmbeddedBot
 
         bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2)
         bot.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
-from .wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
+from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
 _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
 

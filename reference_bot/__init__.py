@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 
-from . import admin, config, conversations, errors, logs, recording, security
+from . import admin, config, conversations, errors, logs, recorder, security
 from .dialogue import answer
 from .operators import OperatorDirectory
 from .proactive import GraphQLClient, OutboxWorker
@@ -42,7 +42,7 @@ def create_app(settings: dict | None = None) -> Flask:
                               max_backoff=float(app.config["OUTBOX_MAX_BACKOFF_SECONDS"]), lease=3 * timeout)
         if app.config["OUTBOX_POLL_SECONDS"] > 0:
             outbox.start()
-    app.extensions["reference_bot"] = Runtime(
+    app.extensions[__package__] = Runtime(
         scenarios=scenarios,
         store=store,
         operators=OperatorDirectory(store, app.config["OPERATORS_REFRESH_SECONDS"]),
@@ -51,7 +51,7 @@ def create_app(settings: dict | None = None) -> Flask:
     )
 
     logs.register(app)  # first: every later hook and error is logged with its request id
-    recording.register(app)
+    recorder.register(app)
     security.register(app)
     errors.register(app)
     app.register_blueprint(admin.blueprint)
@@ -63,6 +63,6 @@ def create_app(settings: dict | None = None) -> Flask:
 
     if not app.config["IADVIZE_SECRET"] and app.config["WARN_WITHOUT_SECRET"]:
         log.warning(NO_SECRET_WARNING)
-    logging.getLogger("reference_bot").info(
+    logging.getLogger(__package__).info(
         "reference bot ready", extra={"path": app.config["DATABASE"]})
     return app

@@ -16,7 +16,7 @@ from .scenario import MAX_MESSAGE_CHARS, greeting
 from .store import Conversation, Store
 
 blueprint = Blueprint("conversations", __name__)
-log = logging.getLogger("reference_bot")
+log = logging.getLogger(__package__)
 
 
 @blueprint.get("/bots/<id_operator>/conversation-first-messages")

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from harness import wire
 
-log = logging.getLogger("reference_bot")
+log = logging.getLogger(__package__)
 
 
 class ApiError(Exception):

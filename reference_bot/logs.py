@@ -35,7 +35,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str = "INFO") -> logging.Logger:
     """The ``reference_bot`` logger, writing JSON lines to stderr (set up once per process)."""
-    logger = logging.getLogger("reference_bot")
+    logger = logging.getLogger(__package__)
     if not any(getattr(h, "_reference_bot", False) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JsonFormatter())
@@ -55,7 +55,7 @@ def _new_request_id() -> str:
 
 
 def register(app: Flask) -> None:
-    access = logging.getLogger("reference_bot.access")
+    access = logging.getLogger(f"{__package__}.access")
 
     @app.before_request
     def start_clock():

@@ -13,7 +13,7 @@ import threading
 
 from .store import Operator, Store
 
-log = logging.getLogger("reference_bot.operators")
+log = logging.getLogger(__name__)
 
 
 class OperatorDirectory:

@@ -18,7 +18,7 @@ import requests
 
 from .store import Store
 
-log = logging.getLogger("reference_bot.proactive")
+log = logging.getLogger(__name__)
 
 PREVIEW_ACCEPT = "application/vnd.iadvize.automation-chatbot-conversation-preview+json"
 TOKEN_LIFETIME = 24 * 3600  # what iAdvize grants when the token response does not say

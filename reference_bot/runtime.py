@@ -41,7 +41,7 @@ class Runtime:
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["reference_bot"]
+    return current_app.extensions[__package__]
 
 
 def now() -> str:

@@ -1,5 +1,8 @@
-"""The WSGI entry point for gunicorn: ``gunicorn 'reference_bot.wsgi:app'`` (config from the environment)."""
+"""The WSGI entry point for gunicorn: ``gunicorn 'reference_bot.wsgi:app'`` (config from the environment).
 
-from reference_bot import create_app
+The import is relative, so a copy of the template under another name serves itself: ``'mybot.wsgi:app'``.
+"""
+
+from . import create_app
 
 app = create_app()

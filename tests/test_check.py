@@ -13,9 +13,9 @@ from threading import Thread
 import pytest
 from flask import Flask, jsonify
 
-from harness.check import Exploration, check
 from harness.client import BotClient
-from harness.rules import RULES
+from harness.conformance.probes import Exploration, check
+from harness.conformance.rules import RULES
 
 from . import connectors, third_party_bot
 from .conftest import LoopbackServer
@@ -198,7 +198,7 @@ def test_a_bot_that_hangs_on_everything_is_given_up_after_two_budgets():
 
 
 def test_a_bot_listing_no_scenario_fails_the_json_and_junit_reports_too(tmp_path):
-    from harness.check import write_json, write_junit
+    from harness.conformance.reports import write_json, write_junit
 
     app = Flask("empty")
     app.get("/external-bots")(lambda: jsonify([]))
@@ -213,8 +213,8 @@ def test_a_bot_listing_no_scenario_fails_the_json_and_junit_reports_too(tmp_path
 
 
 def test_failed_scripts_are_junit_cases(tmp_path, make_bot):
-    from harness.check import write_junit
-    from harness.scripts import load_scripts
+    from harness.conformance.reports import write_junit
+    from harness.conformance.scripts import load_scripts
 
     (tmp_path / "s.convo.yaml").write_text("name: greets in French\nsteps: [{visitor: Hi, expect: "
                                            "{text_contains: Bonjour}}]\n", encoding="utf-8")
@@ -227,7 +227,7 @@ def test_failed_scripts_are_junit_cases(tmp_path, make_bot):
 
 def test_odd_durations_and_greetings_are_judged_without_crashing():
     from harness.client import Exchange
-    from harness.rules import Observation, judge
+    from harness.conformance.rules import Observation, judge
 
     huge = {"type": "transfer", "distributionRule": "r",
             "transferOptions": {"timeout": {"unit": [], "value": 10**400}}}
@@ -285,7 +285,7 @@ def test_a_header_looked_up_case_sensitively_is_caught():
 
 def test_a_partial_connector_is_judged_on_what_answers():
     """No configuration endpoints (Express's HTML 404), an echo answered after an escalation, no signature check."""
-    from harness.check import RULES_OF_OPERATOR
+    from harness.conformance.probes import RULES_OF_OPERATOR
 
     with connectors.serve(secret=SECRET, signature="none", configuration=False, echo_after_escalation=True,
                           rule=RULES_OF_OPERATOR[0]["id"]) as bot:
@@ -359,7 +359,7 @@ def test_a_bot_that_stops_answering_one_endpoint_is_given_up_after_two_budgets(o
 # --- what the reports show ------------------------------------------------------------------------
 
 def test_the_table_wraps_long_messages_instead_of_cutting_them():
-    from harness.check import table
+    from harness.conformance.reports import table
 
     report = run(third_party_bot.make_app(SECRET, frozenset({"message_600"})))
     narrow = table(report, width=80)
@@ -383,7 +383,7 @@ def test_the_reproduce_command_of_a_finding_gets_the_same_status():
 def test_the_html_report_reads_as_a_page(tmp_path):
     import re
 
-    from harness.check import write_html
+    from harness.conformance.reports import write_html
 
     report = run(third_party_bot.make_app(SECRET, frozenset({"answers_its_echo"})))
     write_html(report, tmp_path / "r.html")

@@ -297,7 +297,6 @@ def test_without_a_transfer_an_unknown_operator_message_changes_nothing(client):
 
 def test_an_updated_at_moves_on_with_each_answer(client, monkeypatch):
     from reference_bot import conversations
-
     clock = ["2026-11-24T10:00:00.000Z"]  # the bot's clock, moved by the test rather than waited for
     monkeypatch.setattr(conversations, "now", lambda: clock[0])
     save_operator(client)

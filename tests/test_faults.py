@@ -30,8 +30,8 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
+from harness.bots import EmbeddedBot
 from harness.client import BotClient, BotError, Exchange, visitor_text
-from harness.embedded import EmbeddedBot
 from reference_bot import create_app
 
 from .conftest import RULES, LoopbackServer, bot_settings, texts

@@ -21,7 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from harness import wire
-from harness.embedded import EmbeddedBot
+from harness.bots import EmbeddedBot
 
 CASES: Counter[str] = Counter()  # generated cases, requests sent and 5xx seen: the terminal summary prints them
 CONNECTOR = "5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"

@@ -26,9 +26,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness import replay as replay_module
 from harness.client import BUDGET_SECONDS, MAX_BODY_BYTES, NO_ANSWER_WITHIN, BotClient
-from harness.replay import Grouped, replay
+from harness.traffic import replay as replay_module
+from harness.traffic.replay import Grouped, replay
 from harness.verify.states import PROVIDER
 
 from .conftest import ROOT, LoopbackServer, RecordingBot

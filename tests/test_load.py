@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.bots import EmbeddedBot
 from harness.cli import main
-from harness.embedded import EmbeddedBot
 from harness.load import run
 from harness.load.plan import Plan, think_time
 

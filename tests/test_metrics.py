@@ -1,4 +1,4 @@
-"""harness.metrics, checked against values worked out by hand on a tiny fixture."""
+"""harness.analysis.metrics, checked against values worked out by hand on a tiny fixture."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import metrics
+from harness.analysis import metrics
 
 
 def at(text: str) -> pd.Timestamp:

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
-from harness.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, replay
-from harness.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
+from harness.analysis.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
+from harness.traffic.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, replay
 
 from .conftest import ROOT, LoopbackServer
 
@@ -92,7 +92,7 @@ def test_the_report_opens_in_headless_chromium_and_shows_its_charts(results, tmp
 
 
 def test_a_report_of_nothing_says_so(tmp_path):
-    from harness.report import ReportError
+    from harness.analysis.report import ReportError
 
     (tmp_path / "empty.jsonl").write_text("", encoding="utf-8")
     summary = replay([tmp_path / "empty.jsonl"], "http://127.0.0.1:9", tmp_path / "results")

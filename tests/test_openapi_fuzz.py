@@ -16,7 +16,7 @@ import requests
 import schemathesis
 from schemathesis.specs.openapi.checks import ignored_auth
 
-from harness.embedded import EmbeddedBot
+from harness.bots import EmbeddedBot
 from harness.wire import signature
 
 from . import test_fuzz  # its hypothesis profiles (ci, fuzz) and its count of requests

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask, jsonify, request
 
 from harness.client import BotClient
-from harness.platform import SimulatedPlatform
+from harness.conformance.platform import SimulatedPlatform
 
 from .conftest import LoopbackServer
 

@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from harness.client import BotClient, echo_of, visitor_text
-from harness.proxy import RecordingProxy
-from harness.recording import Corrupt, read
-from harness.replay import replay
-from harness.wire.recording import RecordingWriter
+from harness.traffic.proxy import RecordingProxy
+from harness.traffic.recordings import Corrupt, read
+from harness.traffic.replay import replay
+from harness.wire.record_format import RecordingWriter
 
 from .conftest import RULES, LoopbackServer
 
@@ -113,8 +113,7 @@ def test_a_hanging_bot_spoils_only_its_own_call_and_odd_bodies_are_handled(tmp_p
 
     from flask import Flask, request
 
-    from harness import proxy as proxy_module
-
+    from harness.traffic import proxy as proxy_module
     monkeypatch.setattr(proxy_module, "TIMEOUT_SECONDS", 0.5)
     app = Flask("upstream")
     app.add_url_rule("/hang", "hang", lambda: (clock.sleep(2), "late")[1])

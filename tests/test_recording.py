@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from harness.client import BotClient
-from harness.recording import Corrupt, RecordingWriter, read, render_schema
-from harness.replay import replay
-from harness.sample import generate
+from harness.traffic.recordings import Corrupt, RecordingWriter, read, render_schema
+from harness.traffic.replay import replay
+from harness.traffic.sample import generate
 from reference_bot.dialogue import Answer, answer
 
 from .conftest import ROOT, LoopbackServer

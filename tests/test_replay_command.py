@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness import replay as replay_module
 from harness.client import NO_ANSWER_WITHIN, BotClient, GiveUp
-from harness.replay import Grouped, replay
+from harness.traffic import replay as replay_module
+from harness.traffic.replay import Grouped, replay
 
 from .conftest import ROOT, LoopbackServer, RecordingBot
 from .test_harness_faults import conversation_lines, set_up_line, write_recording

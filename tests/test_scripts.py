@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from harness.check import Exploration, check
 from harness.client import BotClient
-from harness.scripts import ScriptError, expectation_problems, load_script, load_scripts
+from harness.conformance.probes import Exploration, check
+from harness.conformance.scripts import ScriptError, expectation_problems, load_script, load_scripts
 
 from .conftest import ROOT, LoopbackServer
 
@@ -106,7 +106,7 @@ def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
 
 
 def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_bot):
-    from harness.scripts import ScriptFailure, run_script
+    from harness.conformance.scripts import ScriptFailure, run_script
 
     script = load_script(write(tmp_path, """
         scenario: order-assistant
@@ -169,7 +169,7 @@ def test_the_fixtures_give_a_platform_for_hand_written_tests(pytester, make_bot)
 def test_the_readme_lists_every_rule_and_its_script_example_loads(tmp_path):
     import re
 
-    from harness.rules import RULES
+    from harness.conformance.rules import RULES
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for rule in RULES.values():

@@ -12,7 +12,7 @@ import json
 import pytest
 import requests
 
-from harness.embedded import EmbeddedBot
+from harness.bots import EmbeddedBot
 from harness.wire import signature
 
 from .conftest import OPERATOR, assert_fits

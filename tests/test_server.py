@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.bots import EmbeddedBot
 from harness.client import BotClient, visitor_text
-from harness.embedded import EmbeddedBot
 
 from .conftest import RULES, assert_fits, texts
 

@@ -23,10 +23,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import render
-from ..client import BotClient, BotError, new_operator_id, preflight
-from ..progress import silent
-from .plan import Plan
+from harness import render
+from harness.client import BotClient, BotError, new_operator_id, preflight
+from harness.load.plan import Plan
+from harness.progress import silent
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 GRACE_SECONDS = 60  # beyond the planned duration, for Locust to start, stop and write its summary
@@ -38,7 +38,7 @@ class LoadError(RuntimeError):
 
 
 @dataclass
-class Outcome:
+class LoadResult:
     endpoints: list[dict]
     errors: list[dict]
     workers: int = 0
@@ -93,7 +93,7 @@ def save_operators(client: BotClient, count: int) -> tuple[str, ...]:
 def run(provider_url: str, operators: int = 5, conversations_per_minute: float = 10, duration: float = 60,
         secret: str | None = None, csv_prefix: str | None = None, think_time: tuple[float, float] = (5, 20),
         messages: int = 4, expect_workers: int = 0, master_port: int = 5557, out=sys.stdout,
-        progress=silent) -> Outcome:
+        progress=silent) -> LoadResult:
     """Plan, run Locust headless and return its outcome; raise :class:`LoadError` when it cannot run.
 
     ``progress(text, step="load")`` is called about once a second while Locust runs; if it has a
@@ -129,7 +129,7 @@ def run(provider_url: str, operators: int = 5, conversations_per_minute: float =
         if not summary.exists():
             raise LoadError("Locust stopped without a summary:\n" + _tail(log))
         data = json.loads(summary.read_text(encoding="utf-8"))
-    return Outcome(data["endpoints"], data["errors"], data["workers"], data["plan"], data["processes"])
+    return LoadResult(data["endpoints"], data["errors"], data["workers"], data["plan"], data["processes"])
 
 
 def run_worker(master_host: str, master_port: int = 5557, secret: str | None = None) -> int:

@@ -15,14 +15,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import resources
 from harness.client import BotClient, GiveUp, preflight
 from harness.progress import silent
+from harness.verify.gateway import Gateway
+from harness.verify.report import InteractionResult, outcomes
+from harness.verify.states import PROVIDER
 
-from .gateway import Gateway
-from .report import Outcome, outcomes, render, write_junit
-from .states import PROVIDER
-
-DEFAULT_PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
+DEFAULT_PACTS = resources.pacts()
 # The verifier's timeout, for calls and for state set-ups alike: above what a set-up may take (up to four
 # calls of 10 s each, fewer once GiveUp stops a hanging bot), so the gateway always answers first; an
 # abandoned set-up would be sent again by the verifier while the first still waits on the bot.
@@ -34,7 +34,7 @@ os.environ.setdefault("PACT_DO_NOT_TRACK", "true")  # no usage reporting: verifi
 @dataclass
 class Verification:
     provider_url: str
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[InteractionResult] = field(default_factory=list)
     error: str | None = None  # the verification could not run at all
     given_up: list[str] = field(default_factory=list)  # endpoints given up for going over their budget
 
@@ -115,49 +115,3 @@ def _quiet_stdout():
     finally:
         os.dup2(saved, 1)
         os.close(saved)
-
-
-def run(provider_url: str | None, secret: str | None, pacts: str | None, junit: str | None,
-        broker_url: str | None, publish_version: str | None, out=sys.stdout, verbose: bool = False) -> int:
-    """The command: verify, print the table, write JUnit.
-
-    Exit 0 only when every interaction passes, 1 when one fails, 2 when the verification cannot
-    run (bad arguments, no pacts, a bot that cannot be reached or refuses the signature).
-    """
-    from harness.embedded import BotProcessError, EmbeddedBot
-    from harness.progress import Progress
-
-    embedded = None
-    progress = Progress()
-    try:
-        if provider_url is None:
-            embedded = EmbeddedBot(secret=secret, workers=2)
-            provider_url = embedded.start()
-            print(f"Verifying the embedded reference bot at {provider_url}", file=out)
-        else:
-            print(f"Verifying {provider_url}", file=out)
-        print(f"  pacts: {broker_url or pacts or DEFAULT_PACTS}; requests "
-              f"{'signed with the given secret' if secret else 'not signed (no --secret)'}", file=out)
-        result = verify(provider_url, secret, pacts, broker_url, publish_version, progress)
-    except (VerifyError, BotProcessError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    finally:
-        progress.done()
-        if embedded is not None:
-            embedded.close()
-    if result.error and not result.outcomes:
-        print(f"error: {result.error}", file=sys.stderr)
-        found, code = [Outcome("verification", [], False, [result.error])], 2
-    else:
-        print(render(result.outcomes, verbose), file=out)
-        for line in result.given_up:
-            print(f"note: {line}", file=out)
-        found, code = result.outcomes, 0 if result.passed else 1
-    if junit:
-        try:
-            write_junit(found, Path(junit), f"{PROVIDER} at {provider_url}")
-        except OSError as error:
-            print(f"error: cannot write {junit}: {error.strerror or error}", file=sys.stderr)
-            return 2
-    return code

@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 from harness import wire
 from harness.client import BotClient, Exchange, GiveUp, route
 from harness.progress import silent
-
-from .states import ProviderStates, StateError
+from harness.verify.states import ProviderStates, StateError
 
 STATE_PATH = "/_iadvize-harness/provider-states"
 FORWARDED_HEADERS = {"content-type": "Content-Type", "accept": "Accept"}

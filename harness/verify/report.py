@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.client import excerpt
+from harness.verify.gateway import Attempt
 from harness.wire.model import DATE_TIME_PATTERN
-
-from .gateway import Attempt
 
 ECHO_RULE = ("a message whose author is an operator is the bot's own message posted back by iAdvize (or a human's "
              "after a transfer): it must get no replies, or the bot answers itself forever")
 
 
 @dataclass
-class Outcome:
+class InteractionResult:
     description: str
     states: list[str]
     passed: bool
@@ -34,7 +33,7 @@ class Outcome:
     reproduce: str = ""  # a curl command sending the interaction's call again
 
 
-def outcomes(results: dict, attempts: list[Attempt]) -> list[Outcome]:
+def outcomes(results: dict, attempts: list[Attempt]) -> list[InteractionResult]:
     """Pact's per-interaction results joined, in order, with the gateway's attempts."""
     interactions = [r for r in results.get("interactionResults", []) if not r.get("pending")]
     paired = attempts if len(attempts) == len(interactions) else [None] * len(interactions)
@@ -42,7 +41,7 @@ def outcomes(results: dict, attempts: list[Attempt]) -> list[Outcome]:
     for result, attempt in zip(interactions, paired, strict=True):
         reasons = _reasons(result.get("mismatch"), attempt)
         exchange = attempt.exchange if attempt else None
-        found.append(Outcome(result.get("description", "?"), list(result.get("providerStates", [])),
+        found.append(InteractionResult(result.get("description", "?"), list(result.get("providerStates", [])),
                              passed=not reasons, reasons=reasons,
                              setup=list(dict.fromkeys(attempt.state_errors)) if attempt else [],
                              warnings=list(attempt.warnings) if attempt else [],
@@ -135,7 +134,7 @@ def _is_echo(exchange) -> bool:
     return isinstance(body, dict) and ((body.get("message") or {}).get("author") or {}).get("role") == "operator"
 
 
-def render(found: list[Outcome], verbose: bool = False) -> str:
+def render(found: list[InteractionResult], verbose: bool = False) -> str:
     """One line per interaction, its reasons under it; the set-up problems once, above."""
     lines = []
     setup: dict[str, int] = {}
@@ -160,7 +159,7 @@ def render(found: list[Outcome], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def write_junit(found: list[Outcome], path: Path, suite: str) -> None:
+def write_junit(found: list[InteractionResult], path: Path, suite: str) -> None:
     failures = sum(not o.passed for o in found)
     root = ET.Element("testsuites", name="pact verification", tests=str(len(found)), failures=str(failures))
     cases = ET.SubElement(root, "testsuite", name=suite, tests=str(len(found)), failures=str(failures))

@@ -16,7 +16,7 @@ from pathlib import Path
 import fastjsonschema
 from jsonschema import Draft202012Validator
 
-from .model import BODIES, DEFINITIONS
+from harness.wire.model import BODIES, DEFINITIONS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BODY_NAMES = tuple(BODIES)

@@ -11,7 +11,7 @@ import json
 
 import yaml
 
-from .model import BODIES, DEFINITIONS
+from harness.wire.model import BODIES, DEFINITIONS
 
 
 def _component(name: str) -> str:

@@ -17,14 +17,15 @@ import textwrap
 import uuid
 from pathlib import Path
 
-from . import render, wire
-from .check import check, table
-from .client import BotClient, BotError, echo_of, visitor_text
-from .embedded import BotProcessError, EmbeddedBot
-from .replay import replay
-from .report import ReportError, build
-from .verify import VerifyError, verify
-from .verify.report import render as render_outcomes
+from harness import render, resources, wire
+from harness.analysis.report import ReportError, build
+from harness.bots import BotProcessError, EmbeddedBot
+from harness.client import BotClient, BotError, echo_of, visitor_text
+from harness.conformance.probes import check
+from harness.conformance.reports import table
+from harness.traffic.replay import replay
+from harness.verify import VerifyError, verify
+from harness.verify.report import render as render_outcomes
 
 OPERATOR = "ha-4242"
 RULES = [
@@ -49,7 +50,7 @@ class Printer:
         print(f"\n--- {text} " + "-" * max(0, WIDTH - len(text) - 5), file=self.out)
 
 
-SAMPLE = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "sample.jsonl.gz"
+SAMPLE = resources.sample()
 
 
 def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.html") -> int:

@@ -1,8 +1,9 @@
-"""The reference bot started as a real server process, for the demo, ``verify`` and tests.
+"""The bot under test: the URL given, or the embedded reference bot started as a real server process.
 
-It runs ``iadvize-harness serve --port 0`` in its own process group, reads the URL the
-server prints, and waits for ``/healthcheck``. ``kill()`` is a real SIGKILL of the whole
-group (master and workers), for restart tests.
+``bot(url)`` is the one way every command, the demo, the notebooks and the tests get a bot. The
+embedded one runs ``python -m reference_bot.serve --port 0`` in its own process group, is known by the
+URL the server prints, and is ready once ``/healthcheck`` answers. ``kill()`` is a real SIGKILL of the
+whole group (master and workers), for restart tests.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -23,10 +26,26 @@ START_SECONDS = 30.0
 
 
 class BotProcessError(RuntimeError):
-    pass
+    """The embedded bot did not start (the message ends with the tail of its log)."""
+
+
+@contextmanager
+def bot(url: str | None = None, *, secret: str | None = None, workers: int = 2,
+        env: dict | None = None) -> Iterator[str]:
+    """Yield the bot's base URL: ``url`` when given, else an embedded reference bot's, stopped at the end.
+
+    ``secret`` makes the embedded bot check signatures; raises :class:`BotProcessError` when it cannot start.
+    """
+    if url:
+        yield url
+        return
+    with EmbeddedBot(secret=secret, workers=workers, env=env) as embedded:
+        yield embedded.url
 
 
 class EmbeddedBot:
+    """The reference bot under gunicorn in a process of its own, on a free loopback port."""
+
     def __init__(self, database: str | os.PathLike | None = None, secret: str | None = None,
                  scenarios: str | os.PathLike | None = None, workers: int = 2, env: dict | None = None,
                  log_path: str | os.PathLike | None = None):
@@ -39,7 +58,8 @@ class EmbeddedBot:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> str:
-        command = [sys.executable, "-m", "harness.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+        """Start the server and return its base URL once it answers ``/healthcheck``."""
+        command = [sys.executable, "-m", "reference_bot.serve", "--host", "127.0.0.1", "--port", "0",
                    "--db", self.database, "--workers", str(self.workers)]
         if self.scenarios:
             command += ["--scenarios", str(self.scenarios)]

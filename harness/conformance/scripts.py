@@ -29,10 +29,10 @@ import yaml
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as jsonpath
 
-from . import wire
-from .client import BotClient, new_operator_id
-from .platform import Conversation, SimulatedPlatform
-from .wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
+from harness import wire
+from harness.client import BotClient, new_operator_id
+from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
+from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
 EXPECTATIONS = {
     "text_equals": "one message of the answer has exactly this text",
@@ -67,14 +67,14 @@ class ScriptError(ValueError):
 class ScriptFailure(AssertionError):
     """A step whose expectations did not hold; carries the transcript up to it."""
 
-    def __init__(self, script: Script, step: int, problems: list[str], conversation: Conversation):
+    def __init__(self, script: Script, step: int, problems: list[str], conversation: SimulatedConversation):
         self.script, self.step, self.problems, self.conversation = script, step, problems, conversation
         what = script.steps[step].describe()
         super().__init__(f"{script.name}: step {step + 1} ({what}): " + "; ".join(problems))
 
 
 @dataclass
-class Step:
+class ScriptStep:
     visitor: str | None = None
     payload: dict | None = None
     wait: float | None = None
@@ -93,7 +93,7 @@ class Step:
 class Script:
     name: str
     source: str
-    steps: list[Step]
+    steps: list[ScriptStep]
     scenario: str | None = None
     distribution_rules: list[dict] = field(default_factory=lambda: list(DEFAULT_RULES))
     transfer_available: bool = False
@@ -131,7 +131,7 @@ def load_script(path: Path) -> Script:
                   data.get("scenario"), list(rules), bool(data.get("transfer_available", False)))
 
 
-def _step(item, source: str, where: str) -> Step:
+def _step(item, source: str, where: str) -> ScriptStep:
     if not isinstance(item, dict) or len({"visitor", "payload", "wait"} & set(item)) != 1:
         raise ScriptError(source, where, "a step has exactly one of visitor, payload or wait")
     if unknown := set(item) - STEP_KEYS:
@@ -143,7 +143,7 @@ def _step(item, source: str, where: str) -> Step:
             "idMessage": "x", "author": {"role": "visitor"}, "payload": item["payload"],
             "createdAt": "2026-01-01T00:00:00Z"}}):
         raise ScriptError(source, f"{where}.payload", "not a payload a visitor can send")
-    return Step(visitor=str(item["visitor"]) if "visitor" in item else None, payload=item.get("payload"),
+    return ScriptStep(visitor=str(item["visitor"]) if "visitor" in item else None, payload=item.get("payload"),
                 wait=_seconds(item["wait"], source, f"{where}.wait") if "wait" in item else None,
                 after=_seconds(item.get("after", 0), source, f"{where}.after"), expect=expect)
 
@@ -194,7 +194,7 @@ def load_scripts(directory: Path) -> list[Script]:
 
 # --- running -------------------------------------------------------------------------------
 
-def run_script(script: Script, client: BotClient, on_event=None) -> Conversation:
+def run_script(script: Script, client: BotClient, on_event=None) -> SimulatedConversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail."""
     id_operator = new_operator_id()
     scenario = script.scenario or _first_scenario(client, script)
@@ -230,7 +230,7 @@ def run_script(script: Script, client: BotClient, on_event=None) -> Conversation
 TRANSFER_WAIT_LIMIT = 180.0  # simulated seconds: awaits before a transfer, then its 60 s at most
 
 
-def _play_out_transfer(platform: SimulatedPlatform, chat: Conversation) -> None:
+def _play_out_transfer(platform: SimulatedPlatform, chat: SimulatedConversation) -> None:
     """The visitor waits until the transfer's outcome is known (a human, or the failure replies)."""
     waited = 0.0
     while chat.transfer is None and (chat.pending or chat.transfer_ends_at) and waited < TRANSFER_WAIT_LIMIT:

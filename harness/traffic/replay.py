@@ -25,13 +25,11 @@ progress to ``progress``; the command decides what to show.
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,16 +39,16 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import render
-from .client import BotClient, BotError, Exchange, GiveUp, excerpt
-from .platform import INACTIVITY_CLOSE_SECONDS, Conversation, Event, SimulatedPlatform
-from .progress import silent
-from .recording import Corrupt, read_lines, recording_files
+from harness import render
+from harness.analysis.outcomes import HUMAN_WORDS, first_reply_seconds, outcome
+from harness.client import BotClient, BotError, Exchange, GiveUp, excerpt
+from harness.conformance.platform import INACTIVITY_CLOSE_SECONDS, Event, SimulatedConversation, SimulatedPlatform
+from harness.progress import silent
+from harness.traffic.recordings import Corrupt, Recorded, recorded_conversations, replies_of, sent_seconds
 
 DEFAULT_SCENARIO = "order-assistant"
 BATCH_ROWS = 2_000
 SHOWN_PER_REASON = 5  # skipped lines or failed conversations reported one by one for one reason; the rest counted
-WINDOW_SECONDS = 3600.0  # a conversation silent this long in the recording is complete
 
 CATEGORY = pa.dictionary(pa.int32(), pa.string())
 EXCHANGE_COLUMNS = pa.schema([
@@ -67,33 +65,7 @@ CONVERSATION_COLUMNS = pa.schema([
     ("time_to_escalation_s", pa.float64()), ("escalation_turn", pa.int32()), ("escalation_step", pa.string()),
     ("duration_s", pa.float64()), ("differences", pa.int32()),
 ])
-HUMAN_WORDS = ("human", "person", "agent", "advisor", "someone", "operator")
 NOT_SENT = "not sent:"  # how the error of a call given up before it was sent begins (harness.client.GiveUp)
-
-
-@dataclass
-class Recorded:
-    """One conversation as recorded: its lines in order."""
-
-    id: str
-    operator: str | None
-    lines: list[dict] = field(default_factory=list)
-    last_at: float = 0.0  # send time of its latest line
-
-    def role(self, line: dict) -> str | None:
-        message = (line.get("request") or {}).get("message") if isinstance(line.get("request"), dict) else None
-        return ((message or {}).get("author") or {}).get("role") if isinstance(message, dict) else None
-
-    @property
-    def visitor_lines(self) -> list[dict]:
-        return [line for line in self.lines if line["endpoint"] == "messages" and self.role(line) == "visitor"]
-
-    @property
-    def human_took_it(self) -> bool:
-        """A human answered after a transfer: an operator message the bot never sent."""
-        sent = {r.get("payload", {}).get("value") for line in self.lines for r in _replies(line.get("response"))}
-        return any(self.role(line) == "operator" and (line["request"]["message"].get("payload") or {}).get("value")
-                   not in sent for line in self.lines)
 
 
 @dataclass(frozen=True)
@@ -166,11 +138,6 @@ class Grouped:
                 for reason, count in self.counts.items() if count > self.first]
 
 
-def _replies(body) -> list[dict]:
-    replies = body.get("replies") if isinstance(body, dict) else None
-    return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
-
-
 def _answered(status, error) -> bool:
     """The call got a proper answer: a 2xx status and a readable body."""
     return error is None and status is not None and 200 <= status < 300
@@ -199,61 +166,6 @@ def _fault_kind(exchange: Exchange) -> str:
 
 def _call(exchange: Exchange) -> str:
     return f"{exchange.method} {urlsplit(exchange.url).path}"
-
-
-def _seconds(iso: str) -> float:
-    return datetime.fromisoformat(iso.split("[")[0].replace("Z", "+00:00")).timestamp()
-
-
-def _timed(lines: Iterator[dict | Corrupt]) -> Iterator[tuple[float, int, dict | Corrupt]]:
-    """Lines with their send time (a corrupt line takes the time of the line before it)."""
-    last = float("-inf")
-    for order, line in enumerate(lines):
-        if isinstance(line, dict):
-            try:
-                last = _seconds(line["sent_at"])
-            except ValueError:  # a date the schema's pattern lets through but the calendar does not
-                file, number = line["_source"].rsplit(":", 1)
-                line = Corrupt(file, int(number), f"sent_at: {line['sent_at']!r} is not a date")
-        yield last, order, line
-
-
-def recorded_conversations(paths: list, skipped: list[Corrupt], operators: dict, window: float = WINDOW_SECONDS,
-                           on_skipped: Callable[[Corrupt], None] | None = None) -> Iterator[Recorded]:
-    """Conversations from the recordings, as a stream.
-
-    Files are merged by send time, so a conversation spread over several files (hourly files,
-    one file per bot worker) comes out whole; a conversation is let go once nothing was sent
-    in it for ``window`` seconds of recorded time, so memory holds an hour of traffic at most.
-    Operator set-ups met on the way are kept in ``operators``; corrupt lines go to ``skipped``
-    (and to ``on_skipped``, as they are met).
-    """
-    streams = [_timed(read_lines(path)) for path in recording_files(paths)]
-    open_: OrderedDict[str, Recorded] = OrderedDict()  # least recently active first
-    latest = float("-inf")
-    for at, _, line in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
-        if isinstance(line, Corrupt):
-            skipped.append(line)
-            if on_skipped:
-                on_skipped(line)
-            continue
-        if line["endpoint"] == "bot.save" and isinstance(line.get("request"), dict) and line["operator"]:
-            operators[line["operator"]] = line["request"]
-        if line["conversation"] is not None:
-            latest = max(latest, at)
-            conversation = open_.pop(line["conversation"], None) or Recorded(line["conversation"], line["operator"])
-            conversation.lines.append(line)
-            conversation.last_at = at
-            open_[line["conversation"]] = conversation
-        while open_ and next(iter(open_.values())).last_at < latest - window:
-            yield _ordered(open_.popitem(last=False)[1])
-    for conversation in open_.values():
-        yield _ordered(conversation)
-
-
-def _ordered(conversation: Recorded) -> Recorded:
-    conversation.lines.sort(key=lambda line: (line["seq"], line["sent_at"]))
-    return conversation
 
 
 class Replayer:
@@ -305,18 +217,18 @@ class Replayer:
 
     def replay(self, recorded: Recorded, settings: dict | None) -> tuple[list[dict], dict]:
         rules = self.set_up(recorded.operator, settings)
-        events: list[tuple[Conversation, Event]] = []
+        events: list[tuple[SimulatedConversation, Event]] = []
         platform = SimulatedPlatform(self.client(), recorded.operator, rules, rule_available=recorded.human_took_it,
                                      on_event=lambda chat, event: events.append((chat, event)))
-        t0 = _seconds(recorded.lines[0]["sent_at"])
+        t0 = sent_seconds(recorded.lines[0]["sent_at"])
         chat = platform.open_chat(recorded.id)
         platform.start(chat)
         for line in recorded.visitor_lines:
             message = line["request"]["message"]
-            at = _seconds(line["sent_at"]) - t0
+            at = sent_seconds(line["sent_at"]) - t0
             platform.visitor_says(chat, payload=message["payload"], after=max(0.0, at - chat.now),
                                   id_message=message["idMessage"])
-        last = _seconds(recorded.lines[-1]["sent_at"]) - t0
+        last = sent_seconds(recorded.lines[-1]["sent_at"]) - t0
         # What followed the last message plays out: pending replies, a transfer, iAdvize's 5-minute close.
         platform.wait(chat, max(0.0, last - chat.now) + INACTIVITY_CLOSE_SECONDS + 1)
         calls = [event.exchange for _, event in events if event.kind == "call"]
@@ -324,7 +236,7 @@ class Replayer:
             raise NoAnswer(calls)
         return self._rows(recorded, chat, events, t0)
 
-    def _rows(self, recorded: Recorded, chat: Conversation, events, t0: float) -> tuple[list[dict], dict]:
+    def _rows(self, recorded: Recorded, chat: SimulatedConversation, events, t0: float) -> tuple[list[dict], dict]:
         recorded_by_kind: dict[str, list[dict]] = {}
         for line in recorded.lines:
             recorded_by_kind.setdefault(_kind(line["endpoint"], recorded.role(line)), []).append(line)
@@ -336,7 +248,7 @@ class Replayer:
             index = seen[kind] = seen.get(kind, -1) + 1
             candidates = recorded_by_kind.get(kind, [])
             twin = candidates[index] if index < len(candidates) else None
-            replies, recorded_replies = _replies(x.body), _replies(twin["response"]) if twin else None
+            replies, recorded_replies = replies_of(x.body), replies_of(twin["response"]) if twin else None
             sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
             rows.append({
                 "conversation": recorded.id, "seq": seq, "endpoint": x.endpoint, "purpose": event.purpose,
@@ -356,7 +268,7 @@ class Replayer:
         return rows, self._conversation_row(recorded, chat, rows, t0)
 
     @staticmethod
-    def _conversation_row(recorded: Recorded, chat: Conversation, rows: list[dict], t0: float) -> dict:
+    def _conversation_row(recorded: Recorded, chat: SimulatedConversation, rows: list[dict], t0: float) -> dict:
         events = chat.events
         visitor = [i for i, e in enumerate(events) if e.kind == "visitor"]
         transfer = next((i for i, e in enumerate(events) if e.kind == "transfer"), None)
@@ -373,44 +285,12 @@ class Replayer:
             "conversation": recorded.id, "operator": recorded.operator,
             "started_at": datetime.fromtimestamp(t0, UTC),
             "first_message": events[visitor[0]].text if visitor else None, "turns": len(visitor),
-            "outcome": _outcome(chat, events, visitor), "asked_for_human": asked, "transfer": chat.transfer,
-            "time_to_first_reply_s": _first_reply(events, visitor, shown_after_first),
+            "outcome": outcome(chat, events, visitor), "asked_for_human": asked, "transfer": chat.transfer,
+            "time_to_first_reply_s": first_reply_seconds(events, visitor, shown_after_first),
             "time_to_escalation_s": events[transfer].at if transfer is not None else None,
             "escalation_turn": turn, "escalation_step": step,
             "duration_s": chat.now, "differences": sum(1 for r in rows if r["same"] is False),
         }
-
-
-def _first_reply(events: list[Event], visitor: list[int], shown: list[Event]) -> float | None:
-    """Seconds from the visitor's first message to the first message shown after it, the bot's
-    HTTP latency included (simulated time runs apart from it)."""
-    if not visitor or not shown:
-        return None
-    first = events[visitor[0]]
-    call = next((e for e in events[visitor[0]:] if e.kind == "call" and e.purpose == "visitor"), None)
-    latency = (call.exchange.latency_ms or 0) / 1000 if call else 0.0
-    return round(shown[0].at - first.at + latency, 3)
-
-
-def _outcome(chat: Conversation, events: list[Event], visitor: list[int]) -> str:
-    """resolved / escalated / transfer failed / abandoned / closed by bot.
-
-    Abandoned: the visitor wrote at most once, or left (iAdvize closed the chat after 5 minutes)
-    while the bot waited for an answer: its last message asked a question or offered quick replies.
-    """
-    if chat.transfer == "succeeded":
-        return "escalated"
-    if chat.transfer == "failed":
-        return "transfer failed"
-    if chat.closed == "bot":
-        return "closed by bot"
-    last_bot = next((e for e in reversed(events) if e.kind == "shown"), None)
-    waiting = last_bot is not None and last_bot.reply is not None and (
-        bool(last_bot.reply.get("quickReplies")) or last_bot.text.rstrip().endswith("?"))
-    if len(visitor) <= 1 or (chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot)
-                                                                           > visitor[-1])):
-        return "abandoned"
-    return "resolved"
 
 
 def _kind(endpoint: str, purpose_or_role: str | None) -> str:

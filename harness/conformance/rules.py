@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from . import wire
-from .client import REFUSED_STATUSES, Exchange, brief, excerpt
-from .wire.limits import (
+from harness import wire
+from harness.client import REFUSED_STATUSES, Exchange, brief, excerpt
+from harness.wire.limits import (
     BUDGET_SECONDS,
     FIRST_MESSAGES_BUDGET_SECONDS,
     LONG_MESSAGE_CHARS,

@@ -20,9 +20,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .progress import silent
+from harness import resources
+from harness.progress import silent
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = resources.notebooks()
 NOTEBOOKS = ("replay-conversations.ipynb", "response-times-and-escalations.ipynb")
 _REMOTE_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>", re.I)
 

@@ -19,10 +19,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .client import BotClient
-from .platform import Conversation, Event, SimulatedPlatform
-from .progress import silent
-from .recording import record, utc_iso
+from harness.client import BotClient
+from harness.conformance.platform import Event, SimulatedConversation, SimulatedPlatform
+from harness.progress import silent
+from harness.traffic.recordings import record, utc_iso
 
 OPERATOR = "ha-424242"
 RULES = [{"id": "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607", "label": "Customer service"},
@@ -105,7 +105,7 @@ def _conversation(client: BotClient, synthesis: Synthesis, start: float, script:
     lines: list[dict] = []
     available = synthesis.random.random() < HUMAN_AVAILABLE
 
-    def keep(conversation: Conversation, event: Event) -> None:
+    def keep(conversation: SimulatedConversation, event: Event) -> None:
         if event.kind == "call":
             line = record(event.exchange, conversation.id, OPERATOR, len(lines))
             lines.append(_synthetic(line, start + event.at, synthesis))

@@ -8,7 +8,7 @@ from html import escape
 
 import pandas as pd
 
-from . import render, wire
+from harness import render, wire
 
 STYLE = """<style>
 .chat{font-family:sans-serif;max-width:640px;border:1px solid #ccc;padding:8px;background:#fafafa}

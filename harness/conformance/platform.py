@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from . import render, wire
-from .client import BotClient, Exchange, message, utc_iso
-from .wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS, INACTIVITY_CLOSE_SECONDS
+from harness import render, wire
+from harness.client import BotClient, Exchange, message, utc_iso
+from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS, INACTIVITY_CLOSE_SECONDS
 
 HUMAN_GREETING = "Hello, this is Sam from the support team. How can I help?"
 
@@ -42,7 +42,7 @@ class Event:
 
 
 @dataclass
-class Conversation:
+class SimulatedConversation:
     id: str
     operator: str
     events: list[Event] = field(default_factory=list)
@@ -90,7 +90,7 @@ class SimulatedPlatform:
 
     def __init__(self, client: BotClient, id_operator: str, distribution_rules: list[dict] | None = None,
                  rule_available: Callable[[str], bool] | bool = False,
-                 on_event: Callable[[Conversation, Event], None] | None = None,
+                 on_event: Callable[[SimulatedConversation, Event], None] | None = None,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()), epoch: float | None = None):
         self.client = client
         self.id_operator = id_operator
@@ -102,9 +102,9 @@ class SimulatedPlatform:
 
     # --- a conversation ------------------------------------------------------------------
 
-    def open_chat(self, id_conversation: str | None = None, start: bool = True) -> Conversation:
+    def open_chat(self, id_conversation: str | None = None, start: bool = True) -> SimulatedConversation:
         """The visitor opens the chatbox: the greeting is asked for (and shown if in time)."""
-        conversation = Conversation(id_conversation or self.new_id(), self.id_operator)
+        conversation = SimulatedConversation(id_conversation or self.new_id(), self.id_operator)
         exchange = self.client.exchange("first-messages", "GET",
                                         f"/bots/{quote(self.id_operator, safe='')}/conversation-first-messages",
                                         "first-messages.response", budget=self.client.first_messages_budget)
@@ -115,7 +115,7 @@ class SimulatedPlatform:
                     self._event(conversation, "shown", render.reply(reply), reply=reply)
         return conversation
 
-    def start(self, conversation: Conversation, history: list[dict] | None = None) -> Exchange:
+    def start(self, conversation: SimulatedConversation, history: list[dict] | None = None) -> Exchange:
         """iAdvize routes the conversation to the bot (its replies here should be empty)."""
         body = {"idOperator": self.id_operator, "idConversation": conversation.id, "history": list(history or [])}
         exchange = self.client.exchange("conversations", "POST", "/conversations", "conversation.response",
@@ -127,7 +127,7 @@ class SimulatedPlatform:
             conversation.id = ours
         return exchange
 
-    def visitor_says(self, conversation: Conversation, text: str | None = None, *, payload: dict | None = None,
+    def visitor_says(self, conversation: SimulatedConversation, text: str | None = None, *, payload: dict | None = None,
                      after: float = 0.0, id_message: str | None = None) -> Exchange | None:
         """The visitor writes ``after`` simulated seconds; returns the bot's answer (None if closed)."""
         self.advance(conversation, after)
@@ -149,17 +149,17 @@ class SimulatedPlatform:
             self._run(conversation)
         return exchange
 
-    def resend(self, conversation: Conversation, exchange: Exchange) -> Exchange:
+    def resend(self, conversation: SimulatedConversation, exchange: Exchange) -> Exchange:
         """iAdvize retrying a call (same ``idMessage``): the bot must answer it as before."""
         return self._post(conversation, exchange.request_body["message"], "retry")
 
-    def wait(self, conversation: Conversation, seconds: float) -> None:
+    def wait(self, conversation: SimulatedConversation, seconds: float) -> None:
         """The visitor stays silent for ``seconds`` of simulated time."""
         self.advance(conversation, seconds)
 
     # --- simulated time --------------------------------------------------------------------
 
-    def advance(self, conversation: Conversation, seconds: float) -> None:
+    def advance(self, conversation: SimulatedConversation, seconds: float) -> None:
         """Let ``seconds`` pass: pending replies whose time comes run; silence closes the chat."""
         target = conversation.now + seconds
         while not conversation.closed:
@@ -177,7 +177,7 @@ class SimulatedPlatform:
                 self._close(conversation, "inactivity")
         conversation.now = max(conversation.now, target)
 
-    def _run(self, conversation: Conversation) -> None:
+    def _run(self, conversation: SimulatedConversation) -> None:
         """Run pending replies from ``now`` until one makes the conversation wait."""
         conversation.resume_at = None
         while conversation.pending and not conversation.closed:
@@ -200,7 +200,7 @@ class SimulatedPlatform:
         if not conversation.pending:
             conversation.resume_at = None
 
-    def _transfer(self, conversation: Conversation, reply: dict) -> bool:
+    def _transfer(self, conversation: SimulatedConversation, reply: dict) -> bool:
         """True when the conversation now waits for the transfer's outcome."""
         rule = reply.get("distributionRule")
         options = reply.get("transferOptions") or {}
@@ -227,13 +227,13 @@ class SimulatedPlatform:
         conversation.transfer_ends_at, conversation.transfer_rule = conversation.now + timeout, str(rule)
         return True
 
-    def _transfer_failed(self, conversation: Conversation) -> None:
+    def _transfer_failed(self, conversation: SimulatedConversation) -> None:
         conversation.transfer, conversation.transfer_ends_at = "failed", None
         self._event(conversation, "transfer", f"to {conversation.transfer_rule}: failed, nobody took it")
         conversation.pending, conversation.after_transfer = conversation.after_transfer, []
         self._run(conversation)
 
-    def _close(self, conversation: Conversation, why: str) -> None:
+    def _close(self, conversation: SimulatedConversation, why: str) -> None:
         for dropped in [*conversation.pending, *conversation.after_transfer]:
             self._event(conversation, "dropped", f"{render.reply(dropped)} (the conversation closed)", reply=dropped)
         conversation.pending, conversation.after_transfer, conversation.closed = [], [], why
@@ -243,20 +243,20 @@ class SimulatedPlatform:
 
     # --- HTTP --------------------------------------------------------------------------------
 
-    def _date(self, conversation: Conversation) -> str | None:
+    def _date(self, conversation: SimulatedConversation) -> str | None:
         return None if self.epoch is None else utc_iso(self.epoch + conversation.now)
 
-    def _post(self, conversation: Conversation, wire_message: dict, purpose: str) -> Exchange:
+    def _post(self, conversation: SimulatedConversation, wire_message: dict, purpose: str) -> Exchange:
         body = {"idOperator": self.id_operator, "message": wire_message}
         path = f"/conversations/{quote(conversation.id, safe='')}/messages"
         exchange = self.client.exchange("messages", "POST", path, "message.response", body=body)
         self._call(conversation, exchange, purpose)
         return exchange
 
-    def _call(self, conversation: Conversation, exchange: Exchange, purpose: str) -> None:
+    def _call(self, conversation: SimulatedConversation, exchange: Exchange, purpose: str) -> None:
         self._event(conversation, "call", exchange=exchange, purpose=purpose)
 
-    def _event(self, conversation: Conversation, kind: str, text: str = "", **details) -> None:
+    def _event(self, conversation: SimulatedConversation, kind: str, text: str = "", **details) -> None:
         event = Event(conversation.now, kind, text, **details)
         conversation.events.append(event)
         if self.on_event:

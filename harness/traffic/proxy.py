@@ -18,10 +18,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from .recording import endpoint_of
-from .wire.recording import VERSION, RecordingWriter, utc_iso
+from harness.traffic.recordings import endpoint_of
+from harness.wire.record_format import VERSION, RecordingWriter, utc_iso
 
-log = logging.getLogger("harness.proxy")
+log = logging.getLogger("harness.traffic.proxy")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
 TIMEOUT_SECONDS = 30.0  # above iAdvize's 10 s: the proxy never cuts an answer iAdvize would still wait for

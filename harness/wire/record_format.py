@@ -2,7 +2,7 @@
 
 Part of the wire model because both sides write it: the reference bot records what it
 serves, the harness's proxy what it forwards. Reading, replaying and building lines from
-harness exchanges live in ``harness.recording``.
+harness exchanges live in ``harness.traffic.recordings``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .model import DATE_TIME_PATTERN
+from harness.wire.model import DATE_TIME_PATTERN
 
 
 def utc_iso(moment: float | None = None) -> str:

@@ -1,7 +1,13 @@
-"""``iadvize-harness serve``: the reference bot under gunicorn, several workers, one SQLite file."""
+"""The bot's runner: gunicorn, several workers, one SQLite file, the URL printed once it listens.
+
+``python -m reference_bot.serve --port 8080`` (or ``iadvize-harness serve``, which calls this). A copy of
+the template under another name runs the same way: ``python -m mybot.serve``. Plain gunicorn works too:
+``gunicorn 'mybot.wsgi:app'``; this runner adds the checks done once before the workers start.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sqlite3
@@ -28,7 +34,6 @@ class _ReferenceBotServer(BaseApplication):
         # Called in every worker after the fork (no preload): each builds its own app,
         # connections and background threads, none of which survive a fork.
         from reference_bot import create_app
-
         return create_app()
 
 
@@ -47,11 +52,11 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
           workers: int, threads: int = 4) -> int:
     from flask import Flask
 
-    from reference_bot import NO_SECRET_WARNING
-    from reference_bot.config import ConfigError, defaults, from_environment
-    from reference_bot.logs import configure
-    from reference_bot.scenario import ScenarioError, load_directory
-    from reference_bot.store import Store
+    from . import NO_SECRET_WARNING
+    from .config import ConfigError, defaults, from_environment
+    from .logs import configure
+    from .scenario import ScenarioError, load_directory
+    from .store import Store
 
     # The bot reads its settings from the environment in each worker.
     for variable, value in (("REFERENCE_BOT_DATABASE", database), ("REFERENCE_BOT_SCENARIOS", scenarios),
@@ -59,7 +64,7 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
         if value:
             os.environ[variable] = os.path.abspath(value) if variable != "IADVIZE_SECRET" else value
     try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
-        settings = {**defaults(Flask("reference_bot").instance_path), **from_environment()}
+        settings = {**defaults(Flask(__package__).instance_path), **from_environment()}
         load_directory(settings["SCENARIOS_DIR"])
         Store(settings["DATABASE"])  # creates the file and its tables once, before the workers share it
     except (ConfigError, ScenarioError) as error:
@@ -81,7 +86,7 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     os.environ.setdefault("REFERENCE_BOT_PUBLIC_URL", url)
     checked = "signatures checked" if settings["IADVIZE_SECRET"] else "signatures NOT checked: no IADVIZE_SECRET"
-    print(f"reference bot on {url} ({workers} workers, {checked})", flush=True)
+    print(f"{__package__.replace('_', ' ')} on {url} ({workers} workers, {checked})", flush=True)
     _ReferenceBotServer({
         "bind": [f"fd://{sock.fileno()}"],
         "workers": workers,
@@ -98,3 +103,31 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
         "proc_name": "iadvize-reference-bot",
     }).run()
     return 0
+
+
+def options() -> argparse.ArgumentParser:
+    """The runner's options, shared with ``iadvize-harness serve`` (a parent parser)."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--host", default="127.0.0.1",
+                         help="the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    options.add_argument("--port", type=int, default=5000, help="0 picks a free port (default 5000)")
+    options.add_argument("--db", metavar="FILE", help="the SQLite file of operators and conversations "
+                                                      "(default: instance/reference-bot.sqlite3)")
+    options.add_argument("--scenarios", help="directory of scenario YAML files (default: the shipped ones)")
+    options.add_argument("--secret", help="iAdvize app secret; prefer the IADVIZE_SECRET environment variable")
+    options.add_argument("--workers", type=int, default=default_workers(),
+                         help=f"gunicorn worker processes (default {default_workers()}: 2 per core plus one, "
+                              "at most 9)")
+    options.add_argument("--threads", type=int, default=4, help="threads per worker")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and serve until stopped; 2 for settings the bot cannot start with."""
+    args = argparse.ArgumentParser(prog=f"python -m {__package__}.serve", parents=[options()],
+                                   description="Run the bot with gunicorn.").parse_args(argv)
+    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
+from harness.wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
 
 BUDGETS_MS = {"first-messages": FIRST_MESSAGES_BUDGET_SECONDS * 1000, "all": BUDGET_SECONDS * 1000}  # then nothing
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}

@@ -1,4 +1,4 @@
-"""``iadvize-harness check``: probe conversations through the simulated platform, judged by the rules.
+"""The probe engine of ``check``: conversations through the simulated platform, judged by the rules.
 
 The bot is set up as iAdvize would (an operator with two distribution rules per scenario it
 lists, saved with ``PUT /bots``), then driven through probe conversations that explore its
@@ -16,21 +16,19 @@ check's own (or ``--id-operator``). An endpoint that keeps going over its budget
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import random
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote, unquote
 
-from . import phrasings, render
-from .client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
-from .platform import Conversation, Event, SimulatedPlatform
-from .progress import silent
-from .rules import RULES, Finding, Observation, judge
-from .wire import signature
+from harness.client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
+from harness.conformance import phrasings
+from harness.conformance.platform import Event, SimulatedConversation, SimulatedPlatform
+from harness.conformance.rules import Finding, Observation, judge
+from harness.progress import silent
+from harness.wire import signature
 
 RULES_OF_OPERATOR = [
     {"id": "3c9e1f5a-2b4d-4e6f-8a1b-0c2d3e4f5a01", "label": "Customer service"},
@@ -66,7 +64,7 @@ class Exploration:
 @dataclass
 class Report:
     findings: list[Finding] = field(default_factory=list)
-    conversations: list[Conversation] = field(default_factory=list)
+    conversations: list[SimulatedConversation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the run could not do, said once
     stopped: str | None = None  # why nothing was tried: the bot refuses the signature, or cannot be reached
     scripts: list[str] = field(default_factory=list)  # names of the scripts run
@@ -138,7 +136,7 @@ class Checker:
                 self._seen[key] = len(self.report.findings)
                 self.report.findings.append(dataclasses.replace(finding, reproduce=exchange.reproduce()))
 
-    def _on_event(self, conversation: Conversation, event: Event) -> None:
+    def _on_event(self, conversation: SimulatedConversation, event: Event) -> None:
         if event.kind == "call":
             self.progress(f"{self._doing}, {self._tally()}")
             body = event.exchange.request_body or {}
@@ -201,8 +199,8 @@ class Checker:
 
     def run_script(self, script) -> None:
         """A conversation script: its exchanges judged by the rules, its failed expectations reported."""
-        from .client import BotError
-        from .scripts import ScriptError, ScriptFailure, run_script
+        from harness.client import BotError
+        from harness.conformance.scripts import ScriptError, ScriptFailure, run_script
 
         self.rule_ids = [r.get("id") for r in script.distribution_rules]  # the script's operator has its own rules
         try:
@@ -237,7 +235,7 @@ class Checker:
         return SimulatedPlatform(self.client, self.id_operator, RULES_OF_OPERATOR, rule_available=available,
                                  on_event=self._on_event)
 
-    def conversation(self, platform: SimulatedPlatform, label: str) -> Conversation:
+    def conversation(self, platform: SimulatedPlatform, label: str) -> SimulatedConversation:
         chat = platform.open_chat()
         chat.label = f"{label} ({self.id_bot})"
         self.report.conversations.append(chat)
@@ -412,160 +410,3 @@ def check(client: BotClient, secret: str | None = None, scripts: list | None = N
           exploration: Exploration | None = None, progress=silent) -> Report:
     """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts."""
     return Checker(client, secret, exploration, progress).run(scripts)
-
-
-# --- reports ----------------------------------------------------------------------------------
-
-COLUMNS = ("rule", "severity", "endpoint", "conversation", "message", "evidence")
-
-
-def _message(finding: Finding) -> str:
-    counted = finding.count > 1 and "calls" not in finding.message
-    return finding.message + (f" ({finding.count} calls)" if counted else "")
-
-
-def table(report: Report, verbose: bool = False, width: int | None = None) -> str:
-    """The findings as the terminal shows them: a summary line, notes, a table wrapped to the width."""
-    if report.stopped:
-        return report.stopped
-    summary = report.summary()
-    lines = [f"{summary['conversations']} conversations, {summary['calls']} calls: "
-             f"{summary['errors']} errors, {summary['warnings']} warnings"]
-    lines += [f"note: {note}" for note in report.notes]
-    if not report.findings:
-        return "\n".join([*lines, "no finding"])
-    rows = [(f.rule, f.severity, f.endpoint, report.label(f.conversation) or f.conversation, _message(f), f.evidence)
-            for f in report.findings]
-    lines.append(render.table(COLUMNS, rows, width))
-    if verbose:
-        lines.append("to reproduce (each finding's first call):")
-        lines += [f"  {f.rule} ({f.endpoint}): {f.reproduce}" for f in report.findings if f.reproduce]
-    return "\n".join(lines)
-
-
-def write_json(report: Report, path: Path) -> None:
-    Path(path).write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def write_junit(report: Report, path: Path) -> None:
-    import xml.etree.ElementTree as ET
-
-    scripts_failed = {f.message.split(":", 1)[0] for f in report.findings if f.rule == "script"}
-    failures = len({f.rule for f in report.errors if f.rule != "script"}) + len(scripts_failed) + bool(report.stopped)
-    suite = ET.Element("testsuite", name="iadvize-harness check", failures=str(failures),
-                       tests=str(len(RULES) + len(report.scripts) + 1))
-    setup = ET.SubElement(suite, "testcase", classname="check", name="set-up")
-    if report.stopped:
-        ET.SubElement(setup, "failure", message=report.stopped)
-    elif report.notes:
-        ET.SubElement(setup, "system-out").text = "\n".join(report.notes)
-    for name in report.scripts:
-        case = ET.SubElement(suite, "testcase", classname="script", name=name)
-        found = [f for f in report.findings if f.rule == "script" and f.message.startswith(f"{name}:")]
-        if found:
-            ET.SubElement(case, "failure", message=found[0].message).text = found[0].evidence
-    for rule in RULES.values():
-        case = ET.SubElement(suite, "testcase", classname="check", name=rule.id)
-        found = [f for f in report.findings if f.rule == rule.id]
-        if found and rule.severity == "error":
-            failure = ET.SubElement(case, "failure", message=found[0].message)
-            failure.text = "\n".join(f"{report.label(f.conversation) or f.endpoint}: {_message(f)} {f.evidence}\n"
-                                     f"  reproduce: {f.reproduce}" for f in found)
-        elif found:
-            ET.SubElement(case, "system-out").text = "\n".join(f"warning: {_message(f)}" for f in found)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
-
-
-_STYLE = ("body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;"
-          "vertical-align:top}.error{background:#fde2e2}.warning{background:#fff5d6}"
-          "code{font-size:85%;word-break:break-all}pre{white-space:pre-wrap}")
-
-
-def write_html(report: Report, path: Path) -> None:
-    """The findings (each linked to its conversation's transcript), a summary table, every transcript."""
-    esc = html.escape
-    anchors = {c.first_id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)}
-    anchors.update({c.id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)})
-
-    def row(finding: Finding) -> str:
-        where = report.label(finding.conversation) or finding.conversation
-        anchor = anchors.get(finding.conversation)
-        link = f"<a href='#{anchor}'>{esc(where)}</a>" if anchor else esc(where)
-        reproduce = f"<details><summary>reproduce</summary><code>{esc(finding.reproduce)}</code></details>" \
-            if finding.reproduce else ""
-        return (f"<tr class='{esc(finding.severity)}'><td>{esc(finding.rule)}</td><td>{esc(finding.severity)}</td>"
-                f"<td>{esc(finding.endpoint)}</td><td>{link}</td><td>{esc(_message(finding))}</td>"
-                f"<td>{esc(finding.evidence)}{reproduce}</td></tr>")
-
-    summary = report.summary()
-    facts = [("stopped", summary["stopped"]), ("scenarios probed", ", ".join(summary["scenarios"]) or "none"),
-             ("conversations", summary["conversations"]), ("calls", summary["calls"]),
-             ("errors", summary["errors"]), ("warnings", summary["warnings"]),
-             ("rules broken", ", ".join(summary["rules"]) or "none"), *(("note", n) for n in summary["notes"])]
-    facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts if v is not None)
-    rows = "".join(map(row, report.findings)) or f"<tr><td colspan='{len(COLUMNS)}'>no finding</td></tr>"
-    transcripts = "".join(
-        f"<details id='{anchors[c.id]}'><summary>{esc(c.label or c.id)} <small>({esc(c.id)})</small></summary>"
-        f"<pre>{esc(c.transcript())}</pre></details>" for c in report.conversations)
-    Path(path).write_text(
-        f"<!doctype html><meta charset='utf-8'><title>iadvize-harness check</title><style>{_STYLE}</style>"
-        f"<h1>iadvize-harness check</h1><table class='summary'>{facts_html}</table><h2>Findings</h2>"
-        f"<table class='findings'><tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>{rows}</table>"
-        f"<h2>Conversations</h2>{transcripts}"
-        "<script>for (const a of document.querySelectorAll('a[href^=\"#conversation-\"]')) a.addEventListener("
-        "'click', () => { document.querySelector(a.getAttribute('href')).open = true; });</script>",
-        encoding="utf-8")
-
-
-def run(provider_url: str | None, secret: str | None, scripts_dir: str | None = None, json_path: str | None = None,
-        junit_path: str | None = None, html_path: str | None = None, exploration: Exploration | None = None,
-        out=None, verbose: bool = False) -> int:
-    """The command: check, print the findings table, write the reports.
-
-    Exit 0 unless an error-level finding (1); 2 when the check could not run (the bot refuses the
-    signature, a script cannot be read, the embedded bot does not start).
-    """
-    import sys
-
-    from .embedded import BotProcessError, EmbeddedBot
-    from .progress import Progress
-
-    out = out or sys.stdout
-    scripts = []
-    if scripts_dir:
-        from .scripts import ScriptError, load_scripts
-
-        try:
-            scripts = load_scripts(Path(scripts_dir))
-        except ScriptError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-    embedded = None
-    progress = Progress()
-    try:
-        if provider_url is None:
-            embedded = EmbeddedBot(secret=secret, workers=2)
-            provider_url = embedded.start()
-            print(f"Checking the embedded reference bot at {provider_url}", file=out, flush=True)
-        else:
-            print(f"Checking {provider_url}", file=out, flush=True)
-        report = check(BotClient(provider_url, secret=secret), secret, scripts, exploration, progress)
-    except BotProcessError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    finally:
-        progress.done()
-        if embedded is not None:
-            embedded.close()
-    if report.stopped:
-        print(f"error: {report.stopped}", file=sys.stderr)
-    else:
-        print(table(report, verbose), file=out)
-    for path, write in ((json_path, write_json), (junit_path, write_junit), (html_path, write_html)):
-        if path:
-            try:
-                write(report, Path(path))
-            except OSError as error:
-                print(f"error: cannot write {path}: {error.strerror or error}", file=sys.stderr)
-                return 2
-    return 2 if report.stopped else 1 if report.errors else 0

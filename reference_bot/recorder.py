@@ -13,9 +13,9 @@ import time
 
 from flask import Flask, g, request
 
-from harness.wire.recording import VERSION, RecordingWriter, utc_iso
+from harness.wire.record_format import VERSION, RecordingWriter, utc_iso
 
-log = logging.getLogger("reference_bot.recording")
+log = logging.getLogger(__name__)
 
 # Flask endpoint -> the spec's name for it
 ENDPOINTS = {

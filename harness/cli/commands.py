@@ -1,0 +1,286 @@
+"""What each sub-command does: call the library, print what it found, return the exit code.
+
+Exit codes everywhere: 0 all good, 1 the bot (or the run) failed what was asked, 2 the command could not
+run (bad arguments, a bot that cannot be reached or refuses the signature, a missing extra).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from harness.bots import BotProcessError, bot
+from harness.progress import Progress
+
+
+def error(text: str) -> int:
+    """Say what stopped the command, in one line on stderr, and return exit code 2."""
+    print(f"error: {text}", file=sys.stderr, flush=True)
+    return 2
+
+
+def _write(path: str | None, write) -> int | None:
+    """``write(Path(path))`` when a path is given; on failure the error line and exit code 2, else None."""
+    if path:
+        try:
+            write(Path(path))
+        except OSError as problem:
+            return error(f"cannot write {path}: {problem.strerror or problem}")
+    return None
+
+
+def serve(args) -> int:
+    from reference_bot.serve import serve
+
+    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
+
+
+def demo(args) -> int:
+    from harness.cli.demo import run
+
+    return run(limit=args.limit, report_path=args.report)
+
+
+def verify(args, out=sys.stdout) -> int:
+    from harness.verify import DEFAULT_PACTS, PROVIDER, VerifyError, verify
+    from harness.verify.report import InteractionResult, render, write_junit
+
+    progress = Progress()
+    try:
+        with bot(args.provider_url, secret=args.secret) as url:
+            which = url if args.provider_url else f"the embedded reference bot at {url}"
+            print(f"Verifying {which}", file=out)
+            print(f"  pacts: {args.broker_url or args.pacts or DEFAULT_PACTS}; requests "
+                  f"{'signed with the given secret' if args.secret else 'not signed (no --secret)'}", file=out)
+            result = verify(url, args.secret, args.pacts, args.broker_url, args.publish, progress)
+    except (VerifyError, BotProcessError) as problem:
+        progress.done()
+        return error(str(problem))
+    finally:
+        progress.done()
+    if result.error and not result.outcomes:
+        error(result.error)
+        found, code = [InteractionResult("verification", [], False, [result.error])], 2
+    else:
+        print(render(result.outcomes, args.verbose), file=out)
+        for line in result.given_up:
+            print(f"note: {line}", file=out)
+        found, code = result.outcomes, 0 if result.passed else 1
+    return _write(args.junit, lambda path: write_junit(found, path, f"{PROVIDER} at {url}")) or code
+
+
+def check(args, out=sys.stdout) -> int:
+    from harness.client import BotClient
+    from harness.conformance.probes import Exploration, check
+    from harness.conformance.reports import table, write_html, write_json, write_junit
+    from harness.conformance.scripts import ScriptError, load_scripts
+
+    try:
+        scripts = load_scripts(Path(args.scripts)) if args.scripts else []
+    except ScriptError as problem:
+        return error(str(problem))
+    exploration = Exploration(args.depth, args.max_conversations, args.id_operator, args.language,
+                              list(args.escalation or []))
+    progress = Progress()
+    try:
+        with bot(args.provider_url, secret=args.secret) as url:
+            which = url if args.provider_url else f"the embedded reference bot at {url}"
+            print(f"Checking {which}", file=out, flush=True)
+            report = check(BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress)
+    except BotProcessError as problem:
+        progress.done()
+        return error(str(problem))
+    finally:
+        progress.done()
+    if report.stopped:
+        error(report.stopped)
+    else:
+        print(table(report, args.verbose), file=out)
+    for path, write in ((args.json, write_json), (args.junit, write_junit), (args.html, write_html)):
+        if failed := _write(path, lambda to, write=write: write(report, to)):
+            return failed
+    return 2 if report.stopped else 1 if report.errors else 0
+
+
+def sample(args) -> int:
+    from harness.client import BotClient
+    from harness.traffic.sample import generate
+
+    progress = Progress()
+    try:
+        # Recorded from the reference bot; a fixed public URL keeps its editorUrl (and the sample) reproducible.
+        with bot(env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as url:
+            path = generate(BotClient(url, id_connector_version="5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"),
+                            args.conversations, args.seed, Path(args.out), progress)
+    except BotProcessError as problem:
+        progress.done()
+        return error(str(problem))
+    finally:
+        progress.done()
+    print(path)
+    return 0
+
+
+class _Stopped(Exception):
+    """The replay could not start; the message is the line to print."""
+
+
+def _replay_into(args, recordings: list, out: Path, progress: Progress, say, concurrency: int = 4):
+    """Replay ``recordings`` against the bot of ``args`` into ``out``; the summary, or :class:`_Stopped`."""
+    from harness.client import BotClient, GiveUp, preflight
+    from harness.traffic.replay import Grouped, replay
+
+    told = Grouped(say)
+    give_up = GiveUp()  # the preflight's calls and the replay's: a bot that hangs is given up after two
+    with bot(args.provider_url) as url:
+        if progress.tty:
+            progress(f"replay: is the bot at {url} there?", step="preflight")
+        _, stopped = preflight(BotClient(url, secret=args.secret, give_up=give_up))
+        if stopped:  # said once, here, rather than once per conversation; out is left as it was
+            raise _Stopped(stopped)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as problem:
+            raise _Stopped(f"cannot write the tables in {out}: {problem.strerror or problem}") from problem
+        summary = replay(recordings, url, out, args.secret, concurrency, progress, args.limit,
+                         on_skipped=told, give_up=give_up)
+    progress.done()
+    for line in [*told.rest(), *(f"given up: {line}" for line in summary.given_up)]:
+        print(line, file=sys.stderr)
+    return summary
+
+
+def _say(progress: Progress):
+    def say(text: str) -> None:  # a line of its own: the status line (on a terminal) makes way
+        progress.done()
+        print(text, file=sys.stderr, flush=True)
+
+    return say
+
+
+def replay(args) -> int:
+    from harness.traffic.recordings import recording_files
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # said plainly, before any bot is started
+        return error(f"cannot write the tables in {out}: it is a file, not a folder")
+    try:
+        recording_files(args.recordings)
+    except FileNotFoundError as problem:
+        return error(str(problem))
+    progress = Progress()
+    try:
+        summary = _replay_into(args, args.recordings, out, progress, _say(progress), args.concurrency)
+    except (_Stopped, BotProcessError, FileNotFoundError) as problem:
+        progress.done()
+        return error(str(problem))
+    finally:
+        progress.done()
+    if not summary.conversations:
+        print(f"{summary}\nno conversation could be replayed: nothing written, {out} left as it was")
+        return 1
+    print(f"{summary}\n{out / 'exchanges.parquet'}\n{out / 'conversations.parquet'}")
+    return 0
+
+
+def report(args) -> int:
+    from harness import resources
+    from harness.analysis.report import ReportError, build
+    from harness.traffic.recordings import recording_files
+
+    progress = Progress()
+    replayed_into = None  # the temporary folder of a replay made here, removed at the end
+    try:
+        if args.results:
+            results = Path(args.results)
+            if not (results / "exchanges.parquet").exists():
+                return error(f"{results} holds no exchanges.parquet: give the folder `replay --out` wrote")
+        else:
+            recordings = args.recordings or str(resources.sample())
+            recording_files([recordings])  # a missing recording is said before any bot is started
+            results = replayed_into = Path(tempfile.mkdtemp(prefix="replay-"))
+            summary = _replay_into(args, [recordings], results, progress, _say(progress))
+            print(summary, file=sys.stderr)
+            if not summary.conversations:
+                print("error: no conversation could be replayed: nothing to report", file=sys.stderr)
+                return 1
+        path = build(results, Path(args.out), progress=progress)
+    except (_Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
+        progress.done()
+        return error(str(problem))
+    finally:
+        progress.done()
+        if replayed_into is not None:
+            shutil.rmtree(replayed_into, ignore_errors=True)
+    print(path)
+    return 0
+
+
+def proxy(args) -> int:
+    from harness.traffic.proxy import RecordingProxy
+
+    try:
+        server = RecordingProxy(args.upstream, args.record, args.host, args.port)
+    except (ValueError, OSError) as problem:
+        return error(str(problem))
+    print(f"recording proxy on {server.url} -> {args.upstream}, recordings in {args.record}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+    return 0
+
+
+def load(args) -> int:
+    from harness.load import LoadError, run, run_worker
+    from harness.load.plan import think_time
+
+    if args.worker:
+        return run_worker(args.master_host, args.master_port, args.secret)
+    try:
+        think = think_time(args.think_time)
+    except ValueError as problem:
+        return error(str(problem))
+    try:
+        with bot(args.provider_url, secret=args.secret) as url:
+            outcome = run(url, args.operators, args.conversations_per_minute, args.duration, args.secret, args.csv,
+                          think, args.messages, args.expect_workers, args.master_port, progress=Progress())
+    except (LoadError, BotProcessError) as problem:
+        return error(str(problem))
+    print(outcome.report())
+    return 0 if outcome.passed else 1
+
+
+def schemas(args) -> int:
+    from harness import wire
+    from harness.traffic.recordings import render_schema
+    from harness.wire import openapi
+
+    for path in wire.write_schemas(Path(args.out)):
+        print(path)
+    recording = Path(args.out) / "recording.v1.json"  # the recording format, beside the API's bodies
+    recording.write_text(render_schema(), encoding="utf-8")
+    print(recording)
+    Path(args.openapi).write_text(openapi.render(), encoding="utf-8")
+    print(args.openapi)
+    return 0
+
+
+def template(args) -> int:
+    from harness.template import TemplateError, copy_template
+
+    try:
+        package = copy_template(Path(args.folder), args.name)
+    except TemplateError as problem:
+        return error(str(problem))
+    name = package.name
+    print(f"the reference bot, copied as the package {name} in {package.parent}\n"
+          f"next:\n"
+          f"  cd {package.parent}\n"
+          f"  pytest {name}/scripts                     # its conversation scripts, against it\n"
+          f"  python -m {name}.serve --port 8080         # or: gunicorn '{name}.wsgi:app'\n"
+          f"  iadvize-harness check --provider-url http://127.0.0.1:8080\n"
+          f"see {name}/README.md for the layout, scenarios, configuration and deployment")
+    return 0

@@ -1,0 +1,70 @@
+"""Options shared by several commands, declared once (argparse parent parsers), and their value types."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+SECRET_VARIABLE = "IADVIZE_SECRET"
+
+
+def positive(text: str) -> int:
+    """A whole number of 1 or more."""
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text!r}")
+    return value
+
+
+def url(text: str) -> str:
+    """A bot's base URL: http(s), with a host (requests' own error for ``bot.example.com`` says little)."""
+    from harness.client import url_problem
+
+    if problem := url_problem(text):
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def output(text: str) -> str:
+    """A file the command will write: its folder must exist, said before the run rather than after it."""
+    folder = Path(text).expanduser().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: the folder {folder} does not exist")
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: it is a folder, give a file name")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: no permission to write in {folder}")
+    return text
+
+
+def secret_option(parser: argparse.ArgumentParser) -> None:
+    """``--secret``; when absent, :func:`resolve_secret` takes ``IADVIZE_SECRET`` instead."""
+    parser.add_argument("--secret", help=f"the app's secret, to sign every request; prefer the {SECRET_VARIABLE} "
+                                         "environment variable (a command line is visible to other users)")
+
+
+def bot_options() -> argparse.ArgumentParser:
+    """The options of every command that talks to a bot: which bot, and the secret to sign with."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--provider-url", type=url, metavar="URL",
+                         help="the bot's base URL (default: start the embedded reference bot)")
+    secret_option(options)
+    return options
+
+
+def resolve_secret(args: argparse.Namespace) -> None:
+    """The one place the secret's environment variable is read: ``--secret`` wins over it."""
+    if hasattr(args, "secret"):
+        args.secret = args.secret or os.environ.get(SECRET_VARIABLE) or None

@@ -1,0 +1,111 @@
+"""The findings of ``check``, written out: the terminal table, JSON, JUnit XML and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from harness import render
+from harness.conformance.probes import Report
+from harness.conformance.rules import RULES, Finding
+
+COLUMNS = ("rule", "severity", "endpoint", "conversation", "message", "evidence")
+
+
+def _message(finding: Finding) -> str:
+    counted = finding.count > 1 and "calls" not in finding.message
+    return finding.message + (f" ({finding.count} calls)" if counted else "")
+
+
+def table(report: Report, verbose: bool = False, width: int | None = None) -> str:
+    """The findings as the terminal shows them: a summary line, notes, a table wrapped to the width."""
+    if report.stopped:
+        return report.stopped
+    summary = report.summary()
+    lines = [f"{summary['conversations']} conversations, {summary['calls']} calls: "
+             f"{summary['errors']} errors, {summary['warnings']} warnings"]
+    lines += [f"note: {note}" for note in report.notes]
+    if not report.findings:
+        return "\n".join([*lines, "no finding"])
+    rows = [(f.rule, f.severity, f.endpoint, report.label(f.conversation) or f.conversation, _message(f), f.evidence)
+            for f in report.findings]
+    lines.append(render.table(COLUMNS, rows, width))
+    if verbose:
+        lines.append("to reproduce (each finding's first call):")
+        lines += [f"  {f.rule} ({f.endpoint}): {f.reproduce}" for f in report.findings if f.reproduce]
+    return "\n".join(lines)
+
+
+def write_json(report: Report, path: Path) -> None:
+    Path(path).write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_junit(report: Report, path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    scripts_failed = {f.message.split(":", 1)[0] for f in report.findings if f.rule == "script"}
+    failures = len({f.rule for f in report.errors if f.rule != "script"}) + len(scripts_failed) + bool(report.stopped)
+    suite = ET.Element("testsuite", name="iadvize-harness check", failures=str(failures),
+                       tests=str(len(RULES) + len(report.scripts) + 1))
+    setup = ET.SubElement(suite, "testcase", classname="check", name="set-up")
+    if report.stopped:
+        ET.SubElement(setup, "failure", message=report.stopped)
+    elif report.notes:
+        ET.SubElement(setup, "system-out").text = "\n".join(report.notes)
+    for name in report.scripts:
+        case = ET.SubElement(suite, "testcase", classname="script", name=name)
+        found = [f for f in report.findings if f.rule == "script" and f.message.startswith(f"{name}:")]
+        if found:
+            ET.SubElement(case, "failure", message=found[0].message).text = found[0].evidence
+    for rule in RULES.values():
+        case = ET.SubElement(suite, "testcase", classname="check", name=rule.id)
+        found = [f for f in report.findings if f.rule == rule.id]
+        if found and rule.severity == "error":
+            failure = ET.SubElement(case, "failure", message=found[0].message)
+            failure.text = "\n".join(f"{report.label(f.conversation) or f.endpoint}: {_message(f)} {f.evidence}\n"
+                                     f"  reproduce: {f.reproduce}" for f in found)
+        elif found:
+            ET.SubElement(case, "system-out").text = "\n".join(f"warning: {_message(f)}" for f in found)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+_STYLE = ("body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;"
+          "vertical-align:top}.error{background:#fde2e2}.warning{background:#fff5d6}"
+          "code{font-size:85%;word-break:break-all}pre{white-space:pre-wrap}")
+
+
+def write_html(report: Report, path: Path) -> None:
+    """The findings (each linked to its conversation's transcript), a summary table, every transcript."""
+    esc = html.escape
+    anchors = {c.first_id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)}
+    anchors.update({c.id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)})
+
+    def row(finding: Finding) -> str:
+        where = report.label(finding.conversation) or finding.conversation
+        anchor = anchors.get(finding.conversation)
+        link = f"<a href='#{anchor}'>{esc(where)}</a>" if anchor else esc(where)
+        reproduce = f"<details><summary>reproduce</summary><code>{esc(finding.reproduce)}</code></details>" \
+            if finding.reproduce else ""
+        return (f"<tr class='{esc(finding.severity)}'><td>{esc(finding.rule)}</td><td>{esc(finding.severity)}</td>"
+                f"<td>{esc(finding.endpoint)}</td><td>{link}</td><td>{esc(_message(finding))}</td>"
+                f"<td>{esc(finding.evidence)}{reproduce}</td></tr>")
+
+    summary = report.summary()
+    facts = [("stopped", summary["stopped"]), ("scenarios probed", ", ".join(summary["scenarios"]) or "none"),
+             ("conversations", summary["conversations"]), ("calls", summary["calls"]),
+             ("errors", summary["errors"]), ("warnings", summary["warnings"]),
+             ("rules broken", ", ".join(summary["rules"]) or "none"), *(("note", n) for n in summary["notes"])]
+    facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts if v is not None)
+    rows = "".join(map(row, report.findings)) or f"<tr><td colspan='{len(COLUMNS)}'>no finding</td></tr>"
+    transcripts = "".join(
+        f"<details id='{anchors[c.id]}'><summary>{esc(c.label or c.id)} <small>({esc(c.id)})</small></summary>"
+        f"<pre>{esc(c.transcript())}</pre></details>" for c in report.conversations)
+    Path(path).write_text(
+        f"<!doctype html><meta charset='utf-8'><title>iadvize-harness check</title><style>{_STYLE}</style>"
+        f"<h1>iadvize-harness check</h1><table class='summary'>{facts_html}</table><h2>Findings</h2>"
+        f"<table class='findings'><tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>{rows}</table>"
+        f"<h2>Conversations</h2>{transcripts}"
+        "<script>for (const a of document.querySelectorAll('a[href^=\"#conversation-\"]')) a.addEventListener("
+        "'click', () => { document.querySelector(a.getAttribute('href')).open = true; });</script>",
+        encoding="utf-8")

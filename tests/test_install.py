@@ -1,0 +1,204 @@
+"""The tool as users get it: a wheel built from the sdist, installed into fresh venvs, run from empty folders.
+
+Nothing here uses this checkout's venv or files but the wheel built from it: the core install must run
+``verify``, ``check`` and conversation scripts with the data it carries; ``[analysis]`` adds ``sample``,
+``replay`` and ``report``; a command whose extra is missing says so in one line. A copy of the template
+under another name runs on the core install alone and serves its own scenarios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIPPED = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "instance",
+                                 ".pytest_cache", ".ruff_cache", "results", "report.html")
+INSTALL_SECONDS = 900  # a cold pip cache downloads the analysis stack (pandas, pyarrow, matplotlib, jupyter)
+RUN_SECONDS = 300
+
+pytestmark = pytest.mark.slow
+
+
+def run(command: list, cwd: Path, timeout: float = RUN_SECONDS, env: dict | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("IADVIZE_SECRET", "PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**clean, **(env or {})})
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel ``python -m build`` makes from the sdist of a copy of the sources (symlinks kept)."""
+    source = tmp_path_factory.mktemp("source") / "iadvize-harness"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=SKIPPED)
+    dist = tmp_path_factory.mktemp("dist")
+    ok(run([sys.executable, "-m", "build", "--outdir", dist, source], source, INSTALL_SECONDS))
+    assert len(list(dist.glob("*.tar.gz"))) == 1
+    return next(dist.glob("*.whl"))
+
+
+def venv(folder: Path, requirement: str) -> Path:
+    ok(run([sys.executable, "-m", "venv", folder], folder.parent))
+    ok(run([folder / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            requirement], folder.parent, INSTALL_SECONDS))
+    return folder / "bin"
+
+
+@pytest.fixture(scope="module")
+def core(wheel, tmp_path_factory) -> Path:
+    return venv(tmp_path_factory.mktemp("core") / "venv", str(wheel))
+
+
+@pytest.fixture(scope="module")
+def analysis(wheel, tmp_path_factory) -> Path:
+    return venv(tmp_path_factory.mktemp("analysis") / "venv", f"{wheel}[analysis]")
+
+
+def installed(bin_dir: Path) -> set[str]:
+    listed = ok(run([bin_dir / "python", "-m", "pip", "list", "--format", "json"], bin_dir))
+    return {package["name"].lower() for package in json.loads(listed)}
+
+
+def test_the_wheel_and_the_sdist_carry_the_data_the_commands_read(wheel, tmp_path):
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for shipped in ("harness/data/pacts/iadvize-platform-external-bot.json", "harness/data/openapi.yaml",
+                    "harness/data/schemas/message.request.json", "harness/data/notebooks/replay-conversations.ipynb",
+                    "harness/data/notebooks/data/sample.jsonl.gz", "reference_bot/scenarios/order-assistant.yaml",
+                    "reference_bot/scripts/handover.convo.yaml", "reference_bot/README.md"):
+        assert shipped in names, shipped
+    assert not any(name.startswith(("tests/", "contracts/", "benchmarks/")) for name in names)
+
+
+def test_the_core_install_verifies_and_checks_from_an_empty_folder(core, tmp_path):
+    assert not installed(core) & {"pandas", "pyarrow", "matplotlib", "papermill", "locust", "ipykernel"}
+    verified = ok(run([core / "iadvize-harness", "verify"], tmp_path))
+    assert re.search(r"^(\d+) passed, 0 failed$", verified, re.M), verified
+    checked = ok(run([core / "iadvize-harness", "check"], tmp_path))
+    assert "0 errors, 0 warnings" in checked and checked.rstrip().endswith("no finding"), checked
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def test_the_core_install_runs_a_folder_of_conversation_scripts_with_pytest(core, tmp_path):
+    scripts = tmp_path / "scripts"
+    shutil.copytree(ROOT / "reference_bot" / "scripts", scripts)
+    result = run([core / "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", scripts], tmp_path)
+    shipped = len(list(scripts.glob("*.convo.yaml")))
+    assert result.returncode == 0 and f"{shipped} passed" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("command", "extra"), [("replay", "analysis"), ("report", "analysis"), ("demo", "analysis"),
+                                                ("load", "load")])
+def test_a_command_of_a_missing_extra_says_which_to_install_in_one_line(core, tmp_path, command, extra):
+    result = run([core / "iadvize-harness", command, *(["x.jsonl"] if command == "replay" else [])], tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert f"pip install 'iadvize-harness[{extra}]'" in result.stderr, result.stderr
+
+
+def test_the_analysis_install_samples_replays_and_reports_from_an_empty_folder(analysis, tmp_path):
+    assert "locust" not in installed(analysis)
+    sampled = ok(run([analysis / "iadvize-harness", "sample", "--conversations", "12"], tmp_path)).strip()
+    assert Path(tmp_path / sampled).name == "sample.jsonl.gz" and (tmp_path / "sample.jsonl.gz").stat().st_size > 0
+    replayed = ok(run([analysis / "iadvize-harness", "replay", "sample.jsonl.gz", "--out", "results"], tmp_path))
+    assert replayed.startswith("replayed 12 conversations"), replayed
+    ok(run([analysis / "iadvize-harness", "report", "--results", "results", "--out", "report.html"], tmp_path))
+    # The shipped sample is found without a path; the report opens in a real browser.
+    ok(run([analysis / "iadvize-harness", "report", "--limit", "5", "--out", "sample-report.html"], tmp_path))
+    for page in ("report.html", "sample-report.html"):
+        dom = rendered(tmp_path / page, tmp_path)
+        assert "Replay recorded conversations" in dom and "Response times and escalations" in dom, page
+        assert dom.count("<img") >= 3 and "Traceback" not in dom, page
+
+
+def rendered(page: Path, tmp_path: Path) -> str:
+    from tests.test_notebooks import CHROMIUM_FLAGS
+
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
+    dom = run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+              tmp_path)
+    return ok(dom)
+
+
+SCENARIO = """\
+idBot: opening-hours
+name: Opening hours
+availability: always
+greeting:
+  - text: "I'm the store's bot: ask me about opening hours."
+start: ask
+states:
+  ask:
+    replies:
+      - text: "Which store?"
+        quick_replies: [Paris, Lyon]
+    transitions:
+      - quick_reply: Paris
+        goto: paris
+      - quick_reply: Lyon
+        goto: lyon
+    fallback:
+      - text: "Please pick Paris or Lyon."
+  paris:
+    replies: [{text: "Paris: 9am to 7pm, Monday to Saturday."}]
+  lyon:
+    replies: [{text: "Lyon: 10am to 8pm, every day."}]
+"""
+
+
+def started(command: list, cwd: Path) -> tuple[subprocess.Popen, str]:
+    """A server started in its own process group, and the URL it prints once it listens."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("IADVIZE_SECRET", "PYTHONPATH", "VIRTUAL_ENV")}
+    process = subprocess.Popen([str(part) for part in command], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=clean, start_new_session=True)
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and selector.select(timeout=deadline - time.monotonic()):
+            line = process.stdout.readline()
+            if " on http" in line or not line:
+                break
+    found = re.search(r" on (http://\S+)", line or "")
+    assert found, f"the server printed no URL: {line!r}"
+    return process, found.group(1)
+
+
+def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_core_install(core, tmp_path):
+    project = tmp_path / "shop-bot"
+    project.mkdir()
+    told = ok(run([core / "iadvize-harness", "template", ".", "--name", "shopbot"], project))
+    assert "python -m shopbot.serve" in told
+    package = project / "shopbot"
+    assert not list(package.rglob("__pycache__")) and "reference_bot" not in (package / "README.md").read_text()
+    (package / "scenarios" / "opening-hours.yaml").write_text(SCENARIO, encoding="utf-8")
+    # As the copy's README says: run it from the project folder (the copy is not installed).
+    process, url = started([core / "python", "-m", "shopbot.serve", "--port", "0", "--workers", "2"], project)
+    try:
+        listed = {s["idBot"] for s in requests.get(f"{url}/external-bots", timeout=10).json()}
+        assert listed == {"hello", "order-assistant", "opening-hours"}  # its own, not the installed template's
+        checked = ok(run([core / "iadvize-harness", "check", "--provider-url", url, "--json", "check.json"], tmp_path))
+        assert "0 errors, 0 warnings" in checked and checked.rstrip().endswith("no finding"), checked
+        probed = json.loads((tmp_path / "check.json").read_text())["summary"]["scenarios"]
+        assert sorted(probed) == ["hello", "opening-hours", "order-assistant"]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    assert (project / "instance" / "reference-bot.sqlite3").exists()  # its state beside it, not in site-packages
