@@ -5,9 +5,13 @@ from __future__ import annotations
 from flask import Flask, jsonify
 
 app = Flask(__name__)
-ANSWER = {"idConversation": "c", "idOperator": "ha-1", "createdAt": "2026-11-24T10:00:00.000Z",
-          "updatedAt": "2026-11-24T10:00:00.000Z",
-          "replies": [{"type": "message", "payload": {"contentType": "text", "value": "What can I do for you?"}}]}
+ANSWER = {
+    "idConversation": "c",
+    "idOperator": "ha-1",
+    "createdAt": "2026-11-24T10:00:00.000Z",
+    "updatedAt": "2026-11-24T10:00:00.000Z",
+    "replies": [{"type": "message", "payload": {"contentType": "text", "value": "What can I do for you?"}}],
+}
 
 
 @app.post("/conversations/<id_conversation>/messages")

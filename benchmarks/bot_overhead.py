@@ -32,8 +32,11 @@ def _latencies(session: requests.Session, url: str, requests_: int) -> list[floa
     found = []
     for _ in range(requests_):
         id_conversation = str(uuid.uuid4())
-        session.post(f"{url}/conversations", json={"idOperator": "ha-1", "idConversation": id_conversation,
-                                                   "history": []}, timeout=10).raise_for_status()
+        session.post(
+            f"{url}/conversations",
+            json={"idOperator": "ha-1", "idConversation": id_conversation, "history": []},
+            timeout=10,
+        ).raise_for_status()
         body = {"idOperator": "ha-1", "message": visitor_text("Hi")}
         started = time.perf_counter()
         session.post(f"{url}/conversations/{id_conversation}/messages", json=body, timeout=10).raise_for_status()
@@ -43,9 +46,12 @@ def _latencies(session: requests.Session, url: str, requests_: int) -> list[floa
 
 def run(bot_url: str, requests_: int = 300, rounds: int = 5) -> list[Ratio]:
     port = _free_port()
-    bare = subprocess.Popen([sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}",
-                             "benchmarks.bare_app:app"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    bare = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", "benchmarks.bare_app:app"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     bare_url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -66,6 +72,12 @@ def run(bot_url: str, requests_: int = 300, rounds: int = 5) -> list[Ratio]:
     p50 = statistics.median(ours) / statistics.median(floor)
     p99 = statistics.quantiles(ours, n=100)[98] / statistics.quantiles(floor, n=100)[98]
     detail = f"{rounds} x {requests_} sequential visitor messages per side"
-    return [Ratio("bot overhead p50", p50, "<= 1.3", f"{detail}: {statistics.median(ours):.2f} ms vs "
-                                                     f"{statistics.median(floor):.2f} ms"),
-            Ratio("bot overhead p99", p99, "<= 1.3", detail)]
+    return [
+        Ratio(
+            "bot overhead p50",
+            p50,
+            "<= 1.3",
+            f"{detail}: {statistics.median(ours):.2f} ms vs {statistics.median(floor):.2f} ms",
+        ),
+        Ratio("bot overhead p99", p99, "<= 1.3", detail),
+    ]

@@ -44,6 +44,9 @@ def machine() -> str:
 
 def results_table(ratios: list[Ratio]) -> str:
     lines = ["| benchmark | ratio | target | met | measured |", "|---|---|---|---|---|"]
-    lines += [f"| {r.name} | {r.value:,.2f} | {r.target} | {'-' if r.met is None else 'yes' if r.met else 'NO'} "
-              f"| {r.detail} |" for r in ratios]
+    lines += [
+        f"| {r.name} | {r.value:,.2f} | {r.target} | {'-' if r.met is None else 'yes' if r.met else 'NO'} "
+        f"| {r.detail} |"
+        for r in ratios
+    ]
     return "\n".join(lines)

@@ -49,10 +49,18 @@ def run(bot_url: str, conversations: int = 100, rounds: int = 5) -> list[Ratio]:
     tuned_seconds, harness_again = alternate(lambda: bare(tuned), harness, rounds)
     detail = f"{conversations} conversations ({len(calls)} calls): harness {harness_seconds:.2f} s"
     return [
-        Ratio("harness overhead", bare_seconds / harness_seconds, ">= 0.9",
-              f"{detail}, bare loop of the same calls on a plain requests.Session {bare_seconds:.2f} s; "
-              "ratio = harness throughput / bare throughput"),
-        Ratio("harness overhead, tuned floor", tuned_seconds / harness_again, "n/a",
-              f"the bare loop on a session that reads proxies once, as the harness does: {tuned_seconds:.2f} s "
-              f"vs harness {harness_again:.2f} s: the harness's own work (validation, platform, parquet)"),
+        Ratio(
+            "harness overhead",
+            bare_seconds / harness_seconds,
+            ">= 0.9",
+            f"{detail}, bare loop of the same calls on a plain requests.Session {bare_seconds:.2f} s; "
+            "ratio = harness throughput / bare throughput",
+        ),
+        Ratio(
+            "harness overhead, tuned floor",
+            tuned_seconds / harness_again,
+            "n/a",
+            f"the bare loop on a session that reads proxies once, as the harness does: {tuned_seconds:.2f} s "
+            f"vs harness {harness_again:.2f} s: the harness's own work (validation, platform, parquet)",
+        ),
     ]

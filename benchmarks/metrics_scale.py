@@ -17,15 +17,17 @@ ENDPOINTS = ["messages"] * 6 + ["first-messages", "conversations", "availability
 
 def write_rows(path: Path, rows: int, seed: int = 1) -> None:
     generator = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "conversation": generator.integers(0, rows // 10, rows).astype(str),
-        "endpoint": pd.Categorical(generator.choice(ENDPOINTS, rows)),  # as replay stores it: a dictionary
-        "sent_at": pd.Timestamp("2026-11-16", tz="UTC") + pd.to_timedelta(generator.integers(0, 7 * 86400, rows),
-                                                                           unit="s"),
-        "latency_ms": generator.lognormal(np.log(120), 0.6, rows),
-        "recorded_latency_ms": generator.lognormal(np.log(140), 0.7, rows),
-        "same": generator.random(rows) > 0.01,
-    })
+    frame = pd.DataFrame(
+        {
+            "conversation": generator.integers(0, rows // 10, rows).astype(str),
+            "endpoint": pd.Categorical(generator.choice(ENDPOINTS, rows)),  # as replay stores it: a dictionary
+            "sent_at": pd.Timestamp("2026-11-16", tz="UTC")
+            + pd.to_timedelta(generator.integers(0, 7 * 86400, rows), unit="s"),
+            "latency_ms": generator.lognormal(np.log(120), 0.6, rows),
+            "recorded_latency_ms": generator.lognormal(np.log(140), 0.7, rows),
+            "same": generator.random(rows) > 0.01,
+        }
+    )
     frame.to_parquet(path)
 
 
@@ -46,5 +48,9 @@ def run(rows: int = 1_000_000, rounds: int = 5) -> Ratio:
 
         bare(), harness_metrics()  # warm: the first read of a file and first calls pay one-off costs
         floor, ours = alternate(bare, harness_metrics, rounds)  # ~0.1 s a side: many rounds steady the median
-    return Ratio("metrics at scale", ours / floor, "<= 1.5",
-                 f"{rows:,} rows: metrics {ours:.2f} s vs bare read+groupby {floor:.2f} s (median of {rounds})")
+    return Ratio(
+        "metrics at scale",
+        ours / floor,
+        "<= 1.5",
+        f"{rows:,} rows: metrics {ours:.2f} s vs bare read+groupby {floor:.2f} s (median of {rounds})",
+    )

@@ -42,9 +42,23 @@ def write_recording(path: Path, conversations: int, copies: int) -> None:
 def peak_rss_mb(recording: Path, bot_url: str) -> float:
     """Peak resident memory of a `replay` process, from the kernel's accounting of the child."""
     with tempfile.TemporaryDirectory() as out:
-        child = subprocess.Popen([sys.executable, "-m", "harness.cli", "replay", str(recording), "--provider-url",
-                                  bot_url, "--out", out, "--concurrency", "2"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "replay",
+                str(recording),
+                "--provider-url",
+                bot_url,
+                "--out",
+                out,
+                "--concurrency",
+                "2",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
@@ -58,5 +72,9 @@ def run(bot_url: str, conversations: int = 200) -> Ratio:
         write_recording(small, conversations, 1)
         write_recording(large, conversations, 10)
         one, ten = peak_rss_mb(small, bot_url), peak_rss_mb(large, bot_url)
-    return Ratio("replay memory", ten / one, "<= 1.2",
-                 f"peak RSS {ten:.0f} MB for {10 * conversations} conversations vs {one:.0f} MB for {conversations}")
+    return Ratio(
+        "replay memory",
+        ten / one,
+        "<= 1.2",
+        f"peak RSS {ten:.0f} MB for {10 * conversations} conversations vs {one:.0f} MB for {conversations}",
+    )

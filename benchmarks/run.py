@@ -28,10 +28,12 @@ def main(smoke: bool = False) -> int:
     table = results_table(ratios)
     print(table)
     if not smoke:
-        RESULTS.write_text(f"# Benchmark results\n\nMachine: {machine()}\n\nCommand: `{COMMAND}`\n\n"
-                           "Each figure is a ratio of two things measured side by side in one run, "
-                           "alternating, median of the rounds.\n\n" + table + "\n\n"
-                           + NOTES.read_text(encoding="utf-8"), encoding="utf-8")
+        RESULTS.write_text(
+            f"# Benchmark results\n\nMachine: {machine()}\n\nCommand: `{COMMAND}`\n\n"
+            "Each figure is a ratio of two things measured side by side in one run, "
+            "alternating, median of the rounds.\n\n" + table + "\n\n" + NOTES.read_text(encoding="utf-8"),
+            encoding="utf-8",
+        )
     return 0
 
 

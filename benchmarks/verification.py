@@ -22,7 +22,10 @@ def run(bot_url: str, rounds: int = 3) -> Ratio:
 
     floor, ours = alternate(direct, verification, rounds)
     per_interaction, per_call = ours / interactions[0] * 1000, floor / interactions[0] * 1000
-    return Ratio("verification", per_interaction / per_call, "n/a",
-                 f"{per_interaction:.1f} ms per interaction (state set-up through the bot's API, the signing "
-                 f"gateway, Pact's matching) vs {per_call:.2f} ms per direct call; {interactions[0]} interactions")
-
+    return Ratio(
+        "verification",
+        per_interaction / per_call,
+        "n/a",
+        f"{per_interaction:.1f} ms per interaction (state set-up through the bot's API, the signing "
+        f"gateway, Pact's matching) vs {per_call:.2f} ms per direct call; {interactions[0]} interactions",
+    )

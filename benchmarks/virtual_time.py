@@ -21,5 +21,9 @@ def run(bot_url: str, limit: int | None = None) -> Ratio:
         summary = replay([SAMPLE], bot_url, Path(out), concurrency=2, limit=limit)
         wall = time.perf_counter() - started
         simulated = pd.read_parquet(Path(out) / "conversations.parquet")["duration_s"].sum()
-    return Ratio("virtual time", simulated / wall, ">= 1000",
-                 f"{summary.conversations} conversations: {simulated:,.0f} simulated s in {wall:.1f} wall s")
+    return Ratio(
+        "virtual time",
+        simulated / wall,
+        ">= 1000",
+        f"{summary.conversations} conversations: {simulated:,.0f} simulated s in {wall:.1f} wall s",
+    )

@@ -47,17 +47,28 @@ class PactSpec:
 
 PACTS = (
     PactSpec(
-        states.CONSUMER, states.PROVIDER, platform.CONTRACTS,
-        lambda url: BotClient(url, secret=CONSUMER_SECRET, id_connector_version=platform.ID_CONNECTOR_VERSION,
-                              id_website=platform.ID_WEBSITE),
-        query={"idConnectorVersion": match.uuid(platform.ID_CONNECTOR_VERSION),
-               "idWebsite": match.str(platform.ID_WEBSITE)},
+        states.CONSUMER,
+        states.PROVIDER,
+        platform.CONTRACTS,
+        lambda url: BotClient(
+            url,
+            secret=CONSUMER_SECRET,
+            id_connector_version=platform.ID_CONNECTOR_VERSION,
+            id_website=platform.ID_WEBSITE,
+        ),
+        query={
+            "idConnectorVersion": match.uuid(platform.ID_CONNECTOR_VERSION),
+            "idWebsite": match.str(platform.ID_WEBSITE),
+        },
         headers={"X-iAdvize-Signature": match.regex("sha256=" + "0" * 64, regex=platform.SIGNATURE_PATTERN)},
     ),
     PactSpec(
-        graphql.CONSUMER, graphql.PROVIDER, graphql.CONTRACTS,
+        graphql.CONSUMER,
+        graphql.PROVIDER,
+        graphql.CONTRACTS,
         lambda url: GraphQLClient(url, graphql.USERNAME, graphql.PASSWORD),
-        query={}, headers={},
+        query={},
+        headers={},
     ),
 )
 
@@ -97,8 +108,9 @@ def generate(directory: Path) -> dict[str, str | None]:
                     outcome[contract.description] = traceback.format_exc(limit=3)
             mismatches = [str(m) for m in server.mismatches]
         if mismatches:  # a request the mock server did not expect, or an interaction never exercised
-            raise AssertionError(f"{spec.file_name}: the consumer code did not match the pact:\n"
-                                 + "\n".join(mismatches))
+            raise AssertionError(
+                f"{spec.file_name}: the consumer code did not match the pact:\n" + "\n".join(mismatches)
+            )
         pact.write_file(directory, overwrite=True)
     return outcome
 

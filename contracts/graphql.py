@@ -27,8 +27,13 @@ SENT = {"data": {"chatbotMessageSend": {"userErrors": []}}}
 def _mutation_pattern() -> str:
     """The mutation with any conversation id, chatbot id and text: built from the code that writes it."""
     shape = re.sub(r"([{}()\[\].*+?^$|\\])", r"\\\1", send_message_mutation("CONVERSATION", 987654321, "TEXT"))
-    return "^" + shape.replace('"CONVERSATION"', r'"[^"]+"').replace("987654321", r"\d+").replace(
-        '"TEXT"', r'"(?:[^"\\]|\\.)*"') + "$"
+    return (
+        "^"
+        + shape.replace('"CONVERSATION"', r'"[^"]+"')
+        .replace("987654321", r"\d+")
+        .replace('"TEXT"', r'"(?:[^"\\]|\\.)*"')
+        + "$"
+    )
 
 
 def _send(id_operator: str, text: str):
@@ -44,26 +49,58 @@ def _mutation(chatbot: int, text: str) -> dict:
 
 
 TOKEN_REQUEST = {"username": USERNAME, "password": PASSWORD, "grant_type": "password"}
-GRAPHQL_HEADERS = {"Authorization": match.regex("Bearer example-access-token", regex=r"^Bearer \S+$"),
-                   "Accept": PREVIEW_ACCEPT}
+GRAPHQL_HEADERS = {
+    "Authorization": match.regex("Bearer example-access-token", regex=r"^Bearer \S+$"),
+    "Accept": PREVIEW_ACCEPT,
+}
 
 CONTRACTS: tuple[Contract, ...] = (
-    Contract("a token request for the bot's API user", "POST", "/oauth2/token", 200,
-             lambda client: client.token(), states=((f"API user {USERNAME} exists", {"username": USERNAME}),),
-             body=urlencode(TOKEN_REQUEST), content_type="application/x-www-form-urlencoded",
-             response={"access_token": match.str("example-access-token"), "token_type": match.str("bearer"),
-                       "expires_in": match.int(86400)}),
-    Contract("a proactive text message from chatbot 456678", "POST", "/graphql", 200,
-             _send("ha-456678", "Found it: your order left our warehouse yesterday."),
-             states=((f"conversation {CONVERSATION} is open with chatbot 456678",
-                      {"conversationId": CONVERSATION, "chatbotId": 456678}),),
-             headers=GRAPHQL_HEADERS,
-             body=_mutation(456678, "Found it: your order left our warehouse yesterday."),
-             response=SENT),
-    Contract("a proactive text message from chatbot 789 on the SD platform", "POST", "/graphql", 200,
-             _send("sd-789", 'Your "invoice" is ready.'),
-             states=((f"conversation {CONVERSATION} is open with chatbot 789 on the SD platform",
-                      {"conversationId": CONVERSATION, "chatbotId": 789}),),
-             query={"platform": "sd"}, headers=GRAPHQL_HEADERS, body=_mutation(789, 'Your "invoice" is ready.'),
-             response=SENT),
+    Contract(
+        "a token request for the bot's API user",
+        "POST",
+        "/oauth2/token",
+        200,
+        lambda client: client.token(),
+        states=((f"API user {USERNAME} exists", {"username": USERNAME}),),
+        body=urlencode(TOKEN_REQUEST),
+        content_type="application/x-www-form-urlencoded",
+        response={
+            "access_token": match.str("example-access-token"),
+            "token_type": match.str("bearer"),
+            "expires_in": match.int(86400),
+        },
+    ),
+    Contract(
+        "a proactive text message from chatbot 456678",
+        "POST",
+        "/graphql",
+        200,
+        _send("ha-456678", "Found it: your order left our warehouse yesterday."),
+        states=(
+            (
+                f"conversation {CONVERSATION} is open with chatbot 456678",
+                {"conversationId": CONVERSATION, "chatbotId": 456678},
+            ),
+        ),
+        headers=GRAPHQL_HEADERS,
+        body=_mutation(456678, "Found it: your order left our warehouse yesterday."),
+        response=SENT,
+    ),
+    Contract(
+        "a proactive text message from chatbot 789 on the SD platform",
+        "POST",
+        "/graphql",
+        200,
+        _send("sd-789", 'Your "invoice" is ready.'),
+        states=(
+            (
+                f"conversation {CONVERSATION} is open with chatbot 789 on the SD platform",
+                {"conversationId": CONVERSATION, "chatbotId": 789},
+            ),
+        ),
+        query={"platform": "sd"},
+        headers=GRAPHQL_HEADERS,
+        body=_mutation(789, 'Your "invoice" is ready.'),
+        response=SENT,
+    ),
 )

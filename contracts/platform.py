@@ -41,6 +41,7 @@ RULES = [
     {"id": "7b3e9d12-4c6a-4f8b-b1d2-8e9f0a1b2c02", "label": "Returns desk"},
 ]
 
+
 def date_time(example: str = "2026-11-24T10:00:00.000Z"):
     return match.regex(example, regex=DATE_TIME_PATTERN)
 
@@ -70,8 +71,13 @@ def envelope(id_conversation: str, replies=ANY_REPLIES) -> dict:
 
 
 def operator_settings(name: str, rules: list[dict], id_bot=None) -> dict:
-    return {"name": name, "pseudo": "Ada", "language": "en", "distributionRules": rules,
-            "external": {"idBot": id_bot if id_bot is not None else "order-assistant"}}
+    return {
+        "name": name,
+        "pseudo": "Ada",
+        "language": "en",
+        "distributionRules": rules,
+        "external": {"idBot": id_bot if id_bot is not None else "order-assistant"},
+    }
 
 
 # The scenario id is the provider's own: the request carries the one its state set-up found.
@@ -114,11 +120,14 @@ MESSAGES_OF_STATE = "/conversations/${idConversation}/messages"  # the id the co
 
 
 def _started(id_conversation: str, state=CONVERSATION_STARTED) -> tuple[str, dict]:
-    return (state.format(idConversation=id_conversation, idOperator=OPERATOR),
-            {"idOperator": OPERATOR, "idConversation": id_conversation, "distributionRules": RULES})
+    return (
+        state.format(idConversation=id_conversation, idOperator=OPERATOR),
+        {"idOperator": OPERATOR, "idConversation": id_conversation, "distributionRules": RULES},
+    )
 
 
 # --- the consumer code of each interaction ------------------------------------------------------
+
 
 def _list_scenarios(client: BotClient) -> None:
     assert client.external_bots()[0]["idBot"] == "order-assistant"
@@ -159,8 +168,12 @@ def _first_messages(client: BotClient) -> None:
 
 HISTORY = [
     visitor(text("Hi there"), 90, created_at="2017-11-22T12:04:00.762Z[Etc/UTC]"),
-    message("operator", text("Hello! How can I help?"), id_message="a1b2c3d4-0000-4000-8000-000000000091",
-            created_at="2026-11-24T12:00:01+02:00"),
+    message(
+        "operator",
+        text("Hello! How can I help?"),
+        id_message="a1b2c3d4-0000-4000-8000-000000000091",
+        created_at="2026-11-24T12:00:01+02:00",
+    ),
 ]
 
 
@@ -186,71 +199,181 @@ def _message_body(wire_message: dict, **extra) -> dict:
     return {"idOperator": OPERATOR, "message": wire_message, **extra}
 
 
-FILE = {"contentType": "file", "fileName": "photo.png", "mimeType": "image/png",
-        "url": "https://files.example.com/conversation/photo.png"}
-ECHO = message("operator", text("What can I do for you?"), id_message="a1b2c3d4-0000-4000-8000-000000000005",
-               created_at="2026-11-24T10:00:01.250Z")
+FILE = {
+    "contentType": "file",
+    "fileName": "photo.png",
+    "mimeType": "image/png",
+    "url": "https://files.example.com/conversation/photo.png",
+}
+ECHO = message(
+    "operator",
+    text("What can I do for you?"),
+    id_message="a1b2c3d4-0000-4000-8000-000000000005",
+    created_at="2026-11-24T10:00:01.250Z",
+)
 OLD_PLATFORM_OPERATOR = {"pseudo": "Ada"}  # older platform versions add `operator` beside `message`
 QUICK_REPLY = {**visitor(text("Track my order"), 6, created_at="2017-11-22T12:05:00.100Z[Etc/UTC]")}
-QUICK_REPLY_BODY = _message_body({**QUICK_REPLY, "payload": {
-    "contentType": "text",
-    # the value of a quick reply the bot itself offered, found when the state was set up
-    "value": match.type("Track my order", generator=generate.provider_state("${quickReply}")),
-}})
+QUICK_REPLY_BODY = _message_body(
+    {
+        **QUICK_REPLY,
+        "payload": {
+            "contentType": "text",
+            # the value of a quick reply the bot itself offered, found when the state was set up
+            "value": match.type("Track my order", generator=generate.provider_state("${quickReply}")),
+        },
+    }
+)
 
 
 CONTRACTS: tuple[Contract, ...] = (
-    Contract("a request for the bot's scenarios", "GET", "/external-bots", 200, _list_scenarios,
-             states=((BOT_OFFERS_A_SCENARIO, {}),),
-             response=match.each_like({"idBot": match.str("order-assistant"), "name": match.str("Order assistant"),
-                                       "editorUrl": url("https://bots.example.com/order-assistant")})),
-    Contract("an admin creates an operator", "PUT", f"/bots/{OPERATOR}", 200, _create_operator,
-             states=((BOT_OFFERS_A_SCENARIO, {}),),
-             body=operator_settings("Shop assistant", RULES, INJECTED_ID_BOT), response=BOT_RESPONSE),
-    Contract("an admin updates an operator", "PUT", f"/bots/{OPERATOR}", 200, _update_operator,
-             states=(_configured(),),
-             body=operator_settings("Shop assistant (night)", RULES[:1], INJECTED_ID_BOT), response=BOT_RESPONSE),
-    Contract("an admin opens an operator", "GET", f"/bots/{OPERATOR}", 200, _read_operator,
-             states=(_configured(),), response=BOT_RESPONSE),
-    Contract("an admin opens an operator the bot does not know", "GET", f"/bots/{UNKNOWN_OPERATOR}", 404,
-             _read_unknown_operator,
-             states=((NO_SUCH_OPERATOR.format(idOperator=UNKNOWN_OPERATOR), {"idOperator": UNKNOWN_OPERATOR}),)),
-    Contract("availability polling for an operator with distribution rules", "GET", "/availability-strategies",
-             200, _availability(OPERATOR), states=(_configured(),), query={"idOperator": OPERATOR},
-             response=match.each_like({"strategy": match.regex("notAvailable", regex=f"^({'|'.join(STRATEGIES)})$")})),
-    Contract("availability polling for an operator without distribution rules", "GET", "/availability-strategies",
-             200, _availability(OPERATOR_WITHOUT_RULES),
-             states=((OPERATOR_WITHOUT_RULES_STATE.format(idOperator=OPERATOR_WITHOUT_RULES),
-                      {"idOperator": OPERATOR_WITHOUT_RULES, "distributionRules": []}),),
-             query={"idOperator": OPERATOR_WITHOUT_RULES},
-             response=match.each_like({"strategy": match.regex("notAvailable", regex=f"^({'|'.join(STRATEGIES)})$")})),
-    Contract("a visitor opens the chatbox (first messages)", "GET", f"/bots/{OPERATOR}/conversation-first-messages",
-             200, _first_messages, states=(_configured(),), response={"replies": ANY_REPLIES}),
-    Contract("a conversation is routed to the bot", "POST", "/conversations", 200,
-             _start(conversation_id(1), []), states=(_configured(),),
-             body={"idOperator": OPERATOR, "idConversation": conversation_id(1), "history": []},
-             response=envelope(conversation_id(1))),  # replies should be []: verify warns, as check does
-    Contract("a conversation is routed to the bot with its history", "POST", "/conversations", 200,
-             _start(conversation_id(2), HISTORY), states=(_configured(),),
-             body={"idOperator": OPERATOR, "idConversation": conversation_id(2), "history": HISTORY},
-             response=envelope(conversation_id(2))),
-    Contract("a visitor's text message", "POST", f"/conversations/{conversation_id(3)}/messages", 200,
-             _say(conversation_id(3), visitor(text("Hi"), 3)), states=(_started(conversation_id(3)),),
-             body=_message_body(visitor(text("Hi"), 3)), response=envelope(conversation_id(3)),
-             path_from_state=MESSAGES_OF_STATE),
-    Contract("the echo of a message the bot posted (author operator)", "POST",
-             f"/conversations/{conversation_id(4)}/messages", 200,
-             _say(conversation_id(4), ECHO, expect_replies=[], operator=OLD_PLATFORM_OPERATOR),
-             states=(_started(conversation_id(4)),),
-             body=_message_body(ECHO, operator=OLD_PLATFORM_OPERATOR),
-             response=envelope(conversation_id(4), replies=[]),  # anything else and the bot talks to itself
-             path_from_state=MESSAGES_OF_STATE),
-    Contract("a visitor sends a file", "POST", f"/conversations/{conversation_id(5)}/messages", 200,
-             _say(conversation_id(5), visitor(FILE, 7)), states=(_started(conversation_id(5)),),
-             body=_message_body(visitor(FILE, 7)), response=envelope(conversation_id(5)),
-             path_from_state=MESSAGES_OF_STATE),
-    Contract("a visitor taps a quick reply", "POST", f"/conversations/{conversation_id(6)}/messages", 200,
-             _say(conversation_id(6), QUICK_REPLY),
-             states=(_started(conversation_id(6), QUICK_REPLIES_OFFERED),),
-             body=QUICK_REPLY_BODY, response=envelope(conversation_id(6)), path_from_state=MESSAGES_OF_STATE),
+    Contract(
+        "a request for the bot's scenarios",
+        "GET",
+        "/external-bots",
+        200,
+        _list_scenarios,
+        states=((BOT_OFFERS_A_SCENARIO, {}),),
+        response=match.each_like(
+            {
+                "idBot": match.str("order-assistant"),
+                "name": match.str("Order assistant"),
+                "editorUrl": url("https://bots.example.com/order-assistant"),
+            }
+        ),
+    ),
+    Contract(
+        "an admin creates an operator",
+        "PUT",
+        f"/bots/{OPERATOR}",
+        200,
+        _create_operator,
+        states=((BOT_OFFERS_A_SCENARIO, {}),),
+        body=operator_settings("Shop assistant", RULES, INJECTED_ID_BOT),
+        response=BOT_RESPONSE,
+    ),
+    Contract(
+        "an admin updates an operator",
+        "PUT",
+        f"/bots/{OPERATOR}",
+        200,
+        _update_operator,
+        states=(_configured(),),
+        body=operator_settings("Shop assistant (night)", RULES[:1], INJECTED_ID_BOT),
+        response=BOT_RESPONSE,
+    ),
+    Contract(
+        "an admin opens an operator",
+        "GET",
+        f"/bots/{OPERATOR}",
+        200,
+        _read_operator,
+        states=(_configured(),),
+        response=BOT_RESPONSE,
+    ),
+    Contract(
+        "an admin opens an operator the bot does not know",
+        "GET",
+        f"/bots/{UNKNOWN_OPERATOR}",
+        404,
+        _read_unknown_operator,
+        states=((NO_SUCH_OPERATOR.format(idOperator=UNKNOWN_OPERATOR), {"idOperator": UNKNOWN_OPERATOR}),),
+    ),
+    Contract(
+        "availability polling for an operator with distribution rules",
+        "GET",
+        "/availability-strategies",
+        200,
+        _availability(OPERATOR),
+        states=(_configured(),),
+        query={"idOperator": OPERATOR},
+        response=match.each_like({"strategy": match.regex("notAvailable", regex=f"^({'|'.join(STRATEGIES)})$")}),
+    ),
+    Contract(
+        "availability polling for an operator without distribution rules",
+        "GET",
+        "/availability-strategies",
+        200,
+        _availability(OPERATOR_WITHOUT_RULES),
+        states=(
+            (
+                OPERATOR_WITHOUT_RULES_STATE.format(idOperator=OPERATOR_WITHOUT_RULES),
+                {"idOperator": OPERATOR_WITHOUT_RULES, "distributionRules": []},
+            ),
+        ),
+        query={"idOperator": OPERATOR_WITHOUT_RULES},
+        response=match.each_like({"strategy": match.regex("notAvailable", regex=f"^({'|'.join(STRATEGIES)})$")}),
+    ),
+    Contract(
+        "a visitor opens the chatbox (first messages)",
+        "GET",
+        f"/bots/{OPERATOR}/conversation-first-messages",
+        200,
+        _first_messages,
+        states=(_configured(),),
+        response={"replies": ANY_REPLIES},
+    ),
+    Contract(
+        "a conversation is routed to the bot",
+        "POST",
+        "/conversations",
+        200,
+        _start(conversation_id(1), []),
+        states=(_configured(),),
+        body={"idOperator": OPERATOR, "idConversation": conversation_id(1), "history": []},
+        response=envelope(conversation_id(1)),
+    ),  # replies should be []: verify warns, as check does
+    Contract(
+        "a conversation is routed to the bot with its history",
+        "POST",
+        "/conversations",
+        200,
+        _start(conversation_id(2), HISTORY),
+        states=(_configured(),),
+        body={"idOperator": OPERATOR, "idConversation": conversation_id(2), "history": HISTORY},
+        response=envelope(conversation_id(2)),
+    ),
+    Contract(
+        "a visitor's text message",
+        "POST",
+        f"/conversations/{conversation_id(3)}/messages",
+        200,
+        _say(conversation_id(3), visitor(text("Hi"), 3)),
+        states=(_started(conversation_id(3)),),
+        body=_message_body(visitor(text("Hi"), 3)),
+        response=envelope(conversation_id(3)),
+        path_from_state=MESSAGES_OF_STATE,
+    ),
+    Contract(
+        "the echo of a message the bot posted (author operator)",
+        "POST",
+        f"/conversations/{conversation_id(4)}/messages",
+        200,
+        _say(conversation_id(4), ECHO, expect_replies=[], operator=OLD_PLATFORM_OPERATOR),
+        states=(_started(conversation_id(4)),),
+        body=_message_body(ECHO, operator=OLD_PLATFORM_OPERATOR),
+        response=envelope(conversation_id(4), replies=[]),  # anything else and the bot talks to itself
+        path_from_state=MESSAGES_OF_STATE,
+    ),
+    Contract(
+        "a visitor sends a file",
+        "POST",
+        f"/conversations/{conversation_id(5)}/messages",
+        200,
+        _say(conversation_id(5), visitor(FILE, 7)),
+        states=(_started(conversation_id(5)),),
+        body=_message_body(visitor(FILE, 7)),
+        response=envelope(conversation_id(5)),
+        path_from_state=MESSAGES_OF_STATE,
+    ),
+    Contract(
+        "a visitor taps a quick reply",
+        "POST",
+        f"/conversations/{conversation_id(6)}/messages",
+        200,
+        _say(conversation_id(6), QUICK_REPLY),
+        states=(_started(conversation_id(6), QUICK_REPLIES_OFFERED),),
+        body=QUICK_REPLY_BODY,
+        response=envelope(conversation_id(6)),
+        path_from_state=MESSAGES_OF_STATE,
+    ),
 )

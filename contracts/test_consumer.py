@@ -81,5 +81,10 @@ def test_provider_states_speak_the_iadvize_vocabulary():
 def test_the_platform_pact_has_every_interaction_iadvize_needs():
     assert len(CONTRACTS) == len(committed_platform_pact()["interactions"]) == 14
     methods = {(c.method, c.path.split("/")[1]) for c in CONTRACTS}
-    assert methods == {("GET", "external-bots"), ("PUT", "bots"), ("GET", "bots"), ("GET", "availability-strategies"),
-                       ("POST", "conversations")}
+    assert methods == {
+        ("GET", "external-bots"),
+        ("PUT", "bots"),
+        ("GET", "bots"),
+        ("GET", "availability-strategies"),
+        ("POST", "conversations"),
+    }

@@ -30,8 +30,9 @@ class BotProcessError(RuntimeError):
 
 
 @contextmanager
-def bot(url: str | None = None, *, secret: str | None = None, workers: int = 2,
-        env: dict | None = None) -> Iterator[str]:
+def bot(
+    url: str | None = None, *, secret: str | None = None, workers: int = 2, env: dict | None = None
+) -> Iterator[str]:
     """Yield the bot's base URL: ``url`` when given, else an embedded reference bot's, stopped at the end.
 
     ``secret`` makes the embedded bot check signatures; raises :class:`BotProcessError` when it cannot start.
@@ -46,9 +47,15 @@ def bot(url: str | None = None, *, secret: str | None = None, workers: int = 2,
 class EmbeddedBot:
     """The reference bot under gunicorn in a process of its own, on a free loopback port."""
 
-    def __init__(self, database: str | os.PathLike | None = None, secret: str | None = None,
-                 scenarios: str | os.PathLike | None = None, workers: int = 2, env: dict | None = None,
-                 log_path: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        database: str | os.PathLike | None = None,
+        secret: str | None = None,
+        scenarios: str | os.PathLike | None = None,
+        workers: int = 2,
+        env: dict | None = None,
+        log_path: str | os.PathLike | None = None,
+    ):
         self._tmp = tempfile.TemporaryDirectory(prefix="iadvize-bot-")
         self.database = str(database or Path(self._tmp.name) / "bot.sqlite3")
         self.log_path = Path(log_path or Path(self._tmp.name) / "bot.log")
@@ -59,8 +66,19 @@ class EmbeddedBot:
 
     def start(self) -> str:
         """Start the server and return its base URL once it answers ``/healthcheck``."""
-        command = [sys.executable, "-m", "reference_bot.serve", "--host", "127.0.0.1", "--port", "0",
-                   "--db", self.database, "--workers", str(self.workers)]
+        command = [
+            sys.executable,
+            "-m",
+            "reference_bot.serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--db",
+            self.database,
+            "--workers",
+            str(self.workers),
+        ]
         if self.scenarios:
             command += ["--scenarios", str(self.scenarios)]
         env = {**os.environ, **self.env}
@@ -68,8 +86,9 @@ class EmbeddedBot:
         if self.secret:
             env["IADVIZE_SECRET"] = self.secret  # by environment: never on a command line others can read
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=env,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True
+            )
         self.url = self._read_url()
         self._wait_healthy()
         return self.url

@@ -191,12 +191,22 @@ class Route:
 
 ROUTES = (
     Route("GET", re.compile(r"^/external-bots/?$"), "external-bots", "external-bots.response", BUDGET_SECONDS),
-    Route("GET", re.compile(r"^/bots/[^/]+/conversation-first-messages/?$"), "first-messages",
-          "first-messages.response", FIRST_MESSAGES_BUDGET_SECONDS),
+    Route(
+        "GET",
+        re.compile(r"^/bots/[^/]+/conversation-first-messages/?$"),
+        "first-messages",
+        "first-messages.response",
+        FIRST_MESSAGES_BUDGET_SECONDS,
+    ),
     Route("PUT", re.compile(r"^/bots/[^/]+/?$"), "bot.save", "bot.response", BUDGET_SECONDS),
     Route("GET", re.compile(r"^/bots/[^/]+/?$"), "bot.read", "bot.response", BUDGET_SECONDS),
-    Route("GET", re.compile(r"^/availability-strategies/?$"), "availability-strategies",
-          "availability-strategies.response", BUDGET_SECONDS),
+    Route(
+        "GET",
+        re.compile(r"^/availability-strategies/?$"),
+        "availability-strategies",
+        "availability-strategies.response",
+        BUDGET_SECONDS,
+    ),
     Route("POST", re.compile(r"^/conversations/?$"), "conversations", "conversation.response", BUDGET_SECONDS),
     Route("POST", re.compile(r"^/conversations/[^/]+/messages/?$"), "messages", "message.response", BUDGET_SECONDS),
 )
@@ -254,25 +264,37 @@ class BotClient:
 
     def save_bot(self, id_operator: str, settings: dict) -> dict:
         """``PUT /bots/:idOperator``: ``settings`` holds name, pseudo, language, distributionRules, external."""
-        return self.call("bot.save", "PUT", f"/bots/{quote(id_operator, safe='')}", "bot.response",
-                         body=settings).body
+        return self.call("bot.save", "PUT", f"/bots/{quote(id_operator, safe='')}", "bot.response", body=settings).body
 
     def bot(self, id_operator: str) -> dict:
         return self.call("bot.read", "GET", f"/bots/{quote(id_operator, safe='')}", "bot.response").body
 
     def availability_strategies(self, id_operator: str) -> list[dict]:
-        return self.call("availability-strategies", "GET", "/availability-strategies",
-                         "availability-strategies.response", params={"idOperator": id_operator}).body
+        return self.call(
+            "availability-strategies",
+            "GET",
+            "/availability-strategies",
+            "availability-strategies.response",
+            params={"idOperator": id_operator},
+        ).body
 
     def first_messages(self, id_operator: str) -> dict:
-        return self.call("first-messages", "GET",
-                         f"/bots/{quote(id_operator, safe='')}/conversation-first-messages",
-                         "first-messages.response", budget=self.first_messages_budget).body
+        return self.call(
+            "first-messages",
+            "GET",
+            f"/bots/{quote(id_operator, safe='')}/conversation-first-messages",
+            "first-messages.response",
+            budget=self.first_messages_budget,
+        ).body
 
-    def start_conversation(self, id_operator: str, id_conversation: str | None = None,
-                           history: list[dict] | None = None) -> dict:
-        body = {"idOperator": id_operator, "idConversation": id_conversation or str(uuid.uuid4()),
-                "history": list(history or [])}
+    def start_conversation(
+        self, id_operator: str, id_conversation: str | None = None, history: list[dict] | None = None
+    ) -> dict:
+        body = {
+            "idOperator": id_operator,
+            "idConversation": id_conversation or str(uuid.uuid4()),
+            "history": list(history or []),
+        }
         return self.call("conversations", "POST", "/conversations", "conversation.response", body=body).body
 
     def send_message(self, id_conversation: str, id_operator: str, wire_message: dict, **extra) -> dict:
@@ -281,8 +303,13 @@ class BotClient:
         ``extra`` adds fields beside ``message``, as some platform versions do (``operator``).
         """
         body = {"idOperator": id_operator, "message": wire_message, **extra}
-        return self.call("messages", "POST", f"/conversations/{quote(id_conversation, safe='')}/messages",
-                         "message.response", body=body).body
+        return self.call(
+            "messages",
+            "POST",
+            f"/conversations/{quote(id_conversation, safe='')}/messages",
+            "message.response",
+            body=body,
+        ).body
 
     def healthcheck(self) -> bool:
         try:
@@ -292,28 +319,57 @@ class BotClient:
 
     # --- one call ----------------------------------------------------------------------------
 
-    def call(self, endpoint: str, method: str, path: str, response_body: str | None, *,
-             body: dict | None = None, params: dict | None = None, budget: float | None = None) -> Exchange:
+    def call(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        response_body: str | None,
+        *,
+        body: dict | None = None,
+        params: dict | None = None,
+        budget: float | None = None,
+    ) -> Exchange:
         """Send one call and return its exchange; raise :class:`BotError` unless it conforms."""
         exchange = self.exchange(endpoint, method, path, response_body, body=body, params=params, budget=budget)
         if not exchange.ok:
             raise BotError(exchange)
         return exchange
 
-    def exchange(self, endpoint: str, method: str, path: str, response_body: str | None, *,
-                 body: dict | None = None, params: dict | None = None, budget: float | None = None,
-                 headers: dict | None = None) -> Exchange:
+    def exchange(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        response_body: str | None,
+        *,
+        body: dict | None = None,
+        params: dict | None = None,
+        budget: float | None = None,
+        headers: dict | None = None,
+    ) -> Exchange:
         """Send one call and record what happened, never raising for what the bot did."""
-        query = urlencode({"idConnectorVersion": self.id_connector_version, "idWebsite": self.id_website,
-                           **(params or {})})
+        query = urlencode(
+            {"idConnectorVersion": self.id_connector_version, "idWebsite": self.id_website, **(params or {})}
+        )
         data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
         sent = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             sent["Content-Type"] = "application/json"
         return self.transmit(endpoint, method, path, query, data, sent, response_body, budget, request_body=body)
 
-    def transmit(self, endpoint: str, method: str, path: str, query: str, data: bytes, headers: dict,
-                 response_body: str | None, budget: float | None = None, request_body=None) -> Exchange:
+    def transmit(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        query: str,
+        data: bytes,
+        headers: dict,
+        response_body: str | None,
+        budget: float | None = None,
+        request_body=None,
+    ) -> Exchange:
         """Send raw bytes within the budget and record the exchange.
 
         Signed when the client has a secret, unless ``headers`` already carry a signature (in any
@@ -323,10 +379,12 @@ class BotClient:
         headers = dict(headers)
         if self.secret and not any(k.lower() == signature.HEADER.lower() for k in headers):
             headers[self.signature_header] = signature.sign(
-                self.secret, signature.signed_part(method, query.encode("utf-8"), data))
+                self.secret, signature.signed_part(method, query.encode("utf-8"), data)
+            )
         budget = self.budget if budget is None else budget
-        exchange = Exchange(endpoint, method, url, request_body, now_iso(), request_headers=headers,
-                            request_data=data, budget=budget)
+        exchange = Exchange(
+            endpoint, method, url, request_body, now_iso(), request_headers=headers, request_data=data, budget=budget
+        )
         if self.give_up is not None and (reason := self.give_up.reason(endpoint)):
             exchange.error, exchange.skipped, exchange.latency_ms = reason, True, 0.0
             if self.on_exchange:
@@ -335,13 +393,17 @@ class BotClient:
         started = time.monotonic()
         try:
             exchange.raw, exchange.status, exchange.content_type = self._send(
-                method, url, data, headers, started + budget)
+                method, url, data, headers, started + budget
+            )
         except (_Timeout, requests.Timeout):
             exchange.error = f"{NO_ANSWER_WITHIN} the {budget:g} s iAdvize waits"
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             # a read timeout in the middle of a body comes as a connection or protocol error
-            exchange.error = (f"{NO_ANSWER_WITHIN} the {budget:g} s iAdvize waits"
-                              if time.monotonic() >= started + budget else f"connection failed ({_reason(error)})")
+            exchange.error = (
+                f"{NO_ANSWER_WITHIN} the {budget:g} s iAdvize waits"
+                if time.monotonic() >= started + budget
+                else f"connection failed ({_reason(error)})"
+            )
             exchange.unreachable = _never_connected(error)
         except _TooLarge:
             exchange.error = f"the answer is larger than {MAX_BODY_BYTES} bytes"
@@ -358,8 +420,15 @@ class BotClient:
         # requests' timeout bounds each socket wait, not the whole answer: a bot that trickles
         # a byte at a time would never time out. Streaming lets us hold the real deadline.
         remaining = deadline - time.monotonic()
-        with self.session.request(method, url, data=data or None, headers=headers, stream=True,
-                                  timeout=(min(remaining, 3.05), remaining), allow_redirects=False) as response:
+        with self.session.request(
+            method,
+            url,
+            data=data or None,
+            headers=headers,
+            stream=True,
+            timeout=(min(remaining, 3.05), remaining),
+            allow_redirects=False,
+        ) as response:
             sock = getattr(getattr(response.raw, "connection", None), "sock", None)
             chunks, size = [], 0
             while True:
@@ -418,8 +487,10 @@ class GiveUp:
                 if key in self.given_up:
                     self.given_up[key] += 1
                     what = "the bot" if key == "*" else endpoint
-                    return (f"not sent: {what} was given up after {self.after} calls in a row with "
-                            f"{NO_ANSWER_WITHIN} the budget")
+                    return (
+                        f"not sent: {what} was given up after {self.after} calls in a row with "
+                        f"{NO_ANSWER_WITHIN} the budget"
+                    )
         return None
 
     def record(self, exchange: Exchange) -> None:
@@ -444,17 +515,23 @@ class GiveUp:
         """What happened to a given-up endpoint, in words: the calls over budget and those not made."""
         skipped = self.given_up[endpoint]
         if endpoint == "*":
-            said = (f"the bot stopped answering ({self.after} calls in a row on different endpoints with "
-                    f"{NO_ANSWER_WITHIN} the budget)")
+            said = (
+                f"the bot stopped answering ({self.after} calls in a row on different endpoints with "
+                f"{NO_ANSWER_WITHIN} the budget)"
+            )
             return said + (f": {skipped} further calls were not made" if skipped else "")
-        said = (f"{self.timeouts.get(endpoint, 0)} calls with {NO_ANSWER_WITHIN} the "
-                f"{self.budgets.get(endpoint, BUDGET_SECONDS):g} s budget: given up after {self.after} in a row")
+        said = (
+            f"{self.timeouts.get(endpoint, 0)} calls with {NO_ANSWER_WITHIN} the "
+            f"{self.budgets.get(endpoint, BUDGET_SECONDS):g} s budget: given up after {self.after} in a row"
+        )
         return said + (f", {skipped} further calls not made" if skipped else "")
 
     def summary(self) -> list[str]:
         """One line per endpoint given up (and for the whole bot, if it was)."""
-        return [f"{endpoint}: {self.sentence(endpoint)}" if endpoint != "*" else self.sentence(endpoint)
-                for endpoint in self.given_up]
+        return [
+            f"{endpoint}: {self.sentence(endpoint)}" if endpoint != "*" else self.sentence(endpoint)
+            for endpoint in self.given_up
+        ]
 
 
 def url_problem(text: str) -> str | None:
@@ -481,13 +558,16 @@ def refusal(exchange: Exchange, secret: str | None, flag: str = "--secret") -> s
         return None
     call = f"{exchange.method} {urlsplit(exchange.url).path} answered {exchange.status}"
     if secret:
-        return (f"the bot refuses this secret ({call}): check {flag} or IADVIZE_SECRET against the secret "
-                "of the bot's iAdvize app")
+        return (
+            f"the bot refuses this secret ({call}): check {flag} or IADVIZE_SECRET against the secret "
+            "of the bot's iAdvize app"
+        )
     return f"the bot refuses unsigned calls ({call}): pass {flag} or set IADVIZE_SECRET"
 
 
-def preflight(client: BotClient, id_operator: str | None = None,
-              flag: str = "--secret") -> tuple[list[Exchange], str | None]:
+def preflight(
+    client: BotClient, id_operator: str | None = None, flag: str = "--secret"
+) -> tuple[list[Exchange], str | None]:
     """The first calls of a run: can the bot be reached, and does it take our signature?
 
     ``GET /external-bots``, then a conversation started (``POST /conversations``): a connector may
@@ -498,8 +578,13 @@ def preflight(client: BotClient, id_operator: str | None = None,
     first = client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
     if first.unreachable:
         return [first], f"cannot reach the bot at {client.base_url}: {first.error}"
-    started = client.exchange("conversations", "POST", "/conversations", "conversation.response", body={
-        "idOperator": id_operator or new_operator_id(), "idConversation": str(uuid.uuid4()), "history": []})
+    started = client.exchange(
+        "conversations",
+        "POST",
+        "/conversations",
+        "conversation.response",
+        body={"idOperator": id_operator or new_operator_id(), "idConversation": str(uuid.uuid4()), "history": []},
+    )
     refused = [x for x in (first, started) if x.status in REFUSED_STATUSES]
     if started in refused or (refused and not client.secret and not started.ok):
         return [first, started], refusal(refused[0], client.secret, flag)

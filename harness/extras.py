@@ -19,6 +19,8 @@ def require(extra: str, command: str) -> None:
     """Raise :class:`MissingExtra` unless every module of ``extra`` can be imported."""
     missing = [module for module in EXTRAS[extra] if importlib.util.find_spec(module) is None]
     if missing:
-        raise MissingExtra(f"`iadvize-harness {command}` needs the {extra} extra, which is not installed (no "
-                           f"{missing[0]}): pip install 'iadvize-harness[{extra}]' (with pipx: pipx install "
-                           f"--force 'iadvize-harness[{extra}]')")
+        raise MissingExtra(
+            f"`iadvize-harness {command}` needs the {extra} extra, which is not installed (no "
+            f"{missing[0]}): pip install 'iadvize-harness[{extra}]' (with pipx: pipx install "
+            f"--force 'iadvize-harness[{extra}]')"
+        )

@@ -37,8 +37,10 @@ class Progress:
                 width = shutil.get_terminal_size((100, 20)).columns - 1
                 self.stream.write("\r\033[K" + line[:width])
                 self._shown = True
-            elif now - self.started >= self.every and (now - self._last_plain >= self.every or (
-                    step is not None and step != self._step and now - self._last_plain >= 1.0)):
+            elif now - self.started >= self.every and (
+                now - self._last_plain >= self.every
+                or (step is not None and step != self._step and now - self._last_plain >= 1.0)
+            ):
                 self.stream.write(line + "\n")
                 self._last_plain = now
             self._step = step if step is not None else self._step

@@ -27,10 +27,16 @@ class BotUnusable(Exception):
 
 def pytest_addoption(parser):
     group = parser.getgroup("iadvize", "iAdvize external bots")
-    group.addoption("--iadvize-url", default=None,
-                    help="the bot that conversation scripts run against (default: the embedded reference bot)")
-    group.addoption("--iadvize-secret", default=os.environ.get("IADVIZE_SECRET"),
-                    help="the app's secret, to sign every call (default: IADVIZE_SECRET)")
+    group.addoption(
+        "--iadvize-url",
+        default=None,
+        help="the bot that conversation scripts run against (default: the embedded reference bot)",
+    )
+    group.addoption(
+        "--iadvize-secret",
+        default=os.environ.get("IADVIZE_SECRET"),
+        help="the app's secret, to sign every call (default: IADVIZE_SECRET)",
+    )
 
 
 def pytest_configure(config):
@@ -120,13 +126,20 @@ def iadvize_platform(reference_bot_url, pytestconfig):
     """``iadvize_platform(distribution_rules=[...], rule_available=False, scenario=None)`` -> a platform
     whose operator is saved in the bot; open chats with ``.open_chat()``."""
 
-    def make(distribution_rules: list[dict] | None = None, rule_available: bool = False,
-             scenario: str | None = None) -> SimulatedPlatform:
+    def make(
+        distribution_rules: list[dict] | None = None, rule_available: bool = False, scenario: str | None = None
+    ) -> SimulatedPlatform:
         client = BotClient(reference_bot_url, secret=pytestconfig.getoption("iadvize_secret"))
         rules = distribution_rules or [{"id": str(uuid.uuid4()), "label": "Customer service"}]
         id_operator = new_operator_id()
-        client.save_bot(id_operator, {"name": "pytest", "distributionRules": rules,
-                                      "external": {"idBot": scenario or client.external_bots()[0]["idBot"]}})
+        client.save_bot(
+            id_operator,
+            {
+                "name": "pytest",
+                "distributionRules": rules,
+                "external": {"idBot": scenario or client.external_bots()[0]["idBot"]},
+            },
+        )
         return SimulatedPlatform(client, id_operator, rules, rule_available=rule_available)
 
     return make

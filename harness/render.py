@@ -49,8 +49,10 @@ def reply(value: dict) -> str:
         return f"(waits {duration(value['duration'])})"
     if kind == "transfer":
         timeout = value.get("transferOptions", {}).get("timeout")
-        return (f"(transfers to distribution rule {value.get('distributionRule')}, "
-                f"timeout {duration(timeout) if timeout else f'{DEFAULT_TRANSFER_TIMEOUT_SECONDS:g} s by default'})")
+        return (
+            f"(transfers to distribution rule {value.get('distributionRule')}, "
+            f"timeout {duration(timeout) if timeout else f'{DEFAULT_TRANSFER_TIMEOUT_SECONDS:g} s by default'})"
+        )
     if kind == "close":
         return "(closes the conversation)"
     return f"({kind})"
@@ -63,18 +65,25 @@ def table(header: tuple[str, ...], rows: list[tuple], width: int | None = None) 
     onto more lines.
     """
     width = width or shutil.get_terminal_size((120, 24)).columns
-    cells = [tuple(" ".join(str(c).split()) for c in header), *[tuple(" ".join(str(c).split()) for c in row)
-                                                                for row in rows]]
+    cells = [
+        tuple(" ".join(str(c).split()) for c in header),
+        *[tuple(" ".join(str(c).split()) for c in row) for row in rows],
+    ]
     kept = [i for i in range(len(header)) if not rows or any(row[i] for row in cells[1:])]  # no empty column
     cells = [tuple(row[i] for i in kept) for row in cells]
     widths = [max(len(row[i]) for row in cells) for i in range(len(kept))]
     # a column is narrowed down to its longest word (an identifier is not split), or MAX_WORD at most
-    narrowest = [max(len(cells[0][i]), MIN_COLUMN, min(MAX_WORD, max(len(w) for row in cells for w in
-                                                                        row[i].split() or [""])))
-                 for i in range(len(kept))]
+    narrowest = [
+        max(len(cells[0][i]), MIN_COLUMN, min(MAX_WORD, max(len(w) for row in cells for w in row[i].split() or [""])))
+        for i in range(len(kept))
+    ]
     # a column of single words (rule ids, endpoints) is never split; free text may split its long words
-    floors = [narrowest[i] if all(" " not in row[i] and len(row[i]) <= MAX_WORD for row in cells[1:])
-              else max(len(cells[0][i]), MIN_COLUMN) for i in range(len(kept))]
+    floors = [
+        narrowest[i]
+        if all(" " not in row[i] and len(row[i]) <= MAX_WORD for row in cells[1:])
+        else max(len(cells[0][i]), MIN_COLUMN)
+        for i in range(len(kept))
+    ]
     for limits in (narrowest, floors):  # first without splitting words, then splitting long ones if need be
         while sum(widths) + 2 * (len(widths) - 1) > width:
             widest = max(range(len(widths)), key=lambda i: (widths[i] > limits[i], narrowest[i] >= MAX_WORD, widths[i]))
@@ -85,8 +94,11 @@ def table(header: tuple[str, ...], rows: list[tuple], width: int | None = None) 
     for index, row in enumerate(cells):
         wrapped = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths, strict=True)]
         for n in range(max(map(len, wrapped))):
-            lines.append("  ".join((part[n] if n < len(part) else "").ljust(w)
-                                   for part, w in zip(wrapped, widths, strict=True)).rstrip())
+            lines.append(
+                "  ".join(
+                    (part[n] if n < len(part) else "").ljust(w) for part, w in zip(wrapped, widths, strict=True)
+                ).rstrip()
+            )
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

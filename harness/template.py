@@ -27,8 +27,9 @@ class TemplateError(ValueError):
 def copy_template(folder: Path, name: str = "mybot") -> Path:
     """Copy the reference bot into ``folder/name`` and return that package folder."""
     if not name.isidentifier() or keyword.iskeyword(name) or not name.islower():
-        raise TemplateError(f"--name {name!r} is not a package name: use lower case letters, digits and _ "
-                            "(for example mybot)")
+        raise TemplateError(
+            f"--name {name!r} is not a package name: use lower case letters, digits and _ (for example mybot)"
+        )
     if name == TEMPLATE or name in sys.stdlib_module_names or name in ("harness", "flask", "gunicorn"):
         raise TemplateError(f"--name {name!r} would hide the module of that name: choose another (e.g. mybot)")
     package = folder / name

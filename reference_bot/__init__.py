@@ -36,10 +36,19 @@ def create_app(settings: dict | None = None) -> Flask:
     outbox = None
     if app.config["IADVIZE_USERNAME"] and app.config["IADVIZE_PASSWORD"]:
         timeout = float(app.config["IADVIZE_API_TIMEOUT_SECONDS"])
-        client = GraphQLClient(app.config["IADVIZE_API_URL"], app.config["IADVIZE_USERNAME"],
-                               app.config["IADVIZE_PASSWORD"], timeout=timeout)
-        outbox = OutboxWorker(store, client, poll=app.config["OUTBOX_POLL_SECONDS"],
-                              max_backoff=float(app.config["OUTBOX_MAX_BACKOFF_SECONDS"]), lease=3 * timeout)
+        client = GraphQLClient(
+            app.config["IADVIZE_API_URL"],
+            app.config["IADVIZE_USERNAME"],
+            app.config["IADVIZE_PASSWORD"],
+            timeout=timeout,
+        )
+        outbox = OutboxWorker(
+            store,
+            client,
+            poll=app.config["OUTBOX_POLL_SECONDS"],
+            max_backoff=float(app.config["OUTBOX_MAX_BACKOFF_SECONDS"]),
+            lease=3 * timeout,
+        )
         if app.config["OUTBOX_POLL_SECONDS"] > 0:
             outbox.start()
     app.extensions[__package__] = Runtime(
@@ -63,6 +72,5 @@ def create_app(settings: dict | None = None) -> Flask:
 
     if not app.config["IADVIZE_SECRET"] and app.config["WARN_WITHOUT_SECRET"]:
         log.warning(NO_SECRET_WARNING)
-    logging.getLogger(__package__).info(
-        "reference bot ready", extra={"path": app.config["DATABASE"]})
+    logging.getLogger(__package__).info("reference bot ready", extra={"path": app.config["DATABASE"]})
     return app

@@ -23,10 +23,12 @@ def editor_url(scenario: Scenario) -> str:
 
 @blueprint.get("/external-bots")
 def external_bots():
-    return jsonify([
-        {"idBot": s.id_bot, "name": s.name, "description": s.description, "editorUrl": editor_url(s)}
-        for s in runtime().scenarios.values()
-    ])
+    return jsonify(
+        [
+            {"idBot": s.id_bot, "name": s.name, "description": s.description, "editorUrl": editor_url(s)}
+            for s in runtime().scenarios.values()
+        ]
+    )
 
 
 @blueprint.get("/scenarios/<id_bot>")
@@ -61,8 +63,11 @@ def save_operator(id_operator: str):
     id_bot = body["external"]["idBot"]
     if id_bot not in bot.scenarios:
         # 422: the body fits the API, but names a scenario this bot does not have
-        raise ApiError(422, "unknown scenario",
-                       f"external.idBot: no scenario {id_bot!r}; this bot has {', '.join(sorted(bot.scenarios))}")
+        raise ApiError(
+            422,
+            "unknown scenario",
+            f"external.idBot: no scenario {id_bot!r}; this bot has {', '.join(sorted(bot.scenarios))}",
+        )
     settings = {k: body[k] for k in ("name", "pseudo", "language", "distributionRules") if k in body}
     settings["idBot"] = id_bot
     operator = bot.store.save_operator(id_operator, settings, now())

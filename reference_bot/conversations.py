@@ -97,13 +97,20 @@ def _answer(bot: Runtime, turn: Turn) -> Answer:
     found = wire.problems("first-messages.response", {"replies": [*answer.replies, *answer.proactive]})
     if found or not (answer.state is None or isinstance(answer.state, str)):
         # A bug in the dialogue function: say exactly what, in the log, rather than send it to iAdvize.
-        raise TypeError("the dialogue answered what the API cannot carry: "
-                        + "; ".join(map(str, found[:5])) if found else f"state {answer.state!r} is not a string")
+        raise TypeError(
+            "the dialogue answered what the API cannot carry: " + "; ".join(map(str, found[:5]))
+            if found
+            else f"state {answer.state!r} is not a string"
+        )
     for reply in answer.replies:
         value = reply.get("payload", {}).get("value")
         if isinstance(value, str) and len(value) > MAX_MESSAGE_CHARS:
-            log.warning("a message of %d characters will be cut by iAdvize at %d", len(value), MAX_MESSAGE_CHARS,
-                        extra={"idConversation": turn.conversation.id_conversation})
+            log.warning(
+                "a message of %d characters will be cut by iAdvize at %d",
+                len(value),
+                MAX_MESSAGE_CHARS,
+                extra={"idConversation": turn.conversation.id_conversation},
+            )
     return answer
 
 

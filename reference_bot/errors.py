@@ -39,8 +39,9 @@ def error_response(status: int, error: str, detail: str = ""):
 def json_body(body_name: str) -> dict:
     """The request's JSON body, checked against the wire model's ``body_name`` schema."""
     if not request.is_json:
-        raise ApiError(415, "unsupported content type",
-                       f"expected application/json, got {request.mimetype or 'no Content-Type'}")
+        raise ApiError(
+            415, "unsupported content type", f"expected application/json, got {request.mimetype or 'no Content-Type'}"
+        )
     raw = request.get_data(cache=True)
     try:
         document = json.loads(raw)
@@ -55,8 +56,9 @@ def json_body(body_name: str) -> dict:
     try:  # "\ud800" parses, but no UTF-8 text (nor SQLite) can hold a lone surrogate
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(400, "invalid JSON",
-                       "the body contains an invalid character (a lone UTF-16 surrogate)") from None
+        raise ApiError(
+            400, "invalid JSON", "the body contains an invalid character (a lone UTF-16 surrogate)"
+        ) from None
     try:
         wire.validate(body_name, document)
     except wire.WireError as error:

@@ -65,14 +65,17 @@ def register(app: Flask) -> None:
     @app.after_request
     def log_request(response):
         started = g.get("started", time.perf_counter())
-        access.info("request", extra={
-            "request_id": g.get("request_id"),
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "idConversation": (request.view_args or {}).get("id_conversation") or g.get("id_conversation"),
-            "idOperator": (request.view_args or {}).get("id_operator") or g.get("id_operator"),
-        })
+        access.info(
+            "request",
+            extra={
+                "request_id": g.get("request_id"),
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "idConversation": (request.view_args or {}).get("id_conversation") or g.get("id_conversation"),
+                "idOperator": (request.view_args or {}).get("id_operator") or g.get("id_operator"),
+            },
+        )
         response.headers["X-Request-Id"] = g.get("request_id", "")
         return response

@@ -53,8 +53,15 @@ def send_message_mutation(conversation_id: str, chatbot: int, text: str) -> str:
 class GraphQLClient:
     """A small client for the two calls the bot needs: the OAuth token and ``chatbotMessageSend``."""
 
-    def __init__(self, api_url: str, username: str, password: str, timeout: float = 10.0,
-                 session: requests.Session | None = None, clock=time.monotonic):
+    def __init__(
+        self,
+        api_url: str,
+        username: str,
+        password: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        clock=time.monotonic,
+    ):
         self.api_url = api_url.rstrip("/")
         self.username, self.password = username, password
         self.timeout = timeout
@@ -78,8 +85,10 @@ class GraphQLClient:
             except requests.RequestException as error:
                 raise ProactiveError(f"token request failed: {type(error).__name__}") from None
             if response.status_code != 200:
-                raise ProactiveError(f"token request answered {response.status_code}",
-                                     retryable=response.status_code >= 500 or response.status_code == 429)
+                raise ProactiveError(
+                    f"token request answered {response.status_code}",
+                    retryable=response.status_code >= 500 or response.status_code == 429,
+                )
             try:
                 body = response.json()
                 token, lifetime = body["access_token"], float(body.get("expires_in", TOKEN_LIFETIME))
@@ -107,8 +116,10 @@ class GraphQLClient:
                 self._token = None  # expired early or revoked: log in again on the next try
             raise ProactiveError("GraphQL answered 401: token refused")
         if response.status_code != 200:
-            raise ProactiveError(f"GraphQL answered {response.status_code}",
-                                 retryable=response.status_code >= 500 or response.status_code == 429)
+            raise ProactiveError(
+                f"GraphQL answered {response.status_code}",
+                retryable=response.status_code >= 500 or response.status_code == 429,
+            )
         try:
             body = response.json()
         except ValueError:
@@ -126,8 +137,15 @@ class GraphQLClient:
 class OutboxWorker:
     """Sends queued proactive messages in order per conversation, with exponential backoff."""
 
-    def __init__(self, store: Store, client: GraphQLClient, poll: float = 0.5, max_backoff: float = 300.0,
-                 max_attempts: int = 20, lease: float = 30.0):
+    def __init__(
+        self,
+        store: Store,
+        client: GraphQLClient,
+        poll: float = 0.5,
+        max_backoff: float = 300.0,
+        max_attempts: int = 20,
+        lease: float = 30.0,
+    ):
         self.store, self.client = store, client
         self.poll, self.max_backoff, self.max_attempts = poll, max_backoff, max_attempts
         # How long a claimed message is this worker's alone: longer than a send can take (token and
@@ -144,10 +162,14 @@ class OutboxWorker:
                 self.client.send_text(message.id_operator, message.id_conversation, message.text)
             except ProactiveError as error:
                 give_up = not error.retryable or message.attempts + 1 >= self.max_attempts
-                delay = min(2 ** message.attempts, self.max_backoff)
-                log.warning("proactive message %s not sent (%s)%s", message.id, error,
-                            ": giving up" if give_up else f": retry in {delay:g} s",
-                            extra={"idConversation": message.id_conversation})
+                delay = min(2**message.attempts, self.max_backoff)
+                log.warning(
+                    "proactive message %s not sent (%s)%s",
+                    message.id,
+                    error,
+                    ": giving up" if give_up else f": retry in {delay:g} s",
+                    extra={"idConversation": message.id_conversation},
+                )
                 if give_up:  # the conversation's later messages may go now
                     self.store.give_up(message.id, str(error))
                     continue

@@ -44,21 +44,23 @@ def register(app: Flask) -> None:
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
             args = request.view_args or {}
             body = request.get_json(silent=True) if request.is_json else None
-            writer.write({
-                "v": VERSION,
-                "conversation": args.get("id_conversation") or g.get("id_conversation"),
-                "operator": args.get("id_operator") or g.get("id_operator") or request.args.get("idOperator"),
-                "seq": time.time_ns() // 1000,  # microseconds: orders a conversation's calls across workers
-                "endpoint": endpoint,
-                "method": request.method,
-                "path": request.full_path.rstrip("?"),
-                "request": body,
-                "status": response.status_code,
-                "response": response.get_json(silent=True) if response.is_json else response.get_data(as_text=True),
-                "sent_at": utc_iso(time.time() - elapsed),
-                "latency_ms": round(elapsed * 1000, 3),
-                "error": None,
-            })
+            writer.write(
+                {
+                    "v": VERSION,
+                    "conversation": args.get("id_conversation") or g.get("id_conversation"),
+                    "operator": args.get("id_operator") or g.get("id_operator") or request.args.get("idOperator"),
+                    "seq": time.time_ns() // 1000,  # microseconds: orders a conversation's calls across workers
+                    "endpoint": endpoint,
+                    "method": request.method,
+                    "path": request.full_path.rstrip("?"),
+                    "request": body,
+                    "status": response.status_code,
+                    "response": response.get_json(silent=True) if response.is_json else response.get_data(as_text=True),
+                    "sent_at": utc_iso(time.time() - elapsed),
+                    "latency_ms": round(elapsed * 1000, 3),
+                    "error": None,
+                }
+            )
         except Exception:  # recording is a side job: the visitor's answer matters more
             log.exception("recording a call failed")
         return response

@@ -27,16 +27,20 @@ class Runtime:
         """The operator from memory, or a 404 that tells the caller how to create it."""
         operator = self.operators.get(id_operator)
         if operator is None:
-            raise ApiError(404, "unknown operator",
-                           f"no operator {id_operator!r}: create it with PUT /bots/{id_operator}")
+            raise ApiError(
+                404, "unknown operator", f"no operator {id_operator!r}: create it with PUT /bots/{id_operator}"
+            )
         return operator
 
     def scenario_of(self, operator: Operator) -> Scenario:
         scenario = self.scenarios.get(operator.id_bot)
         if scenario is None:  # the scenario file was removed since the operator was saved
-            raise ApiError(409, "unknown scenario",
-                           f"operator {operator.id_operator!r} uses scenario {operator.id_bot!r}, "
-                           "which this bot no longer has; PUT the operator with another external.idBot")
+            raise ApiError(
+                409,
+                "unknown scenario",
+                f"operator {operator.id_operator!r} uses scenario {operator.id_bot!r}, "
+                "which this bot no longer has; PUT the operator with another external.idBot",
+            )
         return scenario
 
 

@@ -26,8 +26,17 @@ DEFAULT_NON_TEXT = "Thanks! I can only read text messages here: could you type y
 DEFAULT_HOLDING = "One moment please, I'm looking that up."
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|millis|s|sec|seconds?|min|minutes?)\s*$")
-_UNITS = {"ms": "millis", "millis": "millis", "s": "seconds", "sec": "seconds", "second": "seconds",
-          "seconds": "seconds", "min": "minutes", "minute": "minutes", "minutes": "minutes"}
+_UNITS = {
+    "ms": "millis",
+    "millis": "millis",
+    "s": "seconds",
+    "sec": "seconds",
+    "second": "seconds",
+    "seconds": "seconds",
+    "min": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+}
 
 
 class ScenarioError(ValueError):
@@ -155,8 +164,9 @@ def load_directory(directory: Path) -> dict[str, Scenario]:
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         scenario = load_file(path)
         if scenario.id_bot in scenarios:
-            raise ScenarioError(str(path), "idBot", f"{scenario.id_bot!r} is already used by "
-                                f"{scenarios[scenario.id_bot].source}")
+            raise ScenarioError(
+                str(path), "idBot", f"{scenario.id_bot!r} is already used by {scenarios[scenario.id_bot].source}"
+            )
         scenarios[scenario.id_bot] = scenario
     if not scenarios:
         raise ScenarioError(str(directory), "", "no scenario file (*.yaml) found")
@@ -207,9 +217,10 @@ class _Parser:
 
     def scenario(self, data) -> Scenario:
         data = self.mapping(
-            data, "", required=("idBot", "name", "start", "states"),
-            optional=("description", "editorUrl", "availability", "greeting", "anywhere",
-                      "fallback", "non_text"),
+            data,
+            "",
+            required=("idBot", "name", "start", "states"),
+            optional=("description", "editorUrl", "availability", "greeting", "anywhere", "fallback", "non_text"),
         )
         states_data = self.mapping(data["states"], "states")
         if not states_data:
@@ -225,8 +236,9 @@ class _Parser:
         if any(r["type"] in ("transfer", "close") for r in greeting):
             self.fail("greeting", "a greeting cannot transfer or close: there is no conversation yet")
         editor_url = data.get("editorUrl")
-        if editor_url is not None and not (isinstance(editor_url, str) and editor_url.startswith(("http://",
-                                                                                                  "https://"))):
+        if editor_url is not None and not (
+            isinstance(editor_url, str) and editor_url.startswith(("http://", "https://"))
+        ):
             self.fail("editorUrl", f"must be an http(s) URL, got {editor_url!r}")
         return Scenario(
             id_bot=self.string(data["idBot"], "idBot"),
@@ -245,8 +257,7 @@ class _Parser:
 
     def state(self, name, data, names) -> State:
         where = f"states.{name}"
-        data = self.mapping(data, where, required=("replies",),
-                            optional=("transitions", "fallback", "slow", "holding"))
+        data = self.mapping(data, where, required=("replies",), optional=("transitions", "fallback", "slow", "holding"))
         replies = self.replies(data["replies"], f"{where}.replies")
         slow = data.get("slow", False)
         if not isinstance(slow, bool):
@@ -254,8 +265,9 @@ class _Parser:
         if slow:
             for i, reply in enumerate(replies):
                 if reply["type"] != "await" and reply.get("payload", {}).get("contentType") != "text":
-                    self.fail(f"{where}.replies[{i}]", "a slow state is sent as proactive messages, "
-                              "which carry text only")
+                    self.fail(
+                        f"{where}.replies[{i}]", "a slow state is sent as proactive messages, which carry text only"
+                    )
         return State(
             name=name,
             replies=replies,
@@ -279,8 +291,11 @@ class _Parser:
                 self.fail(here, "needs quick_reply, keywords or pattern to match on")
             keywords = item.get("keywords", [])
             if not isinstance(keywords, list) or not all(isinstance(k, str) and k.strip() for k in keywords):
-                hint = " (YAML reads bare yes/no/on/off as booleans: quote them)" if any(
-                    isinstance(k, bool) for k in keywords or []) else ""
+                hint = (
+                    " (YAML reads bare yes/no/on/off as booleans: quote them)"
+                    if any(isinstance(k, bool) for k in keywords or [])
+                    else ""
+                )
                 self.fail(f"{here}.keywords", "must be a list of non-empty strings" + hint)
             pattern = None
             if "pattern" in item:
@@ -288,13 +303,16 @@ class _Parser:
                     pattern = re.compile(self.string(item["pattern"], f"{here}.pattern"), re.IGNORECASE)
                 except re.error as error:
                     self.fail(f"{here}.pattern", f"not a valid regular expression: {error}")
-            found.append(Transition(
-                goto=goto,
-                quick_reply=self.string(item["quick_reply"], f"{here}.quick_reply") if "quick_reply" in item
-                else None,
-                keywords=tuple(re.compile(rf"\b{re.escape(k.strip())}\b", re.IGNORECASE) for k in keywords),
-                pattern=pattern,
-            ))
+            found.append(
+                Transition(
+                    goto=goto,
+                    quick_reply=self.string(item["quick_reply"], f"{here}.quick_reply")
+                    if "quick_reply" in item
+                    else None,
+                    keywords=tuple(re.compile(rf"\b{re.escape(k.strip())}\b", re.IGNORECASE) for k in keywords),
+                    pattern=pattern,
+                )
+            )
         return tuple(found)
 
     def replies(self, data, where) -> tuple[dict, ...]:
@@ -329,12 +347,15 @@ class _Parser:
                 seconds = wire.seconds(timeout)
                 low, high = TRANSFER_TIMEOUT_RANGE
                 if not low <= seconds <= high:
-                    self.fail(f"{where}.transfer.timeout",
-                              f"{seconds:g} s is outside the {low}-{high} s iAdvize accepts for a transfer")
+                    self.fail(
+                        f"{where}.transfer.timeout",
+                        f"{seconds:g} s is outside the {low}-{high} s iAdvize accepts for a transfer",
+                    )
                 reply["transferOptions"] = {"timeout": timeout}
         else:
             self.mapping(item, where, required=("close",))
             reply = {"type": "close"}
+
         # Problems are reported where the author wrote them: `text` rather than `payload.value`.
         def authored(path: str) -> str:
             return _join(where, "text" if kind == "text" and path == "payload.value" else path)
@@ -343,16 +364,20 @@ class _Parser:
             self.fail(authored(problem.field), problem.message)
         payload = reply.get("payload") or {}
         if payload.get("contentType") == "text" and len(payload["value"]) > MAX_MESSAGE_CHARS:
-            self.fail(authored("payload.value"),
-                      f"message is {len(payload['value'])} characters; iAdvize cuts messages over "
-                      f"{MAX_MESSAGE_CHARS}: split it into several messages")
+            self.fail(
+                authored("payload.value"),
+                f"message is {len(payload['value'])} characters; iAdvize cuts messages over "
+                f"{MAX_MESSAGE_CHARS}: split it into several messages",
+            )
         return reply
 
     def quick_replies(self, data, where) -> list[dict]:
         if not isinstance(data, list) or not data:
             self.fail(where, "must be a non-empty list of quick-reply values")
-        return [{"contentType": "text/quick-reply", "value": self.string(v, f"{where}[{i}]"),
-                 "idQuickReply": f"qr-{i + 1}"} for i, v in enumerate(data)]
+        return [
+            {"contentType": "text/quick-reply", "value": self.string(v, f"{where}[{i}]"), "idQuickReply": f"qr-{i + 1}"}
+            for i, v in enumerate(data)
+        ]
 
     def duration(self, value, where) -> dict:
         match = _DURATION.match(str(value))
@@ -363,5 +388,3 @@ class _Parser:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
-
-

@@ -22,6 +22,9 @@ def register(app: Flask) -> None:
         data = signature.signed_part(request.method, request.query_string, request.get_data(cache=True))
         if not signature.is_valid(secret, header, data):
             what = "missing" if not header else "does not match"
-            raise ApiError(401, "invalid signature",
-                           f"{signature.HEADER} {what}: it must be sha256=<HMAC-SHA256 of the "
-                           f"{'query string' if request.method == 'GET' else 'body'} with the app's secret>")
+            raise ApiError(
+                401,
+                "invalid signature",
+                f"{signature.HEADER} {what}: it must be sha256=<HMAC-SHA256 of the "
+                f"{'query string' if request.method == 'GET' else 'body'} with the app's secret>",
+            )

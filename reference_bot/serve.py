@@ -34,6 +34,7 @@ class _ReferenceBotServer(BaseApplication):
         # Called in every worker after the fork (no preload): each builds its own app,
         # connections and background threads, none of which survive a fork.
         from reference_bot import create_app
+
         return create_app()
 
 
@@ -48,8 +49,15 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(host: str, port: int, database: str | None, scenarios: str | None, secret: str | None,
-          workers: int, threads: int = 4) -> int:
+def serve(
+    host: str,
+    port: int,
+    database: str | None,
+    scenarios: str | None,
+    secret: str | None,
+    workers: int,
+    threads: int = 4,
+) -> int:
     from flask import Flask
 
     from . import NO_SECRET_WARNING
@@ -59,8 +67,11 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
     from .store import Store
 
     # The bot reads its settings from the environment in each worker.
-    for variable, value in (("REFERENCE_BOT_DATABASE", database), ("REFERENCE_BOT_SCENARIOS", scenarios),
-                            ("IADVIZE_SECRET", secret)):
+    for variable, value in (
+        ("REFERENCE_BOT_DATABASE", database),
+        ("REFERENCE_BOT_SCENARIOS", scenarios),
+        ("IADVIZE_SECRET", secret),
+    ):
         if value:
             os.environ[variable] = os.path.abspath(value) if variable != "IADVIZE_SECRET" else value
     try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
@@ -87,45 +98,55 @@ def serve(host: str, port: int, database: str | None, scenarios: str | None, sec
     os.environ.setdefault("REFERENCE_BOT_PUBLIC_URL", url)
     checked = "signatures checked" if settings["IADVIZE_SECRET"] else "signatures NOT checked: no IADVIZE_SECRET"
     print(f"{__package__.replace('_', ' ')} on {url} ({workers} workers, {checked})", flush=True)
-    _ReferenceBotServer({
-        "bind": [f"fd://{sock.fileno()}"],
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "timeout": 30,
-        "graceful_timeout": 10,
-        # gunicorn closes idle connections after 2 s by default; a caller reusing one at that moment
-        # gets a reset (seen under load). Outlive the usual 60 s idle timeout of load balancers instead.
-        "keepalive": 75,
-        "accesslog": None,  # the bot writes its own structured access log
-        "errorlog": "-",
-        "loglevel": "warning",
-        "proc_name": "iadvize-reference-bot",
-    }).run()
+    _ReferenceBotServer(
+        {
+            "bind": [f"fd://{sock.fileno()}"],
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "timeout": 30,
+            "graceful_timeout": 10,
+            # gunicorn closes idle connections after 2 s by default; a caller reusing one at that moment
+            # gets a reset (seen under load). Outlive the usual 60 s idle timeout of load balancers instead.
+            "keepalive": 75,
+            "accesslog": None,  # the bot writes its own structured access log
+            "errorlog": "-",
+            "loglevel": "warning",
+            "proc_name": "iadvize-reference-bot",
+        }
+    ).run()
     return 0
 
 
 def options() -> argparse.ArgumentParser:
     """The runner's options, shared with ``iadvize-harness serve`` (a parent parser)."""
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--host", default="127.0.0.1",
-                         help="the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    options.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"
+    )
     options.add_argument("--port", type=int, default=5000, help="0 picks a free port (default 5000)")
-    options.add_argument("--db", metavar="FILE", help="the SQLite file of operators and conversations "
-                                                      "(default: instance/reference-bot.sqlite3)")
+    options.add_argument(
+        "--db",
+        metavar="FILE",
+        help="the SQLite file of operators and conversations (default: instance/reference-bot.sqlite3)",
+    )
     options.add_argument("--scenarios", help="directory of scenario YAML files (default: the shipped ones)")
     options.add_argument("--secret", help="iAdvize app secret; prefer the IADVIZE_SECRET environment variable")
-    options.add_argument("--workers", type=int, default=default_workers(),
-                         help=f"gunicorn worker processes (default {default_workers()}: 2 per core plus one, "
-                              "at most 9)")
+    options.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help=f"gunicorn worker processes (default {default_workers()}: 2 per core plus one, at most 9)",
+    )
     options.add_argument("--threads", type=int, default=4, help="threads per worker")
     return options
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options and serve until stopped; 2 for settings the bot cannot start with."""
-    args = argparse.ArgumentParser(prog=f"python -m {__package__}.serve", parents=[options()],
-                                   description="Run the bot with gunicorn.").parse_args(argv)
+    args = argparse.ArgumentParser(
+        prog=f"python -m {__package__}.serve", parents=[options()], description="Run the bot with gunicorn."
+    ).parse_args(argv)
     return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
 
 

@@ -127,8 +127,9 @@ class Store:
                     connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                     check_same_thread=False)
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
@@ -208,7 +209,8 @@ class Store:
         moved = tx.execute(
             "UPDATE conversations SET state = ?, updated_at = ?, version = version + 1 "
             "WHERE id_conversation = ? AND version = ?",
-            (state, now, conversation.id_conversation, conversation.version))
+            (state, now, conversation.id_conversation, conversation.version),
+        )
         if moved.rowcount != 1:
             return None
         return dataclasses.replace(conversation, state=state, updated_at=now, version=conversation.version + 1)
@@ -216,8 +218,10 @@ class Store:
     @staticmethod
     def hand_over(tx, id_conversation: str, now: str) -> None:
         # version + 1: a bot answer worked out meanwhile no longer applies (it is worked out again: silence)
-        tx.execute("UPDATE conversations SET handed_over = 1, updated_at = ?, version = version + 1 "
-                   "WHERE id_conversation = ?", (now, id_conversation))
+        tx.execute(
+            "UPDATE conversations SET handed_over = 1, updated_at = ?, version = version + 1 WHERE id_conversation = ?",
+            (now, id_conversation),
+        )
 
     @staticmethod
     def sent(tx, id_conversation: str) -> tuple[set[str], bool]:
@@ -228,25 +232,31 @@ class Store:
                 transferred = transferred or reply.get("type") == "transfer"
                 if reply.get("type") == "message" and reply["payload"].get("contentType") == "text":
                     texts.add(reply["payload"]["value"])
-        texts.update(r["text"] for r in tx.execute("SELECT text FROM outbox WHERE id_conversation = ?",
-                                                   (id_conversation,)))
+        texts.update(
+            r["text"] for r in tx.execute("SELECT text FROM outbox WHERE id_conversation = ?", (id_conversation,))
+        )
         return texts, transferred
 
     @staticmethod
     def answered(tx, id_conversation: str, id_message: str) -> list[dict] | None:
-        row = tx.execute("SELECT replies FROM messages WHERE id_conversation = ? AND id_message = ?",
-                         (id_conversation, id_message)).fetchone()
+        row = tx.execute(
+            "SELECT replies FROM messages WHERE id_conversation = ? AND id_message = ?", (id_conversation, id_message)
+        ).fetchone()
         return json.loads(row["replies"]) if row else None
 
     @staticmethod
     def remember(tx, id_conversation: str, id_message: str, replies: list[dict]) -> None:
-        tx.execute("INSERT INTO messages (id_conversation, id_message, replies) VALUES (?, ?, ?)",
-                   (id_conversation, id_message, json.dumps(replies)))
+        tx.execute(
+            "INSERT INTO messages (id_conversation, id_message, replies) VALUES (?, ?, ?)",
+            (id_conversation, id_message, json.dumps(replies)),
+        )
 
     @staticmethod
     def enqueue(tx, id_conversation: str, id_operator: str, texts: list[str]) -> None:
-        tx.executemany("INSERT INTO outbox (id_conversation, id_operator, text, due_at) VALUES (?, ?, ?, ?)",
-                       [(id_conversation, id_operator, text, time.time()) for text in texts])
+        tx.executemany(
+            "INSERT INTO outbox (id_conversation, id_operator, text, due_at) VALUES (?, ?, ?, ?)",
+            [(id_conversation, id_operator, text, time.time()) for text in texts],
+        )
 
     # --- outbox ----------------------------------------------------------------------------
 
@@ -273,13 +283,19 @@ class Store:
 
     def retry_later(self, message_id: int, delay: float, error: str) -> None:
         with self.transaction() as tx:
-            tx.execute("UPDATE outbox SET attempts = attempts + 1, due_at = ?, claimed_until = NULL, "
-                       "last_error = ? WHERE id = ?", (time.time() + delay, error[:500], message_id))
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, due_at = ?, claimed_until = NULL, "
+                "last_error = ? WHERE id = ?",
+                (time.time() + delay, error[:500], message_id),
+            )
 
     def give_up(self, message_id: int, error: str) -> None:
         with self.transaction() as tx:
-            tx.execute("UPDATE outbox SET attempts = attempts + 1, failed_at = ?, claimed_until = NULL, "
-                       "last_error = ? WHERE id = ?", (time.time(), error[:500], message_id))
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, failed_at = ?, claimed_until = NULL, "
+                "last_error = ? WHERE id = ?",
+                (time.time(), error[:500], message_id),
+            )
 
     def outbox(self) -> list[dict]:
         return [dict(r) for r in self.connection.execute("SELECT * FROM outbox ORDER BY id")]

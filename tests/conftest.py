@@ -22,8 +22,9 @@ from reference_bot.logs import JsonFormatter
 # Fuzzing (tests/test_fuzz.py, tests/test_openapi_fuzz.py): make test runs a small sample, the same
 # every time (derandomised); make fuzz chooses the large profile with --hypothesis-profile=fuzz.
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
-settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, database=None,
-                          suppress_health_check=_QUIET)
+settings.register_profile(
+    "ci", max_examples=40, derandomize=True, deadline=None, database=None, suppress_health_check=_QUIET
+)
 settings.register_profile("fuzz", max_examples=1700, deadline=None, database=None, suppress_health_check=_QUIET)
 settings.load_profile("ci")
 
@@ -80,8 +81,14 @@ def client(app):
 
 
 def save_operator(client, id_operator=OPERATOR, id_bot="order-assistant", rules=RULES, **extra):
-    body = {"name": "Shop bot", "pseudo": "Ada", "language": "en", "distributionRules": rules,
-            "external": {"idBot": id_bot}, **extra}
+    body = {
+        "name": "Shop bot",
+        "pseudo": "Ada",
+        "language": "en",
+        "distributionRules": rules,
+        "external": {"idBot": id_bot},
+        **extra,
+    }
     response = client.put(f"/bots/{id_operator}", json=body)
     assert response.status_code == 200, response.get_json()
     return response.get_json()
@@ -97,8 +104,9 @@ def visitor(text, id_message=None, created_at="2026-11-24T10:00:00.000Z", role="
 
 
 def post_message(client, id_conversation, message, id_operator=OPERATOR, **extra):
-    return client.post(f"/conversations/{id_conversation}/messages",
-                       json={"idOperator": id_operator, "message": message, **extra})
+    return client.post(
+        f"/conversations/{id_conversation}/messages", json={"idOperator": id_operator, "message": message, **extra}
+    )
 
 
 def texts(replies):
@@ -194,5 +202,7 @@ def pytest_terminal_summary(terminalreporter):
     """How many generated cases the fuzz tests sent, and how many got a 5xx (``make fuzz`` reports it)."""
     fuzz = sys.modules.get("tests.test_fuzz")
     if fuzz is not None and fuzz.CASES["cases"]:
-        terminalreporter.write_line(f"fuzz: {fuzz.CASES['cases']} generated cases, {fuzz.CASES['requests']} requests "
-                                    f"sent to the bot, {fuzz.CASES['5xx']} answered with a 5xx")
+        terminalreporter.write_line(
+            f"fuzz: {fuzz.CASES['cases']} generated cases, {fuzz.CASES['requests']} requests "
+            f"sent to the bot, {fuzz.CASES['5xx']} answered with a 5xx"
+        )

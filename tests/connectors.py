@@ -26,15 +26,25 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-EXPRESS_404 = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
-               '<body>\n<pre>Cannot {method} {path}</pre>\n</body>\n</html>\n')
+EXPRESS_404 = (
+    '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
+    "<body>\n<pre>Cannot {method} {path}</pre>\n</body>\n</html>\n"
+)
 
 
 class Connector:
-    def __init__(self, secret: str | None = None, signature: str = "hmac", configuration: bool = True,
-                 escalation_words: tuple[str, ...] = ("human", "agent"), transfer_timeout: int = 30,
-                 echo_after_escalation: bool = False, message_delay: float = 0.0, greeting_delay: float = 0.0,
-                 rule: str | None = None):
+    def __init__(
+        self,
+        secret: str | None = None,
+        signature: str = "hmac",
+        configuration: bool = True,
+        escalation_words: tuple[str, ...] = ("human", "agent"),
+        transfer_timeout: int = 30,
+        echo_after_escalation: bool = False,
+        message_delay: float = 0.0,
+        greeting_delay: float = 0.0,
+        rule: str | None = None,
+    ):
         self.secret, self.signature, self.configuration = secret, signature, configuration
         self.escalation_words, self.transfer_timeout = escalation_words, transfer_timeout
         self.echo_after_escalation = echo_after_escalation
@@ -55,8 +65,10 @@ class Connector:
             given = dict(headers.items()).get("X-iAdvize-Signature")  # exact name: a case-sensitive map
         else:
             given = headers.get("X-iAdvize-Signature")
-        expected = "sha256=" + hmac.new(self.secret.encode(), raw_query if method == "GET" else body,
-                                        hashlib.sha256).hexdigest()
+        expected = (
+            "sha256="
+            + hmac.new(self.secret.encode(), raw_query if method == "GET" else body, hashlib.sha256).hexdigest()
+        )
         if self.signature == "presence":
             return bool(given)
         if self.signature == "length":
@@ -74,8 +86,10 @@ class Connector:
         if method == "GET" and path == "/external-bots":
             return 200, [{"idBot": "shop", "name": "Shop", "editorUrl": "https://editor.example.net/shop"}]
         if parts[0] == "bots" and len(parts) == 2 and method == "PUT":
-            self.operators[parts[1]] = {"idBot": body["external"]["idBot"],
-                                        "rules": [r["id"] for r in body.get("distributionRules") or []]}
+            self.operators[parts[1]] = {
+                "idBot": body["external"]["idBot"],
+                "rules": [r["id"] for r in body.get("distributionRules") or []],
+            }
             return 200, self.operator_view(parts[1])
         if parts[0] == "bots" and len(parts) == 2 and method == "GET":
             return (200, self.operator_view(parts[1])) if parts[1] in self.operators else (404, {"error": "unknown"})
@@ -95,9 +109,12 @@ class Connector:
 
     def operator_view(self, id_operator: str) -> dict:
         now = stamp()
-        return {"idOperator": id_operator, "external": {"idBot": self.operators[id_operator]["idBot"],
-                                                        "editorUrl": "https://editor.example.net/shop"},
-                "createdAt": now, "updatedAt": now}
+        return {
+            "idOperator": id_operator,
+            "external": {"idBot": self.operators[id_operator]["idBot"], "editorUrl": "https://editor.example.net/shop"},
+            "createdAt": now,
+            "updatedAt": now,
+        }
 
     def reply(self, id_conversation: str, body: dict) -> list:
         message = body["message"]
@@ -116,13 +133,21 @@ class Connector:
             self.escalated.add(id_conversation)
             known = self.operators.get(body["idOperator"], {}).get("rules") or []
             rule = known[0] if known else self.rule or str(uuid.uuid4())
-            replies = [say("I am transferring you to a colleague."),
-                       {"type": "transfer", "distributionRule": rule,
-                        "transferOptions": {"timeout": {"unit": "seconds", "value": self.transfer_timeout}}},
-                       say("Sorry, nobody is free right now."), {"type": "close"}]
+            replies = [
+                say("I am transferring you to a colleague."),
+                {
+                    "type": "transfer",
+                    "distributionRule": rule,
+                    "transferOptions": {"timeout": {"unit": "seconds", "value": self.transfer_timeout}},
+                },
+                say("Sorry, nobody is free right now."),
+                {"type": "close"},
+            ]
         else:
-            replies = [{"type": "await", "duration": {"unit": "seconds", "value": 1}},
-                       say(f"You said: {payload['value'][:100]}")]
+            replies = [
+                {"type": "await", "duration": {"unit": "seconds", "value": 1}},
+                say(f"You said: {payload['value'][:100]}"),
+            ]
         with self.lock:
             return self.answers.setdefault(message["idMessage"], replies)
 
@@ -137,8 +162,13 @@ def stamp() -> str:
 
 def envelope(id_conversation: str, id_operator: str, replies: list) -> dict:
     now = stamp()
-    return {"idConversation": id_conversation, "idOperator": id_operator, "replies": replies,
-            "createdAt": now, "updatedAt": now}
+    return {
+        "idConversation": id_conversation,
+        "idOperator": id_operator,
+        "replies": replies,
+        "createdAt": now,
+        "updatedAt": now,
+    }
 
 
 def _handler(connector: Connector):
@@ -152,8 +182,9 @@ def _handler(connector: Connector):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             target = urlsplit(self.path)
             connector.calls.append((self.command, target.path))
-            if target.path != "/healthcheck" and not connector.signed(self.command, target.query.encode(), raw,
-                                                                      self.headers):
+            if target.path != "/healthcheck" and not connector.signed(
+                self.command, target.query.encode(), raw, self.headers
+            ):
                 status, answer = 401, {"error": "invalid signature"}
             else:
                 try:
@@ -164,8 +195,10 @@ def _handler(connector: Connector):
             data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
             try:
                 self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8" if isinstance(answer, str)
-                                 else "application/json; charset=utf-8")
+                self.send_header(
+                    "Content-Type",
+                    "text/html; charset=utf-8" if isinstance(answer, str) else "application/json; charset=utf-8",
+                )
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

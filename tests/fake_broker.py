@@ -38,21 +38,36 @@ class FakeBroker:
                 base = broker.url
                 for_verification = base + "/pacts/provider/{provider}/for-verification"
                 pages = {
-                    "/": {"_links": {"pb:provider-pacts-for-verification": {"href": for_verification,
-                                                                            "templated": True}}},
+                    "/": {
+                        "_links": {"pb:provider-pacts-for-verification": {"href": for_verification, "templated": True}}
+                    },
                     "/pacts/provider/external-bot/for-verification": {"_links": {"self": {"href": base + self.path}}},
-                    "/pacts/1": {**json.loads(PACT.read_text(encoding="utf-8")), "_links": {
-                        "pb:publish-verification-results": {"href": base + "/pacts/1/verification-results"}}},
+                    "/pacts/1": {
+                        **json.loads(PACT.read_text(encoding="utf-8")),
+                        "_links": {"pb:publish-verification-results": {"href": base + "/pacts/1/verification-results"}},
+                    },
                 }
                 self.reply(200, pages[self.path]) if self.path in pages else self.reply(404, {})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if self.path == "/pacts/provider/external-bot/for-verification":
-                    return self.reply(200, {"_embedded": {"pacts": [{
-                        "shortDescription": "latest from iadvize-platform",
-                        "verificationProperties": {"pending": False, "notices": []},
-                        "_links": {"self": {"href": broker.url + "/pacts/1", "name": "iadvize-platform"}}}]}})
+                    return self.reply(
+                        200,
+                        {
+                            "_embedded": {
+                                "pacts": [
+                                    {
+                                        "shortDescription": "latest from iadvize-platform",
+                                        "verificationProperties": {"pending": False, "notices": []},
+                                        "_links": {
+                                            "self": {"href": broker.url + "/pacts/1", "name": "iadvize-platform"}
+                                        },
+                                    }
+                                ]
+                            }
+                        },
+                    )
                 if self.path == "/pacts/1/verification-results":
                     broker.published.append(body)
                     return self.reply(201, {})

@@ -111,6 +111,7 @@ def test_a_failed_answer_leaves_the_conversation_where_it_was(make_bot):
         if len(calls) == 1:
             raise RuntimeError("boom")
         from reference_bot.dialogue import answer
+
         return answer(turn)
 
     client = make_bot(DIALOGUE=flaky).test_client()
@@ -140,14 +141,17 @@ def test_first_messages_and_availability_need_no_database(app, client, monkeypat
 
 
 def test_an_integer_too_long_to_read_is_a_400(client):
-    body = error_of(client.post(MESSAGES, data='{"idOperator": ' + "9" * 5000 + "}",
-                                content_type="application/json"), 400)
+    body = error_of(
+        client.post(MESSAGES, data='{"idOperator": ' + "9" * 5000 + "}", content_type="application/json"), 400
+    )
     assert body["error"] == "invalid JSON" and "4300 digits" in body["detail"]
 
 
 def test_a_lone_surrogate_is_a_400_not_a_storage_crash(client):
-    raw = '{"idOperator": "ha-101", "message": {"idMessage": "\\ud800", "author": {"role": "visitor"}, ' \
-          '"payload": {"contentType": "text", "value": "Hi"}, "createdAt": "2026-11-24T10:00:00Z"}}'
+    raw = (
+        '{"idOperator": "ha-101", "message": {"idMessage": "\\ud800", "author": {"role": "visitor"}, '
+        '"payload": {"contentType": "text", "value": "Hi"}, "createdAt": "2026-11-24T10:00:00Z"}}'
+    )
     body = error_of(client.post(MESSAGES, data=raw, content_type="application/json"), 400)
     assert body["detail"] == "the body contains an invalid character (a lone UTF-16 surrogate)"
 

@@ -23,6 +23,14 @@ def test_a_ratio_knows_whether_its_target_is_met():
 def test_every_benchmark_runs_in_smoke_mode(capsys):
     assert run.main(smoke=True) == 0
     table = capsys.readouterr().out
-    for name in ("harness overhead", "harness overhead, tuned floor", "virtual time", "metrics at scale",
-                 "bot overhead p50", "bot overhead p99", "replay memory", "verification"):
+    for name in (
+        "harness overhead",
+        "harness overhead, tuned floor",
+        "virtual time",
+        "metrics at scale",
+        "bot overhead p50",
+        "bot overhead p99",
+        "replay memory",
+        "verification",
+    ):
         assert f"| {name} |" in table

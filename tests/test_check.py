@@ -78,9 +78,11 @@ def test_the_reference_bot_gets_no_finding(make_bot):
     assert report.findings == [] and report.stopped is None
     assert sorted(report.scenarios) == ["hello", "order-assistant"]  # both scenarios probed
     # the one-state scenario never transfers, and check says it could not make it
-    assert report.notes == ["scenario hello never transferred to a human (12 ways of asking tried), so the "
-                            "transfer rules were not exercised on it; if it does transfer, give its words with "
-                            "--escalation TEXT"]
+    assert report.notes == [
+        "scenario hello never transferred to a human (12 ways of asking tried), so the "
+        "transfer rules were not exercised on it; if it does transfer, give its words with "
+        "--escalation TEXT"
+    ]
     assert {c.transfer for c in report.conversations} == {None, "succeeded", "failed"}
 
 
@@ -103,16 +105,46 @@ def test_the_command_writes_json_junit_and_html_and_exits_1_on_errors(tmp_path):
     paths = {kind: tmp_path / f"report.{kind}" for kind in ("json", "xml", "html")}
     with LoopbackServer(app) as server:
         result = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "check", "--provider-url", server.url, "--json",
-             str(paths["json"]), "--junit", str(paths["xml"]), "--html", str(paths["html"]), "--depth", "1",
-             "--max-conversations", "2"], capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "check",
+                "--provider-url",
+                server.url,
+                "--json",
+                str(paths["json"]),
+                "--junit",
+                str(paths["xml"]),
+                "--html",
+                str(paths["html"]),
+                "--depth",
+                "1",
+                "--max-conversations",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 1, result.stderr
     assert "echo-loop" in result.stdout and "2 errors, 0 warnings" in result.stdout
     report = json.loads(paths["json"].read_text())
     assert [(f["rule"], f["message"]) for f in report["findings"]] == [
-        ("echo-loop", "2 replies to its own message"), ("echo-loop", "2 replies to a human operator's message")]
-    assert set(report["findings"][0]) == {"rule", "severity", "endpoint", "conversation", "message", "evidence",
-                                          "count", "reproduce", "probe"}
+        ("echo-loop", "2 replies to its own message"),
+        ("echo-loop", "2 replies to a human operator's message"),
+    ]
+    assert set(report["findings"][0]) == {
+        "rule",
+        "severity",
+        "endpoint",
+        "conversation",
+        "message",
+        "evidence",
+        "count",
+        "reproduce",
+        "probe",
+    }
     assert report["findings"][0]["probe"] == "explore: Hi > Talk to a human (faq-v2)"  # its probe and scenario
     assert report["findings"][0]["reproduce"].startswith("curl -sS -i -X POST --max-time 10 ")
     assert report["summary"]["errors"] == 2
@@ -123,8 +155,9 @@ def test_the_command_writes_json_junit_and_html_and_exits_1_on_errors(tmp_path):
 
 @pytest.mark.slow
 def test_the_command_checks_the_embedded_bot_with_no_finding():
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "check", "--secret", SECRET],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "check", "--secret", SECRET], capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("Checking the embedded reference bot at http://127.0.0.1:")
     assert result.stdout.rstrip().endswith("no finding")
@@ -143,8 +176,11 @@ class Misbehaving(BaseHTTPRequestHandler):
         if self.mode == "hang":
             time.sleep(12)
             return
-        body, status, kind = (b"<html>maintenance</html>", 200, "text/html") if self.mode == "html" else \
-            (b"Internal Server Error", 500, "text/plain")
+        body, status, kind = (
+            (b"<html>maintenance</html>", 200, "text/html")
+            if self.mode == "html"
+            else (b"Internal Server Error", 500, "text/plain")
+        )
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -154,10 +190,13 @@ class Misbehaving(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = _answer
 
 
-@pytest.mark.parametrize("mode, rule, message", [
-    ("html", "http-error", "the answer is not JSON"),
-    ("crash", "http-error", "answered HTTP 500"),
-])
+@pytest.mark.parametrize(
+    "mode, rule, message",
+    [
+        ("html", "http-error", "the answer is not JSON"),
+        ("crash", "http-error", "answered HTTP 500"),
+    ],
+)
 def test_a_bot_answering_html_or_crashing_gets_one_finding_per_endpoint(mode, rule, message):
     handler = type("Handler", (Misbehaving,), {"mode": mode})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -172,8 +211,15 @@ def test_a_bot_answering_html_or_crashing_gets_one_finding_per_endpoint(mode, ru
     errors = [f for f in report.findings if f.rule == rule]
     assert len({f.endpoint for f in errors}) == len(errors)  # one finding per endpoint, whatever the calls
     assert {f.message for f in errors} == {message}
-    assert {f.endpoint for f in errors} == {"external-bots", "bot.save", "bot.read", "availability-strategies",
-                                           "first-messages", "conversations", "messages"}  # all still tried
+    assert {f.endpoint for f in errors} == {
+        "external-bots",
+        "bot.save",
+        "bot.read",
+        "availability-strategies",
+        "first-messages",
+        "conversations",
+        "messages",
+    }  # all still tried
     assert {f.rule for f in report.findings} == {rule, "unsupported-payload-crash"}  # the visitor's file too
     assert len(report.notes) == 1  # no scenario; no escalation sought from a bot that answers no message
     assert all("<html>" not in f.evidence for f in report.findings)  # a line of the page, never the page
@@ -206,8 +252,9 @@ def test_a_bot_listing_no_scenario_fails_the_json_and_junit_reports_too(tmp_path
     write_json(report, tmp_path / "r.json")
     write_junit(report, tmp_path / "r.xml")
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
-    assert summary["notes"][:1] == ["no scenario listed (GET /external-bots answered []): the probes ran with an "
-                                "operator linked to 'default'"]
+    assert summary["notes"][:1] == [
+        "no scenario listed (GET /external-bots answered []): the probes ran with an operator linked to 'default'"
+    ]
     suite = ET.parse(tmp_path / "r.xml").getroot()
     assert suite.find("testcase[@name='set-up']/system-out").text == "\n".join(summary["notes"])
 
@@ -216,8 +263,9 @@ def test_failed_scripts_are_junit_cases(tmp_path, make_bot):
     from harness.conformance.reports import write_junit
     from harness.conformance.scripts import load_scripts
 
-    (tmp_path / "s.convo.yaml").write_text("name: greets in French\nsteps: [{visitor: Hi, expect: "
-                                           "{text_contains: Bonjour}}]\n", encoding="utf-8")
+    (tmp_path / "s.convo.yaml").write_text(
+        "name: greets in French\nsteps: [{visitor: Hi, expect: {text_contains: Bonjour}}]\n", encoding="utf-8"
+    )
     with LoopbackServer(make_bot()) as server:
         report = check(BotClient(server.url), scripts=load_scripts(tmp_path), exploration=Exploration(1, 1))
     write_junit(report, tmp_path / "r.xml")
@@ -229,13 +277,20 @@ def test_odd_durations_and_greetings_are_judged_without_crashing():
     from harness.client import Exchange
     from harness.conformance.rules import Observation, judge
 
-    huge = {"type": "transfer", "distributionRule": "r",
-            "transferOptions": {"timeout": {"unit": [], "value": 10**400}}}
+    huge = {"type": "transfer", "distributionRule": "r", "transferOptions": {"timeout": {"unit": [], "value": 10**400}}}
     exchange = Exchange("messages", "POST", "u", None, "t", 1.0, 200, {"replies": [huge, "x"]})
     assert {f.rule for f in judge(Observation(exchange, "visitor", "c", ["r"]))} == set()
     assert judge(Observation(exchange, "retry", "c", ["r"], previous=exchange)) == []  # same answer: no finding
-    greeting = Exchange("first-messages", "GET", "u", None, "t", 1.0, 200, {"replies": [
-        {"type": "transfer", "distributionRule": "nope"}]})
+    greeting = Exchange(
+        "first-messages",
+        "GET",
+        "u",
+        None,
+        "t",
+        1.0,
+        200,
+        {"replies": [{"type": "transfer", "distributionRule": "nope"}]},
+    )
     assert judge(Observation(greeting, "greeting", "c", ["r"])) == []  # iAdvize ignores non-messages there
 
 
@@ -244,8 +299,11 @@ def test_odd_durations_and_greetings_are_judged_without_crashing():
 REAL_WORLD_RULES = {"signature-header-case"}  # rules that only bots outside third_party_bot break
 GET_FORGED = ("a GET with {} was accepted (200)", "external-bots")
 POST_FORGED = ("a POST with {} was accepted (200)", "messages")
-WRONG_HEX, OTHER_SECRET, SHA1 = ("sha256= and 64 wrong hex digits", "a signature made with another secret",
-                                 "the right signature behind sha1= instead of sha256=")
+WRONG_HEX, OTHER_SECRET, SHA1 = (
+    "sha256= and 64 wrong hex digits",
+    "a signature made with another secret",
+    "the right signature behind sha1= instead of sha256=",
+)
 
 
 def forged(*forgeries: str, get=GET_FORGED, post=POST_FORGED) -> set:
@@ -278,33 +336,55 @@ def test_a_header_looked_up_case_sensitively_is_caught():
     with connectors.serve(secret=SECRET, signature="case-sensitive") as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
     assert findings(report) == {
-        ("signature-header-case", endpoint, f"a correctly signed {method} was refused (401) because its header was "
-                                            "written x-iadvize-signature")
-        for method, endpoint in (("GET", "external-bots"), ("POST", "messages"))}
+        (
+            "signature-header-case",
+            endpoint,
+            f"a correctly signed {method} was refused (401) because its header was written x-iadvize-signature",
+        )
+        for method, endpoint in (("GET", "external-bots"), ("POST", "messages"))
+    }
 
 
 def test_a_partial_connector_is_judged_on_what_answers():
     """No configuration endpoints (Express's HTML 404), an echo answered after an escalation, no signature check."""
     from harness.conformance.probes import RULES_OF_OPERATOR
 
-    with connectors.serve(secret=SECRET, signature="none", configuration=False, echo_after_escalation=True,
-                          rule=RULES_OF_OPERATOR[0]["id"]) as bot:
+    with connectors.serve(
+        secret=SECRET,
+        signature="none",
+        configuration=False,
+        echo_after_escalation=True,
+        rule=RULES_OF_OPERATOR[0]["id"],
+    ) as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
     assert findings(report) == {
-        ("http-error", "external-bots", "answered HTTP 404"), ("http-error", "bot.save", "answered HTTP 404"),
+        ("http-error", "external-bots", "answered HTTP 404"),
+        ("http-error", "bot.save", "answered HTTP 404"),
         ("http-error", "bot.read", "answered HTTP 404"),
         ("echo-loop", "messages", "1 reply to its own message"),
         ("echo-loop", "messages", "1 reply to a human operator's message"),
-        *forged("no signature", WRONG_HEX, "a valid signature of {other}", SHA1, OTHER_SECRET,
-                get=("a GET with {} was accepted (200)", "availability-strategies")),
+        *forged(
+            "no signature",
+            WRONG_HEX,
+            "a valid signature of {other}",
+            SHA1,
+            OTHER_SECRET,
+            get=("a GET with {} was accepted (200)", "availability-strategies"),
+        ),
     }
     errors = {f.endpoint: f.evidence for f in report.findings if f.rule == "http-error"}
     assert errors["external-bots"] == "text/html: Error / Cannot GET /external-bots"  # the page's words, not the page
     assert report.notes[0].startswith("no scenario listed (GET ")
     # every conversation probe ran, with check's own operator
     labels = {c.label.split(":")[0].split(" (")[0] for c in report.conversations}
-    assert labels >= {"explore", "escalation, a human available", "escalation, nobody available",
-                      "a file from the visitor", "a long silence", "a retried message"}
+    assert labels >= {
+        "explore",
+        "escalation, a human available",
+        "escalation, nobody available",
+        "a file from the visitor",
+        "a long silence",
+        "a retried message",
+    }
 
 
 def test_escalation_in_french_only_is_found_and_its_transfer_judged():
@@ -319,8 +399,11 @@ def test_escalation_in_french_only_is_found_and_its_transfer_judged():
 def test_the_bots_own_escalation_words_and_language_are_used():
     with connectors.serve(secret=SECRET, escalation_words=("parlez-moi",)) as bot:
         client = BotClient(bot.url, secret=SECRET)
-        report = check(client, SECRET, exploration=Exploration(1, 1, language="fr", escalations=["parlez-moi"],
-                                                               id_operator="ha-424242"))
+        report = check(
+            client,
+            SECRET,
+            exploration=Exploration(1, 1, language="fr", escalations=["parlez-moi"], id_operator="ha-424242"),
+        )
         saved = bot.connector.operators
     assert report.findings == [] and report.notes == []
     first = next(c for c in report.conversations if c.label.startswith("escalation, a human"))
@@ -336,10 +419,14 @@ def test_an_escalation_quick_reply_is_tapped_first():
     assert first.label == "escalation, a human available: 'Talk to a human' (faq-v2)"
 
 
-@pytest.mark.parametrize("options, endpoint, rule, budget", [
-    ({"message_delay": 60}, "messages", "latency-budget", 10),
-    ({"greeting_delay": 3}, "first-messages", "first-messages-latency", 2),
-], ids=["hangs-on-messages", "slow-greeting"])
+@pytest.mark.parametrize(
+    "options, endpoint, rule, budget",
+    [
+        ({"message_delay": 60}, "messages", "latency-budget", 10),
+        ({"greeting_delay": 3}, "first-messages", "first-messages-latency", 2),
+    ],
+    ids=["hangs-on-messages", "slow-greeting"],
+)
 def test_a_bot_that_stops_answering_one_endpoint_is_given_up_after_two_budgets(options, endpoint, rule, budget):
     with connectors.serve(secret=SECRET, **options) as bot:
         client = BotClient(bot.url, secret=SECRET)
@@ -347,7 +434,8 @@ def test_a_bot_that_stops_answering_one_endpoint_is_given_up_after_two_budgets(o
     assert [(f.rule, f.endpoint) for f in report.findings] == [(rule, endpoint)]
     finding = report.findings[0]
     assert finding.count == 2 and finding.message.startswith(
-        f"2 calls with no complete answer within the {budget} s budget: given up after 2 in a row, ")
+        f"2 calls with no complete answer within the {budget} s budget: given up after 2 in a row, "
+    )
     # what the run waited for: two budgets on that endpoint, nothing else timed out: within 30 s
     assert client.give_up.timeouts == {endpoint: 2}
     assert sum(n * client.give_up.budgets[e] for e, n in client.give_up.timeouts.items()) <= 30
@@ -357,6 +445,7 @@ def test_a_bot_that_stops_answering_one_endpoint_is_given_up_after_two_budgets(o
 
 
 # --- what the reports show ------------------------------------------------------------------------
+
 
 def test_the_table_wraps_long_messages_instead_of_cutting_them():
     from harness.conformance.reports import table
@@ -393,7 +482,9 @@ def test_the_html_report_reads_as_a_page(tmp_path):
     anchors = set(re.findall(r"<details id='(conversation-\d+)'>", page))
     links = re.findall(r"<a href='#(conversation-\d+)'>([^<]+)</a>", page)
     assert links and all(anchor in anchors for anchor, _ in links)  # each finding opens its transcript
-    assert [label for _, label in links] == ["explore: Hi &gt; Talk to a human (faq-v2)",
-                                            "escalation, a human available: &#x27;Talk to a human&#x27; (faq-v2)"]
+    assert [label for _, label in links] == [
+        "explore: Hi &gt; Talk to a human (faq-v2)",
+        "escalation, a human available: &#x27;Talk to a human&#x27; (faq-v2)",
+    ]
     assert "<summary>escalation, nobody available: &#x27;Talk to a human&#x27; (faq-v2) <small>" in page
     assert "<summary>reproduce</summary><code>curl -sS -i -X POST" in page

@@ -18,9 +18,11 @@ def test_a_url_without_a_scheme_is_refused_with_what_to_type(command, capsys):
         main(args)
     err = capsys.readouterr().err
     assert exit_.value.code == 2
-    assert err.splitlines()[-1] == (f"iadvize-harness {command}: error: argument --provider-url: must be a URL "
-                                    "starting with http:// or https://, got 'bot.example.com' (did you mean "
-                                    "http://bot.example.com?)")
+    assert err.splitlines()[-1] == (
+        f"iadvize-harness {command}: error: argument --provider-url: must be a URL "
+        "starting with http:// or https://, got 'bot.example.com' (did you mean "
+        "http://bot.example.com?)"
+    )
 
 
 def test_a_typo_in_a_flag_shows_the_commands_usage_and_the_flag_meant(capsys):
@@ -29,14 +31,19 @@ def test_a_typo_in_a_flag_shows_the_commands_usage_and_the_flag_meant(capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert err.startswith("usage: iadvize-harness check ")  # the sub-command's usage, not the top-level one
-    assert err.splitlines()[-1] == ("iadvize-harness check: error: unrecognized arguments: --provder-url "
-                                    "http://127.0.0.1:9 (did you mean --provider-url?)")
+    assert err.splitlines()[-1] == (
+        "iadvize-harness check: error: unrecognized arguments: --provder-url "
+        "http://127.0.0.1:9 (did you mean --provider-url?)"
+    )
 
 
 def test_every_flag_of_every_command_says_what_it_is_for():
-    missing = [f"{name} {action.option_strings or action.dest}"
-               for name, sub in _subparsers(parser()).items() for action in sub._actions
-               if not isinstance(action, argparse._HelpAction) and not action.help]
+    missing = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, sub in _subparsers(parser()).items()
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
     assert missing == []
 
 
@@ -46,13 +53,29 @@ def test_version(capsys):
     assert capsys.readouterr().out.startswith("iadvize-harness 0.1.0")
 
 
-@pytest.mark.parametrize("secret, said", [(None, "signatures NOT checked: no IADVIZE_SECRET"),
-                                          ("s", "signatures checked")])
+@pytest.mark.parametrize(
+    "secret, said", [(None, "signatures NOT checked: no IADVIZE_SECRET"), ("s", "signatures checked")]
+)
 def test_serve_says_whether_signatures_are_checked(tmp_path, secret, said):
     env = {"PATH": "/usr/bin:/bin", **({"IADVIZE_SECRET": secret} if secret else {})}
-    server = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--workers", "1",
-                               "--db", str(tmp_path / "bot.sqlite3")], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "serve",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--db",
+            str(tmp_path / "bot.sqlite3"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
     try:
         first = server.stdout.readline()
     finally:

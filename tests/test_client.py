@@ -41,8 +41,14 @@ class FakeBot:
 
             def handle_any(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                fake.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                      "body": self.rfile.read(length)})
+                fake.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": self.rfile.read(length),
+                    }
+                )
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     fake.answer(self)
 
@@ -66,6 +72,7 @@ def fake():
 
 
 # --- against the reference bot over loopback -----------------------------------------------
+
 
 @pytest.fixture
 def signed_bot(make_bot):
@@ -103,13 +110,23 @@ def test_without_the_secret_the_bot_refuses_the_client(signed_bot):
 
 # --- exactly as iAdvize calls ------------------------------------------------------------------
 
+
 def test_every_call_carries_the_connector_version_and_website_and_is_signed(fake):
     client = BotClient(fake.url, secret=SECRET, id_connector_version="0f0e-v", id_website="ha-9")
     fake.answer = lambda h: h.reply(200, b'[{"strategy": "notAvailable"}]')
     client.availability_strategies("ha-1")
-    fake.answer = lambda h: h.reply(200, json.dumps({
-        "idConversation": "c", "idOperator": "ha-1", "replies": [], "createdAt": "2026-11-24T10:00:00Z",
-        "updatedAt": "2026-11-24T10:00:00Z"}).encode())
+    fake.answer = lambda h: h.reply(
+        200,
+        json.dumps(
+            {
+                "idConversation": "c",
+                "idOperator": "ha-1",
+                "replies": [],
+                "createdAt": "2026-11-24T10:00:00Z",
+                "updatedAt": "2026-11-24T10:00:00Z",
+            }
+        ).encode(),
+    )
     client.send_message("c", "ha-1", visitor_text("Hi"))
 
     get, post = fake.requests
@@ -129,7 +146,8 @@ def test_a_signature_header_set_on_purpose_is_sent_as_it_is(fake):
     client.exchange("external-bots", "GET", "/external-bots", None, headers={signature.HEADER: "sha256=" + "0" * 64})
     first, second = fake.requests
     assert [(k, v) for k, v in first["headers"].items() if k.lower() == "x-iadvize-signature"] == [
-        ("x-iadvize-signature", "sha1=abc")]
+        ("x-iadvize-signature", "sha1=abc")
+    ]
     assert second["headers"][signature.HEADER] == "sha256=" + "0" * 64
 
 
@@ -138,7 +156,8 @@ def test_the_signature_header_can_be_written_in_another_case_and_the_reference_b
         lower = BotClient(server.url, secret=SECRET, signature_header="x-iadvize-signature")
         assert lower.external_bots()[0]["idBot"]  # accepted: header names are case-insensitive
         refused = BotClient(server.url, secret="other", signature_header="x-iadvize-signature").exchange(
-            "external-bots", "GET", "/external-bots", None)
+            "external-bots", "GET", "/external-bots", None
+        )
     assert refused.status == 401  # and still checked
 
 
@@ -246,22 +265,30 @@ def test_every_exchange_is_seen_by_the_observer(fake):
     assert seen[0].latency_ms > 0 and seen[0].sent_at.endswith("Z")
 
 
-@pytest.mark.parametrize("strategies", [
-    [{"strategy": "atLeastOne", "distributionRulesToCheck": ["r1", "r2"]}],
-    [{"strategy": "all", "distributionRulesToCheck": ["r1"]}],
-    [{"strategy": "notAvailable"}],
-    [{"strategy": "customAvailability", "availability": False}],
-], ids=lambda s: s[0]["strategy"])
+@pytest.mark.parametrize(
+    "strategies",
+    [
+        [{"strategy": "atLeastOne", "distributionRulesToCheck": ["r1", "r2"]}],
+        [{"strategy": "all", "distributionRulesToCheck": ["r1"]}],
+        [{"strategy": "notAvailable"}],
+        [{"strategy": "customAvailability", "availability": False}],
+    ],
+    ids=lambda s: s[0]["strategy"],
+)
 def test_each_availability_strategy_shape_is_read(fake, strategies):
     fake.answer = lambda h: h.reply(200, json.dumps(strategies).encode())
     assert BotClient(fake.url).availability_strategies("ha-1") == strategies
 
 
-@pytest.mark.parametrize("strategies, field", [
-    ([{"strategy": "atLeastOne"}], "[0].distributionRulesToCheck: is required"),
-    ([{"strategy": "customAvailability"}], "[0].availability: is required"),
-    ([{"strategy": "sometimes"}], "[0].strategy: must be one of"),
-], ids=["atLeastOne-without-rules", "custom-without-availability", "unknown"])
+@pytest.mark.parametrize(
+    "strategies, field",
+    [
+        ([{"strategy": "atLeastOne"}], "[0].distributionRulesToCheck: is required"),
+        ([{"strategy": "customAvailability"}], "[0].availability: is required"),
+        ([{"strategy": "sometimes"}], "[0].strategy: must be one of"),
+    ],
+    ids=["atLeastOne-without-rules", "custom-without-availability", "unknown"],
+)
 def test_a_strategy_missing_what_its_shape_needs_is_refused(fake, strategies, field):
     fake.answer = lambda h: h.reply(200, json.dumps(strategies).encode())
     with pytest.raises(BotError, match=re.escape(field)):

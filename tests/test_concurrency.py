@@ -39,8 +39,11 @@ def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
     with LoopbackServer(make_bot(DIALOGUE=slow)) as server:
         set_up(server.url)
         with ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(
-                lambda n: BotClient(server.url).send_message(f"conv-{n}", "ha-1", visitor_text("Hi")), range(4)))
+            answers = list(
+                pool.map(
+                    lambda n: BotClient(server.url).send_message(f"conv-{n}", "ha-1", visitor_text("Hi")), range(4)
+                )
+            )
     assert [texts(a["replies"]) for a in answers] == [["done"]] * 4
     assert peak[0] == 4  # the four brains ran side by side
 
@@ -61,8 +64,11 @@ def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make
     with LoopbackServer(make_bot(DIALOGUE=counting)) as server:
         set_up(server.url)
         with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(
-                lambda text: BotClient(server.url).send_message("conv-x", "ha-1", visitor_text(text)), ["a", "b"]))
+            answers = list(
+                pool.map(
+                    lambda text: BotClient(server.url).send_message("conv-x", "ha-1", visitor_text(text)), ["a", "b"]
+                )
+            )
         third = BotClient(server.url).send_message("conv-x", "ha-1", visitor_text("c"))
     assert sorted(texts(a["replies"])[0] for a in answers) == ["message number 1", "message number 2"]
     assert texts(third["replies"]) == ["message number 3"]

@@ -64,8 +64,10 @@ def test_get_of_an_unknown_operator_is_a_json_404(client):
     response = client.get("/bots/ha-999")
     assert response.status_code == 404
     assert_fits("error.response", response.get_json())
-    assert response.get_json() == {"error": "unknown operator",
-                                   "detail": "no operator 'ha-999': create it with PUT /bots/ha-999"}
+    assert response.get_json() == {
+        "error": "unknown operator",
+        "detail": "no operator 'ha-999': create it with PUT /bots/ha-999",
+    }
 
 
 def test_put_with_an_unknown_scenario_names_the_field(client):
@@ -89,10 +91,12 @@ def test_availability_checks_the_operators_distribution_rules(client):
 def test_availability_without_rules_or_for_an_always_scenario_is_custom_true(client):
     save_operator(client, rules=[])
     assert client.get(f"/availability-strategies?idOperator={OPERATOR}").get_json() == [
-        {"strategy": "customAvailability", "availability": True}]
+        {"strategy": "customAvailability", "availability": True}
+    ]
     save_operator(client, "ha-102", id_bot="hello")
     assert client.get("/availability-strategies?idOperator=ha-102").get_json() == [
-        {"strategy": "customAvailability", "availability": True}]
+        {"strategy": "customAvailability", "availability": True}
+    ]
 
 
 def test_availability_needs_a_known_operator(client):
@@ -118,8 +122,10 @@ def test_a_conversation_starts_with_empty_replies_and_iadvize_s_id(client):
 
 def test_a_conversation_starts_with_a_history_in_every_date_form(client):
     save_operator(client)
-    history = [visitor("Hi", "h1", created_at="2017-11-22T12:04:00.762Z[Etc/UTC]"),
-               visitor("Hello", "h2", role="operator", created_at="2026-11-24T10:00:00+02:00")]
+    history = [
+        visitor("Hi", "h1", created_at="2017-11-22T12:04:00.762Z[Etc/UTC]"),
+        visitor("Hello", "h2", role="operator", created_at="2026-11-24T10:00:00+02:00"),
+    ]
     assert start(client, history=history, variables=[])["replies"] == []
 
 
@@ -139,7 +145,11 @@ def test_a_visitor_message_gets_the_scenario_s_replies(client):
     assert body["idConversation"] == CONVERSATION and body["idOperator"] == OPERATOR
     assert texts(body["replies"])[0] == "What can I do for you?"
     assert [q["value"] for q in body["replies"][0]["quickReplies"]] == [
-        "Track my order", "Today's offers", "Return an item", "Talk to a person"]
+        "Track my order",
+        "Today's offers",
+        "Return an item",
+        "Talk to a person",
+    ]
     assert [r["type"] for r in body["replies"]] == ["message", "await", "message"]
 
 
@@ -170,8 +180,9 @@ def test_a_quick_reply_answer_follows_its_transition(client):
     assert carousel["contentType"] == "bundle/card" and len(carousel["cards"]) == 2
 
 
-@pytest.mark.parametrize("created_at", [
-    "2018-07-16T13:53:57.961Z", "2026-11-24T12:00:00+02:00", "2017-11-22T12:04:00.762Z[Etc/UTC]"])
+@pytest.mark.parametrize(
+    "created_at", ["2018-07-16T13:53:57.961Z", "2026-11-24T12:00:00+02:00", "2017-11-22T12:04:00.762Z[Etc/UTC]"]
+)
 def test_created_at_in_every_form_and_extra_fields_are_accepted(client, created_at):
     save_operator(client)
     start(client)
@@ -213,8 +224,11 @@ def test_a_transfer_goes_to_the_operator_s_rule_with_its_timeout(client):
     start(client)
     replies = say(client, "I want to talk to a person")["replies"]
     assert [r["type"] for r in replies] == ["message", "await", "transfer", "message", "close"]
-    assert replies[2] == {"type": "transfer", "distributionRule": RULES[0]["id"],
-                          "transferOptions": {"timeout": {"unit": "seconds", "value": 30}}}
+    assert replies[2] == {
+        "type": "transfer",
+        "distributionRule": RULES[0]["id"],
+        "transferOptions": {"timeout": {"unit": "seconds", "value": 30}},
+    }
 
 
 def test_an_operator_without_rules_skips_the_transfer_and_apologises(client):
@@ -239,9 +253,15 @@ def test_the_dialogue_function_can_be_replaced(make_bot):
     from reference_bot.dialogue import Answer
 
     def parrot(turn):
-        return Answer([{"type": "message", "payload": {"contentType": "text",
-                                                      "value": "You said: " + turn.message["payload"]["value"]}}],
-                      state="parrot")
+        return Answer(
+            [
+                {
+                    "type": "message",
+                    "payload": {"contentType": "text", "value": "You said: " + turn.message["payload"]["value"]},
+                }
+            ],
+            state="parrot",
+        )
 
     client = make_bot(DIALOGUE=parrot).test_client()
     save_operator(client)
@@ -297,6 +317,7 @@ def test_without_a_transfer_an_unknown_operator_message_changes_nothing(client):
 
 def test_an_updated_at_moves_on_with_each_answer(client, monkeypatch):
     from reference_bot import conversations
+
     clock = ["2026-11-24T10:00:00.000Z"]  # the bot's clock, moved by the test rather than waited for
     monkeypatch.setattr(conversations, "now", lambda: clock[0])
     save_operator(client)
@@ -316,19 +337,25 @@ def test_a_dialogue_answering_what_the_api_cannot_carry_is_a_logged_500(make_bot
     client = make_bot(DIALOGUE=sloppy).test_client()
     save_operator(client)
     assert post_message(client, CONVERSATION, visitor("Hi")).status_code == 500
-    assert "the dialogue answered what the API cannot carry: replies[0].payload.value: is required" in \
-        bot_log.getvalue()
+    assert (
+        "the dialogue answered what the API cannot carry: replies[0].payload.value: is required" in bot_log.getvalue()
+    )
 
 
-@pytest.mark.parametrize("availability, expected", [
-    ("all", [{"strategy": "all", "distributionRulesToCheck": [r["id"] for r in RULES]}]),
-    ("notAvailable", [{"strategy": "notAvailable"}]),
-])
+@pytest.mark.parametrize(
+    "availability, expected",
+    [
+        ("all", [{"strategy": "all", "distributionRulesToCheck": [r["id"] for r in RULES]}]),
+        ("notAvailable", [{"strategy": "notAvailable"}]),
+    ],
+)
 def test_a_scenario_chooses_its_availability_strategy(make_bot, tmp_path, availability, expected):
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    (scenarios / "s.yaml").write_text(f"idBot: s\nname: S\navailability: {availability}\nstart: a\n"
-                                      "states: {a: {replies: [{text: Hi}]}}\n", encoding="utf-8")
+    (scenarios / "s.yaml").write_text(
+        f"idBot: s\nname: S\navailability: {availability}\nstart: a\nstates: {{a: {{replies: [{{text: Hi}}]}}}}\n",
+        encoding="utf-8",
+    )
     client = make_bot(SCENARIOS_DIR=str(scenarios)).test_client()
     save_operator(client, id_bot="s")
     response = client.get(f"/availability-strategies?idOperator={OPERATOR}")

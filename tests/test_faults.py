@@ -48,9 +48,11 @@ NEXT = "Type **invoice** to get your invoice, or **menu** for anything else."
 
 # --- iAdvize's side ------------------------------------------------------------------------------
 
+
 def set_up(client: BotClient) -> None:
-    client.save_bot(OPERATOR, {"name": "Shop bot", "distributionRules": RULES,
-                               "external": {"idBot": "order-assistant"}})
+    client.save_bot(
+        OPERATOR, {"name": "Shop bot", "distributionRules": RULES, "external": {"idBot": "order-assistant"}}
+    )
 
 
 class Platform:
@@ -79,8 +81,13 @@ class Platform:
 
 def post_visitor(client: BotClient, id_conversation: str, message: dict) -> Exchange:
     """One delivery of a visitor message, whatever the bot answers."""
-    return client.exchange("messages", "POST", f"/conversations/{id_conversation}/messages", "message.response",
-                           body={"idOperator": OPERATOR, "message": message})
+    return client.exchange(
+        "messages",
+        "POST",
+        f"/conversations/{id_conversation}/messages",
+        "message.response",
+        body={"idOperator": OPERATOR, "message": message},
+    )
 
 
 def until(condition, seconds: float, what: str):
@@ -108,8 +115,12 @@ def conversation_row(database: Path, id_conversation: str) -> dict:
 
 
 def answered_ids(database: Path, id_conversation: str) -> list[str]:
-    return [r["id_message"] for r in rows(database, "SELECT id_message FROM messages WHERE id_conversation = ? "
-                                                    "ORDER BY rowid", id_conversation)]
+    return [
+        r["id_message"]
+        for r in rows(
+            database, "SELECT id_message FROM messages WHERE id_conversation = ? ORDER BY rowid", id_conversation
+        )
+    ]
 
 
 @contextmanager
@@ -158,6 +169,7 @@ def test_a_bot_sigkilled_under_load_answers_every_message_exactly_once_after_res
             count[0] += 1
             if hold and count[0] == held_after:
                 assert killed.wait(60), "the bot was never killed"  # a hang guard
+
         return on_answer
 
     with EmbeddedBot(database=database, secret=SECRET, workers=3) as bot:
@@ -167,8 +179,10 @@ def test_a_bot_sigkilled_under_load_answers_every_message_exactly_once_after_res
         with ThreadPoolExecutor(CONVERSATIONS) as pool:
             # The free half keeps calls in flight when the kill lands; the held half cannot be over
             # before it, and goes on into a bot that is not there: the kill is mid-load on any machine.
-            running = [pool.submit(talk, platform, id_conversation, answered(hold=n % 2 == 0))
-                       for n, id_conversation in enumerate(ids)]
+            running = [
+                pool.submit(talk, platform, id_conversation, answered(hold=n % 2 == 0))
+                for n, id_conversation in enumerate(ids)
+            ]
             assert kill_now.wait(30), "the conversations did not get going"
             bot.kill()  # master and workers at once, calls in flight
             with lock:
@@ -200,8 +214,11 @@ def test_a_bot_sigkilled_under_load_answers_every_message_exactly_once_after_res
 # --- 2. iAdvize's GraphQL API down or slow ---------------------------------------------------------
 
 SENT_OK = {"data": {"chatbotMessageSend": {"userErrors": []}}}
-MUTATION = re.compile(r'conversationId: ("(?:[^"\\]|\\.)*"), chatbotId: (\d+), .*'
-                      r'chatbotSimpleTextMessage: ("(?:[^"\\]|\\.)*")', re.S)
+MUTATION = re.compile(
+    r'conversationId: ("(?:[^"\\]|\\.)*"), chatbotId: (\d+), .*'
+    r'chatbotSimpleTextMessage: ("(?:[^"\\]|\\.)*")',
+    re.S,
+)
 
 
 class FakeIAdvize:
@@ -261,8 +278,11 @@ class FakeIAdvize:
                 self.logins += 1
             if mode == "down":
                 return reply(request, 503, {"error": "service unavailable"})
-            if parse_qs(body.decode()) != {"username": ["bot@shop.example"], "password": ["pw"],
-                                           "grant_type": ["password"]}:
+            if parse_qs(body.decode()) != {
+                "username": ["bot@shop.example"],
+                "password": ["pw"],
+                "grant_type": ["password"],
+            }:
                 return reply(request, 401, {"error": "invalid_grant"})
             return reply(request, 200, {"access_token": "tok-fault", "token_type": "bearer", "expires_in": 3600})
         if path != "/graphql":
@@ -307,9 +327,12 @@ def iadvize():
 
 def proactive_env(fake: FakeIAdvize) -> dict:
     return {
-        "IADVIZE_API_URL": fake.url, "IADVIZE_USERNAME": "bot@shop.example", "IADVIZE_PASSWORD": "pw",
+        "IADVIZE_API_URL": fake.url,
+        "IADVIZE_USERNAME": "bot@shop.example",
+        "IADVIZE_PASSWORD": "pw",
         # Seconds rather than minutes: the outage must end within the test.
-        "IADVIZE_API_TIMEOUT": "1", "REFERENCE_BOT_OUTBOX_MAX_BACKOFF": "0.5",
+        "IADVIZE_API_TIMEOUT": "1",
+        "REFERENCE_BOT_OUTBOX_MAX_BACKOFF": "0.5",
         "REFERENCE_BOT_LOG_LEVEL": "DEBUG",  # a line per outbox round: see more_rounds_on_every_worker
     }
 
@@ -320,9 +343,12 @@ OUTBOX_ROUND = re.compile(r"outbox round \d+ done in process (\d+)")
 def outbox_rounds_since(bot: EmbeddedBot, offset: int) -> Counter:
     """Outbox rounds finished per bot process, from the log's ``offset`` (a byte position) on."""
     text = bot.log_path.read_bytes()[offset:].decode(errors="replace")
-    complete = text[:text.rfind("\n") + 1]  # a line still being written is left for the next read
-    found = (OUTBOX_ROUND.fullmatch(json.loads(line).get("message", ""))
-             for line in complete.splitlines() if line.startswith("{"))
+    complete = text[: text.rfind("\n") + 1]  # a line still being written is left for the next read
+    found = (
+        OUTBOX_ROUND.fullmatch(json.loads(line).get("message", ""))
+        for line in complete.splitlines()
+        if line.startswith("{")
+    )
     return Counter(match[1] for match in found if match)
 
 
@@ -330,16 +356,20 @@ def more_rounds_on_every_worker(bot: EmbeddedBot, workers: int, rounds: int = 2)
     """Wait until each of the bot's ``workers`` processes has finished ``rounds`` more outbox rounds: at
     least ``rounds - 1`` of them began after this call, however fast or slow the machine."""
     offset = bot.log_path.stat().st_size
-    until(lambda: sum(n >= rounds for n in outbox_rounds_since(bot, offset).values()) >= workers, 30,
-          f"{rounds} more outbox rounds on each of the {workers} workers")
+    until(
+        lambda: sum(n >= rounds for n in outbox_rounds_since(bot, offset).values()) >= workers,
+        30,
+        f"{rounds} more outbox rounds on each of the {workers} workers",
+    )
 
 
 def reach_the_slow_step(client: BotClient, id_conversation: str) -> None:
     """Hi, Track my order, 123456: the order lookup is slow, its answer goes through the outbox."""
     set_up(client)
     for n, text in enumerate(("Hi", "Track my order", "123456")):
-        answer = client.send_message(id_conversation, OPERATOR,
-                                     visitor_text(text, id_message=f"{id_conversation}-m{n}"))
+        answer = client.send_message(
+            id_conversation, OPERATOR, visitor_text(text, id_message=f"{id_conversation}-m{n}")
+        )
     assert texts(answer["replies"]) == [HOLDING]  # the visitor gets the holding message, the rest is queued
 
 
@@ -363,8 +393,11 @@ def test_a_proactive_message_queued_while_iadvize_is_down_survives_a_sigkill_and
 
         fake.stop()  # iAdvize unreachable altogether now: connection refused
         bot.start()
-        until(lambda: "ConnectionError" in (outbox(database)[0]["last_error"] or ""), 20,
-              "the restarted bot takes the queued message up again")
+        until(
+            lambda: "ConnectionError" in (outbox(database)[0]["last_error"] or ""),
+            20,
+            "the restarted bot takes the queued message up again",
+        )
         assert fake.posted == []
 
         fake.mode = "up"
@@ -382,8 +415,11 @@ def test_a_slow_graphql_api_never_holds_the_visitor_up_and_gets_each_message_onc
     conversation = "conv-slow-api"
     with EmbeddedBot(database=database, workers=2, env=proactive_env(fake)) as bot:
         reach_the_slow_step(BotClient(bot.url), conversation)
-        until(lambda: fake.tried.count(FOUND) >= 2 and "Timeout" in (outbox(database)[0]["last_error"] or ""),
-              20, "the bot gives up on a slow call and tries again")
+        until(
+            lambda: fake.tried.count(FOUND) >= 2 and "Timeout" in (outbox(database)[0]["last_error"] or ""),
+            20,
+            "the bot gives up on a slow call and tries again",
+        )
         assert fake.posted == []
 
         fake.mode = "up"
@@ -396,13 +432,18 @@ def test_a_slow_graphql_api_never_holds_the_visitor_up_and_gets_each_message_onc
 
 # --- 3. The database's disk full, or its file read-only ----------------------------------------------
 
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A filesystem of its own for the bot's database (tmpfs, 16 MiB), to fill up for real."""
     mountpoint = tmp_path / "disk"
     mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mountpoint)],
-                   check=True, capture_output=True, timeout=10)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mountpoint)],
+        check=True,
+        capture_output=True,
+        timeout=10,
+    )
     yield mountpoint
     subprocess.run(["umount", "--lazy", str(mountpoint)], check=True, capture_output=True, timeout=10)
 
@@ -423,6 +464,7 @@ def fill(disk: Path) -> Path:
 
 def checkpoint(database: Path) -> None:
     """Copy the WAL into the database file and empty it: the bot's next commit must grow a file."""
+
     def truncated():
         with closing(sqlite3.connect(database, timeout=5)) as connection:
             busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -438,8 +480,11 @@ def immutable(on: bool, *paths: Path) -> None:
 def storage_errors(bot: EmbeddedBot) -> list[str]:
     """The messages of the bot's JSON log lines at level error."""
     lines = bot.log_path.read_text(errors="replace").splitlines()
-    return [entry["message"] for entry in map(json.loads, filter(lambda line: line.startswith("{"), lines))
-            if entry["level"] == "error"]
+    return [
+        entry["message"]
+        for entry in map(json.loads, filter(lambda line: line.startswith("{"), lines))
+        if entry["level"] == "error"
+    ]
 
 
 def assert_unavailable(exchange: Exchange) -> None:
@@ -519,8 +564,12 @@ def test_a_read_only_database_is_answered_503_logged_and_recovered_from_even_acr
         # Writable again: every worker's connection notices at once, without a restart (iAdvize may not retry).
         after = client.send_message(conversation, OPERATOR, track)
         assert texts(after["replies"]) == [ASK_ORDER]
-        statuses = [post_visitor(BotClient(bot.url, secret=SECRET), f"conv-ro-{n}",
-                                 visitor_text("Hi", id_message="ro-new")).status for n in range(16)]
+        statuses = [
+            post_visitor(
+                BotClient(bot.url, secret=SECRET), f"conv-ro-{n}", visitor_text("Hi", id_message="ro-new")
+            ).status
+            for n in range(16)
+        ]
         assert statuses == [200] * 16  # fresh connections land on every worker and thread
         order = client.send_message(conversation, OPERATOR, visitor_text("123456", id_message="ro-m3"))
         assert texts(order["replies"])[0] == HOLDING
@@ -530,6 +579,7 @@ def test_a_read_only_database_is_answered_503_logged_and_recovered_from_even_acr
 
 # --- 4. Two messages of one conversation at the same instant, on two workers ---------------------------
 
+
 def at_once(url: str, id_conversation: str, messages: list[dict]) -> list[requests.Response]:
     """Each message on a connection of its own (any worker may take it), sent when all are ready."""
     barrier = threading.Barrier(len(messages))
@@ -537,10 +587,14 @@ def at_once(url: str, id_conversation: str, messages: list[dict]) -> list[reques
     def post(message):
         with requests.Session() as session:
             session.trust_env = False
-            request = session.prepare_request(requests.Request(
-                "POST", f"{url}/conversations/{id_conversation}/messages",
-                params={"idConnectorVersion": "fault-tests", "idWebsite": "ha-123"},
-                json={"idOperator": OPERATOR, "message": message}))
+            request = session.prepare_request(
+                requests.Request(
+                    "POST",
+                    f"{url}/conversations/{id_conversation}/messages",
+                    params={"idConnectorVersion": "fault-tests", "idWebsite": "ha-123"},
+                    json={"idOperator": OPERATOR, "message": message},
+                )
+            )
             barrier.wait(timeout=10)
             return session.send(request, timeout=10)
 
@@ -556,8 +610,9 @@ def test_two_messages_of_one_conversation_at_the_same_instant_on_two_workers_app
             id_conversation = f"reference-{order[0]}"
             client = BotClient(reference.url)
             client.send_message(id_conversation, OPERATOR, visitor_text("Hi"))
-            outcome = {text: client.send_message(id_conversation, OPERATOR, visitor_text(text))["replies"]
-                       for text in order}
+            outcome = {
+                text: client.send_message(id_conversation, OPERATOR, visitor_text(text))["replies"] for text in order
+            }
             outcome[probe] = client.send_message(id_conversation, OPERATOR, visitor_text(probe))["replies"]
             serial.append(outcome)
     assert serial[0] != serial[1]  # the order shows in the answers
@@ -573,15 +628,19 @@ def test_two_messages_of_one_conversation_at_the_same_instant_on_two_workers_app
                 break
             id_conversation = f"conv-at-once-{n}"
             client.send_message(id_conversation, OPERATOR, visitor_text("Hi", id_message=f"{n}-hi"))
-            responses = at_once(bot.url, id_conversation, [visitor_text(first, id_message=f"{n}-a"),
-                                                            visitor_text(second, id_message=f"{n}-b")])
+            responses = at_once(
+                bot.url,
+                id_conversation,
+                [visitor_text(first, id_message=f"{n}-a"), visitor_text(second, id_message=f"{n}-b")],
+            )
             assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
             # the request id carries the pid of the worker that answered
             workers = {r.headers["X-Request-Id"].split("-")[1] for r in responses}
             on_two_workers += len(workers) == 2
             outcome = {first: responses[0].json()["replies"], second: responses[1].json()["replies"]}
-            outcome[probe] = client.send_message(id_conversation, OPERATOR,
-                                                 visitor_text(probe, id_message=f"{n}-c"))["replies"]
+            outcome[probe] = client.send_message(id_conversation, OPERATOR, visitor_text(probe, id_message=f"{n}-c"))[
+                "replies"
+            ]
             assert outcome in serial  # exactly as if one had come after the other
             assert conversation_row(database, id_conversation)["version"] == 4  # Hi, both, the probe: once each
             assert sorted(answered_ids(database, id_conversation)) == [f"{n}-a", f"{n}-b", f"{n}-c", f"{n}-hi"]

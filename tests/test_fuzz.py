@@ -38,22 +38,32 @@ def bot():
     with EmbeddedBot(workers=2) as running:
         session = requests.Session()
         scenarios = [s["idBot"] for s in session.get(f"{running.url}/external-bots", timeout=10).json()]
-        session.put(f"{running.url}/bots/{OPERATOR}", json={"distributionRules": [RULE],
-                                                           "external": {"idBot": scenarios[0]}}, timeout=10)
+        session.put(
+            f"{running.url}/bots/{OPERATOR}",
+            json={"distributionRules": [RULE], "external": {"idBot": scenarios[0]}},
+            timeout=10,
+        )
         running.session, running.scenarios = session, scenarios
         yield running
 
 
-def send(bot, method: str, path: str, body: bytes | None = None, content_type: str | None = "application/json",
-         query: dict | None = None) -> requests.Response:
+def send(
+    bot,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str | None = "application/json",
+    query: dict | None = None,
+) -> requests.Response:
     params = {"idConnectorVersion": CONNECTOR, "idWebsite": "ha-123", **(query or {})}
     headers = {"Content-Type": content_type} if content_type and body is not None else {}
     if body is not None and len(body) > MAX_BODY_BYTES:
         # The bot answers without reading a body over its limit and gunicorn then drops the
         # connection (it cannot say so in the answer): a caller must not reuse it.
         headers["Connection"] = "close"
-    response = bot.session.request(method, f"{bot.url}{path}?{urlencode(params)}", data=body, headers=headers,
-                                   timeout=10)
+    response = bot.session.request(
+        method, f"{bot.url}{path}?{urlencode(params)}", data=body, headers=headers, timeout=10
+    )
     CASES["requests"] += 1
     if response.status_code >= 500:
         CASES["5xx"] += 1
@@ -85,23 +95,33 @@ long_text = st.text(st.characters(codec="utf-8"), min_size=1000, max_size=6000)
 some_text = st.one_of(unicode_text, long_text)
 # "." and ".." are path segments every HTTP client folds away before sending: no id can be one
 ids = st.text(st.characters(codec="utf-8", exclude_characters="/\x00"), min_size=1, max_size=60).filter(
-    lambda text: text not in (".", ".."))
+    lambda text: text not in (".", "..")
+)
 dates = st.builds(  # every form seen on the wire: fraction or not, Z, offsets, none, a Java zone suffix
     lambda day, clock, zone: f"{day}T{clock}{zone}",
     st.dates().map(lambda d: f"{d.year:04d}-{d.month:02d}-{d.day:02d}").filter(lambda d: len(d) == 10),
     st.sampled_from(["13:53", "13:53:57", "00:00:00", "23:59:59.9", "13:53:57.961", "13:53:57.123456789"]),
     st.sampled_from(["", "Z", "+02:00", "-0530", "+01", "Z[Etc/UTC]", "[Europe/Paris]"]),
 )
-actions = st.lists(st.fixed_dictionaries({"type": st.just("LINK"), "name": unicode_text, "url": unicode_text}),
-                   min_size=1, max_size=3)
-card = st.fixed_dictionaries({"contentType": st.just("card/content"), "actions": actions},
-                             optional={"title": unicode_text, "text": some_text})
-offer = st.fixed_dictionaries({"contentType": st.just("product-offer"), "name": unicode_text,
-                               "price": unicode_text, "actions": actions})
+actions = st.lists(
+    st.fixed_dictionaries({"type": st.just("LINK"), "name": unicode_text, "url": unicode_text}), min_size=1, max_size=3
+)
+card = st.fixed_dictionaries(
+    {"contentType": st.just("card/content"), "actions": actions}, optional={"title": unicode_text, "text": some_text}
+)
+offer = st.fixed_dictionaries(
+    {"contentType": st.just("product-offer"), "name": unicode_text, "price": unicode_text, "actions": actions}
+)
 payloads = st.one_of(
     st.fixed_dictionaries({"contentType": st.just("text"), "value": some_text.filter(str.strip)}),
-    st.fixed_dictionaries({"contentType": st.just("file"), "fileName": unicode_text, "url": unicode_text,
-                           "mimeType": st.sampled_from(["image/png", "application/pdf", "video/mp4", "x/y"])}),
+    st.fixed_dictionaries(
+        {
+            "contentType": st.just("file"),
+            "fileName": unicode_text,
+            "url": unicode_text,
+            "mimeType": st.sampled_from(["image/png", "application/pdf", "video/mp4", "x/y"]),
+        }
+    ),
     card,
     st.fixed_dictionaries({"contentType": st.just("bundle/card"), "cards": st.lists(card, max_size=3)}),
     offer,
@@ -109,22 +129,34 @@ payloads = st.one_of(
     st.fixed_dictionaries({"contentType": ids}),  # a content type nobody listed: to be taken, not refused
 )
 messages = st.fixed_dictionaries(
-    {"idMessage": ids, "author": st.fixed_dictionaries({"role": st.sampled_from(["visitor", "operator"])}),
-     "payload": payloads, "createdAt": dates})
+    {
+        "idMessage": ids,
+        "author": st.fixed_dictionaries({"role": st.sampled_from(["visitor", "operator"])}),
+        "payload": payloads,
+        "createdAt": dates,
+    }
+)
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | unicode_text,
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(unicode_text, inner, max_size=4),
-                           max_leaves=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | unicode_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(unicode_text, inner, max_size=4),
+    max_leaves=12,
+)
 
 
 # --- valid requests -----------------------------------------------------------------------------------
+
 
 @given(id_conversation=ids, history=st.lists(messages, max_size=3), first=messages)
 def test_valid_conversations_get_answers_that_fit_the_api(bot, id_conversation, history, first):
     CASES["cases"] += 1
     path = f"/conversations/{quote(id_conversation, safe='')}/messages"
-    started = send(bot, "POST", "/conversations",
-                   encode({"idOperator": OPERATOR, "idConversation": id_conversation, "history": history}))
+    started = send(
+        bot,
+        "POST",
+        "/conversations",
+        encode({"idOperator": OPERATOR, "idConversation": id_conversation, "history": history}),
+    )
     assert started.status_code == 200, started.text
     check_answer(started, "conversation.response")
     answer = send(bot, "POST", path, encode({"idOperator": OPERATOR, "message": first}))
@@ -134,20 +166,32 @@ def test_valid_conversations_get_answers_that_fit_the_api(bot, id_conversation, 
         assert document["replies"] == []  # the echo rule, whatever the payload
 
 
-@given(id_operator=ids, name=unicode_text, language=st.from_regex(r"\A[a-zA-Z]{2}\Z"),
-       rules=st.lists(st.fixed_dictionaries({"id": ids, "label": unicode_text}), max_size=4), data=st.data())
+@given(
+    id_operator=ids,
+    name=unicode_text,
+    language=st.from_regex(r"\A[a-zA-Z]{2}\Z"),
+    rules=st.lists(st.fixed_dictionaries({"id": ids, "label": unicode_text}), max_size=4),
+    data=st.data(),
+)
 def test_valid_operators_are_saved_read_back_and_polled(bot, id_operator, name, language, rules, data):
     CASES["cases"] += 1
     scenario = data.draw(st.sampled_from(bot.scenarios))
     path = f"/bots/{quote(id_operator, safe='')}"
-    settings_ = {"name": name, "pseudo": name, "language": language, "distributionRules": rules,
-                 "external": {"idBot": scenario}}
+    settings_ = {
+        "name": name,
+        "pseudo": name,
+        "language": language,
+        "distributionRules": rules,
+        "external": {"idBot": scenario},
+    }
     saved = check_answer(send(bot, "PUT", path, encode(settings_)), "bot.response")
     assert saved["idOperator"] == id_operator and saved["external"]["idBot"] == scenario
     read = check_answer(send(bot, "GET", path), "bot.response")
     assert read["distributionRules"] == rules  # state: what was saved is what is read
-    check_answer(send(bot, "GET", "/availability-strategies", query={"idOperator": id_operator}),
-                 "availability-strategies.response")
+    check_answer(
+        send(bot, "GET", "/availability-strategies", query={"idOperator": id_operator}),
+        "availability-strategies.response",
+    )
     greeting = send(bot, "GET", f"{path}/conversation-first-messages")
     assert greeting.status_code == 200
     check_answer(greeting, "first-messages.response")
@@ -159,32 +203,50 @@ def test_a_conversation_stays_consistent_whatever_is_said_and_resent(bot, said):
     CASES["cases"] += 1
     id_conversation = str(uuid.uuid4())
     path = f"/conversations/{id_conversation}/messages"
-    check_answer(send(bot, "POST", "/conversations",
-                      encode({"idOperator": OPERATOR, "idConversation": id_conversation})), "conversation.response")
+    check_answer(
+        send(bot, "POST", "/conversations", encode({"idOperator": OPERATOR, "idConversation": id_conversation})),
+        "conversation.response",
+    )
     answered: dict[str, list] = {}
     for number, (text, resend_previous) in enumerate(said):
         id_message = f"m-{number - 1}" if resend_previous and number else f"m-{number}"
-        message = {"idMessage": id_message, "author": {"role": "visitor"},
-                   "payload": {"contentType": "text", "value": text}, "createdAt": "2026-11-24T10:00:00.000Z"}
-        replies = check_answer(send(bot, "POST", path, encode({"idOperator": OPERATOR, "message": message})),
-                               "message.response")["replies"]
+        message = {
+            "idMessage": id_message,
+            "author": {"role": "visitor"},
+            "payload": {"contentType": "text", "value": text},
+            "createdAt": "2026-11-24T10:00:00.000Z",
+        }
+        replies = check_answer(
+            send(bot, "POST", path, encode({"idOperator": OPERATOR, "message": message})), "message.response"
+        )["replies"]
         if id_message in answered:
             assert replies == answered[id_message]
         answered.setdefault(id_message, replies)
         for reply in replies:
             if reply["type"] == "message":
-                echo = {**message, "idMessage": str(uuid.uuid4()), "author": {"role": "operator"},
-                        "payload": reply["payload"]}
+                echo = {
+                    **message,
+                    "idMessage": str(uuid.uuid4()),
+                    "author": {"role": "operator"},
+                    "payload": reply["payload"],
+                }
                 echoed = send(bot, "POST", path, encode({"idOperator": OPERATOR, "message": echo}))
                 assert check_answer(echoed, "message.response")["replies"] == []
 
 
 # --- broken requests ----------------------------------------------------------------------------------
 
+
 def valid_message_body() -> dict:
-    return {"idOperator": OPERATOR, "message": {
-        "idMessage": str(uuid.uuid4()), "author": {"role": "visitor"},
-        "payload": {"contentType": "text", "value": "Hi"}, "createdAt": "2026-11-24T10:00:00.000Z"}}
+    return {
+        "idOperator": OPERATOR,
+        "message": {
+            "idMessage": str(uuid.uuid4()),
+            "author": {"role": "visitor"},
+            "payload": {"contentType": "text", "value": "Hi"},
+            "createdAt": "2026-11-24T10:00:00.000Z",
+        },
+    }
 
 
 def paths_in(document, prefix=()):
@@ -218,36 +280,58 @@ def test_broken_bodies_get_a_4xx_naming_the_problem(bot, data, how, value):
     if endpoint == "messages":
         document, method, path = valid_message_body(), "POST", f"/conversations/{uuid.uuid4()}/messages"
     elif endpoint == "conversations":
-        document, method, path = {"idOperator": OPERATOR, "idConversation": str(uuid.uuid4()), "history": []}, \
-            "POST", "/conversations"
+        document, method, path = (
+            {"idOperator": OPERATOR, "idConversation": str(uuid.uuid4()), "history": []},
+            "POST",
+            "/conversations",
+        )
     else:
         document, method, path = {"external": {"idBot": bot.scenarios[0]}}, "PUT", f"/bots/ha-{uuid.uuid4().hex}"
     where = data.draw(st.sampled_from(list(paths_in(document))))
     sent = broken(document, where, how, value)
     response = send(bot, method, path, encode(sent))
-    check_answer(response, {"messages": "message.response", "conversations": "conversation.response",
-                            "bot.save": "bot.response"}[endpoint])
+    check_answer(
+        response,
+        {"messages": "message.response", "conversations": "conversation.response", "bot.save": "bot.response"}[
+            endpoint
+        ],
+    )
     # the wire model says whether the change broke the body: then a 400 must say so, else it is served
-    problems = wire.problems({"messages": "message.request", "conversations": "conversation.request",
-                              "bot.save": "bot.request"}[endpoint], sent)
+    problems = wire.problems(
+        {"messages": "message.request", "conversations": "conversation.request", "bot.save": "bot.request"}[endpoint],
+        sent,
+    )
     if problems:
         assert response.status_code == 400, (problems, response.text)
     else:
         # ...or refused for what it names, when the change named an operator or scenario the bot lacks
-        assert response.status_code < 300 or response.json()["error"] in ("unknown operator", "unknown scenario"), \
+        assert response.status_code < 300 or response.json()["error"] in ("unknown operator", "unknown scenario"), (
             response.text
+        )
 
 
-@given(body=st.one_of(
-    st.binary(max_size=300),  # mostly invalid UTF-8 and invalid JSON
-    st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(500, 50_000)),  # deep nesting
-    st.builds(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth, st.integers(500, 20_000)),
-    st.builds(lambda n: encode({"idOperator": OPERATOR, "idConversation": "c", "history": [{}] * n}),
-              st.integers(10_000, 300_000)),  # a huge array
-    st.sampled_from([b"", b"null", b"[]", b'"text"', b"1e999", b"{}", b'{"idOperator": "\\ud800"}']),
-), content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded",
-                                 "application/json; charset=latin-1", None]),
-   endpoint=st.sampled_from(["/conversations", "/conversations/c-1/messages", f"/bots/{OPERATOR}"]))
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),  # mostly invalid UTF-8 and invalid JSON
+        st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(500, 50_000)),  # deep nesting
+        st.builds(lambda depth: b'{"a":' * depth + b"1" + b"}" * depth, st.integers(500, 20_000)),
+        st.builds(
+            lambda n: encode({"idOperator": OPERATOR, "idConversation": "c", "history": [{}] * n}),
+            st.integers(10_000, 300_000),
+        ),  # a huge array
+        st.sampled_from([b"", b"null", b"[]", b'"text"', b"1e999", b"{}", b'{"idOperator": "\\ud800"}']),
+    ),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=latin-1",
+            None,
+        ]
+    ),
+    endpoint=st.sampled_from(["/conversations", "/conversations/c-1/messages", f"/bots/{OPERATOR}"]),
+)
 def test_garbage_bodies_and_content_types_get_a_4xx_naming_the_problem(bot, body, content_type, endpoint):
     CASES["cases"] += 1
     method = "PUT" if endpoint.startswith("/bots/") else "POST"
@@ -256,9 +340,20 @@ def test_garbage_bodies_and_content_types_get_a_4xx_naming_the_problem(bot, body
     check_answer(response, None)
 
 
-@given(operator=st.one_of(ids, st.just("")), method=st.sampled_from(["GET", "DELETE", "PATCH"]),
-       endpoint=st.sampled_from(["/availability-strategies", "/bots/{}/conversation-first-messages", "/bots/{}",
-                                 "/external-bots", "/conversations/{}/messages", "/{}"]))
+@given(
+    operator=st.one_of(ids, st.just("")),
+    method=st.sampled_from(["GET", "DELETE", "PATCH"]),
+    endpoint=st.sampled_from(
+        [
+            "/availability-strategies",
+            "/bots/{}/conversation-first-messages",
+            "/bots/{}",
+            "/external-bots",
+            "/conversations/{}/messages",
+            "/{}",
+        ]
+    ),
+)
 def test_unknown_operators_paths_and_methods_get_a_json_4xx(bot, operator, method, endpoint):
     CASES["cases"] += 1
     assume(operator or "{}" not in endpoint)  # an empty path segment is another route, drawn on its own

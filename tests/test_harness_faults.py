@@ -57,6 +57,7 @@ FAULTS = {
 
 # --- a broken bot ------------------------------------------------------------------------------
 
+
 class BrokenBot(RecordingBot):
     """Answers every call with ``mode``; with ``set_up_works``, operators are saved and read properly;
     with ``greeting_works``, ``GET /external-bots`` and the greeting are answered properly too."""
@@ -76,10 +77,19 @@ class BrokenBot(RecordingBot):
             self.misbehave(handler)
 
     def operator(self, handler, id_operator: str, settings: dict) -> None:
-        self.send(handler, 200, json.dumps({
-            "idOperator": id_operator, "external": {"idBot": "shop", "editorUrl": "https://bot.example.com/shop"},
-            "distributionRules": settings.get("distributionRules", []),
-            "createdAt": "2026-01-05T09:00:00.000Z", "updatedAt": "2026-01-05T09:00:00.000Z"}).encode())
+        self.send(
+            handler,
+            200,
+            json.dumps(
+                {
+                    "idOperator": id_operator,
+                    "external": {"idBot": "shop", "editorUrl": "https://bot.example.com/shop"},
+                    "distributionRules": settings.get("distributionRules", []),
+                    "createdAt": "2026-01-05T09:00:00.000Z",
+                    "updatedAt": "2026-01-05T09:00:00.000Z",
+                }
+            ).encode(),
+        )
 
     def misbehave(self, handler) -> None:
         mode = self.mode
@@ -109,7 +119,6 @@ class BrokenBot(RecordingBot):
                     handler.wfile.flush()
 
 
-
 @contextlib.contextmanager
 def broken_bot(mode: str, set_up_works: bool = False, greeting_works: bool = False):
     bot = BrokenBot(mode, set_up_works, greeting_works)
@@ -122,39 +131,106 @@ def broken_bot(mode: str, set_up_works: bool = False, greeting_works: bool = Fal
 @pytest.fixture
 def low_budget(monkeypatch):
     """The replay's clients hold BUDGET instead of iAdvize's 10 s (and 2 s for the greeting)."""
-    monkeypatch.setattr(replay_module, "BotClient", functools.partial(BotClient, budget=BUDGET,
-                                                                      first_messages_budget=BUDGET))
+    monkeypatch.setattr(
+        replay_module, "BotClient", functools.partial(BotClient, budget=BUDGET, first_messages_budget=BUDGET)
+    )
 
 
 # --- recordings ----------------------------------------------------------------------------------
 
-def line(operator: str, conversation: str | None, seq: int, endpoint: str, method: str, path: str, request,
-         response, sent_at: str) -> dict:
-    return {"v": 1, "conversation": conversation, "operator": operator, "seq": seq, "endpoint": endpoint,
-            "method": method, "path": path, "request": request, "status": 200, "response": response,
-            "sent_at": sent_at, "latency_ms": 12.5, "error": None}
+
+def line(
+    operator: str,
+    conversation: str | None,
+    seq: int,
+    endpoint: str,
+    method: str,
+    path: str,
+    request,
+    response,
+    sent_at: str,
+) -> dict:
+    return {
+        "v": 1,
+        "conversation": conversation,
+        "operator": operator,
+        "seq": seq,
+        "endpoint": endpoint,
+        "method": method,
+        "path": path,
+        "request": request,
+        "status": 200,
+        "response": response,
+        "sent_at": sent_at,
+        "latency_ms": 12.5,
+        "error": None,
+    }
 
 
 def set_up_line(operator: str, minute: int) -> dict:
-    return line(operator, None, 0, "bot.save", "PUT", f"/bots/{operator}",
-                {"name": "Shop", "distributionRules": [], "external": {"idBot": "shop"}}, None,
-                f"2026-01-05T10:{minute:02d}:00.000Z")
+    return line(
+        operator,
+        None,
+        0,
+        "bot.save",
+        "PUT",
+        f"/bots/{operator}",
+        {"name": "Shop", "distributionRules": [], "external": {"idBot": "shop"}},
+        None,
+        f"2026-01-05T10:{minute:02d}:00.000Z",
+    )
 
 
 def conversation_lines(operator: str, conversation: str, minute: int) -> list[dict]:
     """A short conversation: the greeting asked for, the chat routed to the bot, one visitor message."""
     at = f"2026-01-05T10:{minute:02d}"
-    answer = {"idConversation": conversation, "idOperator": operator, "replies": [],
-              "createdAt": f"{at}:01.000Z", "updatedAt": f"{at}:01.000Z"}
-    visitor = {"idMessage": f"{conversation}-m1", "author": {"role": "visitor"},
-               "payload": {"contentType": "text", "value": "Where is my order?"}, "createdAt": f"{at}:05.000Z"}
+    answer = {
+        "idConversation": conversation,
+        "idOperator": operator,
+        "replies": [],
+        "createdAt": f"{at}:01.000Z",
+        "updatedAt": f"{at}:01.000Z",
+    }
+    visitor = {
+        "idMessage": f"{conversation}-m1",
+        "author": {"role": "visitor"},
+        "payload": {"contentType": "text", "value": "Where is my order?"},
+        "createdAt": f"{at}:05.000Z",
+    }
     return [
-        line(operator, conversation, 0, "first-messages", "GET", f"/bots/{operator}/conversation-first-messages",
-             None, {"replies": []}, f"{at}:00.000Z"),
-        line(operator, conversation, 1, "conversations", "POST", "/conversations",
-             {"idOperator": operator, "idConversation": conversation, "history": []}, answer, f"{at}:01.000Z"),
-        line(operator, conversation, 2, "messages", "POST", f"/conversations/{conversation}/messages",
-             {"idOperator": operator, "message": visitor}, answer, f"{at}:05.000Z"),
+        line(
+            operator,
+            conversation,
+            0,
+            "first-messages",
+            "GET",
+            f"/bots/{operator}/conversation-first-messages",
+            None,
+            {"replies": []},
+            f"{at}:00.000Z",
+        ),
+        line(
+            operator,
+            conversation,
+            1,
+            "conversations",
+            "POST",
+            "/conversations",
+            {"idOperator": operator, "idConversation": conversation, "history": []},
+            answer,
+            f"{at}:01.000Z",
+        ),
+        line(
+            operator,
+            conversation,
+            2,
+            "messages",
+            "POST",
+            f"/conversations/{conversation}/messages",
+            {"idOperator": operator, "message": visitor},
+            answer,
+            f"{at}:05.000Z",
+        ),
     ]
 
 
@@ -188,16 +264,19 @@ def rows(path: Path) -> list[dict]:
 def cli(*args: str, timeout: float = 120) -> tuple[subprocess.CompletedProcess, float]:
     env = {k: v for k, v in os.environ.items() if k != "IADVIZE_SECRET"}
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                            timeout=timeout, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    )
     return result, time.monotonic() - started
 
 
 # --- replay, the function ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", FAULTS)
 def test_replay_against_a_broken_bot_writes_each_failed_call_as_a_row_that_names_the_fault(
-        mode, low_budget, tmp_path, capsys):
+    mode, low_budget, tmp_path, capsys
+):
     recorded = [set_up_line("ha-100001", 0), *conversation_lines("ha-100001", "conv-a", 1)]
     path = write_recording(tmp_path / "rec.jsonl", recorded)
     out = tmp_path / "out"
@@ -205,8 +284,12 @@ def test_replay_against_a_broken_bot_writes_each_failed_call_as_a_row_that_names
         summary = replay([path], bot.url, out)
 
     calls = [x["endpoint"] for x in recorded if x["conversation"]]  # greeting, routing, the visitor's message
-    assert bot.requests == [("PUT", "/bots/ha-100001"), ("GET", "/bots/ha-100001/conversation-first-messages"),
-                            ("POST", "/conversations"), ("POST", "/conversations/conv-a/messages")]
+    assert bot.requests == [
+        ("PUT", "/bots/ha-100001"),
+        ("GET", "/bots/ha-100001/conversation-first-messages"),
+        ("POST", "/conversations"),
+        ("POST", "/conversations/conv-a/messages"),
+    ]
     greeting, *broken = rows(out / "exchanges.parquet")
     assert [x["endpoint"] for x in [greeting, *broken]] == calls
     assert (greeting["status"], greeting["error"], greeting["same"]) == (200, None, True)
@@ -220,18 +303,23 @@ def test_replay_against_a_broken_bot_writes_each_failed_call_as_a_row_that_names
     if mode == "html":  # what came, short: its content type and its text, not the page
         assert all(x["error"] == f"{NOT_JSON} (text/html: Bad gateway)" for x in broken)
     if mode == "invalid-json":
-        assert all(x["error"] == f'{NOT_JSON} (application/json: {{"replies": [{{"type": "message",)'
-                   for x in broken)
+        assert all(x["error"] == f'{NOT_JSON} (application/json: {{"replies": [{{"type": "message",)' for x in broken)
     assert [(c["conversation"], c["turns"]) for c in rows(out / "conversations.parquet")] == [("conv-a", 1)]
-    assert (summary.conversations, summary.exchanges, summary.failed, summary.skipped,
-            summary.failed_conversations) == (1, len(calls), len(broken), [], [])
+    assert (
+        summary.conversations,
+        summary.exchanges,
+        summary.failed,
+        summary.skipped,
+        summary.failed_conversations,
+    ) == (1, len(calls), len(broken), [], [])
     assert f"{len(broken)} calls failed" in str(summary)
     assert capsys.readouterr() == ("", "")  # library code prints nothing
 
 
 @pytest.mark.parametrize("mode", ["hang", "trickle", "close", "invalid-json"])
 def test_an_operator_the_broken_bot_cannot_set_up_is_tried_once_and_each_conversation_reported(
-        mode, low_budget, tmp_path, capsys):
+    mode, low_budget, tmp_path, capsys
+):
     recorded = two_operators(3)
     path = write_recording(tmp_path / "rec.jsonl", recorded)
     told: list[str] = []
@@ -242,19 +330,32 @@ def test_an_operator_the_broken_bot_cannot_set_up_is_tried_once_and_each_convers
     where = first_lines(recorded)
     assert summary.skipped == []  # the recording is sound: these conversations failed, they are not corrupt
     assert sorted((c.file, c.line) for c in summary.failed_conversations) == sorted(
-        (str(path), n) for n in where.values())
+        (str(path), n) for n in where.values()
+    )
     expected = FAULTS[mode].format(budget=BUDGET)
     for failed in summary.failed_conversations:
         assert where[failed.conversation] == failed.line
-        method, operator = ("PUT", "ha-1") if failed.conversation.startswith("one") else (
-            "PUT" if mode == "invalid-json" else "GET", "ha-2")
+        method, operator = (
+            ("PUT", "ha-1")
+            if failed.conversation.startswith("one")
+            else ("PUT" if mode == "invalid-json" else "GET", "ha-2")
+        )
         assert failed.why.startswith(f"operator {operator} could not be set up: {method} /bots/{operator}: {expected}")
     assert capsys.readouterr() == ("", "")  # library code prints nothing: the lines go to on_skipped
-    told_of = [c for c in where if any(r.startswith(f"failed {path}:{where[c]}: conversation {c} not replayed: "
-                                                    "operator ") and expected in r for r in told)]
+    told_of = [
+        c
+        for c in where
+        if any(
+            r.startswith(f"failed {path}:{where[c]}: conversation {c} not replayed: operator ") and expected in r
+            for r in told
+        )
+    ]
     if mode == "invalid-json":  # both set-ups failed alike (PUT, not JSON): one reason, five told
-        assert (len(told), told_of, grouped.rest()) == (5, list(where)[:5], [
-            f"... and 1 more like it: its operator could not be set up: bot.save: {NOT_JSON} (application/json)"])
+        assert (len(told), told_of, grouped.rest()) == (
+            5,
+            list(where)[:5],
+            [f"... and 1 more like it: its operator could not be set up: bot.save: {NOT_JSON} (application/json)"],
+        )
     else:  # one reason per operator (its PUT, its GET), three conversations each: all told
         assert (len(told), told_of, grouped.rest()) == (len(where), list(where), [])
     calls = sorted(bot.requests)
@@ -269,14 +370,14 @@ def test_an_operator_the_broken_bot_cannot_set_up_is_tried_once_and_each_convers
 
 # --- replay, the command -------------------------------------------------------------------------
 
+
 def progress_lines_only(stderr: str) -> bool:
     """Nothing on stderr but progress (plain lines: it is not a terminal), if the run lasted long enough."""
     return "\r" not in stderr and all(PROGRESS.match(line) for line in stderr.splitlines())
 
 
 @pytest.mark.parametrize("mode", ["close", "html", "invalid-json", "huge"])
-def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and_prints_no_traceback(
-        mode, tmp_path):
+def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and_prints_no_traceback(mode, tmp_path):
     recorded = [set_up_line("ha-100001", 0), *conversation_lines("ha-100001", "conv-a", 1)]
     path = write_recording(tmp_path / "rec.jsonl", recorded)
     out = tmp_path / "out"
@@ -289,7 +390,9 @@ def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and
     assert result.stdout.splitlines() == [
         f"replayed 1 conversations, {broken + 1} exchanges: {broken} replies differ from the recording; "
         f"{broken} calls failed (see the error and status columns)",
-        str(out / "exchanges.parquet"), str(out / "conversations.parquet")]
+        str(out / "exchanges.parquet"),
+        str(out / "conversations.parquet"),
+    ]
     errors = [x["error"] for x in rows(out / "exchanges.parquet")]
     assert errors[0] is None
     assert all(e.startswith(FAULTS[mode].format(budget=BUDGET_SECONDS)) for e in errors[1:]), errors
@@ -314,22 +417,30 @@ def test_the_replay_command_gives_a_hanging_bot_up_after_two_calls_over_budget(m
     # different endpoints, one of them a conversation's, so the whole bot was given up: no set-up was sent
     assert bot.requests == [("GET", "/external-bots"), ("POST", "/conversations")]
     reported = result.stderr.splitlines()
-    assert (f"given up: the bot stopped answering (2 calls in a row on different endpoints with {NO_ANSWER_WITHIN} "
-            "the budget): 2 further calls were not made") in reported
-    not_sent = "could not be set up: {call}: not sent: the bot was given up after 2 calls in a row with " \
-               f"{NO_ANSWER_WITHIN} the budget"
-    why = {"one": "operator ha-1 " + not_sent.format(call="PUT /bots/ha-1"),
-           "two": "operator ha-2 " + not_sent.format(call="GET /bots/ha-2")}
+    assert (
+        f"given up: the bot stopped answering (2 calls in a row on different endpoints with {NO_ANSWER_WITHIN} "
+        "the budget): 2 further calls were not made"
+    ) in reported
+    not_sent = (
+        "could not be set up: {call}: not sent: the bot was given up after 2 calls in a row with "
+        f"{NO_ANSWER_WITHIN} the budget"
+    )
+    why = {
+        "one": "operator ha-1 " + not_sent.format(call="PUT /bots/ha-1"),
+        "two": "operator ha-2 " + not_sent.format(call="GET /bots/ha-2"),
+    }
     where = first_lines(recorded)
     assert [r for r in reported if r.startswith("failed ")] == [
         f"failed {path}:{where[c]}: conversation {c} not replayed: {why[c.split('-')[0]]}"
-        for c in ("one-0", "two-0", "one-1", "two-1")]
+        for c in ("one-0", "two-0", "one-1", "two-1")
+    ]
     # progress as it went (stderr is not a terminal: plain lines); the set-up alone outlasts the first seconds
     assert "\r" not in result.stderr and any(PROGRESS.match(r) for r in reported), reported
     assert result.stdout.splitlines() == [
         "replayed 0 conversations, 0 exchanges: 0 replies differ from the recording; 4 conversations failed "
         "(not replayed, so not in the tables)",
-        f"no conversation could be replayed: nothing written, {out} left as it was"]
+        f"no conversation could be replayed: nothing written, {out} left as it was",
+    ]
     assert sorted(p.name for p in out.iterdir()) == ["exchanges.parquet"]
     assert (out / "exchanges.parquet").read_bytes() == b"an earlier run"
 
@@ -348,7 +459,8 @@ def sample_conversations(count: int) -> tuple[list[str], list[list[str]]]:
 
 
 def test_the_replay_command_reports_a_corrupt_line_and_a_cut_gzip_with_file_and_line_and_replays_the_rest(
-        make_bot, tmp_path):
+    make_bot, tmp_path
+):
     set_up, (a, b, d, c) = sample_conversations(4)
     folder = tmp_path / "recordings"
     folder.mkdir()
@@ -385,18 +497,28 @@ def test_the_replay_command_refuses_what_it_cannot_use_in_one_line(tmp_path):
     blocked, _ = cli("replay", str(recording), "--provider-url", "http://127.0.0.1:9", "--out", str(in_the_way))
     assert blocked.returncode == 2
     assert blocked.stderr == f"error: cannot write the tables in {in_the_way}: it is a file, not a folder\n"
-    missing, _ = cli("replay", str(tmp_path / "none.jsonl"), "--provider-url", "http://127.0.0.1:9",
-                     "--out", str(tmp_path / "out"))
+    missing, _ = cli(
+        "replay", str(tmp_path / "none.jsonl"), "--provider-url", "http://127.0.0.1:9", "--out", str(tmp_path / "out")
+    )
     assert missing.returncode == 2 and missing.stderr == f"error: no recording at {tmp_path / 'none.jsonl'}\n"
 
 
 # --- check and verify, the commands ------------------------------------------------------------
 
 # the bot's fault -> check's finding: its message, and the start of its evidence
-BROKEN_FOR_CHECK = {"close": (f"no answer from the bot: {HUNG_UP}", ""),
-                    "invalid-json": (NOT_JSON, 'application/json: {"replies": [{"type": "message",')}
-SEVEN = {"external-bots", "bot.save", "bot.read", "availability-strategies", "first-messages", "conversations",
-         "messages"}
+BROKEN_FOR_CHECK = {
+    "close": (f"no answer from the bot: {HUNG_UP}", ""),
+    "invalid-json": (NOT_JSON, 'application/json: {"replies": [{"type": "message",'),
+}
+SEVEN = {
+    "external-bots",
+    "bot.save",
+    "bot.read",
+    "availability-strategies",
+    "first-messages",
+    "conversations",
+    "messages",
+}
 
 
 @pytest.mark.parametrize("mode", BROKEN_FOR_CHECK)
@@ -415,8 +537,12 @@ def test_the_check_command_reports_a_broken_bot_once_per_endpoint_and_exits_1(mo
     message, evidence = BROKEN_FOR_CHECK[mode]
     assert all(f["message"].startswith(message) and f["evidence"].startswith(evidence) for f in errors)
     assert {f["rule"] for f in report["findings"]} == {"http-error", "unsupported-payload-crash"}
-    assert {path.split("/")[-1] for _, path in bot.requests} >= {"external-bots", "conversation-first-messages",
-                                                                 "conversations", "messages"}  # all still tried
+    assert {path.split("/")[-1] for _, path in bot.requests} >= {
+        "external-bots",
+        "conversation-first-messages",
+        "conversations",
+        "messages",
+    }  # all still tried
 
 
 def test_the_verify_command_reports_a_bot_hanging_up_mid_answer_on_each_interaction():

@@ -23,8 +23,19 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIPPED = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", "instance",
-                                 ".pytest_cache", ".ruff_cache", "results", "report.html")
+SKIPPED = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "__pycache__",
+    "*.egg-info",
+    "build",
+    "dist",
+    "instance",
+    ".pytest_cache",
+    ".ruff_cache",
+    "results",
+    "report.html",
+)
 INSTALL_SECONDS = 900  # a cold pip cache downloads the analysis stack (pandas, pyarrow, matplotlib, jupyter)
 RUN_SECONDS = 300
 
@@ -33,8 +44,14 @@ pytestmark = pytest.mark.slow
 
 def run(command: list, cwd: Path, timeout: float = RUN_SECONDS, env: dict | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("IADVIZE_SECRET", "PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**clean, **(env or {})})
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, **(env or {})},
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
@@ -55,8 +72,13 @@ def wheel(tmp_path_factory) -> Path:
 
 def venv(folder: Path, requirement: str) -> Path:
     ok(run([sys.executable, "-m", "venv", folder], folder.parent))
-    ok(run([folder / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            requirement], folder.parent, INSTALL_SECONDS))
+    ok(
+        run(
+            [folder / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+            folder.parent,
+            INSTALL_SECONDS,
+        )
+    )
     return folder / "bin"
 
 
@@ -79,10 +101,16 @@ def test_the_wheel_and_the_sdist_carry_the_data_the_commands_read(wheel, tmp_pat
     import zipfile
 
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("harness/data/pacts/iadvize-platform-external-bot.json", "harness/data/openapi.yaml",
-                    "harness/data/schemas/message.request.json", "harness/data/notebooks/replay-conversations.ipynb",
-                    "harness/data/notebooks/data/sample.jsonl.gz", "reference_bot/scenarios/order-assistant.yaml",
-                    "reference_bot/scripts/handover.convo.yaml", "reference_bot/README.md"):
+    for shipped in (
+        "harness/data/pacts/iadvize-platform-external-bot.json",
+        "harness/data/openapi.yaml",
+        "harness/data/schemas/message.request.json",
+        "harness/data/notebooks/replay-conversations.ipynb",
+        "harness/data/notebooks/data/sample.jsonl.gz",
+        "reference_bot/scenarios/order-assistant.yaml",
+        "reference_bot/scripts/handover.convo.yaml",
+        "reference_bot/README.md",
+    ):
         assert shipped in names, shipped
     assert not any(name.startswith(("tests/", "contracts/", "benchmarks/")) for name in names)
 
@@ -104,8 +132,9 @@ def test_the_core_install_runs_a_folder_of_conversation_scripts_with_pytest(core
     assert result.returncode == 0 and f"{shipped} passed" in result.stdout, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("command", "extra"), [("replay", "analysis"), ("report", "analysis"), ("demo", "analysis"),
-                                                ("load", "load")])
+@pytest.mark.parametrize(
+    ("command", "extra"), [("replay", "analysis"), ("report", "analysis"), ("demo", "analysis"), ("load", "load")]
+)
 def test_a_command_of_a_missing_extra_says_which_to_install_in_one_line(core, tmp_path, command, extra):
     result = run([core / "iadvize-harness", command, *(["x.jsonl"] if command == "replay" else [])], tmp_path)
     assert result.returncode == 2 and result.stdout == ""
@@ -133,8 +162,9 @@ def rendered(page: Path, tmp_path: Path) -> str:
 
     chromium = shutil.which("chromium")
     assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
-    dom = run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-              tmp_path)
+    dom = run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()], tmp_path
+    )
     return ok(dom)
 
 
@@ -167,8 +197,15 @@ states:
 def started(command: list, cwd: Path) -> tuple[subprocess.Popen, str]:
     """A server started in its own process group, and the URL it prints once it listens."""
     clean = {k: v for k, v in os.environ.items() if k not in ("IADVIZE_SECRET", "PYTHONPATH", "VIRTUAL_ENV")}
-    process = subprocess.Popen([str(part) for part in command], cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=clean, start_new_session=True)
+    process = subprocess.Popen(
+        [str(part) for part in command],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean,
+        start_new_session=True,
+    )
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + 60

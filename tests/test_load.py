@@ -94,8 +94,15 @@ def assert_the_bot_answered_at_least_what_locust_counted(rows: dict[str, dict], 
 def test_load_on_the_embedded_bot_is_signed_shaped_like_iadvize_and_within_budget(tmp_path):
     out = io.StringIO()
     with EmbeddedBot(secret=SECRET, workers=2) as bot:
-        outcome = run(bot.url, operators=3, duration=SECONDS, secret=SECRET, csv_prefix=str(tmp_path / "run"),
-                      out=out, **FAST)
+        outcome = run(
+            bot.url,
+            operators=3,
+            duration=SECONDS,
+            secret=SECRET,
+            csv_prefix=str(tmp_path / "run"),
+            say=lambda line: print(line, file=out),
+            **FAST,
+        )
         log = bot.log_path.read_text(encoding="utf-8")
     report = outcome.report()
     assert outcome.passed, report
@@ -103,13 +110,21 @@ def test_load_on_the_embedded_bot_is_signed_shaped_like_iadvize_and_within_budge
     calls = requests_of(log)
     operators = saved_operators(calls)
     assert len(operators) == 3 and len(set(operators)) == 3
-    assert f"3 operators polled every second, 120 conversations per minute ({FAST_VISITOR_USERS} visitors)" \
+    assert (
+        f"3 operators polled every second, 120 conversations per minute ({FAST_VISITOR_USERS} visitors)"
         in out.getvalue()
+    )
 
     # what Locust was given and decided: the plan, one process polling all the operators
-    assert outcome.plan == {"operators": operators, "workers": 1, "conversations_per_minute": 120,
-                            "think_time": [0.2, 0.5], "messages": 3, "visitors": FAST_VISITOR_USERS,
-                            "pacing": FAST_PACING}
+    assert outcome.plan == {
+        "operators": operators,
+        "workers": 1,
+        "conversations_per_minute": 120,
+        "think_time": [0.2, 0.5],
+        "messages": 3,
+        "visitors": FAST_VISITOR_USERS,
+        "pacing": FAST_PACING,
+    }
     [process] = outcome.processes
     assert process["worker"] == 0 and process["operators"] == operators
     assert len(process["poll_phases"]) == 3 and all(0 <= phase < 1 for phase in process["poll_phases"])
@@ -121,11 +136,11 @@ def test_load_on_the_embedded_bot_is_signed_shaped_like_iadvize_and_within_budge
     load_calls = [call for call in calls if endpoint(call)]
     assert all(call["status"] not in (401, 403) for call in calls), [c for c in calls if c["status"] in (401, 403)]
     assert load_calls and all(call["status"] == 200 for call in load_calls), [
-        c for c in load_calls if c["status"] != 200]
+        c for c in load_calls if c["status"] != 200
+    ]
     assert {load_process(call) for call in load_calls} == {0}
     # every saved operator polled, none other
-    assert {call["idOperator"] for call in load_calls if endpoint(call) == "availability-strategies"} \
-        == set(operators)
+    assert {call["idOperator"] for call in load_calls if endpoint(call) == "availability-strategies"} == set(operators)
     # each chat as iAdvize opens it: the greeting of the operator, then POST /conversations, then its messages
     greeted, opened, chats = Counter(), Counter(), {}
     for call in load_calls:
@@ -170,8 +185,7 @@ class Recorder:
 def test_load_reports_its_progress_while_locust_runs():
     progress = Recorder()
     with LoopbackServer(third_party_bot.make_app(SECRET)) as server:
-        outcome = run(server.url, operators=1, duration=2, secret=SECRET, out=io.StringIO(), progress=progress,
-                      **FAST)
+        outcome = run(server.url, operators=1, duration=2, secret=SECRET, progress=progress, **FAST)
     assert outcome.passed, outcome.report()
     *updates, last = progress.calls
     assert last == "done" and "done" not in updates  # once, after the last update
@@ -189,9 +203,27 @@ def test_errors_and_broken_budgets_are_reported_and_fail_the_run(tmp_path, capsy
     with LoopbackServer(app) as server:
         # one message a chat: 4 visitors opening a chat every 2 s, so that every visitor's first chat
         # starts early in the run, and reaches its message after its greeting timed out
-        code = main(["load", "--provider-url", server.url, "--secret", SECRET, "--operators", "1",
-                     "--duration", str(SECONDS), "--csv", str(tmp_path / "run"), "--think-time", "0.2-0.5",
-                     "--messages", "1", "--conversations-per-minute", "120"])
+        code = main(
+            [
+                "load",
+                "--provider-url",
+                server.url,
+                "--secret",
+                SECRET,
+                "--operators",
+                "1",
+                "--duration",
+                str(SECONDS),
+                "--csv",
+                str(tmp_path / "run"),
+                "--think-time",
+                "0.2-0.5",
+                "--messages",
+                "1",
+                "--conversations-per-minute",
+                "120",
+            ]
+        )
     out = capsys.readouterr().out
     assert code == 1
     rows = stats(tmp_path / "run")
@@ -210,8 +242,10 @@ def test_a_refused_secret_is_one_line(capsys):
         code = main(["load", "--provider-url", server.url, "--secret", "not-the-secret", "--duration", "1"])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.splitlines() == ["error: the bot refuses this secret (GET /external-bots answered 403): check "
-                                "--secret or IADVIZE_SECRET against the secret of the bot's iAdvize app"]
+    assert err.splitlines() == [
+        "error: the bot refuses this secret (GET /external-bots answered 403): check "
+        "--secret or IADVIZE_SECRET against the secret of the bot's iAdvize app"
+    ]
 
 
 def test_a_bot_that_cannot_be_set_up_is_a_clear_error(capsys):
@@ -259,11 +293,27 @@ def test_distributed_each_worker_polls_its_own_share_of_the_operators(tmp_path):
     env = {**os.environ, "IADVIZE_SECRET": SECRET}
     out = io.StringIO()
     with EmbeddedBot(secret=SECRET, workers=1) as bot, ThreadPoolExecutor(1) as pool:
-        master = pool.submit(run, bot.url, operators=5, duration=SECONDS, secret=SECRET,
-                             csv_prefix=str(tmp_path / "run"), expect_workers=2, master_port=port, out=out, **FAST)
-        workers = [subprocess.Popen([sys.executable, "-m", "harness.cli", "load", "--worker", "--master-port",
-                                     str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-                   for _ in range(2)]
+        master = pool.submit(
+            run,
+            bot.url,
+            operators=5,
+            duration=SECONDS,
+            secret=SECRET,
+            csv_prefix=str(tmp_path / "run"),
+            expect_workers=2,
+            master_port=port,
+            say=lambda line: print(line, file=out),
+            **FAST,
+        )
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "harness.cli", "load", "--worker", "--master-port", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+            for _ in range(2)
+        ]
         try:
             outcome = master.result(timeout=300)  # a hang guard only: run() gives up on its own long before
             for worker in workers:

@@ -16,29 +16,44 @@ def at(text: str) -> pd.Timestamp:
 @pytest.fixture
 def exchanges():
     # first-messages: 100, 300, 2500 ms   messages: 200, 400, 600, 12000 ms (one recorded latency missing)
-    return pd.DataFrame({
-        "endpoint": ["first-messages"] * 3 + ["messages"] * 4,
-        "sent_at": [at("2026-11-16 10:00"), at("2026-11-16 11:00"), at("2026-11-17 10:00"),
-                    at("2026-11-16 10:00"), at("2026-11-16 10:30"), at("2026-11-17 09:00"), at("2026-11-17 10:00")],
-        "latency_ms": [1.0, 1.0, 1.0, 1.0, 400.0, 1.0, 1.0],
-        "recorded_latency_ms": [100.0, 300.0, 2500.0, 200.0, None, 600.0, 12000.0],
-        "same": [True, True, True, True, False, True, None],
-    })
+    return pd.DataFrame(
+        {
+            "endpoint": ["first-messages"] * 3 + ["messages"] * 4,
+            "sent_at": [
+                at("2026-11-16 10:00"),
+                at("2026-11-16 11:00"),
+                at("2026-11-17 10:00"),
+                at("2026-11-16 10:00"),
+                at("2026-11-16 10:30"),
+                at("2026-11-17 09:00"),
+                at("2026-11-17 10:00"),
+            ],
+            "latency_ms": [1.0, 1.0, 1.0, 1.0, 400.0, 1.0, 1.0],
+            "recorded_latency_ms": [100.0, 300.0, 2500.0, 200.0, None, 600.0, 12000.0],
+            "same": [True, True, True, True, False, True, None],
+        }
+    )
 
 
 @pytest.fixture
 def conversations():
-    return pd.DataFrame({
-        "started_at": [at("2026-11-16 10:00"), at("2026-11-16 12:00"), at("2026-11-17 10:00"),
-                       at("2026-11-17 11:00")],
-        "first_message": ["Hi", "agent please", "Hi", "agent please"],
-        "outcome": ["resolved", "escalated", "transfer failed", "escalated"],
-        "asked_for_human": [False, True, True, True],
-        "transfer": [None, "succeeded", "failed", "succeeded"],
-        "time_to_escalation_s": [None, 12.0, 30.0, 6.0],
-        "escalation_turn": [None, 1, 2, 1],
-        "escalation_step": [None, "(greeting)", "What can I do for you?", "(greeting)"],
-    })
+    return pd.DataFrame(
+        {
+            "started_at": [
+                at("2026-11-16 10:00"),
+                at("2026-11-16 12:00"),
+                at("2026-11-17 10:00"),
+                at("2026-11-17 11:00"),
+            ],
+            "first_message": ["Hi", "agent please", "Hi", "agent please"],
+            "outcome": ["resolved", "escalated", "transfer failed", "escalated"],
+            "asked_for_human": [False, True, True, True],
+            "transfer": [None, "succeeded", "failed", "succeeded"],
+            "time_to_escalation_s": [None, 12.0, 30.0, 6.0],
+            "escalation_turn": [None, 1, 2, 1],
+            "escalation_step": [None, "(greeting)", "What can I do for you?", "(greeting)"],
+        }
+    )
 
 
 def test_latency_percentiles_per_endpoint(exchanges):
@@ -106,12 +121,14 @@ def test_the_fast_percentiles_agree_with_a_pandas_groupby_on_random_data():
     """The metrics select per group instead of sorting everything: same numbers as pandas' groupby."""
     generator = np.random.default_rng(3)
     rows = 5_000
-    frame = pd.DataFrame({
-        "endpoint": generator.choice(["messages", "first-messages", "conversations"], rows),
-        "sent_at": at("2026-11-16") + pd.to_timedelta(generator.integers(0, 3 * 86400, rows), unit="s"),
-        "latency_ms": generator.lognormal(5, 1, rows),
-        "recorded_latency_ms": np.where(generator.random(rows) < 0.1, np.nan, generator.lognormal(5, 1, rows)),
-    })
+    frame = pd.DataFrame(
+        {
+            "endpoint": generator.choice(["messages", "first-messages", "conversations"], rows),
+            "sent_at": at("2026-11-16") + pd.to_timedelta(generator.integers(0, 3 * 86400, rows), unit="s"),
+            "latency_ms": generator.lognormal(5, 1, rows),
+            "recorded_latency_ms": np.where(generator.random(rows) < 0.1, np.nan, generator.lognormal(5, 1, rows)),
+        }
+    )
     frame.loc[frame.sample(50, random_state=1).index, "latency_ms"] = np.nan  # a replay without an answer
     frame.loc[frame.sample(20, random_state=2).index, "sent_at"] = pd.NaT
     ms = frame["recorded_latency_ms"].fillna(frame["latency_ms"])
@@ -123,8 +140,9 @@ def test_the_fast_percentiles_agree_with_a_pandas_groupby_on_random_data():
     assert table["calls"].to_dict() == frame["endpoint"].value_counts().to_dict()
     over_time = metrics.latency_over_time(frame, "6h")
     by_period = ms.groupby(frame["sent_at"].dt.floor("6h"))
-    pd.testing.assert_series_equal(over_time["p95"], by_period.quantile(0.95), check_names=False,
-                                   check_index_type=False)  # nanoseconds or microseconds: same instants
+    pd.testing.assert_series_equal(
+        over_time["p95"], by_period.quantile(0.95), check_names=False, check_index_type=False
+    )  # nanoseconds or microseconds: same instants
     assert over_time["calls"].tolist() == by_period.size().tolist() and len(over_time) == 12
 
 

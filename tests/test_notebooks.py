@@ -20,9 +20,17 @@ from harness.traffic.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, repla
 from .conftest import ROOT, LoopbackServer
 
 SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 pytestmark = pytest.mark.slow
 
 
@@ -71,7 +79,8 @@ def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path
     page = build(results, tmp_path / "report.html", progress=lambda text, step: steps.append((text, step)))
     page = page.read_text(encoding="utf-8")
     assert steps == [(f"report: executing {name} ({n} of 2)", name) for n, name in enumerate(NOTEBOOKS, 1)] + [
-        ("report: exporting the HTML page", "export")]
+        ("report: exporting the HTML page", "export")
+    ]
     assert "unknown parameter" not in caplog.text  # each notebook is given the parameters it declares
     assert page.count('src="data:image/png;base64,') == 6  # every chart of both notebooks, embedded
     assert "import " not in page and "metrics.load" not in page  # code cells hidden
@@ -83,8 +92,19 @@ def test_the_report_opens_in_headless_chromium_and_shows_its_charts(results, tmp
     assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
     page = build(results, tmp_path / "report.html")
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1100,3000",
-                    f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=90, check=True)
+    subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1100,3000",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=True,
+    )
     pixels = imread(shot)[:, :, :3]
     assert pixels.shape[:2] == (3000, 1100)
     ink = (pixels.mean(axis=2) < 0.5).mean(axis=1)  # dark pixels per row: text, axes, bars
@@ -112,9 +132,14 @@ def test_a_report_of_nothing_says_so(tmp_path):
 def test_the_report_command_prints_no_kernel_warning(tmp_path):
     """Run as a user runs it (from the repository, the committed sample): the page, and nothing to worry about."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "IADVIZE_SECRET")}
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "report", "--limit", "20", "--out",
-                             str(tmp_path / "report.html")], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                            env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", "--limit", "20", "--out", str(tmp_path / "report.html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     lines = (result.stdout + result.stderr).splitlines()
     assert [line for line in lines if "warning" in line.lower()] == [], lines
@@ -128,6 +153,10 @@ def test_the_report_command_prints_no_kernel_warning(tmp_path):
 def test_replay_refuses_a_concurrency_of_zero():
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "replay", "x.jsonl", "--concurrency", "0"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "replay", "x.jsonl", "--concurrency", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and "must be a whole number of 1 or more, got '0'" in result.stderr

@@ -23,8 +23,9 @@ from . import test_fuzz  # its hypothesis profiles (ci, fuzz) and its count of r
 
 # A body may fit the description yet name a scenario the bot does not have: the description
 # documents 422 for that, which schemathesis does not expect of valid data unless told.
-CONFIG = schemathesis.config.SchemathesisConfig.from_dict({"checks": {"positive_data_acceptance": {
-    "expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]}}})
+CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
+    {"checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "422", "429"]}}}
+)
 SCHEMA = schemathesis.openapi.from_path(Path(__file__).parents[1] / "contracts" / "openapi.yaml", config=CONFIG)
 pytestmark = pytest.mark.slow
 

@@ -30,9 +30,13 @@ def spec_bot() -> Flask:
     app.config["received"] = received
 
     def envelope(replies):
-        return jsonify(idConversation=request.view_args.get("cid", request.get_json().get("idConversation")),
-                       idOperator="ha-1", replies=replies, createdAt="2026-11-24T10:00:00Z",
-                       updatedAt="2026-11-24T10:00:00Z")
+        return jsonify(
+            idConversation=request.view_args.get("cid", request.get_json().get("idConversation")),
+            idOperator="ha-1",
+            replies=replies,
+            createdAt="2026-11-24T10:00:00Z",
+            updatedAt="2026-11-24T10:00:00Z",
+        )
 
     @app.get("/bots/<op>/conversation-first-messages")
     def greeting(op):
@@ -49,14 +53,33 @@ def spec_bot() -> Flask:
         if message["author"]["role"] == "operator" or message["payload"]["value"] == "Hello?":
             return envelope([])
         if message["payload"]["value"] == "Hi":
-            return envelope([wait("seconds", 1), text("How are you?", quickReplies=[
-                {"contentType": "text/quick-reply", "value": "Fine"}, {"contentType": "text/quick-reply",
-                                                                        "value": "Bad"}]),
-                wait("minutes", 3), text("Are you there?")])
-        return envelope([wait("seconds", 1), text("Transferring you"),
-                         {"type": "transfer", "distributionRule": RULE,
-                          "transferOptions": {"timeout": {"unit": "seconds", "value": 20}}},
-                         text("Nobody is free, sorry"), {"type": "close"}])
+            return envelope(
+                [
+                    wait("seconds", 1),
+                    text(
+                        "How are you?",
+                        quickReplies=[
+                            {"contentType": "text/quick-reply", "value": "Fine"},
+                            {"contentType": "text/quick-reply", "value": "Bad"},
+                        ],
+                    ),
+                    wait("minutes", 3),
+                    text("Are you there?"),
+                ]
+            )
+        return envelope(
+            [
+                wait("seconds", 1),
+                text("Transferring you"),
+                {
+                    "type": "transfer",
+                    "distributionRule": RULE,
+                    "transferOptions": {"timeout": {"unit": "seconds", "value": 20}},
+                },
+                text("Nobody is free, sorry"),
+                {"type": "close"},
+            ]
+        )
 
     return app
 
@@ -74,27 +97,38 @@ def platform(url, available):
 
 def run_example(url, available):
     simulated = platform(url, available)
-    chat = simulated.open_chat("conv-1")                      # 1. the visitor opens the chat: greeting
-    simulated.start(chat)                                     # 2. "Hi" -> POST /conversations, then 7.
-    simulated.visitor_says(chat, "Hi")                        # 3. await 1 s, "How are you?", await 3 min...
-    simulated.visitor_says(chat, "Fine", after=30)            # 5. within 3 min: "Are you there?" dropped
-    simulated.wait(chat, 120)                                 # 7. the transfer's outcome plays out
+    chat = simulated.open_chat("conv-1")  # 1. the visitor opens the chat: greeting
+    simulated.start(chat)  # 2. "Hi" -> POST /conversations, then 7.
+    simulated.visitor_says(chat, "Hi")  # 3. await 1 s, "How are you?", await 3 min...
+    simulated.visitor_says(chat, "Fine", after=30)  # 5. within 3 min: "Are you there?" dropped
+    simulated.wait(chat, 120)  # 7. the transfer's outcome plays out
     return chat
 
 
 def test_the_example_with_a_successful_transfer(bot):
     server, received = bot
     chat = run_example(server.url, available=True)
-    assert chat.shown == ["Hello, I'm the shop's bot.", "How are you?  [Fine] [Bad]", "Transferring you",
-                          "Hello, this is Sam from the support team. How can I help?"]
+    assert chat.shown == [
+        "Hello, I'm the shop's bot.",
+        "How are you?  [Fine] [Bad]",
+        "Transferring you",
+        "Hello, this is Sam from the support team. How can I help?",
+    ]
     dropped = [e.text for e in chat.events if e.kind == "dropped"]
-    assert dropped == ["Are you there? (the visitor wrote first)", "Nobody is free, sorry (the transfer succeeded)",
-                       "(closes the conversation) (the transfer succeeded)"]
+    assert dropped == [
+        "Are you there? (the visitor wrote first)",
+        "Nobody is free, sorry (the transfer succeeded)",
+        "(closes the conversation) (the transfer succeeded)",
+    ]
     assert chat.transfer == "succeeded" and chat.closed is None
     # 4. every message the bot posted came back to it as an operator message, and so did the human's
-    assert received == [("visitor", "Hi"), ("operator", "How are you?"), ("visitor", "Fine"),
-                        ("operator", "Transferring you"),
-                        ("operator", "Hello, this is Sam from the support team. How can I help?")]
+    assert received == [
+        ("visitor", "Hi"),
+        ("operator", "How are you?"),
+        ("visitor", "Fine"),
+        ("operator", "Transferring you"),
+        ("operator", "Hello, this is Sam from the support team. How can I help?"),
+    ]
     times = {e.text: e.at for e in chat.events if e.kind in ("shown", "visitor")}
     assert times["How are you?  [Fine] [Bad]"] == 1.0 and times["Fine"] == 30.0
     assert times["Transferring you"] == 31.0
@@ -141,8 +175,8 @@ def test_a_visitor_writing_during_a_failing_transfer_does_not_cancel_what_follow
     chat = simulated.open_chat("conv-2")
     simulated.start(chat)
     simulated.visitor_says(chat, "Hi")
-    simulated.visitor_says(chat, "Fine", after=30)      # transfer asked at 31 s, 20 s to find a human
-    simulated.visitor_says(chat, "Hello?", after=8)     # at 38 s: the transfer is not an await
+    simulated.visitor_says(chat, "Fine", after=30)  # transfer asked at 31 s, 20 s to find a human
+    simulated.visitor_says(chat, "Hello?", after=8)  # at 38 s: the transfer is not an await
     simulated.wait(chat, 60)
     failed = next(e for e in chat.events if e.kind == "transfer" and "failed" in e.text)
     apology = next(e for e in chat.events if e.text == "Nobody is free, sorry")

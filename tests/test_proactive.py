@@ -58,9 +58,12 @@ def test_the_token_is_fetched_once_and_reused_until_it_expires():
 @responses.activate
 def test_the_mutation_uses_the_preview_header_the_bearer_token_and_an_integer_chatbot_id():
     responses.add(token_reply())
-    graphql = responses.add(responses.POST, GRAPHQL_URL, json=SENT_OK,
-                            match=[matchers.header_matcher({"Accept": PREVIEW_ACCEPT,
-                                                            "Authorization": "Bearer tok-1"})])
+    graphql = responses.add(
+        responses.POST,
+        GRAPHQL_URL,
+        json=SENT_OK,
+        match=[matchers.header_matcher({"Accept": PREVIEW_ACCEPT, "Authorization": "Bearer tok-1"})],
+    )
     GraphQLClient(API, "u", "p").send_text("ha-456678", "c0ffee-conv", 'He said "hi"\nbye')
     assert graphql.call_count == 1
     request = graphql.calls[0].request
@@ -74,8 +77,9 @@ def test_the_mutation_uses_the_preview_header_the_bearer_token_and_an_integer_ch
 @responses.activate
 def test_sd_operators_go_to_the_sd_platform():
     responses.add(token_reply())
-    graphql = responses.add(responses.POST, GRAPHQL_URL, json=SENT_OK,
-                            match=[matchers.query_param_matcher({"platform": "sd"})])
+    graphql = responses.add(
+        responses.POST, GRAPHQL_URL, json=SENT_OK, match=[matchers.query_param_matcher({"platform": "sd"})]
+    )
     GraphQLClient(API, "u", "p").send_text("sd-1234", "conv", "hello")
     assert graphql.call_count == 1
 
@@ -103,14 +107,18 @@ def test_a_refused_token_is_forgotten_so_the_next_try_logs_in_again():
 @responses.activate
 def test_user_errors_are_not_retried():
     responses.add(token_reply())
-    responses.add(responses.POST, GRAPHQL_URL, json={"data": {"chatbotMessageSend": {
-        "userErrors": [{"__typename": "ConversationClosed"}]}}})
+    responses.add(
+        responses.POST,
+        GRAPHQL_URL,
+        json={"data": {"chatbotMessageSend": {"userErrors": [{"__typename": "ConversationClosed"}]}}},
+    )
     with pytest.raises(ProactiveError, match="ConversationClosed") as raised:
         GraphQLClient(API, "u", "p").send_text("ha-1", "conv", "x")
     assert not raised.value.retryable
 
 
 # --- a slow scenario step through the app and its outbox ------------------------------------
+
 
 @pytest.fixture
 def bot(make_bot):

@@ -99,11 +99,27 @@ def test_the_recordings_of_the_proxy_and_of_the_bot_itself_replay_to_the_same_re
 
 
 def test_the_command_refuses_a_bad_upstream(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "proxy", "--upstream", "ftp://x", "--record",
-                             str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "proxy",
+            "--upstream",
+            "ftp://x",
+            "--record",
+            str(tmp_path),
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2 and result.stderr.splitlines()[-1] == (
         "iadvize-harness proxy: error: argument --upstream: must be a URL starting with http:// or https://, "
-        "got 'ftp://x'")
+        "got 'ftp://x'"
+    )
     assert result.stdout == ""
 
 
@@ -114,6 +130,7 @@ def test_a_hanging_bot_spoils_only_its_own_call_and_odd_bodies_are_handled(tmp_p
     from flask import Flask, request
 
     from harness.traffic import proxy as proxy_module
+
     monkeypatch.setattr(proxy_module, "TIMEOUT_SECONDS", 0.5)
     app = Flask("upstream")
     app.add_url_rule("/hang", "hang", lambda: (clock.sleep(2), "late")[1])

@@ -27,9 +27,21 @@ def test_the_committed_recording_schema_is_the_one_the_code_checks():
 def test_the_writer_starts_a_new_file_every_hour(tmp_path):
     now = [1_700_000_000.0]
     writer = RecordingWriter(tmp_path, clock=lambda: now[0])
-    line = {"v": 1, "conversation": "c", "operator": "ha-1", "seq": 0, "endpoint": "messages", "method": "POST",
-            "path": "/conversations/c/messages", "request": None, "status": 200, "response": {},
-            "sent_at": "2023-11-14T22:13:20.000Z", "latency_ms": 3.5, "error": None}
+    line = {
+        "v": 1,
+        "conversation": "c",
+        "operator": "ha-1",
+        "seq": 0,
+        "endpoint": "messages",
+        "method": "POST",
+        "path": "/conversations/c/messages",
+        "request": None,
+        "status": 200,
+        "response": {},
+        "sent_at": "2023-11-14T22:13:20.000Z",
+        "latency_ms": 3.5,
+        "error": None,
+    }
     writer.write(line)
     now[0] += 3600
     writer.write({**line, "seq": 1})
@@ -42,8 +54,19 @@ def test_the_writer_starts_a_new_file_every_hour(tmp_path):
 def test_corrupt_lines_are_reported_with_file_and_line_and_the_rest_is_read(tmp_path):
     good = next(line for line in read([SAMPLE]) if line["conversation"])
     path = tmp_path / "mixed.jsonl"
-    path.write_text("\n".join([json.dumps(good), "{not json", json.dumps({**good, "v": 2}),
-                               json.dumps({**good, "seq": -1}), json.dumps(good)]) + "\n", encoding="utf-8")
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                "{not json",
+                json.dumps({**good, "v": 2}),
+                json.dumps({**good, "seq": -1}),
+                json.dumps(good),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     found = list(read([path]))
     assert [type(x).__name__ for x in found] == ["dict", "Corrupt", "Corrupt", "Corrupt", "dict"]
     assert [str(x) for x in found if isinstance(x, Corrupt)] == [
@@ -82,8 +105,11 @@ def test_the_committed_sample_is_a_week_of_varied_conversations():
     assert len(days) >= 7
     latencies = pd.Series([line["latency_ms"] for line in lines])
     assert latencies.quantile(0.99) > 5 * latencies.median()  # a heavy tail
-    payloads = {json.dumps(line["request"]["message"]["payload"]["contentType"]) for line in lines
-                if line["endpoint"] == "messages"}
+    payloads = {
+        json.dumps(line["request"]["message"]["payload"]["contentType"])
+        for line in lines
+        if line["endpoint"] == "messages"
+    }
     assert '"file"' in payloads
     replies = [r["type"] for line in lines for r in (line["response"] or {}).get("replies", [])]
     assert {"await", "message", "transfer", "close"} <= set(replies)
@@ -109,9 +135,16 @@ def test_replaying_the_sample_against_the_reference_bot_reproduces_it(make_bot, 
 def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_path):
     def reworded(turn):
         said = answer(turn)
-        return Answer([{**r, "payload": {"contentType": "text", "value": "How may I help?"}}
-                       if r.get("payload", {}).get("value") == "What can I do for you?" else r
-                       for r in said.replies], said.state, said.proactive)
+        return Answer(
+            [
+                {**r, "payload": {"contentType": "text", "value": "How may I help?"}}
+                if r.get("payload", {}).get("value") == "What can I do for you?"
+                else r
+                for r in said.replies
+            ],
+            said.state,
+            said.proactive,
+        )
 
     with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL, DIALOGUE=reworded)) as server:
         summary = replay([SAMPLE], server.url, tmp_path, limit=40)
@@ -174,8 +207,9 @@ def test_without_a_recorded_set_up_the_bot_s_operator_is_read_not_overwritten(ma
     rules = [{"id": "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607", "label": "Customer service"}]
     with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
         client = BotClient(server.url)
-        saved = client.save_bot("ha-424242", {"name": "Staging bot", "distributionRules": rules,
-                                              "external": {"idBot": "order-assistant"}})
+        saved = client.save_bot(
+            "ha-424242", {"name": "Staging bot", "distributionRules": rules, "external": {"idBot": "order-assistant"}}
+        )
         summary = replay([path], server.url, tmp_path / "out")
         assert client.bot("ha-424242") == saved  # untouched
     assert summary.conversations >= 4 and summary.differences == 0
@@ -193,6 +227,7 @@ def test_an_odd_conversation_is_skipped_with_its_place_and_the_rest_replayed(mak
     assert summary.skipped == [] and len(summary.failed_conversations) == 1
     failed = summary.failed_conversations[0]
     assert failed.why.startswith("AttributeError: ") and str(failed).startswith(
-        f"{path}:{failed.line}: conversation {records[odd]['conversation']} not replayed: AttributeError: ")
+        f"{path}:{failed.line}: conversation {records[odd]['conversation']} not replayed: AttributeError: "
+    )
     assert failed.file == str(path) and summary.conversations >= 3
     assert "1 conversations failed" in str(summary)

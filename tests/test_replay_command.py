@@ -27,8 +27,10 @@ from .conftest import ROOT, LoopbackServer, RecordingBot
 from .test_harness_faults import conversation_lines, set_up_line, write_recording
 
 PUBLIC_URL = "https://bot.example.com"
-ERROR_PAGE = b"<!doctype html><html><head><title>500 Internal Server Error</title></head><body><h1>Internal " \
-             b"Server Error</h1><p>The server encountered an internal error.</p></body></html>"
+ERROR_PAGE = (
+    b"<!doctype html><html><head><title>500 Internal Server Error</title></head><body><h1>Internal "
+    b"Server Error</h1><p>The server encountered an internal error.</p></body></html>"
+)
 SCENARIOS = json.dumps([{"idBot": "shop", "name": "Shop"}]).encode()
 
 
@@ -53,9 +55,15 @@ class Bot(RecordingBot):
 
 
 def operator_body(path: str) -> bytes:
-    return json.dumps({"idOperator": path.rsplit("/", 1)[1], "external": {"idBot": "shop", "editorUrl": PUBLIC_URL},
-                       "distributionRules": [], "createdAt": "2026-01-05T09:00:00.000Z",
-                       "updatedAt": "2026-01-05T09:00:00.000Z"}).encode()
+    return json.dumps(
+        {
+            "idOperator": path.rsplit("/", 1)[1],
+            "external": {"idBot": "shop", "editorUrl": PUBLIC_URL},
+            "distributionRules": [],
+            "createdAt": "2026-01-05T09:00:00.000Z",
+            "updatedAt": "2026-01-05T09:00:00.000Z",
+        }
+    ).encode()
 
 
 def lists_scenarios_then_errs(method: str, path: str):
@@ -81,9 +89,19 @@ def hangs_on_starting_conversations(method: str, path: str):
     if path.endswith("/conversation-first-messages"):
         return 200, b'{"replies": []}', "application/json"
     if path.endswith("/messages"):
-        return 200, json.dumps({"idConversation": path.split("/")[2], "idOperator": "ha-1", "replies": [],
-                                "createdAt": "2026-01-05T10:00:00.000Z",
-                                "updatedAt": "2026-01-05T10:00:00.000Z"}).encode(), "application/json"
+        return (
+            200,
+            json.dumps(
+                {
+                    "idConversation": path.split("/")[2],
+                    "idOperator": "ha-1",
+                    "replies": [],
+                    "createdAt": "2026-01-05T10:00:00.000Z",
+                    "updatedAt": "2026-01-05T10:00:00.000Z",
+                }
+            ).encode(),
+            "application/json",
+        )
     return sets_up_then_errs(method, path)
 
 
@@ -96,10 +114,12 @@ def sets_up_then_hangs(method: str, path: str):
 
 # --- helpers ----------------------------------------------------------------------------------
 
+
 def run(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "IADVIZE_SECRET"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT
+    )
 
 
 def earlier_results(folder: Path) -> dict[str, bytes]:
@@ -128,14 +148,22 @@ def many_operators(count: int) -> list[dict]:
 
 # --- said once ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("secret", ["not-the-secret", None])
 def test_a_refused_signature_is_one_error_line_exit_2_and_earlier_results_untouched(secret, make_bot, tmp_path):
     path = write_recording(tmp_path / "rec.jsonl", one_operator(3))
     out = tmp_path / "results"
     before = earlier_results(out)
     with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL, IADVIZE_SECRET="the-app-secret")) as server:
-        result = run("replay", str(path), "--provider-url", server.url, "--out", str(out),
-                     *(["--secret", secret] if secret else []))
+        result = run(
+            "replay",
+            str(path),
+            "--provider-url",
+            server.url,
+            "--out",
+            str(out),
+            *(["--secret", secret] if secret else []),
+        )
 
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
@@ -143,11 +171,15 @@ def test_a_refused_signature_is_one_error_line_exit_2_and_earlier_results_untouc
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == result.stderr.splitlines()  # nothing else said: not one line per conversation
     if secret:
-        assert errors == ["error: the bot refuses this secret (GET /external-bots answered 401): check --secret "
-                          "or IADVIZE_SECRET against the secret of the bot's iAdvize app"]
+        assert errors == [
+            "error: the bot refuses this secret (GET /external-bots answered 401): check --secret "
+            "or IADVIZE_SECRET against the secret of the bot's iAdvize app"
+        ]
     else:
-        assert errors == ["error: the bot refuses unsigned calls (GET /external-bots answered 401): pass --secret "
-                          "or set IADVIZE_SECRET"]
+        assert errors == [
+            "error: the bot refuses unsigned calls (GET /external-bots answered 401): pass --secret "
+            "or set IADVIZE_SECRET"
+        ]
     assert contents(out) == before
 
 
@@ -164,6 +196,7 @@ def test_a_bot_that_cannot_be_reached_is_one_error_line_and_out_is_not_created(t
 
 # --- no conversation replayed: exit 1, nothing replaced ------------------------------------------
 
+
 def test_a_bot_that_fails_every_set_up_exits_1_says_failed_and_leaves_earlier_results(tmp_path):
     path = write_recording(tmp_path / "rec.jsonl", many_operators(8))
     out = tmp_path / "results"
@@ -176,16 +209,21 @@ def test_a_bot_that_fails_every_set_up_exits_1_says_failed_and_leaves_earlier_re
     assert result.stdout.splitlines() == [
         "replayed 0 conversations, 0 exchanges: 0 replies differ from the recording; "
         "8 conversations failed (not replayed, so not in the tables)",
-        f"no conversation could be replayed: nothing written, {out} left as it was"]
+        f"no conversation could be replayed: nothing written, {out} left as it was",
+    ]
     failed = [line for line in result.stderr.splitlines() if line.startswith("failed ")]
     page = "text/html: 500 Internal Server Error / Internal Server Error"  # the page's title and first line
     assert len(failed) == 5  # the first five for this reason...
     for n, line in enumerate(failed):
-        assert line == (f"failed {path}:{3 * n + 1}: conversation chat-{n} not replayed: operator ha-{n + 1} could "
-                        f"not be set up: PUT /bots/ha-{n + 1}: answered 500: {page}")
+        assert line == (
+            f"failed {path}:{3 * n + 1}: conversation chat-{n} not replayed: operator ha-{n + 1} could "
+            f"not be set up: PUT /bots/ha-{n + 1}: answered 500: {page}"
+        )
     # ...then one line for the rest
-    assert "... and 3 more like it: its operator could not be set up: bot.save: answered 500 (text/html)" in \
-        result.stderr.splitlines()
+    assert (
+        "... and 3 more like it: its operator could not be set up: bot.save: answered 500 (text/html)"
+        in result.stderr.splitlines()
+    )
     assert "<html" not in result.stderr and "<title" not in result.stderr
     assert contents(out) == before  # no temporary left behind either
 
@@ -201,8 +239,11 @@ def test_a_bot_that_answers_no_conversation_call_exits_1_and_leaves_earlier_resu
     assert "3 conversations failed" in result.stdout
     failed = sorted(line for line in result.stderr.splitlines() if line.startswith("failed "))
     assert len(failed) == 3
-    assert all(" not replayed: none of its 3 calls was answered; the first: GET /bots/ha-1/conversation-first-"
-               "messages: answered 500: text/html: 500 Internal Server Error" in line for line in failed), failed
+    assert all(
+        " not replayed: none of its 3 calls was answered; the first: GET /bots/ha-1/conversation-first-"
+        "messages: answered 500: text/html: 500 Internal Server Error" in line
+        for line in failed
+    ), failed
     assert contents(out) == before
 
 
@@ -215,8 +256,9 @@ BUDGET = 0.5
 
 @pytest.fixture
 def low_budget(monkeypatch):
-    monkeypatch.setattr(replay_module, "BotClient", functools.partial(BotClient, budget=BUDGET,
-                                                                      first_messages_budget=BUDGET))
+    monkeypatch.setattr(
+        replay_module, "BotClient", functools.partial(BotClient, budget=BUDGET, first_messages_budget=BUDGET)
+    )
 
 
 def test_once_the_bot_is_given_up_no_call_is_made_and_each_conversation_fails_at_once(low_budget, tmp_path):
@@ -227,23 +269,33 @@ def test_once_the_bot_is_given_up_no_call_is_made_and_each_conversation_fails_at
         summary = replay([path], bot.url, tmp_path / "out", concurrency=1, on_skipped=grouped, give_up=give_up)
 
     # the set-up answered; chat-0's greeting and start went over budget, one endpoint after the other
-    assert bot.requests == [("PUT", "/bots/ha-1"), ("GET", "/bots/ha-1/conversation-first-messages"),
-                            ("POST", "/conversations")]
+    assert bot.requests == [
+        ("PUT", "/bots/ha-1"),
+        ("GET", "/bots/ha-1/conversation-first-messages"),
+        ("POST", "/conversations"),
+    ]
     assert give_up.timeouts == {"first-messages": 1, "conversations": 1}
     assert give_up.given_up == {"*": 1 + 7 * 3}  # chat-0's message, then every call of the seven others
-    assert summary.given_up == [f"the bot stopped answering (2 calls in a row on different endpoints with "
-                                f"{NO_ANSWER_WITHIN} the budget): 22 further calls were not made"]
+    assert summary.given_up == [
+        f"the bot stopped answering (2 calls in a row on different endpoints with "
+        f"{NO_ANSWER_WITHIN} the budget): 22 further calls were not made"
+    ]
     assert (summary.conversations, summary.exchanges, len(summary.failed_conversations)) == (0, 0, 8)
     first, *others = summary.failed_conversations
-    assert first.why == (f"none of its 3 calls was answered; the first: GET /bots/ha-1/conversation-first-messages: "
-                         f"{NO_ANSWER_WITHIN} the 0.5 s iAdvize waits")
-    given_up = f"none of its calls was made: the bot was given up after 2 calls in a row with {NO_ANSWER_WITHIN} " \
-               "the budget"
+    assert first.why == (
+        f"none of its 3 calls was answered; the first: GET /bots/ha-1/conversation-first-messages: "
+        f"{NO_ANSWER_WITHIN} the 0.5 s iAdvize waits"
+    )
+    given_up = (
+        f"none of its calls was made: the bot was given up after 2 calls in a row with {NO_ANSWER_WITHIN} the budget"
+    )
     assert {o.why for o in others} == {given_up} and [o.conversation for o in others] == [
-        f"chat-{n}" for n in range(1, 8)]
-    assert told == [f"failed {path}:2: conversation chat-0 not replayed: {first.why}",
-                    *(f"failed {path}:{3 * n + 2}: conversation chat-{n} not replayed: {given_up}"
-                      for n in range(1, 6))]
+        f"chat-{n}" for n in range(1, 8)
+    ]
+    assert told == [
+        f"failed {path}:2: conversation chat-0 not replayed: {first.why}",
+        *(f"failed {path}:{3 * n + 2}: conversation chat-{n} not replayed: {given_up}" for n in range(1, 6)),
+    ]
     assert grouped.rest() == [f"... and 2 more like it: {given_up}"]
     assert list((tmp_path / "out").iterdir()) == []  # nothing replayed: no table, no temporary
 
@@ -259,11 +311,16 @@ def test_calls_not_sent_are_rows_counted_failed_and_never_compared(low_budget, t
     timed_out = f"{NO_ANSWER_WITHIN} the {BUDGET:g} s iAdvize waits"
     not_sent = f"not sent: conversations was given up after 2 calls in a row with {NO_ANSWER_WITHIN} the budget"
     assert [(x["conversation"], x["error"], x["same"]) for x in starts] == [
-        ("chat-0", timed_out, False), ("chat-1", timed_out, False), ("chat-2", not_sent, None),
-        ("chat-3", not_sent, None)]  # a call not made is neither the same as its recording nor different
+        ("chat-0", timed_out, False),
+        ("chat-1", timed_out, False),
+        ("chat-2", not_sent, None),
+        ("chat-3", not_sent, None),
+    ]  # a call not made is neither the same as its recording nor different
     assert all(x["same"] for x in exchanges if x["endpoint"] != "conversations")  # the rest answered as recorded
     assert (summary.conversations, summary.exchanges, summary.failed, summary.not_sent) == (4, 12, 4, 2)
-    assert summary.given_up == [f"conversations: 2 calls with {NO_ANSWER_WITHIN} the {BUDGET:g} s budget: given up "
-                                "after 2 in a row, 2 further calls not made"]
+    assert summary.given_up == [
+        f"conversations: 2 calls with {NO_ANSWER_WITHIN} the {BUDGET:g} s budget: given up "
+        "after 2 in a row, 2 further calls not made"
+    ]
     assert "4 calls failed, 2 of them not sent" in str(summary)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["conversations.parquet", "exchanges.parquet"]

@@ -61,13 +61,16 @@ def test_the_order_assistant_transfers_with_a_timeout_then_apologises_and_closes
     kinds = [r["type"] for r in replies]
     at = kinds.index("transfer")
     assert 15 <= timeout_seconds(replies[at]["transferOptions"]["timeout"]) <= 60
-    assert kinds[at + 1:] == ["message", "close"]
+    assert kinds[at + 1 :] == ["message", "close"]
     assert replies[at - 1]["type"] == "await"  # messages are separated by awaits
 
 
 def test_the_order_assistant_answers_non_text_payloads_politely():
-    result = step(ORDERS, "menu", {"contentType": "file", "fileName": "a.png", "mimeType": "image/png",
-                                   "url": "https://x.example/a.png"})
+    result = step(
+        ORDERS,
+        "menu",
+        {"contentType": "file", "fileName": "a.png", "mimeType": "image/png", "url": "https://x.example/a.png"},
+    )
     assert result.state == "menu"
     assert "only read text" in result.replies[0]["payload"]["value"]
 
@@ -94,7 +97,8 @@ def test_an_unmatched_message_gets_the_fallback_and_stays():
 def test_a_slow_state_answers_with_its_holding_message_and_defers_the_rest():
     result = step(ORDERS, "ask_order_number", TEXT("123456"))
     assert [r["payload"]["value"] for r in result.replies] == [
-        "Thanks! Let me look that order up in our system, it takes a few seconds."]
+        "Thanks! Let me look that order up in our system, it takes a few seconds."
+    ]
     assert result.deferred[0]["payload"]["value"].startswith("Found it")
 
 
@@ -133,7 +137,8 @@ def load_error(tmp_path, text) -> ScenarioError:
 
 def test_the_minimal_scenario_loads(tmp_path):
     assert load_file(write(tmp_path, MINIMAL)).states["a"].replies == (
-        {"type": "message", "payload": {"contentType": "text", "value": "Hi"}},)
+        {"type": "message", "payload": {"contentType": "text", "value": "Hi"}},
+    )
 
 
 def test_invalid_yaml_is_reported_with_its_line(tmp_path):
@@ -210,9 +215,23 @@ def test_a_bad_scenario_stops_the_app_at_start_up(tmp_path):
 
 def test_serve_refuses_a_bad_scenario_with_the_file_path_and_problem(tmp_path):
     write(tmp_path, MINIMAL.replace('"Hi"', "y" * 500))
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--scenarios",
-                             str(tmp_path), "--db", str(tmp_path / "db.sqlite3")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "serve",
+            "--port",
+            "0",
+            "--scenarios",
+            str(tmp_path),
+            "--db",
+            str(tmp_path / "db.sqlite3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "bot.yaml: states.a.replies[0].text: message is 500 characters" in result.stderr
     assert "Traceback" not in result.stderr
@@ -225,16 +244,27 @@ def test_the_example_in_the_template_readme_is_a_valid_scenario(tmp_path):
     assert step(example, "ask", TEXT("Lyon please")).state == "lyon"
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"REFERENCE_BOT_MAX_BODY_BYTES": "lots"},
-     "error: REFERENCE_BOT_MAX_BODY_BYTES must be a whole number, got 'lots'"),
-    ({"REFERENCE_BOT_SCENARIOS": "/nonexistent/scenarios"},
-     "error: /nonexistent/scenarios: (top level): scenario directory does not exist"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        (
+            {"REFERENCE_BOT_MAX_BODY_BYTES": "lots"},
+            "error: REFERENCE_BOT_MAX_BODY_BYTES must be a whole number, got 'lots'",
+        ),
+        (
+            {"REFERENCE_BOT_SCENARIOS": "/nonexistent/scenarios"},
+            "error: /nonexistent/scenarios: (top level): scenario directory does not exist",
+        ),
+    ],
+)
 def test_serve_refuses_bad_settings_with_the_variable_named(tmp_path, env, message):
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--db",
-                             str(tmp_path / "db.sqlite3")], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--db", str(tmp_path / "db.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
     assert (result.returncode, result.stderr.strip()) == (2, message)
 
 

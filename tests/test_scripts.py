@@ -21,64 +21,96 @@ def write(tmp_path, text, name="t.convo.yaml"):
     return path
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\n", "steps: a script is a mapping with a non-empty list of steps"),
-    ("steps: [{visitor: Hi, expect: {text_contain: Hi}}]\n", "steps[0].expect.text_contain: unknown expectation"),
-    ("steps: [{wait: soon}]\n", "steps[0].wait: must be a duration such as 800ms, 5s or 3min, got 'soon'"),
-    ("steps: [{visitor: Hi, wait: 1s}]\n", "steps[0]: a step has exactly one of visitor, payload or wait"),
-    ("steps: [{visitor: Hi, expect: {jsonpath: {'$.[': 1}}}]\n", "steps[0].expect.jsonpath: '$.[' is not JSONPath"),
-    ("steps: [{payload: {fileName: a}}]\n", "steps[0].payload: not a payload a visitor can send"),
-    ("steps: [{visitor: Hi}]\nscenaro: x\n", "scenaro: unknown key"),
-    ("operator: [1]\nsteps: [{visitor: Hi}]\n", "operator: must be a mapping"),
-    ("operator: {distributionRules: [abc]}\nsteps: [{visitor: Hi}]\n", "operator.distributionRules: must be a list"),
-    ("steps: [{visitor: Hi, expect: {text_matches: '('}}]\n", "steps[0].expect.text_matches: not a regular expr"),
-    ("steps: [{visitor: Hi, expect: {within_ms: '1000'}}]\n", "steps[0].expect.within_ms: must be a number"),
-    ("steps: [{visitor: Hi, expect: {quick_replies: 'Yes'}}]\n", "steps[0].expect.quick_replies: must be a list"),
-    ("steps: [{visitor: Hi, expect: {close: 'yes'}}]\n", "steps[0].expect.close: must be true or false"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\n", "steps: a script is a mapping with a non-empty list of steps"),
+        ("steps: [{visitor: Hi, expect: {text_contain: Hi}}]\n", "steps[0].expect.text_contain: unknown expectation"),
+        ("steps: [{wait: soon}]\n", "steps[0].wait: must be a duration such as 800ms, 5s or 3min, got 'soon'"),
+        ("steps: [{visitor: Hi, wait: 1s}]\n", "steps[0]: a step has exactly one of visitor, payload or wait"),
+        ("steps: [{visitor: Hi, expect: {jsonpath: {'$.[': 1}}}]\n", "steps[0].expect.jsonpath: '$.[' is not JSONPath"),
+        ("steps: [{payload: {fileName: a}}]\n", "steps[0].payload: not a payload a visitor can send"),
+        ("steps: [{visitor: Hi}]\nscenaro: x\n", "scenaro: unknown key"),
+        ("operator: [1]\nsteps: [{visitor: Hi}]\n", "operator: must be a mapping"),
+        (
+            "operator: {distributionRules: [abc]}\nsteps: [{visitor: Hi}]\n",
+            "operator.distributionRules: must be a list",
+        ),
+        ("steps: [{visitor: Hi, expect: {text_matches: '('}}]\n", "steps[0].expect.text_matches: not a regular expr"),
+        ("steps: [{visitor: Hi, expect: {within_ms: '1000'}}]\n", "steps[0].expect.within_ms: must be a number"),
+        ("steps: [{visitor: Hi, expect: {quick_replies: 'Yes'}}]\n", "steps[0].expect.quick_replies: must be a list"),
+        ("steps: [{visitor: Hi, expect: {close: 'yes'}}]\n", "steps[0].expect.close: must be true or false"),
+    ],
+)
 def test_a_bad_script_is_refused_with_its_place(tmp_path, text, message):
     with pytest.raises(ScriptError) as raised:
         load_script(write(tmp_path, text))
     assert message in str(raised.value) and str(raised.value).startswith(str(tmp_path))
 
 
-REPLIES = {"replies": [
-    {"type": "message", "payload": {"contentType": "text", "value": "Here are our offers:"},
-     "quickReplies": [{"contentType": "text/quick-reply", "value": "More"}]},
-    {"type": "await", "duration": {"unit": "seconds", "value": 1}},
-    {"type": "message", "payload": {"contentType": "bundle/card", "cards": [{"title": "A"}, {"title": "B"}]}},
-    {"type": "transfer", "distributionRule": "r1", "transferOptions": {"timeout": {"unit": "seconds", "value": 30}}},
-    {"type": "message", "payload": {"contentType": "text", "value": "Nobody is free"}},
-    {"type": "close"},
-]}
+REPLIES = {
+    "replies": [
+        {
+            "type": "message",
+            "payload": {"contentType": "text", "value": "Here are our offers:"},
+            "quickReplies": [{"contentType": "text/quick-reply", "value": "More"}],
+        },
+        {"type": "await", "duration": {"unit": "seconds", "value": 1}},
+        {"type": "message", "payload": {"contentType": "bundle/card", "cards": [{"title": "A"}, {"title": "B"}]}},
+        {
+            "type": "transfer",
+            "distributionRule": "r1",
+            "transferOptions": {"timeout": {"unit": "seconds", "value": 30}},
+        },
+        {"type": "message", "payload": {"contentType": "text", "value": "Nobody is free"}},
+        {"type": "close"},
+    ]
+}
 
 
-@pytest.mark.parametrize("expect", [
-    {"text_equals": "Here are our offers:"}, {"text_contains": "offers"}, {"text_matches": r"^Here .+:$"},
-    {"quick_replies": ["More"]}, {"payload_type": "bundle/card"}, {"cards": 2},
-    {"jsonpath": {"$.replies[2].payload.cards[1].title": "B"}}, {"transfer": {"rule": "r1", "timeout": 30}},
-    {"then_on_failure": {"text_contains": "Nobody", "close": True}}, {"close": True}, {"await": True},
-    {"within_ms": 50},
-], ids=lambda e: next(iter(e)))
+@pytest.mark.parametrize(
+    "expect",
+    [
+        {"text_equals": "Here are our offers:"},
+        {"text_contains": "offers"},
+        {"text_matches": r"^Here .+:$"},
+        {"quick_replies": ["More"]},
+        {"payload_type": "bundle/card"},
+        {"cards": 2},
+        {"jsonpath": {"$.replies[2].payload.cards[1].title": "B"}},
+        {"transfer": {"rule": "r1", "timeout": 30}},
+        {"then_on_failure": {"text_contains": "Nobody", "close": True}},
+        {"close": True},
+        {"await": True},
+        {"within_ms": 50},
+    ],
+    ids=lambda e: next(iter(e)),
+)
 def test_each_expectation_holds_on_a_matching_answer(expect):
     assert expectation_problems(expect, REPLIES, latency_ms=20) == []
 
 
-@pytest.mark.parametrize("expect, problem", [
-    ({"text_equals": "Hi"}, "no message is exactly 'Hi'; the bot said ['Here are our offers:', 'Nobody is free']"),
-    ({"text_contains": "refund"}, "no message contains 'refund'"),
-    ({"quick_replies": ["Less"]}, "quick replies ['Less'] not offered; offered ['More']"),
-    ({"cards": 3}, "no bundle/card of 3 cards; got [2]"),
-    ({"offers": 1}, "no bundle/product-offer of 1 offers; got none"),
-    ({"jsonpath": {"$.replies[2].payload.cards[1].title": "C"}},
-     "$.replies[2].payload.cards[1].title is 'B', expected 'C'"),
-    ({"transfer": {"rule": "r2"}}, "the transfer goes to 'r1', not 'r2'"),
-    ({"transfer": {"timeout": 20}}, "the transfer timeout is 30 s, not 20 s"),
-    ({"then_on_failure": {"text_contains": "sorry"}}, "after the transfer: no message contains 'sorry'"),
-    ({"close": False}, "expected no close"),
-    ({"no_replies": True}, "expected no replies; got 6"),
-    ({"within_ms": 10}, "answered in 20 ms, more than 10 ms"),
-], ids=lambda e: next(iter(e)) if isinstance(e, dict) else "")
+@pytest.mark.parametrize(
+    "expect, problem",
+    [
+        ({"text_equals": "Hi"}, "no message is exactly 'Hi'; the bot said ['Here are our offers:', 'Nobody is free']"),
+        ({"text_contains": "refund"}, "no message contains 'refund'"),
+        ({"quick_replies": ["Less"]}, "quick replies ['Less'] not offered; offered ['More']"),
+        ({"cards": 3}, "no bundle/card of 3 cards; got [2]"),
+        ({"offers": 1}, "no bundle/product-offer of 1 offers; got none"),
+        (
+            {"jsonpath": {"$.replies[2].payload.cards[1].title": "C"}},
+            "$.replies[2].payload.cards[1].title is 'B', expected 'C'",
+        ),
+        ({"transfer": {"rule": "r2"}}, "the transfer goes to 'r1', not 'r2'"),
+        ({"transfer": {"timeout": 20}}, "the transfer timeout is 30 s, not 20 s"),
+        ({"then_on_failure": {"text_contains": "sorry"}}, "after the transfer: no message contains 'sorry'"),
+        ({"close": False}, "expected no close"),
+        ({"no_replies": True}, "expected no replies; got 6"),
+        ({"within_ms": 10}, "answered in 20 ms, more than 10 ms"),
+    ],
+    ids=lambda e: next(iter(e)) if isinstance(e, dict) else "",
+)
 def test_each_expectation_says_what_differs(expect, problem):
     problems = expectation_problems(expect, REPLIES, latency_ms=20)
     assert len(problems) == 1 and problems[0].startswith(problem), problems
@@ -92,12 +124,15 @@ def test_the_shipped_scripts_cover_the_default_scenario():
 
 
 def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
         name: wrong greeting
         steps:
           - visitor: Hi
             expect: {text_equals: "Good morning"}
-    """)
+    """,
+    )
     scripts = load_scripts(tmp_path) + load_scripts(SHIPPED)
     with LoopbackServer(make_bot()) as server:
         report = check(BotClient(server.url), scripts=scripts, exploration=Exploration(1, 1))
@@ -108,39 +143,58 @@ def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
 def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_bot):
     from harness.conformance.scripts import ScriptFailure, run_script
 
-    script = load_script(write(tmp_path, """
+    script = load_script(
+        write(
+            tmp_path,
+            """
         scenario: order-assistant
         operator: {distributionRules: [{id: r-1, label: Customer service}]}
         transfer_available: true
         steps:
           - visitor: "agent please"
             expect: {then_on_failure: {text_contains: nobody}}
-    """))
+    """,
+        )
+    )
     with LoopbackServer(make_bot()) as server, pytest.raises(ScriptFailure) as failed:
         run_script(script, BotClient(server.url))
-    assert failed.value.problems == ["then_on_failure cannot hold: the transfer succeeded (transfer_available: "
-                                     "true), so nothing after it runs"]
+    assert failed.value.problems == [
+        "then_on_failure cannot hold: the transfer succeeded (transfer_available: true), so nothing after it runs"
+    ]
 
 
 def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pytester, make_bot):
-    pytester.makefile(".convo.yaml", good="steps: [{visitor: Hi, expect: {text_contains: minimal demo bot}}]\n",
-                      bad="name: expects too much\nsteps: [{visitor: Hi, expect: {text_contains: weather}}]\n")
+    pytester.makefile(
+        ".convo.yaml",
+        good="steps: [{visitor: Hi, expect: {text_contains: minimal demo bot}}]\n",
+        bad="name: expects too much\nsteps: [{visitor: Hi, expect: {text_contains: weather}}]\n",
+    )
     with LoopbackServer(make_bot()) as server:
         result = pytester.runpytest("--iadvize-url", server.url, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*expects too much: step 1 (visitor: 'Hi'): no message contains 'weather'*",
-                                 "*transcript:*", "*visitor  Hi*"])
+    result.stdout.fnmatch_lines(
+        ["*expects too much: step 1 (visitor: 'Hi'): no message contains 'weather'*", "*transcript:*", "*visitor  Hi*"]
+    )
 
 
-@pytest.mark.parametrize("secret, said", [
-    (None, "the bot refuses unsigned calls (GET /external-bots answered 401): pass --iadvize-secret or set "
-           "IADVIZE_SECRET"),
-    ("wrong", "the bot refuses this secret (GET /external-bots answered 401): check --iadvize-secret or "
-              "IADVIZE_SECRET"),
-])
+@pytest.mark.parametrize(
+    "secret, said",
+    [
+        (
+            None,
+            "the bot refuses unsigned calls (GET /external-bots answered 401): pass --iadvize-secret or set "
+            "IADVIZE_SECRET",
+        ),
+        (
+            "wrong",
+            "the bot refuses this secret (GET /external-bots answered 401): check --iadvize-secret or IADVIZE_SECRET",
+        ),
+    ],
+)
 def test_a_refused_signature_is_one_short_failure_per_script(pytester, make_bot, secret, said):
-    pytester.makefile(".convo.yaml", one="name: one\nsteps: [{visitor: Hi}]\n",
-                      two="name: two\nsteps: [{visitor: Hi}]\n")
+    pytester.makefile(
+        ".convo.yaml", one="name: one\nsteps: [{visitor: Hi}]\n", two="name: two\nsteps: [{visitor: Hi}]\n"
+    )
     args = ["--iadvize-secret", secret] if secret else []
     with LoopbackServer(make_bot(IADVIZE_SECRET="the-real-secret")) as server:
         result = pytester.runpytest("--iadvize-url", server.url, "-p", "no:cacheprovider", *args)
@@ -176,5 +230,8 @@ def test_the_readme_lists_every_rule_and_its_script_example_loads(tmp_path):
         assert f"| `{rule.id}` | {rule.severity} | {rule.why} |" in readme
     example = re.search(r"### Conversation scripts.*?```yaml\n(.*?)```", readme, re.S).group(1)
     script = load_script(write(tmp_path, example))
-    assert [s.describe() for s in script.steps] == ["visitor: 'Where is my parcel?'", "visitor: 'I want a human'",
-                                                    "wait 240 s"]
+    assert [s.describe() for s in script.steps] == [
+        "visitor: 'Where is my parcel?'",
+        "visitor: 'I want a human'",
+        "wait 240 s",
+    ]

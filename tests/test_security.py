@@ -28,9 +28,14 @@ def signed(secret: str, method: str, query: str = "", body: dict | None = None) 
 
 
 def call(client, method, path, query="", body=None, secret=SECRET):
-    data, headers = signed(secret, method, query, body) if secret else (
-        json.dumps(body).encode() if body is not None else b"",
-        {"Content-Type": "application/json"} if body is not None else {})
+    data, headers = (
+        signed(secret, method, query, body)
+        if secret
+        else (
+            json.dumps(body).encode() if body is not None else b"",
+            {"Content-Type": "application/json"} if body is not None else {},
+        )
+    )
     return client.open(path, method=method, query_string=query, data=data, headers=headers)
 
 
@@ -74,11 +79,12 @@ def test_an_unsigned_or_wrongly_signed_call_is_refused_with_json(client, method,
 
 def test_a_get_is_signed_over_its_query_string(client):
     _, headers = signed(SECRET, "GET", f"idOperator={OPERATOR}")
-    assert client.get("/availability-strategies", query_string=f"idOperator={OPERATOR}",
-                      headers=headers).status_code == 200
+    assert (
+        client.get("/availability-strategies", query_string=f"idOperator={OPERATOR}", headers=headers).status_code
+        == 200
+    )
     # the same signature with one parameter changed no longer matches
-    assert client.get("/availability-strategies", query_string="idOperator=ha-999",
-                      headers=headers).status_code == 401
+    assert client.get("/availability-strategies", query_string="idOperator=ha-999", headers=headers).status_code == 401
 
 
 def test_a_body_changed_by_one_byte_is_refused(client):

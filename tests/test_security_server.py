@@ -29,8 +29,15 @@ def bot():
         yield running
 
 
-def send(bot, method: str, path: str, query: str, body: dict | bytes | None, header: str | None = "sign",
-         secret: str = SECRET) -> requests.Response:
+def send(
+    bot,
+    method: str,
+    path: str,
+    query: str,
+    body: dict | bytes | None,
+    header: str | None = "sign",
+    secret: str = SECRET,
+) -> requests.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
     headers = {"Content-Type": "application/json"} if body is not None else {}
     if header == "sign":
@@ -89,9 +96,16 @@ def test_a_body_over_the_limit_is_413_and_deep_json_is_400_both_named(bot):
     big = b'{"idOperator": "' + b"x" * (1024 * 1024) + b'"}'
     # A body over the limit is answered unread and gunicorn then drops the connection (it cannot
     # say so in the answer): sent on a connection of its own, as a careful caller would.
-    response = bot.session.post(f"{bot.url}/conversations?idConnectorVersion=v1", data=big, timeout=10,
-                                headers={"Content-Type": "application/json", "Connection": "close",
-                                         signature.HEADER: signature.sign(SECRET, big)})
+    response = bot.session.post(
+        f"{bot.url}/conversations?idConnectorVersion=v1",
+        data=big,
+        timeout=10,
+        headers={
+            "Content-Type": "application/json",
+            "Connection": "close",
+            signature.HEADER: signature.sign(SECRET, big),
+        },
+    )
     assert response.status_code == 413 and "1048576 bytes" in response.json()["detail"]
     deep = b"[" * 100_000 + b"]" * 100_000
     response = send(bot, "POST", "/conversations", "idConnectorVersion=v1", deep)

@@ -64,8 +64,12 @@ def conversation_path(client: BotClient, n: int) -> list[str]:
         assert_fits("message.response", answer)
         for reply in answer["replies"]:
             if reply["type"] == "message":
-                echo = {"idMessage": str(uuid.uuid4()), "author": {"role": "operator"}, "payload": reply["payload"],
-                        "createdAt": "2026-11-24T10:00:00.000Z"}
+                echo = {
+                    "idMessage": str(uuid.uuid4()),
+                    "author": {"role": "operator"},
+                    "payload": reply["payload"],
+                    "createdAt": "2026-11-24T10:00:00.000Z",
+                }
                 assert client.send_message(conversation, OPERATOR, echo)["replies"] == []
         firsts.append(answer["replies"][0]["payload"].get("value") or answer["replies"][0]["payload"]["contentType"])
     return firsts
@@ -76,8 +80,13 @@ def test_concurrent_conversations_across_workers_share_one_file(tmp_path):
         set_up(BotClient(bot.url, secret=SECRET))
         with ThreadPoolExecutor(8) as pool:
             paths = list(pool.map(lambda n: conversation_path(BotClient(bot.url, secret=SECRET), n), range(24)))
-    expected = ["What can I do for you?", "card/content", "bundle/card", "What can I do for you?",
-                "Here are today's offers:"]
+    expected = [
+        "What can I do for you?",
+        "card/content",
+        "bundle/card",
+        "What can I do for you?",
+        "Here are today's offers:",
+    ]
     assert paths == [expected] * 24
 
 
@@ -89,8 +98,9 @@ def test_one_message_delivered_twice_at_once_is_answered_once(tmp_path):
         client.send_message(conversation, OPERATOR, visitor_text("Hi"))
         message = visitor_text("Track my order")
         with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(lambda _: client.send_message(conversation, OPERATOR, message)["replies"],
-                                    range(6)))
+            answers = list(
+                pool.map(lambda _: client.send_message(conversation, OPERATOR, message)["replies"], range(6))
+            )
         assert all(a == answers[0] for a in answers)
         # advanced once: the next message is read as the order number, not as a menu choice
         after = client.send_message(conversation, OPERATOR, visitor_text("123456"))
@@ -102,9 +112,18 @@ def test_an_operator_saved_by_one_worker_is_known_at_once_by_every_worker(tmp_pa
         client = BotClient(bot.url)
         set_up(client, "ha-31337")
         # fresh connections, so the calls spread over the workers
-        statuses = [BotClient(bot.url).exchange("conversations", "POST", "/conversations", None,
-                                                body={"idOperator": "ha-31337", "idConversation": f"c-{n}"}).status
-                    for n in range(30)]
+        statuses = [
+            BotClient(bot.url)
+            .exchange(
+                "conversations",
+                "POST",
+                "/conversations",
+                None,
+                body={"idOperator": "ha-31337", "idConversation": f"c-{n}"},
+            )
+            .status
+            for n in range(30)
+        ]
         warnings = bot.log_tail(200).count("X-iAdvize-Signature is NOT checked")
     assert statuses == [200] * 30
     assert warnings == 1  # said once by the server, not once per worker
@@ -113,7 +132,7 @@ def test_an_operator_saved_by_one_worker_is_known_at_once_by_every_worker(tmp_pa
 def access_log(bot: EmbeddedBot) -> tuple[str, list[dict]]:
     """The bot's log as it is now, and its access lines (a line still being written is left out)."""
     logged = bot.log_path.read_text()
-    complete = logged[:logged.rfind("\n") + 1]
+    complete = logged[: logged.rfind("\n") + 1]
     entries = [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
     return logged, [e for e in entries if e["logger"] == "reference_bot.access"]
 
@@ -135,8 +154,9 @@ def test_requests_are_logged_as_json_lines_without_the_secret(tmp_path):
         set_up(client)
         client.send_message("conv-log", OPERATOR, visitor_text("Hi"))
         refused = BotClient(bot.url, secret="wrong").exchange("external-bots", "GET", "/external-bots", None)
-        logged, access = logged_until(bot, lambda access: {"/conversations/conv-log/messages", "/external-bots"}
-                                      <= {e["path"] for e in access})
+        logged, access = logged_until(
+            bot, lambda access: {"/conversations/conv-log/messages", "/external-bots"} <= {e["path"] for e in access}
+        )
     message = next(e for e in access if e["path"] == "/conversations/conv-log/messages")
     assert message["status"] == 200 and message["method"] == "POST" and message["idConversation"] == "conv-log"
     assert message["duration_ms"] >= 0 and message["request_id"]
@@ -153,8 +173,12 @@ def test_serve_prints_its_url_and_answers(tmp_path):
 
 def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_the_bot(tmp_path):
     report = tmp_path / "report.html"
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--limit", "60", "--report", str(report)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "demo", "--limit", "60", "--report", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "the same call unsigned is refused: 401" in out

@@ -59,8 +59,11 @@ def test_a_bot_answering_its_own_echo_fails_on_the_echo_rule():
 def test_a_bot_dropping_id_operator_fails_on_every_conversation_message():
     failed = by_description(run_third_party(drops_id_operator=True))
     assert set(failed) == {
-        "a conversation is routed to the bot", "a conversation is routed to the bot with its history",
-        "a visitor sends a file", "a visitor taps a quick reply", "a visitor's text message",
+        "a conversation is routed to the bot",
+        "a conversation is routed to the bot with its history",
+        "a visitor sends a file",
+        "a visitor taps a quick reply",
+        "a visitor's text message",
         "the echo of a message the bot posted (author operator)",
     }
     assert failed["a visitor's text message"][0] == "missing field idOperator"
@@ -75,33 +78,45 @@ def test_a_bot_with_replies_that_are_not_an_array_fails():
 
 def test_a_bot_checking_rules_the_operator_does_not_have_fails_on_availability():
     failed = by_description(run_third_party(strategy_with_unknown_rule=True))
-    assert list(failed) == ["availability polling for an operator with distribution rules",
-                            "availability polling for an operator without distribution rules"]
+    assert list(failed) == [
+        "availability polling for an operator with distribution rules",
+        "availability polling for an operator without distribution rules",
+    ]
     assert failed["availability polling for an operator with distribution rules"] == [
         "the body does not fit the API: [0].distributionRulesToCheck: names rules the operator does not have: "
-        "not-a-rule-of-this-operator"]
+        "not-a-rule-of-this-operator"
+    ]
 
 
 def test_a_bot_crashing_on_a_file_fails_on_that_interaction_only():
     failed = by_description(run_third_party(crashes_on_files=True))
     assert list(failed) == ["a visitor sends a file"]
     assert failed["a visitor sends a file"] == [
-        "expected HTTP status 200, the bot answered 500 and said text/html: Internal Server Error"]
+        "expected HTTP status 200, the bot answered 500 and said text/html: Internal Server Error"
+    ]
 
 
 def test_a_bot_rejecting_correctly_signed_gets_fails_on_the_gets_and_the_rest_still_runs():
     result = run_third_party(SECRET, signs_get_over_the_body=True)
     failed = by_description(result)
-    assert set(failed) == {"a request for the bot's scenarios", "a visitor opens the chatbox (first messages)",
-                           "an admin opens an operator", "an admin opens an operator the bot does not know",
-                           "availability polling for an operator with distribution rules",
-                           "availability polling for an operator without distribution rules"}  # every GET
+    assert set(failed) == {
+        "a request for the bot's scenarios",
+        "a visitor opens the chatbox (first messages)",
+        "an admin opens an operator",
+        "an admin opens an operator the bot does not know",
+        "availability polling for an operator with distribution rules",
+        "availability polling for an operator without distribution rules",
+    }  # every GET
     assert failed["an admin opens an operator the bot does not know"] == [
-        'expected HTTP status 404, the bot answered 403 and said {"message": "bad signature"}']
+        'expected HTTP status 404, the bot answered 403 and said {"message": "bad signature"}'
+    ]
     # the set-up could not read the scenarios: said on each interaction it concerns, which still ran
     echo = next(o for o in result.outcomes if o.description.startswith("the echo"))
-    assert echo.passed and len(echo.setup) == 1 and echo.setup[0].endswith(
-        '/external-bots answered 403: {"message": "bad signature"}')
+    assert (
+        echo.passed
+        and len(echo.setup) == 1
+        and echo.setup[0].endswith('/external-bots answered 403: {"message": "bad signature"}')
+    )
 
 
 def test_a_bot_without_the_secret_is_told_to_use_one_in_one_line():
@@ -112,17 +127,20 @@ def test_a_bot_without_the_secret_is_told_to_use_one_in_one_line():
         unsigned = verify(server.url, secret=None)
         wrong = verify(server.url, secret="not-the-secret")
     assert not unsigned.passed and unsigned.outcomes == []  # not 14 identical failures
-    assert unsigned.error == ("the bot refuses unsigned calls (GET /external-bots answered 403): pass --secret or "
-                              "set IADVIZE_SECRET")
+    assert unsigned.error == (
+        "the bot refuses unsigned calls (GET /external-bots answered 403): pass --secret or set IADVIZE_SECRET"
+    )
     assert wrong.outcomes == [] and wrong.error.startswith(
-        "the bot refuses this secret (GET /external-bots answered 403): check --secret or IADVIZE_SECRET")
+        "the bot refuses this secret (GET /external-bots answered 403): check --secret or IADVIZE_SECRET"
+    )
 
 
 def test_a_slow_greeting_fails_on_its_2_second_budget():
     failed = by_description(run_third_party(slow_greeting=True))
     assert list(failed) == ["a visitor opens the chatbox (first messages)"]
     assert failed["a visitor opens the chatbox (first messages)"][0] == (
-        "the bot did not answer properly: no complete answer within the 2 s iAdvize waits")
+        "the bot did not answer properly: no complete answer within the 2 s iAdvize waits"
+    )
 
 
 def test_an_html_answer_is_reported_as_such():
@@ -158,19 +176,20 @@ def test_a_hanging_bot_is_given_up_after_two_budgets():
         server.server_close()
     # what waited out its budget: the preflight's GET /external-bots and POST /conversations; nothing after
     assert [line.split(":")[0] for line in result.given_up] == [
-        "the bot stopped answering (2 calls in a row on different endpoints with no complete answer within the "
-        "budget)"]
+        "the bot stopped answering (2 calls in a row on different endpoints with no complete answer within the budget)"
+    ]
     reasons = {o.description: o.reasons for o in result.outcomes}
-    assert reasons["a visitor's text message"][0].startswith("the bot did not answer properly: not sent: the bot "
-                                                             "was given up")
+    assert reasons["a visitor's text message"][0].startswith(
+        "the bot did not answer properly: not sent: the bot was given up"
+    )
     assert not result.passed and len(result.outcomes) == ALL_INTERACTIONS  # every interaction still tried
 
 
 # --- the command ----------------------------------------------------------------------------
 
+
 def cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
@@ -194,7 +213,8 @@ def test_the_command_fails_with_exit_1_and_junit_failures(tmp_path):
     assert "  FAIL  a visitor sends a file\n        - expected HTTP status 200, the bot answered 500" in result.stdout
     failures = ET.parse(junit).getroot().findall(".//failure")
     assert [f.get("message") for f in failures] == [
-        "expected HTTP status 200, the bot answered 500 and said text/html: Internal Server Error"]
+        "expected HTTP status 200, the bot answered 500 and said text/html: Internal Server Error"
+    ]
     assert "reproduce: curl -sS -i -X POST" in failures[0].text
 
 
@@ -203,11 +223,14 @@ def test_the_command_refuses_bad_arguments_clearly(tmp_path):
     assert publish.returncode == 2 and "--publish needs --broker-url" in publish.stderr
     missing = cli("verify", "--provider-url", "http://127.0.0.1:9", "--pacts", str(tmp_path / "none"))
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"error: no pacts at {tmp_path / 'none'}: pass --pacts with a folder, " \
-                                     "a pact file or a URL"
+    assert (
+        missing.stderr.strip() == f"error: no pacts at {tmp_path / 'none'}: pass --pacts with a folder, "
+        "a pact file or a URL"
+    )
 
 
 # --- pacts from elsewhere -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("faults, success", [(frozenset(), True), (frozenset({"crashes_on_files"}), False)])
 def test_pacts_from_a_broker_are_verified_and_the_results_published(faults, success):
@@ -246,10 +269,15 @@ def test_a_partial_connector_fails_on_its_missing_endpoints_only_and_the_rest_is
     with connectors.serve(configuration=False, signature="none") as bot:
         result = verify(bot.url)
     failed = by_description(result)
-    assert set(failed) == {"a request for the bot's scenarios", "an admin creates an operator",
-                           "an admin opens an operator", "an admin updates an operator"}
+    assert set(failed) == {
+        "a request for the bot's scenarios",
+        "an admin creates an operator",
+        "an admin opens an operator",
+        "an admin updates an operator",
+    }
     assert failed["an admin opens an operator"] == [
-        "expected HTTP status 200, the bot answered 404 and said text/html: Error / Cannot GET /bots/ha-1001"]
+        "expected HTTP status 200, the bot answered 404 and said text/html: Error / Cannot GET /bots/ha-1001"
+    ]
     text = next(o for o in result.outcomes if o.description == "a visitor's text message")
     assert text.passed and [p.split(" answered")[0].split()[0] for p in text.setup] == ["GET", "PUT"]
     rendered = render(result.outcomes)
@@ -262,8 +290,10 @@ def test_replies_on_create_are_a_warning_in_verify_as_in_check():
         result = verify(server.url)
     assert result.passed  # a warning does not fail the run
     warned = [o for o in result.outcomes if o.warnings]
-    assert {o.description for o in warned} == {"a conversation is routed to the bot",
-                                               "a conversation is routed to the bot with its history"}
+    assert {o.description for o in warned} == {
+        "a conversation is routed to the bot",
+        "a conversation is routed to the bot with its history",
+    }
     assert warned[0].warnings[0].startswith("1 reply when the conversation starts: they should be empty")
     assert "  WARN  a conversation is routed to the bot\n        - warning: 1 reply " in render(result.outcomes)
 

@@ -23,8 +23,10 @@ PAYLOADS = [
 
 
 def message_request(created_at="2026-11-24T10:00:00.000Z", role="visitor", payload=TEXT):
-    return {"idOperator": "ha-1", "message": {"idMessage": "m1", "author": {"role": role}, "payload": payload,
-                                              "createdAt": created_at}}
+    return {
+        "idOperator": "ha-1",
+        "message": {"idMessage": "m1", "author": {"role": role}, "payload": payload, "createdAt": created_at},
+    }
 
 
 def test_committed_schemas_are_what_the_model_generates(tmp_path):
@@ -33,21 +35,35 @@ def test_committed_schemas_are_what_the_model_generates(tmp_path):
     assert committed == sorted(p.name for p in written), "a schema was added or removed: run make schemas"
     for path in written:
         assert (SCHEMAS / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), (
-            f"{path.name} differs from the wire model: run make schemas")
+            f"{path.name} differs from the wire model: run make schemas"
+        )
 
 
 def test_there_is_one_schema_per_request_and_response_body():
     assert set(wire.BODY_NAMES) == {
-        "external-bots.response", "bot.request", "bot.response", "availability-strategies.response",
-        "first-messages.response", "conversation.request", "conversation.response", "message.request",
-        "message.response", "error.response",
+        "external-bots.response",
+        "bot.request",
+        "bot.response",
+        "availability-strategies.response",
+        "first-messages.response",
+        "conversation.request",
+        "conversation.response",
+        "message.request",
+        "message.response",
+        "error.response",
     }
 
 
-@pytest.mark.parametrize("created_at", [
-    "2018-07-16T13:53:57.961Z", "2026-11-24T10:00:00+02:00", "2017-11-22T12:04:00.762Z[Etc/UTC]",
-    "2026-11-24T10:00:00Z", "2026-11-24T10:00:00.123456-05:30",
-])
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        "2018-07-16T13:53:57.961Z",
+        "2026-11-24T10:00:00+02:00",
+        "2017-11-22T12:04:00.762Z[Etc/UTC]",
+        "2026-11-24T10:00:00Z",
+        "2026-11-24T10:00:00.123456-05:30",
+    ],
+)
 def test_every_date_time_form_seen_from_iadvize_is_accepted(created_at):
     assert wire.problems("message.request", message_request(created_at)) == []
 
@@ -55,7 +71,8 @@ def test_every_date_time_form_seen_from_iadvize_is_accepted(created_at):
 @pytest.mark.parametrize("created_at", ["yesterday", "2026-11-24", "2026-11-24 10:00:00", "24/11/2026T10:00:00Z"])
 def test_a_date_that_is_not_iso_8601_is_named(created_at):
     assert wire.problems("message.request", message_request(created_at)) == [
-        wire.Problem("message.createdAt", f'must be an ISO 8601 date-time, got "{created_at}"')]
+        wire.Problem("message.createdAt", f'must be an ISO 8601 date-time, got "{created_at}"')
+    ]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p["contentType"])
@@ -65,11 +82,16 @@ def test_all_six_payload_types_fit_a_message_reply(payload):
 
 def test_a_card_without_actions_is_reported_at_its_path():
     card = {"contentType": "card/content", "title": "No actions"}
-    found = wire.problems("message.response", {
-        "idConversation": "c", "idOperator": "ha-1", "createdAt": "2026-11-24T10:00:00Z",
-        "updatedAt": "2026-11-24T10:00:00Z",
-        "replies": [{"type": "message", "payload": {"contentType": "bundle/card", "cards": [card]}}],
-    })
+    found = wire.problems(
+        "message.response",
+        {
+            "idConversation": "c",
+            "idOperator": "ha-1",
+            "createdAt": "2026-11-24T10:00:00Z",
+            "updatedAt": "2026-11-24T10:00:00Z",
+            "replies": [{"type": "message", "payload": {"contentType": "bundle/card", "cards": [card]}}],
+        },
+    )
     assert wire.Problem("replies[0].payload.cards[0].actions", "is required") in found
 
 
@@ -103,11 +125,14 @@ def test_validate_raises_with_the_first_problem_as_field():
     assert "external.idBot: is required" in str(raised.value)
 
 
-@pytest.mark.parametrize("reply, field", [
-    ({"type": "await", "duration": {"unit": "hours", "value": 1}}, "duration.unit"),
-    ({"type": "transfer"}, "distributionRule"),
-    ({"type": "wave"}, "type"),
-])
+@pytest.mark.parametrize(
+    "reply, field",
+    [
+        ({"type": "await", "duration": {"unit": "hours", "value": 1}}, "duration.unit"),
+        ({"type": "transfer"}, "distributionRule"),
+        ({"type": "wave"}, "type"),
+    ],
+)
 def test_reply_problems_point_inside_the_reply(reply, field):
     assert [p.field for p in wire.reply_problems(reply)][:1] == [field]
 
@@ -115,13 +140,17 @@ def test_reply_problems_point_inside_the_reply(reply, field):
 def test_a_visitor_file_of_any_mime_type_is_taken_but_a_reply_file_must_be_one_iadvize_shows():
     webp = {"contentType": "file", "fileName": "a.webp", "mimeType": "image/webp", "url": "https://x.example/a.webp"}
     assert wire.problems("message.request", message_request(payload=webp)) == []
-    assert wire.reply_problems({"type": "message", "payload": webp}) == [wire.Problem(
-        "payload.mimeType", 'must be one of image/gif, image/png, image/jpeg, application/pdf; got "image/webp"')]
+    assert wire.reply_problems({"type": "message", "payload": webp}) == [
+        wire.Problem(
+            "payload.mimeType", 'must be one of image/gif, image/png, image/jpeg, application/pdf; got "image/webp"'
+        )
+    ]
 
 
 def test_a_visitor_text_must_still_carry_its_value():
     assert wire.problems("message.request", message_request(payload={"contentType": "text"})) == [
-        wire.Problem("message.payload.value", "is required")]
+        wire.Problem("message.payload.value", "is required")
+    ]
 
 
 def test_a_missing_field_is_told_even_behind_many_broken_items():

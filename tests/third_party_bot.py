@@ -64,8 +64,12 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
 
     @app.before_request
     def check_signature():
-        if not secret or request.path == "/healthcheck" or "ignores_signatures" in faults or (
-                "checks_only_get_signatures" in faults and request.method != "GET"):
+        if (
+            not secret
+            or request.path == "/healthcheck"
+            or "ignores_signatures" in faults
+            or ("checks_only_get_signatures" in faults and request.method != "GET")
+        ):
             return None
         signed = request.get_data()
         if request.method == "GET" and "signs_get_over_the_body" not in faults:
@@ -77,20 +81,28 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
 
     @app.get("/external-bots")
     def scenarios():
-        return jsonify([{"idBot": "faq-v2", "name": "FAQ", "editorUrl": "https://editor.example.org/faq-v2",
-                         "tags": ["demo"]}])
+        return jsonify(
+            [{"idBot": "faq-v2", "name": "FAQ", "editorUrl": "https://editor.example.org/faq-v2", "tags": ["demo"]}]
+        )
 
     def operator_view(id_operator: str):
         operator = operators[id_operator]
-        return jsonify(idOperator=id_operator, external={"idBot": operator["idBot"],
-                                                         "editorUrl": "https://editor.example.org/faq-v2"},
-                       createdAt=operator["created"], updatedAt=stamp(), variables=[])
+        return jsonify(
+            idOperator=id_operator,
+            external={"idBot": operator["idBot"], "editorUrl": "https://editor.example.org/faq-v2"},
+            createdAt=operator["created"],
+            updatedAt=stamp(),
+            variables=[],
+        )
 
     @app.put("/bots/<id_operator>")
     def save(id_operator):
         body = request.get_json()
-        operators[id_operator] = {"idBot": body["external"]["idBot"], "rules": body.get("distributionRules", []),
-                                  "created": operators.get(id_operator, {}).get("created", stamp())}
+        operators[id_operator] = {
+            "idBot": body["external"]["idBot"],
+            "rules": body.get("distributionRules", []),
+            "created": operators.get(id_operator, {}).get("created", stamp()),
+        }
         return operator_view(id_operator)
 
     @app.get("/bots/<id_operator>")
@@ -121,8 +133,13 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         return jsonify(replies=[{"type": "message", "payload": {"contentType": "text", "value": "Hey, I'm a bot."}}])
 
     def envelope(id_conversation: str, id_operator: str, replies):
-        body = {"idConversation": id_conversation, "idOperator": id_operator, "replies": replies,
-                "createdAt": stamp(), "updatedAt": stamp()}
+        body = {
+            "idConversation": id_conversation,
+            "idOperator": id_operator,
+            "replies": replies,
+            "createdAt": stamp(),
+            "updatedAt": stamp(),
+        }
         if "drops_id_operator" in faults:
             del body["idOperator"]
         if "replies_not_an_array" in faults:
@@ -158,8 +175,13 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
             return envelope(id_conversation, body["idOperator"], handover(body["idOperator"]))
         if "not_idempotent" in faults:
             text = f"{text} (answer {next(ids)})"
-        replies = [pause(), say(f"You said: {text}", quickReplies=[
-            {"contentType": "text/quick-reply", "value": "Talk to a human", "idQuickReply": "q1"}])]
+        replies = [
+            pause(),
+            say(
+                f"You said: {text}",
+                quickReplies=[{"contentType": "text/quick-reply", "value": "Talk to a human", "idQuickReply": "q1"}],
+            ),
+        ]
         if "card_without_actions" in faults:
             replies += [pause(), {"type": "message", "payload": {"contentType": "card/content", "title": "Hi"}}]
         if "message_600" in faults:
@@ -174,10 +196,16 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         rules = operators.get(id_operator, {}).get("rules") or [{"id": "none"}]
         timeout = 3 if "transfer_timeout_3s" in faults else 10 if "transfer_timeout_10s" in faults else 30
         rule = "00000000-0000-4000-8000-000000000000" if "transfer_to_unknown_rule" in faults else rules[0]["id"]
-        return [say("Let me find you a colleague."),
-                {"type": "transfer", "distributionRule": rule,
-                 "transferOptions": {"timeout": {"unit": "seconds", "value": timeout}}},
-                say("Sorry, nobody is free."), {"type": "close"}]
+        return [
+            say("Let me find you a colleague."),
+            {
+                "type": "transfer",
+                "distributionRule": rule,
+                "transferOptions": {"timeout": {"unit": "seconds", "value": timeout}},
+            },
+            say("Sorry, nobody is free."),
+            {"type": "close"},
+        ]
 
     @app.get("/healthcheck")
     def health():

@@ -60,8 +60,11 @@ def _reply(reply) -> str:
 def _drawn(reply: dict) -> str:
     kind = reply.get("type")
     if kind == "message":
-        chips = "".join(f"<span class='chip'>{escape(str(q.get('value', '')))}</span>"
-                        for q in reply.get("quickReplies") or [] if isinstance(q, dict))
+        chips = "".join(
+            f"<span class='chip'>{escape(str(q.get('value', '')))}</span>"
+            for q in reply.get("quickReplies") or []
+            if isinstance(q, dict)
+        )
         return _bubble("bot", "bot", _payload(reply["payload"]) + (f"<div>{chips}</div>" if chips else ""))
     if kind == "await":
         return f"<div class='marker'>[waits {render.duration(reply['duration'])}]</div>"

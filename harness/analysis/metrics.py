@@ -71,8 +71,11 @@ def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
     ms = latency(exchanges).to_numpy(dtype=float)
     codes, groups = endpoint.cat.codes.to_numpy(), len(endpoint.cat.categories)
     calls = np.bincount(codes, minlength=groups)
-    table = pd.DataFrame(_group_quantiles(ms, codes, groups, list(PERCENTILES.values())), columns=list(PERCENTILES),
-                         index=endpoint.cat.categories.astype(str))
+    table = pd.DataFrame(
+        _group_quantiles(ms, codes, groups, list(PERCENTILES.values())),
+        columns=list(PERCENTILES),
+        index=endpoint.cat.categories.astype(str),
+    )
     table.insert(0, "calls", calls)
     maxima = np.full(groups, -np.inf)
     np.fmax.at(maxima, codes, ms)  # fmax: NaN latencies ignored
@@ -106,10 +109,11 @@ def latency_over_time(exchanges: pd.DataFrame, freq: str = "6h") -> pd.DataFrame
     groups = int(codes.max()) + 1 if len(codes) else 0
     codes = codes.astype(np.int16 if groups < 2**15 else np.int64)  # 16 bits: radix-sorted
     calls = np.bincount(codes, minlength=groups)
-    table = pd.DataFrame(_group_quantiles(latency(exchanges).to_numpy(dtype=float)[dated], codes, groups, [0.5, 0.95]),
-                         columns=["p50", "p95"],
-                         index=pd.DatetimeIndex(((first + np.arange(groups)) * step).astype(f"datetime64[{unit}]"),
-                                                name="sent_at"))
+    table = pd.DataFrame(
+        _group_quantiles(latency(exchanges).to_numpy(dtype=float)[dated], codes, groups, [0.5, 0.95]),
+        columns=["p50", "p95"],
+        index=pd.DatetimeIndex(((first + np.arange(groups)) * step).astype(f"datetime64[{unit}]"), name="sent_at"),
+    )
     if sent_at.dt.tz is not None:  # the ticks are UTC
         table.index = table.index.tz_localize("UTC").tz_convert(sent_at.dt.tz)
     table["calls"] = calls
@@ -119,12 +123,14 @@ def latency_over_time(exchanges: pd.DataFrame, freq: str = "6h") -> pd.DataFrame
 def recorded_vs_replayed(exchanges: pd.DataFrame) -> pd.DataFrame:
     """p50 and p95 latency per endpoint, as recorded and as replayed, side by side (ms)."""
     grouped = exchanges.groupby("endpoint", observed=True)
-    return pd.DataFrame({
-        "recorded p50": grouped["recorded_latency_ms"].median(),
-        "replayed p50": grouped["latency_ms"].median(),
-        "recorded p95": grouped["recorded_latency_ms"].quantile(0.95),
-        "replayed p95": grouped["latency_ms"].quantile(0.95),
-    })
+    return pd.DataFrame(
+        {
+            "recorded p50": grouped["recorded_latency_ms"].median(),
+            "replayed p50": grouped["latency_ms"].median(),
+            "recorded p95": grouped["recorded_latency_ms"].quantile(0.95),
+            "replayed p95": grouped["latency_ms"].quantile(0.95),
+        }
+    )
 
 
 def outcomes(conversations: pd.DataFrame) -> pd.Series:
@@ -137,8 +143,9 @@ def escalation_rate_over_time(conversations: pd.DataFrame, freq: str = "1D") -> 
     frame = conversations.set_index("started_at")
     attempted = frame["transfer"].notna().resample(freq)
     escalated = frame["transfer"].eq("succeeded").resample(freq)
-    return pd.DataFrame({"conversations": attempted.size(), "transfer rate": attempted.mean(),
-                         "escalation rate": escalated.mean()})
+    return pd.DataFrame(
+        {"conversations": attempted.size(), "transfer rate": attempted.mean(), "escalation rate": escalated.mean()}
+    )
 
 
 def transfer_success_rate(conversations: pd.DataFrame) -> float:
@@ -158,8 +165,16 @@ def escalation_by_step(conversations: pd.DataFrame, top: int = 10) -> pd.DataFra
 def escalation_funnel(conversations: pd.DataFrame) -> pd.Series:
     """Conversations → asked for a human → transfer attempted → succeeded / failed."""
     transfer = conversations["transfer"]
-    return pd.Series([len(conversations), int(conversations["asked_for_human"].sum()), int(transfer.notna().sum()),
-                      int(transfer.eq("succeeded").sum()), int(transfer.eq("failed").sum())], index=list(FUNNEL))
+    return pd.Series(
+        [
+            len(conversations),
+            int(conversations["asked_for_human"].sum()),
+            int(transfer.notna().sum()),
+            int(transfer.eq("succeeded").sum()),
+            int(transfer.eq("failed").sum()),
+        ],
+        index=list(FUNNEL),
+    )
 
 
 def time_to_escalation(conversations: pd.DataFrame) -> pd.Series:
@@ -170,29 +185,37 @@ def time_to_escalation(conversations: pd.DataFrame) -> pd.Series:
 def first_messages_leading_to_escalation(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """The visitors' first messages most often followed by a transfer, with how often they lead to one."""
     grouped = conversations.assign(escalated=conversations["transfer"].notna()).groupby("first_message")["escalated"]
-    table = pd.DataFrame({"conversations": grouped.size(), "transfers": grouped.sum().astype(int),
-                          "rate": grouped.mean()})
+    table = pd.DataFrame(
+        {"conversations": grouped.size(), "transfers": grouped.sum().astype(int), "rate": grouped.mean()}
+    )
     return table[table["transfers"] > 0].sort_values(["transfers", "rate"], ascending=False).head(top)
 
 
 def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame, source: str = "replayed") -> pd.Series:
     """The few numbers that tell two runs apart (latency of the bot under test, by default)."""
     ms = latency(exchanges, source)
-    return pd.Series({
-        "conversations": len(conversations),
-        "exchanges": len(exchanges),
-        "latency p50 (ms)": ms.quantile(0.5),
-        "latency p95 (ms)": ms.quantile(0.95),
-        "calls over budget": int(over_budget(exchanges, source).sum()),
-        "transfer rate": conversations["transfer"].notna().mean(),
-        "transfer success rate": transfer_success_rate(conversations),
-        "escalation rate": conversations["transfer"].eq("succeeded").mean(),
-        "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
-    }, dtype=object)  # counts stay whole numbers
+    return pd.Series(
+        {
+            "conversations": len(conversations),
+            "exchanges": len(exchanges),
+            "latency p50 (ms)": ms.quantile(0.5),
+            "latency p95 (ms)": ms.quantile(0.95),
+            "calls over budget": int(over_budget(exchanges, source).sum()),
+            "transfer rate": conversations["transfer"].notna().mean(),
+            "transfer success rate": transfer_success_rate(conversations),
+            "escalation rate": conversations["transfer"].eq("succeeded").mean(),
+            "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
+        },
+        dtype=object,
+    )  # counts stay whole numbers
 
 
-def compare(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame],
-            names: tuple[str, str] = ("before", "after"), source: str = "replayed") -> pd.DataFrame:
+def compare(
+    a: tuple[pd.DataFrame, pd.DataFrame],
+    b: tuple[pd.DataFrame, pd.DataFrame],
+    names: tuple[str, str] = ("before", "after"),
+    source: str = "replayed",
+) -> pd.DataFrame:
     """Two runs side by side, with the change (``source="recorded"`` to compare recordings)."""
     table = pd.DataFrame({names[0]: summary(*a, source=source), names[1]: summary(*b, source=source)})
     table["change"] = table[names[1]] - table[names[0]]

@@ -17,7 +17,7 @@ def first_reply_seconds(events: list[Event], visitor: list[int], shown: list[Eve
     if not visitor or not shown:
         return None
     first = events[visitor[0]]
-    call = next((e for e in events[visitor[0]:] if e.kind == "call" and e.purpose == "visitor"), None)
+    call = next((e for e in events[visitor[0] :] if e.kind == "call" and e.purpose == "visitor"), None)
     latency = (call.exchange.latency_ms or 0) / 1000 if call else 0.0
     return round(shown[0].at - first.at + latency, 3)
 
@@ -35,9 +35,13 @@ def outcome(chat: SimulatedConversation, events: list[Event], visitor: list[int]
     if chat.closed == "bot":
         return "closed by bot"
     last_bot = next((e for e in reversed(events) if e.kind == "shown"), None)
-    waiting = last_bot is not None and last_bot.reply is not None and (
-        bool(last_bot.reply.get("quickReplies")) or last_bot.text.rstrip().endswith("?"))
-    if len(visitor) <= 1 or (chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot)
-                                                                           > visitor[-1])):
+    waiting = (
+        last_bot is not None
+        and last_bot.reply is not None
+        and (bool(last_bot.reply.get("quickReplies")) or last_bot.text.rstrip().endswith("?"))
+    )
+    if len(visitor) <= 1 or (
+        chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot) > visitor[-1])
+    ):
         return "abandoned"
     return "resolved"

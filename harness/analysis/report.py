@@ -72,10 +72,16 @@ def execute(notebook: str, parameters: dict, workdir: Path):
         with warnings.catch_warnings():  # the Jupyter machinery's own deprecations, while it starts and runs
             for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
                 warnings.filterwarnings("ignore", category=category, module=JUPYTER_MODULES)
-            return papermill.execute_notebook(str(NOTEBOOKS_DIR / notebook), str(workdir / notebook),
-                                              parameters=parameters, cwd=str(NOTEBOOKS_DIR), kernel_name="python3",
-                                              progress_bar=False, log_output=False,
-                                              kernel_manager_class=_kernel_manager())
+            return papermill.execute_notebook(
+                str(NOTEBOOKS_DIR / notebook),
+                str(workdir / notebook),
+                parameters=parameters,
+                cwd=str(NOTEBOOKS_DIR),
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                kernel_manager_class=_kernel_manager(),
+            )
     except PapermillExecutionError as error:
         raise ReportError(f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
 
@@ -93,29 +99,40 @@ def build(results: Path, out: Path, compare_with: Path | None = None, progress=s
         replayed = len(pd.read_parquet(Path(results) / "conversations.parquet", columns=["conversation"]))
     except (OSError, ValueError) as error:
         if not (Path(results) / "conversations.parquet").exists():
-            raise ReportError(f"{results} holds no conversations.parquet: not a replay's output folder, or a "
-                              "replay that replayed nothing") from None
+            raise ReportError(
+                f"{results} holds no conversations.parquet: not a replay's output folder, or a "
+                "replay that replayed nothing"
+            ) from None
         raise ReportError(f"{results} is not a replay's output folder ({error})") from None
     if replayed == 0:
         raise ReportError(f"{results} holds no replayed conversation: nothing to report")
 
-    parameters = {"results": str(Path(results).resolve()),
-                  "compare_with": str(Path(compare_with).resolve()) if compare_with else ""}
+    parameters = {
+        "results": str(Path(results).resolve()),
+        "compare_with": str(Path(compare_with).resolve()) if compare_with else "",
+    }
     executed = []
     with tempfile.TemporaryDirectory(prefix="report-") as workdir:
         for number, name in enumerate(NOTEBOOKS, 1):
             progress(f"report: executing {name} ({number} of {len(NOTEBOOKS)})", step=name)
             executed.append(execute(name, parameters, Path(workdir)))
     progress("report: exporting the HTML page", step="export")
-    combined = nbformat.v4.new_notebook(cells=[cell for book in executed for cell in book.cells
-                                               if "injected-parameters" not in cell.metadata.get("tags", [])
-                                               and "parameters" not in cell.metadata.get("tags", [])],
-                                        metadata=executed[0].metadata)
+    combined = nbformat.v4.new_notebook(
+        cells=[
+            cell
+            for book in executed
+            for cell in book.cells
+            if "injected-parameters" not in cell.metadata.get("tags", [])
+            and "parameters" not in cell.metadata.get("tags", [])
+        ],
+        metadata=executed[0].metadata,
+    )
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     html, _ = exporter.from_notebook_node(combined)
     html = _REMOTE_SCRIPT.sub("", html)  # nothing to fetch: the page must open offline
-    html = html.replace("<title>Notebook</title>", "<title>iAdvize bot: conversations, response times and "
-                                                   "escalations</title>")
+    html = html.replace(
+        "<title>Notebook</title>", "<title>iAdvize bot: conversations, response times and escalations</title>"
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -26,80 +26,106 @@ def parser() -> argparse.ArgumentParser:
     from harness.conformance.phrasings import LANGUAGES
     from reference_bot.serve import options as serve_options
 
-    top = argparse.ArgumentParser(prog="iadvize-harness",
-                                   description="Test harness and reference connector for iAdvize external bots.")
+    top = argparse.ArgumentParser(
+        prog="iadvize-harness", description="Test harness and reference connector for iAdvize external bots."
+    )
     top.add_argument("--version", action="version", version=f"iadvize-harness {_version()}")
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = subcommands.add_parser("serve", help="run the reference bot with gunicorn", parents=[serve_options()])
     serve.set_defaults(run=commands.serve)
 
-    demo = subcommands.add_parser("demo", help="the main job: the reference bot driven, verified, checked, "
-                                            "replayed and reported on")
+    demo = subcommands.add_parser(
+        "demo", help="the main job: the reference bot driven, verified, checked, replayed and reported on"
+    )
     demo.add_argument("--limit", type=positive, help="replay the first N conversations of the sample only")
     demo.add_argument("--report", default="report.html", type=output, help="where to write the HTML report")
     demo.set_defaults(run=commands.demo)
 
     bot = bot_options()
-    verify = subcommands.add_parser("verify", help="verify a bot against the iAdvize pacts", parents=[bot],
-                                 description="Verify a bot (the embedded reference bot when no URL is given) "
-                                             "against what iAdvize needs from it.")
+    verify = subcommands.add_parser(
+        "verify",
+        help="verify a bot against the iAdvize pacts",
+        parents=[bot],
+        description="Verify a bot (the embedded reference bot when no URL is given) "
+        "against what iAdvize needs from it.",
+    )
     verify.add_argument("--pacts", help="a folder of pacts, a pact file or a URL (default: the iAdvize pacts, shipped)")
     verify.add_argument("--junit", metavar="FILE", type=output, help="also write the results as JUnit XML")
     verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
     verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
-    verify.add_argument("-v", "--verbose", action="store_true",
-                        help="also print a curl command that reproduces each failing interaction")
+    verify.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print a curl command that reproduces each failing interaction",
+    )
     verify.set_defaults(run=commands.verify)
 
-    check = subcommands.add_parser("check", parents=[bot],
-                                   help="drive a bot through probe conversations and judge every exchange",
-                                description="Run probe conversations (and your scripts) through a simulated "
-                                            "iAdvize platform and report every rule broken.")
+    check = subcommands.add_parser(
+        "check",
+        parents=[bot],
+        help="drive a bot through probe conversations and judge every exchange",
+        description="Run probe conversations (and your scripts) through a simulated "
+        "iAdvize platform and report every rule broken.",
+    )
     check.add_argument("--scripts", metavar="DIR", help="also run the conversation scripts (*.convo.yaml) there")
     check.add_argument("--json", metavar="FILE", type=output, help="write the findings as JSON")
-    check.add_argument("--junit", metavar="FILE", type=output,
-                       help="write the findings as JUnit XML (one case per rule)")
+    check.add_argument(
+        "--junit", metavar="FILE", type=output, help="write the findings as JUnit XML (one case per rule)"
+    )
     check.add_argument("--html", metavar="FILE", type=output, help="write the findings and transcripts as HTML")
     check.add_argument("--depth", type=int, default=3, help="quick replies followed in a row (default 3)")
-    check.add_argument("--max-conversations", type=int, default=12,
-                       help="explored conversations at most (default 12)")
-    check.add_argument("--id-operator", metavar="ID",
-                       help="the operator to save and converse as, e.g. one your bot already knows "
-                            "(default: a new ha-NNNNNN per scenario)")
-    check.add_argument("--language", choices=LANGUAGES,
-                       help="the operator's language (sent in PUT /bots) and the probes' (default: en, "
-                            "with escalation tried in English and French)")
-    check.add_argument("--escalation", action="append", metavar="TEXT",
-                       help="a phrase your bot transfers on, tried first (repeatable)")
-    check.add_argument("-v", "--verbose", action="store_true",
-                       help="also print a curl command that reproduces each finding")
+    check.add_argument("--max-conversations", type=int, default=12, help="explored conversations at most (default 12)")
+    check.add_argument(
+        "--id-operator",
+        metavar="ID",
+        help="the operator to save and converse as, e.g. one your bot already knows "
+        "(default: a new ha-NNNNNN per scenario)",
+    )
+    check.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        help="the operator's language (sent in PUT /bots) and the probes' (default: en, "
+        "with escalation tried in English and French)",
+    )
+    check.add_argument(
+        "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
+    )
+    check.add_argument(
+        "-v", "--verbose", action="store_true", help="also print a curl command that reproduces each finding"
+    )
     check.set_defaults(run=commands.check)
 
     sample = subcommands.add_parser("sample", help="record a synthetic sample of conversations with the reference bot")
-    sample.add_argument("--conversations", type=positive, default=2000,
-                        help="how many conversations to record (default 2000)")
-    sample.add_argument("--seed", type=int, default=7,
-                        help="the random seed: the same seed, the same sample (default 7)")
+    sample.add_argument(
+        "--conversations", type=positive, default=2000, help="how many conversations to record (default 2000)"
+    )
+    sample.add_argument(
+        "--seed", type=int, default=7, help="the random seed: the same seed, the same sample (default 7)"
+    )
     sample.add_argument("--out", default=".", help="folder of the recording, sample.jsonl.gz (default: here)")
     sample.set_defaults(run=commands.sample)
 
-    replay = subcommands.add_parser("replay", parents=[bot],
-                                    help="replay recorded conversations against a bot, into parquet tables")
+    replay = subcommands.add_parser(
+        "replay", parents=[bot], help="replay recorded conversations against a bot, into parquet tables"
+    )
     replay.add_argument("recordings", nargs="+", help="recording files (*.jsonl, *.jsonl.gz) or folders of them")
     replay.add_argument("--concurrency", type=positive, default=4, help="conversations replayed at once (default 4)")
     replay.add_argument("--limit", type=positive, help="replay the first N conversations only")
     replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
     replay.set_defaults(run=commands.replay)
 
-    report = subcommands.add_parser("report", parents=[bot],
-                                    help="the notebooks, executed, as one self-contained HTML page")
+    report = subcommands.add_parser(
+        "report", parents=[bot], help="the notebooks, executed, as one self-contained HTML page"
+    )
     source = report.add_mutually_exclusive_group()
     source.add_argument("--recordings", help="recordings to replay first (default: the shipped sample)")
     source.add_argument("--results", help="a folder written by `replay --out` (no replay then)")
     report.add_argument("--limit", type=positive, help="replay the first N conversations only")
-    report.add_argument("--out", default="report.html", type=output,
-                        help="the HTML file to write (default report.html)")
+    report.add_argument(
+        "--out", default="report.html", type=output, help="the HTML file to write (default report.html)"
+    )
     report.set_defaults(run=commands.report)
 
     proxy = subcommands.add_parser("proxy", help="a reverse proxy that records every exchange with a bot")
@@ -109,23 +135,38 @@ def parser() -> argparse.ArgumentParser:
     proxy.add_argument("--port", type=int, default=8081, help="the port iAdvize (or you) call (default 8081)")
     proxy.set_defaults(run=commands.proxy)
 
-    load = subcommands.add_parser("load", parents=[bot],
-                                  help="load a bot with iAdvize-shaped traffic (Locust, headless)",
-                               description="Poll every operator's availability each second, open chats at the "
-                                           "given rate and converse; report each endpoint's throughput, "
-                                           "latency and budget breaks. Exit 1 on any error or broken budget.")
+    load = subcommands.add_parser(
+        "load",
+        parents=[bot],
+        help="load a bot with iAdvize-shaped traffic (Locust, headless)",
+        description="Poll every operator's availability each second, open chats at the "
+        "given rate and converse; report each endpoint's throughput, "
+        "latency and budget breaks. Exit 1 on any error or broken budget.",
+    )
     load.add_argument("--operators", type=positive, default=5, help="operators created and polled (default 5)")
-    load.add_argument("--conversations-per-minute", type=positive_number, default=10,
-                      help="new chats per minute (default 10)")
+    load.add_argument(
+        "--conversations-per-minute", type=positive_number, default=10, help="new chats per minute (default 10)"
+    )
     load.add_argument("--duration", type=positive_number, default=60, help="seconds of load (default 60)")
-    load.add_argument("--csv", metavar="PREFIX", type=output,
-                      help="also write Locust's CSV statistics (PREFIX_stats.csv...)")
-    load.add_argument("--think-time", default="5-20", metavar="SECONDS",
-                      help="a visitor's pause between messages, a range such as 5-20 (default)")
-    load.add_argument("--messages", type=positive, default=4,
-                      help="visitor messages per conversation, at most (default 4)")
-    load.add_argument("--expect-workers", type=positive, default=0, metavar="N",
-                      help="run as a Locust master and wait for N workers (see --worker)")
+    load.add_argument(
+        "--csv", metavar="PREFIX", type=output, help="also write Locust's CSV statistics (PREFIX_stats.csv...)"
+    )
+    load.add_argument(
+        "--think-time",
+        default="5-20",
+        metavar="SECONDS",
+        help="a visitor's pause between messages, a range such as 5-20 (default)",
+    )
+    load.add_argument(
+        "--messages", type=positive, default=4, help="visitor messages per conversation, at most (default 4)"
+    )
+    load.add_argument(
+        "--expect-workers",
+        type=positive,
+        default=0,
+        metavar="N",
+        help="run as a Locust master and wait for N workers (see --worker)",
+    )
     load.add_argument("--worker", action="store_true", help="run as a Locust worker of a master (--master-host)")
     load.add_argument("--master-host", default="127.0.0.1", help="the master a worker connects to")
     load.add_argument("--master-port", type=int, default=5557, help="the master's port (default 5557)")
@@ -136,9 +177,11 @@ def parser() -> argparse.ArgumentParser:
     schemas.add_argument("--openapi", default="contracts/openapi.yaml", help="the OpenAPI 3.1 file")
     schemas.set_defaults(run=commands.schemas)
 
-    template = subcommands.add_parser("template", help="copy the reference bot out, under your bot's name",
-                                      description="Copy the reference bot into FOLDER as a package of its own "
-                                                  "name, to start your bot from.")
+    template = subcommands.add_parser(
+        "template",
+        help="copy the reference bot out, under your bot's name",
+        description="Copy the reference bot into FOLDER as a package of its own name, to start your bot from.",
+    )
     template.add_argument("folder", metavar="FOLDER", help="where the package folder is created (e.g. .)")
     template.add_argument("--name", default="mybot", help="your bot's package name (default mybot)")
     template.set_defaults(run=commands.template)

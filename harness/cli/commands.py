@@ -52,8 +52,11 @@ def verify(args, out=sys.stdout) -> int:
         with bot(args.provider_url, secret=args.secret) as url:
             which = url if args.provider_url else f"the embedded reference bot at {url}"
             print(f"Verifying {which}", file=out)
-            print(f"  pacts: {args.broker_url or args.pacts or DEFAULT_PACTS}; requests "
-                  f"{'signed with the given secret' if args.secret else 'not signed (no --secret)'}", file=out)
+            print(
+                f"  pacts: {args.broker_url or args.pacts or DEFAULT_PACTS}; requests "
+                f"{'signed with the given secret' if args.secret else 'not signed (no --secret)'}",
+                file=out,
+            )
             result = verify(url, args.secret, args.pacts, args.broker_url, args.publish, progress)
     except (VerifyError, BotProcessError) as problem:
         progress.done()
@@ -81,8 +84,9 @@ def check(args, out=sys.stdout) -> int:
         scripts = load_scripts(Path(args.scripts)) if args.scripts else []
     except ScriptError as problem:
         return error(str(problem))
-    exploration = Exploration(args.depth, args.max_conversations, args.id_operator, args.language,
-                              list(args.escalation or []))
+    exploration = Exploration(
+        args.depth, args.max_conversations, args.id_operator, args.language, list(args.escalation or [])
+    )
     progress = Progress()
     try:
         with bot(args.provider_url, secret=args.secret) as url:
@@ -112,8 +116,13 @@ def sample(args) -> int:
     try:
         # Recorded from the reference bot; a fixed public URL keeps its editorUrl (and the sample) reproducible.
         with bot(env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as url:
-            path = generate(BotClient(url, id_connector_version="5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"),
-                            args.conversations, args.seed, Path(args.out), progress)
+            path = generate(
+                BotClient(url, id_connector_version="5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"),
+                args.conversations,
+                args.seed,
+                Path(args.out),
+                progress,
+            )
     except BotProcessError as problem:
         progress.done()
         return error(str(problem))
@@ -144,8 +153,9 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
             out.mkdir(parents=True, exist_ok=True)
         except OSError as problem:
             raise _Stopped(f"cannot write the tables in {out}: {problem.strerror or problem}") from problem
-        summary = replay(recordings, url, out, args.secret, concurrency, progress, args.limit,
-                         on_skipped=told, give_up=give_up)
+        summary = replay(
+            recordings, url, out, args.secret, concurrency, progress, args.limit, on_skipped=told, give_up=give_up
+        )
     progress.done()
     for line in [*told.rest(), *(f"given up: {line}" for line in summary.given_up)]:
         print(line, file=sys.stderr)
@@ -245,8 +255,20 @@ def load(args) -> int:
         return error(str(problem))
     try:
         with bot(args.provider_url, secret=args.secret) as url:
-            outcome = run(url, args.operators, args.conversations_per_minute, args.duration, args.secret, args.csv,
-                          think, args.messages, args.expect_workers, args.master_port, progress=Progress())
+            outcome = run(
+                url,
+                args.operators,
+                args.conversations_per_minute,
+                args.duration,
+                args.secret,
+                args.csv,
+                think,
+                args.messages,
+                args.expect_workers,
+                args.master_port,
+                say=lambda line: print(line, flush=True),
+                progress=Progress(),
+            )
     except (LoadError, BotProcessError) as problem:
         return error(str(problem))
     print(outcome.report())
@@ -276,11 +298,13 @@ def template(args) -> int:
     except TemplateError as problem:
         return error(str(problem))
     name = package.name
-    print(f"the reference bot, copied as the package {name} in {package.parent}\n"
-          f"next:\n"
-          f"  cd {package.parent}\n"
-          f"  pytest {name}/scripts                     # its conversation scripts, against it\n"
-          f"  python -m {name}.serve --port 8080         # or: gunicorn '{name}.wsgi:app'\n"
-          f"  iadvize-harness check --provider-url http://127.0.0.1:8080\n"
-          f"see {name}/README.md for the layout, scenarios, configuration and deployment")
+    print(
+        f"the reference bot, copied as the package {name} in {package.parent}\n"
+        f"next:\n"
+        f"  cd {package.parent}\n"
+        f"  pytest {name}/scripts                     # its conversation scripts, against it\n"
+        f"  python -m {name}.serve --port 8080         # or: gunicorn '{name}.wsgi:app'\n"
+        f"  iadvize-harness check --provider-url http://127.0.0.1:8080\n"
+        f"see {name}/README.md for the layout, scenarios, configuration and deployment"
+    )
     return 0

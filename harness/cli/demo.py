@@ -82,12 +82,21 @@ def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None
     show.title("an admin creates the bot in iAdvize")
     scenarios = client.external_bots()
     show.line("iAdvize", "GET /external-bots: " + ", ".join(f"{s['idBot']} ({s['name']})" for s in scenarios))
-    saved = client.save_bot(OPERATOR, {
-        "name": "Shop assistant", "pseudo": "Ada", "language": "en",
-        "distributionRules": RULES, "external": {"idBot": "order-assistant"},
-    })
-    show.line("iAdvize", f"PUT /bots/{OPERATOR}: operator saved with scenario {saved['external']['idBot']} "
-                         f"and rules {', '.join(r['label'] for r in RULES)}")
+    saved = client.save_bot(
+        OPERATOR,
+        {
+            "name": "Shop assistant",
+            "pseudo": "Ada",
+            "language": "en",
+            "distributionRules": RULES,
+            "external": {"idBot": "order-assistant"},
+        },
+    )
+    show.line(
+        "iAdvize",
+        f"PUT /bots/{OPERATOR}: operator saved with scenario {saved['external']['idBot']} "
+        f"and rules {', '.join(r['label'] for r in RULES)}",
+    )
     strategies = client.availability_strategies(OPERATOR)
     show.line("iAdvize", f"GET /availability-strategies (polled every second): {strategies}")
     if unsigned is not None:
@@ -99,8 +108,10 @@ def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None
         show.line("bot", render.reply(reply))
     id_conversation = str(uuid.uuid4())
     started = client.start_conversation(OPERATOR, id_conversation)
-    show.line("iAdvize", f"POST /conversations: conversation {started['idConversation']} started, "
-                         f"replies {started['replies']}")
+    show.line(
+        "iAdvize",
+        f"POST /conversations: conversation {started['idConversation']} started, replies {started['replies']}",
+    )
 
     for text in VISITOR_SAYS:
         show.title(f"the visitor writes {text!r}")
@@ -113,8 +124,7 @@ def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None
         if posted:
             show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot (author operator)")
             show.line("bot", f"{' '.join(map(str, echoed))}  (the echo rule: no reply to its own messages)")
-    show.title("done: the transfer goes to 'Customer service'; if nobody takes it in 30 s, "
-               "the apology and close run")
+    show.title("done: the transfer goes to 'Customer service'; if nobody takes it in 30 s, the apology and close run")
 
 
 def shown_at_once(replies: list[dict]) -> list[dict]:
@@ -125,8 +135,7 @@ def shown_at_once(replies: list[dict]) -> list[dict]:
     """
     shown = []
     for reply in replies:
-        if reply["type"] == "transfer" or (
-                reply["type"] == "await" and wire.seconds(reply["duration"]) >= 60):
+        if reply["type"] == "transfer" or (reply["type"] == "await" and wire.seconds(reply["duration"]) >= 60):
             break
         if reply["type"] == "message":
             shown.append(reply)

@@ -51,15 +51,19 @@ def output(text: str) -> str:
 
 def secret_option(parser: argparse.ArgumentParser) -> None:
     """``--secret``; when absent, :func:`resolve_secret` takes ``IADVIZE_SECRET`` instead."""
-    parser.add_argument("--secret", help=f"the app's secret, to sign every request; prefer the {SECRET_VARIABLE} "
-                                         "environment variable (a command line is visible to other users)")
+    parser.add_argument(
+        "--secret",
+        help=f"the app's secret, to sign every request; prefer the {SECRET_VARIABLE} "
+        "environment variable (a command line is visible to other users)",
+    )
 
 
 def bot_options() -> argparse.ArgumentParser:
     """The options of every command that talks to a bot: which bot, and the secret to sign with."""
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--provider-url", type=url, metavar="URL",
-                         help="the bot's base URL (default: start the embedded reference bot)")
+    options.add_argument(
+        "--provider-url", type=url, metavar="URL", help="the bot's base URL (default: start the embedded reference bot)"
+    )
     secret_option(options)
     return options
 

@@ -16,10 +16,22 @@ GREETINGS = {"en": "Hi", "fr": "Bonjour", "de": "Hallo", "es": "Hola", "it": "Ci
 
 # Most explicit first: a sentence, then the bare words connectors match on.
 ESCALATIONS = {
-    "en": ["I would like to talk to a human, please", "Can I speak to an agent?", "human", "agent",
-           "I want to talk to a person", "customer service"],
-    "fr": ["Je voudrais parler à un conseiller", "Je veux parler à un humain", "conseiller", "humain",
-           "service client", "un agent s'il vous plaît"],
+    "en": [
+        "I would like to talk to a human, please",
+        "Can I speak to an agent?",
+        "human",
+        "agent",
+        "I want to talk to a person",
+        "customer service",
+    ],
+    "fr": [
+        "Je voudrais parler à un conseiller",
+        "Je veux parler à un humain",
+        "conseiller",
+        "humain",
+        "service client",
+        "un agent s'il vous plaît",
+    ],
     "de": ["Ich möchte mit einem Mitarbeiter sprechen", "Mitarbeiter", "Mensch", "Kundenservice"],
     "es": ["Quiero hablar con un agente", "Quiero hablar con una persona", "agente", "atención al cliente"],
     "it": ["Vorrei parlare con un operatore", "Vorrei parlare con una persona", "operatore", "assistenza clienti"],
@@ -28,9 +40,12 @@ ESCALATIONS = {
 }
 
 # Words that make a quick reply look like a way to a human, in every language above.
-_HUMAN = re.compile(r"\b(human|humain|person|persona|pessoa|agent|agente|advisor|adviser|conseill\w*|operat\w*|"
-                    r"colleague|someone|support|service client|customer service|mitarbeiter|mensch|medewerker|"
-                    r"mens|atendente|atendimento|kundenservice|klantenservice|assistenza)\b", re.IGNORECASE)
+_HUMAN = re.compile(
+    r"\b(human|humain|person|persona|pessoa|agent|agente|advisor|adviser|conseill\w*|operat\w*|"
+    r"colleague|someone|support|service client|customer service|mitarbeiter|mensch|medewerker|"
+    r"mens|atendente|atendimento|kundenservice|klantenservice|assistenza)\b",
+    re.IGNORECASE,
+)
 
 
 def greeting(language: str | None) -> str:

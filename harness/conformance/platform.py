@@ -78,8 +78,10 @@ class SimulatedConversation:
             if event.kind == "call":
                 x = event.exchange
                 outcome = x.error or f"{x.status}"
-                lines.append(f"{when}  {event.purpose:<8} {x.method} {x.url.split('?')[0].split('//', 1)[-1]}"
-                             f" -> {outcome} in {x.latency_ms:.0f} ms")
+                lines.append(
+                    f"{when}  {event.purpose:<8} {x.method} {x.url.split('?')[0].split('//', 1)[-1]}"
+                    f" -> {outcome} in {x.latency_ms:.0f} ms"
+                )
             else:
                 lines.append(f"{when}  {event.kind:<8} {event.text}")
         return "\n".join(lines)
@@ -88,10 +90,16 @@ class SimulatedConversation:
 class SimulatedPlatform:
     """One operator of one bot, as the iAdvize platform sees it."""
 
-    def __init__(self, client: BotClient, id_operator: str, distribution_rules: list[dict] | None = None,
-                 rule_available: Callable[[str], bool] | bool = False,
-                 on_event: Callable[[SimulatedConversation, Event], None] | None = None,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()), epoch: float | None = None):
+    def __init__(
+        self,
+        client: BotClient,
+        id_operator: str,
+        distribution_rules: list[dict] | None = None,
+        rule_available: Callable[[str], bool] | bool = False,
+        on_event: Callable[[SimulatedConversation, Event], None] | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        epoch: float | None = None,
+    ):
         self.client = client
         self.id_operator = id_operator
         self.distribution_rules = list(distribution_rules or [])
@@ -105,9 +113,13 @@ class SimulatedPlatform:
     def open_chat(self, id_conversation: str | None = None, start: bool = True) -> SimulatedConversation:
         """The visitor opens the chatbox: the greeting is asked for (and shown if in time)."""
         conversation = SimulatedConversation(id_conversation or self.new_id(), self.id_operator)
-        exchange = self.client.exchange("first-messages", "GET",
-                                        f"/bots/{quote(self.id_operator, safe='')}/conversation-first-messages",
-                                        "first-messages.response", budget=self.client.first_messages_budget)
+        exchange = self.client.exchange(
+            "first-messages",
+            "GET",
+            f"/bots/{quote(self.id_operator, safe='')}/conversation-first-messages",
+            "first-messages.response",
+            budget=self.client.first_messages_budget,
+        )
         self._call(conversation, exchange, "greeting")
         if exchange.ok:
             for reply in exchange.body["replies"]:
@@ -118,8 +130,7 @@ class SimulatedPlatform:
     def start(self, conversation: SimulatedConversation, history: list[dict] | None = None) -> Exchange:
         """iAdvize routes the conversation to the bot (its replies here should be empty)."""
         body = {"idOperator": self.id_operator, "idConversation": conversation.id, "history": list(history or [])}
-        exchange = self.client.exchange("conversations", "POST", "/conversations", "conversation.response",
-                                        body=body)
+        exchange = self.client.exchange("conversations", "POST", "/conversations", "conversation.response", body=body)
         self._call(conversation, exchange, "create")
         # The connector may use its own id (even when the rest of its answer is off: that is reported apart).
         ours = exchange.body.get("idConversation") if isinstance(exchange.body, dict) else None
@@ -127,16 +138,22 @@ class SimulatedPlatform:
             conversation.id = ours
         return exchange
 
-    def visitor_says(self, conversation: SimulatedConversation, text: str | None = None, *, payload: dict | None = None,
-                     after: float = 0.0, id_message: str | None = None) -> Exchange | None:
+    def visitor_says(
+        self,
+        conversation: SimulatedConversation,
+        text: str | None = None,
+        *,
+        payload: dict | None = None,
+        after: float = 0.0,
+        id_message: str | None = None,
+    ) -> Exchange | None:
         """The visitor writes ``after`` simulated seconds; returns the bot's answer (None if closed)."""
         self.advance(conversation, after)
         if conversation.closed:
             return None
         if conversation.pending:  # the visitor spoke first: iAdvize cancels what was still waiting
             for reply in conversation.pending:
-                self._event(conversation, "dropped", f"{render.reply(reply)} (the visitor wrote first)",
-                            reply=reply)
+                self._event(conversation, "dropped", f"{render.reply(reply)} (the visitor wrote first)", reply=reply)
             conversation.pending, conversation.resume_at = [], None
         payload = payload or {"contentType": "text", "value": text or ""}
         sent = message("visitor", payload, id_message=id_message or self.new_id(), created_at=self._date(conversation))
@@ -164,8 +181,11 @@ class SimulatedPlatform:
         target = conversation.now + seconds
         while not conversation.closed:
             silence_ends = conversation.last_message_at + INACTIVITY_CLOSE_SECONDS
-            due = [t for t in (conversation.resume_at, conversation.transfer_ends_at, silence_ends)
-                   if t is not None and t <= target]
+            due = [
+                t
+                for t in (conversation.resume_at, conversation.transfer_ends_at, silence_ends)
+                if t is not None and t <= target
+            ]
             if not due:
                 break
             conversation.now = max(conversation.now, min(due))
@@ -186,8 +206,9 @@ class SimulatedPlatform:
             if kind == "message":
                 self._event(conversation, "shown", render.reply(reply), reply=reply)
                 conversation.last_message_at = conversation.now
-                echo = message("operator", reply["payload"], id_message=self.new_id(),
-                               created_at=self._date(conversation))
+                echo = message(
+                    "operator", reply["payload"], id_message=self.new_id(), created_at=self._date(conversation)
+                )
                 self._post(conversation, echo, "echo")
             elif kind == "await":
                 conversation.resume_at = conversation.now + wire.seconds(reply["duration"])
@@ -210,19 +231,21 @@ class SimulatedPlatform:
             conversation.transfer = "succeeded"
             self._event(conversation, "transfer", f"to {rule}: a human took the conversation", reply=reply)
             for dropped in conversation.pending:
-                self._event(conversation, "dropped", f"{render.reply(dropped)} (the transfer succeeded)",
-                            reply=dropped)
+                self._event(conversation, "dropped", f"{render.reply(dropped)} (the transfer succeeded)", reply=dropped)
             conversation.pending, conversation.handed_over = [], True
             self._event(conversation, "human", HUMAN_GREETING)
             conversation.last_message_at = conversation.now
-            greeting = message("operator", {"contentType": "text", "value": HUMAN_GREETING}, id_message=self.new_id(),
-                               created_at=self._date(conversation))
+            greeting = message(
+                "operator",
+                {"contentType": "text", "value": HUMAN_GREETING},
+                id_message=self.new_id(),
+                created_at=self._date(conversation),
+            )
             self._post(conversation, greeting, "human")
             return False
         # Not an await: a visitor writing meanwhile does not cancel what runs if the transfer fails.
         why = "nobody available" if known else "not one of the operator's distribution rules"
-        self._event(conversation, "transfer", f"to {rule}: asked, {timeout:g} s to find a human ({why})",
-                    reply=reply)
+        self._event(conversation, "transfer", f"to {rule}: asked, {timeout:g} s to find a human ({why})", reply=reply)
         conversation.after_transfer, conversation.pending = conversation.pending, []
         conversation.transfer_ends_at, conversation.transfer_rule = conversation.now + timeout, str(rule)
         return True
@@ -238,8 +261,11 @@ class SimulatedPlatform:
             self._event(conversation, "dropped", f"{render.reply(dropped)} (the conversation closed)", reply=dropped)
         conversation.pending, conversation.after_transfer, conversation.closed = [], [], why
         conversation.resume_at = conversation.transfer_ends_at = None
-        self._event(conversation, "closed", {"bot": "closed by the bot",
-                                             "inactivity": "closed by iAdvize after 5 minutes without a message"}[why])
+        self._event(
+            conversation,
+            "closed",
+            {"bot": "closed by the bot", "inactivity": "closed by iAdvize after 5 minutes without a message"}[why],
+        )
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -261,4 +287,3 @@ class SimulatedPlatform:
         conversation.events.append(event)
         if self.on_event:
             self.on_event(conversation, event)
-

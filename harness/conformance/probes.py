@@ -34,8 +34,12 @@ RULES_OF_OPERATOR = [
     {"id": "3c9e1f5a-2b4d-4e6f-8a1b-0c2d3e4f5a01", "label": "Customer service"},
     {"id": "8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c02", "label": "Returns desk"},
 ]
-VISITOR_FILE = {"contentType": "file", "fileName": "receipt.png", "mimeType": "image/png",
-                "url": "https://files.example.com/receipt.png"}
+VISITOR_FILE = {
+    "contentType": "file",
+    "fileName": "receipt.png",
+    "mimeType": "image/png",
+    "url": "https://files.example.com/receipt.png",
+}
 THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
 MAX_SCENARIOS = 5
 OTHER_SECRET = "not-the-app-secret"
@@ -76,11 +80,17 @@ class Report:
         return [f for f in self.findings if f.severity == "error"]
 
     def summary(self) -> dict:
-        return {"stopped": self.stopped, "notes": list(self.notes), "scenarios": list(self.scenarios),
-                "conversations": len(self.conversations), "findings": len(self.findings),
-                "errors": len(self.errors), "warnings": len(self.findings) - len(self.errors),
-                "calls": sum(1 for c in self.conversations for e in c.calls if not e.exchange.skipped),
-                "rules": sorted({f.rule for f in self.findings})}
+        return {
+            "stopped": self.stopped,
+            "notes": list(self.notes),
+            "scenarios": list(self.scenarios),
+            "conversations": len(self.conversations),
+            "findings": len(self.findings),
+            "errors": len(self.errors),
+            "warnings": len(self.findings) - len(self.errors),
+            "calls": sum(1 for c in self.conversations for e in c.calls if not e.exchange.skipped),
+            "rules": sorted({f.rule for f in self.findings}),
+        }
 
     def label(self, id_conversation: str) -> str:
         """A conversation by its probe and scenario (``""`` for calls outside conversations)."""
@@ -93,8 +103,9 @@ class Report:
 
 
 class Checker:
-    def __init__(self, client: BotClient, secret: str | None = None, exploration: Exploration | None = None,
-                 progress=silent):
+    def __init__(
+        self, client: BotClient, secret: str | None = None, exploration: Exploration | None = None, progress=silent
+    ):
         self.give_up = client.give_up or GiveUp()
         client.give_up = self.give_up
         self.client = client
@@ -116,8 +127,9 @@ class Checker:
 
     # --- findings ------------------------------------------------------------------------
 
-    def observe(self, exchange: Exchange, purpose: str, conversation: str = "", sent_payload=None,
-                forgery: str = "") -> None:
+    def observe(
+        self, exchange: Exchange, purpose: str, conversation: str = "", sent_payload=None, forgery: str = ""
+    ) -> None:
         previous = None
         if exchange.endpoint == "messages" and isinstance(exchange.request_body, dict):
             id_message = (exchange.request_body.get("message") or {}).get("idMessage")
@@ -130,8 +142,9 @@ class Checker:
             key = (finding.rule, finding.endpoint, finding.message)
             if key in self._seen:  # the same fault met in many calls is reported once, with the count
                 index = self._seen[key]
-                self.report.findings[index] = dataclasses.replace(self.report.findings[index],
-                                                                  count=self.report.findings[index].count + 1)
+                self.report.findings[index] = dataclasses.replace(
+                    self.report.findings[index], count=self.report.findings[index].count + 1
+                )
             else:
                 self._seen[key] = len(self.report.findings)
                 self.report.findings.append(dataclasses.replace(finding, reproduce=exchange.reproduce()))
@@ -157,16 +170,21 @@ class Checker:
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
         if not ids:
             why = describe_failure(scenarios) if not scenarios.ok else "GET /external-bots answered []"
-            self.report.notes.append(f"no scenario listed ({why}): the probes ran with an operator linked to "
-                                     f"{NO_SCENARIO!r}")
+            self.report.notes.append(
+                f"no scenario listed ({why}): the probes ran with an operator linked to {NO_SCENARIO!r}"
+            )
             ids = [NO_SCENARIO]
         for id_bot in ids[:MAX_SCENARIOS]:  # one operator per scenario: each graph is explored
             self.id_bot, self.id_operator = id_bot, self._operator_id()
             self.report.scenarios.append(id_bot)
             self.set_up(id_bot)
-            for name, probe in (("exploring quick replies", self.explore), ("escalation", self.escalate),
-                                ("a file from the visitor", self.send_a_file), ("a long silence", self.stay_silent),
-                                ("a retried message", self.retry_a_message)):
+            for name, probe in (
+                ("exploring quick replies", self.explore),
+                ("escalation", self.escalate),
+                ("a file from the visitor", self.send_a_file),
+                ("a long silence", self.stay_silent),
+                ("a retried message", self.retry_a_message),
+            ):
                 self._doing = f"check: scenario {id_bot}: {name}"
                 self.progress(f"{self._doing}, {self._tally()}", step=f"{id_bot}:{name}")
                 probe()
@@ -186,12 +204,16 @@ class Checker:
     def _note_given_up(self) -> None:
         """The endpoints given up: their timeout finding says so, with the count and the budget."""
         for endpoint in self.give_up.given_up:
-            timeouts = [i for i, f in enumerate(self.report.findings)
-                        if f.endpoint == endpoint and f.rule in ("latency-budget", "first-messages-latency")]
+            timeouts = [
+                i
+                for i, f in enumerate(self.report.findings)
+                if f.endpoint == endpoint and f.rule in ("latency-budget", "first-messages-latency")
+            ]
             if timeouts:
                 finding = self.report.findings[timeouts[0]]
                 self.report.findings[timeouts[0]] = dataclasses.replace(
-                    finding, message=self.give_up.sentence(endpoint), count=self.give_up.timeouts.get(endpoint, 1))
+                    finding, message=self.give_up.sentence(endpoint), count=self.give_up.timeouts.get(endpoint, 1)
+                )
                 for i in reversed(timeouts[1:]):  # the same timeouts said in other words: one finding
                     del self.report.findings[i]
             else:
@@ -210,12 +232,21 @@ class Checker:
         except ScriptFailure as failure:
             failure.conversation.label = f"script {script.name}"
             self.report.conversations.append(failure.conversation)
-            self.report.findings.append(Finding("script", "error", "messages", failure.conversation.id,
-                                                str(failure), script.source))
+            self.report.findings.append(
+                Finding("script", "error", "messages", failure.conversation.id, str(failure), script.source)
+            )
         except BotError as error:
-            self.report.findings.append(Finding("script", "error", error.exchange.endpoint, "",
-                                                f"{script.name}: could not set the operator up: {error}",
-                                                script.source, reproduce=error.exchange.reproduce()))
+            self.report.findings.append(
+                Finding(
+                    "script",
+                    "error",
+                    error.exchange.endpoint,
+                    "",
+                    f"{script.name}: could not set the operator up: {error}",
+                    script.source,
+                    reproduce=error.exchange.reproduce(),
+                )
+            )
         except ScriptError as error:
             self.report.findings.append(Finding("script", "error", "", "", f"{script.name}: {error}", script.source))
         self.report.scripts.append(script.name)
@@ -223,17 +254,38 @@ class Checker:
     def set_up(self, id_bot: str) -> None:
         """Save, read back and poll the operator, as an admin and iAdvize would; failures are findings."""
         path = f"/bots/{quote(self.id_operator, safe='')}"
-        self.observe(self.client.exchange("bot.save", "PUT", path, "bot.response", body={
-            "name": "iadvize-harness check", "pseudo": "Bot", "language": self.exploration.language or "en",
-            "distributionRules": RULES_OF_OPERATOR, "external": {"idBot": id_bot}}), "operator")
+        self.observe(
+            self.client.exchange(
+                "bot.save",
+                "PUT",
+                path,
+                "bot.response",
+                body={
+                    "name": "iadvize-harness check",
+                    "pseudo": "Bot",
+                    "language": self.exploration.language or "en",
+                    "distributionRules": RULES_OF_OPERATOR,
+                    "external": {"idBot": id_bot},
+                },
+            ),
+            "operator",
+        )
         self.observe(self.client.exchange("bot.read", "GET", path, "bot.response"), "operator")
-        self.observe(self.client.exchange("availability-strategies", "GET", "/availability-strategies",
-                                          "availability-strategies.response", params={"idOperator": self.id_operator}),
-                     "availability")
+        self.observe(
+            self.client.exchange(
+                "availability-strategies",
+                "GET",
+                "/availability-strategies",
+                "availability-strategies.response",
+                params={"idOperator": self.id_operator},
+            ),
+            "availability",
+        )
 
     def platform(self, available: bool = False) -> SimulatedPlatform:
-        return SimulatedPlatform(self.client, self.id_operator, RULES_OF_OPERATOR, rule_available=available,
-                                 on_event=self._on_event)
+        return SimulatedPlatform(
+            self.client, self.id_operator, RULES_OF_OPERATOR, rule_available=available, on_event=self._on_event
+        )
 
     def conversation(self, platform: SimulatedPlatform, label: str) -> SimulatedConversation:
         chat = platform.open_chat()
@@ -279,7 +331,8 @@ class Checker:
                 return
         self.report.notes.append(
             f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried), so the "
-            "transfer rules were not exercised on it; if it does transfer, give its words with --escalation TEXT")
+            "transfer rules were not exercised on it; if it does transfer, give its words with --escalation TEXT"
+        )
 
     def _escalation_attempts(self):
         """Quick replies that look like a way to a human (when offered after the greeting), then phrasings."""
@@ -287,8 +340,14 @@ class Checker:
         chat = self.conversation(platform, "escalation: what the greeting offers")
         answer = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         offered = [q for q in _offered(answer) if phrasings.looks_like_escalation(q)] if answer else []
-        yield from dict.fromkeys([*([self._escalation] if self._escalation else []), *self.exploration.escalations,
-                                  *offered, *phrasings.escalations(self.exploration.language)])
+        yield from dict.fromkeys(
+            [
+                *([self._escalation] if self._escalation else []),
+                *self.exploration.escalations,
+                *offered,
+                *phrasings.escalations(self.exploration.language),
+            ]
+        )
 
     def _ask_for_a_human(self, phrase: str, available: bool) -> bool | None:
         """One conversation: greeting, then ``phrase``; True when the bot transferred, None when it did
@@ -330,15 +389,19 @@ class Checker:
     def probe_signatures(self) -> None:
         """Forged signatures on a GET and on a POST to a live conversation: each must be refused; a
         correct signature with its header name in lower case must be accepted."""
-        same = {"id_connector_version": self.client.id_connector_version, "id_website": self.client.id_website,
-                "give_up": self.give_up}
+        same = {
+            "id_connector_version": self.client.id_connector_version,
+            "id_website": self.client.id_website,
+            "give_up": self.give_up,
+        }
         unsigned = BotClient(self.client.base_url, secret=None, **same)  # sends only the headers it is given
         lowercase = BotClient(self.client.base_url, secret=self.secret, signature_header=LOWERCASE_HEADER, **same)
         signed_get = next(iter(self._answered_get.values()), None)
         path = self._new_conversation()
         if signed_get is None and path is None:
-            self.report.notes.append("forged signatures could not be tried: no GET was answered and no "
-                                     "conversation could be started")
+            self.report.notes.append(
+                "forged signatures could not be tried: no GET was answered and no conversation could be started"
+            )
             return
         if signed_get is not None:
             target, _, query = signed_get.url.removeprefix(self.client.base_url).partition("?")
@@ -346,8 +409,9 @@ class Checker:
             forged = []
             for kind, what in FORGERIES.items():
                 header = self._forged(kind, query.encode(), (query + "&idWebsite=ha-999").encode())
-                forged.append(unsigned.transmit(signed_get.endpoint, "GET", target, query, b"", {**get, **header},
-                                                None))
+                forged.append(
+                    unsigned.transmit(signed_get.endpoint, "GET", target, query, b"", {**get, **header}, None)
+                )
                 self.observe(forged[-1], "forged", forgery=what.format(other="another query string"))
             self.observe(lowercase.transmit(signed_get.endpoint, "GET", target, query, b"", get, None), "lowercase")
             self._inconclusive(f"GET {signed_get.endpoint}", forged)
@@ -362,8 +426,9 @@ class Checker:
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
             client, header = (unsigned, self._forged(kind, data, data + b" ")) if kind else (lowercase, {})
             sent = client.transmit("messages", "POST", path, "", data, {**post, **header}, None, request_body=body)
-            self.observe(sent, "forged" if kind else "lowercase", conversation,
-                         forgery=what.format(other="another body"))
+            self.observe(
+                sent, "forged" if kind else "lowercase", conversation, forgery=what.format(other="another body")
+            )
             forged += [sent] if kind else []
         self._inconclusive("POST messages", forged)
         if signed_get is None:
@@ -371,12 +436,17 @@ class Checker:
 
     def _inconclusive(self, where: str, forged: list[Exchange]) -> None:
         """A note when forged calls were neither accepted nor refused (an error, a timeout, not sent)."""
-        unclear = [x.error if x.skipped or x.status is None else f"answered {x.status}" for x in forged
-                   if x.status is None or not (200 <= x.status < 300 or x.status in SIGNATURE_REFUSALS)]
+        unclear = [
+            x.error if x.skipped or x.status is None else f"answered {x.status}"
+            for x in forged
+            if x.status is None or not (200 <= x.status < 300 or x.status in SIGNATURE_REFUSALS)
+        ]
         if unclear:
-            self.report.notes.append(f"forged signatures on {where}: {len(unclear)} of {len(forged)} neither "
-                                     f"accepted nor refused ({'; '.join(dict.fromkeys(unclear))}): the signature "
-                                     "check could not be judged there")
+            self.report.notes.append(
+                f"forged signatures on {where}: {len(unclear)} of {len(forged)} neither "
+                f"accepted nor refused ({'; '.join(dict.fromkeys(unclear))}): the signature "
+                "check could not be judged there"
+            )
 
     def _forged(self, kind: str, signed: bytes, other: bytes) -> dict:
         """The signature header of one of :data:`FORGERIES`, for a call whose signed part is ``signed``."""
@@ -392,8 +462,13 @@ class Checker:
 
     def _new_conversation(self) -> str | None:
         """The messages path of a conversation started for the signature probes (None: it could not be)."""
-        started = self.client.exchange("conversations", "POST", "/conversations", None, body={
-            "idOperator": self.id_operator, "idConversation": str(uuid.uuid4()), "history": []})
+        started = self.client.exchange(
+            "conversations",
+            "POST",
+            "/conversations",
+            None,
+            body={"idOperator": self.id_operator, "idConversation": str(uuid.uuid4()), "history": []},
+        )
         ours = started.body.get("idConversation") if started.ok and isinstance(started.body, dict) else None
         return f"/conversations/{quote(ours, safe='')}/messages" if isinstance(ours, str) and ours else None
 
@@ -402,11 +477,21 @@ def _offered(answer: Exchange | None) -> list[str]:
     """The quick replies an answer offered, by value."""
     if answer is None or not answer.ok:
         return []
-    return [q.get("value") for r in answer.body["replies"] if r.get("type") == "message"
-            for q in r.get("quickReplies") or [] if isinstance(q, dict) and isinstance(q.get("value"), str)]
+    return [
+        q.get("value")
+        for r in answer.body["replies"]
+        if r.get("type") == "message"
+        for q in r.get("quickReplies") or []
+        if isinstance(q, dict) and isinstance(q.get("value"), str)
+    ]
 
 
-def check(client: BotClient, secret: str | None = None, scripts: list | None = None,
-          exploration: Exploration | None = None, progress=silent) -> Report:
+def check(
+    client: BotClient,
+    secret: str | None = None,
+    scripts: list | None = None,
+    exploration: Exploration | None = None,
+    progress=silent,
+) -> Report:
     """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts."""
     return Checker(client, secret, exploration, progress).run(scripts)

@@ -23,13 +23,17 @@ def table(report: Report, verbose: bool = False, width: int | None = None) -> st
     if report.stopped:
         return report.stopped
     summary = report.summary()
-    lines = [f"{summary['conversations']} conversations, {summary['calls']} calls: "
-             f"{summary['errors']} errors, {summary['warnings']} warnings"]
+    lines = [
+        f"{summary['conversations']} conversations, {summary['calls']} calls: "
+        f"{summary['errors']} errors, {summary['warnings']} warnings"
+    ]
     lines += [f"note: {note}" for note in report.notes]
     if not report.findings:
         return "\n".join([*lines, "no finding"])
-    rows = [(f.rule, f.severity, f.endpoint, report.label(f.conversation) or f.conversation, _message(f), f.evidence)
-            for f in report.findings]
+    rows = [
+        (f.rule, f.severity, f.endpoint, report.label(f.conversation) or f.conversation, _message(f), f.evidence)
+        for f in report.findings
+    ]
     lines.append(render.table(COLUMNS, rows, width))
     if verbose:
         lines.append("to reproduce (each finding's first call):")
@@ -46,8 +50,12 @@ def write_junit(report: Report, path: Path) -> None:
 
     scripts_failed = {f.message.split(":", 1)[0] for f in report.findings if f.rule == "script"}
     failures = len({f.rule for f in report.errors if f.rule != "script"}) + len(scripts_failed) + bool(report.stopped)
-    suite = ET.Element("testsuite", name="iadvize-harness check", failures=str(failures),
-                       tests=str(len(RULES) + len(report.scripts) + 1))
+    suite = ET.Element(
+        "testsuite",
+        name="iadvize-harness check",
+        failures=str(failures),
+        tests=str(len(RULES) + len(report.scripts) + 1),
+    )
     setup = ET.SubElement(suite, "testcase", classname="check", name="set-up")
     if report.stopped:
         ET.SubElement(setup, "failure", message=report.stopped)
@@ -63,16 +71,20 @@ def write_junit(report: Report, path: Path) -> None:
         found = [f for f in report.findings if f.rule == rule.id]
         if found and rule.severity == "error":
             failure = ET.SubElement(case, "failure", message=found[0].message)
-            failure.text = "\n".join(f"{report.label(f.conversation) or f.endpoint}: {_message(f)} {f.evidence}\n"
-                                     f"  reproduce: {f.reproduce}" for f in found)
+            failure.text = "\n".join(
+                f"{report.label(f.conversation) or f.endpoint}: {_message(f)} {f.evidence}\n  reproduce: {f.reproduce}"
+                for f in found
+            )
         elif found:
             ET.SubElement(case, "system-out").text = "\n".join(f"warning: {_message(f)}" for f in found)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
-_STYLE = ("body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;"
-          "vertical-align:top}.error{background:#fde2e2}.warning{background:#fff5d6}"
-          "code{font-size:85%;word-break:break-all}pre{white-space:pre-wrap}")
+_STYLE = (
+    "body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:left;"
+    "vertical-align:top}.error{background:#fde2e2}.warning{background:#fff5d6}"
+    "code{font-size:85%;word-break:break-all}pre{white-space:pre-wrap}"
+)
 
 
 def write_html(report: Report, path: Path) -> None:
@@ -85,22 +97,35 @@ def write_html(report: Report, path: Path) -> None:
         where = report.label(finding.conversation) or finding.conversation
         anchor = anchors.get(finding.conversation)
         link = f"<a href='#{anchor}'>{esc(where)}</a>" if anchor else esc(where)
-        reproduce = f"<details><summary>reproduce</summary><code>{esc(finding.reproduce)}</code></details>" \
-            if finding.reproduce else ""
-        return (f"<tr class='{esc(finding.severity)}'><td>{esc(finding.rule)}</td><td>{esc(finding.severity)}</td>"
-                f"<td>{esc(finding.endpoint)}</td><td>{link}</td><td>{esc(_message(finding))}</td>"
-                f"<td>{esc(finding.evidence)}{reproduce}</td></tr>")
+        reproduce = (
+            f"<details><summary>reproduce</summary><code>{esc(finding.reproduce)}</code></details>"
+            if finding.reproduce
+            else ""
+        )
+        return (
+            f"<tr class='{esc(finding.severity)}'><td>{esc(finding.rule)}</td><td>{esc(finding.severity)}</td>"
+            f"<td>{esc(finding.endpoint)}</td><td>{link}</td><td>{esc(_message(finding))}</td>"
+            f"<td>{esc(finding.evidence)}{reproduce}</td></tr>"
+        )
 
     summary = report.summary()
-    facts = [("stopped", summary["stopped"]), ("scenarios probed", ", ".join(summary["scenarios"]) or "none"),
-             ("conversations", summary["conversations"]), ("calls", summary["calls"]),
-             ("errors", summary["errors"]), ("warnings", summary["warnings"]),
-             ("rules broken", ", ".join(summary["rules"]) or "none"), *(("note", n) for n in summary["notes"])]
+    facts = [
+        ("stopped", summary["stopped"]),
+        ("scenarios probed", ", ".join(summary["scenarios"]) or "none"),
+        ("conversations", summary["conversations"]),
+        ("calls", summary["calls"]),
+        ("errors", summary["errors"]),
+        ("warnings", summary["warnings"]),
+        ("rules broken", ", ".join(summary["rules"]) or "none"),
+        *(("note", n) for n in summary["notes"]),
+    ]
     facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts if v is not None)
     rows = "".join(map(row, report.findings)) or f"<tr><td colspan='{len(COLUMNS)}'>no finding</td></tr>"
     transcripts = "".join(
         f"<details id='{anchors[c.id]}'><summary>{esc(c.label or c.id)} <small>({esc(c.id)})</small></summary>"
-        f"<pre>{esc(c.transcript())}</pre></details>" for c in report.conversations)
+        f"<pre>{esc(c.transcript())}</pre></details>"
+        for c in report.conversations
+    )
     Path(path).write_text(
         f"<!doctype html><meta charset='utf-8'><title>iadvize-harness check</title><style>{_STYLE}</style>"
         f"<h1>iadvize-harness check</h1><table class='summary'>{facts_html}</table><h2>Findings</h2>"
@@ -108,4 +133,5 @@ def write_html(report: Report, path: Path) -> None:
         f"<h2>Conversations</h2>{transcripts}"
         "<script>for (const a of document.querySelectorAll('a[href^=\"#conversation-\"]')) a.addEventListener("
         "'click', () => { document.querySelector(a.getAttribute('href')).open = true; });</script>",
-        encoding="utf-8")
+        encoding="utf-8",
+    )

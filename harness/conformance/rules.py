@@ -60,9 +60,16 @@ class Finding:
     reproduce: str = ""  # a curl command sending the first such call again
 
     def as_dict(self) -> dict:
-        return {"rule": self.rule, "severity": self.severity, "endpoint": self.endpoint,
-                "conversation": self.conversation, "message": self.message, "evidence": self.evidence,
-                "count": self.count, "reproduce": self.reproduce}
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "endpoint": self.endpoint,
+            "conversation": self.conversation,
+            "message": self.message,
+            "evidence": self.evidence,
+            "count": self.count,
+            "reproduce": self.reproduce,
+        }
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,12 @@ def _transfers(o: Observation) -> Iterator[tuple[int, dict]]:
     yield from ((i, r) for i, r in enumerate(o.replies) if r.get("type") == "transfer")
 
 
-@rule("http-error", "error", "the call failed: an error status, an answer that is not JSON, or no connection",
-      "Endpoints the connector must serve")
+@rule(
+    "http-error",
+    "error",
+    "the call failed: an error status, an answer that is not JSON, or no connection",
+    "Endpoints the connector must serve",
+)
 def _http_error(o: Observation):
     x = o.exchange
     if o.purpose in PROBES or _timed_out(x) or _non_text_visit(o):
@@ -133,8 +144,9 @@ def _in_payload(problem: wire.Problem) -> bool:
     return ".payload" in problem.field
 
 
-@rule("envelope", "error", "a field of the answer is missing or of the wrong type",
-      "Endpoints the connector must serve")
+@rule(
+    "envelope", "error", "a field of the answer is missing or of the wrong type", "Endpoints the connector must serve"
+)
 def _envelope(o: Observation):
     if o.answered and o.purpose not in ("availability", *PROBES):
         for problem in o.exchange.problems:
@@ -142,8 +154,12 @@ def _envelope(o: Observation):
                 yield f"{problem.field or 'the body'}: {problem.message}", evidence(o.exchange.body)
 
 
-@rule("payload-shape", "error", "a payload lacks what its content type needs; iAdvize cannot show it",
-      "Payloads (payload.contentType)")
+@rule(
+    "payload-shape",
+    "error",
+    "a payload lacks what its content type needs; iAdvize cannot show it",
+    "Payloads (payload.contentType)",
+)
 def _payload_shape(o: Observation):
     if o.answered:
         for problem in o.exchange.problems:
@@ -151,16 +167,24 @@ def _payload_shape(o: Observation):
                 yield f"{problem.field}: {problem.message}", evidence(o.exchange.body)
 
 
-@rule("echo-loop", "error", "the bot answered an operator-authored message (its own echo, or a human's): "
-      "it will talk to itself forever", "7. POST /conversations/:idConversation/messages (the echo rule)")
+@rule(
+    "echo-loop",
+    "error",
+    "the bot answered an operator-authored message (its own echo, or a human's): it will talk to itself forever",
+    "7. POST /conversations/:idConversation/messages (the echo rule)",
+)
 def _echo_loop(o: Observation):
     if o.purpose in ("echo", "human") and o.replies:
         author = "its own message" if o.purpose == "echo" else "a human operator's message"
         yield f"{_replies_word(len(o.replies))} to {author}", evidence(o.replies)
 
 
-@rule("replies-on-create", "warning", "POST /conversations should answer no replies: the first visitor message "
-      "follows at once", "6. POST /conversations")
+@rule(
+    "replies-on-create",
+    "warning",
+    "POST /conversations should answer no replies: the first visitor message follows at once",
+    "6. POST /conversations",
+)
 def _replies_on_create(o: Observation):
     if o.purpose == "create" and o.replies:
         yield f"{_replies_word(len(o.replies))} when the conversation starts", evidence(o.replies)
@@ -201,8 +225,12 @@ def _timeout_range(o: Observation):
             yield f"replies[{i}] transfer timeout is {seconds:g} s", evidence(reply)
 
 
-@rule("transfer-timeout-short", "warning", "under 15 s, iAdvize has no time to find an available human",
-      "Reply objects (transfer)")
+@rule(
+    "transfer-timeout-short",
+    "warning",
+    "under 15 s, iAdvize has no time to find an available human",
+    "Reply objects (transfer)",
+)
 def _timeout_short(o: Observation):
     low, _ = TRANSFER_TIMEOUT_RANGE
     for i, reply in _transfers(o):
@@ -211,17 +239,27 @@ def _timeout_short(o: Observation):
             yield f"replies[{i}] transfer timeout is {seconds:g} s", evidence(reply)
 
 
-@rule("transfer-unknown-rule", "error", "a transfer must name one of the operator's distribution rules",
-      "Reply objects (transfer)")
+@rule(
+    "transfer-unknown-rule",
+    "error",
+    "a transfer must name one of the operator's distribution rules",
+    "Reply objects (transfer)",
+)
 def _unknown_rule(o: Observation):
     for i, reply in _transfers(o):
         if reply.get("distributionRule") not in o.operator_rules:
-            yield f"replies[{i}] transfers to {reply.get('distributionRule')!r}, not a rule of this operator", \
-                evidence(reply)
+            yield (
+                f"replies[{i}] transfers to {reply.get('distributionRule')!r}, not a rule of this operator",
+                evidence(reply),
+            )
 
 
-@rule("availability-shape", "error", "availability strategies must be well formed and name the operator's rules, "
-      "or the bot always appears offline", "4. GET /availability-strategies")
+@rule(
+    "availability-shape",
+    "error",
+    "availability strategies must be well formed and name the operator's rules, or the bot always appears offline",
+    "4. GET /availability-strategies",
+)
 def _availability(o: Observation):
     if o.purpose != "availability" or not o.answered:
         return
@@ -234,8 +272,12 @@ def _availability(o: Observation):
             yield f"[{i}].distributionRulesToCheck names rules the operator does not have", evidence(unknown)
 
 
-@rule("first-messages-latency", "error", "the greeting is shown only when it comes within 2 s",
-      "5. GET /bots/:idOperator/conversation-first-messages")
+@rule(
+    "first-messages-latency",
+    "error",
+    "the greeting is shown only when it comes within 2 s",
+    "5. GET /bots/:idOperator/conversation-first-messages",
+)
 def _first_latency(o: Observation):
     x = o.exchange
     if o.purpose == "greeting" and (_timed_out(x) or (x.latency_ms or 0) > FIRST_MESSAGES_BUDGET_SECONDS * 1000):
@@ -249,51 +291,79 @@ def _latency(o: Observation):
         yield f"answered in {x.latency_ms:.0f} ms" if not _timed_out(x) else x.error, ""
 
 
-@rule("missing-await", "warning", "put an await (about 1 s) between two messages: it keeps their order and reads "
-      "naturally", "Reply objects (platform rules)")
+@rule(
+    "missing-await",
+    "warning",
+    "put an await (about 1 s) between two messages: it keeps their order and reads naturally",
+    "Reply objects (platform rules)",
+)
 def _missing_await(o: Observation):
     if o.purpose == "greeting":  # iAdvize ignores everything but messages in a greeting
         return
     kinds = [r.get("type") for r in o.replies]
     for i in range(1, len(kinds)):
         if kinds[i] == kinds[i - 1] == "message":
-            yield f"replies[{i - 1}] and replies[{i}] are messages with no await between", \
-                evidence(o.replies[i - 1:i + 1])
+            yield (
+                f"replies[{i - 1}] and replies[{i}] are messages with no await between",
+                evidence(o.replies[i - 1 : i + 1]),
+            )
 
 
-@rule("signature-not-enforced", "error", "with a secret, a call without a valid X-iAdvize-Signature must be refused",
-      "Security: X-iAdvize-Signature")
+@rule(
+    "signature-not-enforced",
+    "error",
+    "with a secret, a call without a valid X-iAdvize-Signature must be refused",
+    "Security: X-iAdvize-Signature",
+)
 def _signature(o: Observation):
     x = o.exchange
     if o.purpose == "forged" and x.status is not None and 200 <= x.status < 300:
         sent = next((v for k, v in x.request_headers.items() if k.lower() == "x-iadvize-signature"), None)
-        yield f"a {x.method} with {o.forgery} was accepted ({x.status})", \
-            evidence(sent, 24) if sent else "no signature header"
+        yield (
+            f"a {x.method} with {o.forgery} was accepted ({x.status})",
+            evidence(sent, 24) if sent else "no signature header",
+        )
 
 
-@rule("signature-header-case", "error", "header names are case-insensitive: iAdvize now writes x-iadvize-signature, "
-      "and a correctly signed call must be accepted in any case", "Corrections and additions (Security)")
+@rule(
+    "signature-header-case",
+    "error",
+    "header names are case-insensitive: iAdvize now writes x-iadvize-signature, "
+    "and a correctly signed call must be accepted in any case",
+    "Corrections and additions (Security)",
+)
 def _signature_case(o: Observation):
     x = o.exchange
     if o.purpose == "lowercase" and x.status in REFUSED_STATUSES:
-        yield f"a correctly signed {x.method} was refused ({x.status}) because its header was written " \
-              "x-iadvize-signature", excerpt(x)
+        yield (
+            f"a correctly signed {x.method} was refused ({x.status}) because its header was written "
+            "x-iadvize-signature",
+            excerpt(x),
+        )
 
 
-@rule("unsupported-payload-crash", "error", "a visitor may send files and other payloads: the bot must answer them",
-      "7. POST /conversations/:idConversation/messages")
+@rule(
+    "unsupported-payload-crash",
+    "error",
+    "a visitor may send files and other payloads: the bot must answer them",
+    "7. POST /conversations/:idConversation/messages",
+)
 def _payload_crash(o: Observation):
     x = o.exchange
     if _non_text_visit(o) and not _timed_out(x) and (x.status is None or not 200 <= x.status < 300 or x.error):
         yield f"a {o.sent_payload.get('contentType')} payload was answered {x.status or x.error}", excerpt(x)
 
 
-@rule("retry-not-idempotent", "warning", "iAdvize retries a call with the same idMessage: it should get the same "
-      "answer, and the conversation should advance once", "7. POST /conversations/:idConversation/messages")
+@rule(
+    "retry-not-idempotent",
+    "warning",
+    "iAdvize retries a call with the same idMessage: it should get the same "
+    "answer, and the conversation should advance once",
+    "7. POST /conversations/:idConversation/messages",
+)
 def _retry(o: Observation):
     if o.purpose == "retry" and o.previous is not None and o.answered and o.replies != _replies(o.previous):
-        yield "the same idMessage got a different answer", evidence({"first": _replies(o.previous),
-                                                                    "retry": o.replies})
+        yield "the same idMessage got a different answer", evidence({"first": _replies(o.previous), "retry": o.replies})
 
 
 def _replies(exchange: Exchange) -> list:
@@ -307,6 +377,7 @@ def judge(observation: Observation) -> list[Finding]:
     found = []
     for r in RULES.values():
         for message, proof in r.check(observation):
-            found.append(Finding(r.id, r.severity, observation.exchange.endpoint, observation.conversation,
-                                 message, proof))
+            found.append(
+                Finding(r.id, r.severity, observation.exchange.endpoint, observation.conversation, message, proof)
+            )
     return found

@@ -101,6 +101,7 @@ class Script:
 
 # --- loading -------------------------------------------------------------------------------
 
+
 def _seconds(value, source: str, where: str) -> float:
     found = _DURATION.match(str(value))
     if not found:
@@ -127,47 +128,86 @@ def load_script(path: Path) -> Script:
     if not isinstance(rules, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in rules):
         raise ScriptError(source, "operator.distributionRules", "must be a list of {id, label}")
     steps = [_step(item, source, f"steps[{i}]") for i, item in enumerate(data["steps"])]
-    return Script(str(data.get("name") or Path(path).name.removesuffix(".convo.yaml")), source, steps,
-                  data.get("scenario"), list(rules), bool(data.get("transfer_available", False)))
+    return Script(
+        str(data.get("name") or Path(path).name.removesuffix(".convo.yaml")),
+        source,
+        steps,
+        data.get("scenario"),
+        list(rules),
+        bool(data.get("transfer_available", False)),
+    )
 
 
 def _step(item, source: str, where: str) -> ScriptStep:
     if not isinstance(item, dict) or len({"visitor", "payload", "wait"} & set(item)) != 1:
         raise ScriptError(source, where, "a step has exactly one of visitor, payload or wait")
     if unknown := set(item) - STEP_KEYS:
-        raise ScriptError(source, f"{where}.{sorted(unknown)[0]}",
-                          f"unknown key (allowed: {', '.join(sorted(STEP_KEYS))})")
+        raise ScriptError(
+            source, f"{where}.{sorted(unknown)[0]}", f"unknown key (allowed: {', '.join(sorted(STEP_KEYS))})"
+        )
     expect = item.get("expect") or {}
     _check_expectations(expect, source, f"{where}.expect")
-    if "payload" in item and wire.problems("message.request", {"idOperator": "x", "message": {
-            "idMessage": "x", "author": {"role": "visitor"}, "payload": item["payload"],
-            "createdAt": "2026-01-01T00:00:00Z"}}):
+    if "payload" in item and wire.problems(
+        "message.request",
+        {
+            "idOperator": "x",
+            "message": {
+                "idMessage": "x",
+                "author": {"role": "visitor"},
+                "payload": item["payload"],
+                "createdAt": "2026-01-01T00:00:00Z",
+            },
+        },
+    ):
         raise ScriptError(source, f"{where}.payload", "not a payload a visitor can send")
-    return ScriptStep(visitor=str(item["visitor"]) if "visitor" in item else None, payload=item.get("payload"),
-                wait=_seconds(item["wait"], source, f"{where}.wait") if "wait" in item else None,
-                after=_seconds(item.get("after", 0), source, f"{where}.after"), expect=expect)
+    return ScriptStep(
+        visitor=str(item["visitor"]) if "visitor" in item else None,
+        payload=item.get("payload"),
+        wait=_seconds(item["wait"], source, f"{where}.wait") if "wait" in item else None,
+        after=_seconds(item.get("after", 0), source, f"{where}.after"),
+        expect=expect,
+    )
 
 
 # What each expectation's value must be: (accepted types, how to say it)
-_TEXT, _COUNT, _FLAG, _MAP = ((str,), "a string"), ((int,), "a whole number"), ((bool,), "true or false"), \
-    ((dict,), "a mapping")
-EXPECTATION_TYPES = {"text_equals": _TEXT, "text_contains": _TEXT, "text_matches": _TEXT, "payload_type": _TEXT,
-                     "quick_replies": ((list,), "a list of strings"), "cards": _COUNT, "offers": _COUNT,
-                     "jsonpath": _MAP, "transfer": ((dict, type(None)), "a mapping (rule, timeout) or nothing"),
-                     "then_on_failure": _MAP, "close": _FLAG, "await": _FLAG, "no_replies": _FLAG,
-                     "within_ms": ((int, float), "a number of milliseconds")}
+_TEXT, _COUNT, _FLAG, _MAP = (
+    ((str,), "a string"),
+    ((int,), "a whole number"),
+    ((bool,), "true or false"),
+    ((dict,), "a mapping"),
+)
+EXPECTATION_TYPES = {
+    "text_equals": _TEXT,
+    "text_contains": _TEXT,
+    "text_matches": _TEXT,
+    "payload_type": _TEXT,
+    "quick_replies": ((list,), "a list of strings"),
+    "cards": _COUNT,
+    "offers": _COUNT,
+    "jsonpath": _MAP,
+    "transfer": ((dict, type(None)), "a mapping (rule, timeout) or nothing"),
+    "then_on_failure": _MAP,
+    "close": _FLAG,
+    "await": _FLAG,
+    "no_replies": _FLAG,
+    "within_ms": ((int, float), "a number of milliseconds"),
+}
 
 
 def _check_expectations(expect, source: str, where: str) -> None:
     if not isinstance(expect, dict):
         raise ScriptError(source, where, "must be a mapping of expectations")
     if unknown := set(expect) - set(EXPECTATIONS):
-        raise ScriptError(source, f"{where}.{sorted(unknown)[0]}",
-                          f"unknown expectation (known: {', '.join(EXPECTATIONS)})")
+        raise ScriptError(
+            source, f"{where}.{sorted(unknown)[0]}", f"unknown expectation (known: {', '.join(EXPECTATIONS)})"
+        )
     for key, value in expect.items():
         types, said = EXPECTATION_TYPES[key]
-        wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types) or (
-            key == "quick_replies" and not all(isinstance(v, str) for v in value))
+        wrong = (
+            not isinstance(value, types)
+            or (isinstance(value, bool) and bool not in types)
+            or (key == "quick_replies" and not all(isinstance(v, str) for v in value))
+        )
         if wrong:
             raise ScriptError(source, f"{where}.{key}", f"must be {said}, got {value!r}")
     if "text_matches" in expect:
@@ -175,7 +215,7 @@ def _check_expectations(expect, source: str, where: str) -> None:
             re.compile(expect["text_matches"])
         except re.error as error:
             raise ScriptError(source, f"{where}.text_matches", f"not a regular expression: {error}") from None
-    for path in (expect.get("jsonpath") or {}):
+    for path in expect.get("jsonpath") or {}:
         try:
             jsonpath(path)
         except (JsonPathParserError, ValueError, TypeError) as error:
@@ -194,14 +234,18 @@ def load_scripts(directory: Path) -> list[Script]:
 
 # --- running -------------------------------------------------------------------------------
 
+
 def run_script(script: Script, client: BotClient, on_event=None) -> SimulatedConversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail."""
     id_operator = new_operator_id()
     scenario = script.scenario or _first_scenario(client, script)
-    client.save_bot(id_operator, {"name": script.name, "distributionRules": script.distribution_rules,
-                                  "external": {"idBot": scenario}})
-    platform = SimulatedPlatform(client, id_operator, script.distribution_rules,
-                                 rule_available=script.transfer_available, on_event=on_event)
+    client.save_bot(
+        id_operator,
+        {"name": script.name, "distributionRules": script.distribution_rules, "external": {"idBot": scenario}},
+    )
+    platform = SimulatedPlatform(
+        client, id_operator, script.distribution_rules, rule_available=script.transfer_available, on_event=on_event
+    )
     chat = platform.open_chat()
     platform.start(chat)
     for index, step in enumerate(script.steps):
@@ -220,8 +264,10 @@ def run_script(script: Script, client: BotClient, on_event=None) -> SimulatedCon
                 _play_out_transfer(platform, chat)
         problems = expectation_problems(step.expect, body, latency)
         if "then_on_failure" in step.expect and chat.handed_over:
-            problems.append("then_on_failure cannot hold: the transfer succeeded (transfer_available: true), "
-                            "so nothing after it runs")
+            problems.append(
+                "then_on_failure cannot hold: the transfer succeeded (transfer_available: true), "
+                "so nothing after it runs"
+            )
         if problems:
             raise ScriptFailure(script, index, problems, chat)
     return chat
@@ -246,8 +292,11 @@ def _first_scenario(client: BotClient, script: Script) -> str:
 
 
 def _texts(replies: list[dict]) -> list[str]:
-    return [r["payload"]["value"] for r in replies if r.get("type") == "message"
-            and r.get("payload", {}).get("contentType") == "text"]
+    return [
+        r["payload"]["value"]
+        for r in replies
+        if r.get("type") == "message" and r.get("payload", {}).get("contentType") == "text"
+    ]
 
 
 def expectation_problems(expect: dict, body: dict, latency_ms: float = 0) -> list[str]:
@@ -282,9 +331,10 @@ def expectation_problems(expect: dict, body: dict, latency_ms: float = 0) -> lis
     if "transfer" in expect:
         problems += _transfer_problems(expect["transfer"] or {}, replies)
     if "then_on_failure" in expect:
-        after = replies[kinds.index("transfer") + 1:] if "transfer" in kinds else []
-        problems += [f"after the transfer: {p}" for p in expectation_problems(expect["then_on_failure"],
-                                                                               {"replies": after})]
+        after = replies[kinds.index("transfer") + 1 :] if "transfer" in kinds else []
+        problems += [
+            f"after the transfer: {p}" for p in expectation_problems(expect["then_on_failure"], {"replies": after})
+        ]
     for key, kind in (("close", "close"), ("await", "await")):
         if key in expect and (kind in kinds) != bool(expect[key]):
             problems.append(f"expected {'a' if expect[key] else 'no'} {kind}; got {kinds!r}")
@@ -314,4 +364,3 @@ def _transfer_problems(wanted: dict, replies: list[dict]) -> list[str]:
 def failure_report(failure: ScriptFailure) -> str:
     """The failure and the transcript up to it, as pytest and check show it."""
     return f"{failure}\n\ntranscript:\n{failure.conversation.transcript()}"
-

@@ -59,16 +59,30 @@ class LoadResult:
 
     def report(self) -> str:
         header = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "budget", "over budget")
-        rows = [(r["endpoint"], r["requests"], f"{r['rps']:.2f}", r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                 r["errors"], f"{r['budget_s']:g} s" if r["budget_s"] else "-", r["over_budget"])
-                for r in self.endpoints]
+        rows = [
+            (
+                r["endpoint"],
+                r["requests"],
+                f"{r['rps']:.2f}",
+                r["p50_ms"],
+                r["p95_ms"],
+                r["p99_ms"],
+                r["errors"],
+                f"{r['budget_s']:g} s" if r["budget_s"] else "-",
+                r["over_budget"],
+            )
+            for r in self.endpoints
+        ]
         lines = [render.table(header, rows)]
         for error in self.errors:
             lines.append(f"error: {error['endpoint']}: {error['error']} ({error['occurrences']} times)")
         if not self.endpoints:
             lines.append("no call was made: is the duration long enough?")
-        verdict = "within budget, no error" if self.passed else (
-            f"FAILED: {self.failed_calls} errors, {self.over_budget} calls over their budget")
+        verdict = (
+            "within budget, no error"
+            if self.passed
+            else (f"FAILED: {self.failed_calls} errors, {self.over_budget} calls over their budget")
+        )
         return "\n".join([*lines, verdict])
 
 
@@ -80,46 +94,94 @@ def save_operators(client: BotClient, count: int) -> tuple[str, ...]:
             raise LoadError("the bot lists no scenario (GET /external-bots answered [])")
         operators = tuple(new_operator_id() for _ in range(count))
         for index, id_operator in enumerate(operators):
-            client.save_bot(id_operator, {
-                "name": f"Load test {index + 1}", "pseudo": "Load", "language": "en",
-                "distributionRules": [{"id": str(uuid.uuid4()), "label": "Customer service"}],
-                "external": {"idBot": scenarios[index % len(scenarios)]},
-            })
+            client.save_bot(
+                id_operator,
+                {
+                    "name": f"Load test {index + 1}",
+                    "pseudo": "Load",
+                    "language": "en",
+                    "distributionRules": [{"id": str(uuid.uuid4()), "label": "Customer service"}],
+                    "external": {"idBot": scenarios[index % len(scenarios)]},
+                },
+            )
     except BotError as error:
         raise LoadError(f"could not save the load test's operators: {error}") from None
     return operators
 
 
-def run(provider_url: str, operators: int = 5, conversations_per_minute: float = 10, duration: float = 60,
-        secret: str | None = None, csv_prefix: str | None = None, think_time: tuple[float, float] = (5, 20),
-        messages: int = 4, expect_workers: int = 0, master_port: int = 5557, out=sys.stdout,
-        progress=silent) -> LoadResult:
+def run(
+    provider_url: str,
+    operators: int = 5,
+    conversations_per_minute: float = 10,
+    duration: float = 60,
+    secret: str | None = None,
+    csv_prefix: str | None = None,
+    think_time: tuple[float, float] = (5, 20),
+    messages: int = 4,
+    expect_workers: int = 0,
+    master_port: int = 5557,
+    say=None,
+    progress=silent,
+) -> LoadResult:
     """Plan, run Locust headless and return its outcome; raise :class:`LoadError` when it cannot run.
 
-    ``progress(text, step="load")`` is called about once a second while Locust runs; if it has a
-    ``done()`` (a :class:`harness.progress.Progress`), that is called once Locust has finished.
+    ``say(line)`` is told the plan once it is made (nothing is printed here); ``progress(text,
+    step="load")`` is called about once a second while Locust runs; if it has a ``done()`` (a
+    :class:`harness.progress.Progress`), that is called once Locust has finished.
     """
+    say = say or (lambda line: None)
     client = BotClient(provider_url, secret=secret)
     _, stopped = preflight(client)  # a refused signature is said once, before any operator is saved
     if stopped:
         raise LoadError(stopped)
-    plan = Plan(save_operators(client, operators), conversations_per_minute, think_time, messages,
-                client.id_connector_version, client.id_website, max(1, expect_workers))
+    plan = Plan(
+        save_operators(client, operators),
+        conversations_per_minute,
+        think_time,
+        messages,
+        client.id_connector_version,
+        client.id_website,
+        max(1, expect_workers),
+    )
     with tempfile.TemporaryDirectory(prefix="iadvize-load-") as scratch:
         summary = Path(scratch) / "summary.json"
         users = plan.visitors  # the operators are polled by each process's own greenlets, not by users
-        command = [*_locust(), "--headless", "--host", provider_url.rstrip("/"), "--users", str(users),
-                   "--spawn-rate", str(users), "--run-time", f"{max(1, round(duration))}s", "--only-summary",
-                   *plan.locust_options(), "--iadvize-summary", str(summary)]
+        command = [
+            *_locust(),
+            "--headless",
+            "--host",
+            provider_url.rstrip("/"),
+            "--users",
+            str(users),
+            "--spawn-rate",
+            str(users),
+            "--run-time",
+            f"{max(1, round(duration))}s",
+            "--only-summary",
+            *plan.locust_options(),
+            "--iadvize-summary",
+            str(summary),
+        ]
         if csv_prefix:
             command += ["--csv", csv_prefix]
         if expect_workers:
-            command += ["--master", "--expect-workers", str(expect_workers), "--master-bind-port", str(master_port),
-                        "--expect-workers-max-wait", str(WORKERS_WAIT_SECONDS)]
-            print(f"waiting for {expect_workers} workers on port {master_port}: on each, run "
-                  f"iadvize-harness load --worker --master-host <this machine>", file=out, flush=True)
-        print(f"{len(plan.operators)} operators polled every second, {conversations_per_minute:g} conversations "
-              f"per minute ({plan.visitors} visitors), for {duration:g} s", file=out, flush=True)
+            command += [
+                "--master",
+                "--expect-workers",
+                str(expect_workers),
+                "--master-bind-port",
+                str(master_port),
+                "--expect-workers-max-wait",
+                str(WORKERS_WAIT_SECONDS),
+            ]
+            say(
+                f"waiting for {expect_workers} workers on port {master_port}: on each, run "
+                f"iadvize-harness load --worker --master-host <this machine>"
+            )
+        say(
+            f"{len(plan.operators)} operators polled every second, {conversations_per_minute:g} conversations "
+            f"per minute ({plan.visitors} visitors), for {duration:g} s"
+        )
         log = Path(scratch) / "locust.log"
         timeout = duration + GRACE_SECONDS + (WORKERS_WAIT_SECONDS if expect_workers else 0)
         try:
@@ -149,8 +211,7 @@ def _environment(secret: str | None) -> dict:
     return env
 
 
-def _run_locust(command: list[str], secret: str | None, log: Path, timeout: float, duration: float,
-                progress) -> None:
+def _run_locust(command: list[str], secret: str | None, log: Path, timeout: float, duration: float, progress) -> None:
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=_environment(secret))
         started = time.monotonic()

@@ -80,7 +80,7 @@ def _start_polling(environment, **_kwargs) -> None:
         return  # the master only counts; its workers poll
     plan = Plan.from_locust(environment.parsed_options)
     index = getattr(environment.runner, "worker_index", 0) if plan.workers > 1 else 0
-    share = list(plan.operators[index::plan.workers])
+    share = list(plan.operators[index :: plan.workers])
     phases = [random.random() for _ in share]  # not every operator in the same millisecond
     PROCESS.update(worker=index, operators=share, poll_phases=phases, visitor_phases=[])
     for id_operator, phase in zip(share, phases, strict=True):
@@ -100,8 +100,15 @@ def _poll(session, plan: Plan, id_operator: str, phase: float) -> None:
     gevent.sleep(phase)
     due = time.monotonic()
     while True:
-        call(session, plan, "availability-strategies", "GET", "/availability-strategies",
-             "availability-strategies.response", params={"idOperator": id_operator})
+        call(
+            session,
+            plan,
+            "availability-strategies",
+            "GET",
+            "/availability-strategies",
+            "availability-strategies.response",
+            params={"idOperator": id_operator},
+        )
         due += 1.0
         gevent.sleep(max(0.0, due - time.monotonic()))
 
@@ -137,24 +144,41 @@ def _write_summary(environment, **_kwargs) -> None:
         return
     rows = []
     for (name, _method), entry in sorted(environment.stats.entries.items()):
-        rows.append({
-            "endpoint": name, "requests": entry.num_requests, "errors": entry.num_failures,
-            "rps": round(entry.total_rps, 2),
-            "p50_ms": entry.get_response_time_percentile(0.5), "p95_ms": entry.get_response_time_percentile(0.95),
-            "p99_ms": entry.get_response_time_percentile(0.99), "max_ms": round(entry.max_response_time or 0, 1),
-            "budget_s": ENDPOINTS.get(name), "over_budget": OVER_BUDGET.get(name, 0),
-        })
-    errors = [{"endpoint": e.name, "error": str(e.error), "occurrences": e.occurrences}
-              for e in environment.stats.errors.values()]
+        rows.append(
+            {
+                "endpoint": name,
+                "requests": entry.num_requests,
+                "errors": entry.num_failures,
+                "rps": round(entry.total_rps, 2),
+                "p50_ms": entry.get_response_time_percentile(0.5),
+                "p95_ms": entry.get_response_time_percentile(0.95),
+                "p99_ms": entry.get_response_time_percentile(0.99),
+                "max_ms": round(entry.max_response_time or 0, 1),
+                "budget_s": ENDPOINTS.get(name),
+                "over_budget": OVER_BUDGET.get(name, 0),
+            }
+        )
+    errors = [
+        {"endpoint": e.name, "error": str(e.error), "occurrences": e.occurrences}
+        for e in environment.stats.errors.values()
+    ]
     errors.sort(key=lambda e: -e["occurrences"])
     master = isinstance(environment.runner, MasterRunner)
     workers = len(environment.runner.clients) if master else 0
     options = environment.parsed_options
     processes = sorted(PROCESSES.values(), key=lambda p: p["worker"]) if master else [PROCESS]
     with open(options.iadvize_summary, "w", encoding="utf-8") as out:
-        json.dump({"endpoints": rows, "errors": errors[:20], "workers": workers,
-                   "plan": Plan.from_locust(options).describe(options.num_users), "processes": processes},
-                  out, indent=2)
+        json.dump(
+            {
+                "endpoints": rows,
+                "errors": errors[:20],
+                "workers": workers,
+                "plan": Plan.from_locust(options).describe(options.num_users),
+                "processes": processes,
+            },
+            out,
+            indent=2,
+        )
 
 
 def _final_csv(environment) -> None:
@@ -172,8 +196,17 @@ def _timed_out(error) -> bool:
     return "timeout" in type(error).__name__.lower()  # requests' ReadTimeout, ConnectTimeout...
 
 
-def call(session, plan: Plan, name: str, method: str, path: str, response_body: str, *,
-         params: dict | None = None, body: dict | None = None):
+def call(
+    session,
+    plan: Plan,
+    name: str,
+    method: str,
+    path: str,
+    response_body: str,
+    *,
+    params: dict | None = None,
+    body: dict | None = None,
+):
     """One call, signed and named as iAdvize makes it; the parsed answer when it is a conformant 2xx,
     else None (recorded as an error with its reason)."""
     query = urlencode({"idConnectorVersion": plan.connector_version, "idWebsite": plan.website, **(params or {})})
@@ -184,11 +217,15 @@ def call(session, plan: Plan, name: str, method: str, path: str, response_body: 
     if SECRET:
         headers[signature.HEADER] = signature.sign(SECRET, signature.signed_part(method, query.encode(), data))
     budget = ENDPOINTS[name]
-    with session.request(method, f"{path}?{query}", data=data or None, headers=headers, name=name,
-                         timeout=budget, catch_response=True) as response:
+    with session.request(
+        method, f"{path}?{query}", data=data or None, headers=headers, name=name, timeout=budget, catch_response=True
+    ) as response:
         if response.error is not None:
-            response.failure(f"no answer within the {budget:g} s iAdvize waits" if _timed_out(response.error)
-                             else f"connection failed ({type(response.error).__name__})")
+            response.failure(
+                f"no answer within the {budget:g} s iAdvize waits"
+                if _timed_out(response.error)
+                else f"connection failed ({type(response.error).__name__})"
+            )
             return None
         if not 200 <= response.status_code < 300:
             response.failure(f"answered {response.status_code}")
@@ -229,24 +266,40 @@ class Visitor(HttpUser):
         id_operator = random.choice(self.plan.operators)
         operator_path = quote(id_operator, safe="")
         # a greeting that fails or comes late is not shown; the chat goes on without it, as on iAdvize
-        self.call("first-messages", "GET", f"/bots/{operator_path}/conversation-first-messages",
-                  "first-messages.response")
-        started = self.call("conversations", "POST", "/conversations", "conversation.response",
-                            body={"idOperator": id_operator, "idConversation": str(uuid.uuid4()), "history": []})
+        self.call(
+            "first-messages", "GET", f"/bots/{operator_path}/conversation-first-messages", "first-messages.response"
+        )
+        started = self.call(
+            "conversations",
+            "POST",
+            "/conversations",
+            "conversation.response",
+            body={"idOperator": id_operator, "idConversation": str(uuid.uuid4()), "history": []},
+        )
         if started is None:
             return
         path = f"/conversations/{quote(started['idConversation'], safe='')}/messages"
         said = "Hi"
         for _ in range(random.randint(1, self.plan.messages)):
-            answer = self.call("messages (visitor)", "POST", path, "message.response",
-                               body={"idOperator": id_operator, "message": visitor_text(said)})
+            answer = self.call(
+                "messages (visitor)",
+                "POST",
+                path,
+                "message.response",
+                body={"idOperator": id_operator, "message": visitor_text(said)},
+            )
             if answer is None:
                 return
             offered = []
             for reply in answer["replies"]:
                 if reply["type"] == "message":
-                    self.call("messages (echo)", "POST", path, "message.response",
-                              body={"idOperator": id_operator, "message": echo_of(reply)})
+                    self.call(
+                        "messages (echo)",
+                        "POST",
+                        path,
+                        "message.response",
+                        body={"idOperator": id_operator, "message": echo_of(reply)},
+                    )
                     offered += [q["value"] for q in reply.get("quickReplies") or []]
             if any(reply["type"] in ("transfer", "close") for reply in answer["replies"]):
                 return  # handed to humans or closed: the bot's part of the chat is over
@@ -254,5 +307,11 @@ class Visitor(HttpUser):
             said = random.choice(offered) if offered else random.choice(VISITOR_LINES)
 
 
-VISITOR_LINES = ("Where is my order?", "Do you ship to Belgium?", "I want to return a jacket", "ok thanks",
-                 "What sizes do you have?", "Can I talk to someone?")
+VISITOR_LINES = (
+    "Where is my order?",
+    "Do you ship to Belgium?",
+    "I want to return a jacket",
+    "ok thanks",
+    "What sizes do you have?",
+    "Can I talk to someone?",
+)

@@ -46,10 +46,15 @@ class Plan:
 
     def describe(self, visitors: int | None = None) -> dict:
         """The plan as the summary records it (``visitors``: the users Locust was actually given)."""
-        return {"operators": list(self.operators), "workers": self.workers,
-                "conversations_per_minute": self.conversations_per_minute, "think_time": list(self.think_time),
-                "messages": self.messages, "visitors": self.visitors if visitors is None else visitors,
-                "pacing": self.pacing}
+        return {
+            "operators": list(self.operators),
+            "workers": self.workers,
+            "conversations_per_minute": self.conversations_per_minute,
+            "think_time": list(self.think_time),
+            "messages": self.messages,
+            "visitors": self.visitors if visitors is None else visitors,
+            "pacing": self.pacing,
+        }
 
     # --- as Locust options: a master forwards them to its workers --------------------------------
 
@@ -66,17 +71,28 @@ class Plan:
 
     def locust_options(self) -> list[str]:
         low, high = self.think_time
-        options = {"operators": ",".join(self.operators), "conversations-per-minute": self.conversations_per_minute,
-                   "think-time": f"{low:g}-{high:g}", "messages": self.messages,
-                   "connector-version": self.connector_version, "website": self.website, "workers": self.workers}
+        options = {
+            "operators": ",".join(self.operators),
+            "conversations-per-minute": self.conversations_per_minute,
+            "think-time": f"{low:g}-{high:g}",
+            "messages": self.messages,
+            "connector-version": self.connector_version,
+            "website": self.website,
+            "workers": self.workers,
+        }
         return [f"--iadvize-{name}={value}" for name, value in options.items()]  # "=": values may start with "-"
 
     @classmethod
     def from_locust(cls, options) -> Plan:
-        return cls(tuple(filter(None, options.iadvize_operators.split(","))),
-                   options.iadvize_conversations_per_minute, think_time(options.iadvize_think_time),
-                   options.iadvize_messages, options.iadvize_connector_version, options.iadvize_website,
-                   options.iadvize_workers)
+        return cls(
+            tuple(filter(None, options.iadvize_operators.split(","))),
+            options.iadvize_conversations_per_minute,
+            think_time(options.iadvize_think_time),
+            options.iadvize_messages,
+            options.iadvize_connector_version,
+            options.iadvize_website,
+            options.iadvize_workers,
+        )
 
 
 def think_time(text: str) -> tuple[float, float]:

@@ -22,8 +22,18 @@ from harness.traffic.recordings import endpoint_of
 from harness.wire.record_format import VERSION, RecordingWriter, utc_iso
 
 log = logging.getLogger("harness.traffic.proxy")
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 TIMEOUT_SECONDS = 30.0  # above iAdvize's 10 s: the proxy never cuts an answer iAdvize would still wait for
 MAX_BODY_BYTES = 10 * 1024 * 1024  # iAdvize's calls are small; anything near this is not one of them
 _CONVERSATION = re.compile(r"^/conversations/([^/?]+)/messages")
@@ -40,9 +50,12 @@ def _ids(path: str, body: bytes) -> tuple[str | None, str | None]:
     conversation = _CONVERSATION.match(path)
     operator = _OPERATOR.match(path)
     query_operator = re.search(r"[?&]idOperator=([^&]+)", path)
-    return (conversation.group(1) if conversation else document.get("idConversation"),
-            operator.group(1) if operator else document.get("idOperator")
-            or (query_operator.group(1) if query_operator else None))
+    return (
+        conversation.group(1) if conversation else document.get("idConversation"),
+        operator.group(1)
+        if operator
+        else document.get("idOperator") or (query_operator.group(1) if query_operator else None),
+    )
 
 
 class Recorder(threading.Thread):
@@ -75,10 +88,21 @@ class Recorder(threading.Thread):
     def _line(self, method, path, body, status, answer, sent_at, latency_ms, error) -> dict:
         conversation, operator = _ids(path, body)
         seq = self._seq[conversation] = self._seq.get(conversation, -1) + 1
-        return {"v": VERSION, "conversation": conversation, "operator": operator, "seq": seq,
-                "endpoint": endpoint_of(method, path), "method": method, "path": path,
-                "request": _json(body), "status": status, "response": _json(answer), "sent_at": sent_at,
-                "latency_ms": latency_ms, "error": error}
+        return {
+            "v": VERSION,
+            "conversation": conversation,
+            "operator": operator,
+            "seq": seq,
+            "endpoint": endpoint_of(method, path),
+            "method": method,
+            "path": path,
+            "request": _json(body),
+            "status": status,
+            "response": _json(answer),
+            "sent_at": sent_at,
+            "latency_ms": latency_ms,
+            "error": error,
+        }
 
     def close(self) -> None:
         self.queue.join()
@@ -211,8 +235,9 @@ def _handler(proxy: RecordingProxy):
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)
-            proxy.recorder.offer((self.command, self.path, body, None if error else status, answer, sent_at,
-                                  latency_ms, error))
+            proxy.recorder.offer(
+                (self.command, self.path, body, None if error else status, answer, sent_at, latency_ms, error)
+            )
 
         do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _forward
 

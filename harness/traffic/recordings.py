@@ -34,11 +34,22 @@ def render_schema() -> str:
 def record(exchange: Exchange, conversation: str | None, operator: str | None, seq: int) -> dict:
     """The recording line of one exchange made by ``harness.client``."""
     path = exchange.url.split("//", 1)[-1]
-    path = path[path.index("/"):] if "/" in path else "/"
-    return {"v": VERSION, "conversation": conversation, "operator": operator, "seq": seq,
-            "endpoint": exchange.endpoint, "method": exchange.method, "path": path,
-            "request": exchange.request_body, "status": exchange.status, "response": exchange.body,
-            "sent_at": exchange.sent_at, "latency_ms": exchange.latency_ms, "error": exchange.error}
+    path = path[path.index("/") :] if "/" in path else "/"
+    return {
+        "v": VERSION,
+        "conversation": conversation,
+        "operator": operator,
+        "seq": seq,
+        "endpoint": exchange.endpoint,
+        "method": exchange.method,
+        "path": path,
+        "request": exchange.request_body,
+        "status": exchange.status,
+        "response": exchange.body,
+        "sent_at": exchange.sent_at,
+        "latency_ms": exchange.latency_ms,
+        "error": exchange.error,
+    }
 
 
 def endpoint_of(method: str, path: str) -> str:
@@ -47,6 +58,7 @@ def endpoint_of(method: str, path: str) -> str:
 
 
 # --- reading ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Corrupt:
@@ -157,8 +169,10 @@ class Recorded:
     def human_took_it(self) -> bool:
         """A human answered after a transfer: an operator message the bot never sent."""
         sent = {r.get("payload", {}).get("value") for line in self.lines for r in replies_of(line.get("response"))}
-        return any(self.role(line) == "operator" and (line["request"]["message"].get("payload") or {}).get("value")
-                   not in sent for line in self.lines)
+        return any(
+            self.role(line) == "operator" and (line["request"]["message"].get("payload") or {}).get("value") not in sent
+            for line in self.lines
+        )
 
 
 def replies_of(body) -> list[dict]:
@@ -185,8 +199,13 @@ def _timed(lines: Iterator[dict | Corrupt]) -> Iterator[tuple[float, int, dict |
         yield last, order, line
 
 
-def recorded_conversations(paths: list, skipped: list[Corrupt], operators: dict, window: float = WINDOW_SECONDS,
-                           on_skipped: Callable[[Corrupt], None] | None = None) -> Iterator[Recorded]:
+def recorded_conversations(
+    paths: list,
+    skipped: list[Corrupt],
+    operators: dict,
+    window: float = WINDOW_SECONDS,
+    on_skipped: Callable[[Corrupt], None] | None = None,
+) -> Iterator[Recorded]:
     """Conversations from the recordings, as a stream.
 
     Files are merged by send time, so a conversation spread over several files (hourly files,

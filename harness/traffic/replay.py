@@ -51,20 +51,42 @@ BATCH_ROWS = 2_000
 SHOWN_PER_REASON = 5  # skipped lines or failed conversations reported one by one for one reason; the rest counted
 
 CATEGORY = pa.dictionary(pa.int32(), pa.string())
-EXCHANGE_COLUMNS = pa.schema([
-    # endpoint and purpose take a handful of values: stored as dictionaries, read back as categoricals
-    ("conversation", pa.string()), ("seq", pa.int32()), ("endpoint", CATEGORY), ("purpose", CATEGORY),
-    ("message", pa.string()), ("sent_at", pa.timestamp("ms", tz="UTC")), ("status", pa.int32()), ("error", pa.string()),
-    ("latency_ms", pa.float64()), ("recorded_latency_ms", pa.float64()),
-    ("replies", pa.string()), ("recorded_replies", pa.string()), ("same", pa.bool_()),
-])
-CONVERSATION_COLUMNS = pa.schema([
-    ("conversation", pa.string()), ("operator", pa.string()), ("started_at", pa.timestamp("ms", tz="UTC")),
-    ("first_message", pa.string()), ("turns", pa.int32()), ("outcome", pa.string()),
-    ("asked_for_human", pa.bool_()), ("transfer", pa.string()), ("time_to_first_reply_s", pa.float64()),
-    ("time_to_escalation_s", pa.float64()), ("escalation_turn", pa.int32()), ("escalation_step", pa.string()),
-    ("duration_s", pa.float64()), ("differences", pa.int32()),
-])
+EXCHANGE_COLUMNS = pa.schema(
+    [
+        # endpoint and purpose take a handful of values: stored as dictionaries, read back as categoricals
+        ("conversation", pa.string()),
+        ("seq", pa.int32()),
+        ("endpoint", CATEGORY),
+        ("purpose", CATEGORY),
+        ("message", pa.string()),
+        ("sent_at", pa.timestamp("ms", tz="UTC")),
+        ("status", pa.int32()),
+        ("error", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("recorded_latency_ms", pa.float64()),
+        ("replies", pa.string()),
+        ("recorded_replies", pa.string()),
+        ("same", pa.bool_()),
+    ]
+)
+CONVERSATION_COLUMNS = pa.schema(
+    [
+        ("conversation", pa.string()),
+        ("operator", pa.string()),
+        ("started_at", pa.timestamp("ms", tz="UTC")),
+        ("first_message", pa.string()),
+        ("turns", pa.int32()),
+        ("outcome", pa.string()),
+        ("asked_for_human", pa.bool_()),
+        ("transfer", pa.string()),
+        ("time_to_first_reply_s", pa.float64()),
+        ("time_to_escalation_s", pa.float64()),
+        ("escalation_turn", pa.int32()),
+        ("escalation_step", pa.string()),
+        ("duration_s", pa.float64()),
+        ("differences", pa.int32()),
+    ]
+)
 NOT_SENT = "not sent:"  # how the error of a call given up before it was sent begins (harness.client.GiveUp)
 
 
@@ -95,8 +117,10 @@ class Summary:
     given_up: list[str] = field(default_factory=list)  # one line per endpoint given up (GiveUp.summary())
 
     def __str__(self) -> str:
-        text = (f"replayed {self.conversations} conversations, {self.exchanges} exchanges: "
-                f"{self.differences} replies differ from the recording")
+        text = (
+            f"replayed {self.conversations} conversations, {self.exchanges} exchanges: "
+            f"{self.differences} replies differ from the recording"
+        )
         if self.failed:
             not_sent = f", {self.not_sent} of them not sent" if self.not_sent else ""
             text += f"; {self.failed} calls failed{not_sent} (see the error and status columns)"
@@ -134,8 +158,11 @@ class Grouped:
             self.write(f"{'failed' if isinstance(item, NotReplayed) else 'skipped'} {item}")
 
     def rest(self) -> list[str]:
-        return [f"... and {count - self.first} more like it: {reason}"
-                for reason, count in self.counts.items() if count > self.first]
+        return [
+            f"... and {count - self.first} more like it: {reason}"
+            for reason, count in self.counts.items()
+            if count > self.first
+        ]
 
 
 def _answered(status, error) -> bool:
@@ -218,16 +245,22 @@ class Replayer:
     def replay(self, recorded: Recorded, settings: dict | None) -> tuple[list[dict], dict]:
         rules = self.set_up(recorded.operator, settings)
         events: list[tuple[SimulatedConversation, Event]] = []
-        platform = SimulatedPlatform(self.client(), recorded.operator, rules, rule_available=recorded.human_took_it,
-                                     on_event=lambda chat, event: events.append((chat, event)))
+        platform = SimulatedPlatform(
+            self.client(),
+            recorded.operator,
+            rules,
+            rule_available=recorded.human_took_it,
+            on_event=lambda chat, event: events.append((chat, event)),
+        )
         t0 = sent_seconds(recorded.lines[0]["sent_at"])
         chat = platform.open_chat(recorded.id)
         platform.start(chat)
         for line in recorded.visitor_lines:
             message = line["request"]["message"]
             at = sent_seconds(line["sent_at"]) - t0
-            platform.visitor_says(chat, payload=message["payload"], after=max(0.0, at - chat.now),
-                                  id_message=message["idMessage"])
+            platform.visitor_says(
+                chat, payload=message["payload"], after=max(0.0, at - chat.now), id_message=message["idMessage"]
+            )
         last = sent_seconds(recorded.lines[-1]["sent_at"]) - t0
         # What followed the last message plays out: pending replies, a transfer, iAdvize's 5-minute close.
         platform.wait(chat, max(0.0, last - chat.now) + INACTIVITY_CLOSE_SECONDS + 1)
@@ -250,21 +283,31 @@ class Replayer:
             twin = candidates[index] if index < len(candidates) else None
             replies, recorded_replies = replies_of(x.body), replies_of(twin["response"]) if twin else None
             sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
-            rows.append({
-                "conversation": recorded.id, "seq": seq, "endpoint": x.endpoint, "purpose": event.purpose,
-                "message": render.payload(sent.get("payload") or {}) if isinstance(sent, dict) else None,
-                "sent_at": datetime.fromtimestamp(t0 + event.at, UTC), "status": x.status,
-                # an answer that could not be read: what it was, short (content type, a line of it)
-                "error": f"{x.error} ({excerpt(x)})" if x.error and x.status is not None else x.error,
-                "latency_ms": x.latency_ms, "recorded_latency_ms": twin["latency_ms"] if twin else None,
-                "replies": json.dumps(replies, ensure_ascii=False, sort_keys=True),
-                "recorded_replies": json.dumps(recorded_replies, ensure_ascii=False, sort_keys=True)
-                if twin else None,
-                # a failed call is never the same as an answered one, even when neither has replies;
-                # a call not sent is never the same as anything recorded
-                "same": None if x.skipped or not twin else replies == recorded_replies and _answered(
-                    x.status, x.error) == _answered(twin["status"], twin.get("error")),
-            })
+            rows.append(
+                {
+                    "conversation": recorded.id,
+                    "seq": seq,
+                    "endpoint": x.endpoint,
+                    "purpose": event.purpose,
+                    "message": render.payload(sent.get("payload") or {}) if isinstance(sent, dict) else None,
+                    "sent_at": datetime.fromtimestamp(t0 + event.at, UTC),
+                    "status": x.status,
+                    # an answer that could not be read: what it was, short (content type, a line of it)
+                    "error": f"{x.error} ({excerpt(x)})" if x.error and x.status is not None else x.error,
+                    "latency_ms": x.latency_ms,
+                    "recorded_latency_ms": twin["latency_ms"] if twin else None,
+                    "replies": json.dumps(replies, ensure_ascii=False, sort_keys=True),
+                    "recorded_replies": json.dumps(recorded_replies, ensure_ascii=False, sort_keys=True)
+                    if twin
+                    else None,
+                    # a failed call is never the same as an answered one, even when neither has replies;
+                    # a call not sent is never the same as anything recorded
+                    "same": None
+                    if x.skipped or not twin
+                    else replies == recorded_replies
+                    and _answered(x.status, x.error) == _answered(twin["status"], twin.get("error")),
+                }
+            )
         return rows, self._conversation_row(recorded, chat, rows, t0)
 
     @staticmethod
@@ -272,24 +315,30 @@ class Replayer:
         events = chat.events
         visitor = [i for i, e in enumerate(events) if e.kind == "visitor"]
         transfer = next((i for i, e in enumerate(events) if e.kind == "transfer"), None)
-        shown_after_first = [e for e in events[visitor[0]:] if e.kind == "shown"] if visitor else []
+        shown_after_first = [e for e in events[visitor[0] :] if e.kind == "shown"] if visitor else []
         asked = any(any(w in events[i].text.lower() for w in HUMAN_WORDS) for i in visitor)
         step = turn = None
         if transfer is not None:
             before = [i for i in visitor if i < transfer]  # by position: replies share their message's time
             turn = len(before)
             if before:
-                said = [e.text for e in events[:before[-1]] if e.kind == "shown"]
+                said = [e.text for e in events[: before[-1]] if e.kind == "shown"]
                 step = said[-1] if said else "(nothing yet)"
         return {
-            "conversation": recorded.id, "operator": recorded.operator,
+            "conversation": recorded.id,
+            "operator": recorded.operator,
             "started_at": datetime.fromtimestamp(t0, UTC),
-            "first_message": events[visitor[0]].text if visitor else None, "turns": len(visitor),
-            "outcome": outcome(chat, events, visitor), "asked_for_human": asked, "transfer": chat.transfer,
+            "first_message": events[visitor[0]].text if visitor else None,
+            "turns": len(visitor),
+            "outcome": outcome(chat, events, visitor),
+            "asked_for_human": asked,
+            "transfer": chat.transfer,
             "time_to_first_reply_s": first_reply_seconds(events, visitor, shown_after_first),
             "time_to_escalation_s": events[transfer].at if transfer is not None else None,
-            "escalation_turn": turn, "escalation_step": step,
-            "duration_s": chat.now, "differences": sum(1 for r in rows if r["same"] is False),
+            "escalation_turn": turn,
+            "escalation_step": step,
+            "duration_s": chat.now,
+            "differences": sum(1 for r in rows if r["same"] is False),
         }
 
 
@@ -329,9 +378,17 @@ class TableWriter:
             self.writer = None
 
 
-def replay(paths: list, provider_url: str, out: Path, secret: str | None = None, concurrency: int = 4,
-           progress=silent, limit: int | None = None, on_skipped: Callable[[Corrupt], None] | None = None,
-           give_up: GiveUp | None = None) -> Summary:
+def replay(
+    paths: list,
+    provider_url: str,
+    out: Path,
+    secret: str | None = None,
+    concurrency: int = 4,
+    progress=silent,
+    limit: int | None = None,
+    on_skipped: Callable[[Corrupt], None] | None = None,
+    give_up: GiveUp | None = None,
+) -> Summary:
     """Replay the recordings at ``paths`` against the bot at ``provider_url``, tables into ``out``.
 
     ``progress(text, step="replay")`` is called as conversations finish; ``on_skipped`` with each

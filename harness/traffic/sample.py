@@ -25,23 +25,35 @@ from harness.progress import silent
 from harness.traffic.recordings import record, utc_iso
 
 OPERATOR = "ha-424242"
-RULES = [{"id": "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607", "label": "Customer service"},
-         {"id": "c4d5e6f7-0a1b-4c2d-9e3f-a4b5c6d7e8f9", "label": "Returns desk"}]
-FILE = {"contentType": "file", "fileName": "photo.jpg", "mimeType": "image/jpeg",
-        "url": "https://files.example.com/visitor/photo.jpg"}
+RULES = [
+    {"id": "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607", "label": "Customer service"},
+    {"id": "c4d5e6f7-0a1b-4c2d-9e3f-a4b5c6d7e8f9", "label": "Returns desk"},
+]
+FILE = {
+    "contentType": "file",
+    "fileName": "photo.jpg",
+    "mimeType": "image/jpeg",
+    "url": "https://files.example.com/visitor/photo.jpg",
+}
 START = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday: the sample covers the week after it
 HUMAN_AVAILABLE = 0.6  # share of transfers a human takes
 
 # intent -> (weight, the visitor's messages; None is a file, "..." a long silence)
 INTENTS = {
-    "track-order": (30, [["Hi", "Track my order", "123456", "invoice", "No thanks"],
-                         ["where is my parcel?", "I don't know", "654321"],
-                         ["Hi", "Track my order", "987654", "thanks"]]),
+    "track-order": (
+        30,
+        [
+            ["Hi", "Track my order", "123456", "invoice", "No thanks"],
+            ["where is my parcel?", "I don't know", "654321"],
+            ["Hi", "Track my order", "987654", "thanks"],
+        ],
+    ),
     "offers": (22, [["Hi", "Today's offers", "Deal of the day"], ["any deals today?", "No thanks"]]),
-    "returns": (15, [["I want to return an item", "Show return options"],
-                     ["Hi", "Return an item", "No thanks"]]),
-    "escalation": (15, [["Hi", "I want to talk to a person"], ["refund", "this is useless, agent please"],
-                        ["Hi", "Talk to a person"]]),
+    "returns": (15, [["I want to return an item", "Show return options"], ["Hi", "Return an item", "No thanks"]]),
+    "escalation": (
+        15,
+        [["Hi", "I want to talk to a person"], ["refund", "this is useless, agent please"], ["Hi", "Talk to a person"]],
+    ),
     "file": (6, [[None, "Track my order", "123456"], [None, "human"]]),
     "abandoned": (12, [["Hi", "..."], ["Today's offers", "..."]]),
 }
@@ -56,8 +68,9 @@ class Synthesis:
 
     def start_time(self) -> float:
         day = self.random.randrange(7)
-        hour = self.random.choices(range(24), weights=[1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 11, 11, 12, 11, 10, 10,
-                                                        10, 11, 12, 12, 10, 7, 4, 2])[0]
+        hour = self.random.choices(
+            range(24), weights=[1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 11, 11, 12, 11, 10, 10, 10, 11, 12, 12, 10, 7, 4, 2]
+        )[0]
         moment = START + timedelta(days=day, hours=hour, seconds=self.random.uniform(0, 3600))
         return moment.timestamp()
 
@@ -80,16 +93,29 @@ def generate(client: BotClient, conversations: int, seed: int, out: Path, progre
     path = out / "sample.jsonl.gz"
     names, weights = zip(*((name, weight) for name, (weight, _) in INTENTS.items()), strict=True)
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+
         def write(line: dict) -> None:
             zipped.write((json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode())
 
         set_up = START.timestamp() - 3_600  # the admin set the bot up before the week began
-        for seq, exchange in enumerate([
-            client.exchange("external-bots", "GET", "/external-bots", "external-bots.response"),
-            client.exchange("bot.save", "PUT", f"/bots/{OPERATOR}", "bot.response", body={
-                "name": "Shop assistant", "pseudo": "Ada", "language": "en", "distributionRules": RULES,
-                "external": {"idBot": "order-assistant"}}),
-        ]):
+        for seq, exchange in enumerate(
+            [
+                client.exchange("external-bots", "GET", "/external-bots", "external-bots.response"),
+                client.exchange(
+                    "bot.save",
+                    "PUT",
+                    f"/bots/{OPERATOR}",
+                    "bot.response",
+                    body={
+                        "name": "Shop assistant",
+                        "pseudo": "Ada",
+                        "language": "en",
+                        "distributionRules": RULES,
+                        "external": {"idBot": "order-assistant"},
+                    },
+                ),
+            ]
+        ):
             write(_synthetic(record(exchange, None, OPERATOR, seq), set_up + seq, synthesis))
         starts = sorted(synthesis.start_time() for _ in range(conversations))
         for done, start in enumerate(starts):
@@ -110,8 +136,9 @@ def _conversation(client: BotClient, synthesis: Synthesis, start: float, script:
             line = record(event.exchange, conversation.id, OPERATOR, len(lines))
             lines.append(_synthetic(line, start + event.at, synthesis))
 
-    platform = SimulatedPlatform(client, OPERATOR, RULES, rule_available=available, on_event=keep,
-                                 new_id=synthesis.new_id, epoch=start)
+    platform = SimulatedPlatform(
+        client, OPERATOR, RULES, rule_available=available, on_event=keep, new_id=synthesis.new_id, epoch=start
+    )
     chat = platform.open_chat()
     platform.start(chat)
     for said in script:

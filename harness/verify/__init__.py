@@ -47,8 +47,14 @@ class VerifyError(Exception):
     """A verification that cannot start: bad arguments, no pacts, an unreachable bot."""
 
 
-def verify(provider_url: str, secret: str | None = None, pacts: str | os.PathLike | None = None,
-           broker_url: str | None = None, publish_version: str | None = None, progress=silent) -> Verification:
+def verify(
+    provider_url: str,
+    secret: str | None = None,
+    pacts: str | os.PathLike | None = None,
+    broker_url: str | None = None,
+    publish_version: str | None = None,
+    progress=silent,
+) -> Verification:
     """Replay the pacts against the bot at ``provider_url``: one outcome per interaction, or ``error``
     when the verification could not run (the bot cannot be reached, or refuses the signature)."""
     from pact import Verifier
@@ -59,12 +65,14 @@ def verify(provider_url: str, secret: str | None = None, pacts: str | os.PathLik
     if stopped:
         return Verification(provider_url, error=stopped)
     with Gateway(provider_url, secret, give_up, progress) as gateway:
-        verifier = (Verifier(PROVIDER, host="127.0.0.1")
-                    .add_transport(url=gateway.url)
-                    .state_handler(gateway.state_url, body=True, teardown=False)
-                    .set_request_timeout(REQUEST_TIMEOUT_MS)
-                    .set_coloured_output(enabled=False)
-                    .set_error_on_empty_pact(enabled=True))
+        verifier = (
+            Verifier(PROVIDER, host="127.0.0.1")
+            .add_transport(url=gateway.url)
+            .state_handler(gateway.state_url, body=True, teardown=False)
+            .set_request_timeout(REQUEST_TIMEOUT_MS)
+            .set_coloured_output(enabled=False)
+            .set_error_on_empty_pact(enabled=True)
+        )
         if broker_url:
             verifier.broker_source(broker_url)  # credentials from PACT_BROKER_TOKEN or _USERNAME/_PASSWORD
         else:

@@ -44,8 +44,7 @@ class Attempt:
 
 
 class Gateway:
-    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None,
-                 progress=silent):
+    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None, progress=silent):
         self.client = BotClient(provider_url, secret=secret, give_up=give_up or GiveUp())
         self.states = ProviderStates(self.client)
         self.progress = progress
@@ -56,8 +55,9 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.state_url = self.url + STATE_PATH
         # shutdown() waits for the serving loop's next poll: 0.5 s by default, per verify run
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), name="pact-gateway",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.02,), name="pact-gateway", daemon=True
+        )
 
     def __enter__(self) -> Gateway:
         self._thread.start()
@@ -98,10 +98,16 @@ class Gateway:
         parts = urlsplit(target)
         known = route(method, parts.path)
         exchange = self.client.transmit(
-            known.endpoint if known else f"{method} {parts.path}", method, parts.path, parts.query, body,
+            known.endpoint if known else f"{method} {parts.path}",
+            method,
+            parts.path,
+            parts.query,
+            body,
             {FORWARDED_HEADERS[k.lower()]: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS},
-            known.response_body if known else None, known.budget if known else None,
-            request_body=_json_or_none(body))
+            known.response_body if known else None,
+            known.budget if known else None,
+            request_body=_json_or_none(body),
+        )
         with self._lock:
             attempt = self._current(starting_setup=False)
             attempt.exchange = exchange
@@ -110,9 +116,11 @@ class Gateway:
             exchange.problems += _rules_not_of_the_operator(exchange.body, attempt.params)
         if known and known.endpoint == "conversations" and exchange.ok and exchange.body.get("replies"):
             n = len(exchange.body["replies"])
-            attempt.warnings.append(f"{n} repl{'y' if n == 1 else 'ies'} when the conversation starts: they should "
-                                    "be empty, the first visitor message follows at once (check rates it "
-                                    "replies-on-create, a warning)")
+            attempt.warnings.append(
+                f"{n} repl{'y' if n == 1 else 'ies'} when the conversation starts: they should "
+                "be empty, the first visitor message follows at once (check rates it "
+                "replies-on-create, a warning)"
+            )
         return exchange
 
 
@@ -125,8 +133,12 @@ def _rules_not_of_the_operator(strategies: list, params: dict) -> list[wire.Prob
     for i, strategy in enumerate(strategies):
         unknown = [r for r in strategy.get("distributionRulesToCheck") or [] if r not in allowed]
         if unknown:
-            found.append(wire.Problem(f"[{i}].distributionRulesToCheck",
-                                      f"names rules the operator does not have: {', '.join(map(str, unknown))}"))
+            found.append(
+                wire.Problem(
+                    f"[{i}].distributionRulesToCheck",
+                    f"names rules the operator does not have: {', '.join(map(str, unknown))}",
+                )
+            )
     return found
 
 
@@ -160,8 +172,9 @@ def _handler(gateway: Gateway):
             body = self._body()
             if self.command == "POST" and urlsplit(self.path).path == STATE_PATH:
                 change = json.loads(body or b"{}")
-                status, values = gateway.set_up(change.get("state", ""), change.get("action", "setup"),
-                                                change.get("params"))
+                status, values = gateway.set_up(
+                    change.get("state", ""), change.get("action", "setup"), change.get("params")
+                )
                 return self._send(status, json.dumps(values).encode())
             exchange = gateway.forward(self.command, self.path, dict(self.headers), body)
             if exchange.status is None:  # the bot never answered in full: say so in the bot's place

@@ -18,8 +18,10 @@ from harness.client import excerpt
 from harness.verify.gateway import Attempt
 from harness.wire.model import DATE_TIME_PATTERN
 
-ECHO_RULE = ("a message whose author is an operator is the bot's own message posted back by iAdvize (or a human's "
-             "after a transfer): it must get no replies, or the bot answers itself forever")
+ECHO_RULE = (
+    "a message whose author is an operator is the bot's own message posted back by iAdvize (or a human's "
+    "after a transfer): it must get no replies, or the bot answers itself forever"
+)
 
 
 @dataclass
@@ -41,11 +43,17 @@ def outcomes(results: dict, attempts: list[Attempt]) -> list[InteractionResult]:
     for result, attempt in zip(interactions, paired, strict=True):
         reasons = _reasons(result.get("mismatch"), attempt)
         exchange = attempt.exchange if attempt else None
-        found.append(InteractionResult(result.get("description", "?"), list(result.get("providerStates", [])),
-                             passed=not reasons, reasons=reasons,
-                             setup=list(dict.fromkeys(attempt.state_errors)) if attempt else [],
-                             warnings=list(attempt.warnings) if attempt else [],
-                             reproduce=exchange.reproduce() if exchange is not None else ""))
+        found.append(
+            InteractionResult(
+                result.get("description", "?"),
+                list(result.get("providerStates", [])),
+                passed=not reasons,
+                reasons=reasons,
+                setup=list(dict.fromkeys(attempt.state_errors)) if attempt else [],
+                warnings=list(attempt.warnings) if attempt else [],
+                reproduce=exchange.reproduce() if exchange is not None else "",
+            )
+        )
     return found
 
 
@@ -89,8 +97,15 @@ _MISSING = re.compile(r"Actual map is missing the following keys: (.+)$")
 _TYPE = re.compile(r"to be the same type as .* \((\w+)\)$")
 _REGEX = re.compile(r"to match '(.*)'$")
 _EQUAL = re.compile(r"Expected (.+) \(\w+\) to be equal to (.+) \(\w+\)$")
-_KINDS = {"Array": "an array", "Object": "an object", "String": "a string", "Integer": "an integer",
-          "Boolean": "true or false", "Decimal": "a number", "Number": "a number"}
+_KINDS = {
+    "Array": "an array",
+    "Object": "an object",
+    "String": "a string",
+    "Integer": "an integer",
+    "Boolean": "true or false",
+    "Decimal": "a number",
+    "Number": "a number",
+}
 
 
 def plain(item: dict, exchange=None) -> str:
@@ -100,11 +115,11 @@ def plain(item: dict, exchange=None) -> str:
         said = f" and said {excerpt(exchange)}" if exchange is not None and exchange.body not in (None, "") else ""
         return f"expected HTTP status {item.get('expected')}, the bot answered {item.get('actual')}{said}"
     if kind == "HeaderMismatch":
-        return (f"the header {item.get('key')} must be {item.get('expected')!r}, "
-                f"got {item.get('actual') or 'none'!r}")
+        return f"the header {item.get('key')} must be {item.get('expected')!r}, got {item.get('actual') or 'none'!r}"
     if kind == "BodyTypeMismatch":
         return f"the body must be {item.get('expected')}, the bot sent {item.get('actual') or 'nothing'}" + (
-            f": {excerpt(exchange)}" if exchange is not None and exchange.body else "")
+            f": {excerpt(exchange)}" if exchange is not None and exchange.body else ""
+        )
     if kind != "BodyMismatch":
         return text or json.dumps(item)
     path = item.get("path", "$")
@@ -167,10 +182,16 @@ def write_junit(found: list[InteractionResult], path: Path, suite: str) -> None:
         case = ET.SubElement(cases, "testcase", classname=suite, name=outcome.description)
         if not outcome.passed:
             failure = ET.SubElement(case, "failure", message=outcome.reasons[0] if outcome.reasons else "failed")
-            failure.text = "\n".join([*outcome.reasons, *(f"set-up: {p}" for p in outcome.setup),
-                                      *([f"reproduce: {outcome.reproduce}"] if outcome.reproduce else [])])
+            failure.text = "\n".join(
+                [
+                    *outcome.reasons,
+                    *(f"set-up: {p}" for p in outcome.setup),
+                    *([f"reproduce: {outcome.reproduce}"] if outcome.reproduce else []),
+                ]
+            )
         elif outcome.warnings or outcome.setup:
             ET.SubElement(case, "system-out").text = "\n".join(
-                [*(f"warning: {w}" for w in outcome.warnings), *(f"set-up: {p}" for p in outcome.setup)])
+                [*(f"warning: {w}" for w in outcome.warnings), *(f"set-up: {p}" for p in outcome.setup)]
+            )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

@@ -28,8 +28,9 @@ OPERATOR_CONFIGURED = "operator {idOperator} is configured with distribution rul
 OPERATOR_WITHOUT_RULES = "operator {idOperator} is configured without distribution rules"
 NO_SUCH_OPERATOR = "no operator {idOperator} exists"
 CONVERSATION_STARTED = "conversation {idConversation} has started with operator {idOperator}"
-QUICK_REPLIES_OFFERED = ("conversation {idConversation} has started with operator {idOperator} "
-                         "and the bot has offered quick replies")
+QUICK_REPLIES_OFFERED = (
+    "conversation {idConversation} has started with operator {idOperator} and the bot has offered quick replies"
+)
 
 
 class StateError(Exception):
@@ -89,28 +90,58 @@ class ProviderStates:
 
     def _operator(self, params: dict) -> dict:
         id_operator, id_bot = quote(params["idOperator"], safe=""), self.id_bot()
-        self._call("bot.save", "PUT", f"/bots/{id_operator}", {
-            "name": "Pact verification", "pseudo": "Bot", "language": "en",
-            "distributionRules": params.get("distributionRules", []), "external": {"idBot": id_bot},
-        })
+        self._call(
+            "bot.save",
+            "PUT",
+            f"/bots/{id_operator}",
+            {
+                "name": "Pact verification",
+                "pseudo": "Bot",
+                "language": "en",
+                "distributionRules": params.get("distributionRules", []),
+                "external": {"idBot": id_bot},
+            },
+        )
         return {"idBot": id_bot}
 
     def _conversation(self, params: dict) -> dict:
         values = self._operator(params)
-        started = self._call("conversations", "POST", "/conversations", {
-            "idOperator": params["idOperator"], "idConversation": params["idConversation"], "history": []}) or {}
+        started = (
+            self._call(
+                "conversations",
+                "POST",
+                "/conversations",
+                {"idOperator": params["idOperator"], "idConversation": params["idConversation"], "history": []},
+            )
+            or {}
+        )
         # A connector may answer with its own conversation id: iAdvize then uses that one in the path.
         ours = started.get("idConversation") if isinstance(started, dict) else None
         return {**values, "idConversation": ours if isinstance(ours, str) and ours else params["idConversation"]}
 
     def _quick_replies(self, params: dict) -> dict:
         values = self._conversation(params)
-        answer = self._call("messages", "POST", f"/conversations/{quote(values['idConversation'], safe='')}/messages",
-                            {"idOperator": params["idOperator"],
-                             "message": visitor_text("Hi", id_message=str(uuid.uuid4()))}) or {}
+        answer = (
+            self._call(
+                "messages",
+                "POST",
+                f"/conversations/{quote(values['idConversation'], safe='')}/messages",
+                {"idOperator": params["idOperator"], "message": visitor_text("Hi", id_message=str(uuid.uuid4()))},
+            )
+            or {}
+        )
         replies = answer.get("replies") if isinstance(answer, dict) else None
-        offered = [q.get("value") for r in replies if isinstance(r, dict) for q in r.get("quickReplies") or []
-                   if isinstance(q, dict) and isinstance(q.get("value"), str)] if isinstance(replies, list) else []
+        offered = (
+            [
+                q.get("value")
+                for r in replies
+                if isinstance(r, dict)
+                for q in r.get("quickReplies") or []
+                if isinstance(q, dict) and isinstance(q.get("value"), str)
+            ]
+            if isinstance(replies, list)
+            else []
+        )
         # A bot that offers none still gets a text message: the interaction then checks it answers it.
         return {**values, "quickReply": offered[0] if offered else "Yes"}
 

@@ -107,8 +107,15 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-_JSON_TYPES = {"object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
-               "boolean": "a boolean", "number": "a number", "null": "null"}
+_JSON_TYPES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "a boolean",
+    "number": "a number",
+    "null": "null",
+}
 
 
 def _problem(error) -> Problem | list[Problem]:
@@ -139,8 +146,10 @@ def problems(name: str, document) -> list[Problem]:
         return []
     except fastjsonschema.JsonSchemaException:
         pass  # not valid as compiled: ask jsonschema, which has the final word and says where and why
-    errors = sorted(itertools.islice(_validator(name).iter_errors(document), MAX_PROBLEMS),
-                    key=lambda e: (len(e.absolute_path), _dotted(e.absolute_path)))
+    errors = sorted(
+        itertools.islice(_validator(name).iter_errors(document), MAX_PROBLEMS),
+        key=lambda e: (len(e.absolute_path), _dotted(e.absolute_path)),
+    )
     found: dict[Problem, None] = {}  # ordered and without repeats
     for error in errors:
         problem = _problem(error)

@@ -96,9 +96,7 @@ DEFINITIONS: dict[str, dict] = {
         offers={
             "type": "array",
             "minItems": 1,
-            "items": {
-                "allOf": [_ref("ProductOfferPayload"), _object(contentType={"const": "product-offer"})]
-            },
+            "items": {"allOf": [_ref("ProductOfferPayload"), _object(contentType={"const": "product-offer"})]},
         },
     ),
     "FilePayload": _object(

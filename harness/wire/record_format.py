@@ -22,14 +22,27 @@ def utc_iso(moment: float | None = None) -> str:
     when = datetime.fromtimestamp(time.time() if moment is None else moment, UTC)
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+
 VERSION = 1
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "recording.v1",
     "description": "One HTTP exchange between iAdvize and an external bot, as a line of a JSONL recording.",
     "type": "object",
-    "required": ["v", "conversation", "operator", "seq", "endpoint", "method", "path", "request", "status",
-                 "response", "sent_at", "latency_ms"],
+    "required": [
+        "v",
+        "conversation",
+        "operator",
+        "seq",
+        "endpoint",
+        "method",
+        "path",
+        "request",
+        "status",
+        "response",
+        "sent_at",
+        "latency_ms",
+    ],
     "properties": {
         "v": {"const": VERSION},
         "conversation": {"type": ["string", "null"], "description": "iAdvize's conversation id, if any"},
@@ -50,11 +63,13 @@ SCHEMA = {
 
 # --- writing ----------------------------------------------------------------------------------
 
+
 class RecordingWriter:
     """Appends lines to ``<directory>/<prefix>-YYYYMMDD-HH.jsonl`` (a new file each hour), thread-safe."""
 
-    def __init__(self, directory: str | os.PathLike, prefix: str = "recording", rotate_hourly: bool = True,
-                 clock=time.time):
+    def __init__(
+        self, directory: str | os.PathLike, prefix: str = "recording", rotate_hourly: bool = True, clock=time.time
+    ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix, self.rotate_hourly, self.clock = prefix, rotate_hourly, clock
