@@ -329,35 +329,48 @@ class _Parser:
         if len(kinds) != 1:
             self.fail(where, "must have exactly one of text, payload, await, transfer, close")
         kind = kinds.pop()
-        if kind in ("text", "payload"):
-            self.mapping(item, where, required=(kind,), optional=("quick_replies",))
-            payload = {"contentType": "text", "value": item["text"]} if kind == "text" else item["payload"]
-            reply = {"type": "message", "payload": payload}
-            if "quick_replies" in item:
-                reply["quickReplies"] = self.quick_replies(item["quick_replies"], f"{where}.quick_replies")
-        elif kind == "await":
-            self.mapping(item, where, required=("await",))
-            reply = {"type": "await", "duration": self.duration(item["await"], f"{where}.await")}
-        elif kind == "transfer":
-            self.mapping(item, where, required=("transfer",))
-            spec = self.mapping(item["transfer"], f"{where}.transfer", required=("rule",), optional=("timeout",))
-            reply = {"type": "transfer", "distributionRule": self.string(spec["rule"], f"{where}.transfer.rule")}
-            if "timeout" in spec:
-                timeout = self.duration(spec["timeout"], f"{where}.transfer.timeout")
-                seconds = wire.seconds(timeout)
-                low, high = TRANSFER_TIMEOUT_RANGE
-                if not low <= seconds <= high:
-                    self.fail(
-                        f"{where}.transfer.timeout",
-                        f"{seconds:g} s is outside the {low}-{high} s iAdvize accepts for a transfer",
-                    )
-                reply["transferOptions"] = {"timeout": timeout}
-        else:
-            self.mapping(item, where, required=("close",))
-            reply = {"type": "close"}
+        build = {"text": self.message_reply, "payload": self.message_reply, "await": self.await_reply,
+                 "transfer": self.transfer_reply, "close": self.close_reply}[kind]  # fmt: skip
+        reply = build(item, kind, where)
+        self.check_reply(reply, kind, where)
+        return reply
 
-        # Problems are reported where the author wrote them: `text` rather than `payload.value`.
-        def authored(path: str) -> str:
+    def message_reply(self, item, kind, where) -> dict:
+        self.mapping(item, where, required=(kind,), optional=("quick_replies",))
+        payload = {"contentType": "text", "value": item["text"]} if kind == "text" else item["payload"]
+        reply = {"type": "message", "payload": payload}
+        if "quick_replies" in item:
+            reply["quickReplies"] = self.quick_replies(item["quick_replies"], f"{where}.quick_replies")
+        return reply
+
+    def await_reply(self, item, kind, where) -> dict:
+        self.mapping(item, where, required=("await",))
+        return {"type": "await", "duration": self.duration(item["await"], f"{where}.await")}
+
+    def transfer_reply(self, item, kind, where) -> dict:
+        self.mapping(item, where, required=("transfer",))
+        spec = self.mapping(item["transfer"], f"{where}.transfer", required=("rule",), optional=("timeout",))
+        reply = {"type": "transfer", "distributionRule": self.string(spec["rule"], f"{where}.transfer.rule")}
+        if "timeout" in spec:
+            timeout = self.duration(spec["timeout"], f"{where}.transfer.timeout")
+            seconds = wire.seconds(timeout)
+            low, high = TRANSFER_TIMEOUT_RANGE
+            if not low <= seconds <= high:
+                self.fail(
+                    f"{where}.transfer.timeout",
+                    f"{seconds:g} s is outside the {low}-{high} s iAdvize accepts for a transfer",
+                )
+            reply["transferOptions"] = {"timeout": timeout}
+        return reply
+
+    def close_reply(self, item, kind, where) -> dict:
+        self.mapping(item, where, required=("close",))
+        return {"type": "close"}
+
+    def check_reply(self, reply: dict, kind: str, where: str) -> None:
+        """The wire model's checks and iAdvize's length limit, reported where the author wrote the reply."""
+
+        def authored(path: str) -> str:  # `text` rather than `payload.value`
             return _join(where, "text" if kind == "text" and path == "payload.value" else path)
 
         for problem in wire.reply_problems(reply):
@@ -369,7 +382,6 @@ class _Parser:
                 f"message is {len(payload['value'])} characters; iAdvize cuts messages over "
                 f"{MAX_MESSAGE_CHARS}: split it into several messages",
             )
-        return reply
 
     def quick_replies(self, data, where) -> list[dict]:
         if not isinstance(data, list) or not data:

@@ -302,42 +302,60 @@ def _texts(replies: list[dict]) -> list[str]:
 def expectation_problems(expect: dict, body: dict, latency_ms: float = 0) -> list[str]:
     """What in ``body`` (a bot's answer) departs from ``expect``; empty when all hold."""
     replies = body.get("replies") or []
-    texts, problems = _texts(replies), []
+    return [
+        *_text_problems(expect, _texts(replies)),
+        *_content_problems(expect, replies, body),
+        *_flow_problems(expect, replies, latency_ms),
+    ]
+
+
+def _text_problems(expect: dict, texts: list[str]) -> list[str]:
+    """``text_equals``, ``text_contains`` and ``text_matches`` over the text messages."""
     said = f"the bot said {texts!r}"
+    problems = []
     if "text_equals" in expect and expect["text_equals"] not in texts:
         problems.append(f"no message is exactly {expect['text_equals']!r}; {said}")
     if "text_contains" in expect and not any(expect["text_contains"] in t for t in texts):
         problems.append(f"no message contains {expect['text_contains']!r}; {said}")
     if "text_matches" in expect and not any(re.search(expect["text_matches"], t) for t in texts):
         problems.append(f"no message matches /{expect['text_matches']}/; {said}")
+    return problems
+
+
+def _content_problems(expect: dict, replies: list[dict], body: dict) -> list[str]:
+    """``quick_replies``, ``payload_type``, ``cards``, ``offers`` and ``jsonpath``."""
+    problems = []
     if "quick_replies" in expect:
         offered = [q.get("value") for r in replies for q in r.get("quickReplies") or []]
-        missing = [q for q in expect["quick_replies"] if q not in offered]
-        if missing:
+        if missing := [q for q in expect["quick_replies"] if q not in offered]:
             problems.append(f"quick replies {missing!r} not offered; offered {offered!r}")
     payloads = [r.get("payload") or {} for r in replies if r.get("type") == "message"]
-    if "payload_type" in expect and expect["payload_type"] not in [p.get("contentType") for p in payloads]:
-        problems.append(f"no {expect['payload_type']} payload; got {[p.get('contentType') for p in payloads]!r}")
+    types = [p.get("contentType") for p in payloads]
+    if "payload_type" in expect and expect["payload_type"] not in types:
+        problems.append(f"no {expect['payload_type']} payload; got {types!r}")
     for key, kind, items in (("cards", "bundle/card", "cards"), ("offers", "bundle/product-offer", "offers")):
-        if key in expect:
-            counts = [len(p.get(items) or []) for p in payloads if p.get("contentType") == kind]
-            if expect[key] not in counts:
-                problems.append(f"no {kind} of {expect[key]} {items}; got {counts or 'none'}")
+        counts = [len(p.get(items) or []) for p in payloads if p.get("contentType") == kind]
+        if key in expect and expect[key] not in counts:
+            problems.append(f"no {kind} of {expect[key]} {items}; got {counts or 'none'}")
     for path, wanted in (expect.get("jsonpath") or {}).items():
         found = [m.value for m in jsonpath(path).find(body)]
         if wanted not in found:
             problems.append(f"{path} is {found[0] if len(found) == 1 else found!r}, expected {wanted!r}")
+    return problems
+
+
+def _flow_problems(expect: dict, replies: list[dict], latency_ms: float) -> list[str]:
+    """``transfer``, ``then_on_failure``, ``close``, ``await``, ``no_replies`` and ``within_ms``."""
     kinds = [r.get("type") for r in replies]
-    if "transfer" in expect:
-        problems += _transfer_problems(expect["transfer"] or {}, replies)
+    problems = _transfer_problems(expect["transfer"] or {}, replies) if "transfer" in expect else []
     if "then_on_failure" in expect:
         after = replies[kinds.index("transfer") + 1 :] if "transfer" in kinds else []
         problems += [
             f"after the transfer: {p}" for p in expectation_problems(expect["then_on_failure"], {"replies": after})
         ]
-    for key, kind in (("close", "close"), ("await", "await")):
-        if key in expect and (kind in kinds) != bool(expect[key]):
-            problems.append(f"expected {'a' if expect[key] else 'no'} {kind}; got {kinds!r}")
+    for kind in ("close", "await"):
+        if kind in expect and (kind in kinds) != bool(expect[kind]):
+            problems.append(f"expected {'a' if expect[kind] else 'no'} {kind}; got {kinds!r}")
     if expect.get("no_replies") and replies:
         problems.append(f"expected no replies; got {len(replies)}")
     if "within_ms" in expect and latency_ms > expect["within_ms"]:

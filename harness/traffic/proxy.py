@@ -171,6 +171,40 @@ class RecordingProxy:
         self.recorder.writer.close()
 
 
+class _Refused(Exception):
+    """A request body the proxy does not forward: the status and detail it answers instead."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _read_body(headers, rfile) -> bytes:
+    """The request body, chunked or not; :class:`_Refused` when too large or of no length."""
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        return _read_chunked(rfile)
+    declared = headers.get("Content-Length") or "0"
+    if not declared.strip().isdigit():
+        raise _Refused(400, f"Content-Length {declared!r} is not a length")
+    if int(declared) > MAX_BODY_BYTES:
+        raise _Refused(413, f"the body is over {MAX_BODY_BYTES} bytes")
+    return rfile.read(int(declared))
+
+
+def _read_chunked(rfile) -> bytes:
+    """A chunked body, trailers skipped; ValueError when a chunk size is not hexadecimal."""
+    chunks, size = [], 0
+    while (length := int(rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
+        size += length
+        if size > MAX_BODY_BYTES:
+            raise _Refused(413, f"the body is over {MAX_BODY_BYTES} bytes")
+        chunks.append(rfile.read(length))
+        rfile.readline()
+    while rfile.readline().strip():  # trailers, if any
+        pass
+    return b"".join(chunks)
+
+
 def _handler(proxy: RecordingProxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -189,36 +223,13 @@ def _handler(proxy: RecordingProxy):
             self.wfile.write(data)
             self.close_connection = True
 
-        def _body(self) -> bytes | None:
-            """The request body, chunked or not; None when it was refused."""
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                chunks, size = [], 0
-                while (length := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)) > 0:
-                    size += length
-                    if size > MAX_BODY_BYTES:
-                        self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
-                        return None
-                    chunks.append(self.rfile.read(length))
-                    self.rfile.readline()
-                while self.rfile.readline().strip():  # trailers, if any
-                    pass
-                return b"".join(chunks)
-            declared = self.headers.get("Content-Length") or "0"
-            if not declared.strip().isdigit():
-                self._refuse(400, f"Content-Length {declared!r} is not a length")
-                return None
-            if int(declared) > MAX_BODY_BYTES:
-                self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
-                return None
-            return self.rfile.read(int(declared))
-
         def _forward(self):
             try:
-                body = self._body()
+                body = _read_body(self.headers, self.rfile)
             except ValueError:
                 return self._refuse(400, "the chunked body is malformed")
-            if body is None:
-                return None
+            except _Refused as refused:
+                return self._refuse(refused.status, refused.detail)
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
             sent_at, started = utc_iso(), time.perf_counter()
             try:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -115,6 +116,14 @@ class Summary:
     skipped: list[Corrupt] = field(default_factory=list)  # corrupt recording lines
     failed_conversations: list[NotReplayed] = field(default_factory=list)  # not replayed, not in the tables
     given_up: list[str] = field(default_factory=list)  # one line per endpoint given up (GiveUp.summary())
+
+    def count(self, rows: list[dict], conversation: dict) -> None:
+        """Add one replayed conversation (its exchange rows and its conversation row)."""
+        self.conversations += 1
+        self.exchanges += len(rows)
+        self.differences += conversation["differences"]
+        self.failed += sum(1 for row in rows if not _answered(row["status"], row["error"]))
+        self.not_sent += sum(1 for row in rows if (row["error"] or "").startswith(NOT_SENT))
 
     def __str__(self) -> str:
         text = (
@@ -420,28 +429,12 @@ def replay(
             rows, conversation = outcome
             exchanges.add(rows)
             conversations.add([conversation])
-            summary.conversations += 1
-            summary.exchanges += len(rows)
-            summary.differences += conversation["differences"]
-            summary.failed += sum(1 for row in rows if not _answered(row["status"], row["error"]))
-            summary.not_sent += sum(1 for row in rows if (row["error"] or "").startswith(NOT_SENT))
+            summary.count(rows, conversation)
         progress(summary.progress(), step="replay")
 
     try:
-        with ThreadPoolExecutor(concurrency) as pool:
-            running = []  # in the recording's order: what is reported follows it as far as it can
-            recorded_stream = recorded_conversations(paths, summary.skipped, operators, on_skipped=on_skipped)
-            for number, recorded in enumerate(recorded_stream):
-                if limit is not None and number >= limit:
-                    break
-                if len(running) >= concurrency * 2:  # bounded: recordings are read as fast as they are replayed
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in [f for f in running if f in finished]:
-                        done(future)
-                    running = [f for f in running if f not in finished]
-                running.append(pool.submit(attempt, recorded, operators.get(recorded.operator)))
-            for future in running:
-                done(future)
+        recorded_stream = recorded_conversations(paths, summary.skipped, operators, on_skipped=on_skipped)
+        _run_all(islice(recorded_stream, limit), lambda r: (attempt, r, operators.get(r.operator)), done, concurrency)
         exchanges.close()
         conversations.close()
         if summary.conversations:  # earlier results are replaced by these, never by empty tables
@@ -454,6 +447,25 @@ def replay(
             path.unlink(missing_ok=True)
     summary.given_up = replayer.give_up.summary()
     return summary
+
+
+def _run_all(items, task, done, concurrency: int) -> None:
+    """``pool.submit(*task(item))`` for each item, ``done(future)`` for each in the items' order.
+
+    What is reported follows the recording's order as far as it can; at most twice ``concurrency``
+    items are in flight, so the recordings are read as fast as they are replayed, not faster.
+    """
+    with ThreadPoolExecutor(concurrency) as pool:
+        running = []
+        for item in items:
+            if len(running) >= concurrency * 2:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in [f for f in running if f in finished]:
+                    done(future)
+                running = [f for f in running if f not in finished]
+            running.append(pool.submit(*task(item)))
+        for future in running:
+            done(future)
 
 
 def _temporary(out: Path, name: str) -> Path:

@@ -122,6 +122,11 @@ def plain(item: dict, exchange=None) -> str:
         )
     if kind != "BodyMismatch":
         return text or json.dumps(item)
+    return _body_mismatch(item, text, exchange)
+
+
+def _body_mismatch(item: dict, text: str, exchange) -> str:
+    """A mismatch inside the body, said of the field it is about."""
     path = item.get("path", "$")
     where = _field(path)
     if missing := _MISSING.search(text):
