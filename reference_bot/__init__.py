@@ -24,6 +24,12 @@ NO_SECRET_WARNING = "no IADVIZE_SECRET configured: X-iAdvize-Signature is NOT ch
 
 
 def create_app(settings: dict | None = None) -> Flask:
+    """The bot's Flask app, configured by defaults, then the environment, then ``settings``.
+
+    Loads every scenario (a bad file raises ScenarioError here) and opens the store. Starts
+    the operators' refresh thread and, when iAdvize API credentials are set (and
+    ``OUTBOX_POLL_SECONDS`` is above 0), the outbox thread that sends proactive messages.
+    """
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config.defaults(app.instance_path))
     app.config.update(config.from_environment())

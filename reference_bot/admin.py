@@ -18,11 +18,13 @@ blueprint = Blueprint("admin", __name__)
 
 
 def editor_url(scenario: Scenario) -> str:
+    """The scenario's ``editorUrl``, or this bot's read-only view of its file under ``PUBLIC_URL``."""
     return scenario.editor_url or f"{current_app.config['PUBLIC_URL'].rstrip('/')}/scenarios/{scenario.id_bot}"
 
 
 @blueprint.get("/external-bots")
 def external_bots():
+    """``GET /external-bots``: every scenario, as an idBot the admin can link an operator to."""
     return jsonify(
         [
             {"idBot": s.id_bot, "name": s.name, "description": s.description, "editorUrl": editor_url(s)}
@@ -41,6 +43,11 @@ def scenario_source(id_bot: str):
 
 
 def operator_document(operator: Operator) -> dict:
+    """The operator as ``GET`` and ``PUT /bots/:idOperator`` answer it, with its scenario's name and editor link.
+
+    An operator whose scenario file is gone is still answered (idBot and the default editorUrl),
+    so the admin can see it and link another scenario.
+    """
     bot = runtime()
     scenario = bot.scenarios.get(operator.id_bot)
     external = {"idBot": operator.id_bot}
@@ -58,6 +65,10 @@ def operator_document(operator: Operator) -> dict:
 
 @blueprint.put("/bots/<id_operator>")
 def save_operator(id_operator: str):
+    """``PUT /bots/:idOperator``: saves the operator and its scenario, in the store and in memory.
+
+    Answers 422 for an ``external.idBot`` this bot has no scenario for.
+    """
     body = json_body("bot.request")
     bot = runtime()
     id_bot = body["external"]["idBot"]
@@ -77,6 +88,7 @@ def save_operator(id_operator: str):
 
 @blueprint.get("/bots/<id_operator>")
 def read_operator(id_operator: str):
+    """``GET /bots/:idOperator``: the operator as stored, or 404."""
     operator = runtime().store.operator(id_operator)
     if operator is None:
         raise ApiError(404, "unknown operator", f"no operator {id_operator!r}: create it with PUT /bots/{id_operator}")
@@ -85,6 +97,12 @@ def read_operator(id_operator: str):
 
 @blueprint.get("/availability-strategies")
 def availability_strategies():
+    """``GET /availability-strategies``: how iAdvize decides whether the operator's bot is available.
+
+    The scenario's availability strategy over the operator's distribution rules; ``always``, or
+    an operator without distribution rules, answers ``customAvailability`` true since there is
+    nobody to transfer to. 400 without the ``idOperator`` query parameter.
+    """
     id_operator = request.args.get("idOperator")
     if not id_operator:
         raise ApiError(400, "missing parameter", "the query parameter idOperator is required")

@@ -29,6 +29,7 @@ BOOLEANS = {"WARN_WITHOUT_SECRET"}
 
 
 def defaults(instance_path: str) -> dict:
+    """The settings neither the environment nor ``create_app`` sets; the database file goes in ``instance_path``."""
     return {
         "IADVIZE_SECRET": None,  # set it in production: without it, signatures are not checked
         "DATABASE": os.path.join(instance_path, "reference-bot.sqlite3"),
@@ -58,6 +59,10 @@ class ConfigError(ValueError):
 
 
 def from_environment(environ=os.environ) -> dict:
+    """The settings the variables of ``ENVIRONMENT`` set in ``environ`` (empty ones ignored), as their types.
+
+    Raises ConfigError for a number, or a number of seconds, that is not one.
+    """
     found = {}
     for key, variable in ENVIRONMENT.items():
         if environ.get(variable):

@@ -21,12 +21,14 @@ log = logging.getLogger(__package__)
 
 @blueprint.get("/bots/<id_operator>/conversation-first-messages")
 def first_messages(id_operator: str):
+    """``GET /bots/:idOperator/conversation-first-messages``: the scenario's greeting, from memory only."""
     # Memory only: iAdvize waits 2 s for this, then shows nothing.
     bot = runtime()
     return jsonify(replies=greeting(bot.scenario_of(bot.operator(id_operator))))
 
 
 def envelope(conversation: Conversation, replies: list[dict]):
+    """The answer to ``POST /conversations`` and ``…/messages``: the conversation's ids, timestamps and ``replies``."""
     return jsonify(
         idConversation=conversation.id_conversation,
         idOperator=conversation.id_operator,
@@ -38,6 +40,7 @@ def envelope(conversation: Conversation, replies: list[dict]):
 
 @blueprint.post("/conversations")
 def start_conversation():
+    """``POST /conversations``: stores the conversation (one sent again is left as it is) and answers no replies."""
     body = json_body("conversation.request")
     g.id_conversation, g.id_operator = body["idConversation"], body["idOperator"]
     bot = runtime()
@@ -50,6 +53,14 @@ def start_conversation():
 
 @blueprint.post("/conversations/<id_conversation>/messages")
 def receive_message(id_conversation: str):
+    """``POST /conversations/:idConversation/messages``: the bot's replies to a visitor message.
+
+    An operator's message is an echo and gets no replies; it only notes a human taking over
+    after a transfer. A message answered before (iAdvize retrying) gets the same replies again;
+    a conversation whose start never arrived is started. The answer is stored only if the
+    conversation has not moved since it was read; after ``ANSWER_ATTEMPTS`` tries, 503, which
+    iAdvize retries.
+    """
     body = json_body("message.request")
     g.id_operator = body["idOperator"]
     bot = runtime()

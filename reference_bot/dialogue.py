@@ -24,6 +24,8 @@ from .store import Conversation, Operator
 
 @dataclass(frozen=True)
 class Turn:
+    """What the dialogue is given for one visitor message."""
+
     operator: Operator  # the bot operator, with its distribution rules
     scenario: engine.Scenario  # the scenario (idBot) the operator is linked to
     conversation: Conversation  # with ``state``: where the previous answer left it (None at first)
@@ -32,6 +34,8 @@ class Turn:
 
 @dataclass
 class Answer:
+    """What the dialogue answers: the replies now, the conversation's next state, and replies sent later."""
+
     replies: list[dict]  # wire replies, answered in the HTTP response, executed in order by iAdvize
     state: str | None  # stored and handed back in the next Turn
     # Text replies too slow for the 10 s budget: sent later as proactive GraphQL messages

@@ -21,6 +21,8 @@ log = logging.getLogger(__package__)
 
 
 class ApiError(Exception):
+    """An error answered as JSON with ``status``: ``error`` says what went wrong, ``detail`` where and why."""
+
     def __init__(self, status: int, error: str, detail: str = ""):
         super().__init__(f"{status} {error}: {detail}")
         self.status, self.error, self.detail = status, error, detail
@@ -32,6 +34,7 @@ _HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
 def error_response(status: int, error: str, detail: str = ""):
+    """The JSON error response, with HTML's special characters escaped in its body."""
     body = json.dumps({"error": error, "detail": detail}, ensure_ascii=False).translate(_HTML_SAFE)
     return Response(body, status=status, mimetype="application/json")
 
@@ -69,6 +72,12 @@ def json_body(body_name: str) -> dict:
 
 
 def register(app: Flask) -> None:
+    """Installs the JSON error handlers and two after-request hooks.
+
+    The hooks add ``X-Content-Type-Options: nosniff`` and read a body left unread (within the
+    size limit), so that gunicorn keeps the connection the caller was told it may reuse.
+    """
+
     @app.after_request
     def no_sniffing(response):
         response.headers["X-Content-Type-Options"] = "nosniff"  # JSON is JSON, never rendered as a page

@@ -20,7 +20,10 @@ FIELDS = ("request_id", "method", "path", "status", "duration_ms", "idConversati
 
 
 class JsonFormatter(logging.Formatter):
+    """Formats a log record as one JSON line, with the request fields of ``FIELDS`` it carries."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON: UTC time, level, logger, message, request fields and any exception."""
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
@@ -55,6 +58,10 @@ def _new_request_id() -> str:
 
 
 def register(app: Flask) -> None:
+    """Logs one access line per request, under a request id echoed in the ``X-Request-Id`` response header.
+
+    The id is the caller's ``X-Request-Id`` (cut to 64 characters) or a new one.
+    """
     access = logging.getLogger(f"{__package__}.access")
 
     @app.before_request

@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 
 
 class OperatorDirectory:
+    """Every operator in memory, loaded from the store at creation.
+
+    With ``refresh_seconds`` above 0, a daemon thread reloads them from the store that often.
+    """
+
     def __init__(self, store: Store, refresh_seconds: float = 2.0):
         self.store = store
         self.refresh_seconds = refresh_seconds
@@ -26,6 +31,7 @@ class OperatorDirectory:
             threading.Thread(target=self._refresh_forever, name="operators", daemon=True).start()
 
     def get(self, id_operator: str) -> Operator | None:
+        """The operator, or None; one not in memory yet (saved by another worker) is read from the store."""
         operator = self._operators.get(id_operator)
         if operator is None:  # saved by another worker since the last refresh? one indexed read to know
             operator = self.store.operator(id_operator)
@@ -34,10 +40,12 @@ class OperatorDirectory:
         return operator
 
     def put(self, operator: Operator) -> None:
+        """Keeps ``operator`` in memory, in place of what was known of it."""
         # Replace the whole dict rather than mutate it: readers in other threads never see a partial update.
         self._operators = {**self._operators, operator.id_operator: operator}
 
     def refresh(self) -> None:
+        """Reloads every operator from the store, keeping any copy in memory newer than the stored one."""
         fresh = self.store.operators()
         # A put() that landed while the snapshot was read is newer than the snapshot: keep it.
         for id_operator, known in self._operators.items():
@@ -46,6 +54,7 @@ class OperatorDirectory:
         self._operators = fresh
 
     def stop(self) -> None:
+        """Ends the refresh thread; the directory keeps its last copy."""
         self._stop.set()
 
     def _refresh_forever(self) -> None:

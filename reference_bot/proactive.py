@@ -41,6 +41,7 @@ def chatbot_id(id_operator: str) -> int:
 
 
 def send_message_mutation(conversation_id: str, chatbot: int, text: str) -> str:
+    """The ``chatbotMessageSend`` mutation that posts ``text`` as the bot ``chatbot`` in the conversation."""
     # JSON string literals are valid GraphQL string literals, so json.dumps escapes the text.
     return (
         "mutation { chatbotMessageSend(input: { "
@@ -180,11 +181,13 @@ class OutboxWorker:
         return sent
 
     def start(self) -> None:
+        """Starts the daemon thread that runs ``deliver_due`` every ``poll`` seconds, unless one is running."""
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
+        """Asks the thread to stop; a round under way finishes first."""
         self._stop.set()
 
     def _run(self) -> None:

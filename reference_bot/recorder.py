@@ -30,6 +30,11 @@ ENDPOINTS = {
 
 
 def register(app: Flask) -> None:
+    """Records every iAdvize call the bot answers in ``RECORDINGS_DIR``, when that is set.
+
+    One JSON line per call (request, status, response, latency) in the harness's recording
+    format, for ``iadvize-harness replay``. Without ``RECORDINGS_DIR``, does nothing.
+    """
     directory = app.config.get("RECORDINGS_DIR")
     if not directory:
         return

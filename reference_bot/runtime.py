@@ -17,6 +17,8 @@ from .store import Operator, Store
 
 @dataclass
 class Runtime:
+    """What one running bot holds, in ``app.extensions``; ``runtime()`` finds it."""
+
     scenarios: dict[str, Scenario]
     store: Store
     operators: OperatorDirectory
@@ -33,6 +35,7 @@ class Runtime:
         return operator
 
     def scenario_of(self, operator: Operator) -> Scenario:
+        """The scenario the operator is linked to, or a 409 when this bot no longer has that scenario."""
         scenario = self.scenarios.get(operator.id_bot)
         if scenario is None:  # the scenario file was removed since the operator was saved
             raise ApiError(
@@ -45,6 +48,7 @@ class Runtime:
 
 
 def runtime() -> Runtime:
+    """The Runtime of the current app (in a request or app context)."""
     return current_app.extensions[__package__]
 
 

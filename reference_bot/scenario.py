@@ -49,12 +49,19 @@ class ScenarioError(ValueError):
 
 @dataclass(frozen=True)
 class Transition:
+    """A way out of a state to ``goto``, on a quick-reply value, a keyword or a pattern."""
+
     goto: str
     quick_reply: str | None = None
     keywords: tuple[re.Pattern, ...] = ()
     pattern: re.Pattern | None = None
 
     def matches(self, text: str) -> bool:
+        """Whether the visitor's text takes this transition.
+
+        It does on the quick-reply value (the whole text, ignoring case and surrounding spaces),
+        on any keyword as a whole word, or on the pattern anywhere; keywords and the pattern ignore case.
+        """
         if self.quick_reply is not None and text.strip().casefold() == self.quick_reply.casefold():
             return True
         if any(k.search(text) for k in self.keywords):
@@ -64,6 +71,11 @@ class Transition:
 
 @dataclass(frozen=True)
 class State:
+    """One state of a scenario: the replies sent on entering it, the transitions out, its fallback.
+
+    A ``slow`` state answers ``holding`` at once and sends its replies later, as proactive messages.
+    """
+
     name: str
     replies: tuple[dict, ...]
     transitions: tuple[Transition, ...] = ()
@@ -74,6 +86,8 @@ class State:
 
 @dataclass(frozen=True)
 class Scenario:
+    """One scenario file, loaded and checked: what the operators linked to its ``idBot`` say, and their availability."""
+
     id_bot: str
     name: str
     description: str
@@ -149,6 +163,7 @@ def resolve_transfers(replies: list[dict], rules: list[dict]) -> list[dict]:
 
 
 def greeting(scenario: Scenario) -> list[dict]:
+    """The scenario's first messages, as a new list."""
     return list(scenario.greeting)
 
 
@@ -174,6 +189,7 @@ def load_directory(directory: Path) -> dict[str, Scenario]:
 
 
 def load_file(path: Path) -> Scenario:
+    """The scenario in the YAML file at ``path``; raises ScenarioError for a file that cannot be read or used."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -188,6 +204,7 @@ def load_file(path: Path) -> Scenario:
 
 
 def parse(data, source: str = "<scenario>") -> Scenario:
+    """The scenario in ``data`` (a loaded YAML document); raises ScenarioError naming ``source`` and the field."""
     return _Parser(source).scenario(data)
 
 

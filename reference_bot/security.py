@@ -13,6 +13,11 @@ UNSIGNED_ENDPOINTS = {"health.healthcheck", "admin.scenario_source"}
 
 
 def register(app: Flask) -> None:
+    """Checks ``X-iAdvize-Signature`` before every endpoint iAdvize calls; answers 401 when it is missing or wrong.
+
+    Nothing is checked without ``IADVIZE_SECRET``.
+    """
+
     @app.before_request
     def check_signature():
         secret = current_app.config.get("IADVIZE_SECRET")

@@ -17,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 
 
 def default_workers() -> int:
+    """How many gunicorn workers to run by default: two per core plus one, at most 9."""
     # gunicorn's rule of thumb, capped: each worker holds its own operators cache and threads.
     return min(2 * (os.cpu_count() or 1) + 1, 9)
 
@@ -58,6 +59,12 @@ def serve(
     workers: int,
     threads: int = 4,
 ) -> int:
+    """Runs the bot with gunicorn until stopped; returns 0, or 2 for settings it cannot start with.
+
+    Settings, scenarios, database and port are checked once, before any worker starts. The
+    settings reach the workers as environment variables, set in this process. Prints the URL
+    once it listens.
+    """
     from flask import Flask
 
     from . import NO_SECRET_WARNING

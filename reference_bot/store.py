@@ -64,6 +64,11 @@ MIGRATIONS = (
 
 @dataclass(frozen=True)
 class Operator:
+    """A bot operator as ``PUT /bots/:idOperator`` saved it.
+
+    ``settings`` hold its name, pseudo, language, distributionRules and idBot.
+    """
+
     id_operator: str
     settings: dict
     created_at: str
@@ -71,15 +76,22 @@ class Operator:
 
     @property
     def id_bot(self) -> str:
+        """The idBot of the scenario the operator is linked to."""
         return self.settings["idBot"]
 
     @property
     def distribution_rules(self) -> list[dict]:
+        """The distribution rules the admin chose for transfers (empty when none)."""
         return self.settings.get("distributionRules", [])
 
 
 @dataclass(frozen=True)
 class Conversation:
+    """One conversation: its scenario ``state``, its version (+1 per answer), whether a human took it over.
+
+    ``state`` is None until the first visitor message.
+    """
+
     id_conversation: str
     id_operator: str
     state: str | None
@@ -91,6 +103,8 @@ class Conversation:
 
 @dataclass(frozen=True)
 class OutboxMessage:
+    """A proactive text message claimed for sending; ``attempts`` counts its failed tries."""
+
     id: int
     id_conversation: str
     id_operator: str
@@ -136,6 +150,7 @@ class Store:
 
     @property
     def connection(self) -> sqlite3.Connection:
+        """This thread's connection; a new one after a fork, or once a file opened read-only can be written."""
         # A connection must not cross a fork (gunicorn forks workers), hence the pid check. And SQLite
         # opens a file it cannot write (read-only disk, immutable file) read-only for good: such a
         # connection is replaced as soon as the file can be written again, or the bot would answer 503
@@ -169,6 +184,7 @@ class Store:
     # --- operators -------------------------------------------------------------------------
 
     def save_operator(self, id_operator: str, settings: dict, now: str) -> Operator:
+        """Creates or updates the operator (keeping its ``createdAt``) and returns it as stored."""
         with self.transaction() as tx:
             tx.execute(
                 "INSERT INTO operators (id_operator, settings, created_at, updated_at) VALUES (?, ?, ?, ?) "
@@ -180,16 +196,19 @@ class Store:
         return _operator(row)
 
     def operator(self, id_operator: str) -> Operator | None:
+        """The operator saved under this id, or None."""
         row = self.connection.execute("SELECT * FROM operators WHERE id_operator = ?", (id_operator,)).fetchone()
         return _operator(row) if row else None
 
     def operators(self) -> dict[str, Operator]:
+        """Every saved operator, by idOperator."""
         return {r["id_operator"]: _operator(r) for r in self.connection.execute("SELECT * FROM operators")}
 
     # --- conversations (changes inside ``transaction()``; reads may use ``connection``) -------
 
     @staticmethod
     def conversation(tx, id_conversation: str) -> Conversation | None:
+        """The conversation, read through ``tx`` (a transaction or the plain connection), or None."""
         row = tx.execute("SELECT * FROM conversations WHERE id_conversation = ?", (id_conversation,)).fetchone()
         return Conversation(**dict(row)) if row else None
 
@@ -217,6 +236,10 @@ class Store:
 
     @staticmethod
     def hand_over(tx, id_conversation: str, now: str) -> None:
+        """Marks the conversation as taken over by a human: the bot keeps quiet in it from now on.
+
+        Its version moves too, so an answer worked out meanwhile is not stored.
+        """
         # version + 1: a bot answer worked out meanwhile no longer applies (it is worked out again: silence)
         tx.execute(
             "UPDATE conversations SET handed_over = 1, updated_at = ?, version = version + 1 WHERE id_conversation = ?",
@@ -239,6 +262,7 @@ class Store:
 
     @staticmethod
     def answered(tx, id_conversation: str, id_message: str) -> list[dict] | None:
+        """The replies already answered to this message, or None when it was never answered."""
         row = tx.execute(
             "SELECT replies FROM messages WHERE id_conversation = ? AND id_message = ?", (id_conversation, id_message)
         ).fetchone()
@@ -246,6 +270,7 @@ class Store:
 
     @staticmethod
     def remember(tx, id_conversation: str, id_message: str, replies: list[dict]) -> None:
+        """Stores the replies answered to this message, to answer them again when iAdvize retries it."""
         tx.execute(
             "INSERT INTO messages (id_conversation, id_message, replies) VALUES (?, ?, ?)",
             (id_conversation, id_message, json.dumps(replies)),
@@ -253,6 +278,7 @@ class Store:
 
     @staticmethod
     def enqueue(tx, id_conversation: str, id_operator: str, texts: list[str]) -> None:
+        """Queues ``texts`` as proactive messages of the conversation, due now, to be sent in order."""
         tx.executemany(
             "INSERT INTO outbox (id_conversation, id_operator, text, due_at) VALUES (?, ?, ?, ?)",
             [(id_conversation, id_operator, text, time.time()) for text in texts],
@@ -278,10 +304,12 @@ class Store:
         return OutboxMessage(row["id"], row["id_conversation"], row["id_operator"], row["text"], row["attempts"])
 
     def mark_sent(self, message_id: int) -> None:
+        """Marks the outbox message sent and ends its lease."""
         with self.transaction() as tx:
             tx.execute("UPDATE outbox SET sent_at = ?, claimed_until = NULL WHERE id = ?", (time.time(), message_id))
 
     def retry_later(self, message_id: int, delay: float, error: str) -> None:
+        """Counts a failed try and makes the message due again in ``delay`` seconds, ending its lease."""
         with self.transaction() as tx:
             tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, due_at = ?, claimed_until = NULL, "
@@ -290,6 +318,7 @@ class Store:
             )
 
     def give_up(self, message_id: int, error: str) -> None:
+        """Counts a failed try and stops trying the message, so the conversation's later messages may go."""
         with self.transaction() as tx:
             tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, failed_at = ?, claimed_until = NULL, "
@@ -298,6 +327,7 @@ class Store:
             )
 
     def outbox(self) -> list[dict]:
+        """Every outbox message, oldest first, as plain rows (what tests inspect)."""
         return [dict(r) for r in self.connection.execute("SELECT * FROM outbox ORDER BY id")]
 
 
