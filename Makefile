@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas pacts serve clean browser bench fuzz
+.PHONY: demo test lint schemas pacts serve clean browser bench fuzz dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,12 @@ schemas: $(STAMP)
 pacts: $(STAMP)
 	$(BIN)/python -m contracts.generate contracts/pacts
 
+# The wheel and the sdist, as users install them (they carry the pacts, notebooks and sample).
+dist: $(STAMP)
+	$(BIN)/python -m build --outdir dist .
+
 serve: $(STAMP)
 	$(BIN)/iadvize-harness serve
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -135,6 +135,7 @@ class EmbeddedBot:
         raise BotProcessError(f"the reference bot never answered /healthcheck:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the server's log (its stderr), for error messages."""
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -147,6 +148,7 @@ class EmbeddedBot:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        """SIGTERM master and workers, and SIGKILL them if they are not gone within 15 s."""
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -155,6 +157,7 @@ class EmbeddedBot:
                 self.kill()
 
     def close(self) -> None:
+        """Stop the server and remove its temporary folder (database and log)."""
         self.stop()
         self._tmp.cleanup()
 

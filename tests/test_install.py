@@ -239,3 +239,38 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
     assert (project / "instance" / "reference-bot.sqlite3").exists()  # its state beside it, not in site-packages
+    # In production, as the README says: plain gunicorn on the copy's WSGI entry point.
+    port = free_port()
+    process = subprocess.Popen(
+        [core / "gunicorn", "--bind", f"127.0.0.1:{port}", "shopbot.wsgi:app"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        listed = answered(f"http://127.0.0.1:{port}/external-bots")
+        assert {s["idBot"] for s in listed} == {"hello", "order-assistant", "opening-hours"}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answered(url: str, seconds: float = 60):
+    """The JSON at ``url`` once the server answers (it is starting)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return requests.get(url, timeout=5).json()
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

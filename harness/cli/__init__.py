@@ -23,6 +23,7 @@ def _version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The ``iadvize-harness`` argument parser: one sub-command per job, shared options from parents."""
     from harness.conformance.phrasings import LANGUAGES
     from reference_bot.serve import options as serve_options
 
@@ -189,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command of ``argv`` (default: the process's arguments) and return its exit code."""
     main_parser = parser()
     args, unknown = main_parser.parse_known_args(argv)
     if unknown:  # said by the sub-command, with its usage and the flag probably meant

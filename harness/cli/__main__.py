@@ -1,3 +1,5 @@
+"""``python -m harness.cli``: the same as the ``iadvize-harness`` command."""
+
 import sys
 
 from harness.cli import main

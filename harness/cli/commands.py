@@ -32,18 +32,21 @@ def _write(path: str | None, write) -> int | None:
 
 
 def serve(args) -> int:
+    """``iadvize-harness serve``: the reference bot under gunicorn until stopped."""
     from reference_bot.serve import serve
 
     return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
 
 
 def demo(args) -> int:
+    """``iadvize-harness demo``: the whole main job on the embedded reference bot (see :mod:`.demo`)."""
     from harness.cli.demo import run
 
     return run(limit=args.limit, report_path=args.report)
 
 
 def verify(args, out=sys.stdout) -> int:
+    """``iadvize-harness verify``: the pacts against the bot; the table, and JUnit if asked."""
     from harness.verify import DEFAULT_PACTS, PROVIDER, VerifyError, verify
     from harness.verify.report import InteractionResult, render, write_junit
 
@@ -75,6 +78,7 @@ def verify(args, out=sys.stdout) -> int:
 
 
 def check(args, out=sys.stdout) -> int:
+    """``iadvize-harness check``: probe conversations (and scripts) judged by the rules; reports if asked."""
     from harness.client import BotClient
     from harness.conformance.probes import Exploration, check
     from harness.conformance.reports import table, write_html, write_json, write_junit
@@ -109,6 +113,7 @@ def check(args, out=sys.stdout) -> int:
 
 
 def sample(args) -> int:
+    """``iadvize-harness sample``: a synthetic recording made with the embedded reference bot."""
     from harness.client import BotClient
     from harness.traffic.sample import generate
 
@@ -171,6 +176,7 @@ def _say(progress: Progress):
 
 
 def replay(args) -> int:
+    """``iadvize-harness replay``: recordings re-sent to the bot, into two parquet tables."""
     from harness.traffic.recordings import recording_files
 
     out = Path(args.out)
@@ -196,6 +202,7 @@ def replay(args) -> int:
 
 
 def report(args) -> int:
+    """``iadvize-harness report``: the notebooks executed on replay results, as one HTML page."""
     from harness import resources
     from harness.analysis.report import ReportError, build
     from harness.traffic.recordings import recording_files
@@ -229,6 +236,7 @@ def report(args) -> int:
 
 
 def proxy(args) -> int:
+    """``iadvize-harness proxy``: a reverse proxy in front of a bot that records every exchange."""
     from harness.traffic.proxy import RecordingProxy
 
     try:
@@ -244,6 +252,7 @@ def proxy(args) -> int:
 
 
 def load(args) -> int:
+    """``iadvize-harness load``: Locust, headless, with iAdvize-shaped traffic; exit 1 on a broken budget."""
     from harness.load import LoadError, run, run_worker
     from harness.load.plan import think_time
 
@@ -276,6 +285,7 @@ def load(args) -> int:
 
 
 def schemas(args) -> int:
+    """``iadvize-harness schemas``: the JSON Schemas and the OpenAPI document, written from the wire model."""
     from harness import wire
     from harness.traffic.recordings import render_schema
     from harness.wire import openapi
@@ -291,6 +301,7 @@ def schemas(args) -> int:
 
 
 def template(args) -> int:
+    """``iadvize-harness template``: the reference bot copied out under the bot's own package name."""
     from harness.template import TemplateError, copy_template
 
     try:

@@ -37,16 +37,20 @@ WIDTH = 100
 
 
 class Printer:
+    """The demo's transcript: who said what, wrapped to the width, under section titles."""
+
     def __init__(self, out=sys.stdout):
         self.out = out
 
     def line(self, who: str, text: str) -> None:
+        """One speaker's line, continued under itself when it wraps."""
         wrapped = textwrap.wrap(text, WIDTH - 12) or [""]
         print(f"{who:<10}  {wrapped[0]}", file=self.out)
         for rest in wrapped[1:]:
             print(f"{'':<10}  {rest}", file=self.out)
 
     def title(self, text: str) -> None:
+        """A section title: a rule of dashes across the width."""
         print(f"\n--- {text} " + "-" * max(0, WIDTH - len(text) - 5), file=self.out)
 
 
@@ -54,6 +58,7 @@ SAMPLE = resources.sample()
 
 
 def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.html") -> int:
+    """The demo, start to end; 0 when the bot passed verify and check, 1 otherwise."""
     show = Printer(out)
     secret = secrets.token_hex(16)
     try:
@@ -79,6 +84,7 @@ def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.htm
 
 
 def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None) -> None:
+    """One whole conversation as iAdvize has it with the bot: set-up, greeting, messages, echoes."""
     show.title("an admin creates the bot in iAdvize")
     scenarios = client.external_bots()
     show.line("iAdvize", "GET /external-bots: " + ", ".join(f"{s['idBot']} ({s['name']})" for s in scenarios))
