@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness import render, resources, wire
 from harness.analysis.report import ReportError, build
-from harness.bots import BotProcessError, EmbeddedBot
+from harness.bots import BotProcessError, bot
 from harness.client import BotClient, BotError, echo_of, visitor_text
 from harness.conformance.probes import check
 from harness.conformance.reports import table
@@ -62,18 +62,18 @@ def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.htm
     show = Printer(out)
     secret = secrets.token_hex(16)
     try:
-        with EmbeddedBot(secret=secret, workers=2) as bot:
-            show.title(f"reference bot on {bot.url} (gunicorn, 2 workers, signatures checked)")
-            converse(BotClient(bot.url, secret=secret), show, unsigned=BotClient(bot.url))
-            show.title("iadvize-harness verify: the bot against the iAdvize pacts (contracts/pacts)")
-            verification = verify(bot.url, secret=secret)
+        with bot(secret=secret) as url:  # the embedded reference bot, checking signatures
+            show.title(f"reference bot on {url} (gunicorn, 2 workers, signatures checked)")
+            converse(BotClient(url, secret=secret), show, unsigned=BotClient(url))
+            show.title("iadvize-harness verify: the bot against the iAdvize pacts (shipped with the harness)")
+            verification = verify(url, secret=secret)
             print(verification.error or render_outcomes(verification.outcomes), file=out)
             show.title("iadvize-harness check: probe conversations through the simulated platform")
-            report = check(BotClient(bot.url, secret=secret), secret)
+            report = check(BotClient(url, secret=secret), secret)
             print(table(report), file=out)
-            show.title(f"iadvize-harness replay: the committed sample ({SAMPLE.name}) against the bot")
+            show.title(f"iadvize-harness replay: the shipped sample ({SAMPLE.name}) against the bot")
             results = Path(tempfile.mkdtemp(prefix="demo-results-"))
-            print(replay([SAMPLE], bot.url, results, secret=secret, limit=limit), file=out)
+            print(replay([SAMPLE], url, results, secret=secret, limit=limit), file=out)
         show.title("iadvize-harness report: the notebooks, executed, as one HTML page")
         page = build(results, Path(report_path))
     except (BotProcessError, BotError, VerifyError, ReportError) as error:
