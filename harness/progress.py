@@ -47,6 +47,7 @@ class Progress:
             self.stream.flush()
 
     def done(self) -> None:
+        """Clears the status line on a terminal; elsewhere there is nothing to clear."""
         with self._lock:
             if self.tty and self._shown:
                 self.stream.write("\r\033[K")

@@ -11,10 +11,12 @@ _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
 
 
 def duration(value: dict) -> str:
+    """A wire Duration in short: ``800 ms``, ``1 s``, ``3 min``."""
     return f"{value['value']} {_UNIT_SHORT.get(value['unit'], value['unit'])}"
 
 
 def payload(value: dict) -> str:
+    """A message payload on one line: its text, or its kind in brackets (``[card]``, ``[offer]``...) and its name."""
     kind = value.get("contentType")
     if kind == "text":
         return str(value.get("value", ""))
@@ -40,6 +42,7 @@ def _actions(value: dict) -> str:
 
 
 def reply(value: dict) -> str:
+    """A reply on one line: a message's payload and quick replies, or what an await, transfer or close does."""
     kind = value.get("type")
     if kind == "message":
         text = payload(value.get("payload", {}))

@@ -33,6 +33,8 @@ KERNEL_ENV = {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # debugpy: no "frozen modu
 
 
 class ReportError(Exception):
+    """A report that cannot be built: not a replay's output folder, nothing replayed, or a notebook that failed."""
+
     pass
 
 

@@ -33,6 +33,8 @@ os.environ.setdefault("PACT_DO_NOT_TRACK", "true")  # no usage reporting: verifi
 
 @dataclass
 class Verification:
+    """The outcome of ``verify``: one result per interaction, or ``error`` when the verification could not run."""
+
     provider_url: str
     outcomes: list[InteractionResult] = field(default_factory=list)
     error: str | None = None  # the verification could not run at all
@@ -40,6 +42,7 @@ class Verification:
 
     @property
     def passed(self) -> bool:
+        """True when the verification ran and every interaction passed (none at all is not a pass)."""
         return self.error is None and bool(self.outcomes) and all(o.passed for o in self.outcomes)
 
 

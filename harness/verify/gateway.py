@@ -44,6 +44,12 @@ class Attempt:
 
 
 class Gateway:
+    """The gateway's HTTP server, on a free local port: the verifier calls ``url`` and sets states up at ``state_url``.
+
+    It serves from a daemon thread while used as a context manager; ``attempts`` holds each
+    interaction as the bot lived it, in order.
+    """
+
     def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None, progress=silent):
         self.client = BotClient(provider_url, secret=secret, give_up=give_up or GiveUp())
         self.states = ProviderStates(self.client)
@@ -76,6 +82,12 @@ class Gateway:
         return last
 
     def set_up(self, state: str, action: str, params: dict | None) -> tuple[int, dict]:
+        """Sets the provider ``state`` up on the bot, for the verifier's state handler; returns (status, values).
+
+        Only the ``setup`` action does anything. 200 with the values the interaction may use, even
+        when part of the set-up failed (recorded in the attempt); 422 for a state with no set-up or
+        a set-up that crashed, which the verifier does not retry.
+        """
         if action != "setup":
             return 200, {}
         with self._lock:
@@ -95,6 +107,11 @@ class Gateway:
         return 422, {"error": "provider state set-up failed", "detail": attempt.state_error}
 
     def forward(self, method: str, target: str, headers: dict, body: bytes) -> Exchange:
+        """Sends the verifier's call on to the bot, signed and held to its budget; returns the exchange.
+
+        The exchange is recorded in the current attempt, with what Pact cannot check: distribution
+        rules the operator does not have (as problems) and replies to ``POST /conversations`` (a warning).
+        """
         parts = urlsplit(target)
         known = route(method, parts.path)
         exchange = self.client.transmit(

@@ -26,6 +26,8 @@ ECHO_RULE = (
 
 @dataclass
 class InteractionResult:
+    """One interaction of the verification: whether it passed, why not, and what its set-up could not do."""
+
     description: str
     states: list[str]
     passed: bool
@@ -180,6 +182,7 @@ def render(found: list[InteractionResult], verbose: bool = False) -> str:
 
 
 def write_junit(found: list[InteractionResult], path: Path, suite: str) -> None:
+    """Writes the results to ``path`` as JUnit XML, one test case per interaction in the suite ``suite``."""
     failures = sum(not o.passed for o in found)
     root = ET.Element("testsuites", name="pact verification", tests=str(len(found)), failures=str(failures))
     cases = ET.SubElement(root, "testsuite", name=suite, tests=str(len(found)), failures=str(failures))

@@ -38,6 +38,12 @@ class StateError(Exception):
 
 
 class ProviderStates:
+    """Sets the pact's provider states up on a bot, through its public API (see the module).
+
+    The bot's first scenario is looked up once and reused; ``errors`` holds what the set-up in
+    progress could not do.
+    """
+
     def __init__(self, client: BotClient):
         self.client = client
         self._id_bot: str | None = None

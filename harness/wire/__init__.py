@@ -43,6 +43,7 @@ class WireError(ValueError):
 
     @property
     def field(self) -> str:
+        """Where the primary problem is (a dotted path)."""
         return self.problems[0].field
 
 
@@ -77,6 +78,7 @@ def render(name: str) -> str:
 
 
 def write_schemas(directory: Path) -> list[Path]:
+    """Writes every body's schema as ``<name>.json`` in ``directory`` (created if need be); returns the files."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for name in BODY_NAMES:

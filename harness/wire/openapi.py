@@ -122,6 +122,7 @@ def _operation(
 
 
 def document() -> dict:
+    """The connector API as an OpenAPI 3.1 document, built from the wire model's definitions and bodies."""
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

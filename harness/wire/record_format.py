@@ -83,6 +83,7 @@ class RecordingWriter:
         return f"{self.prefix}-{datetime.fromtimestamp(self.clock(), UTC):%Y%m%d-%H}.jsonl"
 
     def write(self, line: dict) -> None:
+        """Appends ``line`` as one JSON line to the current file (a new one each hour when rotating), flushed."""
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
             name = self._target()
@@ -96,6 +97,7 @@ class RecordingWriter:
             self._file.flush()
 
     def close(self) -> None:
+        """Closes the open file; a later ``write`` opens one again."""
         with self._lock:
             if self._file:
                 self._file.close()

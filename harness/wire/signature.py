@@ -19,6 +19,7 @@ def signed_part(method: str, query_string: bytes, body: bytes) -> bytes:
 
 
 def sign(secret: str, data: bytes) -> str:
+    """The ``X-iAdvize-Signature`` value of ``data``: ``sha256=`` and its hex HMAC-SHA256 keyed with ``secret``."""
     return PREFIX + hmac.new(secret.encode("utf-8"), data, hashlib.sha256).hexdigest()
 
 
