@@ -63,6 +63,7 @@ class Exchange:
 
     @property
     def ok(self) -> bool:
+        """True for a 2xx answer that was read in full and fits the wire model."""
         return self.error is None and not self.problems and self.status is not None and 200 <= self.status < 300
 
     @property
@@ -90,10 +91,15 @@ class BotError(Exception):
 
     @property
     def status(self) -> int | None:
+        """The HTTP status the bot answered, or None when no answer came."""
         return self.exchange.status
 
 
 def describe_failure(exchange: Exchange) -> str:
+    """What went wrong with the exchange, in one line naming the call.
+
+    The error, the status with an excerpt of the answer, or where the answer departs from the API.
+    """
     call = f"{exchange.method} {exchange.url.split('?')[0]}"
     if exchange.error and exchange.status is not None:  # answered, but unreadable: say what came
         return f"{call}: {exchange.error} ({excerpt(exchange)})"
@@ -153,6 +159,7 @@ def utc_iso(moment: datetime | float | None = None) -> str:
 
 
 def now_iso() -> str:
+    """The current instant as iAdvize writes it: UTC, milliseconds, ``Z``."""
     return utc_iso()
 
 
@@ -172,6 +179,7 @@ def new_operator_id() -> str:
 
 
 def visitor_text(text: str, **kwargs) -> dict:
+    """A visitor's text message as iAdvize posts it; ``kwargs`` may set ``id_message`` and ``created_at``."""
     return message("visitor", {"contentType": "text", "value": text}, **kwargs)
 
 
@@ -182,6 +190,8 @@ def echo_of(reply: dict, **kwargs) -> dict:
 
 @dataclass(frozen=True)
 class Route:
+    """One of the seven connector endpoints: the requests it matches, its spec name, its 2xx body and its budget."""
+
     method: str
     pattern: re.Pattern
     endpoint: str  # the spec's name for it
@@ -260,6 +270,7 @@ class BotClient:
     # --- the seven endpoints ---------------------------------------------------------------
 
     def external_bots(self) -> list[dict]:
+        """``GET /external-bots``: the scenarios the bot offers; raises BotError unless the answer conforms."""
         return self.call("external-bots", "GET", "/external-bots", "external-bots.response").body
 
     def save_bot(self, id_operator: str, settings: dict) -> dict:
@@ -267,9 +278,11 @@ class BotClient:
         return self.call("bot.save", "PUT", f"/bots/{quote(id_operator, safe='')}", "bot.response", body=settings).body
 
     def bot(self, id_operator: str) -> dict:
+        """``GET /bots/:idOperator``: the operator as the bot has it; raises BotError unless the answer conforms."""
         return self.call("bot.read", "GET", f"/bots/{quote(id_operator, safe='')}", "bot.response").body
 
     def availability_strategies(self, id_operator: str) -> list[dict]:
+        """``GET /availability-strategies`` for the operator; raises BotError unless the answer conforms."""
         return self.call(
             "availability-strategies",
             "GET",
@@ -279,6 +292,7 @@ class BotClient:
         ).body
 
     def first_messages(self, id_operator: str) -> dict:
+        """``GET /bots/:idOperator/conversation-first-messages`` (2 s budget); raises BotError unless it conforms."""
         return self.call(
             "first-messages",
             "GET",
@@ -290,6 +304,7 @@ class BotClient:
     def start_conversation(
         self, id_operator: str, id_conversation: str | None = None, history: list[dict] | None = None
     ) -> dict:
+        """``POST /conversations`` (a new idConversation when none is given); raises BotError unless it conforms."""
         body = {
             "idOperator": id_operator,
             "idConversation": id_conversation or str(uuid.uuid4()),
@@ -312,6 +327,11 @@ class BotClient:
         ).body
 
     def healthcheck(self) -> bool:
+        """Whether ``GET /healthcheck`` answers 200 within 2 s.
+
+        Not one of the connector endpoints: sent unsigned, without iAdvize's query parameters,
+        outside the GiveUp, and never seen by ``on_exchange``.
+        """
         try:
             return self.session.get(f"{self.base_url}/healthcheck", timeout=2).status_code == 200
         except requests.RequestException:
@@ -494,6 +514,11 @@ class GiveUp:
         return None
 
     def record(self, exchange: Exchange) -> None:
+        """Notes how a call went: over budget, it adds to its endpoint's run and the bot's; otherwise it ends both.
+
+        A run of ``after`` calls gives the endpoint up, or the whole bot when the run spans
+        endpoints, a conversation endpoint among them.
+        """
         with self._lock:
             endpoint = exchange.endpoint
             if not exchange.timed_out:

@@ -26,6 +26,7 @@ class BotUnusable(Exception):
 
 
 def pytest_addoption(parser):
+    """Adds ``--iadvize-url`` and ``--iadvize-secret`` (default: ``IADVIZE_SECRET``)."""
     group = parser.getgroup("iadvize", "iAdvize external bots")
     group.addoption(
         "--iadvize-url",
@@ -40,19 +41,24 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    """Refuses a ``--iadvize-url`` that is not a usable URL, before anything runs."""
     url = config.getoption("iadvize_url", None)
     if url and (problem := url_problem(url)):
         raise pytest.UsageError(f"--iadvize-url {problem}")
 
 
 def pytest_collect_file(file_path, parent):
+    """Collects every ``*.convo.yaml`` file as a conversation script."""
     if file_path.name.endswith(".convo.yaml"):
         return ConversationScriptFile.from_parent(parent, path=file_path)
     return None
 
 
 class ConversationScriptFile(pytest.File):
+    """A ``*.convo.yaml`` file: one test item, its script."""
+
     def collect(self):
+        """The file's script as one item; a script that cannot be loaded is a collection error."""
         try:
             script = load_script(self.path)
         except ScriptError as error:
@@ -61,11 +67,18 @@ class ConversationScriptFile(pytest.File):
 
 
 class ConversationScriptItem(pytest.Item):
+    """One conversation script, run as a test against the bot under test."""
+
     def __init__(self, *, script, **kwargs):
         super().__init__(**kwargs)
         self.script = script
 
     def runtest(self):
+        """Runs the script against ``--iadvize-url``, or the embedded reference bot (started on first use).
+
+        The bot is tried once per session first: one that cannot be reached, or refuses the
+        signature, fails every script with the same one line.
+        """
         url = _bot_url(self.config)
         secret = self.config.getoption("iadvize_secret")
         stopped = _preflight(self.config, url, secret)
@@ -74,6 +87,7 @@ class ConversationScriptItem(pytest.Item):
         run_script(self.script, BotClient(url, secret=secret))
 
     def repr_failure(self, excinfo):
+        """The transcript up to the failing step, one line for a bot at fault, pytest's usual report otherwise."""
         if isinstance(excinfo.value, ScriptFailure):
             return failure_report(excinfo.value)
         if isinstance(excinfo.value, BotUnusable | BotError | ScriptError):  # the bot's answer, not our code
@@ -81,6 +95,7 @@ class ConversationScriptItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
+        """The item's file and a name for the report: the script's."""
         return self.path, None, f"conversation script: {self.script.name}"
 
 
@@ -110,6 +125,7 @@ def _bot_url(config) -> str:
 
 
 def pytest_unconfigure(config):
+    """Stops the embedded reference bot, if one was started."""
     bot = getattr(config, _EMBEDDED, None)
     if bot is not None:
         bot.close()

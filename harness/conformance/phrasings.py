@@ -49,6 +49,7 @@ _HUMAN = re.compile(
 
 
 def greeting(language: str | None) -> str:
+    """The probe visitor's first message in ``language`` (English when none is given, or one without a greeting)."""
     return GREETINGS.get(language or "en", GREETINGS["en"])
 
 

@@ -33,6 +33,8 @@ HUMAN_GREETING = "Hello, this is Sam from the support team. How can I help?"
 
 @dataclass
 class Event:
+    """One thing that happened in a simulated conversation, at a simulated time: a call, a reply shown, a transfer..."""
+
     at: float  # simulated seconds since the chat opened
     kind: str  # call | visitor | shown | dropped | transfer | human | closed | note
     text: str = ""
@@ -43,6 +45,12 @@ class Event:
 
 @dataclass
 class SimulatedConversation:
+    """One conversation on the simulated platform: its events, the replies pending, the transfer and how it ended.
+
+    ``id`` becomes the connector's own id when ``POST /conversations`` answers one; ``first_id``
+    stays iAdvize's.
+    """
+
     id: str
     operator: str
     events: list[Event] = field(default_factory=list)
@@ -69,9 +77,11 @@ class SimulatedConversation:
 
     @property
     def calls(self) -> list[Event]:
+        """The events that are HTTP calls to the bot, in order."""
         return [e for e in self.events if e.kind == "call"]
 
     def transcript(self) -> str:
+        """The events as text, one line each: simulated time, then the call and its outcome, or what happened."""
         lines = []
         for event in self.events:
             when = f"{event.at:8.1f}s"

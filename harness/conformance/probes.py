@@ -67,6 +67,8 @@ class Exploration:
 
 @dataclass
 class Report:
+    """What ``check`` found: findings, conversations with transcripts, notes; ``stopped`` when nothing was tried."""
+
     findings: list[Finding] = field(default_factory=list)
     conversations: list[SimulatedConversation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the run could not do, said once
@@ -77,9 +79,11 @@ class Report:
 
     @property
     def errors(self) -> list[Finding]:
+        """The findings of severity ``error``."""
         return [f for f in self.findings if f.severity == "error"]
 
     def summary(self) -> dict:
+        """Counts (conversations, calls made, findings, errors, warnings), the rules broken, notes and scenarios."""
         return {
             "stopped": self.stopped,
             "notes": list(self.notes),
@@ -98,11 +102,18 @@ class Report:
         return found if found is not None else self.labels.get(id_conversation, "")
 
     def as_dict(self) -> dict:
+        """The report as the JSON file holds it: each finding with the name of its probe, then the summary."""
         findings = [{**f.as_dict(), "probe": self.label(f.conversation)} for f in self.findings]
         return {"findings": findings, "summary": self.summary()}
 
 
 class Checker:
+    """Runs ``check`` on one bot: an operator set up per scenario, the probes, every exchange judged by the rules.
+
+    ``client`` is given the checker's GiveUp (its own, when it has one), so a bot that stops
+    answering is given up across every probe.
+    """
+
     def __init__(
         self, client: BotClient, secret: str | None = None, exploration: Exploration | None = None, progress=silent
     ):
@@ -130,6 +141,11 @@ class Checker:
     def observe(
         self, exchange: Exchange, purpose: str, conversation: str = "", sent_payload=None, forgery: str = ""
     ) -> None:
+        """Judges one exchange by the rules and adds its findings; a fault already reported gets its count raised.
+
+        Remembers each message's first answer, for a retry (``purpose`` ``retry``) to be compared
+        with, and the first signed GET answered per endpoint, for the signature probes.
+        """
         previous = None
         if exchange.endpoint == "messages" and isinstance(exchange.request_body, dict):
             id_message = (exchange.request_body.get("message") or {}).get("idMessage")
@@ -159,6 +175,12 @@ class Checker:
     # --- the run -------------------------------------------------------------------------
 
     def run(self, scripts: list | None = None) -> Report:
+        """The whole check: preflight, the probes on each scenario listed, forged signatures, then ``scripts``.
+
+        At most ``MAX_SCENARIOS`` scenarios are probed, and signatures are forged only with a secret.
+        When the preflight finds the bot unreachable or refusing the signature, nothing else runs
+        and ``stopped`` says why.
+        """
         self.progress("check: is the bot there?", step="preflight")
         made, stopped = preflight(self.client, self.id_operator)
         if stopped:
@@ -283,11 +305,13 @@ class Checker:
         )
 
     def platform(self, available: bool = False) -> SimulatedPlatform:
+        """A simulated platform for the current operator; a human takes a transfer only when ``available``."""
         return SimulatedPlatform(
             self.client, self.id_operator, RULES_OF_OPERATOR, rule_available=available, on_event=self._on_event
         )
 
     def conversation(self, platform: SimulatedPlatform, label: str) -> SimulatedConversation:
+        """A new conversation on ``platform``, greeted and started, kept in the report as ``label``."""
         chat = platform.open_chat()
         chat.label = f"{label} ({self.id_bot})"
         self.report.conversations.append(chat)
@@ -296,6 +320,7 @@ class Checker:
 
     @property
     def hello(self) -> str:
+        """What the probe visitor says first, in the exploration's language."""
         return phrasings.greeting(self.exploration.language)
 
     def explore(self) -> None:
@@ -365,6 +390,7 @@ class Checker:
         return chat.transfer is not None
 
     def send_a_file(self) -> None:
+        """The probe of a visitor's file: a file, a greeting, then a file again."""
         platform = self.platform()
         chat = self.conversation(platform, "a file from the visitor")
         platform.visitor_says(chat, payload=VISITOR_FILE, after=THINK_SECONDS)
@@ -372,12 +398,14 @@ class Checker:
         platform.visitor_says(chat, payload=VISITOR_FILE, after=THINK_SECONDS)
 
     def stay_silent(self) -> None:
+        """The probe of a long silence: a greeting, then 15 minutes without a word (nudges, then iAdvize's close)."""
         platform = self.platform()
         chat = self.conversation(platform, "a long silence")
         platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         platform.wait(chat, 15 * 60)  # nudges, then iAdvize's 5-minute close
 
     def retry_a_message(self) -> None:
+        """The probe of iAdvize retrying a call: the first visitor message sent again, same idMessage."""
         platform = self.platform()
         chat = self.conversation(platform, "a retried message")
         first = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)

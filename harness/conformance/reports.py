@@ -42,10 +42,15 @@ def table(report: Report, verbose: bool = False, width: int | None = None) -> st
 
 
 def write_json(report: Report, path: Path) -> None:
+    """Writes the report to ``path`` as JSON: each finding with its probe, then the summary."""
     Path(path).write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_junit(report: Report, path: Path) -> None:
+    """Writes the report to ``path`` as JUnit XML: a test case for the set-up, one per script run, one per rule.
+
+    A rule of severity error fails when it found something; a warning rule's findings go to its output.
+    """
     import xml.etree.ElementTree as ET
 
     scripts_failed = {f.message.split(":", 1)[0] for f in report.findings if f.rule == "script"}

@@ -28,6 +28,8 @@ from harness.wire.limits import (
 
 @dataclass
 class Observation:
+    """An exchange and what the rules need to judge it: why it was made, its conversation, the operator's rules."""
+
     exchange: Exchange
     purpose: str  # greeting, create, visitor, echo, human, retry, availability, operator, scenarios, forged, lowercase
     conversation: str = ""
@@ -38,11 +40,13 @@ class Observation:
 
     @property
     def answered(self) -> bool:
+        """True when the bot answered 2xx with a readable body, whether or not it fits the API."""
         x = self.exchange
         return x.status is not None and 200 <= x.status < 300 and x.error is None
 
     @property
     def replies(self) -> list[dict]:
+        """The answer's replies that are objects; empty when it has none."""
         body = self.exchange.body
         replies = body.get("replies") if isinstance(body, dict) else None
         return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
@@ -50,6 +54,8 @@ class Observation:
 
 @dataclass(frozen=True)
 class Finding:
+    """One fault a rule found: the rule and its severity, where (endpoint, conversation), what, and the evidence."""
+
     rule: str
     severity: str
     endpoint: str
@@ -60,6 +66,7 @@ class Finding:
     reproduce: str = ""  # a curl command sending the first such call again
 
     def as_dict(self) -> dict:
+        """The finding as the JSON report holds it."""
         return {
             "rule": self.rule,
             "severity": self.severity,
@@ -74,6 +81,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Rule:
+    """A named check: its severity, why it matters, where in the spec it comes from, and its check function."""
+
     id: str
     severity: str
     why: str
@@ -87,6 +96,11 @@ PROBES = ("forged", "lowercase")  # calls made to test the signature check, not 
 
 
 def rule(id: str, severity: str, why: str, spec: str):
+    """A decorator: the function becomes the check of the rule ``id``, registered in ``RULES``.
+
+    The check yields a (message, evidence) pair for each fault it sees in an observation.
+    """
+
     def register(check):
         RULES[id] = Rule(id, severity, why, spec, check)
         return check

@@ -75,6 +75,8 @@ class ScriptFailure(AssertionError):
 
 @dataclass
 class ScriptStep:
+    """One step of a conversation script: a visitor text, a visitor payload or a wait, and its expectations."""
+
     visitor: str | None = None
     payload: dict | None = None
     wait: float | None = None
@@ -82,6 +84,7 @@ class ScriptStep:
     expect: dict = field(default_factory=dict)
 
     def describe(self) -> str:
+        """The step in a few words, for failure messages."""
         if self.wait is not None:
             return f"wait {self.wait:g} s"
         if self.payload is not None:
@@ -91,6 +94,8 @@ class ScriptStep:
 
 @dataclass
 class Script:
+    """A conversation script, loaded and checked: steps, scenario (None: the bot's first), the operator's rules."""
+
     name: str
     source: str
     steps: list[ScriptStep]
@@ -110,6 +115,7 @@ def _seconds(value, source: str, where: str) -> float:
 
 
 def load_script(path: Path) -> Script:
+    """The script in the YAML file at ``path``; raises ScriptError for a file that cannot be read or used."""
     source = str(path)
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
@@ -225,6 +231,7 @@ def _check_expectations(expect, source: str, where: str) -> None:
 
 
 def load_scripts(directory: Path) -> list[Script]:
+    """The ``*.convo.yaml`` scripts under ``directory`` (recursively), or the file it names; ScriptError if none."""
     directory = Path(directory)
     paths = [directory] if directory.is_file() else sorted(directory.glob("**/*.convo.yaml"))
     if not paths:

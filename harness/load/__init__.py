@@ -39,6 +39,8 @@ class LoadError(RuntimeError):
 
 @dataclass
 class LoadResult:
+    """What a load test measured: Locust's statistics and errors per endpoint, the plan, each load process's share."""
+
     endpoints: list[dict]
     errors: list[dict]
     workers: int = 0
@@ -47,17 +49,21 @@ class LoadResult:
 
     @property
     def failed_calls(self) -> int:
+        """The calls that failed, over every endpoint."""
         return sum(row["errors"] for row in self.endpoints)
 
     @property
     def over_budget(self) -> int:
+        """The calls that took longer than their iAdvize budget, over every endpoint."""
         return sum(row["over_budget"] for row in self.endpoints)
 
     @property
     def passed(self) -> bool:
+        """True when calls were made and none failed or went over its budget."""
         return bool(self.endpoints) and not self.failed_calls and not self.over_budget
 
     def report(self) -> str:
+        """The result as the terminal shows it: a table of the endpoints, the errors, then the verdict."""
         header = ("endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "budget", "over budget")
         rows = [
             (

@@ -246,6 +246,7 @@ class Visitor(HttpUser):
     """One chat after another, at the pace that gives the planned conversations per minute."""
 
     def on_start(self) -> None:
+        """Reads the plan, then waits for this visitor's moment in the pace: visitors spawned together stay apart."""
         self.plan = Plan.from_locust(self.environment.parsed_options)
         # Visitors are spawned together: each opens its chats from its own moment in the pace, and keeps
         # that phase (Locust's constant_pacing counts from the spawn, which would line them up again).
@@ -255,14 +256,21 @@ class Visitor(HttpUser):
         self.due = time.monotonic()
 
     def wait_time(self) -> float:
+        """The seconds until this visitor's next chat is due, keeping its phase."""
         self.due += self.plan.pacing
         return max(0.0, self.due - time.monotonic())
 
     def call(self, *args, **kwargs):
+        """One call as iAdvize makes it, through this user's session (see the module's ``call``)."""
         return call(self.client, self.plan, *args, **kwargs)
 
     @task
     def chat(self) -> None:
+        """One chat: the greeting, ``POST /conversations``, then up to ``messages`` visitor messages with think time.
+
+        Every message reply is echoed back. The next visitor message is one of the quick replies
+        offered, when there are some; the chat ends early on a failed call, a transfer or a close.
+        """
         id_operator = random.choice(self.plan.operators)
         operator_path = quote(id_operator, safe="")
         # a greeting that fails or comes late is not shown; the chat goes on without it, as on iAdvize

@@ -20,11 +20,14 @@ CALLS_SECONDS = 1.0  # what a visitor turn's own calls are assumed to take, when
 
 
 def secret_from_environment() -> str | None:
+    """The app's secret from ``IADVIZE_SECRET``, or None when it is unset or empty."""
     return os.environ.get("IADVIZE_SECRET") or None
 
 
 @dataclass(frozen=True)
 class Plan:
+    """The shape of one load test: the operators, the conversation rate, how visitors talk, and what the calls carry."""
+
     operators: tuple[str, ...]
     conversations_per_minute: float
     think_time: tuple[float, float] = (5.0, 20.0)  # seconds a visitor takes to type the next message
@@ -60,6 +63,7 @@ class Plan:
 
     @staticmethod
     def add_locust_options(parser) -> None:
+        """Adds the plan's ``--iadvize-*`` options, and ``--iadvize-summary``, to Locust's parser."""
         parser.add_argument("--iadvize-operators", default="", include_in_web_ui=False)
         parser.add_argument("--iadvize-conversations-per-minute", type=float, default=1.0, include_in_web_ui=False)
         parser.add_argument("--iadvize-think-time", default="5-20", include_in_web_ui=False)
@@ -70,6 +74,7 @@ class Plan:
         parser.add_argument("--iadvize-summary", default="", include_in_web_ui=False)
 
     def locust_options(self) -> list[str]:
+        """The plan as ``--iadvize-*`` options for Locust's command line."""
         low, high = self.think_time
         options = {
             "operators": ",".join(self.operators),
@@ -84,6 +89,7 @@ class Plan:
 
     @classmethod
     def from_locust(cls, options) -> Plan:
+        """The plan from Locust's parsed ``--iadvize-*`` options."""
         return cls(
             tuple(filter(None, options.iadvize_operators.split(","))),
             options.iadvize_conversations_per_minute,

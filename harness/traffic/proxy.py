@@ -67,12 +67,14 @@ class Recorder(threading.Thread):
         self._seq: dict[str | None, int] = {}
 
     def offer(self, item: tuple) -> None:
+        """Queues an exchange to record without blocking; with the queue full, it is lost and counted in ``dropped``."""
         try:
             self.queue.put_nowait(item)
         except queue.Full:  # the disk is slower than the traffic: lose a line, not a visitor's answer
             self.dropped += 1
 
     def run(self) -> None:
+        """Writes each queued exchange as a line until ``close``; a failed write is logged and counted in ``failed``."""
         while True:
             item = self.queue.get()
             if item is None:
@@ -105,6 +107,7 @@ class Recorder(threading.Thread):
         }
 
     def close(self) -> None:
+        """Waits until every queued exchange is written, then tells the thread to end."""
         self.queue.join()
         self.queue.put(None)
 
@@ -119,6 +122,12 @@ def _json(data: bytes):
 
 
 class RecordingProxy:
+    """The recording reverse proxy in front of the bot at ``upstream``, recording into ``record_dir``.
+
+    ``url`` is where it listens (port 0: a free port). Raises ValueError for an upstream that
+    is not an http(s) URL.
+    """
+
     def __init__(self, upstream: str, record_dir: str, host: str = "127.0.0.1", port: int = 0):
         target = urlsplit(upstream.rstrip("/"))
         if target.scheme not in ("http", "https") or not target.hostname:
@@ -131,6 +140,7 @@ class RecordingProxy:
         self._local = threading.local()
 
     def connection(self) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection to the bot, opened on first use."""
         if getattr(self._local, "connection", None) is None:  # one kept-alive connection per thread
             kind = http.client.HTTPSConnection if self.target.scheme == "https" else http.client.HTTPConnection
             self._local.connection = kind(self.target.hostname, self.target.port, timeout=TIMEOUT_SECONDS)
@@ -155,16 +165,19 @@ class RecordingProxy:
         raise AssertionError("unreachable")
 
     def serve_forever(self) -> None:
+        """Serves in this thread until interrupted (the recorder writes from its own)."""
         self.recorder.start()
         self.server.serve_forever()
 
     def start(self) -> RecordingProxy:
+        """Serves from a daemon thread and returns at once; ``close`` stops it."""
         self.recorder.start()
         # a short poll: close() waits for the serving loop to notice
         threading.Thread(target=self.server.serve_forever, args=(0.02,), name="proxy", daemon=True).start()
         return self
 
     def close(self) -> None:
+        """Stops serving, writes what is still queued and closes the recording file."""
         self.server.shutdown()
         self.server.server_close()
         self.recorder.close()

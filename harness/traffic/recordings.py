@@ -28,6 +28,7 @@ _FAST = fastjsonschema.compile(SCHEMA)  # most lines are valid: checked fast, js
 
 
 def render_schema() -> str:
+    """The recording format's JSON Schema, as committed under contracts/schemas/."""
     return json.dumps(SCHEMA, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -53,6 +54,7 @@ def record(exchange: Exchange, conversation: str | None, operator: str | None, s
 
 
 def endpoint_of(method: str, path: str) -> str:
+    """The spec's name of the endpoint a request is for, or ``METHOD /path`` for a request to none of the seven."""
     known = route(method, path.split("?", 1)[0])
     return known.endpoint if known else f"{method} {path.split('?', 1)[0]}"
 
@@ -139,6 +141,7 @@ def _parse(text: str, file: str, number: int) -> dict | Corrupt:
 
 
 def read(paths: list[str | os.PathLike]) -> Iterator[dict | Corrupt]:
+    """Every line of the recordings at ``paths`` (files, or folders to search), file after file: records or Corrupt."""
     for path in recording_files(paths):
         yield from read_lines(path)
 
@@ -158,11 +161,13 @@ class Recorded:
     last_at: float = 0.0  # send time of its latest line
 
     def role(self, line: dict) -> str | None:
+        """The author role (visitor, operator) of the message a line posts, or None when it posts none."""
         message = (line.get("request") or {}).get("message") if isinstance(line.get("request"), dict) else None
         return ((message or {}).get("author") or {}).get("role") if isinstance(message, dict) else None
 
     @property
     def visitor_lines(self) -> list[dict]:
+        """The lines that post a visitor's message, in order."""
         return [line for line in self.lines if line["endpoint"] == "messages" and self.role(line) == "visitor"]
 
     @property

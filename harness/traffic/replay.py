@@ -108,6 +108,8 @@ class NotReplayed(Corrupt):
 
 @dataclass
 class Summary:
+    """What a replay did: conversations and exchanges replayed, replies that differ, failed calls, what was skipped."""
+
     conversations: int = 0  # replayed: in the tables
     exchanges: int = 0
     differences: int = 0
@@ -167,6 +169,7 @@ class Grouped:
             self.write(f"{'failed' if isinstance(item, NotReplayed) else 'skipped'} {item}")
 
     def rest(self) -> list[str]:
+        """One line per reason met more than ``first`` times, saying how many more were not shown."""
         return [
             f"... and {count - self.first} more like it: {reason}"
             for reason, count in self.counts.items()
@@ -205,6 +208,8 @@ def _call(exchange: Exchange) -> str:
 
 
 class Replayer:
+    """Replays recorded conversations against one bot from several threads: a client per thread, one GiveUp for all."""
+
     def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None):
         self.provider_url, self.secret = provider_url, secret
         self.give_up = give_up or GiveUp()  # shared by every thread's client: who stopped answering is let be
@@ -215,6 +220,7 @@ class Replayer:
         self._lock = threading.Lock()
 
     def client(self) -> BotClient:
+        """This thread's client of the bot, with its own requests session."""
         if not hasattr(self._local, "client"):  # a requests.Session per thread
             self._local.client = BotClient(self.provider_url, secret=self.secret, give_up=self.give_up)
         return self._local.client
@@ -252,6 +258,12 @@ class Replayer:
         return settings.get("distributionRules") or []
 
     def replay(self, recorded: Recorded, settings: dict | None) -> tuple[list[dict], dict]:
+        """Replays one recorded conversation; returns its exchange rows and its conversation row.
+
+        The operator is set up first (BotError when it cannot be). The visitor's messages go with
+        their recorded ids and gaps, then what followed the last one plays out, up to iAdvize's
+        inactivity close. Raises NoAnswer when not one call was answered.
+        """
         rules = self.set_up(recorded.operator, settings)
         events: list[tuple[SimulatedConversation, Event]] = []
         platform = SimulatedPlatform(
@@ -364,11 +376,13 @@ class TableWriter:
         self.path, self.schema, self.rows, self.writer = path, schema, [], None
 
     def add(self, rows: list[dict]) -> None:
+        """Adds rows, writing them out once ``BATCH_ROWS`` have piled up."""
         self.rows += rows
         if len(self.rows) >= BATCH_ROWS:
             self.flush()
 
     def flush(self) -> None:
+        """Writes the rows held so far; the file is created on the first flush, even with no rows."""
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, self.schema)
         if self.rows:
@@ -376,6 +390,7 @@ class TableWriter:
             self.rows = []
 
     def close(self) -> None:
+        """Writes what is left and closes the file (a table without rows still has its schema)."""
         self.flush()
         self.writer.close()
         self.writer = None

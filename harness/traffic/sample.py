@@ -60,13 +60,17 @@ INTENTS = {
 
 
 class Synthesis:
+    """The sample's randomness, drawn from one seed: ids, start times, think times and latencies."""
+
     def __init__(self, seed: int):
         self.random = random.Random(seed)
 
     def new_id(self) -> str:
+        """A version 4 UUID drawn from the seed."""
         return str(uuid.UUID(int=self.random.getrandbits(128), version=4))
 
     def start_time(self) -> float:
+        """When a conversation starts (epoch seconds): a day of the week, at an hour weighted like a shop's day."""
         day = self.random.randrange(7)
         hour = self.random.choices(
             range(24), weights=[1, 1, 1, 1, 1, 2, 3, 5, 8, 10, 11, 11, 12, 11, 10, 10, 10, 11, 12, 12, 10, 7, 4, 2]
@@ -75,6 +79,7 @@ class Synthesis:
         return moment.timestamp()
 
     def think_seconds(self) -> float:
+        """How long a visitor takes to write: log-normal around 9 s, at most 4 minutes."""
         return min(self.random.lognormvariate(math.log(9), 0.7), 240)
 
     def latency_ms(self, endpoint: str) -> float:
