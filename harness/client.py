@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -30,6 +29,7 @@ import urllib3
 from harness import wire
 from harness.wire import signature
 from harness.wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
+from harness.wire.model import utc_iso
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # an answer larger than this is a bot fault, not something to buffer
 NO_ANSWER_WITHIN = "no complete answer within"  # how every timeout's error begins
@@ -147,15 +147,6 @@ def excerpt(exchange: Exchange, limit: int = EXCERPT_CHARS) -> str:
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in html.unescape(text).splitlines() if line.strip()]
-
-
-def utc_iso(moment: datetime | float | None = None) -> str:
-    """An instant (a datetime, unix seconds, or now) as iAdvize writes it: UTC, milliseconds, ``Z``."""
-    if moment is None:
-        moment = datetime.now(UTC)
-    elif isinstance(moment, int | float):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from flask import current_app
+
+from harness.wire.model import utc_iso
 
 from .errors import ApiError
 from .operators import OperatorDirectory
@@ -54,4 +55,4 @@ def runtime() -> Runtime:
 
 def now() -> str:
     """Timestamps as iAdvize writes them: UTC, milliseconds, ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso()

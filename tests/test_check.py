@@ -488,3 +488,11 @@ def test_the_html_report_reads_as_a_page(tmp_path):
     ]
     assert "<summary>escalation, nobody available: &#x27;Talk to a human&#x27; (faq-v2) <small>" in page
     assert "<summary>reproduce</summary><code>curl -sS -i -X POST" in page
+
+
+def test_escalation_phrasings_are_the_language_s_then_english_and_english_for_a_language_without_any():
+    from harness.conformance.phrasings import ESCALATIONS, escalations
+
+    assert escalations("de")[: len(ESCALATIONS["de"])] == ESCALATIONS["de"]
+    assert escalations("de")[len(ESCALATIONS["de"]) :] == ESCALATIONS["en"]
+    assert escalations("xx") == ESCALATIONS["en"]  # Exploration(language=...) built in code, not by the CLI

@@ -57,7 +57,8 @@ def escalations(language: str | None = None) -> list[str]:
     """The phrasings to try, in order: the operator's language, then English (or, with no language
     given, English then French)."""
     languages = DEFAULT_LANGUAGES if language is None else (language, *(("en",) if language != "en" else ()))
-    return list(dict.fromkeys(text for lang in languages for text in ESCALATIONS[lang]))
+    # a language without phrasings of its own (the CLI offers only known ones) falls back to English
+    return list(dict.fromkeys(text for lang in languages for text in ESCALATIONS.get(lang, ())))
 
 
 def looks_like_escalation(text: str) -> bool:

@@ -228,8 +228,6 @@ class SimulatedPlatform:
                     return
             elif kind == "close":
                 self._close(conversation, "bot")
-        if not conversation.pending:
-            conversation.resume_at = None
 
     def _transfer(self, conversation: SimulatedConversation, reply: dict) -> bool:
         """True when the conversation now waits for the transfer's outcome."""

@@ -73,7 +73,7 @@ class Gateway:
         self.server.shutdown()
         self.server.server_close()
 
-    def _current(self, starting_setup: bool) -> Attempt:
+    def _current(self) -> Attempt:
         # A set-up after a call, or a call after a call, begins the next interaction.
         last = self.attempts[-1] if self.attempts else None
         if last is None or last.exchange is not None or last.state_error:
@@ -91,7 +91,7 @@ class Gateway:
         if action != "setup":
             return 200, {}
         with self._lock:
-            attempt = self._current(starting_setup=True)
+            attempt = self._current()
             attempt.states.append(state)
             attempt.params.update(params or {})
         try:
@@ -126,7 +126,7 @@ class Gateway:
             request_body=_json_or_none(body),
         )
         with self._lock:
-            attempt = self._current(starting_setup=False)
+            attempt = self._current()
             attempt.exchange = exchange
             self.progress(f"verify: {len(self.attempts)} interactions tried", step="verify")
         if known and known.endpoint == "availability-strategies" and exchange.ok:

@@ -13,6 +13,8 @@ too-long message still parses and can be reported precisely.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 # Every date-time form seen on the wire: with or without fraction, with ``Z`` or an
 # offset (``+02:00`` or ``+0200``), or none, and Java's ``[Etc/UTC]`` zone suffix.
 DATE_TIME_PATTERN = (
@@ -26,6 +28,15 @@ AUTHOR_ROLES = ("visitor", "operator")
 DURATION_UNITS = ("millis", "seconds", "minutes")
 STRATEGIES = ("atLeastOne", "all", "notAvailable", "customAvailability")
 FILE_MIME_TYPES = ("image/gif", "image/png", "image/jpeg", "application/pdf")
+
+
+def utc_iso(moment: datetime | float | None = None) -> str:
+    """An instant (a datetime, unix seconds, or now) as iAdvize writes it: UTC, milliseconds, ``Z``."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif isinstance(moment, int | float):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _ref(name: str) -> dict:

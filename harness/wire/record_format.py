@@ -14,14 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.wire.model import DATE_TIME_PATTERN
-
-
-def utc_iso(moment: float | None = None) -> str:
-    """Unix seconds (default: now) as iAdvize writes instants: UTC, milliseconds, ``Z``."""
-    when = datetime.fromtimestamp(time.time() if moment is None else moment, UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
+from harness.wire.model import DATE_TIME_PATTERN, utc_iso  # noqa: F401 (utc_iso: used by both writers)
 
 VERSION = 1
 SCHEMA = {
