@@ -55,12 +55,15 @@ class EmbeddedBot:
         workers: int = 2,
         env: dict | None = None,
         log_path: str | os.PathLike | None = None,
+        package: str = "reference_bot",
     ):
+        """``package``: the bot to run, the reference bot or a copy of it (importable from the current folder)."""
         self._tmp = tempfile.TemporaryDirectory(prefix="iadvize-bot-")
         self.database = str(database or Path(self._tmp.name) / "bot.sqlite3")
         self.log_path = Path(log_path or Path(self._tmp.name) / "bot.log")
         self.secret, self.scenarios, self.workers = secret, scenarios, workers
         self.env = env or {}
+        self.package = package
         self.url: str | None = None
         self.process: subprocess.Popen | None = None
 
@@ -69,7 +72,7 @@ class EmbeddedBot:
         command = [
             sys.executable,
             "-m",
-            "reference_bot.serve",
+            f"{self.package}.serve",
             "--host",
             "127.0.0.1",
             "--port",

@@ -21,6 +21,6 @@ def require(extra: str, command: str) -> None:
     if missing:
         raise MissingExtra(
             f"`iadvize-harness {command}` needs the {extra} extra, which is not installed (no "
-            f"{missing[0]}): pip install 'iadvize-harness[{extra}]' (with pipx: pipx install "
-            f"--force 'iadvize-harness[{extra}]')"
+            f"{missing[0]}): pip install 'iadvize-harness[{extra}]' (with pipx: pipx runpip iadvize-harness "
+            f"install 'iadvize-harness[{extra}]')"
         )

@@ -1,8 +1,9 @@
 """The pytest plugin: ``*.convo.yaml`` scripts as test items, and fixtures for hand-written tests.
 
 Installed with iadvize-harness (entry point ``pytest11``). ``pytest path/to/scripts/``
-runs each script against ``--iadvize-url`` (default: the embedded reference bot, started
-once per session); a failure shows the transcript up to the failing step.
+runs each script against ``--iadvize-url``, or else the bot package ``--iadvize-bot`` names (a
+copy of the template) started once per session, by default the reference bot; a failure shows
+the transcript up to the failing step.
 
 Fixtures: ``reference_bot_url`` (the embedded bot's URL) and ``iadvize_platform``, a
 factory of :class:`~harness.conformance.platform.SimulatedPlatform` connected to the bot under test
@@ -26,12 +27,19 @@ class BotUnusable(Exception):
 
 
 def pytest_addoption(parser):
-    """Adds ``--iadvize-url`` and ``--iadvize-secret`` (default: ``IADVIZE_SECRET``)."""
+    """Adds ``--iadvize-url``, ``--iadvize-bot`` and ``--iadvize-secret`` (default: ``IADVIZE_SECRET``)."""
     group = parser.getgroup("iadvize", "iAdvize external bots")
     group.addoption(
         "--iadvize-url",
         default=None,
-        help="the bot that conversation scripts run against (default: the embedded reference bot)",
+        help="the bot that conversation scripts run against (default: start the --iadvize-bot package)",
+    )
+    group.addoption(
+        "--iadvize-bot",
+        default="reference_bot",
+        metavar="PACKAGE",
+        help="without --iadvize-url, the bot package to start for the session: a copy of the template made "
+        "with `iadvize-harness template` (default: reference_bot, the embedded reference bot)",
     )
     group.addoption(
         "--iadvize-secret",
@@ -116,11 +124,18 @@ def _bot_url(config) -> str:
         return url
     bot = getattr(config, _EMBEDDED, None)
     if bot is None:
-        from harness.bots import EmbeddedBot
+        from harness.bots import BotProcessError, EmbeddedBot
 
-        bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2)
-        bot.start()
+        package = config.getoption("iadvize_bot")
+        bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2, package=package)
         setattr(config, _EMBEDDED, bot)
+        try:
+            bot.start()
+        except BotProcessError:  # said once, then by every script: the last line of its log says why
+            last = (bot.log_tail(1) or "no log").strip()
+            setattr(config, _PREFLIGHT, f"--iadvize-bot {package} did not start: {last}")
+    if bot.url is None:
+        raise BotUnusable(getattr(config, _PREFLIGHT))
     return bot.url
 
 

@@ -10,6 +10,11 @@ from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun, singular for one: ``1 conversation``, ``2 conversations``, ``2 replies``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def duration(value: dict) -> str:
     """A wire Duration in short: ``800 ms``, ``1 s``, ``3 min``."""
     return f"{value['value']} {_UNIT_SHORT.get(value['unit'], value['unit'])}"

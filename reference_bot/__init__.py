@@ -78,5 +78,5 @@ def create_app(settings: dict | None = None) -> Flask:
 
     if not app.config["IADVIZE_SECRET"] and app.config["WARN_WITHOUT_SECRET"]:
         log.warning(NO_SECRET_WARNING)
-    logging.getLogger(__package__).info("reference bot ready", extra={"path": app.config["DATABASE"]})
+    logging.getLogger(__package__).info("bot ready", extra={"path": app.config["DATABASE"]})
     return app

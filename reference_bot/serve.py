@@ -93,7 +93,8 @@ def serve(
         return 2
     os.environ["REFERENCE_BOT_DATABASE"] = os.path.abspath(settings["DATABASE"])
     if not settings["IADVIZE_SECRET"]:  # once here, rather than once per worker
-        configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)
+        if not sys.stderr.isatty():  # for the logs; on a terminal the line below says it already
+            configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)
         os.environ["REFERENCE_BOT_WARN_WITHOUT_SECRET"] = "0"
     try:
         sock = listen(host, port)
@@ -119,7 +120,7 @@ def serve(
             "accesslog": None,  # the bot writes its own structured access log
             "errorlog": "-",
             "loglevel": "warning",
-            "proc_name": "iadvize-reference-bot",
+            "proc_name": f"iadvize-{__package__.replace('_', '-')}",
         }
     ).run()
     return 0
@@ -135,7 +136,8 @@ def options() -> argparse.ArgumentParser:
     options.add_argument(
         "--db",
         metavar="FILE",
-        help="the SQLite file of operators and conversations (default: instance/reference-bot.sqlite3)",
+        help="the SQLite file of operators and conversations (default: reference-bot.sqlite3 in the app's "
+        "instance folder: instance/ beside a copy of the template, <venv>/var/reference_bot-instance/ when installed)",
     )
     options.add_argument("--scenarios", help="directory of scenario YAML files (default: the shipped ones)")
     options.add_argument("--secret", help="iAdvize app secret; prefer the IADVIZE_SECRET environment variable")

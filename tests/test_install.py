@@ -144,10 +144,12 @@ def test_a_command_of_a_missing_extra_says_which_to_install_in_one_line(core, tm
 
 def test_the_analysis_install_samples_replays_and_reports_from_an_empty_folder(analysis, tmp_path):
     assert "locust" not in installed(analysis)
-    sampled = ok(run([analysis / "iadvize-harness", "sample", "--conversations", "12"], tmp_path)).strip()
-    assert Path(tmp_path / sampled).name == "sample.jsonl.gz" and (tmp_path / "sample.jsonl.gz").stat().st_size > 0
+    sampled = ok(run([analysis / "iadvize-harness", "sample", "--conversations", "12"], tmp_path))
+    assert sampled == "12 conversations recorded in sample.jsonl.gz\n" and (tmp_path / "sample.jsonl.gz").stat().st_size
+
     replayed = ok(run([analysis / "iadvize-harness", "replay", "sample.jsonl.gz", "--out", "results"], tmp_path))
-    assert replayed.startswith("replayed 12 conversations"), replayed
+    assert replayed.startswith("Replaying against the embedded reference bot at http://127.0.0.1:"), replayed
+    assert replayed.splitlines()[1].startswith("replayed 12 conversations"), replayed
     ok(run([analysis / "iadvize-harness", "report", "--results", "results", "--out", "report.html"], tmp_path))
     # The shipped sample is found without a path; the report opens in a real browser.
     ok(run([analysis / "iadvize-harness", "report", "--limit", "5", "--out", "sample-report.html"], tmp_path))
@@ -226,6 +228,18 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     package = project / "shopbot"
     assert not list(package.rglob("__pycache__")) and "reference_bot" not in (package / "README.md").read_text()
     (package / "scenarios" / "opening-hours.yaml").write_text(SCENARIO, encoding="utf-8")
+    (package / "scripts" / "opening-hours.convo.yaml").write_text(
+        "name: Paris hours\nscenario: opening-hours\nsteps:\n"
+        "  - visitor: Paris\n    expect: {text_contains: '9am to 7pm'}\n",
+        encoding="utf-8",
+    )
+    # The copy's scripts, its new one included, against the copy the plugin starts (as `template` says).
+    tested = run(
+        [core / "pytest", "-p", "no:cacheprovider", "-q", "shopbot/scripts", "--iadvize-bot", "shopbot"], project
+    )
+    scripts = len(list((package / "scripts").glob("*.convo.yaml")))
+    assert tested.returncode == 0 and f"{scripts} passed" in tested.stdout, tested.stdout + tested.stderr
+    assert "pytest shopbot/scripts --iadvize-bot shopbot" in told
     # As the copy's README says: run it from the project folder (the copy is not installed).
     process, url = started([core / "python", "-m", "shopbot.serve", "--port", "0", "--workers", "2"], project)
     try:

@@ -143,10 +143,11 @@ def test_the_report_command_prints_no_kernel_warning(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = (result.stdout + result.stderr).splitlines()
     assert [line for line in lines if "warning" in line.lower()] == [], lines
-    assert result.stdout == f"{tmp_path / 'report.html'}\n"
+    assert result.stdout == f"report written to {tmp_path / 'report.html'} (open it in a browser)\n"
     said = result.stderr.splitlines()  # the replay's summary, and progress if it ran for long enough
     assert any(line.startswith("replayed 20 conversations, ") for line in said), said
-    assert all(line.startswith(("replayed 20 conversations, ", "replay: ", "report: ")) for line in said), said
+    assert said[0] == "Replaying against the embedded reference bot at " + said[0].rsplit(" ", 1)[1]
+    assert all(line.startswith(("replayed 20 conversations, ", "replay: ", "report: ")) for line in said[1:]), said
     assert (tmp_path / "report.html").stat().st_size > 0
 
 

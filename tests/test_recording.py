@@ -166,7 +166,7 @@ def test_a_corrupt_line_is_skipped_and_counted_and_the_rest_replayed(make_bot, t
     corrupt = f"{path}:11: not JSON (Expecting property name enclosed in double quotes)"
     assert [str(c) for c in summary.skipped] == [corrupt] == [str(c) for c in told]  # told as it was met
     assert summary.conversations >= 4 and summary.failed_conversations == []
-    assert "1 corrupt lines skipped" in str(summary)
+    assert "1 corrupt line skipped" in str(summary)
 
 
 def test_a_missing_recording_is_a_clear_error(tmp_path):
@@ -230,4 +230,4 @@ def test_an_odd_conversation_is_skipped_with_its_place_and_the_rest_replayed(mak
         f"{path}:{failed.line}: conversation {records[odd]['conversation']} not replayed: AttributeError: "
     )
     assert failed.file == str(path) and summary.conversations >= 3
-    assert "1 conversations failed" in str(summary)
+    assert "1 conversation failed" in str(summary)

@@ -133,7 +133,7 @@ def sample(args) -> int:
         return error(str(problem))
     finally:
         progress.done()
-    print(path)
+    print(f"{args.conversations} conversations recorded in {path}")
     return 0
 
 
@@ -141,8 +141,11 @@ class _Stopped(Exception):
     """The replay could not start; the message is the line to print."""
 
 
-def _replay_into(args, recordings: list, out: Path, progress: Progress, say, concurrency: int = 4):
-    """Replay ``recordings`` against the bot of ``args`` into ``out``; the summary, or :class:`_Stopped`."""
+def _replay_into(args, recordings: list, out: Path, progress: Progress, say, concurrency: int = 4, stream=None):
+    """Replay ``recordings`` against the bot of ``args`` into ``out``; the summary, or :class:`_Stopped`.
+
+    Which bot is said first, on ``stream`` (stdout by default), once it answered the preflight.
+    """
     from harness.client import BotClient, GiveUp, preflight
     from harness.traffic.replay import Grouped, replay
 
@@ -154,6 +157,8 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
         _, stopped = preflight(BotClient(url, secret=args.secret, give_up=give_up))
         if stopped:  # said once, here, rather than once per conversation; out is left as it was
             raise _Stopped(stopped)
+        which = url if args.provider_url else f"the embedded reference bot at {url}"
+        print(f"Replaying against {which}", file=stream or sys.stdout, flush=True)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as problem:
@@ -218,12 +223,12 @@ def report(args) -> int:
             recordings = args.recordings or str(resources.sample())
             recording_files([recordings])  # a missing recording is said before any bot is started
             results = replayed_into = Path(tempfile.mkdtemp(prefix="replay-"))
-            summary = _replay_into(args, [recordings], results, progress, _say(progress))
+            summary = _replay_into(args, [recordings], results, progress, _say(progress), stream=sys.stderr)
             print(summary, file=sys.stderr)
             if not summary.conversations:
                 print("error: no conversation could be replayed: nothing to report", file=sys.stderr)
                 return 1
-        path = build(results, Path(args.out), progress=progress)
+        page = build(results, Path(args.out), progress=progress)
     except (_Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
         progress.done()
         return error(str(problem))
@@ -231,7 +236,7 @@ def report(args) -> int:
         progress.done()
         if replayed_into is not None:
             shutil.rmtree(replayed_into, ignore_errors=True)
-    print(path)
+    print(f"report written to {page} (open it in a browser)")
     return 0
 
 
@@ -308,14 +313,16 @@ def template(args) -> int:
         package = copy_template(Path(args.folder), args.name)
     except TemplateError as problem:
         return error(str(problem))
-    name = package.name
-    print(
-        f"the reference bot, copied as the package {name} in {package.parent}\n"
-        f"next:\n"
-        f"  cd {package.parent}\n"
-        f"  pytest {name}/scripts                     # its conversation scripts, against it\n"
-        f"  python -m {name}.serve --port 8080         # or: gunicorn '{name}.wsgi:app'\n"
-        f"  iadvize-harness check --provider-url http://127.0.0.1:8080\n"
-        f"see {name}/README.md for the layout, scenarios, configuration and deployment"
-    )
+    name, where = package.name, package.parent
+    steps = [] if where.resolve() == Path.cwd().resolve() else [(f"cd {where}", "")]
+    steps += [
+        (f"python -m {name}.serve --port 8080", f"or: gunicorn '{name}.wsgi:app'"),
+        ("iadvize-harness check --provider-url http://127.0.0.1:8080", "in another terminal"),
+        (f"pytest {name}/scripts --iadvize-bot {name}", "its conversation scripts, against itself"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    print(f"copied the reference bot into {package} (the package {name}); next:")
+    for command, why in steps:
+        print(f"  {command:<{width}}  # {why}" if why else f"  {command}")
+    print(f"{name}/README.md tells the layout, the scenarios, the configuration and how to deploy it")
     return 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from harness import render
+from harness.client import NO_SCENARIO
 from harness.conformance.probes import Report
 from harness.conformance.rules import RULES, Finding
 
@@ -23,8 +24,10 @@ def table(report: Report, verbose: bool = False, width: int | None = None) -> st
     if report.stopped:
         return report.stopped
     summary = report.summary()
+    probed = [s for s in report.scenarios if s != NO_SCENARIO]  # none listed: a note says so instead
+    scenarios = f"{render.count(len(probed), 'scenario')} ({', '.join(probed)}), " if probed else ""
     lines = [
-        f"{summary['conversations']} conversations, {summary['calls']} calls: "
+        f"{scenarios}{summary['conversations']} conversations, {summary['calls']} calls: "
         f"{summary['errors']} errors, {summary['warnings']} warnings"
     ]
     lines += [f"note: {note}" for note in report.notes]

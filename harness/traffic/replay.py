@@ -129,16 +129,17 @@ class Summary:
 
     def __str__(self) -> str:
         text = (
-            f"replayed {self.conversations} conversations, {self.exchanges} exchanges: "
-            f"{self.differences} replies differ from the recording"
+            f"replayed {render.count(self.conversations, 'conversation')}, {render.count(self.exchanges, 'exchange')}: "
+            f"{render.count(self.differences, 'reply', 'replies')} differ from the recording"
         )
         if self.failed:
             not_sent = f", {self.not_sent} of them not sent" if self.not_sent else ""
-            text += f"; {self.failed} calls failed{not_sent} (see the error and status columns)"
+            text += f"; {render.count(self.failed, 'call')} failed{not_sent} (see the error and status columns)"
         if self.failed_conversations:
-            text += f"; {len(self.failed_conversations)} conversations failed (not replayed, so not in the tables)"
+            failed = render.count(len(self.failed_conversations), "conversation")
+            text += f"; {failed} failed (not replayed, so not in the tables)"
         if self.skipped:
-            text += f"; {len(self.skipped)} corrupt lines skipped"
+            text += f"; {render.count(len(self.skipped), 'corrupt line')} skipped"
         return text
 
     def progress(self) -> str:

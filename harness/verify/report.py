@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.client import excerpt
+from harness.render import count
 from harness.verify.gateway import Attempt
 from harness.wire.model import DATE_TIME_PATTERN
 
@@ -165,7 +166,7 @@ def render(found: list[InteractionResult], verbose: bool = False) -> str:
             setup[problem] = setup.get(problem, 0) + 1
     if setup:
         lines.append("set-up: what could not be prepared through the bot's own API (each interaction still ran):")
-        lines += [f"  - {problem} ({n} interaction{'s' if n > 1 else ''})" for problem, n in setup.items()]
+        lines += [f"  - {problem} ({count(n, 'interaction')})" for problem, n in setup.items()]
     for outcome in found:
         mark = "FAIL" if not outcome.passed else "WARN" if outcome.warnings else "PASS"
         lines.append(f"  {mark}  {outcome.description}" + ("  (set-up incomplete)" if outcome.setup else ""))
