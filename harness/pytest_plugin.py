@@ -42,6 +42,14 @@ def pytest_addoption(parser):
         "with `iadvize-harness template` (default: reference_bot, the embedded reference bot)",
     )
     group.addoption(
+        "--iadvize-api-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="the port of the local iAdvize API scripts' bot may post through: point your bot at "
+        "http://127.0.0.1:PORT (default: a free port)",
+    )
+    group.addoption(
         "--iadvize-secret",
         default=os.environ.get("IADVIZE_SECRET"),
         help="the app's secret, to sign every call (default: IADVIZE_SECRET)",
@@ -92,7 +100,7 @@ class ConversationScriptItem(pytest.Item):
         stopped = _preflight(self.config, url, secret)
         if stopped:
             raise BotUnusable(stopped)
-        run_script(self.script, BotClient(url, secret=secret))
+        run_script(self.script, BotClient(url, secret=secret), api=_api(self.config))
 
     def repr_failure(self, excinfo):
         """The transcript up to the failing step, one line for a bot at fault, pytest's usual report otherwise."""
@@ -108,6 +116,7 @@ class ConversationScriptItem(pytest.Item):
 
 
 _EMBEDDED = "_iadvize_embedded_bot"
+_API = "_iadvize_api"
 _PREFLIGHT = "_iadvize_preflight"
 
 
@@ -116,6 +125,17 @@ def _preflight(config, url: str, secret: str | None) -> str | None:
     if not hasattr(config, _PREFLIGHT):
         setattr(config, _PREFLIGHT, preflight(BotClient(url, secret=secret), flag="--iadvize-secret")[1])
     return getattr(config, _PREFLIGHT)
+
+
+def _api(config):
+    """The local iAdvize API of the session (started on first use), for the bot to post through."""
+    api = getattr(config, _API, None)
+    if api is None:
+        from harness.conformance.iadvize_api import IAdvizeAPI
+
+        api = IAdvizeAPI(port=config.getoption("iadvize_api_port")).start()
+        setattr(config, _API, api)
+    return api
 
 
 def _bot_url(config) -> str:
@@ -127,7 +147,8 @@ def _bot_url(config) -> str:
         from harness.bots import BotProcessError, EmbeddedBot
 
         package = config.getoption("iadvize_bot")
-        bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2, package=package)
+        env = _api(config).reference_bot_settings()
+        bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2, package=package, env=env)
         setattr(config, _EMBEDDED, bot)
         try:
             bot.start()
@@ -144,6 +165,9 @@ def pytest_unconfigure(config):
     bot = getattr(config, _EMBEDDED, None)
     if bot is not None:
         bot.close()
+    api = getattr(config, _API, None)
+    if api is not None:
+        api.close()
 
 
 @pytest.fixture(scope="session")

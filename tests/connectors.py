@@ -12,7 +12,12 @@ pattern seen in public iAdvize connectors:
 - ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
 - ``transfer_timeout``: seconds of the transfer it sends;
 - ``echo_after_escalation``: once it has transferred, it answers operator-authored messages;
-- ``message_delay`` / ``greeting_delay``: seconds it takes on visitor messages / the greeting.
+- ``message_delay`` / ``greeting_delay``: seconds it takes on visitor messages / the greeting;
+- ``api_url`` and ``api``: it answers a visitor with a holding message and posts the real answer
+  through iAdvize's API (``"good"``: one login, the token reused), or makes one mistake with it:
+  ``"before-visitor"`` (posts a welcome when the conversation starts), ``"with-human"`` (posts to a
+  conversation a human took), ``"login-every-message"``, ``"holding-only"`` (never posts the answer it
+  promised), ``"invalid-mutation"`` (a mutation iAdvize's schema does not have).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 EXPRESS_404 = (
     '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
@@ -44,12 +51,16 @@ class Connector:
         message_delay: float = 0.0,
         greeting_delay: float = 0.0,
         rule: str | None = None,
+        api_url: str | None = None,
+        api: str = "good",
     ):
         self.secret, self.signature, self.configuration = secret, signature, configuration
         self.escalation_words, self.transfer_timeout = escalation_words, transfer_timeout
         self.echo_after_escalation = echo_after_escalation
         self.message_delay, self.greeting_delay = message_delay, greeting_delay
         self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
+        self.api_url, self.api = api_url, api
+        self.token: str | None = None
         self.operators: dict[str, dict] = {}
         self.escalated: set[str] = set()
         self.answers: dict[str, list] = {}  # idMessage -> replies: a retry gets the same answer
@@ -102,6 +113,8 @@ class Connector:
             time.sleep(self.greeting_delay)
             return 200, {"replies": [say("Hello! Ask me about your order.")]}
         if method == "POST" and path == "/conversations":
+            if self.api_url and self.api == "before-visitor":
+                self.post(body["idConversation"], body["idOperator"], "Welcome! Ask me anything.")
             return 200, envelope(body["idConversation"], body["idOperator"], [])
         if method == "POST" and len(parts) == 3 and parts[2] == "messages":
             return 200, envelope(parts[1], body["idOperator"], self.reply(parts[1], body))
@@ -119,6 +132,11 @@ class Connector:
     def reply(self, id_conversation: str, body: dict) -> list:
         message = body["message"]
         if message["author"]["role"] == "operator":
+            human = id_conversation in self.escalated and not message["payload"].get("value", "").startswith(
+                ("I am transferring", "One moment", "Here is")
+            )
+            if self.api_url and self.api == "with-human" and human:
+                self.post(id_conversation, body["idOperator"], "Are you still there?")
             if self.echo_after_escalation and id_conversation in self.escalated:
                 return [say("A colleague will be with you in a moment.")]
             return []
@@ -143,6 +161,12 @@ class Connector:
                 say("Sorry, nobody is free right now."),
                 {"type": "close"},
             ]
+        elif self.api_url and id_conversation in self.escalated:  # a human has it: the bot steps aside
+            replies = []
+        elif self.api_url:  # the answer goes through iAdvize's API, after a holding message
+            if self.api != "holding-only":
+                self.post(id_conversation, body["idOperator"], f"Here is what I found about {payload['value'][:80]!r}.")
+            replies = [say("One moment please, let me check.")]
         else:
             replies = [
                 {"type": "await", "duration": {"unit": "seconds", "value": 1}},
@@ -150,6 +174,39 @@ class Connector:
             ]
         with self.lock:
             return self.answers.setdefault(message["idMessage"], replies)
+
+    # --- iAdvize's API, called the connector's way ------------------------------------------
+
+    def post(self, id_conversation: str, id_operator: str, text: str) -> None:
+        if self.token is None or self.api == "login-every-message":
+            answer = requests.post(
+                f"{self.api_url}/oauth2/token",
+                data={"username": "shop-bot", "password": "s3cret", "grant_type": "password"},
+                timeout=10,
+            )
+            self.token = answer.json().get("access_token")
+        chatbot = id_operator.rsplit("-", 1)[-1]
+        if self.api == "invalid-mutation":  # a field the schema does not have, as from an outdated example
+            query = (
+                f'mutation {{ chatbotMessageSend(input: {{conversationId: "{id_conversation}", '
+                f"text: {json.dumps(text)}}}) {{ ok }} }}"
+            )
+        else:
+            query = (
+                "mutation { chatbotMessageSend(input: {"
+                f'conversationId: "{id_conversation}", chatbotId: {chatbot}, '
+                f"actionOrMessage: {{chatbotMessage: {{chatbotSimpleTextMessage: {json.dumps(text)}}}}}"
+                "}) { userErrors { __typename } } }"
+            )
+        requests.post(
+            f"{self.api_url}/graphql",
+            json={"query": query},
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/vnd.iadvize.automation-chatbot-conversation-preview+json",
+            },
+            timeout=10,
+        )
 
 
 def say(text: str) -> dict:

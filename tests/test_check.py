@@ -16,6 +16,7 @@ from flask import Flask, jsonify
 from harness.client import BotClient
 from harness.conformance.probes import Exploration, check
 from harness.conformance.rules import RULES
+from tests.test_iadvize_api import API_RULES
 
 from . import connectors, third_party_bot
 from .conftest import LoopbackServer
@@ -53,7 +54,7 @@ def run(app, secret=SECRET):
 
 
 def test_every_rule_has_a_broken_bot():
-    assert set(BROKEN.values()) | set(REAL_WORLD_RULES) == set(RULES)
+    assert set(BROKEN.values()) | set(REAL_WORLD_RULES) | set(API_RULES) == set(RULES)
 
 
 @pytest.mark.parametrize("fault", BROKEN, ids=[f"{r}:{f}" for f, r in BROKEN.items()])

@@ -530,7 +530,9 @@ def test_the_check_command_reports_a_broken_bot_once_per_endpoint_and_exits_1(mo
         result, _ = cli("check", "--provider-url", bot.url, "--json", str(findings))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     checking, summary, note = result.stdout.splitlines()[:3]
-    assert checking == f"Checking {bot.url}" and summary.endswith(f"{len(SEVEN) + 1} errors, 0 warnings")
+    assert checking.startswith(
+        f"Checking {bot.url}; iAdvize's API for it to call: http://127.0.0.1:"
+    ) and summary.endswith(f"{len(SEVEN) + 1} errors, 0 warnings")
     assert note.startswith(f"note: no scenario listed (GET {bot.url}/external-bots: ")
     assert {"close": HUNG_UP, "invalid-json": NOT_JSON}[mode] in note  # the cause, on the console too
     report = json.loads(findings.read_text(encoding="utf-8"))

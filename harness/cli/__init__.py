@@ -94,6 +94,14 @@ def parser() -> argparse.ArgumentParser:
         "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
     )
     check.add_argument(
+        "--iadvize-api-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="the port of the local iAdvize API the bot may call (OAuth, GraphQL); point your bot at "
+        "http://127.0.0.1:PORT (default: a free port, printed)",
+    )
+    check.add_argument(
         "-v", "--verbose", action="store_true", help="also print a curl command that reproduces each finding"
     )
     check.set_defaults(run=commands.check)

@@ -80,6 +80,7 @@ def verify(args, out=sys.stdout) -> int:
 def check(args, out=sys.stdout) -> int:
     """``iadvize-harness check``: probe conversations (and scripts) judged by the rules; reports if asked."""
     from harness.client import BotClient
+    from harness.conformance.iadvize_api import IAdvizeAPI
     from harness.conformance.probes import Exploration, check
     from harness.conformance.reports import table, write_html, write_json, write_junit
     from harness.conformance.scripts import ScriptError, load_scripts
@@ -93,10 +94,21 @@ def check(args, out=sys.stdout) -> int:
     )
     progress = Progress()
     try:
-        with bot(args.provider_url, secret=args.secret) as url:
-            which = url if args.provider_url else f"the embedded reference bot at {url}"
+        with (
+            IAdvizeAPI(port=args.iadvize_api_port) as api,
+            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
+        ):
+            # the embedded bot is pointed at the API already; a bot of yours needs its URL
+            which = (
+                f"{url}; iAdvize's API for it to call: {api.url}"
+                if args.provider_url
+                else (f"the embedded reference bot at {url}")
+            )
             print(f"Checking {which}", file=out, flush=True)
-            report = check(BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress)
+            report = check(BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress, api)
+    except OSError as problem:
+        progress.done()
+        return error(f"cannot serve iAdvize's API on port {args.iadvize_api_port}: {problem.strerror or problem}")
     except BotProcessError as problem:
         progress.done()
         return error(str(problem))

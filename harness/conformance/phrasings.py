@@ -64,3 +64,18 @@ def escalations(language: str | None = None) -> list[str]:
 def looks_like_escalation(text: str) -> bool:
     """A quick reply such as "Talk to a human" or "Parler à un conseiller"."""
     return bool(_HUMAN.search(text))
+
+
+# Words of a holding message: the bot asks the visitor to wait while it works on the answer, which is
+# then due through iAdvize's API (the simulated platform waits for it; rule holding-without-answer).
+_HOLDING = re.compile(
+    r"(\bone moment\b|\bjust a (moment|second|sec)\b|\blet me (check|look|see|find)\b|\bi'?m (checking|looking)\b|"
+    r"\bplease wait\b|\bun (instant|moment)\b|\bje (vérifie|regarde|cherche)\b|\bpatientez\b|\beinen moment\b|"
+    r"\bun momento\b|\bun attimo\b|\beven geduld\b|\bum momento\b|(\.\.\.|…)\s*$)",
+    re.IGNORECASE,
+)
+
+
+def looks_like_holding(text: str) -> bool:
+    """A message such as "One moment please, I'm looking that up." or "Je vérifie…"."""
+    return bool(_HOLDING.search(text))

@@ -15,6 +15,14 @@ The rules iAdvize applies (spec, "Reply objects" and "A full conversation"):
   dropped and a human answers from then on (author ``operator``); otherwise it fails after
   its timeout (60 s when absent) and the replies after it run;
 - ``close`` ends the conversation; so do five minutes without any message.
+
+With an :class:`~harness.conformance.iadvize_api.IAdvizeAPI`, what the bot posts through iAdvize's API
+joins the conversation too: each accepted message or action is played at the simulated time it is
+found (shown and echoed like any message, a close or a transfer run as one), each refused one noted with
+why. After an answer that leaves the visitor waiting (a holding message), the platform waits up to
+``proactive_wait`` seconds of wall time for the bot to post before simulated time moves on (a
+:class:`ProactiveWait` shared by several platforms stops waiting after two holding messages in a row
+went unanswered: a bot that never posts costs two waits, not one per message).
 """
 
 from __future__ import annotations
@@ -26,9 +34,28 @@ from urllib.parse import quote
 
 from harness import render, wire
 from harness.client import BotClient, Exchange, message, utc_iso
+from harness.conformance.phrasings import looks_like_holding
 from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS, INACTIVITY_CLOSE_SECONDS
 
 HUMAN_GREETING = "Hello, this is Sam from the support team. How can I help?"
+PROACTIVE_WAIT_SECONDS = 5.0  # wall time given to a bot to post the answer its holding message promised
+UNANSWERED_GIVE_UP_AFTER = 2  # holding messages in a row left unanswered, after which no more is waited
+
+
+class ProactiveWait:
+    """How long to wait for what a holding message promised: ``seconds``, until the bot leaves
+    ``give_up_after`` holding messages in a row unanswered, then no longer (it posts nothing)."""
+
+    def __init__(self, seconds: float = PROACTIVE_WAIT_SECONDS, give_up_after: int = UNANSWERED_GIVE_UP_AFTER):
+        self.seconds, self.give_up_after, self.missed = seconds, give_up_after, 0
+
+    def now(self) -> float:
+        """The wall seconds to wait this time."""
+        return 0.0 if self.missed >= self.give_up_after else self.seconds
+
+    def record(self, answered: bool) -> None:
+        """Whether the bot posted after the last holding message."""
+        self.missed = 0 if answered else self.missed + 1
 
 
 @dataclass
@@ -36,7 +63,7 @@ class Event:
     """One thing that happened in a simulated conversation, at a simulated time: a call, a reply shown, a transfer..."""
 
     at: float  # simulated seconds since the chat opened
-    kind: str  # call | visitor | shown | dropped | transfer | human | closed | note
+    kind: str  # call | visitor | shown | dropped | transfer | human | closed | refused | unanswered | note
     text: str = ""
     exchange: Exchange | None = None
     purpose: str = ""  # for calls: greeting, create, visitor, echo, human, retry, probe
@@ -66,6 +93,7 @@ class SimulatedConversation:
     now: float = 0.0  # simulated seconds since the chat opened
     label: str = ""  # what the conversation is for, in words (check names its probes)
     first_id: str = ""  # iAdvize's id, kept when the connector answers with its own
+    api_calls_seen: int = 0  # the bot's calls to iAdvize's API for this conversation already in the events
 
     def __post_init__(self):
         self.first_id = self.first_id or self.id
@@ -93,7 +121,8 @@ class SimulatedConversation:
                     f" -> {outcome} in {x.latency_ms:.0f} ms"
                 )
             else:
-                lines.append(f"{when}  {event.kind:<8} {event.text}")
+                kind = "posted" if event.purpose == "proactive" else event.kind  # through iAdvize's API
+                lines.append(f"{when}  {kind:<8} {event.text}")
         return "\n".join(lines)
 
 
@@ -109,6 +138,8 @@ class SimulatedPlatform:
         on_event: Callable[[SimulatedConversation, Event], None] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         epoch: float | None = None,
+        api=None,
+        proactive_wait: ProactiveWait | float = PROACTIVE_WAIT_SECONDS,
     ):
         self.client = client
         self.id_operator = id_operator
@@ -117,12 +148,18 @@ class SimulatedPlatform:
         self.on_event = on_event
         self.new_id = new_id  # message ids: a seeded source makes a whole run reproducible
         self.epoch = epoch  # wall-clock time of simulated 0 s; None: messages are dated now
+        self.api = api  # the iAdvize API the bot may post through (IAdvizeAPI), or None
+        self.proactive_wait = (
+            proactive_wait if isinstance(proactive_wait, ProactiveWait) else ProactiveWait(proactive_wait)
+        )
 
     # --- a conversation ------------------------------------------------------------------
 
     def open_chat(self, id_conversation: str | None = None, start: bool = True) -> SimulatedConversation:
         """The visitor opens the chatbox: the greeting is asked for (and shown if in time)."""
         conversation = SimulatedConversation(id_conversation or self.new_id(), self.id_operator)
+        if self.api is not None:
+            self.api.open(conversation.first_id, self.id_operator)
         exchange = self.client.exchange(
             "first-messages",
             "GET",
@@ -146,6 +183,8 @@ class SimulatedPlatform:
         ours = exchange.body.get("idConversation") if isinstance(exchange.body, dict) else None
         if isinstance(ours, str) and ours:
             conversation.id = ours
+            if self.api is not None and ours != conversation.first_id:
+                self.api.open(conversation.first_id, self.id_operator).connector_id = ours
         return exchange
 
     def visitor_says(
@@ -159,8 +198,11 @@ class SimulatedPlatform:
     ) -> Exchange | None:
         """The visitor writes ``after`` simulated seconds; returns the bot's answer (None if closed)."""
         self.advance(conversation, after)
+        self._proactive(conversation)
         if conversation.closed:
             return None
+        if self.api is not None:
+            self.api.open(conversation.first_id, self.id_operator).visitor_wrote = True
         if conversation.pending:  # the visitor spoke first: iAdvize cancels what was still waiting
             for reply in conversation.pending:
                 self._event(conversation, "dropped", f"{render.reply(reply)} (the visitor wrote first)", reply=reply)
@@ -174,6 +216,8 @@ class SimulatedPlatform:
             conversation.pending = list(exchange.body["replies"])
             conversation.resume_at = conversation.now
             self._run(conversation)
+            if self._holding(exchange.body["replies"]):
+                self._proactive(conversation, holding=True)
         return exchange
 
     def resend(self, conversation: SimulatedConversation, exchange: Exchange) -> Exchange:
@@ -182,7 +226,47 @@ class SimulatedPlatform:
 
     def wait(self, conversation: SimulatedConversation, seconds: float) -> None:
         """The visitor stays silent for ``seconds`` of simulated time."""
+        self._proactive(conversation)
         self.advance(conversation, seconds)
+        self._proactive(conversation)
+
+    # --- what the bot posts through iAdvize's API --------------------------------------------
+
+    def _holding(self, replies: list) -> bool:
+        """The answer leaves the visitor waiting: its last message is a holding one."""
+        texts = [r["payload"].get("value", "") for r in replies if isinstance(r, dict) and r.get("type") == "message"]
+        return self.api is not None and bool(texts) and looks_like_holding(str(texts[-1]))
+
+    def _proactive(self, conversation: SimulatedConversation, holding: bool = False) -> None:
+        """Play what the bot posted through the API since last time; after a holding message, wait for it."""
+        if self.api is None:
+            return
+        wait = self.proactive_wait.now() if holding else 0.0
+        taken = self.api.take(conversation.first_id, wait)
+        calls = self.api.calls_for(conversation.first_id)
+        for call in calls[conversation.api_calls_seen :]:
+            if call.refusal:
+                what = render.reply(call.action) if call.action else "a call to iAdvize's API"
+                self._event(conversation, "refused", f"{what}: {call.why}", reply=call.action)
+        conversation.api_calls_seen = len(calls)
+        if holding:
+            self.proactive_wait.record(bool(taken))
+        if holding and not taken:
+            waited = (
+                f"within {wait:g} s" if wait else "(no longer waited for: earlier holding messages went unanswered)"
+            )
+            self._event(conversation, "unanswered", f"nothing posted through iAdvize's API {waited}")
+        for action in taken:
+            self._play(conversation, action)
+
+    def _play(self, conversation: SimulatedConversation, action: dict) -> None:
+        """One accepted message or action, run as iAdvize runs it, at the conversation's simulated now."""
+        if conversation.closed:  # accepted before the close was known to the API, played after it: dropped
+            self._event(conversation, "dropped", f"{render.reply(action)} (the conversation closed)", reply=action)
+            return
+        conversation.pending.append(action)
+        if conversation.resume_at is None and conversation.transfer_ends_at is None:
+            self._run(conversation, purpose="proactive")
 
     # --- simulated time --------------------------------------------------------------------
 
@@ -207,14 +291,14 @@ class SimulatedPlatform:
                 self._close(conversation, "inactivity")
         conversation.now = max(conversation.now, target)
 
-    def _run(self, conversation: SimulatedConversation) -> None:
+    def _run(self, conversation: SimulatedConversation, purpose: str = "") -> None:
         """Run pending replies from ``now`` until one makes the conversation wait."""
         conversation.resume_at = None
         while conversation.pending and not conversation.closed:
             reply = conversation.pending.pop(0)
             kind = reply.get("type")
             if kind == "message":
-                self._event(conversation, "shown", render.reply(reply), reply=reply)
+                self._event(conversation, "shown", render.reply(reply), reply=reply, purpose=purpose)
                 conversation.last_message_at = conversation.now
                 echo = message(
                     "operator", reply["payload"], id_message=self.new_id(), created_at=self._date(conversation)
@@ -241,6 +325,8 @@ class SimulatedPlatform:
             for dropped in conversation.pending:
                 self._event(conversation, "dropped", f"{render.reply(dropped)} (the transfer succeeded)", reply=dropped)
             conversation.pending, conversation.handed_over = [], True
+            if self.api is not None:
+                self.api.open(conversation.first_id, self.id_operator).with_human = True
             self._event(conversation, "human", HUMAN_GREETING)
             conversation.last_message_at = conversation.now
             greeting = message(
@@ -268,6 +354,8 @@ class SimulatedPlatform:
         for dropped in [*conversation.pending, *conversation.after_transfer]:
             self._event(conversation, "dropped", f"{render.reply(dropped)} (the conversation closed)", reply=dropped)
         conversation.pending, conversation.after_transfer, conversation.closed = [], [], why
+        if self.api is not None:
+            self.api.open(conversation.first_id, self.id_operator).closed = True
         conversation.resume_at = conversation.transfer_ends_at = None
         self._event(
             conversation,

@@ -25,11 +25,18 @@ from urllib.parse import quote, unquote
 
 from harness.client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
 from harness.conformance import phrasings
-from harness.conformance.platform import Event, SimulatedConversation, SimulatedPlatform
-from harness.conformance.rules import Finding, Observation, judge
+from harness.conformance.platform import (
+    PROACTIVE_WAIT_SECONDS,
+    Event,
+    ProactiveWait,
+    SimulatedConversation,
+    SimulatedPlatform,
+)
+from harness.conformance.rules import Finding, Observation, PlatformObservation, judge, judge_platform
 from harness.progress import silent
 from harness.wire import signature
 
+VISITOR_NEVER_WROTE = "the visitor has not written yet: a bot cannot start a conversation"
 RULES_OF_OPERATOR = [
     {"id": "3c9e1f5a-2b4d-4e6f-8a1b-0c2d3e4f5a01", "label": "Customer service"},
     {"id": "8d7c6b5a-4e3f-4a2b-9c1d-0e1f2a3b4c02", "label": "Returns desk"},
@@ -115,9 +122,17 @@ class Checker:
     """
 
     def __init__(
-        self, client: BotClient, secret: str | None = None, exploration: Exploration | None = None, progress=silent
+        self,
+        client: BotClient,
+        secret: str | None = None,
+        exploration: Exploration | None = None,
+        progress=silent,
+        api=None,
+        proactive_wait: float = PROACTIVE_WAIT_SECONDS,
     ):
         self.give_up = client.give_up or GiveUp()
+        self.api = api  # the local iAdvize API the bot may post through (IAdvizeAPI), or None
+        self.proactive_wait = ProactiveWait(proactive_wait)  # shared by the run's platforms
         client.give_up = self.give_up
         self.client = client
         self.secret = secret
@@ -132,6 +147,7 @@ class Checker:
         self._escalation: str | None = None  # the phrasing that made the bot transfer
         self._answered_get: dict[str, Exchange] = {}  # GET endpoint -> a signed call it answered 2xx
         self._doing = "check"  # the probe under way, for the progress line
+        self._started: set[str] = set()  # iAdvize ids of the conversations check started
 
     def _operator_id(self) -> str:
         return self.exploration.id_operator or f"ha-{random.randint(900_000, 999_999)}"
@@ -151,10 +167,15 @@ class Checker:
             id_message = (exchange.request_body.get("message") or {}).get("idMessage")
             previous = self._previous.get(id_message) if purpose == "retry" else None
             self._previous.setdefault(id_message, exchange)
+        if exchange.endpoint == "conversations" and isinstance(exchange.request_body, dict):
+            self._started.add(str(exchange.request_body.get("idConversation")))
         if exchange.method == "GET" and exchange.ok and purpose not in ("forged", "lowercase"):
             self._answered_get.setdefault(exchange.endpoint, exchange)
         observation = Observation(exchange, purpose, conversation, self.rule_ids, sent_payload, previous, forgery)
-        for finding in judge(observation):
+        self._add(judge(observation), exchange.reproduce())
+
+    def _add(self, findings: list[Finding], reproduce: str = "") -> None:
+        for finding in findings:
             key = (finding.rule, finding.endpoint, finding.message)
             if key in self._seen:  # the same fault met in many calls is reported once, with the count
                 index = self._seen[key]
@@ -163,9 +184,13 @@ class Checker:
                 )
             else:
                 self._seen[key] = len(self.report.findings)
-                self.report.findings.append(dataclasses.replace(finding, reproduce=exchange.reproduce()))
+                self.report.findings.append(dataclasses.replace(finding, reproduce=reproduce))
 
     def _on_event(self, conversation: SimulatedConversation, event: Event) -> None:
+        if event.kind == "unanswered":
+            self._add(
+                judge_platform(PlatformObservation("unanswered", conversation=conversation.first_id, text=event.text))
+            )
         if event.kind == "call":
             self.progress(f"{self._doing}, {self._tally()}")
             body = event.exchange.request_body or {}
@@ -187,6 +212,7 @@ class Checker:
             self.report.stopped = stopped
             return self.report
         scenarios = made[0]  # the preflight's conversation is for an operator not saved yet: not judged
+        self._started |= {str((x.request_body or {}).get("idConversation")) for x in made[1:]}
         self.observe(scenarios, "scenarios")
         listed = scenarios.body if scenarios.ok and isinstance(scenarios.body, list) else []
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
@@ -216,8 +242,23 @@ class Checker:
         for script in scripts or []:
             self.progress(f"check: script {script.name}, {self._tally()}", step=f"script:{script.name}")
             self.run_script(script)
+        self._judge_api()
         self._note_given_up()
         return self.report
+
+    def _judge_api(self) -> None:
+        """Every call the bot made to iAdvize's API, judged by the platform rules."""
+        for call in self.api.calls if self.api is not None else []:
+            if call.refusal == "ConversationNotFound" and call.conversation in self._started:
+                # a conversation check started outside the platform (the preflight's): iAdvize knows it, and
+                # would have refused the message because its visitor never wrote
+                call = dataclasses.replace(call, refusal="VisitorHasNotWritten", why=VISITOR_NEVER_WROTE)
+            self._add(judge_platform(PlatformObservation("api", call, call.conversation)))
+        users = {c.user for c in self.api.calls if c.kind == "login"} if self.api is not None else set()
+        for user in sorted(users):
+            logins = sum(1 for c in self.api.calls if c.kind == "login" and c.user == user and c.status == 200)
+            posts = sum(1 for c in self.api.calls if c.kind == "graphql")
+            self._add(judge_platform(PlatformObservation("logins", (logins, posts), text=user)))
 
     def _tally(self) -> str:
         summary = self.report.summary()
@@ -248,7 +289,7 @@ class Checker:
 
         self.rule_ids = [r.get("id") for r in script.distribution_rules]  # the script's operator has its own rules
         try:
-            chat = run_script(script, self.client, on_event=self._on_event)
+            chat = run_script(script, self.client, on_event=self._on_event, api=self.api)
             chat.label = f"script {script.name}"
             self.report.conversations.append(chat)
         except ScriptFailure as failure:
@@ -307,7 +348,13 @@ class Checker:
     def platform(self, available: bool = False) -> SimulatedPlatform:
         """A simulated platform for the current operator; a human takes a transfer only when ``available``."""
         return SimulatedPlatform(
-            self.client, self.id_operator, RULES_OF_OPERATOR, rule_available=available, on_event=self._on_event
+            self.client,
+            self.id_operator,
+            RULES_OF_OPERATOR,
+            rule_available=available,
+            on_event=self._on_event,
+            api=self.api,
+            proactive_wait=self.proactive_wait,
         )
 
     def conversation(self, platform: SimulatedPlatform, label: str) -> SimulatedConversation:
@@ -520,6 +567,12 @@ def check(
     scripts: list | None = None,
     exploration: Exploration | None = None,
     progress=silent,
+    api=None,
+    proactive_wait: float = PROACTIVE_WAIT_SECONDS,
 ) -> Report:
-    """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts."""
-    return Checker(client, secret, exploration, progress).run(scripts)
+    """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts.
+
+    With ``api`` (an :class:`~harness.conformance.iadvize_api.IAdvizeAPI` the bot posts to), what the bot
+    posts joins the conversations and its calls to the API are judged too.
+    """
+    return Checker(client, secret, exploration, progress, api, proactive_wait).run(scripts)

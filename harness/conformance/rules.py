@@ -79,15 +79,32 @@ class Finding:
         }
 
 
+@dataclass
+class PlatformObservation:
+    """What the simulated platform saw of a bot beyond its answers: a call to iAdvize's API (``kind`` ``api``),
+    a holding message no proactive answer followed (``unanswered``), or a user's logins over a run (``logins``:
+    ``call`` is (logins, calls posted), ``text`` the user)."""
+
+    kind: str
+    call: object = None  # an iadvize_api.ApiCall, for kind "api"
+    conversation: str = ""  # iAdvize's id
+    text: str = ""  # for "unanswered": what the platform noted
+
+
 @dataclass(frozen=True)
 class Rule:
-    """A named check: its severity, why it matters, where in the spec it comes from, and its check function."""
+    """A named check: its severity, why it matters, where in the spec it comes from, and its check function.
+
+    ``on`` says what it judges: ``exchange`` rules an :class:`Observation` (a call to the bot), ``platform``
+    rules a :class:`PlatformObservation`; such a check may yield a third item, a severity of its own.
+    """
 
     id: str
     severity: str
     why: str
     spec: str
-    check: Callable[[Observation], Iterator[tuple[str, str]]]  # -> (message, evidence)
+    check: Callable[..., Iterator[tuple]]  # -> (message, evidence[, severity])
+    on: str = "exchange"
 
 
 RULES: dict[str, Rule] = {}
@@ -95,14 +112,14 @@ CONVERSATION_CALLS = ("create", "visitor", "echo", "human", "retry")
 PROBES = ("forged", "lowercase")  # calls made to test the signature check, not the conversation
 
 
-def rule(id: str, severity: str, why: str, spec: str):
+def rule(id: str, severity: str, why: str, spec: str, on: str = "exchange"):
     """A decorator: the function becomes the check of the rule ``id``, registered in ``RULES``.
 
     The check yields a (message, evidence) pair for each fault it sees in an observation.
     """
 
     def register(check):
-        RULES[id] = Rule(id, severity, why, spec, check)
+        RULES[id] = Rule(id, severity, why, spec, check, on)
         return check
 
     return register
@@ -390,8 +407,119 @@ def judge(observation: Observation) -> list[Finding]:
         return []
     found = []
     for r in RULES.values():
+        if r.on != "exchange":
+            continue
         for message, proof in r.check(observation):
             found.append(
                 Finding(r.id, r.severity, observation.exchange.endpoint, observation.conversation, message, proof)
             )
     return found
+
+
+def judge_platform(observation: PlatformObservation) -> list[Finding]:
+    """Every finding of the platform rules on one thing the platform saw."""
+    kind = getattr(observation.call, "kind", "")
+    endpoint = {"login": "oauth2/token", "authenticated": "_authenticated", "graphql": "graphql"}.get(kind, "messages")
+    endpoint = "oauth2/token" if observation.kind == "logins" else endpoint
+    found = []
+    for r in RULES.values():
+        if r.on == "platform":
+            for message, proof, *severity in r.check(observation):
+                found.append(
+                    Finding(r.id, severity[0] if severity else r.severity, endpoint, observation.conversation,
+                            message, proof)
+                )  # fmt: skip
+    return found
+
+
+# --- what the bot does through iAdvize's API (harness.conformance.iadvize_api) -----------------------------
+
+REFUSALS_OF_THEIR_OWN = {  # userError types with a rule of their own; any other refusal is proactive-refused
+    "VisitorHasNotWritten": "proactive-before-visitor",
+    "ConversationWithHuman": "proactive-with-human",
+    "ConversationClosed": "proactive-after-close",
+}
+
+
+def _refused(o: PlatformObservation, rule_id: str):
+    call = o.call
+    refused = o.kind == "api" and call.kind == "graphql" and call.refusal
+    if refused and REFUSALS_OF_THEIR_OWN.get(call.refusal, "proactive-refused") == rule_id:
+        yield f"iAdvize refused the call: {call.why}", evidence(call.action) if call.action else call.refusal
+
+
+@rule(
+    "proactive-before-visitor",
+    "error",
+    "a bot may post through the API only after the visitor's first message: it cannot start a conversation",
+    "Corrections and additions (chatbotMessageSend)",
+    on="platform",
+)
+def _before_visitor(o: PlatformObservation):
+    yield from _refused(o, "proactive-before-visitor")
+
+
+@rule(
+    "proactive-with-human",
+    "error",
+    "a bot cannot be in a conversation at the same time as a human: it posted after the transfer succeeded",
+    "Corrections and additions (chatbotMessageSend)",
+    on="platform",
+)
+def _with_human(o: PlatformObservation):
+    yield from _refused(o, "proactive-with-human")
+
+
+@rule(
+    "proactive-after-close",
+    "error",
+    "the bot posted to a conversation that had closed",
+    "Corrections and additions (chatbotMessageSend)",
+    on="platform",
+)
+def _after_close(o: PlatformObservation):
+    yield from _refused(o, "proactive-after-close")
+
+
+@rule(
+    "proactive-refused",
+    "error",
+    "iAdvize's API refused a call: token, conversation id, chatbotId, one message per call, an invalid mutation",
+    "The bot calling iAdvize: proactive messages (GraphQL)",
+    on="platform",
+)
+def _api_refused(o: PlatformObservation):
+    yield from _refused(o, "proactive-refused")
+
+
+@rule(
+    "login-rate",
+    "error",
+    "logins are limited to 10 a minute per user and 100 per IP address; a token lives 24 h: reuse it",
+    "Corrections and additions (OAuth)",
+    on="platform",
+)
+def _login_rate(o: PlatformObservation):
+    call = o.call
+    if o.kind == "api" and call.kind == "login" and call.status == 429:
+        yield f"iAdvize refused the login: {call.why}", f"user {call.user}"
+    elif o.kind == "logins":  # o.call: (logins, messages and actions posted) of the user o.text
+        logins, posts = o.call
+        if logins >= 3 and logins * 2 > posts:
+            yield (
+                f"{logins} logins for {posts} calls to the API: a token lives 24 h, reuse it",
+                f"user {o.text}",
+                "warning",
+            )
+
+
+@rule(
+    "holding-without-answer",
+    "warning",
+    "the bot told the visitor to wait, then posted nothing through iAdvize's API",
+    "The bot calling iAdvize: proactive messages (GraphQL)",
+    on="platform",
+)
+def _holding_without_answer(o: PlatformObservation):
+    if o.kind == "unanswered":
+        yield f"a holding message, then {o.text}", o.text

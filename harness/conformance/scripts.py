@@ -242,8 +242,11 @@ def load_scripts(directory: Path) -> list[Script]:
 # --- running -------------------------------------------------------------------------------
 
 
-def run_script(script: Script, client: BotClient, on_event=None) -> SimulatedConversation:
-    """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail."""
+def run_script(script: Script, client: BotClient, on_event=None, api=None) -> SimulatedConversation:
+    """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail.
+
+    With ``api`` (the local iAdvize API), what the bot posts through it joins the conversation.
+    """
     id_operator = new_operator_id()
     scenario = script.scenario or _first_scenario(client, script)
     client.save_bot(
@@ -251,7 +254,12 @@ def run_script(script: Script, client: BotClient, on_event=None) -> SimulatedCon
         {"name": script.name, "distributionRules": script.distribution_rules, "external": {"idBot": scenario}},
     )
     platform = SimulatedPlatform(
-        client, id_operator, script.distribution_rules, rule_available=script.transfer_available, on_event=on_event
+        client,
+        id_operator,
+        script.distribution_rules,
+        rule_available=script.transfer_available,
+        on_event=on_event,
+        api=api,
     )
     chat = platform.open_chat()
     platform.start(chat)
@@ -266,7 +274,9 @@ def run_script(script: Script, client: BotClient, on_event=None) -> SimulatedCon
                 raise ScriptFailure(script, index, ["the conversation was already closed"], chat)
             if not answer.ok:
                 raise ScriptFailure(script, index, [f"the call failed: {answer.error or answer.status}"], chat)
-            body, latency = answer.body, answer.latency_ms
+            # what the bot posted through iAdvize's API meanwhile counts as part of its answer
+            posted = [e.reply for e in chat.events[before:] if e.kind == "shown" and e.purpose == "proactive"]
+            body, latency = {**answer.body, "replies": [*answer.body["replies"], *posted]}, answer.latency_ms
             if {"transfer", "then_on_failure"} & set(step.expect):
                 _play_out_transfer(platform, chat)
         problems = expectation_problems(step.expect, body, latency)
