@@ -317,6 +317,10 @@ class BotClient:
             body=body,
         ).body
 
+    def health(self) -> Exchange:
+        """``GET /healthcheck`` as the developer platform calls it: unsigned, without parameters."""
+        return self.transmit("healthcheck", "GET", "/healthcheck", "", b"", {}, "health.response", sign=False)
+
     def healthcheck(self) -> bool:
         """Whether ``GET /healthcheck`` answers 200 within 2 s.
 
@@ -380,6 +384,7 @@ class BotClient:
         response_body: str | None,
         budget: float | None = None,
         request_body=None,
+        sign: bool = True,
     ) -> Exchange:
         """Send raw bytes within the budget and record the exchange.
 
@@ -388,7 +393,7 @@ class BotClient:
         """
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         headers = dict(headers)
-        if self.secret and not any(k.lower() == signature.HEADER.lower() for k in headers):
+        if sign and self.secret and not any(k.lower() == signature.HEADER.lower() for k in headers):
             headers[self.signature_header] = signature.sign(
                 self.secret, signature.signed_part(method, query.encode("utf-8"), data)
             )

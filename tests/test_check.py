@@ -26,6 +26,7 @@ SMALL = Exploration(depth=2, conversations=3)
 
 # fault of the third-party bot -> the one rule it must break
 BROKEN = {
+    "health_ok_text": "healthcheck",
     "errors_on_text": "http-error",
     "drops_id_operator": "envelope",
     "card_without_actions": "payload-shape",
@@ -221,7 +222,7 @@ def test_a_bot_answering_html_or_crashing_gets_one_finding_per_endpoint(mode, ru
         "conversations",
         "messages",
     }  # all still tried
-    assert {f.rule for f in report.findings} == {rule, "unsupported-payload-crash"}  # the visitor's file too
+    assert {f.rule for f in report.findings} == {rule, "unsupported-payload-crash", "healthcheck"}  # file, health too
     assert len(report.notes) == 1  # no scenario; no escalation sought from a bot that answers no message
     assert all("<html>" not in f.evidence for f in report.findings)  # a line of the page, never the page
 

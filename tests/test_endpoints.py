@@ -246,7 +246,8 @@ def test_messages_for_an_unknown_operator_are_a_json_404(client):
 
 def test_healthcheck(client):
     response = client.get("/healthcheck")
-    assert response.status_code == 200 and response.get_json() == {"status": "ok", "scenarios": 2}
+    assert response.status_code == 200 and response.get_json() == {"status": "UP"}
+    assert client.get("/healthcheck?idWebsite=1").get_json() == {"status": "UP"}  # parameters or not
 
 
 def test_the_dialogue_function_can_be_replaced(make_bot):

@@ -532,7 +532,7 @@ def test_the_check_command_reports_a_broken_bot_once_per_endpoint_and_exits_1(mo
     checking, summary, note = result.stdout.splitlines()[:3]
     assert checking.startswith(
         f"Checking {bot.url}; iAdvize's API for it to call: http://127.0.0.1:"
-    ) and summary.endswith(f"{len(SEVEN) + 1} errors, 0 warnings")
+    ) and summary.endswith(f"{len(SEVEN) + 2} errors, 0 warnings")  # and the file, and the health check
     assert note.startswith(f"note: no scenario listed (GET {bot.url}/external-bots: ")
     assert {"close": HUNG_UP, "invalid-json": NOT_JSON}[mode] in note  # the cause, on the console too
     report = json.loads(findings.read_text(encoding="utf-8"))
@@ -540,7 +540,7 @@ def test_the_check_command_reports_a_broken_bot_once_per_endpoint_and_exits_1(mo
     assert {f["endpoint"] for f in errors} == SEVEN and len(errors) == len(SEVEN)  # one per endpoint, not per call
     message, evidence = BROKEN_FOR_CHECK[mode]
     assert all(f["message"].startswith(message) and f["evidence"].startswith(evidence) for f in errors)
-    assert {f["rule"] for f in report["findings"]} == {"http-error", "unsupported-payload-crash"}
+    assert {f["rule"] for f in report["findings"]} == {"http-error", "unsupported-payload-crash", "healthcheck"}
     assert {path.split("/")[-1] for _, path in bot.requests} >= {
         "external-bots",
         "conversation-first-messages",

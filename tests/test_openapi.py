@@ -13,6 +13,7 @@ COMMITTED = ROOT / "contracts" / "openapi.yaml"
 
 # A request each operation accepts once the operator exists.
 EXAMPLES = {
+    "healthcheck": {},
     "listScenarios": {},
     "saveOperator": {"json": {"external": {"idBot": "hello"}}},
     "readOperator": {},

@@ -16,6 +16,7 @@ import time
 from flask import Flask, jsonify, request
 
 FAULTS = {
+    "health_ok_text",  # GET /healthcheck answers the text "ok"
     "answers_its_echo",  # replies to operator-authored messages: talks to itself
     "drops_id_operator",  # leaves idOperator out of the message envelope
     "replies_not_an_array",  # "replies": {...}
@@ -209,6 +210,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
 
     @app.get("/healthcheck")
     def health():
-        return "ok"
+        if "health_ok_text" in faults:
+            return "ok"  # what many connectors answer; the developer platform wants {"status": "UP"}
+        return jsonify(status="UP")
 
     return app

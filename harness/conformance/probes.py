@@ -169,7 +169,7 @@ class Checker:
             self._previous.setdefault(id_message, exchange)
         if exchange.endpoint == "conversations" and isinstance(exchange.request_body, dict):
             self._started.add(str(exchange.request_body.get("idConversation")))
-        if exchange.method == "GET" and exchange.ok and purpose not in ("forged", "lowercase"):
+        if exchange.method == "GET" and exchange.ok and purpose not in ("forged", "lowercase", "health"):
             self._answered_get.setdefault(exchange.endpoint, exchange)
         observation = Observation(exchange, purpose, conversation, self.rule_ids, sent_payload, previous, forgery)
         self._add(judge(observation), exchange.reproduce())
@@ -214,6 +214,7 @@ class Checker:
         scenarios = made[0]  # the preflight's conversation is for an operator not saved yet: not judged
         self._started |= {str((x.request_body or {}).get("idConversation")) for x in made[1:]}
         self.observe(scenarios, "scenarios")
+        self.observe(self.client.health(), "health")  # as the developer platform polls it
         listed = scenarios.body if scenarios.ok and isinstance(scenarios.body, list) else []
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
         if not ids:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from harness import wire
-from harness.client import REFUSED_STATUSES, Exchange, brief, excerpt
+from harness.client import REFUSED_STATUSES, Exchange, brief, describe_failure, excerpt
 from harness.wire.limits import (
     BUDGET_SECONDS,
     FIRST_MESSAGES_BUDGET_SECONDS,
@@ -161,7 +161,7 @@ def _transfers(o: Observation) -> Iterator[tuple[int, dict]]:
 )
 def _http_error(o: Observation):
     x = o.exchange
-    if o.purpose in PROBES or _timed_out(x) or _non_text_visit(o):
+    if o.purpose in (*PROBES, "health") or _timed_out(x) or _non_text_visit(o):
         return
     if x.status is None:  # no answer: refused, reset, or cut off in the middle of one
         yield f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached", ""
@@ -179,7 +179,7 @@ def _in_payload(problem: wire.Problem) -> bool:
     "envelope", "error", "a field of the answer is missing or of the wrong type", "Endpoints the connector must serve"
 )
 def _envelope(o: Observation):
-    if o.answered and o.purpose not in ("availability", *PROBES):
+    if o.answered and o.purpose not in ("availability", "health", *PROBES):
         for problem in o.exchange.problems:
             if not _in_payload(problem):
                 yield f"{problem.field or 'the body'}: {problem.message}", evidence(o.exchange.body)
@@ -399,6 +399,22 @@ def _retry(o: Observation):
 
 def _replies(exchange: Exchange) -> list:
     return Observation(exchange, "").replies
+
+
+@rule(
+    "healthcheck",
+    "error",
+    'GET /healthcheck, public and without parameters, must answer 200 {"status": "UP"}: iAdvize polls it',
+    "Corrections and additions (Health check)",
+)
+def _health(o: Observation):
+    x = o.exchange
+    if o.purpose != "health" or x.timed_out:
+        return
+    if not o.answered:
+        yield f"unsigned and without parameters, {describe_failure(x)}", excerpt(x)
+    elif x.problems:
+        yield 'GET /healthcheck must answer {"status": "UP"}', evidence(x.body)
 
 
 def judge(observation: Observation) -> list[Finding]:

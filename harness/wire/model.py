@@ -264,6 +264,10 @@ BODIES: dict[str, tuple[str, dict]] = {
         "POST /conversations/:idConversation/messages: the bot's replies to that message",
         _ref("ConversationEnvelope"),
     ),
+    "health.response": (
+        "GET /healthcheck: public, without parameters, polled by iAdvize's developer platform",
+        _object(("status",), status={"const": "UP"}),
+    ),
     "error.response": (
         "Any 4xx or 5xx from the reference bot: what went wrong and where",
         _object(("error", "detail"), error=_NON_EMPTY, detail=_STRING),

@@ -134,6 +134,15 @@ def document() -> dict:
         },
         "security": [{"iAdvizeSignature": []}],
         "paths": {
+            "/healthcheck": {
+                "get": {
+                    "summary": "Say the bot is up",
+                    "operationId": "healthcheck",
+                    "description": f"{BODIES['health.response'][0]}: no signature, no query parameters.",
+                    "security": [],
+                    "responses": {"200": _json("health.response", "OK")},
+                }
+            },
             "/external-bots": {
                 "get": _operation("List the scenarios an admin can pick", "listScenarios", "external-bots.response")
             },
