@@ -26,6 +26,7 @@ SMALL = Exploration(depth=2, conversations=3)
 
 # fault of the third-party bot -> the one rule it must break
 BROKEN = {
+    "empty_echo": "echo-empty-body",
     "health_ok_text": "healthcheck",
     "errors_on_text": "http-error",
     "drops_id_operator": "envelope",

@@ -16,6 +16,7 @@ import time
 from flask import Flask, jsonify, request
 
 FAULTS = {
+    "empty_echo",  # an operator-authored message answered 200 with an empty body
     "health_ok_text",  # GET /healthcheck answers the text "ok"
     "answers_its_echo",  # replies to operator-authored messages: talks to itself
     "drops_id_operator",  # leaves idOperator out of the message envelope
@@ -160,6 +161,8 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         body = request.get_json()
         message = body["message"]
         if message["author"]["role"] == "operator" and "answers_its_echo" not in faults:
+            if "empty_echo" in faults:
+                return "", 200  # what Tock answers an operator-authored message
             return envelope(id_conversation, body["idOperator"], [])
         payload = message["payload"]
         if payload["contentType"] != "text":

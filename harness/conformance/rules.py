@@ -171,6 +171,11 @@ def _http_error(o: Observation):
         yield x.error, excerpt(x)
 
 
+def _empty_echo(o: Observation) -> bool:
+    """An operator-authored message answered 2xx with no body at all (rule echo-empty-body)."""
+    return o.purpose in ("echo", "human") and o.answered and o.exchange.raw == b""
+
+
 def _in_payload(problem: wire.Problem) -> bool:
     return ".payload" in problem.field
 
@@ -179,7 +184,7 @@ def _in_payload(problem: wire.Problem) -> bool:
     "envelope", "error", "a field of the answer is missing or of the wrong type", "Endpoints the connector must serve"
 )
 def _envelope(o: Observation):
-    if o.answered and o.purpose not in ("availability", "health", *PROBES):
+    if o.answered and o.purpose not in ("availability", "health", *PROBES) and not _empty_echo(o):
         for problem in o.exchange.problems:
             if not _in_payload(problem):
                 yield f"{problem.field or 'the body'}: {problem.message}", evidence(o.exchange.body)
@@ -399,6 +404,18 @@ def _retry(o: Observation):
 
 def _replies(exchange: Exchange) -> list:
     return Observation(exchange, "").replies
+
+
+@rule(
+    "echo-empty-body",
+    "warning",
+    "an echo answered with an empty body: iAdvize takes it, but the documentation asks for the envelope, "
+    'with "replies": []',
+    "Corrections and additions (Echoes in the wild)",
+)
+def _echo_empty_body(o: Observation):
+    if _empty_echo(o):
+        yield f"HTTP {o.exchange.status} with an empty body", "(empty)"
 
 
 @rule(
