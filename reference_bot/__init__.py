@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify
 
-from . import admin, config, conversations, errors, logs, recorder, security
+from . import admin, config, conversations, errors, logs, recorder, security, webhooks
 from .dialogue import answer
 from .operators import OperatorDirectory
 from .proactive import GraphQLClient, OutboxWorker
@@ -71,6 +71,7 @@ def create_app(settings: dict | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(conversations.blueprint)
+    app.register_blueprint(webhooks.blueprint)
 
     @app.get("/healthcheck", endpoint="health.healthcheck")
     def healthcheck():

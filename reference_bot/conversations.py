@@ -100,8 +100,8 @@ INLINE_PAUSE = {"type": "await", "duration": {"unit": "seconds", "value": 1}}  #
 
 
 def _answer(bot: Runtime, turn: Turn) -> Answer:
-    if turn.conversation.handed_over:
-        return Answer([], turn.conversation.state)  # a human has the conversation: the bot keeps quiet
+    if turn.conversation.handed_over or turn.conversation.closed:
+        return Answer([], turn.conversation.state)  # a human has the conversation, or it closed: quiet
     answer = bot.dialogue(turn)
     if bot.dialogue is scenario_answer:  # the scenario engine's replies were checked when its files loaded
         return answer

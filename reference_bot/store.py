@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
     version         INTEGER NOT NULL DEFAULT 0,  -- +1 per answer: two answers never both apply
-    handed_over     INTEGER NOT NULL DEFAULT 0   -- a human took over after a transfer: the bot is quiet
+    handed_over     INTEGER NOT NULL DEFAULT 0,  -- a human took over after a transfer: the bot is quiet
+    closed          INTEGER NOT NULL DEFAULT 0   -- iAdvize said it closed (webhook): nothing more is sent
 );
 CREATE TABLE IF NOT EXISTS messages (
     id_conversation TEXT NOT NULL,
@@ -59,6 +60,7 @@ MIGRATIONS = (
     ("conversations", "version", "INTEGER NOT NULL DEFAULT 0"),
     ("conversations", "handed_over", "INTEGER NOT NULL DEFAULT 0"),
     ("outbox", "failed_at", "REAL"),
+    ("conversations", "closed", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
@@ -99,6 +101,7 @@ class Conversation:
     updated_at: str
     version: int = 0
     handed_over: bool = False
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,23 @@ class Store:
             "UPDATE conversations SET handed_over = 1, updated_at = ?, version = version + 1 WHERE id_conversation = ?",
             (now, id_conversation),
         )
+
+    @staticmethod
+    def close(tx, id_conversation: str, now: str) -> int:
+        """Marks the conversation closed and drops its proactive messages not sent yet; returns how many.
+
+        Its version moves too, so an answer worked out meanwhile is not stored.
+        """
+        tx.execute(
+            "UPDATE conversations SET closed = 1, updated_at = ?, version = version + 1 WHERE id_conversation = ?",
+            (now, id_conversation),
+        )
+        dropped = tx.execute(
+            "UPDATE outbox SET failed_at = ?, claimed_until = NULL, last_error = 'the conversation closed' "
+            "WHERE id_conversation = ? AND sent_at IS NULL AND failed_at IS NULL",
+            (time.time(), id_conversation),
+        )
+        return dropped.rowcount
 
     @staticmethod
     def sent(tx, id_conversation: str) -> tuple[set[str], bool]:

@@ -17,7 +17,8 @@ pattern seen in public iAdvize connectors:
   through iAdvize's API (``"good"``: one login, the token reused), or makes one mistake with it:
   ``"before-visitor"`` (posts a welcome when the conversation starts), ``"with-human"`` (posts to a
   conversation a human took), ``"login-every-message"``, ``"holding-only"`` (never posts the answer it
-  promised), ``"invalid-mutation"`` (a mutation iAdvize's schema does not have).
+  promised), ``"invalid-mutation"`` (a mutation iAdvize's schema does not have), ``"nudges-after-close"``
+  (takes the closed webhook and posts a nudge to the conversation anyway).
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ class Connector:
         if method == "GET" and len(parts) == 3 and parts[2] == "conversation-first-messages":
             time.sleep(self.greeting_delay)
             return 200, {"replies": [say("Hello! Ask me about your order.")]}
+        if method == "POST" and path == "/webhooks":
+            if body.get("eventType") == "v2.conversation.closed" and self.api == "nudges-after-close":
+                self.post(body["conversationId"], f"ha-{body['operatorIds'][0]}", "Are you still there?")
+            return 200, {"ok": True}
         if method == "POST" and path == "/conversations":
             if self.api_url and self.api == "before-visitor":
                 self.post(body["idConversation"], body["idOperator"], "Welcome! Ask me anything.")

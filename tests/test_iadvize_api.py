@@ -21,7 +21,9 @@ from harness.conformance.platform import SimulatedPlatform
 from harness.conformance.probes import check
 from harness.conformance.rules import PlatformObservation, judge_platform
 from harness.conformance.scripts import load_script, run_script
+from harness.conformance.webhooks import Webhooks
 from tests import connectors
+from tests.conftest import RecordingBot
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVERSATION = "0f3c2a1b-6d5e-4a4b-9c8d-7e6f5a4b3c2d"
@@ -181,7 +183,8 @@ def checked(api_mistake: str):
     """check's findings (rule -> severities) on a connector making ``api_mistake`` with the local API."""
     with IAdvizeAPI() as api, connectors.serve(api_url=api.url, api=api_mistake) as server:
         # a bot that posts does so before it answers: the wait is only ever spent on one that never posts
-        report = check(BotClient(server.url), api=api, proactive_wait=0.5)
+        webhooks = Webhooks(f"{server.url}/webhooks")
+        report = check(BotClient(server.url), api=api, proactive_wait=0.5, webhooks=webhooks)
     found: dict[str, set[str]] = {}
     for finding in report.findings:
         found.setdefault(finding.rule, set()).add(finding.severity)
@@ -205,6 +208,7 @@ def test_a_bot_that_answers_through_the_api_as_documented_gets_no_finding():
         ("login-every-message", {"login-rate": {"warning"}}),
         ("holding-only", {"holding-without-answer": {"warning"}}),
         ("invalid-mutation", {"proactive-refused": {"error"}, "holding-without-answer": {"warning"}}),
+        ("nudges-after-close", {"proactive-after-close": {"error"}}),
     ],
 )
 def test_each_mistake_with_the_api_is_reported_by_its_rule_only(mistake, rules):
@@ -265,3 +269,32 @@ def test_the_reference_bot_s_outbox_logs_in_again_when_its_token_expired():
     kinds = [e.kind for e in chat.events if e.kind == "refused" or e.purpose == "proactive"]
     assert kinds[:2] == ["refused", "shown"], chat.transcript()  # refused once, then sent after a new login
     assert "a call to iAdvize's API: bad or expired token" in chat.transcript()
+
+
+class DownReceiver(RecordingBot):
+    """A webhook receiver answering 500, keeping every delivery's headers and raw body."""
+
+    def __init__(self):
+        super().__init__()
+        self.deliveries: list[tuple[dict, bytes]] = []
+
+    def respond(self, handler, path: str, body: bytes) -> None:
+        self.deliveries.append(({k.lower(): v for k, v in handler.headers.items()}, body))
+        self.send(handler, 500, b'{"error": "down"}')
+
+
+def test_webhooks_are_delivered_signed_and_retried_twice_in_simulated_time():
+    from harness.wire import signature
+
+    with DownReceiver() as receiver:
+        tries = Webhooks(f"{receiver.url}/hook", secret="s3cret").deliver(
+            "v2.conversation.closed", CONVERSATION, "ha-456678"
+        )
+    assert [(t.after, t.status) for t in tries] == [(0.0, 500), (10.0, 500), (30.0, 500)]
+    headers, raw = receiver.deliveries[0]
+    body = json.loads(raw)
+    assert body["eventType"] == "v2.conversation.closed" and body["conversationId"] == CONVERSATION
+    assert body["operatorIds"] == [456678] and body["channel"] == "CHAT"
+    assert headers["x-iadvize-signature"] == signature.sign("s3cret", raw)
+    assert len({h["x-iadvize-delivery"] for h, _ in receiver.deliveries}) == 3  # one delivery id per try
+    assert len({h["x-iadvize-correlationid"] for h, _ in receiver.deliveries}) == 1  # one event

@@ -194,3 +194,45 @@ def test_a_token_response_without_a_token_is_retried_with_backoff(bot):
     first = runtime.store.outbox()[0]
     assert first["attempts"] == 1 and first["claimed_until"] is None and first["failed_at"] is None
     assert first["last_error"] == "the token response has no access_token or a bad expires_in"
+
+
+# --- the closed webhook -----------------------------------------------------------------------
+
+
+def closed_event(id_conversation: str = "conv-9") -> dict:
+    return {
+        "eventId": "6f1c0d9e-1111-4a2b-9c3d-000000000001",
+        "eventType": "v2.conversation.closed",
+        "platform": "ha",
+        "projectId": 1,
+        "clientId": 1,
+        "conversationId": id_conversation,
+        "operatorIds": [456678],
+        "channel": "CHAT",
+        "createdAt": "2026-11-24T10:05:00.000Z",
+        "sentAt": "2026-11-24T10:05:00.000Z",
+    }
+
+
+def test_the_closed_webhook_drops_what_was_not_sent_and_the_bot_stays_quiet(bot):
+    client = bot.test_client()
+    ask_order_status(client)
+    answer = client.post("/webhooks", json=closed_event())
+    assert answer.status_code == 200 and answer.get_json() == {"received": closed_event()["eventId"]}
+    outbox = bot.extensions["reference_bot"].store.outbox()
+    assert [(m["sent_at"], m["last_error"]) for m in outbox] == [(None, "the conversation closed")] * 2
+    later = post_message(client, "conv-9", visitor("menu", "m9"), id_operator="ha-456678")
+    assert later.status_code == 200 and later.get_json()["replies"] == []  # no nudge, no answer, after the close
+    assert client.post("/webhooks", json={**closed_event(), "eventType": "user.updated"}).status_code == 200
+
+
+def test_a_webhook_is_checked_like_any_call(make_bot):
+    client = make_bot(IADVIZE_SECRET="s3cret").test_client()
+    unsigned = client.post("/webhooks", json=closed_event())
+    assert unsigned.status_code == 401 and unsigned.get_json()["error"] == "invalid signature"
+    from harness.wire import signature
+
+    data = json.dumps({**closed_event(), "conversationId": None}).encode()
+    headers = {"x-iadvize-signature": signature.sign("s3cret", data), "Content-Type": "application/json"}
+    refused = client.post("/webhooks", data=data, headers=headers)
+    assert refused.status_code == 400 and "conversationId" in refused.get_json()["detail"]

@@ -94,6 +94,13 @@ def parser() -> argparse.ArgumentParser:
         "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
     )
     check.add_argument(
+        "--webhook-url",
+        type=url,
+        metavar="URL",
+        help="deliver iAdvize's conversation webhooks (v2.conversation.pushed and .closed, signed) there "
+        "(default: none; the embedded bot's /webhooks)",
+    )
+    check.add_argument(
         "--iadvize-api-port",
         type=int,
         default=0,

@@ -84,6 +84,7 @@ def check(args, out=sys.stdout) -> int:
     from harness.conformance.probes import Exploration, check
     from harness.conformance.reports import table, write_html, write_json, write_junit
     from harness.conformance.scripts import ScriptError, load_scripts
+    from harness.conformance.webhooks import Webhooks
 
     try:
         scripts = load_scripts(Path(args.scripts)) if args.scripts else []
@@ -105,7 +106,12 @@ def check(args, out=sys.stdout) -> int:
                 else (f"the embedded reference bot at {url}")
             )
             print(f"Checking {which}", file=out, flush=True)
-            report = check(BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress, api)
+            # the embedded bot takes webhooks at /webhooks; a bot of yours where --webhook-url says, if it does
+            hook = args.webhook_url or (None if args.provider_url else f"{url}/webhooks")
+            webhooks = Webhooks(hook, args.secret) if hook else None
+            report = check(
+                BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress, api, webhooks=webhooks
+            )
     except OSError as problem:
         progress.done()
         return error(f"cannot serve iAdvize's API on port {args.iadvize_api_port}: {problem.strerror or problem}")

@@ -63,7 +63,7 @@ class Event:
     """One thing that happened in a simulated conversation, at a simulated time: a call, a reply shown, a transfer..."""
 
     at: float  # simulated seconds since the chat opened
-    kind: str  # call | visitor | shown | dropped | transfer | human | closed | refused | unanswered | note
+    kind: str  # call | visitor | shown | dropped | transfer | human | closed | refused | unanswered | webhook | note
     text: str = ""
     exchange: Exchange | None = None
     purpose: str = ""  # for calls: greeting, create, visitor, echo, human, retry, probe
@@ -140,6 +140,7 @@ class SimulatedPlatform:
         epoch: float | None = None,
         api=None,
         proactive_wait: ProactiveWait | float = PROACTIVE_WAIT_SECONDS,
+        webhooks=None,
     ):
         self.client = client
         self.id_operator = id_operator
@@ -149,6 +150,7 @@ class SimulatedPlatform:
         self.new_id = new_id  # message ids: a seeded source makes a whole run reproducible
         self.epoch = epoch  # wall-clock time of simulated 0 s; None: messages are dated now
         self.api = api  # the iAdvize API the bot may post through (IAdvizeAPI), or None
+        self.webhooks = webhooks  # where conversation events are delivered (webhooks.Webhooks), or None
         self.proactive_wait = (
             proactive_wait if isinstance(proactive_wait, ProactiveWait) else ProactiveWait(proactive_wait)
         )
@@ -185,6 +187,7 @@ class SimulatedPlatform:
             conversation.id = ours
             if self.api is not None and ours != conversation.first_id:
                 self.api.open(conversation.first_id, self.id_operator).connector_id = ours
+        self._webhook(conversation, "v2.conversation.pushed")
         return exchange
 
     def visitor_says(
@@ -356,12 +359,22 @@ class SimulatedPlatform:
         conversation.pending, conversation.after_transfer, conversation.closed = [], [], why
         if self.api is not None:
             self.api.open(conversation.first_id, self.id_operator).closed = True
+        self._webhook(conversation, "v2.conversation.closed")
         conversation.resume_at = conversation.transfer_ends_at = None
         self._event(
             conversation,
             "closed",
             {"bot": "closed by the bot", "inactivity": "closed by iAdvize after 5 minutes without a message"}[why],
         )
+
+    def _webhook(self, conversation: SimulatedConversation, event: str) -> None:
+        """Deliver ``event`` of the conversation, retries included, each try noted in the transcript."""
+        if self.webhooks is None:
+            return
+        for delivery in self.webhooks.deliver(event, conversation.first_id, self.id_operator):
+            outcome = f"answered {delivery.status}" if delivery.status is not None else delivery.error
+            when = f", {delivery.after:g} s later" if delivery.after else ""
+            self._event(conversation, "webhook", f"{event} delivered{when}: {outcome}")
 
     # --- HTTP --------------------------------------------------------------------------------
 

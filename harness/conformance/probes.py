@@ -129,10 +129,12 @@ class Checker:
         progress=silent,
         api=None,
         proactive_wait: float = PROACTIVE_WAIT_SECONDS,
+        webhooks=None,
     ):
         self.give_up = client.give_up or GiveUp()
         self.api = api  # the local iAdvize API the bot may post through (IAdvizeAPI), or None
         self.proactive_wait = ProactiveWait(proactive_wait)  # shared by the run's platforms
+        self.webhooks = webhooks  # where the conversation events go (webhooks.Webhooks), or None
         client.give_up = self.give_up
         self.client = client
         self.secret = secret
@@ -356,6 +358,7 @@ class Checker:
             on_event=self._on_event,
             api=self.api,
             proactive_wait=self.proactive_wait,
+            webhooks=self.webhooks,
         )
 
     def conversation(self, platform: SimulatedPlatform, label: str) -> SimulatedConversation:
@@ -570,10 +573,12 @@ def check(
     progress=silent,
     api=None,
     proactive_wait: float = PROACTIVE_WAIT_SECONDS,
+    webhooks=None,
 ) -> Report:
     """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts.
 
     With ``api`` (an :class:`~harness.conformance.iadvize_api.IAdvizeAPI` the bot posts to), what the bot
-    posts joins the conversations and its calls to the API are judged too.
+    posts joins the conversations and its calls to the API are judged too; with ``webhooks``
+    (:class:`~harness.conformance.webhooks.Webhooks`) each conversation's pushed and closed events are delivered.
     """
-    return Checker(client, secret, exploration, progress, api, proactive_wait).run(scripts)
+    return Checker(client, secret, exploration, progress, api, proactive_wait, webhooks).run(scripts)

@@ -268,6 +268,18 @@ BODIES: dict[str, tuple[str, dict]] = {
         "GET /healthcheck: public, without parameters, polled by iAdvize's developer platform",
         _object(("status",), status={"const": "UP"}),
     ),
+    "webhook.request": (
+        "POST to the app's webhook URL: one event iAdvize delivers, e.g. v2.conversation.closed",
+        _object(
+            ("eventType",),
+            eventId=_STRING,
+            eventType=_NON_EMPTY,
+            conversationId=_STRING,
+            operatorIds={"type": "array", "items": {"type": "integer"}},
+            createdAt=_STRING,
+            sentAt=_STRING,
+        ),
+    ),
     "error.response": (
         "Any 4xx or 5xx from the reference bot: what went wrong and where",
         _object(("error", "detail"), error=_NON_EMPTY, detail=_STRING),
