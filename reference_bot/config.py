@@ -22,6 +22,7 @@ ENVIRONMENT = {
     "RECORDINGS_DIR": "REFERENCE_BOT_RECORDINGS",
     "IADVIZE_API_TIMEOUT_SECONDS": "IADVIZE_API_TIMEOUT",
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
+    "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
@@ -51,6 +52,9 @@ def defaults(instance_path: str) -> dict:
         # The longest wait between two tries of a proactive message while iAdvize is unreachable
         # (1, 2, 4... s up to this). Lower it to see an outage end sooner, e.g. in fault tests.
         "OUTBOX_MAX_BACKOFF_SECONDS": 300.0,
+        # Comma-separated addresses calls may come from ("iadvize": the ones iAdvize documents); unset: any.
+        # Behind a reverse proxy on the same machine, the address it forwards (X-Forwarded-For) counts.
+        "ALLOWED_IPS": None,
     }
 
 

@@ -10,7 +10,26 @@ from .errors import ApiError
 
 # Not called by iAdvize: load balancers and the scenario viewer have no secret to sign with.
 UNSIGNED_ENDPOINTS = {"health.healthcheck", "admin.scenario_source"}
-PUBLIC_PATHS = {"/healthcheck"}  # public whatever the method: another method gets its 405, not a 401
+PUBLIC_PATHS = {"/healthcheck"}
+# The addresses iAdvize calls webhooks and plugins from (its documentation; REFERENCE_BOT_ALLOWED_IPS=iadvize).
+IADVIZE_ADDRESSES = ("35.158.241.155", "35.158.90.142", "35.156.32.28")
+
+
+def allowed_addresses(setting: str | None) -> frozenset[str] | None:
+    """The addresses of ``REFERENCE_BOT_ALLOWED_IPS`` (``iadvize`` standing for iAdvize's own); None: any."""
+    if not setting:
+        return None
+    names = {part.strip() for part in setting.split(",") if part.strip()}
+    return frozenset((names - {"iadvize"}) | (set(IADVIZE_ADDRESSES) if "iadvize" in names else set()))
+
+
+def caller_address() -> str:
+    """Who called: the peer, or the client a reverse proxy on this machine (loopback) forwards for."""
+    peer = request.remote_addr or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and peer in ("127.0.0.1", "::1"):
+        return forwarded.split(",")[-1].strip()
+    return peer  # public whatever the method: another method gets its 405, not a 401
 
 
 def register(app: Flask) -> None:
@@ -18,6 +37,15 @@ def register(app: Flask) -> None:
 
     Nothing is checked without ``IADVIZE_SECRET``.
     """
+
+    allowed = allowed_addresses(app.config.get("ALLOWED_IPS"))
+
+    @app.before_request
+    def check_address():
+        if allowed is None or request.path in PUBLIC_PATHS:
+            return
+        if (address := caller_address()) not in allowed:
+            raise ApiError(403, "address not allowed", f"calls from {address} are refused: REFERENCE_BOT_ALLOWED_IPS")
 
     @app.before_request
     def check_signature():

@@ -135,3 +135,31 @@ def test_the_comparison_is_constant_time(monkeypatch):
     assert signature.is_valid(SECRET, signature.sign(SECRET, b"body"), b"body")
     assert not signature.is_valid(SECRET, "sha256=00", b"body")
     assert len(seen) == 2
+
+
+def test_calls_may_be_limited_to_iadvize_s_documented_addresses(make_bot):
+    from reference_bot.security import IADVIZE_ADDRESSES
+
+    client = make_bot(ALLOWED_IPS="iadvize, 192.0.2.7").test_client()
+    outside = client.get("/external-bots", environ_base={"REMOTE_ADDR": "198.51.100.1"})
+    assert outside.status_code == 403 and "198.51.100.1" in outside.get_json()["detail"]
+    for address in (*IADVIZE_ADDRESSES, "192.0.2.7"):
+        assert client.get("/external-bots", environ_base={"REMOTE_ADDR": address}).status_code == 200
+    # through a reverse proxy on the machine, the address it forwards counts
+    proxied = {"REMOTE_ADDR": "127.0.0.1"}
+    assert (
+        client.get(
+            "/external-bots", environ_base=proxied, headers={"X-Forwarded-For": IADVIZE_ADDRESSES[0]}
+        ).status_code
+        == 200
+    )
+    assert (
+        client.get("/external-bots", environ_base=proxied, headers={"X-Forwarded-For": "198.51.100.1"}).status_code
+        == 403
+    )
+    assert client.get("/healthcheck", environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 200  # public
+
+
+def test_by_default_calls_come_from_anywhere(make_bot):
+    client = make_bot(IADVIZE_SECRET=None).test_client()
+    assert client.get("/external-bots", environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 200
