@@ -81,9 +81,10 @@ def interaction(pact: Pact, spec: PactSpec, contract: Contract) -> None:
     if contract.path_from_state:
         path = match.type(contract.path, generator=generators.provider_state(contract.path_from_state))
     built = built.with_request(contract.method, path)
-    for name, value in {**spec.query, **contract.query}.items():
+    shared_query, shared_headers = ({}, {}) if contract.public else (spec.query, spec.headers)
+    for name, value in {**shared_query, **contract.query}.items():
         built = built.with_query_parameter(name, value)
-    for name, value in {**spec.headers, **contract.headers}.items():
+    for name, value in {**shared_headers, **contract.headers}.items():
         built = built.with_header(name, value)
     if contract.body is not None:
         built = built.with_body(contract.body, content_type=contract.content_type)

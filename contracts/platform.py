@@ -98,6 +98,7 @@ class Contract:
     content_type: str = "application/json"
     path_from_state: str | None = None  # a provider-state expression giving the path (the connector's own ids)
     response: object = None  # the response body iAdvize needs, with matchers; None: any
+    public: bool = False  # called as the developer platform calls it: no signature, no query parameters
 
 
 def conversation_id(n: int) -> str:
@@ -127,6 +128,10 @@ def _started(id_conversation: str, state=CONVERSATION_STARTED) -> tuple[str, dic
 
 
 # --- the consumer code of each interaction ------------------------------------------------------
+
+
+def _health(client: BotClient) -> None:
+    assert client.health().body == {"status": "UP"}
 
 
 def _list_scenarios(client: BotClient) -> None:
@@ -226,6 +231,15 @@ QUICK_REPLY_BODY = _message_body(
 
 
 CONTRACTS: tuple[Contract, ...] = (
+    Contract(
+        "the developer platform checks the bot's health",
+        "GET",
+        "/healthcheck",
+        200,
+        _health,
+        response={"status": "UP"},  # this very value: the developer platform reads it
+        public=True,
+    ),
     Contract(
         "a request for the bot's scenarios",
         "GET",

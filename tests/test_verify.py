@@ -20,7 +20,7 @@ from .fake_broker import PACT as PACT_FILE
 from .fake_broker import FakeBroker
 
 SECRET = "verify-secret-123"
-ALL_INTERACTIONS = 14
+ALL_INTERACTIONS = 15
 
 
 def by_description(result: Verification) -> dict[str, list[str]]:

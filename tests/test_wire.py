@@ -50,6 +50,8 @@ def test_there_is_one_schema_per_request_and_response_body():
         "conversation.response",
         "message.request",
         "message.response",
+        "health.response",
+        "webhook.request",
         "error.response",
     }
 

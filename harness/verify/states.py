@@ -60,6 +60,8 @@ class ProviderStates:
     def set_up(self, state: str, params: dict | None) -> tuple[dict, list[str]]:
         """Put the bot in ``state`` as far as it goes: the values the interaction's request may use,
         and what could not be done (empty when all went well)."""
+        if not state:  # an interaction without a state (the health check): nothing to prepare
+            return {}, []
         for pattern, handler in self._handlers:
             found = pattern.match(state)
             if found:
