@@ -12,7 +12,15 @@ from urllib.parse import urlencode
 
 from pact import match
 
-from reference_bot.proactive import PREVIEW_ACCEPT, GraphQLClient, send_message_mutation
+from reference_bot.proactive import (
+    PREVIEW_ACCEPT,
+    GraphQLClient,
+    close_action,
+    quick_reply_menu,
+    send_message_mutation,
+    send_mutation,
+    transfer_action,
+)
 
 from .platform import Contract
 
@@ -46,6 +54,25 @@ def _send(id_operator: str, text: str):
 
 def _mutation(chatbot: int, text: str) -> dict:
     return {"query": match.regex(send_message_mutation(CONVERSATION, chatbot, text), regex=_mutation_pattern())}
+
+
+RULE = "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6"
+ACTIONS = {  # what the bot may post besides a text: the mutation's actionOrMessage of each
+    "a quick-reply menu": quick_reply_menu("Anything else?", ["Track my order", "Talk to a human"]),
+    "a transfer to a routing rule": transfer_action(RULE, 30),
+    "a close": close_action(),
+}
+
+
+def _post(action: str):
+    def send(client: GraphQLClient) -> None:
+        client.send("ha-456678", CONVERSATION, action)
+
+    return send
+
+
+def _check_token(client: GraphQLClient) -> None:
+    assert client.authenticated()
 
 
 TOKEN_REQUEST = {"username": USERNAME, "password": PASSWORD, "grant_type": "password"}
@@ -102,5 +129,34 @@ CONTRACTS: tuple[Contract, ...] = (
         headers=GRAPHQL_HEADERS,
         body=_mutation(789, 'Your "invoice" is ready.'),
         response=SENT,
+    ),
+    Contract(
+        "a token check",
+        "GET",
+        "/_authenticated",
+        200,
+        _check_token,
+        states=((f"API user {USERNAME} exists", {"username": USERNAME}),),
+        headers={"Authorization": GRAPHQL_HEADERS["Authorization"]},
+        response={"authenticated": True},
+    ),
+    *(
+        Contract(
+            f"{what} from chatbot 456678",
+            "POST",
+            "/graphql",
+            200,
+            _post(action),
+            states=(
+                (
+                    f"conversation {CONVERSATION} is open with chatbot 456678",
+                    {"conversationId": CONVERSATION, "chatbotId": 456678},
+                ),
+            ),
+            headers=GRAPHQL_HEADERS,
+            body={"query": send_mutation(CONVERSATION, 456678, action)},
+            response=SENT,
+        )
+        for what, action in ACTIONS.items()
     ),
 )

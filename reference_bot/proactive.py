@@ -33,22 +33,60 @@ class ProactiveError(RuntimeError):
 
 
 def chatbot_id(id_operator: str) -> int:
-    """``ha-456678`` → 456678: the integer part of the operator id is the GraphQL ``chatbotId``."""
-    _, _, number = id_operator.partition("-")
+    """``ha-456678`` → 456678: the integer part of the operator id is the GraphQL ``chatbotId``.
+
+    A bare number (``456678``) is one already: the documentation writes operator ids both ways.
+    """
+    number = id_operator.rsplit("-", 1)[-1]
     if not number.isdigit():
         raise ProactiveError(f"operator id {id_operator!r} has no numeric chatbot id", retryable=False)
     return int(number)
 
 
-def send_message_mutation(conversation_id: str, chatbot: int, text: str) -> str:
-    """The ``chatbotMessageSend`` mutation that posts ``text`` as the bot ``chatbot`` in the conversation."""
+def _string(value: str) -> str:
     # JSON string literals are valid GraphQL string literals, so json.dumps escapes the text.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def text_message(text: str) -> str:
+    """``actionOrMessage`` for a simple text."""
+    return f"{{ chatbotMessage: {{ chatbotSimpleTextMessage: {_string(text)} }} }}"
+
+
+def quick_reply_menu(message: str, choices: list[str]) -> str:
+    """``actionOrMessage`` for a message with its quick replies."""
+    listed = ", ".join(_string(c) for c in choices)
+    return (
+        "{ chatbotMessage: { chatbotMessageAttachmentInput: { quickReplyMenu: { "
+        f"message: {_string(message)}, choices: [{listed}] }} }} }} }}"
+    )
+
+
+def close_action() -> str:
+    """``actionOrMessage`` that closes the conversation."""
+    return "{ chatbotAction: { closeMessage: {} } }"
+
+
+def transfer_action(routing_rule_id: str, timeout_seconds: int) -> str:
+    """``actionOrMessage`` that transfers to a routing (distribution) rule, waiting ``timeout_seconds`` for a human."""
+    return (
+        f"{{ chatbotAction: {{ transferMessage: {{ routingRuleId: {_string(routing_rule_id)}, "
+        f"transferOptions: {{ timeout: {{ value: {int(timeout_seconds)}, unit: SECONDS }} }} }} }} }}"
+    )
+
+
+def send_mutation(conversation_id: str, chatbot: int, action_or_message: str) -> str:
+    """The ``chatbotMessageSend`` mutation posting one message or action as the bot ``chatbot``."""
     return (
         "mutation { chatbotMessageSend(input: { "
-        f"conversationId: {json.dumps(conversation_id)}, chatbotId: {chatbot}, "
-        f"actionOrMessage: {{ chatbotMessage: {{ chatbotSimpleTextMessage: {json.dumps(text, ensure_ascii=False)} }} }}"
+        f"conversationId: {_string(conversation_id)}, chatbotId: {chatbot}, actionOrMessage: {action_or_message}"
         " }) { userErrors { __typename } } }"
     )
+
+
+def send_message_mutation(conversation_id: str, chatbot: int, text: str) -> str:
+    """The ``chatbotMessageSend`` mutation that posts ``text`` as the bot ``chatbot`` in the conversation."""
+    return send_mutation(conversation_id, chatbot, text_message(text))
 
 
 class GraphQLClient:
@@ -98,9 +136,25 @@ class GraphQLClient:
             self._token, self._expires_at = token, self.clock() + lifetime - 60
             return self._token
 
+    def authenticated(self) -> bool:
+        """Whether iAdvize still takes the token (``GET /_authenticated``); False when it does not."""
+        try:
+            response = self.session.get(
+                f"{self.api_url}/_authenticated", headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=self.timeout,
+            )  # fmt: skip
+        except requests.RequestException as error:
+            raise ProactiveError(f"token check failed: {type(error).__name__}") from None
+        return response.status_code == 200 and (response.json() or {}).get("authenticated") is True
+
     def send_text(self, id_operator: str, conversation_id: str, text: str) -> None:
         """Post one text message as the bot ``id_operator`` in the iAdvize conversation ``conversation_id``."""
-        query = send_message_mutation(conversation_id, chatbot_id(id_operator), text)
+        self.send(id_operator, conversation_id, text_message(text))
+
+    def send(self, id_operator: str, conversation_id: str, action_or_message: str) -> None:
+        """Post one message or action (see :func:`text_message`, :func:`quick_reply_menu`, :func:`close_action`,
+        :func:`transfer_action`) as the bot ``id_operator``; :class:`ProactiveError` when it is refused."""
+        query = send_mutation(conversation_id, chatbot_id(id_operator), action_or_message)
         params = {"platform": "sd"} if id_operator.startswith("sd-") else None
         try:
             response = self.session.post(

@@ -298,3 +298,32 @@ def test_webhooks_are_delivered_signed_and_retried_twice_in_simulated_time():
     assert headers["x-iadvize-signature"] == signature.sign("s3cret", raw)
     assert len({h["x-iadvize-delivery"] for h, _ in receiver.deliveries}) == 3  # one delivery id per try
     assert len({h["x-iadvize-correlationid"] for h, _ in receiver.deliveries}) == 1  # one event
+
+
+def test_the_reference_bot_s_client_sends_every_documented_input_the_local_api_takes():
+    from reference_bot.proactive import (
+        GraphQLClient,
+        chatbot_id,
+        close_action,
+        quick_reply_menu,
+        text_message,
+        transfer_action,
+    )
+
+    with IAdvizeAPI() as api:
+        api.open(CONVERSATION, "456678").visitor_wrote = True  # a bare operator id: its own chatbotId
+        client = GraphQLClient(api.url, "shop-bot", "s3cret", timeout=10)
+        assert client.authenticated() and chatbot_id("456678") == 456678
+        for action in (
+            text_message("Found it."),
+            quick_reply_menu("Anything else?", ["Yes", "No"]),
+            transfer_action("7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", 20),
+            close_action(),
+        ):
+            client.send("456678", CONVERSATION, action)
+        api.expire_tokens()
+        assert client.authenticated() is False
+        taken = api.take(CONVERSATION)
+    assert [r["type"] for r in taken] == ["message", "message", "transfer", "close"]
+    assert [q["value"] for q in taken[1]["quickReplies"]] == ["Yes", "No"]
+    assert taken[2]["transferOptions"] == {"timeout": {"value": 20, "unit": "seconds"}}
