@@ -238,7 +238,7 @@ def test_a_message_posted_after_the_conversation_closed_is_refused_and_reported(
 def test_the_reference_bot_s_slow_step_answers_through_the_api_in_check_with_no_finding():
     scripts = [load_script(ROOT / "reference_bot" / "scripts" / "order-status.convo.yaml")]
     with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
-        report = check(BotClient(url), scripts=scripts, api=api)
+        report = check(BotClient(url), scripts=scripts, api=api, proactive_wait=PROACTIVE_WAIT)
     assert report.findings == [] and report.scripts == ["order status and invoice"]
     chat = report.conversations[-1]
     posted = [i for i, e in enumerate(chat.events) if e.purpose == "proactive"]
@@ -252,16 +252,19 @@ def test_the_reference_bot_s_slow_step_answers_through_the_api_in_check_with_no_
 
 def test_the_reference_bot_s_outbox_logs_in_again_when_its_token_expired():
     script = load_script(ROOT / "reference_bot" / "scripts" / "order-status.convo.yaml")
-    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+    # one worker: its token is the one that expires (another worker would log in afresh, no 401 to see)
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings(), workers=1) as url:
         client = BotClient(url)
-        first = run_script(script, client, api=api)  # a first slow answer: the bot logs in
+        first = run_script(
+            script, client, api=api, proactive_wait=PROACTIVE_WAIT
+        )  # a first slow answer: the bot logs in
         # the slow step's two messages both sent (the second follows an await) before the tokens expire
         deadline = time.monotonic() + PROACTIVE_WAIT
         while len([c for c in api.calls_for(first.first_id) if c.status == 200]) < 2:
             assert time.monotonic() < deadline, api.calls
             time.sleep(0.05)
         api.expire_tokens()
-        chat = run_script(script, client, api=api)
+        chat = run_script(script, client, api=api, proactive_wait=PROACTIVE_WAIT)
     expired = [c for c in api.calls if c.status == 401]
     assert [c.conversation for c in expired] == [chat.first_id]  # refused once, for this conversation
     after = [c for c in api.calls if c.kind == "login" and c.at > expired[0].at]

@@ -35,10 +35,11 @@ from urllib.parse import quote
 from harness import render, wire
 from harness.client import BotClient, Exchange, message, utc_iso
 from harness.conformance.phrasings import looks_like_holding
-from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS, INACTIVITY_CLOSE_SECONDS
+from harness.wire.limits import BUDGET_SECONDS, DEFAULT_TRANSFER_TIMEOUT_SECONDS, INACTIVITY_CLOSE_SECONDS
 
 HUMAN_GREETING = "Hello, this is Sam from the support team. How can I help?"
-PROACTIVE_WAIT_SECONDS = 5.0  # wall time given to a bot to post the answer its holding message promised
+# wall time given to a bot to post what its holding message promised: the budget it could not answer within
+PROACTIVE_WAIT_SECONDS = BUDGET_SECONDS
 UNANSWERED_GIVE_UP_AFTER = 2  # holding messages in a row left unanswered, after which no more is waited
 
 

@@ -31,7 +31,7 @@ from jsonpath_ng.ext import parse as jsonpath
 
 from harness import wire
 from harness.client import BotClient, new_operator_id
-from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
+from harness.conformance.platform import PROACTIVE_WAIT_SECONDS, SimulatedConversation, SimulatedPlatform
 from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
 EXPECTATIONS = {
@@ -242,7 +242,9 @@ def load_scripts(directory: Path) -> list[Script]:
 # --- running -------------------------------------------------------------------------------
 
 
-def run_script(script: Script, client: BotClient, on_event=None, api=None) -> SimulatedConversation:
+def run_script(
+    script: Script, client: BotClient, on_event=None, api=None, proactive_wait: float = PROACTIVE_WAIT_SECONDS
+) -> SimulatedConversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail.
 
     With ``api`` (the local iAdvize API), what the bot posts through it joins the conversation.
@@ -260,6 +262,7 @@ def run_script(script: Script, client: BotClient, on_event=None, api=None) -> Si
         rule_available=script.transfer_available,
         on_event=on_event,
         api=api,
+        proactive_wait=proactive_wait,
     )
     chat = platform.open_chat()
     platform.start(chat)
