@@ -8,7 +8,6 @@ through the API.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -259,10 +258,10 @@ def test_the_reference_bot_s_outbox_logs_in_again_when_its_token_expired():
             script, client, api=api, proactive_wait=PROACTIVE_WAIT
         )  # a first slow answer: the bot logs in
         # the slow step's two messages both sent (the second follows an await) before the tokens expire
-        deadline = time.monotonic() + PROACTIVE_WAIT
-        while len([c for c in api.calls_for(first.first_id) if c.status == 200]) < 2:
-            assert time.monotonic() < deadline, api.calls
-            time.sleep(0.05)
+        both = api.wait_until(
+            lambda calls: sum(c.conversation == first.first_id and c.status == 200 for c in calls) == 2, PROACTIVE_WAIT
+        )
+        assert both, api.calls
         api.expire_tokens()
         chat = run_script(script, client, api=api, proactive_wait=PROACTIVE_WAIT)
     expired = [c for c in api.calls if c.status == 401]

@@ -186,6 +186,16 @@ class IAdvizeAPI:
             taken, conversation.inbox = conversation.inbox, []
             return taken
 
+    def _record(self, call: ApiCall) -> None:
+        # under self._changed: whoever waits on the calls (wait_until) looks again
+        self.calls.append(call)
+        self._changed.notify_all()
+
+    def wait_until(self, done, timeout: float) -> bool:
+        """Wait until ``done(calls)`` holds (checked at each new call), at most ``timeout`` s; whether it does."""
+        with self._changed:
+            return self._changed.wait_for(lambda: done(self.calls), timeout)
+
     def expire_tokens(self) -> None:
         """Every token given so far expires now: the next call with one is refused 401, as after 24 h."""
         with self._changed:
@@ -204,7 +214,7 @@ class IAdvizeAPI:
         now = time.monotonic()
         with self._changed:
             call = ApiCall("login", now, 200, user=user, address=address)
-            self.calls.append(call)
+            self._record(call)
             over = self._over_limit(f"user:{user}", LOGINS_PER_USER, now) or self._over_limit(
                 f"address:{address}", LOGINS_PER_ADDRESS, now
             )
@@ -249,7 +259,7 @@ class IAdvizeAPI:
         """``GET /_authenticated``: whether the token is valid."""
         user = self.user_of(authorization)
         with self._changed:
-            self.calls.append(ApiCall("authenticated", time.monotonic(), 200 if user else 401, user=user or ""))
+            self._record(ApiCall("authenticated", time.monotonic(), 200 if user else 401, user=user or ""))
         return (200, {"authenticated": True}) if user else (401, INVALID_TOKEN)
 
     def post_graphql(self, headers, body: bytes) -> tuple[int, dict]:
@@ -257,7 +267,7 @@ class IAdvizeAPI:
         if self.user_of(headers.get("Authorization", "")) is None:
             named = _CONVERSATION_ID.search(body.decode("utf-8", "replace"))  # for the transcript of the refusal
             with self._changed:
-                self.calls.append(
+                self._record(
                     ApiCall(
                         "graphql", time.monotonic(), 401, conversation=named.group(1) if named else "",
                         refusal="http", why="bad or expired token",
@@ -288,7 +298,7 @@ class IAdvizeAPI:
             answer["errors"] = [error.formatted for error in result.errors]
             if not context["calls"]:
                 with self._changed:
-                    self.calls.append(
+                    self._record(
                         ApiCall(
                             "graphql", time.monotonic(), 200, refusal="InvalidRequest", why=result.errors[0].message
                         )
@@ -302,7 +312,7 @@ class IAdvizeAPI:
         with self._changed:
             conversation = self.conversations.get(wanted)
             call = ApiCall("graphql", time.monotonic(), 200, conversation=wanted, action=action)
-            self.calls.append(call)
+            self._record(call)
             refusal = problem or self._refusal(conversation, wanted, data.get("chatbotId"), preview)
             if refusal:
                 call.refusal, call.why = refusal
