@@ -196,27 +196,23 @@ states:
 """
 
 
-def started(command: list, cwd: Path) -> tuple[subprocess.Popen, str]:
-    """A server started in its own process group, and the URL it prints once it listens."""
+def started(command: list, cwd: Path, said=r" on (http://\S+)", stream: str = "stdout") -> tuple[subprocess.Popen, str]:
+    """A server started in its own process group, and the URL it prints (on ``stream``) once it listens."""
     clean = {k: v for k, v in os.environ.items() if k not in ("IADVIZE_SECRET", "PYTHONPATH", "VIRTUAL_ENV")}
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
     process = subprocess.Popen(
-        [str(part) for part in command],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean,
-        start_new_session=True,
+        [str(part) for part in command], cwd=cwd, text=True, env=clean, start_new_session=True, **pipes
     )
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+    output, found = getattr(process, stream), None
+    with selectors.DefaultSelector() as selector:  # a deadline for a server that never says it listens
+        selector.register(output, selectors.EVENT_READ)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and selector.select(timeout=deadline - time.monotonic()):
-            line = process.stdout.readline()
-            if " on http" in line or not line:
+        while not found and time.monotonic() < deadline and selector.select(timeout=deadline - time.monotonic()):
+            line = output.readline()
+            if not line:
                 break
-    found = re.search(r" on (http://\S+)", line or "")
-    assert found, f"the server printed no URL: {line!r}"
+            found = re.search(said, line)
+    assert found, f"the server printed no URL: {command}"
     return process, found.group(1)
 
 
@@ -254,37 +250,12 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
         process.wait(timeout=30)
     assert (project / "instance" / "reference-bot.sqlite3").exists()  # its state beside it, not in site-packages
     # In production, as the README says: plain gunicorn on the copy's WSGI entry point.
-    port = free_port()
-    process = subprocess.Popen(
-        [core / "gunicorn", "--bind", f"127.0.0.1:{port}", "shopbot.wsgi:app"],
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    # it logs "Listening at: URL" once bound: requests wait on the socket while its workers load the app
+    process, url = started([core / "gunicorn", "--bind", "127.0.0.1:0", "shopbot.wsgi:app"], project,
+                           said=r"Listening at: (http://\S+)", stream="stderr")  # fmt: skip
     try:
-        listed = answered(f"http://127.0.0.1:{port}/external-bots")
+        listed = requests.get(f"{url}/external-bots", timeout=60).json()
         assert {s["idBot"] for s in listed} == {"hello", "order-assistant", "opening-hours"}
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def answered(url: str, seconds: float = 60):
-    """The JSON at ``url`` once the server answers (it is starting)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return requests.get(url, timeout=5).json()
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
