@@ -28,11 +28,13 @@ def first_messages(id_operator: str):
 
 
 def envelope(conversation: Conversation, replies: list[dict]):
-    """The answer to ``POST /conversations`` and ``…/messages``: the conversation's ids, timestamps and ``replies``."""
+    """The answer to ``POST /conversations`` and ``…/messages``: the conversation's ids, timestamps, ``replies``,
+    and the visitor data it holds in ``variables`` (how iAdvize's API carried prequalified data)."""
     return jsonify(
         idConversation=conversation.id_conversation,
         idOperator=conversation.id_operator,
         replies=replies,
+        variables=[{"key": key, "value": value} for key, value in conversation.variables.items()],
         createdAt=conversation.created_at,
         updatedAt=conversation.updated_at,
     )
@@ -87,7 +89,7 @@ def receive_message(id_conversation: str):
             replies = Store.answered(tx, id_conversation, message["idMessage"])
             if replies is not None:  # the same message, delivered twice at once, answered by the other
                 return envelope(Store.conversation(tx, id_conversation), replies)
-            moved = Store.move_conversation(tx, conversation, answer.state, now())
+            moved = Store.move_conversation(tx, conversation, answer.state, now(), answer.variables)
             if moved is None:
                 continue  # another message moved the conversation meanwhile: answer from where it is now
             replies = _record(bot, tx, moved, message, answer)
@@ -106,6 +108,11 @@ def _answer(bot: Runtime, turn: Turn) -> Answer:
     if bot.dialogue is scenario_answer:  # the scenario engine's replies were checked when its files loaded
         return answer
     found = wire.problems("first-messages.response", {"replies": [*answer.replies, *answer.proactive]})
+    variables = answer.variables
+    if variables is not None and not (
+        isinstance(variables, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items())
+    ):
+        found.append("variables must map names to strings")
     if found or not (answer.state is None or isinstance(answer.state, str)):
         # A bug in the dialogue function: say exactly what, in the log, rather than send it to iAdvize.
         raise TypeError(
@@ -154,6 +161,6 @@ def _echo(bot: Runtime, id_conversation: str, operator, message: dict) -> Conver
     return conversation
 
 
-def _unknown(id_conversation: str, id_operator: str) -> Conversation:
+def _unknown(id_conversation: str, id_operator: str) -> Conversation:  # an echo of a conversation never started
     stamp = now()
     return Conversation(id_conversation, id_operator, None, stamp, stamp)

@@ -28,7 +28,7 @@ class Turn:
 
     operator: Operator  # the bot operator, with its distribution rules
     scenario: engine.Scenario  # the scenario (idBot) the operator is linked to
-    conversation: Conversation  # with ``state``: where the previous answer left it (None at first)
+    conversation: Conversation  # ``state``: where the previous answer left it (None at first); ``variables``
     message: dict  # the visitor's wire message: idMessage, author, payload, createdAt
 
 
@@ -41,14 +41,19 @@ class Answer:
     # Text replies too slow for the 10 s budget: sent later as proactive GraphQL messages
     # (inline in the HTTP answer when no iAdvize API credentials are configured).
     proactive: list[dict] = field(default_factory=list)
+    # The visitor data the bot holds (email, order number...), by name: stored, answered to iAdvize in
+    # ``variables`` and handed back in the next Turn; None keeps the conversation's as they are.
+    variables: dict[str, str] | None = None
 
 
 def answer(turn: Turn) -> Answer:
     """The scenario engine's answer to one visitor message."""
-    step = engine.step(turn.scenario, turn.conversation.state, turn.message["payload"])
+    conversation = turn.conversation
+    step = engine.step(turn.scenario, conversation.state, turn.message["payload"], conversation.variables)
     rules = turn.operator.distribution_rules
     return Answer(
         replies=engine.resolve_transfers(step.replies, rules),
         state=step.state,
         proactive=engine.resolve_transfers(step.deferred, rules),
+        variables=step.variables,
     )

@@ -36,7 +36,8 @@ class Runtime:
         return operator
 
     def scenario_of(self, operator: Operator) -> Scenario:
-        """The scenario the operator is linked to, or a 409 when this bot no longer has that scenario."""
+        """The scenario the operator is linked to, in the operator's language (one operator speaks one),
+        or a 409 when this bot no longer has that scenario."""
         scenario = self.scenarios.get(operator.id_bot)
         if scenario is None:  # the scenario file was removed since the operator was saved
             raise ApiError(
@@ -45,7 +46,7 @@ class Runtime:
                 f"operator {operator.id_operator!r} uses scenario {operator.id_bot!r}, "
                 "which this bot no longer has; PUT the operator with another external.idBot",
             )
-        return scenario
+        return scenario.in_language(operator.settings.get("language"))
 
 
 def runtime() -> Runtime:

@@ -2,8 +2,12 @@
 
 A scenario file (one per ``idBot``) names its states; each state has the replies sent
 when the conversation enters it and the transitions that leave it on visitor text or a
-quick-reply value. See ``scenarios/order-assistant.yaml`` for every feature and
-``scenarios/hello.yaml`` for the smallest file that works.
+quick-reply value. A state may ``ask`` for a piece of visitor data (an email, a phone
+number, an order number, free text): it is validated, asked again a bounded number of
+times, kept in the conversation's variables, written into later replies (``{email}``) and
+summed up for the human before a transfer. A file may carry its texts in several
+``languages``; the operator's language picks them. See ``scenarios/order-assistant.yaml``
+for every feature and ``scenarios/hello.yaml`` for the smallest file that works.
 
 Replies are written in a short authoring form (``text``, ``payload``, ``await``,
 ``transfer``, ``close``) and compiled into the wire model's reply objects, which are
@@ -12,6 +16,7 @@ then validated by the wire model itself: there is no second description of a rep
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +27,23 @@ from harness import wire
 from harness.wire.limits import MAX_MESSAGE_CHARS, TRANSFER_TIMEOUT_RANGE
 
 AVAILABILITY = ("atLeastOne", "all", "notAvailable", "always")
+# What an ``ask`` accepts, by kind: found anywhere in the visitor's text ("it's ada@example.com").
+KINDS = {
+    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    "phone": r"\+?\d[\d .()-]{6,18}\d",
+    "order_number": r"\b\d{4,12}\b",  # most shops: digits; give `pattern` for yours
+    "text": r"\S.*",
+}
+MAX_VARIABLE_CHARS = 200  # what a variable keeps of free text
+DEFAULT_ATTEMPTS = 3
+# The message sent before a transfer when the visitor gave data: what the human is told.
+DEFAULT_SUMMARY = {
+    "en": "Here is what I'll pass on to our team: {summary}",
+    "fr": "Voici ce que je transmets à notre équipe : {summary}",
+}
+_VARIABLE = r"[a-z_][a-z0-9_]*"
+_PLACEHOLDER = re.compile(r"\{(" + _VARIABLE + r")\}")
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
 DEFAULT_NON_TEXT = "Thanks! I can only read text messages here: could you type your question?"
 DEFAULT_HOLDING = "One moment please, I'm looking that up."
 
@@ -70,10 +92,32 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class Ask:
+    """A piece of visitor data a state asks for: kept as ``variable`` once valid, then on to ``then``.
+
+    After ``attempts`` answers that are not valid, the conversation goes to ``otherwise``.
+    """
+
+    variable: str
+    kind: str
+    pattern: re.Pattern
+    label: str  # how the summary for the human names it
+    attempts: int
+    then: str
+    otherwise: str
+
+    def value_in(self, text: str) -> str | None:
+        """The value the visitor's text gives, or None when it gives none."""
+        found = self.pattern.search(text)
+        return found.group(0).strip()[:MAX_VARIABLE_CHARS] if found else None
+
+
+@dataclass(frozen=True)
 class State:
     """One state of a scenario: the replies sent on entering it, the transitions out, its fallback.
 
     A ``slow`` state answers ``holding`` at once and sends its replies later, as proactive messages.
+    A state that ``ask``s is skipped (straight to ``ask.then``) when the variable is known already.
     """
 
     name: str
@@ -82,6 +126,7 @@ class State:
     fallback: tuple[dict, ...] | None = None
     slow: bool = False
     holding: tuple[dict, ...] = ()
+    ask: Ask | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +144,20 @@ class Scenario:
     anywhere: tuple[Transition, ...]
     fallback: tuple[dict, ...] | None
     non_text: tuple[dict, ...]
+    summary: str = DEFAULT_SUMMARY["en"]  # with {summary}: sent before a transfer when variables are known
+    languages: tuple[str, ...] = ()  # the languages its texts come in, the first the default; () when one
     source: str = field(default="", compare=False)
+    translations: dict[str, Scenario] = field(default_factory=dict, compare=False, repr=False)
+
+    def in_language(self, language: str | None) -> Scenario:
+        """The scenario with its texts in ``language``; in its first language when it has no such texts."""
+        return self.translations.get(
+            language or "", self.translations.get(self.languages[0]) if self.languages else self
+        )
+
+    def label_of(self, variable: str) -> str:
+        """How the summary for the human names ``variable`` (its ask's label)."""
+        return next((s.ask.label for s in self.states.values() if s.ask and s.ask.variable == variable), variable)
 
 
 @dataclass
@@ -109,36 +167,94 @@ class Step:
     state: str | None  # the state the conversation is in afterwards (None: not started)
     replies: list[dict]  # wire replies, transfer rules still symbolic (see resolve_transfers)
     deferred: list[dict] = field(default_factory=list)  # replies too slow for the HTTP budget
+    variables: dict[str, str] = field(default_factory=dict)  # every variable known afterwards
 
 
 # --- running -------------------------------------------------------------------------------
 
 
-def step(scenario: Scenario, state: str | None, payload: dict) -> Step:
+def step(scenario: Scenario, state: str | None, payload: dict, variables: dict[str, str] | None = None) -> Step:
     """Advance ``scenario`` from ``state`` (None: nothing said yet) on one visitor payload.
 
-    A state the scenario no longer has (the file was edited, or the operator moved to
-    another scenario) counts as nothing said yet: the conversation starts over.
+    ``variables`` are what the visitor gave so far. A state the scenario no longer has (the
+    file was edited, or the operator moved to another scenario) counts as nothing said yet:
+    the conversation starts over.
     """
-    current = scenario.states.get(state) if state else None
+    known = dict(variables or {})
+    name, tries = _parse_state(state)
+    current = scenario.states.get(name) if name else None
     if payload.get("contentType") != "text":
         # Answered politely; the scenario itself has not started until the visitor writes.
-        return Step(current.name if current else None, list(scenario.non_text))
+        return Step(state if current else None, _filled(scenario, scenario.non_text, known), variables=known)
     text = str(payload.get("value", ""))
     own = current.transitions if current else scenario.states[scenario.start].transitions
     for transition in (*own, *scenario.anywhere):
         if transition.matches(text):
-            return _enter(scenario.states[transition.goto])
+            return _enter(scenario, scenario.states[transition.goto], known)
     if current is None:  # the first message starts the scenario
-        return _enter(scenario.states[scenario.start])
+        return _enter(scenario, scenario.states[scenario.start], known)
+    if current.ask:
+        return _answer_ask(scenario, current, text, tries, known)
     fallback = current.fallback if current.fallback is not None else scenario.fallback
-    return Step(current.name, list(fallback if fallback is not None else current.replies))
+    return Step(
+        current.name, _filled(scenario, fallback if fallback is not None else current.replies, known), variables=known
+    )
 
 
-def _enter(state: State) -> Step:
+def _answer_ask(scenario: Scenario, current: State, text: str, tries: int, known: dict) -> Step:
+    """The visitor's answer to a state's question: kept when valid, else asked again, then given up on."""
+    ask = current.ask
+    value = ask.value_in(text)
+    if value is not None:
+        known[ask.variable] = value
+        return _enter(scenario, scenario.states[ask.then], known)
+    if tries + 1 >= ask.attempts:
+        return _enter(scenario, scenario.states[ask.otherwise], known)
+    # asked again: the state's fallback, or the question itself
+    again = current.fallback if current.fallback is not None else current.replies
+    return Step(f"{current.name}#{tries + 1}", _filled(scenario, again, known), variables=known)
+
+
+def _parse_state(state: str | None) -> tuple[str | None, int]:
+    """A stored state: the state's name, and how many answers to its question were not valid (``name#2``)."""
+    if not state or "#" not in state:
+        return state, 0
+    name, _, tries = state.partition("#")
+    return name, int(tries) if tries.isdigit() else 0
+
+
+def _enter(scenario: Scenario, state: State, known: dict, skipped: frozenset = frozenset()) -> Step:
+    if state.ask and state.ask.variable in known and state.name not in skipped:
+        # the visitor gave it already: never asked twice
+        return _enter(scenario, scenario.states[state.ask.then], known, skipped | {state.name})
+    replies = _filled(scenario, state.replies, known)
     if state.slow:
-        return Step(state.name, list(state.holding), deferred=list(state.replies))
-    return Step(state.name, list(state.replies))
+        return Step(state.name, _filled(scenario, state.holding, known), deferred=replies, variables=known)
+    return Step(state.name, replies, variables=known)
+
+
+def _filled(scenario: Scenario, replies, known: dict) -> list[dict]:
+    """The replies with ``{variable}`` written in, and the summary for the human before a transfer."""
+    filled = []
+    for reply in replies:
+        if reply["type"] == "transfer" and known:
+            summary = "; ".join(f"{scenario.label_of(k)}: {v}" for k, v in known.items())
+            filled.append(_text_reply(_cut(scenario.summary.replace("{summary}", summary))))
+        payload = reply.get("payload") or {}
+        if payload.get("contentType") == "text" and "{" in payload["value"]:
+            value = _PLACEHOLDER.sub(lambda m: known.get(m.group(1), ""), payload["value"])
+            reply = {**reply, "payload": {**payload, "value": _cut(value)}}
+        filled.append(reply)
+    return filled
+
+
+def _text_reply(text: str) -> dict:
+    return {"type": "message", "payload": {"contentType": "text", "value": text}}
+
+
+def _cut(text: str) -> str:
+    """A message filled in beyond what iAdvize shows, cut to fit rather than cut by iAdvize."""
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def resolve_transfers(replies: list[dict], rules: list[dict]) -> list[dict]:
@@ -204,15 +320,58 @@ def load_file(path: Path) -> Scenario:
 
 
 def parse(data, source: str = "<scenario>") -> Scenario:
-    """The scenario in ``data`` (a loaded YAML document); raises ScenarioError naming ``source`` and the field."""
-    return _Parser(source).scenario(data)
+    """The scenario in ``data`` (a loaded YAML document); raises ScenarioError naming ``source`` and the field.
+
+    With ``languages: [en, fr]``, any value may be given per language (``{en: Hello, fr: Bonjour}``):
+    the scenario is read once per language, and :meth:`Scenario.in_language` picks one.
+    """
+    languages = _languages(data, source)
+    if not languages:
+        return _Parser(source).scenario(data)
+    translations = {
+        lang: _Parser(source, lang).scenario(_localized(data, lang, languages, source)) for lang in languages
+    }
+    return dataclasses.replace(translations[languages[0]], translations=translations)
+
+
+def _languages(data, source: str) -> tuple[str, ...]:
+    if not isinstance(data, dict) or "languages" not in data:
+        return ()
+    languages = data["languages"]
+    if (
+        not isinstance(languages, list)
+        or not languages
+        or not all(isinstance(lang, str) and _LANGUAGE.match(lang) for lang in languages)
+    ):
+        raise ScenarioError(
+            source, "languages", f"must be a list of two-letter language codes such as [en, fr], got {languages!r}"
+        )
+    return tuple(dict.fromkeys(languages))
+
+
+def _localized(value, language: str, languages: tuple[str, ...], source: str, where: str = ""):
+    """``value`` with every per-language mapping (keys among ``languages``) replaced by its ``language`` text."""
+    if isinstance(value, dict):
+        if value and set(value) <= set(languages) and not set(value) & {"idBot", "languages"}:
+            if language not in value:
+                given = ", ".join(sorted(value))
+                raise ScenarioError(
+                    source, where, f"has texts in {given} but not in {language}: give all of {', '.join(languages)}"
+                )
+            return _localized(value[language], language, languages, source, where)
+        return {k: _localized(v, language, languages, source, _join(where, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_localized(v, language, languages, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 class _Parser:
-    def __init__(self, source: str):
-        self.source = source
+    def __init__(self, source: str, language: str | None = None):
+        self.source, self.language = source, language
 
     def fail(self, where: str, what: str):
+        if self.language:
+            what += f" (in {self.language})"
         raise ScenarioError(self.source, where, what)
 
     def mapping(self, value, where: str, required=(), optional=()) -> dict:
@@ -237,8 +396,11 @@ class _Parser:
             data,
             "",
             required=("idBot", "name", "start", "states"),
-            optional=("description", "editorUrl", "availability", "greeting", "anywhere", "fallback", "non_text"),
-        )
+            optional=(
+                "description", "editorUrl", "availability", "greeting", "anywhere", "fallback", "non_text",
+                "languages", "summary",
+            ),
+        )  # fmt: skip
         states_data = self.mapping(data["states"], "states")
         if not states_data:
             self.fail("states", "must name at least one state")
@@ -257,7 +419,11 @@ class _Parser:
             isinstance(editor_url, str) and editor_url.startswith(("http://", "https://"))
         ):
             self.fail("editorUrl", f"must be an http(s) URL, got {editor_url!r}")
-        return Scenario(
+        states = {n: self.state(n, s, names) for n, s in states_data.items()}
+        summary = data.get("summary", DEFAULT_SUMMARY.get(self.language or "en", DEFAULT_SUMMARY["en"]))
+        if "{summary}" not in self.string(summary, "summary"):
+            self.fail("summary", "must say where the data goes, with {summary}")
+        scenario = Scenario(
             id_bot=self.string(data["idBot"], "idBot"),
             name=self.string(data["name"], "name"),
             description=str(data.get("description") or ""),
@@ -265,16 +431,38 @@ class _Parser:
             availability=availability,
             greeting=tuple(r for r in greeting if r["type"] == "message"),  # iAdvize ignores the others
             start=start,
-            states={n: self.state(n, s, names) for n, s in states_data.items()},
+            states=states,
             anywhere=self.transitions(data.get("anywhere", []), "anywhere", names),
             fallback=self.replies(data["fallback"], "fallback") if "fallback" in data else None,
             non_text=self.replies(data.get("non_text", [{"text": DEFAULT_NON_TEXT}]), "non_text"),
+            summary=summary,
+            languages=_languages(data, self.source),
             source=self.source,
         )
+        self.check_placeholders(data, {s.ask.variable for s in states.values() if s.ask})
+        return scenario
+
+    def check_placeholders(self, data, variables: set[str], where: str = "") -> None:
+        """Every ``{name}`` in a text names a variable some state asks for."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                self.check_placeholders(value, variables, _join(where, str(key)))
+        elif isinstance(data, list):
+            for i, value in enumerate(data):
+                self.check_placeholders(value, variables, f"{where}[{i}]")
+        elif isinstance(data, str) and where.endswith("text"):
+            for name in _PLACEHOLDER.findall(data):
+                if name not in variables:
+                    known = ", ".join(sorted(variables)) or "none: no state asks for any"
+                    self.fail(where, f"{{{name}}} is not a variable any state asks for (variables: {known})")
 
     def state(self, name, data, names) -> State:
         where = f"states.{name}"
-        data = self.mapping(data, where, required=("replies",), optional=("transitions", "fallback", "slow", "holding"))
+        if "#" in name:
+            self.fail(where, "a state's name cannot contain '#'")
+        data = self.mapping(
+            data, where, required=("replies",), optional=("transitions", "fallback", "slow", "holding", "ask")
+        )
         replies = self.replies(data["replies"], f"{where}.replies")
         slow = data.get("slow", False)
         if not isinstance(slow, bool):
@@ -292,7 +480,34 @@ class _Parser:
             fallback=self.replies(data["fallback"], f"{where}.fallback") if "fallback" in data else None,
             slow=slow,
             holding=self.replies(data.get("holding", [{"text": DEFAULT_HOLDING}]), f"{where}.holding"),
+            ask=self.ask(data["ask"], f"{where}.ask", names) if "ask" in data else None,
         )
+
+    def ask(self, data, where, names) -> Ask:
+        data = self.mapping(
+            data,
+            where,
+            required=("variable", "kind", "then", "otherwise"),
+            optional=("pattern", "label", "attempts"),
+        )
+        variable = self.string(data["variable"], f"{where}.variable")
+        if not re.fullmatch(_VARIABLE, variable):
+            self.fail(f"{where}.variable", f"must be lower_case_with_underscores, got {variable!r}")
+        kind = data["kind"]
+        if kind not in KINDS:
+            self.fail(f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
+        try:
+            pattern = re.compile(self.string(data.get("pattern", KINDS[kind]), f"{where}.pattern"), re.IGNORECASE)
+        except re.error as error:
+            self.fail(f"{where}.pattern", f"not a valid regular expression: {error}")
+        attempts = data.get("attempts", DEFAULT_ATTEMPTS)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+            self.fail(f"{where}.attempts", f"must be a whole number from 1 to 10, got {attempts!r}")
+        for key in ("then", "otherwise"):
+            if self.string(data[key], f"{where}.{key}") not in names:
+                self.fail(f"{where}.{key}", f"unknown state {data[key]!r} (states: {', '.join(sorted(names))})")
+        label = self.string(data.get("label", variable.replace("_", " ")), f"{where}.label")
+        return Ask(variable, kind, pattern, label, attempts, data["then"], data["otherwise"])
 
     def transitions(self, data, where, names) -> tuple[Transition, ...]:
         if not isinstance(data, list):

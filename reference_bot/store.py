@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     updated_at      TEXT NOT NULL,
     version         INTEGER NOT NULL DEFAULT 0,  -- +1 per answer: two answers never both apply
     handed_over     INTEGER NOT NULL DEFAULT 0,  -- a human took over after a transfer: the bot is quiet
-    closed          INTEGER NOT NULL DEFAULT 0   -- iAdvize said it closed (webhook): nothing more is sent
+    closed          INTEGER NOT NULL DEFAULT 0,  -- iAdvize said it closed (webhook): nothing more is sent
+    variables       TEXT NOT NULL DEFAULT '{}'   -- JSON: the visitor data the scenario asked for, by name
 );
 CREATE TABLE IF NOT EXISTS messages (
     id_conversation TEXT NOT NULL,
@@ -61,6 +62,7 @@ MIGRATIONS = (
     ("conversations", "handed_over", "INTEGER NOT NULL DEFAULT 0"),
     ("outbox", "failed_at", "REAL"),
     ("conversations", "closed", "INTEGER NOT NULL DEFAULT 0"),
+    ("conversations", "variables", "TEXT NOT NULL DEFAULT '{}'"),
 )
 
 
@@ -91,7 +93,7 @@ class Operator:
 class Conversation:
     """One conversation: its scenario ``state``, its version (+1 per answer), whether a human took it over.
 
-    ``state`` is None until the first visitor message.
+    ``state`` is None until the first visitor message; ``variables`` hold the visitor data given so far.
     """
 
     id_conversation: str
@@ -102,6 +104,7 @@ class Conversation:
     version: int = 0
     handed_over: bool = False
     closed: bool = False
+    variables: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,7 @@ class Store:
     def conversation(tx, id_conversation: str) -> Conversation | None:
         """The conversation, read through ``tx`` (a transaction or the plain connection), or None."""
         row = tx.execute("SELECT * FROM conversations WHERE id_conversation = ?", (id_conversation,)).fetchone()
-        return Conversation(**dict(row)) if row else None
+        return Conversation(**{**dict(row), "variables": json.loads(row["variables"])}) if row else None
 
     @staticmethod
     def start_conversation(tx, id_conversation: str, id_operator: str, now: str) -> Conversation:
@@ -226,16 +229,22 @@ class Store:
         return Store.conversation(tx, id_conversation)
 
     @staticmethod
-    def move_conversation(tx, conversation: Conversation, state: str | None, now: str) -> Conversation | None:
-        """The conversation moved to ``state``; None when another answer moved it since it was read."""
+    def move_conversation(
+        tx, conversation: Conversation, state: str | None, now: str, variables: dict | None = None
+    ) -> Conversation | None:
+        """The conversation moved to ``state`` (its variables now ``variables``, when given); None when
+        another answer moved it since it was read."""
+        variables = conversation.variables if variables is None else variables
         moved = tx.execute(
-            "UPDATE conversations SET state = ?, updated_at = ?, version = version + 1 "
+            "UPDATE conversations SET state = ?, variables = ?, updated_at = ?, version = version + 1 "
             "WHERE id_conversation = ? AND version = ?",
-            (state, now, conversation.id_conversation, conversation.version),
+            (state, json.dumps(variables), now, conversation.id_conversation, conversation.version),
         )
         if moved.rowcount != 1:
             return None
-        return dataclasses.replace(conversation, state=state, updated_at=now, version=conversation.version + 1)
+        return dataclasses.replace(
+            conversation, state=state, variables=variables, updated_at=now, version=conversation.version + 1
+        )
 
     @staticmethod
     def hand_over(tx, id_conversation: str, now: str) -> None:

@@ -219,22 +219,45 @@ def test_a_message_for_an_unknown_conversation_starts_it(client):
     assert texts(body["replies"])[0] == "What can I do for you?"
 
 
-def test_a_transfer_goes_to_the_operator_s_rule_with_its_timeout(client):
+def ask_for_a_person(client, order_number="none", email="ada@example.com", id_message=None) -> list[dict]:
+    """The way to a transfer in the shipped scenario: ask, then give the order number and email it asks for."""
+    say(client, "I want to talk to a person", id_message=f"{id_message}-ask" if id_message else None)
+    say(client, order_number, id_message=f"{id_message}-order" if id_message else None)
+    return say(client, email, id_message=id_message)
+
+
+def test_a_transfer_goes_to_the_operator_s_rule_with_its_timeout_after_the_visitor_s_data(client):
     save_operator(client)
     start(client)
-    replies = say(client, "I want to talk to a person")["replies"]
-    assert [r["type"] for r in replies] == ["message", "await", "transfer", "message", "close"]
-    assert replies[2] == {
+    body = ask_for_a_person(client, order_number="It's 123456")
+    replies = body["replies"]
+    assert [r["type"] for r in replies] == ["message", "await", "message", "transfer", "message", "close"]
+    assert texts(replies)[1] == "Here is what I'll pass on to our team: order number: 123456; email: ada@example.com"
+    assert replies[3] == {
         "type": "transfer",
         "distributionRule": RULES[0]["id"],
         "transferOptions": {"timeout": {"unit": "seconds", "value": 30}},
     }
+    # what the conversation holds, answered in `variables` as iAdvize's API carried prequalified data
+    assert body["variables"] == [
+        {"key": "order_number", "value": "123456"},
+        {"key": "email", "value": "ada@example.com"},
+    ]
+
+
+def test_the_variables_start_empty_and_survive_a_retry(client):
+    save_operator(client)
+    assert start(client)["variables"] == []
+    say(client, "Track my order", id_message="m1")
+    first = say(client, "654321", id_message="m2")
+    assert first["variables"] == [{"key": "order_number", "value": "654321"}]
+    assert say(client, "654321", id_message="m2") == first  # iAdvize retrying: the same answer
 
 
 def test_an_operator_without_rules_skips_the_transfer_and_apologises(client):
     save_operator(client, rules=[])
     start(client)
-    replies = say(client, "agent please")["replies"]
+    replies = ask_for_a_person(client)["replies"]
     assert "transfer" not in [r["type"] for r in replies]
     assert texts(replies)[-1].startswith("Sorry, nobody from our team is free")
 
@@ -301,7 +324,7 @@ def echo(client, text_value, id_message):
 def test_after_a_transfer_a_human_s_message_makes_the_bot_keep_quiet(client):
     save_operator(client)
     start(client)
-    replies = say(client, "I want to talk to a person", id_message="t1")["replies"]
+    replies = ask_for_a_person(client, id_message="t1")["replies"]
     echo(client, texts(replies)[0], "e1")  # the bot's own message, posted back
     assert texts(say(client, "hello?", id_message="t2")["replies"])  # still the bot's conversation
     echo(client, "Hi, I'm Paul from customer service. How can I help?", "e2")  # not the bot's: a human
@@ -362,3 +385,16 @@ def test_a_scenario_chooses_its_availability_strategy(make_bot, tmp_path, availa
     response = client.get(f"/availability-strategies?idOperator={OPERATOR}")
     assert_fits("availability-strategies.response", response.get_json())
     assert response.get_json() == expected
+
+
+def test_the_operator_s_language_picks_the_scenario_s_texts(client):
+    save_operator(client, language="fr")
+    assert texts(client.get(f"/bots/{OPERATOR}/conversation-first-messages").get_json()["replies"])[0].startswith(
+        "Je suis l'assistant virtuel"
+    )
+    start(client)
+    hello = say(client, "Bonjour")["replies"]
+    assert texts(hello)[0] == "Que puis-je faire pour vous ?"
+    assert hello[0]["quickReplies"][0]["value"] == "Suivre ma commande"
+    save_operator(client, language="de")  # a language the scenario does not come in: its first one
+    assert texts(say(client, "menu", id_message="m-de")["replies"])[0] == "What can I do for you?"

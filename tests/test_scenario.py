@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
 from harness.wire import seconds as timeout_seconds
 from reference_bot import ScenarioError, create_app
@@ -25,11 +26,15 @@ TEXT = lambda value: {"contentType": "text", "value": value}  # noqa: E731
 def all_replies(scenario):
     for state in scenario.states.values():
         yield from state.replies
-        yield from state.holding
+        yield from state.holding if state.slow else ()
         yield from state.fallback or ()
     yield from scenario.greeting
     yield from scenario.fallback or ()
     yield from scenario.non_text
+
+
+def yaml_of(text: str):
+    return yaml.safe_load(textwrap.dedent(text))
 
 
 def nested_types(payload):
@@ -57,7 +62,7 @@ def test_the_order_assistant_nudges_after_minutes_of_silence():
 
 
 def test_the_order_assistant_transfers_with_a_timeout_then_apologises_and_closes():
-    replies = list(ORDERS.states["handover"].replies)
+    replies = list(ORDERS.states["transfer"].replies)
     kinds = [r["type"] for r in replies]
     at = kinds.index("transfer")
     assert 15 <= timeout_seconds(replies[at]["transferOptions"]["timeout"]) <= 60
@@ -88,18 +93,138 @@ def test_quick_reply_values_keywords_patterns_and_anywhere_transitions():
 
 
 def test_an_unmatched_message_gets_the_fallback_and_stays():
-    result = step(ORDERS, "ask_order_number", TEXT("no idea"))
-    assert result.state == "ask_order_number"
-    assert "6-digit order number" in result.replies[0]["payload"]["value"]
-    assert step(ORDERS, "offers", TEXT("blue")).replies[0]["payload"]["value"].startswith("Sorry, I didn't get")
+    result = step(ORDERS, "offers", TEXT("blue"))
+    assert result.state == "offers"
+    assert result.replies[0]["payload"]["value"].startswith("Sorry, I didn't get")
 
 
 def test_a_slow_state_answers_with_its_holding_message_and_defers_the_rest():
     result = step(ORDERS, "ask_order_number", TEXT("123456"))
     assert [r["payload"]["value"] for r in result.replies] == [
-        "Thanks! Let me look that order up in our system, it takes a few seconds."
+        "Thanks! Let me look order 123456 up in our system, it takes a few seconds."
     ]
-    assert result.deferred[0]["payload"]["value"].startswith("Found it")
+    assert result.deferred[0]["payload"]["value"].startswith("Found it: order 123456 left")
+
+
+# --- visitor data (prequalification) ---------------------------------------------------------
+
+
+def texts(result):
+    return [r["payload"]["value"] for r in result.replies if r["type"] == "message"]
+
+
+def test_a_question_keeps_the_valid_answer_and_writes_it_into_later_replies():
+    result = step(ORDERS, "ask_order_number", TEXT("it is 654321 I think"))
+    assert (result.state, result.variables) == ("order_status", {"order_number": "654321"})
+    assert "order 654321" in texts(result)[0]
+
+
+def test_a_question_is_asked_again_a_bounded_number_of_times_then_given_up():
+    first = step(ORDERS, "ask_order_number", TEXT("no idea"))
+    assert first.state == "ask_order_number#1"
+    assert "6-digit order number" in texts(first)[0]
+    second = step(ORDERS, first.state, TEXT("really no idea"))
+    assert second.state == "ask_order_number#2"
+    third = step(ORDERS, second.state, TEXT("nope"))  # attempts: 3 (the default), otherwise: menu
+    assert (third.state, third.variables) == ("menu", {})
+    assert texts(third)[0] == "What can I do for you?"
+
+
+def test_each_kind_finds_its_value_in_what_the_visitor_wrote():
+    scenario = parse(
+        yaml_of(
+            """
+            idBot: kinds
+            name: Kinds
+            start: email
+            states:
+              email: {ask: {variable: email, kind: email, then: phone, otherwise: phone}, replies: [{text: "Email?"}]}
+              phone: {ask: {variable: phone, kind: phone, then: order, otherwise: order}, replies: [{text: "Phone?"}]}
+              order: {ask: {variable: order, kind: order_number, then: note, otherwise: note}, replies: [{text: "Order?"}]}
+              note: {ask: {variable: note, kind: text, then: done, otherwise: done}, replies: [{text: "Anything to add?"}]}
+              done: {replies: [{text: "{email} {phone} {order} {note}"}]}
+            """
+        )
+    )
+    known = {}
+    for state, said in [
+        ("email", "sure: Ada.Lovelace+shop@example.co.uk."),
+        ("phone", "call +33 6 12 34 56 78 please"),
+        ("order", "order A-20931"),
+        ("note", "  the box was damaged  "),
+    ]:
+        result = step(scenario, state, TEXT(said), known)
+        known = result.variables
+    assert known == {
+        "email": "Ada.Lovelace+shop@example.co.uk",
+        "phone": "+33 6 12 34 56 78",
+        "order": "20931",
+        "note": "the box was damaged",
+    }
+    assert texts(result) == ["Ada.Lovelace+shop@example.co.uk +33 6 12 34 56 78 20931 the box was damaged"]
+    assert step(scenario, "email", TEXT("ada at example dot com")).state == "email#1"  # not an email
+
+
+def test_the_handover_prequalifies_skips_what_is_known_and_sums_it_up_before_the_transfer():
+    asked = step(ORDERS, "menu", TEXT("Talk to a person"))
+    assert (asked.state, asked.variables) == ("handover", {})
+    assert "order number" in texts(asked)[0]
+    # the order number given while tracking: the handover does not ask it again
+    known = {"order_number": "123456"}
+    skipped = step(ORDERS, "order_status", TEXT("I want a person"), known)
+    assert skipped.state == "ask_email"
+    done = step(ORDERS, "ask_email", TEXT("ada@example.com"), skipped.variables)
+    kinds = [r["type"] for r in done.replies]
+    summary = done.replies[kinds.index("transfer") - 1]["payload"]["value"]
+    assert summary == "Here is what I'll pass on to our team: order number: 123456; email: ada@example.com"
+    # no data given (none, then two tries at the email): no summary, the transfer still happens
+    bare = step(ORDERS, step(ORDERS, "ask_email", TEXT("no"), {}).state, TEXT("no way"), {})
+    assert bare.state == "transfer" and "summary" not in " ".join(texts(bare))
+    assert [r["type"] for r in bare.replies][:3] == ["message", "await", "transfer"]
+    assert step(ORDERS, "handover", TEXT("none")).state == "ask_email"
+
+
+def test_a_filled_in_message_longer_than_iadvize_shows_is_cut_to_fit():
+    scenario = parse(
+        yaml_of(
+            """
+            idBot: long
+            name: Long
+            start: ask
+            states:
+              ask: {ask: {variable: note, kind: text, then: echo, otherwise: echo}, replies: [{text: "Say it"}]}
+              echo: {replies: [{text: "You said: {note} {note} {note}"}]}
+            """
+        )
+    )
+    said = texts(step(scenario, "ask", TEXT("x" * 500)))[0]
+    assert len(said) == 450 and said.endswith("…")
+
+
+# --- languages -------------------------------------------------------------------------------
+
+
+def test_the_operators_language_picks_the_texts_and_its_quick_replies_and_keywords():
+    french = ORDERS.in_language("fr")
+    assert ORDERS.languages == ("en", "fr")
+    hello = step(french, None, TEXT("Bonjour"))
+    assert texts(hello)[0] == "Que puis-je faire pour vous ?"
+    assert [q["value"] for q in hello.replies[0]["quickReplies"]][0] == "Suivre ma commande"
+    assert step(french, "menu", TEXT("Suivre ma commande")).state == "ask_order_number"
+    assert step(french, "menu", TEXT("je veux un remboursement")).state == "returns"
+    assert step(french, "offers", TEXT("je veux parler à un conseiller")).state == "handover"
+    tracked = step(french, "ask_order_number", TEXT("c'est le 123456"))
+    assert tracked.deferred[0]["payload"]["value"].startswith("Trouvée : la commande 123456")
+    # a language the scenario does not come in: its first one
+    assert ORDERS.in_language("de") is ORDERS.in_language("en")
+    assert ORDERS.in_language(None).greeting == ORDERS.greeting
+
+
+def test_every_text_of_the_shipped_scenario_differs_between_its_languages():
+    english, french = ORDERS.in_language("en"), ORDERS.in_language("fr")
+    pairs = list(zip(all_replies(english), all_replies(french), strict=True))
+    same = [a for a, b in pairs if a["type"] == "message" and a["payload"].get("contentType") == "text" and a == b]
+    assert same == []
 
 
 def test_transfers_resolve_to_the_rule_with_that_label_else_the_first_and_are_dropped_without_rules():
@@ -199,6 +324,53 @@ def test_two_files_with_the_same_id_bot_are_refused(tmp_path):
 def test_a_greeting_may_not_transfer_or_close(tmp_path):
     error = load_error(tmp_path, MINIMAL + "greeting: [close]\n")
     assert error.where == "greeting"
+
+
+LANGUAGES = """
+idBot: both
+name: Both
+languages: [en, fr]
+start: a
+states:
+  a:
+    replies:
+      - text: {en: Hello, fr: Bonjour}
+"""
+
+
+def test_a_text_missing_in_one_of_the_languages_is_refused_where_it_is(tmp_path):
+    error = load_error(tmp_path, LANGUAGES.replace("{en: Hello, fr: Bonjour}", "{en: Hello}"))
+    assert error.where == "states.a.replies[0].text"
+    assert error.what == "has texts in en but not in fr: give all of en, fr"
+    error = load_error(tmp_path, LANGUAGES.replace("[en, fr]", "[english]"))
+    assert error.where == "languages" and "two-letter" in error.what
+
+
+def test_a_problem_in_one_language_says_which(tmp_path):
+    error = load_error(tmp_path, LANGUAGES.replace("fr: Bonjour", "fr: " + "b" * 451))
+    assert error.where == "states.a.replies[0].text" and error.what.endswith("(in fr)")
+
+
+def test_a_placeholder_must_name_a_variable_some_state_asks_for(tmp_path):
+    error = load_error(tmp_path, MINIMAL.replace('"Hi"', '"Hi {emial}"'))
+    assert error.where == "states.a.replies[0].text"
+    assert error.what == "{emial} is not a variable any state asks for (variables: none: no state asks for any)"
+
+
+@pytest.mark.parametrize(
+    "ask, where, what",
+    [
+        ("{variable: email, kind: mail, then: a, otherwise: a}", "states.a.ask.kind", "must be one of email, phone"),
+        ("{variable: Email, kind: email, then: a, otherwise: a}", "states.a.ask.variable", "lower_case"),
+        ("{variable: email, kind: email, then: b, otherwise: a}", "states.a.ask.then", "unknown state 'b'"),
+        ("{variable: email, kind: email, then: a}", "states.a.ask.otherwise", "is required"),
+        ("{variable: n, kind: text, pattern: '(', then: a, otherwise: a}", "states.a.ask.pattern", "not a valid"),
+        ("{variable: n, kind: text, attempts: 0, then: a, otherwise: a}", "states.a.ask.attempts", "1 to 10"),
+    ],
+)
+def test_a_bad_question_is_refused_where_it_is(tmp_path, ask, where, what):
+    error = load_error(tmp_path, MINIMAL.replace("  a:\n", f"  a:\n    ask: {ask}\n"))
+    assert error.where == where and what in error.what
 
 
 def test_parse_accepts_data_directly():

@@ -195,6 +195,8 @@ DEFINITIONS: dict[str, dict] = {
         idConversation=_NON_EMPTY,
         idOperator=_NON_EMPTY,
         replies=_ref("Replies"),
+        # optional: the visitor data the bot holds (prequalification), as iAdvize's API once documented it
+        variables={"type": "array", "items": _object(("key", "value"), key=_NON_EMPTY, value=_STRING)},
         createdAt=_ref("DateTime"),
         updatedAt=_ref("DateTime"),
     ),
