@@ -140,8 +140,8 @@ def test_each_kind_finds_its_value_in_what_the_visitor_wrote():
             states:
               email: {ask: {variable: email, kind: email, then: phone, otherwise: phone}, replies: [{text: "Email?"}]}
               phone: {ask: {variable: phone, kind: phone, then: order, otherwise: order}, replies: [{text: "Phone?"}]}
-              order: {ask: {variable: order, kind: order_number, then: note, otherwise: note}, replies: [{text: "Order?"}]}
-              note: {ask: {variable: note, kind: text, then: done, otherwise: done}, replies: [{text: "Anything to add?"}]}
+              order: {ask: {variable: order, kind: order_number, then: note, otherwise: note}, replies: [{text: "N?"}]}
+              note: {ask: {variable: note, kind: text, then: done, otherwise: done}, replies: [{text: "More?"}]}
               done: {replies: [{text: "{email} {phone} {order} {note}"}]}
             """
         )
@@ -209,7 +209,7 @@ def test_the_operators_language_picks_the_texts_and_its_quick_replies_and_keywor
     assert ORDERS.languages == ("en", "fr")
     hello = step(french, None, TEXT("Bonjour"))
     assert texts(hello)[0] == "Que puis-je faire pour vous ?"
-    assert [q["value"] for q in hello.replies[0]["quickReplies"]][0] == "Suivre ma commande"
+    assert hello.replies[0]["quickReplies"][0]["value"] == "Suivre ma commande"
     assert step(french, "menu", TEXT("Suivre ma commande")).state == "ask_order_number"
     assert step(french, "menu", TEXT("je veux un remboursement")).state == "returns"
     assert step(french, "offers", TEXT("je veux parler à un conseiller")).state == "handover"
