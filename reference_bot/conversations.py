@@ -93,6 +93,8 @@ def receive_message(id_conversation: str):
             if moved is None:
                 continue  # another message moved the conversation meanwhile: answer from where it is now
             replies = _record(bot, tx, moved, message, answer)
+        if answer.proactive and bot.outbox is not None:  # committed: the outbox may send it now
+            bot.outbox.wake()
         return envelope(moved, replies)
     raise ApiError(503, "conversation busy", "too many messages at once in this conversation; retry")
 

@@ -207,6 +207,7 @@ class OutboxWorker:
         # mutation), short enough that a message claimed by a worker killed mid-send is not held for long.
         self.lease = lease
         self._stop = threading.Event()
+        self._due = threading.Event()  # set when this process queued a message: no need to wait for the poll
         self._thread: threading.Thread | None = None
 
     def deliver_due(self) -> int:
@@ -243,10 +244,20 @@ class OutboxWorker:
     def stop(self) -> None:
         """Asks the thread to stop; a round under way finishes first."""
         self._stop.set()
+        self._due.set()
+
+    def wake(self) -> None:
+        """A message was queued in this process: the thread sends it now rather than at its next poll."""
+        self._due.set()
 
     def _run(self) -> None:
         rounds = 0
-        while not self._stop.wait(self.poll):
+        while True:
+            # every `poll` seconds (messages queued by other processes, retries coming due), or at once when woken
+            self._due.wait(self.poll)
+            self._due.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.deliver_due()
             except Exception:  # the worker must outlive any one bad round

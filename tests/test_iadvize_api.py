@@ -243,7 +243,7 @@ def test_the_reference_bot_s_slow_step_answers_through_the_api_in_check_with_no_
     posted = [i for i, e in enumerate(chat.events) if e.purpose == "proactive"]
     assert posted, chat.transcript()
     found = chat.events[posted[0]]
-    assert found.text.startswith("Found it: your order left our warehouse")
+    assert found.text.startswith("Found it: order 123456 left our warehouse")
     echo = chat.events[posted[0] + 1]  # echoed back to the bot like every message shown
     assert echo.kind == "call" and echo.purpose == "echo" and echo.exchange.ok
     assert echo.exchange.request_body["message"]["payload"]["value"] == found.reply["payload"]["value"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.client import BotClient
+from harness.conformance.iadvize_api import IAdvizeAPI
 from harness.traffic.recordings import Corrupt, RecordingWriter, read, render_schema
 from harness.traffic.replay import replay
 from harness.traffic.sample import generate
@@ -18,6 +19,23 @@ from .conftest import ROOT, LoopbackServer
 
 SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
 PUBLIC_URL = "https://bot.example.com"
+
+
+@pytest.fixture
+def api():
+    """The local iAdvize API: the sample was recorded with the bot posting its slow answers through it."""
+    with IAdvizeAPI() as served:
+        yield served
+
+
+@pytest.fixture
+def api_bot(make_bot, api):
+    """Makes the reference bot as the sample recorded it: pointed at the local API, its outbox running."""
+
+    def make(**overrides):
+        return make_bot(PUBLIC_URL=PUBLIC_URL, OUTBOX_POLL_SECONDS=0.5, **api.reference_bot_settings(), **overrides)
+
+    return make
 
 
 def test_the_committed_recording_schema_is_the_one_the_code_checks():
@@ -84,15 +102,15 @@ def test_a_truncated_gzip_is_reported_not_raised(tmp_path):
     assert len([x for x in found if isinstance(x, dict)]) > 10
 
 
-def make_sample(make_bot, tmp_path, conversations=12, seed=5):
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
-        return generate(BotClient(server.url, id_connector_version="fixed"), conversations, seed, tmp_path)
+def make_sample(api_bot, api, tmp_path, conversations=12, seed=5):
+    with LoopbackServer(api_bot(DATABASE=str(tmp_path / "bot.sqlite3"))) as server:
+        return generate(BotClient(server.url, id_connector_version="fixed"), conversations, seed, tmp_path, api=api)
 
 
-def test_the_sample_is_the_same_for_the_same_seed_and_differs_for_another(make_bot, tmp_path):
-    first = make_sample(make_bot, tmp_path / "a").read_bytes()
-    assert make_sample(make_bot, tmp_path / "b").read_bytes() == first
-    assert make_sample(make_bot, tmp_path / "c", seed=6).read_bytes() != first
+def test_the_sample_is_the_same_for_the_same_seed_and_differs_for_another(api_bot, api, tmp_path):
+    first = make_sample(api_bot, api, tmp_path / "a").read_bytes()
+    assert make_sample(api_bot, api, tmp_path / "b").read_bytes() == first
+    assert make_sample(api_bot, api, tmp_path / "c", seed=6).read_bytes() != first
 
 
 def test_the_committed_sample_is_a_week_of_varied_conversations():
@@ -115,9 +133,9 @@ def test_the_committed_sample_is_a_week_of_varied_conversations():
     assert {"await", "message", "transfer", "close"} <= set(replies)
 
 
-def test_replaying_the_sample_against_the_reference_bot_reproduces_it(make_bot, tmp_path):
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
-        summary = replay([SAMPLE], server.url, tmp_path, concurrency=3, limit=80)
+def test_replaying_the_sample_against_the_reference_bot_reproduces_it(api_bot, api, tmp_path):
+    with LoopbackServer(api_bot()) as server:
+        summary = replay([SAMPLE], server.url, tmp_path, concurrency=3, limit=80, api=api)
     exchanges = pd.read_parquet(tmp_path / "exchanges.parquet")
     conversations = pd.read_parquet(tmp_path / "conversations.parquet")
     assert summary.conversations == 80 == len(conversations)
@@ -132,7 +150,7 @@ def test_replaying_the_sample_against_the_reference_bot_reproduces_it(make_bot, 
     assert len(abandoned) and (abandoned["turns"] <= 1).any()
 
 
-def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_path):
+def test_replaying_against_a_changed_bot_shows_the_differences(api_bot, api, tmp_path):
     def reworded(turn):
         said = answer(turn)
         return Answer(
@@ -144,10 +162,11 @@ def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_pat
             ],
             said.state,
             said.proactive,
+            said.variables,
         )
 
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL, DIALOGUE=reworded)) as server:
-        summary = replay([SAMPLE], server.url, tmp_path, limit=40)
+    with LoopbackServer(api_bot(DIALOGUE=reworded)) as server:
+        summary = replay([SAMPLE], server.url, tmp_path, limit=40, api=api)
     exchanges = pd.read_parquet(tmp_path / "exchanges.parquet")
     changed = exchanges[exchanges["same"] == False]  # noqa: E712 (a pandas mask)
     assert summary.differences == len(changed) > 0
@@ -155,14 +174,14 @@ def test_replaying_against_a_changed_bot_shows_the_differences(make_bot, tmp_pat
     assert changed["recorded_replies"].str.contains("What can I do for you?").all()
 
 
-def test_a_corrupt_line_is_skipped_and_counted_and_the_rest_replayed(make_bot, tmp_path):
+def test_a_corrupt_line_is_skipped_and_counted_and_the_rest_replayed(api_bot, api, tmp_path):
     lines = gzip.decompress(SAMPLE.read_bytes()).decode().splitlines()[:60]
     lines.insert(10, "{garbage")
     path = tmp_path / "rec.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     told = []
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
-        summary = replay([path], server.url, tmp_path / "out", on_skipped=told.append)
+    with LoopbackServer(api_bot()) as server:
+        summary = replay([path], server.url, tmp_path / "out", on_skipped=told.append, api=api)
     corrupt = f"{path}:11: not JSON (Expecting property name enclosed in double quotes)"
     assert [str(c) for c in summary.skipped] == [corrupt] == [str(c) for c in told]  # told as it was met
     assert summary.conversations >= 4 and summary.failed_conversations == []
@@ -188,42 +207,42 @@ def test_a_bad_byte_spoils_its_own_line_only(tmp_path):
     assert len(found) == 40
 
 
-def test_a_conversation_spread_over_two_files_is_replayed_whole(make_bot, tmp_path):
+def test_a_conversation_spread_over_two_files_is_replayed_whole(api_bot, api, tmp_path):
     lines = sample_lines()[:40]
     first = json.loads(lines[2])["conversation"]
     own = [line for line in lines if json.loads(line)["conversation"] == first]
     (tmp_path / "rec").mkdir()
     (tmp_path / "rec" / "a-10h.jsonl").write_text("\n".join(lines[:2] + own[:4]) + "\n", encoding="utf-8")
     (tmp_path / "rec" / "b-11h.jsonl").write_text("\n".join(own[4:]) + "\n", encoding="utf-8")
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
-        summary = replay([tmp_path / "rec"], server.url, tmp_path / "out")
+    with LoopbackServer(api_bot()) as server:
+        summary = replay([tmp_path / "rec"], server.url, tmp_path / "out", api=api)
     assert (summary.conversations, summary.differences) == (1, 0)
 
 
-def test_without_a_recorded_set_up_the_bot_s_operator_is_read_not_overwritten(make_bot, tmp_path):
+def test_without_a_recorded_set_up_the_bot_s_operator_is_read_not_overwritten(api_bot, api, tmp_path):
     lines = [line for line in sample_lines()[2:60] if json.loads(line)["endpoint"] != "bot.save"]
     path = tmp_path / "no-setup.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rules = [{"id": "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607", "label": "Customer service"}]
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
+    with LoopbackServer(api_bot()) as server:
         client = BotClient(server.url)
         saved = client.save_bot(
             "ha-424242", {"name": "Staging bot", "distributionRules": rules, "external": {"idBot": "order-assistant"}}
         )
-        summary = replay([path], server.url, tmp_path / "out")
+        summary = replay([path], server.url, tmp_path / "out", api=api)
         assert client.bot("ha-424242") == saved  # untouched
     assert summary.conversations >= 4 and summary.differences == 0
 
 
-def test_an_odd_conversation_is_skipped_with_its_place_and_the_rest_replayed(make_bot, tmp_path):
+def test_an_odd_conversation_is_skipped_with_its_place_and_the_rest_replayed(api_bot, api, tmp_path):
     lines = sample_lines()[:60]
     records = [json.loads(line) for line in lines]
     odd = next(i for i, r in enumerate(records) if r["endpoint"] == "messages")
     records[odd]["request"]["message"]["author"] = "visitor"  # valid for the schema, not for a message
     path = tmp_path / "odd.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
-    with LoopbackServer(make_bot(PUBLIC_URL=PUBLIC_URL)) as server:
-        summary = replay([path], server.url, tmp_path / "out")
+    with LoopbackServer(api_bot()) as server:
+        summary = replay([path], server.url, tmp_path / "out", api=api)
     assert summary.skipped == [] and len(summary.failed_conversations) == 1
     failed = summary.failed_conversations[0]
     assert failed.why.startswith("AttributeError: ") and str(failed).startswith(

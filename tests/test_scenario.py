@@ -416,6 +416,23 @@ def test_the_example_in_the_template_readme_is_a_valid_scenario(tmp_path):
     assert step(example, "ask", TEXT("Lyon please")).state == "lyon"
 
 
+def test_the_prequalification_and_languages_examples_of_the_template_readme_work():
+    readme = (ROOT / "reference_bot" / "README.md").read_text(encoding="utf-8")
+    _, asking, languages = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", readme, re.S)[:3]]
+    frame = {"idBot": "x", "name": "X"}
+    asking = parse({**frame, **asking, "start": "ask_email", "states": {**asking["states"], "transfer": MENU}})
+    given = step(asking, "ask_email", TEXT("sure, ada@example.com"))
+    assert (given.state, given.variables) == ("transfer", {"email": "ada@example.com"})
+    assert step(asking, "ask_email", TEXT("nope")).replies[0]["payload"]["value"].startswith("That doesn't look")
+    languages = parse(
+        {**frame, **languages, "start": "menu", "states": {**languages["states"], "ask_order_number": MENU}}
+    )
+    assert step(languages.in_language("fr"), "menu", TEXT("mon colis")).state == "ask_order_number"
+
+
+MENU = {"replies": [{"text": "Hello"}]}
+
+
 @pytest.mark.parametrize(
     "env, message",
     [

@@ -64,7 +64,8 @@ REPLIES = {
         },
         {"type": "message", "payload": {"contentType": "text", "value": "Nobody is free"}},
         {"type": "close"},
-    ]
+    ],
+    "variables": [{"key": "email", "value": "ada@example.com"}],
 }
 
 
@@ -83,6 +84,7 @@ REPLIES = {
         {"close": True},
         {"await": True},
         {"within_ms": 50},
+        {"variables": {"email": "ada@example.com", "order_number": None}},
     ],
     ids=lambda e: next(iter(e)),
 )
@@ -108,6 +110,8 @@ def test_each_expectation_holds_on_a_matching_answer(expect):
         ({"close": False}, "expected no close"),
         ({"no_replies": True}, "expected no replies; got 6"),
         ({"within_ms": 10}, "answered in 20 ms, more than 10 ms"),
+        ({"variables": {"email": "jo@example.com"}}, "variable email is 'ada@example.com', expected 'jo@example.com'"),
+        ({"variables": {"email": None}}, "variable email is held ('ada@example.com'), expected none"),
     ],
     ids=lambda e: next(iter(e)) if isinstance(e, dict) else "",
 )
@@ -116,11 +120,17 @@ def test_each_expectation_says_what_differs(expect, problem):
     assert len(problems) == 1 and problems[0].startswith(problem), problems
 
 
+def test_a_variables_expectation_on_an_answer_without_variables_says_so():
+    problems = expectation_problems({"variables": {"email": "a@b.c"}}, {"replies": []})
+    assert problems == ["the answer has no variables [{key, value}] to hold the visitor's data"]
+
+
 def test_the_shipped_scripts_cover_the_default_scenario():
     scripts = load_scripts(SHIPPED)
     assert len(scripts) >= 5 and {s.scenario for s in scripts} == {"order-assistant"}
     expectations = {key for s in scripts for step in s.steps for key in step.expect}
     assert {"transfer", "then_on_failure", "quick_replies", "jsonpath", "payload_type", "no_replies"} <= expectations
+    assert "variables" in expectations and {s.language for s in scripts} == {"en", "fr"}
 
 
 def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
@@ -152,6 +162,8 @@ def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_b
         transfer_available: true
         steps:
           - visitor: "agent please"
+          - visitor: "none"
+          - visitor: "ada@example.com"
             expect: {then_on_failure: {text_contains: nobody}}
     """,
         )

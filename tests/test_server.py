@@ -50,7 +50,7 @@ def test_sigkill_and_restart_lose_nothing(tmp_path):
         assert retried["replies"] == asked["replies"]
         # and the scenario goes on from where it was
         after = client.send_message(conversation, OPERATOR, visitor_text("123456", id_message="m-3"))
-        assert texts(after["replies"])[0].startswith("Thanks! Let me look that order up")
+        assert texts(after["replies"])[0].startswith("Thanks! Let me look order 123456 up")
         assert after["createdAt"] == asked["createdAt"]
 
 
@@ -184,6 +184,10 @@ def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_th
     assert "the same call unsigned is refused: 401" in out
     assert "visitor     Hi" in out and "What can I do for you?" in out
     assert "[file] invoice.pdf" in out
+    # the slow order lookup answered through the local iAdvize API, then the data prequalified for the transfer
+    assert "should arrive within 2 working\n            days.  (posted later through iAdvize's GraphQL API)" in out
+    assert "iAdvize     the bot's answer holds order_number=123456, email=ada@example.com" in out
+    assert "Here is what I'll pass on to our team: order number: 123456; email: ada@example.com" in out
     assert "(transfers to distribution rule 'Customer service'" in out and "timeout 30 s" in out
     assert "bot         [] [] []  (the echo rule" in out  # the three messages shown after "invoice", echoed
     assert "15 passed, 0 failed" in out  # the same bot verified against the pacts...

@@ -154,6 +154,14 @@ def transfer_success_rate(conversations: pd.DataFrame) -> float:
     return float(transfer.eq("succeeded").mean()) if len(transfer) else float("nan")
 
 
+def prequalified_share(conversations: pd.DataFrame) -> float:
+    """Of the conversations the bot transferred, the share that came with visitor data (``variables``)."""
+    if "prequalified" not in conversations:  # results replayed before the column existed
+        return float("nan")
+    prequalified = conversations["prequalified"].dropna()
+    return float(prequalified.astype(bool).mean()) if len(prequalified) else float("nan")
+
+
 def escalation_by_step(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """Where in the scenario escalations happen: the bot's last message before the visitor asked, and at which turn."""
     escalated = conversations.dropna(subset=["escalation_step"])

@@ -8,7 +8,7 @@ import importlib.metadata
 import sys
 
 from harness.cli import commands
-from harness.cli.options import bot_options, output, positive, positive_number, resolve_secret, url
+from harness.cli.options import api_options, bot_options, output, positive, positive_number, resolve_secret, url
 from harness.extras import MissingExtra, require
 
 # sub-command -> the extra it needs beyond the core install
@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=commands.demo)
 
     bot = bot_options()
+    api = api_options()  # the commands that play conversations serve the iAdvize API the bot may call
     verify = subcommands.add_parser(
         "verify",
         help="verify a bot against the iAdvize pacts",
@@ -65,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
 
     check = subcommands.add_parser(
         "check",
-        parents=[bot],
+        parents=[bot, api],
         help="drive a bot through probe conversations and judge every exchange",
         description="Run probe conversations (and your scripts) through a simulated "
         "iAdvize platform and report every rule broken.",
@@ -101,14 +102,6 @@ def parser() -> argparse.ArgumentParser:
         "(default: none; the embedded bot's /webhooks)",
     )
     check.add_argument(
-        "--iadvize-api-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="the port of the local iAdvize API the bot may call (OAuth, GraphQL); point your bot at "
-        "http://127.0.0.1:PORT (default: a free port, printed)",
-    )
-    check.add_argument(
         "-v", "--verbose", action="store_true", help="also print a curl command that reproduces each finding"
     )
     check.set_defaults(run=commands.check)
@@ -124,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
     sample.set_defaults(run=commands.sample)
 
     replay = subcommands.add_parser(
-        "replay", parents=[bot], help="replay recorded conversations against a bot, into parquet tables"
+        "replay", parents=[bot, api], help="replay recorded conversations against a bot, into parquet tables"
     )
     replay.add_argument("recordings", nargs="+", help="recording files (*.jsonl, *.jsonl.gz) or folders of them")
     replay.add_argument("--concurrency", type=positive, default=4, help="conversations replayed at once (default 4)")
@@ -133,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
     replay.set_defaults(run=commands.replay)
 
     report = subcommands.add_parser(
-        "report", parents=[bot], help="the notebooks, executed, as one self-contained HTML page"
+        "report", parents=[bot, api], help="the notebooks, executed, as one self-contained HTML page"
     )
     source = report.add_mutually_exclusive_group()
     source.add_argument("--recordings", help="recordings to replay first (default: the shipped sample)")

@@ -77,10 +77,28 @@ def verify(args, out=sys.stdout) -> int:
     return _write(args.junit, lambda path: write_junit(found, path, f"{PROVIDER} at {url}")) or code
 
 
+def _api(args):
+    """The local iAdvize API for the bot to call, on ``--iadvize-api-port``; :class:`_Stopped` when it cannot be."""
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    try:
+        return IAdvizeAPI(port=args.iadvize_api_port)
+    except OSError as problem:
+        raise _Stopped(
+            f"cannot serve iAdvize's API on port {args.iadvize_api_port}: {problem.strerror or problem}"
+        ) from problem
+
+
+def _which(args, url: str, api) -> str:
+    """The bot, in words; a bot of yours is told the API's URL (the embedded one is pointed at it already)."""
+    if args.provider_url:
+        return f"{url}; iAdvize's API for it to call: {api.url}"
+    return f"the embedded reference bot at {url}"
+
+
 def check(args, out=sys.stdout) -> int:
     """``iadvize-harness check``: probe conversations (and scripts) judged by the rules; reports if asked."""
     from harness.client import BotClient
-    from harness.conformance.iadvize_api import IAdvizeAPI
     from harness.conformance.probes import Exploration, check
     from harness.conformance.reports import table, write_html, write_json, write_junit
     from harness.conformance.scripts import ScriptError, load_scripts
@@ -95,27 +113,15 @@ def check(args, out=sys.stdout) -> int:
     )
     progress = Progress()
     try:
-        with (
-            IAdvizeAPI(port=args.iadvize_api_port) as api,
-            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
-        ):
-            # the embedded bot is pointed at the API already; a bot of yours needs its URL
-            which = (
-                f"{url}; iAdvize's API for it to call: {api.url}"
-                if args.provider_url
-                else (f"the embedded reference bot at {url}")
-            )
-            print(f"Checking {which}", file=out, flush=True)
+        with _api(args) as api, bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url:
+            print(f"Checking {_which(args, url, api)}", file=out, flush=True)
             # the embedded bot takes webhooks at /webhooks; a bot of yours where --webhook-url says, if it does
             hook = args.webhook_url or (None if args.provider_url else f"{url}/webhooks")
             webhooks = Webhooks(hook, args.secret) if hook else None
             report = check(
                 BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress, api, webhooks=webhooks
             )
-    except OSError as problem:
-        progress.done()
-        return error(f"cannot serve iAdvize's API on port {args.iadvize_api_port}: {problem.strerror or problem}")
-    except BotProcessError as problem:
+    except (_Stopped, BotProcessError) as problem:
         progress.done()
         return error(str(problem))
     finally:
@@ -133,18 +139,24 @@ def check(args, out=sys.stdout) -> int:
 def sample(args) -> int:
     """``iadvize-harness sample``: a synthetic recording made with the embedded reference bot."""
     from harness.client import BotClient
+    from harness.conformance.iadvize_api import IAdvizeAPI
     from harness.traffic.sample import generate
 
     progress = Progress()
     try:
-        # Recorded from the reference bot; a fixed public URL keeps its editorUrl (and the sample) reproducible.
-        with bot(env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as url:
+        # Recorded from the reference bot, its slow answers posted through the local iAdvize API as they would
+        # be in production; a fixed public URL keeps its editorUrl (and the sample) reproducible.
+        with (
+            IAdvizeAPI() as api,
+            bot(env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com", **api.reference_bot_settings()}) as url,
+        ):
             path = generate(
                 BotClient(url, id_connector_version="5a3e0f1c-2b4d-4c6e-8f01-a2b3c4d5e6f7"),
                 args.conversations,
                 args.seed,
                 Path(args.out),
                 progress,
+                api,
             )
     except BotProcessError as problem:
         progress.done()
@@ -169,20 +181,29 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
 
     told = Grouped(say)
     give_up = GiveUp()  # the preflight's calls and the replay's: a bot that hangs is given up after two
-    with bot(args.provider_url) as url:
+    with _api(args) as api, bot(args.provider_url, env=api.reference_bot_settings()) as url:
         if progress.tty:
             progress(f"replay: is the bot at {url} there?", step="preflight")
         _, stopped = preflight(BotClient(url, secret=args.secret, give_up=give_up))
         if stopped:  # said once, here, rather than once per conversation; out is left as it was
             raise _Stopped(stopped)
-        which = url if args.provider_url else f"the embedded reference bot at {url}"
+        which = _which(args, url, api)
         print(f"Replaying against {which}", file=stream or sys.stdout, flush=True)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as problem:
             raise _Stopped(f"cannot write the tables in {out}: {problem.strerror or problem}") from problem
         summary = replay(
-            recordings, url, out, args.secret, concurrency, progress, args.limit, on_skipped=told, give_up=give_up
+            recordings,
+            url,
+            out,
+            args.secret,
+            concurrency,
+            progress,
+            args.limit,
+            on_skipped=told,
+            give_up=give_up,
+            api=api,
         )
     progress.done()
     for line in [*told.rest(), *(f"given up: {line}" for line in summary.given_up)]:

@@ -2,7 +2,8 @@
 
 Every call goes over HTTP, signed, as iAdvize makes it: an admin sets the bot up, the
 platform polls availability, a visitor opens the chat, talks, taps quick replies and asks
-for a person; every message the bot posts is echoed back to it, as iAdvize does. Then
+for a person; every message the bot posts is echoed back to it, as iAdvize does. The bot's
+slow answer comes through the local iAdvize API (OAuth, GraphQL) the bot is pointed at. Then
 the same bot is verified against the iAdvize pacts, checked by the simulated platform, the
 committed sample of recorded conversations is replayed against it, and the notebooks are
 turned into report.html.
@@ -21,8 +22,12 @@ from harness import render, resources, wire
 from harness.analysis.report import ReportError, build
 from harness.bots import BotProcessError, bot
 from harness.client import BotClient, BotError, echo_of, visitor_text
+from harness.conformance.iadvize_api import IAdvizeAPI
+from harness.conformance.phrasings import looks_like_holding
+from harness.conformance.platform import PROACTIVE_WAIT_SECONDS
 from harness.conformance.probes import check
 from harness.conformance.reports import table
+from harness.conformance.webhooks import Webhooks
 from harness.traffic.replay import replay
 from harness.verify import VerifyError, verify
 from harness.verify.report import render as render_outcomes
@@ -32,7 +37,7 @@ RULES = [
     {"id": "8c7e2b0e-6f1a-4d55-9a43-2f1b7c1d0a01", "label": "Customer service"},
     {"id": "f3b9d2a4-1c6e-4b8f-8d2a-5e7c9a0b1c02", "label": "Returns desk"},
 ]
-VISITOR_SAYS = ["Hi", "Track my order", "123456", "invoice", "Actually, can I talk to a person?"]
+VISITOR_SAYS = ["Hi", "Track my order", "123456", "invoice", "Actually, can I talk to a person?", "ada@example.com"]
 WIDTH = 100
 
 
@@ -62,18 +67,20 @@ def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.htm
     show = Printer(out)
     secret = secrets.token_hex(16)
     try:
-        with bot(secret=secret) as url:  # the embedded reference bot, checking signatures
+        # the embedded reference bot, checking signatures, posting its slow answers through the local API
+        with IAdvizeAPI() as api, bot(secret=secret, env=api.reference_bot_settings()) as url:
             show.title(f"reference bot on {url} (gunicorn, 2 workers, signatures checked)")
-            converse(BotClient(url, secret=secret), show, unsigned=BotClient(url))
+            show.line("iAdvize", f"its API for the bot to call (OAuth, GraphQL) runs at {api.url}")
+            converse(BotClient(url, secret=secret), show, unsigned=BotClient(url), api=api)
             show.title("iadvize-harness verify: the bot against the iAdvize pacts (shipped with the harness)")
             verification = verify(url, secret=secret)
             print(verification.error or render_outcomes(verification.outcomes), file=out)
             show.title("iadvize-harness check: probe conversations through the simulated platform")
-            report = check(BotClient(url, secret=secret), secret)
+            report = check(BotClient(url, secret=secret), secret, api=api, webhooks=Webhooks(f"{url}/webhooks", secret))
             print(table(report), file=out)
             show.title(f"iadvize-harness replay: the shipped sample ({SAMPLE.name}) against the bot")
             results = Path(tempfile.mkdtemp(prefix="demo-results-"))
-            print(replay([SAMPLE], url, results, secret=secret, limit=limit), file=out)
+            print(replay([SAMPLE], url, results, secret=secret, limit=limit, api=api), file=out)
         show.title("iadvize-harness report: the notebooks, executed, as one HTML page")
         page = build(results, Path(report_path))
     except (BotProcessError, BotError, VerifyError, ReportError) as error:
@@ -83,8 +90,13 @@ def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.htm
     return 0 if verification.passed and not report.errors else 1
 
 
-def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None) -> None:
-    """One whole conversation as iAdvize has it with the bot: set-up, greeting, messages, echoes."""
+def converse(
+    client: BotClient, show: Printer, unsigned: BotClient | None = None, api: IAdvizeAPI | None = None
+) -> None:
+    """One whole conversation as iAdvize has it with the bot: set-up, greeting, messages, echoes.
+
+    With ``api``, what the bot posts through iAdvize's API after a holding message is shown too.
+    """
     show.title("an admin creates the bot in iAdvize")
     scenarios = client.external_bots()
     show.line("iAdvize", "GET /external-bots: " + ", ".join(f"{s['idBot']} ({s['name']})" for s in scenarios))
@@ -119,13 +131,23 @@ def converse(client: BotClient, show: Printer, unsigned: BotClient | None = None
         f"POST /conversations: conversation {started['idConversation']} started, replies {started['replies']}",
     )
 
+    held: dict = {}
     for text in VISITOR_SAYS:
         show.title(f"the visitor writes {text!r}")
         show.line("visitor", text)
+        if api is not None:  # from now on the bot may post through the API
+            api.open(id_conversation, OPERATOR).visitor_wrote = True
         answer = client.send_message(id_conversation, OPERATOR, visitor_text(text))
         for reply in answer["replies"]:
             show.line("bot", render.reply(_named_rule(reply)))
+        if (now_held := wire.variables_of(answer)) and now_held != held:
+            held = now_held
+            show.line("iAdvize", "the bot's answer holds " + ", ".join(f"{k}={v}" for k, v in held.items()))
         posted = shown_at_once(answer["replies"])
+        if api is not None and posted and looks_like_holding(posted[-1]["payload"].get("value", "")):
+            for later in api.take(id_conversation, wait=PROACTIVE_WAIT_SECONDS):
+                show.line("bot", f"{render.reply(later)}  (posted later through iAdvize's GraphQL API)")
+                posted.append(later)
         echoed = [client.send_message(id_conversation, OPERATOR, echo_of(r))["replies"] for r in posted]
         if posted:
             show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot (author operator)")

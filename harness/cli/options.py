@@ -68,6 +68,20 @@ def bot_options() -> argparse.ArgumentParser:
     return options
 
 
+def api_options() -> argparse.ArgumentParser:
+    """The options of every command that serves the local iAdvize API for the bot to call."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--iadvize-api-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="the port of the local iAdvize API the bot may call (OAuth, GraphQL); point your bot at "
+        "http://127.0.0.1:PORT (default: a free port, printed)",
+    )
+    return options
+
+
 def resolve_secret(args: argparse.Namespace) -> None:
     """The one place the secret's environment variable is read: ``--secret`` wins over it."""
     if hasattr(args, "secret"):

@@ -42,6 +42,10 @@ TOKEN_SECONDS = 24 * 3600  # tokens live 24 h
 LOGINS_PER_USER = 10  # a minute
 LOGINS_PER_ADDRESS = 100  # a minute
 MAX_BODY_BYTES = 1024 * 1024
+# Wall seconds between two posts of one slow answer (one message per call) for them to count as one
+# burst. An outbox sends them back to back (milliseconds apart): this is ten times that on a loaded box,
+# and each holding message costs it once. A post that comes later still plays, at the next visitor step.
+BURST_SECONDS = 0.3
 BOT_USER, BOT_PASSWORD = "bot@harness.invalid", "harness-api-password"  # the embedded bot's API user
 _CONVERSATION_ID = re.compile(r'conversationId\\?"?\s*:\s*\\?"([0-9a-fA-F-]{36})')  # inline or a variable
 INVALID_TOKEN = {"error": "invalid_token", "error_description": "access token not valid"}
@@ -177,12 +181,21 @@ class IAdvizeAPI:
             return self.conversations.setdefault(id_conversation, ApiConversation(id_conversation, id_operator))
 
     def take(self, id_conversation: str, wait: float = 0.0) -> list[dict]:
-        """The messages and actions posted to the conversation since last taken; waits up to ``wait`` s for one."""
+        """The messages and actions posted to the conversation since last taken.
+
+        With ``wait``, waits up to that many seconds for one, then for the rest of the burst: a bot
+        posts a slow answer of several messages one call each, and they belong together.
+        """
         deadline = time.monotonic() + wait
         with self._changed:
             conversation = self.conversations[id_conversation]
             while not conversation.inbox and (left := deadline - time.monotonic()) > 0:
                 self._changed.wait(left)
+            while wait and conversation.inbox:  # the burst goes on while posts come within BURST_SECONDS
+                seen = len(conversation.inbox)
+                self._changed.wait_for(lambda seen=seen: len(conversation.inbox) > seen, BURST_SECONDS)
+                if len(conversation.inbox) == seen:
+                    break
             taken, conversation.inbox = conversation.inbox, []
             return taken
 

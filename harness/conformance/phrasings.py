@@ -66,6 +66,22 @@ def looks_like_escalation(text: str) -> bool:
     return bool(_HUMAN.search(text))
 
 
+# What a bot asks for before a transfer (prequalification), and what the probe visitor answers.
+VISITOR_DATA = (
+    (re.compile(r"\be-?mail|\bcourriel|\bcorreo\b", re.IGNORECASE), "visitor@example.com"),
+    (
+        re.compile(r"\bphone\b|t[ée]l[ée]phone|\btelefon|\btelefono|\bmobile\b|\bportable\b", re.IGNORECASE),
+        "+33 6 12 34 56 78",
+    ),
+    (re.compile(r"\border\b|\bcommande\b|\bbestell|\bpedido\b|\bordine\b|\bbestelling", re.IGNORECASE), "123456"),
+)
+
+
+def visitor_data_for(question: str) -> str | None:
+    """What the probe visitor answers when the bot asks for an email, a phone or an order number."""
+    return next((answer for asked, answer in VISITOR_DATA if asked.search(question)), None)
+
+
 # Words of a holding message: the bot asks the visitor to wait while it works on the answer, which is
 # then due through iAdvize's API (the simulated platform waits for it; rule holding-without-answer).
 _HOLDING = re.compile(

@@ -64,7 +64,8 @@ class Event:
     """One thing that happened in a simulated conversation, at a simulated time: a call, a reply shown, a transfer..."""
 
     at: float  # simulated seconds since the chat opened
-    kind: str  # call | visitor | shown | dropped | transfer | human | closed | refused | unanswered | webhook | note
+    kind: str  # call | visitor | shown | dropped | transfer | human | closed | refused | unanswered | webhook
+    # | variables (what the bot's answer says it holds of the visitor's data) | note
     text: str = ""
     exchange: Exchange | None = None
     purpose: str = ""  # for calls: greeting, create, visitor, echo, human, retry, probe
@@ -95,6 +96,8 @@ class SimulatedConversation:
     label: str = ""  # what the conversation is for, in words (check names its probes)
     first_id: str = ""  # iAdvize's id, kept when the connector answers with its own
     api_calls_seen: int = 0  # the bot's calls to iAdvize's API for this conversation already in the events
+    variables: dict[str, str] = field(default_factory=dict)  # the visitor data the bot's last answer held
+    variables_at_transfer: dict[str, str] | None = None  # what it held when it transferred (None: no transfer)
 
     def __post_init__(self):
         self.first_id = self.first_id or self.id
@@ -319,6 +322,7 @@ class SimulatedPlatform:
 
     def _transfer(self, conversation: SimulatedConversation, reply: dict) -> bool:
         """True when the conversation now waits for the transfer's outcome."""
+        conversation.variables_at_transfer = dict(conversation.variables)  # prequalified, or not
         rule = reply.get("distributionRule")
         options = reply.get("transferOptions") or {}
         timeout = wire.seconds(options["timeout"]) if "timeout" in options else DEFAULT_TRANSFER_TIMEOUT_SECONDS
@@ -391,6 +395,10 @@ class SimulatedPlatform:
 
     def _call(self, conversation: SimulatedConversation, exchange: Exchange, purpose: str) -> None:
         self._event(conversation, "call", exchange=exchange, purpose=purpose)
+        held = wire.variables_of(exchange.body) if exchange.ok else None
+        if held is not None and held != conversation.variables:
+            conversation.variables = held
+            self._event(conversation, "variables", ", ".join(f"{k}={v}" for k, v in held.items()) or "(none)")
 
     def _event(self, conversation: SimulatedConversation, kind: str, text: str = "", **details) -> None:
         event = Event(conversation.now, kind, text, **details)

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
+from harness import render
 from harness.client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
 from harness.conformance import phrasings
 from harness.conformance.platform import (
@@ -48,6 +49,7 @@ VISITOR_FILE = {
     "url": "https://files.example.com/receipt.png",
 }
 THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
+PREQUALIFICATION_ANSWERS = 4  # questions the escalation probe answers before it expects the transfer
 MAX_SCENARIOS = 5
 OTHER_SECRET = "not-the-app-secret"
 LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
@@ -435,10 +437,26 @@ class Checker:
         asked = platform.visitor_says(chat, phrase, after=THINK_SECONDS)
         if chat.transfer is None and (asked is None or not asked.ok) and not chat.closed:
             return None
+        asked = self._prequalify(platform, chat, asked)
         platform.wait(chat, 90)  # the transfer's outcome plays out, within its 60 s at most
         if chat.handed_over and not chat.closed:
             platform.visitor_says(chat, "Thanks Sam, my parcel is late", after=THINK_SECONDS)
         return chat.transfer is not None
+
+    def _prequalify(self, platform: SimulatedPlatform, chat: SimulatedConversation, answer: Exchange | None):
+        """Answer what the bot asks before it transfers (an email, a phone, an order number), a few times."""
+        for _ in range(PREQUALIFICATION_ANSWERS):
+            if chat.transfer is not None or chat.closed or answer is None or not answer.ok:
+                break
+            replies = answer.body["replies"]
+            messages = [r for r in replies if r.get("type") == "message"]
+            if not messages or any(r.get("type") == "transfer" for r in replies):  # transferring: nothing asked
+                break
+            data = phrasings.visitor_data_for(render.reply(messages[-1]))  # the question is the last message
+            if data is None:
+                break
+            answer = platform.visitor_says(chat, data, after=THINK_SECONDS)
+        return answer
 
     def send_a_file(self) -> None:
         """The probe of a visitor's file: a file, a greeting, then a file again."""

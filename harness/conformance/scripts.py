@@ -3,11 +3,13 @@
 ```yaml
 name: order status
 scenario: order-assistant            # the idBot to link the operator to (default: the first listed)
-operator: {distributionRules: [{id: 4f0c..., label: Support}]}
+operator: {language: en, distributionRules: [{id: 4f0c..., label: Support}]}
 transfer_available: false            # whether a human of the rule takes a transfer (default: false)
 steps:
   - visitor: "Where is my order?"
     expect: {text_contains: "order number", quick_replies: ["I don't have it"], within_ms: 1000}
+  - visitor: "It's 123456"
+    expect: {variables: {order_number: "123456"}}   # what the bot answers it holds of the visitor
   - visitor: "I want a human"
     expect: {transfer: {rule: 4f0c...}, then_on_failure: {text_contains: "nobody"}}
   - wait: 4min                       # the visitor stays silent
@@ -48,6 +50,7 @@ EXPECTATIONS = {
     "close": "true: the answer closes the conversation; false: it does not",
     "await": "true: the answer contains an await; false: it does not",
     "no_replies": "true: the answer is []",
+    "variables": "{name: value} the answer's variables hold (null: not held), e.g. {email: ada@example.com}",
     "within_ms": "the bot answered within this many milliseconds",
 }
 STEP_KEYS = {"visitor", "payload", "wait", "after", "expect"}
@@ -102,6 +105,7 @@ class Script:
     scenario: str | None = None
     distribution_rules: list[dict] = field(default_factory=lambda: list(DEFAULT_RULES))
     transfer_available: bool = False
+    language: str = "en"  # the operator's: the bot answers in it
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -133,6 +137,11 @@ def load_script(path: Path) -> Script:
     rules = operator.get("distributionRules", DEFAULT_RULES)
     if not isinstance(rules, list) or not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in rules):
         raise ScriptError(source, "operator.distributionRules", "must be a list of {id, label}")
+    language = operator.get("language", "en")
+    if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2}", language):
+        raise ScriptError(
+            source, "operator.language", f"must be a two-letter language code such as fr, got {language!r}"
+        )
     steps = [_step(item, source, f"steps[{i}]") for i, item in enumerate(data["steps"])]
     return Script(
         str(data.get("name") or Path(path).name.removesuffix(".convo.yaml")),
@@ -141,6 +150,7 @@ def load_script(path: Path) -> Script:
         data.get("scenario"),
         list(rules),
         bool(data.get("transfer_available", False)),
+        language,
     )
 
 
@@ -196,6 +206,7 @@ EXPECTATION_TYPES = {
     "close": _FLAG,
     "await": _FLAG,
     "no_replies": _FLAG,
+    "variables": _MAP,
     "within_ms": ((int, float), "a number of milliseconds"),
 }
 
@@ -253,7 +264,12 @@ def run_script(
     scenario = script.scenario or _first_scenario(client, script)
     client.save_bot(
         id_operator,
-        {"name": script.name, "distributionRules": script.distribution_rules, "external": {"idBot": scenario}},
+        {
+            "name": script.name,
+            "language": script.language,
+            "distributionRules": script.distribution_rules,
+            "external": {"idBot": scenario},
+        },
     )
     platform = SimulatedPlatform(
         client,
@@ -270,7 +286,8 @@ def run_script(
         before = len(chat.events)
         if step.wait is not None:
             platform.wait(chat, step.wait)
-            body, latency = {"replies": [e.reply for e in chat.events[before:] if e.kind == "shown" and e.reply]}, 0
+            shown = [e.reply for e in chat.events[before:] if e.kind == "shown" and e.reply]
+            body, latency = {"replies": shown, "variables": _held(chat.variables)}, 0
         else:
             answer = platform.visitor_says(chat, step.visitor, payload=step.payload, after=step.after)
             if answer is None:
@@ -302,6 +319,10 @@ def _play_out_transfer(platform: SimulatedPlatform, chat: SimulatedConversation)
     while chat.transfer is None and (chat.pending or chat.transfer_ends_at) and waited < TRANSFER_WAIT_LIMIT:
         platform.wait(chat, 1.0)
         waited += 1.0
+
+
+def _held(variables: dict[str, str]) -> list[dict]:
+    return [{"key": key, "value": value} for key, value in variables.items()]
 
 
 def _first_scenario(client: BotClient, script: Script) -> str:
@@ -343,7 +364,7 @@ def _text_problems(expect: dict, texts: list[str]) -> list[str]:
 
 
 def _content_problems(expect: dict, replies: list[dict], body: dict) -> list[str]:
-    """``quick_replies``, ``payload_type``, ``cards``, ``offers`` and ``jsonpath``."""
+    """``quick_replies``, ``payload_type``, ``cards``, ``offers``, ``jsonpath`` and ``variables``."""
     problems = []
     if "quick_replies" in expect:
         offered = [q.get("value") for r in replies for q in r.get("quickReplies") or []]
@@ -361,6 +382,8 @@ def _content_problems(expect: dict, replies: list[dict], body: dict) -> list[str
         found = [m.value for m in jsonpath(path).find(body)]
         if wanted not in found:
             problems.append(f"{path} is {found[0] if len(found) == 1 else found!r}, expected {wanted!r}")
+    if "variables" in expect:
+        problems += _variable_problems(expect["variables"], wire.variables_of(body))
     return problems
 
 
@@ -380,6 +403,18 @@ def _flow_problems(expect: dict, replies: list[dict], latency_ms: float) -> list
         problems.append(f"expected no replies; got {len(replies)}")
     if "within_ms" in expect and latency_ms > expect["within_ms"]:
         problems.append(f"answered in {latency_ms:.0f} ms, more than {expect['within_ms']} ms")
+    return problems
+
+
+def _variable_problems(wanted: dict, held: dict[str, str] | None) -> list[str]:
+    if held is None:
+        return ["the answer has no variables [{key, value}] to hold the visitor's data"]
+    problems = []
+    for key, value in wanted.items():
+        if value is None and key in held:
+            problems.append(f"variable {key} is held ({held[key]!r}), expected none")
+        elif value is not None and held.get(key) != str(value):
+            problems.append(f"variable {key} is {held.get(key)!r}, expected {str(value)!r}; held {held!r}")
     return problems
 
 

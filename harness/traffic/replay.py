@@ -40,10 +40,16 @@ from urllib.parse import quote, urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness import render
+from harness import render, wire
 from harness.analysis.outcomes import HUMAN_WORDS, first_reply_seconds, outcome
 from harness.client import BotClient, BotError, Exchange, GiveUp, excerpt
-from harness.conformance.platform import INACTIVITY_CLOSE_SECONDS, Event, SimulatedConversation, SimulatedPlatform
+from harness.conformance.platform import (
+    INACTIVITY_CLOSE_SECONDS,
+    Event,
+    ProactiveWait,
+    SimulatedConversation,
+    SimulatedPlatform,
+)
 from harness.progress import silent
 from harness.traffic.recordings import Corrupt, Recorded, recorded_conversations, replies_of, sent_seconds
 
@@ -67,6 +73,7 @@ EXCHANGE_COLUMNS = pa.schema(
         ("recorded_latency_ms", pa.float64()),
         ("replies", pa.string()),
         ("recorded_replies", pa.string()),
+        ("variables", pa.string()),  # JSON {name: value}: the visitor data the answer says the bot holds
         ("same", pa.bool_()),
     ]
 )
@@ -86,6 +93,8 @@ CONVERSATION_COLUMNS = pa.schema(
         ("escalation_step", pa.string()),
         ("duration_s", pa.float64()),
         ("differences", pa.int32()),
+        ("variables", pa.string()),  # JSON {name: value}: the visitor data the bot held at the end
+        ("prequalified", pa.bool_()),  # the transfer came with visitor data (null: no transfer)
     ]
 )
 NOT_SENT = "not sent:"  # how the error of a call given up before it was sent begins (harness.client.GiveUp)
@@ -211,9 +220,11 @@ def _call(exchange: Exchange) -> str:
 class Replayer:
     """Replays recorded conversations against one bot from several threads: a client per thread, one GiveUp for all."""
 
-    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None):
+    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None, api=None):
         self.provider_url, self.secret = provider_url, secret
         self.give_up = give_up or GiveUp()  # shared by every thread's client: who stopped answering is let be
+        self.api = api  # the local iAdvize API the bot posts through (IAdvizeAPI), or None
+        self.proactive_wait = ProactiveWait()  # shared: a bot that never posts is no longer waited for, anywhere
         self._local = threading.local()
         self._ready: dict[str, list[dict]] = {}  # operator -> its distribution rules
         self._failed: dict[str, Exchange] = {}  # operator -> the call that could not set it up
@@ -273,6 +284,8 @@ class Replayer:
             rules,
             rule_available=recorded.human_took_it,
             on_event=lambda chat, event: events.append((chat, event)),
+            api=self.api,
+            proactive_wait=self.proactive_wait,
         )
         t0 = sent_seconds(recorded.lines[0]["sent_at"])
         chat = platform.open_chat(recorded.id)
@@ -322,6 +335,7 @@ class Replayer:
                     "recorded_replies": json.dumps(recorded_replies, ensure_ascii=False, sort_keys=True)
                     if twin
                     else None,
+                    "variables": _json(wire.variables_of(x.body)),
                     # a failed call is never the same as an answered one, even when neither has replies;
                     # a call not sent is never the same as anything recorded
                     "same": None
@@ -361,7 +375,13 @@ class Replayer:
             "escalation_step": step,
             "duration_s": chat.now,
             "differences": sum(1 for r in rows if r["same"] is False),
+            "variables": _json(chat.variables),
+            "prequalified": None if chat.variables_at_transfer is None else bool(chat.variables_at_transfer),
         }
+
+
+def _json(variables: dict | None) -> str | None:
+    return None if variables is None else json.dumps(variables, ensure_ascii=False)
 
 
 def _kind(endpoint: str, purpose_or_role: str | None) -> str:
@@ -413,8 +433,11 @@ def replay(
     limit: int | None = None,
     on_skipped: Callable[[Corrupt], None] | None = None,
     give_up: GiveUp | None = None,
+    api=None,
 ) -> Summary:
     """Replay the recordings at ``paths`` against the bot at ``provider_url``, tables into ``out``.
+
+    With ``api`` (the local iAdvize API), what the bot posts through it joins the conversations.
 
     ``progress(text, step="replay")`` is called as conversations finish; ``on_skipped`` with each
     corrupt line and each failed conversation (a :class:`NotReplayed`) as they are met; ``give_up``
@@ -424,7 +447,7 @@ def replay(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary, operators = Summary(), {}
-    replayer = Replayer(provider_url, secret, give_up)
+    replayer = Replayer(provider_url, secret, give_up, api)
     staged = {name: _temporary(out, name) for name in ("exchanges.parquet", "conversations.parquet")}
     exchanges = TableWriter(staged["exchanges.parquet"], EXCHANGE_COLUMNS)
     conversations = TableWriter(staged["conversations.parquet"], CONVERSATION_COLUMNS)

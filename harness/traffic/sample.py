@@ -46,15 +46,22 @@ INTENTS = {
             ["Hi", "Track my order", "123456", "invoice", "No thanks"],
             ["where is my parcel?", "I don't know", "654321"],
             ["Hi", "Track my order", "987654", "thanks"],
+            ["Hi", "Track my order", "987654", "I'd like to talk to a person", "lea.martin@example.com"],
         ],
     ),
     "offers": (22, [["Hi", "Today's offers", "Deal of the day"], ["any deals today?", "No thanks"]]),
     "returns": (15, [["I want to return an item", "Show return options"], ["Hi", "Return an item", "No thanks"]]),
+    # the bot asks for the order number and an email before it transfers: some give both, some neither
     "escalation": (
         15,
-        [["Hi", "I want to talk to a person"], ["refund", "this is useless, agent please"], ["Hi", "Talk to a person"]],
+        [
+            ["Hi", "I want to talk to a person", "It's 246810", "sam.durand@example.com"],
+            ["refund", "this is useless, agent please", "none", "no"],
+            ["Hi", "Talk to a person", "none", "jo@example.org"],
+            ["Hi", "Talk to a person", "..."],
+        ],
     ),
-    "file": (6, [[None, "Track my order", "123456"], [None, "human"]]),
+    "file": (6, [[None, "Track my order", "123456"], [None, "human", "none", "kim@example.net"]]),
     "abandoned": (12, [["Hi", "..."], ["Today's offers", "..."]]),
 }
 
@@ -91,8 +98,12 @@ class Synthesis:
         return round(min(value, 14_000), 1)
 
 
-def generate(client: BotClient, conversations: int, seed: int, out: Path, progress=silent) -> Path:
-    """Record ``conversations`` synthetic conversations with the bot behind ``client`` into ``out``."""
+def generate(client: BotClient, conversations: int, seed: int, out: Path, progress=silent, api=None) -> Path:
+    """Record ``conversations`` synthetic conversations with the bot behind ``client`` into ``out``.
+
+    With ``api`` (the local iAdvize API the bot is pointed at), what the bot posts through it is
+    shown and echoed as iAdvize does, and the echoes are recorded like any call.
+    """
     synthesis = Synthesis(seed)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sample.jsonl.gz"
@@ -127,12 +138,12 @@ def generate(client: BotClient, conversations: int, seed: int, out: Path, progre
             progress(f"sample: {done} of {conversations} conversations recorded", step="sample")
             intent = synthesis.random.choices(names, weights=weights)[0]
             script = synthesis.random.choice(INTENTS[intent][1])
-            for line in _conversation(client, synthesis, start, script):
+            for line in _conversation(client, synthesis, start, script, api):
                 write(line)
     return path
 
 
-def _conversation(client: BotClient, synthesis: Synthesis, start: float, script: list) -> list[dict]:
+def _conversation(client: BotClient, synthesis: Synthesis, start: float, script: list, api=None) -> list[dict]:
     lines: list[dict] = []
     available = synthesis.random.random() < HUMAN_AVAILABLE
 
@@ -142,7 +153,7 @@ def _conversation(client: BotClient, synthesis: Synthesis, start: float, script:
             lines.append(_synthetic(line, start + event.at, synthesis))
 
     platform = SimulatedPlatform(
-        client, OPERATOR, RULES, rule_available=available, on_event=keep, new_id=synthesis.new_id, epoch=start
+        client, OPERATOR, RULES, rule_available=available, on_event=keep, new_id=synthesis.new_id, epoch=start, api=api
     )
     chat = platform.open_chat()
     platform.start(chat)

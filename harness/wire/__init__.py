@@ -169,6 +169,16 @@ def validate(name: str, document) -> None:
 _UNIT_SECONDS = {"millis": 0.001, "seconds": 1, "minutes": 60}
 
 
+def variables_of(body) -> dict[str, str] | None:
+    """The ``variables`` of a conversation answer as a dict (key -> value); None when it has none that fit."""
+    given = body.get("variables") if isinstance(body, dict) else None
+    if not isinstance(given, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("key"), str) and isinstance(v.get("value"), str) for v in given
+    ):
+        return None
+    return {v["key"]: v["value"] for v in given}
+
+
 def seconds(duration: dict) -> float:
     """A wire ``Duration`` (``{"unit": "seconds", "value": 30}``) in seconds."""
     return duration["value"] * _UNIT_SECONDS[duration["unit"]]
