@@ -27,7 +27,8 @@ class BotUnusable(Exception):
 
 
 def pytest_addoption(parser):
-    """Adds ``--iadvize-url``, ``--iadvize-bot`` and ``--iadvize-secret`` (default: ``IADVIZE_SECRET``)."""
+    """Adds ``--iadvize-url``, ``--iadvize-bot``, ``--iadvize-api-port``, ``--iadvize-webhook-url`` and
+    ``--iadvize-secret`` (default: ``IADVIZE_SECRET``)."""
     group = parser.getgroup("iadvize", "iAdvize external bots")
     group.addoption(
         "--iadvize-url",
@@ -50,6 +51,13 @@ def pytest_addoption(parser):
         "http://127.0.0.1:PORT (default: a free port)",
     )
     group.addoption(
+        "--iadvize-webhook-url",
+        default=None,
+        metavar="URL",
+        help="deliver iAdvize's conversation webhooks (pushed, closed; signed) there "
+        "(default: the started bot's /webhooks; none with --iadvize-url)",
+    )
+    group.addoption(
         "--iadvize-secret",
         default=os.environ.get("IADVIZE_SECRET"),
         help="the app's secret, to sign every call (default: IADVIZE_SECRET)",
@@ -57,10 +65,11 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Refuses a ``--iadvize-url`` that is not a usable URL, before anything runs."""
-    url = config.getoption("iadvize_url", None)
-    if url and (problem := url_problem(url)):
-        raise pytest.UsageError(f"--iadvize-url {problem}")
+    """Refuses a ``--iadvize-url`` or ``--iadvize-webhook-url`` that is not a usable URL, before anything runs."""
+    for option in ("iadvize_url", "iadvize_webhook_url"):
+        url = config.getoption(option, None)
+        if url and (problem := url_problem(url)):
+            raise pytest.UsageError(f"--{option.replace('_', '-')} {problem}")
 
 
 def pytest_collect_file(file_path, parent):
@@ -100,7 +109,7 @@ class ConversationScriptItem(pytest.Item):
         stopped = _preflight(self.config, url, secret)
         if stopped:
             raise BotUnusable(stopped)
-        run_script(self.script, BotClient(url, secret=secret), api=_api(self.config))
+        run_script(self.script, BotClient(url, secret=secret), api=_api(self.config), webhooks=_webhooks(self.config))
 
     def repr_failure(self, excinfo):
         """The transcript up to the failing step, one line for a bot at fault, pytest's usual report otherwise."""
@@ -136,6 +145,16 @@ def _api(config):
         api = IAdvizeAPI(port=config.getoption("iadvize_api_port")).start()
         setattr(config, _API, api)
     return api
+
+
+def _webhooks(config):
+    """Where the scripts' conversation events go: ``--iadvize-webhook-url``, or the started bot's ``/webhooks``."""
+    from harness.conformance.webhooks import Webhooks
+
+    url = config.getoption("iadvize_webhook_url")
+    if url is None and not config.getoption("iadvize_url"):
+        url = f"{_bot_url(config)}/webhooks"
+    return Webhooks(url, config.getoption("iadvize_secret")) if url else None
 
 
 def _bot_url(config) -> str:

@@ -189,6 +189,27 @@ def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pyte
     )
 
 
+def test_the_pytest_plugin_delivers_the_webhooks_to_the_bot_it_is_told(pytester, make_bot):
+    pytester.makefile(
+        ".convo.yaml",
+        pushed="name: shows its transcript\nsteps: [{visitor: Hi, expect: {text_contains: weather}}]\n",
+    )
+    with LoopbackServer(make_bot()) as server:
+        result = pytester.runpytest(
+            "--iadvize-url", server.url, "--iadvize-webhook-url", f"{server.url}/webhooks", "-p", "no:cacheprovider"
+        )
+    result.assert_outcomes(failed=1)
+    # the reference bot's /webhooks answered the pushed event, signed (no secret here: unsigned, taken)
+    result.stdout.fnmatch_lines(["*webhook  v2.conversation.pushed delivered: answered 200*"])
+
+
+def test_a_webhook_url_that_is_not_a_url_is_refused_before_anything_runs(pytester):
+    pytester.makefile(".convo.yaml", one="steps: [{visitor: Hi}]\n")
+    result = pytester.runpytest("--iadvize-webhook-url", "bot.example.com/hooks", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--iadvize-webhook-url *"])
+
+
 @pytest.mark.parametrize(
     "secret, said",
     [
@@ -244,6 +265,8 @@ def test_the_readme_lists_every_rule_and_its_script_example_loads(tmp_path):
     script = load_script(write(tmp_path, example))
     assert [s.describe() for s in script.steps] == [
         "visitor: 'Where is my parcel?'",
+        'visitor: "It\'s 123456"',
         "visitor: 'I want a human'",
         "wait 240 s",
     ]
+    assert script.language == "en" and script.steps[1].expect == {"variables": {"order_number": "123456"}}

@@ -254,11 +254,17 @@ def load_scripts(directory: Path) -> list[Script]:
 
 
 def run_script(
-    script: Script, client: BotClient, on_event=None, api=None, proactive_wait: float = PROACTIVE_WAIT_SECONDS
+    script: Script,
+    client: BotClient,
+    on_event=None,
+    api=None,
+    proactive_wait: float = PROACTIVE_WAIT_SECONDS,
+    webhooks=None,
 ) -> SimulatedConversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail.
 
-    With ``api`` (the local iAdvize API), what the bot posts through it joins the conversation.
+    With ``api`` (the local iAdvize API), what the bot posts through it joins the conversation; with
+    ``webhooks`` (:class:`~harness.conformance.webhooks.Webhooks`), conversation events are delivered.
     """
     id_operator = new_operator_id()
     scenario = script.scenario or _first_scenario(client, script)
@@ -279,6 +285,7 @@ def run_script(
         on_event=on_event,
         api=api,
         proactive_wait=proactive_wait,
+        webhooks=webhooks,
     )
     chat = platform.open_chat()
     platform.start(chat)
