@@ -11,6 +11,7 @@ from harness import wire
 from .dialogue import Answer, Turn
 from .dialogue import answer as scenario_answer
 from .errors import ApiError, json_body
+from .proactive import action_of
 from .runtime import Runtime, now, runtime
 from .scenario import MAX_MESSAGE_CHARS, greeting
 from .store import Conversation, Store
@@ -110,6 +111,12 @@ def _answer(bot: Runtime, turn: Turn) -> Answer:
     if bot.dialogue is scenario_answer:  # the scenario engine's replies were checked when its files loaded
         return answer
     found = wire.problems("first-messages.response", {"replies": [*answer.replies, *answer.proactive]})
+    for reply in answer.proactive:
+        if reply.get("type") != "await":
+            try:
+                action_of(reply)
+            except ValueError as error:
+                found.append(f"Answer.proactive: {error}")
     variables = answer.variables
     if variables is not None and not (
         isinstance(variables, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items())
@@ -138,8 +145,9 @@ def _record(bot: Runtime, tx, conversation: Conversation, message: dict, answer:
     """Store what was answered (for retries) and queue the slow part; returns the HTTP replies."""
     replies = list(answer.replies)
     if answer.proactive and bot.outbox is not None:
-        texts = [r["payload"]["value"] for r in answer.proactive if r["type"] == "message"]
-        Store.enqueue(tx, conversation.id_conversation, conversation.id_operator, texts)
+        # one message or action per API call; an await has no API form (each post is shown as it comes)
+        posts = [r for r in answer.proactive if r["type"] != "await"]
+        Store.enqueue(tx, conversation.id_conversation, conversation.id_operator, posts)
     elif answer.proactive:  # no iAdvize API credentials: deliver it late in the HTTP answer rather than never
         replies += [INLINE_PAUSE, *answer.proactive] if replies else answer.proactive
     Store.remember(tx, conversation.id_conversation, message["idMessage"], replies)

@@ -16,6 +16,9 @@ import time
 
 import requests
 
+from harness import wire
+from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
+
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,22 @@ def transfer_action(routing_rule_id: str, timeout_seconds: int) -> str:
         f"{{ chatbotAction: {{ transferMessage: {{ routingRuleId: {_string(routing_rule_id)}, "
         f"transferOptions: {{ timeout: {{ value: {int(timeout_seconds)}, unit: SECONDS }} }} }} }} }}"
     )
+
+
+def action_of(reply: dict) -> str:
+    """``actionOrMessage`` for a wire reply: a text (a quick-reply menu when it has quick replies), a
+    transfer or a close; ValueError for what iAdvize's API cannot post (cards, files, awaits)."""
+    kind, payload = reply.get("type"), reply.get("payload") or {}
+    if kind == "message" and payload.get("contentType") == "text":
+        choices = [q["value"] for q in reply.get("quickReplies") or []]
+        return quick_reply_menu(payload["value"], choices) if choices else text_message(payload["value"])
+    if kind == "transfer":
+        timeout = (reply.get("transferOptions") or {}).get("timeout")
+        seconds = wire.seconds(timeout) if timeout else DEFAULT_TRANSFER_TIMEOUT_SECONDS
+        return transfer_action(reply["distributionRule"], int(seconds))
+    if kind == "close":
+        return close_action()
+    raise ValueError(f"iAdvize's API cannot post a {payload.get('contentType') or kind}")
 
 
 def send_mutation(conversation_id: str, chatbot: int, action_or_message: str) -> str:
@@ -215,7 +234,7 @@ class OutboxWorker:
         sent = 0
         while (message := self.store.claim_next(self.lease)) is not None:
             try:
-                self.client.send_text(message.id_operator, message.id_conversation, message.text)
+                self.client.send(message.id_operator, message.id_conversation, action_of(message.reply))
             except ProactiveError as error:
                 give_up = not error.retryable or message.attempts + 1 >= self.max_attempts
                 delay = min(2**message.attempts, self.max_backoff)

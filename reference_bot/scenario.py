@@ -469,9 +469,11 @@ class _Parser:
             self.fail(f"{where}.slow", "must be true or false")
         if slow:
             for i, reply in enumerate(replies):
-                if reply["type"] != "await" and reply.get("payload", {}).get("contentType") != "text":
+                if reply["type"] == "message" and reply["payload"].get("contentType") != "text":
                     self.fail(
-                        f"{where}.replies[{i}]", "a slow state is sent as proactive messages, which carry text only"
+                        f"{where}.replies[{i}]",
+                        "a slow state's replies are posted through iAdvize's API, which sends texts (with quick "
+                        "replies), transfers and close only",
                     )
         return State(
             name=name,

@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY,
     id_conversation TEXT NOT NULL,
     id_operator     TEXT NOT NULL,
-    text            TEXT NOT NULL,
+    text            TEXT NOT NULL,       -- a message's text ('' for an action): the echo rule knows it as the bot's
+    reply           TEXT,                -- JSON: the wire reply to post (NULL in older rows: the text)
     attempts        INTEGER NOT NULL DEFAULT 0,
     due_at          REAL NOT NULL,       -- unix time of the next attempt
     claimed_until   REAL,                -- a worker is sending it until then
@@ -63,6 +64,7 @@ MIGRATIONS = (
     ("outbox", "failed_at", "REAL"),
     ("conversations", "closed", "INTEGER NOT NULL DEFAULT 0"),
     ("conversations", "variables", "TEXT NOT NULL DEFAULT '{}'"),
+    ("outbox", "reply", "TEXT"),
 )
 
 
@@ -109,13 +111,15 @@ class Conversation:
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """A proactive text message claimed for sending; ``attempts`` counts its failed tries."""
+    """A proactive message or action claimed for sending (``reply``, a wire reply); ``attempts`` counts its
+    failed tries."""
 
     id: int
     id_conversation: str
     id_operator: str
     text: str
     attempts: int
+    reply: dict = dataclasses.field(default_factory=dict)
 
 
 class Store:
@@ -306,11 +310,19 @@ class Store:
         )
 
     @staticmethod
-    def enqueue(tx, id_conversation: str, id_operator: str, texts: list[str]) -> None:
-        """Queues ``texts`` as proactive messages of the conversation, due now, to be sent in order."""
+    def enqueue(tx, id_conversation: str, id_operator: str, replies: list[dict | str]) -> None:
+        """Queues ``replies`` (wire replies, or texts) as proactive messages and actions of the conversation,
+        due now, to be sent in order."""
+        replies = [
+            {"type": "message", "payload": {"contentType": "text", "value": r}} if isinstance(r, str) else r
+            for r in replies
+        ]
         tx.executemany(
-            "INSERT INTO outbox (id_conversation, id_operator, text, due_at) VALUES (?, ?, ?, ?)",
-            [(id_conversation, id_operator, text, time.time()) for text in texts],
+            "INSERT INTO outbox (id_conversation, id_operator, text, reply, due_at) VALUES (?, ?, ?, ?, ?)",
+            [
+                (id_conversation, id_operator, (r.get("payload") or {}).get("value", ""), json.dumps(r), time.time())
+                for r in replies
+            ],
         )
 
     # --- outbox ----------------------------------------------------------------------------
@@ -330,7 +342,12 @@ class Store:
             if row is None:
                 return None
             tx.execute("UPDATE outbox SET claimed_until = ? WHERE id = ?", (now + lease, row["id"]))
-        return OutboxMessage(row["id"], row["id_conversation"], row["id_operator"], row["text"], row["attempts"])
+        reply = (
+            json.loads(row["reply"])
+            if row["reply"]
+            else {"type": "message", "payload": {"contentType": "text", "value": row["text"]}}
+        )
+        return OutboxMessage(row["id"], row["id_conversation"], row["id_operator"], row["text"], row["attempts"], reply)
 
     def mark_sent(self, message_id: int) -> None:
         """Marks the outbox message sent and ends its lease."""

@@ -249,6 +249,50 @@ def test_the_reference_bot_s_slow_step_answers_through_the_api_in_check_with_no_
     assert echo.exchange.request_body["message"]["payload"]["value"] == found.reply["payload"]["value"]
 
 
+SLOW_MENU = """
+idBot: slow-menu
+name: Slow menu
+start: ask
+states:
+  ask:
+    replies: [{text: "Type lookup"}]
+    transitions: [{keywords: [lookup], goto: lookup}]
+  lookup:
+    slow: true
+    holding: [{text: "One moment please, I'm checking."}]
+    replies:
+      - text: "Found two options:"
+        quick_replies: [Keep it, Send it back]
+      - await: 1s
+      - close
+"""
+
+
+def test_a_slow_state_posts_its_quick_reply_menu_and_close_through_the_api(tmp_path):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "slow-menu.yaml").write_text(SLOW_MENU, encoding="utf-8")
+    (tmp_path / "slow.convo.yaml").write_text(
+        "steps:\n  - visitor: hi\n  - visitor: lookup\n"
+        "    expect: {text_equals: 'Found two options:', quick_replies: [Keep it, Send it back], close: true}\n",
+        encoding="utf-8",
+    )
+    env = {**api_settings(api := IAdvizeAPI()), "REFERENCE_BOT_SCENARIOS": str(tmp_path / "scenarios")}
+    with api, bot(env=env) as url:
+        chat = run_script(
+            load_script(tmp_path / "slow.convo.yaml"), BotClient(url), api=api, proactive_wait=PROACTIVE_WAIT
+        )
+    posted = [e for e in chat.events if e.purpose == "proactive"]
+    assert [e.kind for e in posted] == ["shown", "closed"], chat.transcript()  # the menu shown, the close run
+    assert chat.closed == "bot" and "closed by the bot (posted through iAdvize's API)" in chat.transcript()
+    sent = [c.action for c in api.calls if c.kind == "graphql" and c.action]
+    assert [a["type"] for a in sent] == ["message", "close"]  # one call each, the await not posted
+    assert [q["value"] for q in sent[0]["quickReplies"]] == ["Keep it", "Send it back"]
+
+
+def api_settings(api: IAdvizeAPI) -> dict:
+    return api.reference_bot_settings()
+
+
 def test_the_reference_bot_s_outbox_logs_in_again_when_its_token_expired():
     script = load_script(ROOT / "reference_bot" / "scripts" / "order-status.convo.yaml")
     # one worker: its token is the one that expires (another worker would log in afresh, no 401 to see)

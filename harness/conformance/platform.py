@@ -125,8 +125,13 @@ class SimulatedConversation:
                     f" -> {outcome} in {x.latency_ms:.0f} ms"
                 )
             else:
-                kind = "posted" if event.purpose == "proactive" else event.kind  # through iAdvize's API
-                lines.append(f"{when}  {kind:<8} {event.text}")
+                # what the bot posted through iAdvize's API: a message shown, or an action run
+                text, kind = event.text, event.kind
+                if event.purpose == "proactive":
+                    kind, text = (
+                        ("posted", text) if kind == "shown" else (kind, f"{text} (posted through iAdvize's API)")
+                    )
+                lines.append(f"{when}  {kind:<8} {text}")
         return "\n".join(lines)
 
 
@@ -315,13 +320,13 @@ class SimulatedPlatform:
                 conversation.resume_at = conversation.now + wire.seconds(reply["duration"])
                 return
             elif kind == "transfer":
-                if self._transfer(conversation, reply):
+                if self._transfer(conversation, reply, purpose):
                     return
             elif kind == "close":
-                self._close(conversation, "bot")
+                self._close(conversation, "bot", reply=reply, purpose=purpose)
 
-    def _transfer(self, conversation: SimulatedConversation, reply: dict) -> bool:
-        """True when the conversation now waits for the transfer's outcome."""
+    def _transfer(self, conversation: SimulatedConversation, reply: dict, purpose: str = "") -> bool:
+        """True when the conversation now waits for the transfer's outcome (``purpose``: proactive when posted)."""
         conversation.variables_at_transfer = dict(conversation.variables)  # prequalified, or not
         rule = reply.get("distributionRule")
         options = reply.get("transferOptions") or {}
@@ -329,7 +334,9 @@ class SimulatedPlatform:
         known = any(r.get("id") == rule for r in self.distribution_rules)
         if known and self.rule_available(rule):
             conversation.transfer = "succeeded"
-            self._event(conversation, "transfer", f"to {rule}: a human took the conversation", reply=reply)
+            self._event(
+                conversation, "transfer", f"to {rule}: a human took the conversation", reply=reply, purpose=purpose
+            )
             for dropped in conversation.pending:
                 self._event(conversation, "dropped", f"{render.reply(dropped)} (the transfer succeeded)", reply=dropped)
             conversation.pending, conversation.handed_over = [], True
@@ -347,7 +354,13 @@ class SimulatedPlatform:
             return False
         # Not an await: a visitor writing meanwhile does not cancel what runs if the transfer fails.
         why = "nobody available" if known else "not one of the operator's distribution rules"
-        self._event(conversation, "transfer", f"to {rule}: asked, {timeout:g} s to find a human ({why})", reply=reply)
+        self._event(
+            conversation,
+            "transfer",
+            f"to {rule}: asked, {timeout:g} s to find a human ({why})",
+            reply=reply,
+            purpose=purpose,
+        )
         conversation.after_transfer, conversation.pending = conversation.pending, []
         conversation.transfer_ends_at, conversation.transfer_rule = conversation.now + timeout, str(rule)
         return True
@@ -358,7 +371,7 @@ class SimulatedPlatform:
         conversation.pending, conversation.after_transfer = conversation.after_transfer, []
         self._run(conversation)
 
-    def _close(self, conversation: SimulatedConversation, why: str) -> None:
+    def _close(self, conversation: SimulatedConversation, why: str, **details) -> None:
         for dropped in [*conversation.pending, *conversation.after_transfer]:
             self._event(conversation, "dropped", f"{render.reply(dropped)} (the conversation closed)", reply=dropped)
         conversation.pending, conversation.after_transfer, conversation.closed = [], [], why
@@ -370,6 +383,7 @@ class SimulatedPlatform:
             conversation,
             "closed",
             {"bot": "closed by the bot", "inactivity": "closed by iAdvize after 5 minutes without a message"}[why],
+            **details,
         )
 
     def _webhook(self, conversation: SimulatedConversation, event: str) -> None:

@@ -302,7 +302,7 @@ def run_script(
             if not answer.ok:
                 raise ScriptFailure(script, index, [f"the call failed: {answer.error or answer.status}"], chat)
             # what the bot posted through iAdvize's API meanwhile counts as part of its answer
-            posted = [e.reply for e in chat.events[before:] if e.kind == "shown" and e.purpose == "proactive"]
+            posted = [e.reply for e in chat.events[before:] if e.purpose == "proactive" and e.reply]
             body, latency = {**answer.body, "replies": [*answer.body["replies"], *posted]}, answer.latency_ms
             if {"transfer", "then_on_failure"} & set(step.expect):
                 _play_out_transfer(platform, chat)
