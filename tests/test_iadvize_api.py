@@ -317,6 +317,34 @@ def test_the_reference_bot_s_outbox_logs_in_again_when_its_token_expired():
     assert "a call to iAdvize's API: bad or expired token" in chat.transcript()
 
 
+def test_the_reference_bot_s_outbox_retries_a_login_refused_for_the_rate_limit_and_the_transcript_says_so():
+    import threading
+
+    from harness.conformance.iadvize_api import BOT_PASSWORD, BOT_USER
+
+    script = load_script(ROOT / "reference_bot" / "scripts" / "order-status.convo.yaml")
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings(), workers=1) as url:
+        for _ in range(10):  # the user's ten logins of this minute, spent before the bot's first
+            requests.post(
+                f"{api.url}/oauth2/token",
+                data={"grant_type": "password", "username": BOT_USER, "password": BOT_PASSWORD},
+                timeout=5,
+            )
+
+        def the_minute_passes():  # once the bot was refused: its retry, a second later, gets a token
+            if api.wait_until(lambda calls: any(c.kind == "login" and c.status == 429 for c in calls), PROACTIVE_WAIT):
+                api.forget_logins()
+
+        waiter = threading.Thread(target=the_minute_passes)
+        waiter.start()
+        chat = run_script(script, BotClient(url), api=api, proactive_wait=PROACTIVE_WAIT)
+        waiter.join()
+    transcript = chat.transcript()
+    refused = transcript.index("refused  a login to iAdvize's API (429): more than 10 logins in a minute for user")
+    assert refused < transcript.index("posted   Found it: order 123456"), transcript  # retried, then posted
+    assert [c.status for c in api.calls if c.kind == "login"][-1] == 200  # the retry after the minute
+
+
 class DownReceiver(RecordingBot):
     """A webhook receiver answering 500, keeping every delivery's headers and raw body."""
 

@@ -214,6 +214,16 @@ class IAdvizeAPI:
         with self._changed:
             self._tokens = {token: (user, 0.0) for token, (user, _) in self._tokens.items()}
 
+    def forget_logins(self) -> None:
+        """The minute of every login so far has passed: the rate limits count afresh."""
+        with self._changed:
+            self._logins.clear()
+
+    def refused_logins(self, since: int) -> tuple[list[ApiCall], int]:
+        """The logins refused among the calls from index ``since`` on, and the index to ask from next time."""
+        with self._changed:
+            return [c for c in self.calls[since:] if c.kind == "login" and c.refusal], len(self.calls)
+
     def calls_for(self, id_conversation: str) -> list[ApiCall]:
         """The message and action calls made for one conversation, in order."""
         with self._changed:

@@ -163,6 +163,7 @@ class SimulatedPlatform:
         self.proactive_wait = (
             proactive_wait if isinstance(proactive_wait, ProactiveWait) else ProactiveWait(proactive_wait)
         )
+        self._api_calls_seen = len(api.calls) if api is not None else 0  # refused logins told from here on
 
     # --- a conversation ------------------------------------------------------------------
 
@@ -261,6 +262,10 @@ class SimulatedPlatform:
                 what = render.reply(call.action) if call.action else "a call to iAdvize's API"
                 self._event(conversation, "refused", f"{what}: {call.why}", reply=call.action)
         conversation.api_calls_seen = len(calls)
+        # a login names no conversation: a refused one is told in the conversation waiting on the bot
+        logins, self._api_calls_seen = self.api.refused_logins(self._api_calls_seen)
+        for call in logins:
+            self._event(conversation, "refused", f"a login to iAdvize's API ({call.status}): {call.why}")
         if holding:
             self.proactive_wait.record(bool(taken))
         if holding and not taken:
