@@ -150,3 +150,10 @@ def test_rows_without_an_endpoint_are_left_out_as_pandas_does(exchanges):
     unnamed = pd.concat([exchanges, exchanges.iloc[:1].assign(endpoint=None, recorded_latency_ms=99_999.0)])
     assert metrics.latency_percentiles(unnamed).equals(metrics.latency_percentiles(exchanges))
     assert metrics.over_budget(unnamed).to_dict() == {"first-messages": 1, "messages": 1}
+
+
+def test_the_prequalified_share_counts_transferred_conversations_only():
+    frame = pd.DataFrame({"prequalified": [True, False, True, None, None]})  # None: no transfer
+    assert metrics.prequalified_share(frame) == pytest.approx(2 / 3)
+    assert np.isnan(metrics.prequalified_share(pd.DataFrame({"prequalified": [None, None]})))
+    assert np.isnan(metrics.prequalified_share(pd.DataFrame({"outcome": ["resolved"]})))  # replayed before the column

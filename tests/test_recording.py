@@ -102,15 +102,23 @@ def test_a_truncated_gzip_is_reported_not_raised(tmp_path):
     assert len([x for x in found if isinstance(x, dict)]) > 10
 
 
-def make_sample(api_bot, api, tmp_path, conversations=12, seed=5):
-    with LoopbackServer(api_bot(DATABASE=str(tmp_path / "bot.sqlite3"))) as server:
-        return generate(BotClient(server.url, id_connector_version="fixed"), conversations, seed, tmp_path, api=api)
+def make_sample(make_bot, tmp_path, conversations=12, seed=5):
+    # a bot and an API of its own: the same seed gives the same conversation ids, which must be new to both
+    with IAdvizeAPI() as api:
+        bot = make_bot(
+            PUBLIC_URL=PUBLIC_URL,
+            OUTBOX_POLL_SECONDS=0.5,
+            DATABASE=str(tmp_path / "bot.sqlite3"),
+            **api.reference_bot_settings(),
+        )
+        with LoopbackServer(bot) as server:
+            return generate(BotClient(server.url, id_connector_version="fixed"), conversations, seed, tmp_path, api=api)
 
 
-def test_the_sample_is_the_same_for_the_same_seed_and_differs_for_another(api_bot, api, tmp_path):
-    first = make_sample(api_bot, api, tmp_path / "a").read_bytes()
-    assert make_sample(api_bot, api, tmp_path / "b").read_bytes() == first
-    assert make_sample(api_bot, api, tmp_path / "c", seed=6).read_bytes() != first
+def test_the_sample_is_the_same_for_the_same_seed_and_differs_for_another(make_bot, tmp_path):
+    first = make_sample(make_bot, tmp_path / "a").read_bytes()
+    assert make_sample(make_bot, tmp_path / "b").read_bytes() == first
+    assert make_sample(make_bot, tmp_path / "c", seed=6).read_bytes() != first
 
 
 def test_the_committed_sample_is_a_week_of_varied_conversations():
@@ -148,6 +156,14 @@ def test_replaying_the_sample_against_the_reference_bot_reproduces_it(api_bot, a
     assert escalated["escalation_step"].notna().all()
     abandoned = conversations[conversations["outcome"] == "abandoned"]
     assert len(abandoned) and (abandoned["turns"] <= 1).any()
+    # the visitor data the bot held: per answer, per conversation, and whether a transfer came prequalified
+    assert (
+        escalated["prequalified"].notna().all()
+        and conversations["transfer"].isna().eq(conversations["prequalified"].isna()).all()
+    )
+    prequalified = escalated[escalated["prequalified"].astype(bool)]
+    assert len(prequalified) and prequalified["variables"].str.contains('"email"').all()
+    assert exchanges["variables"].dropna().str.contains("order_number").any()
 
 
 def test_replaying_against_a_changed_bot_shows_the_differences(api_bot, api, tmp_path):

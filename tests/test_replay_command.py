@@ -206,7 +206,7 @@ def test_a_bot_that_fails_every_set_up_exits_1_says_failed_and_leaves_earlier_re
 
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert result.stdout.startswith(f"Replaying against {bot.url}\n")
+    assert result.stdout.startswith(f"Replaying against {bot.url}; iAdvize's API for it to call: http://127.0.0.1:")
     assert result.stdout.splitlines()[1:] == [
         "replayed 0 conversations, 0 exchanges: 0 replies differ from the recording; "
         "8 conversations failed (not replayed, so not in the tables)",
