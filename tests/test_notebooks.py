@@ -65,6 +65,7 @@ def test_the_replay_notebook_replays_the_sample_itself_and_draws(tmp_path):
     assert images(executed) >= 1
     text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
     assert "replayed 60 conversations" in text and "class='chat'" in text
+    assert "0 replies differ from the recording" in text  # the slow answers posted through the local API, as recorded
 
 
 def test_the_response_times_notebook_draws_every_chart(results, tmp_path):
