@@ -89,7 +89,7 @@ class SimulatedConversation:
     resume_at: float | None = None  # when the first pending reply runs
     after_transfer: list[dict] = field(default_factory=list)  # replies run if the transfer in progress fails
     transfer_ends_at: float | None = None  # when the transfer in progress times out
-    transfer_rule: str = ""
+    transfer_rule: str = ""  # the distribution rule of the last transfer asked
     last_message_at: float = 0.0
     handed_over: bool = False
     now: float = 0.0  # simulated seconds since the chat opened
@@ -333,6 +333,7 @@ class SimulatedPlatform:
     def _transfer(self, conversation: SimulatedConversation, reply: dict, purpose: str = "") -> bool:
         """True when the conversation now waits for the transfer's outcome (``purpose``: proactive when posted)."""
         conversation.variables_at_transfer = dict(conversation.variables)  # prequalified, or not
+        conversation.transfer_rule = str(reply.get("distributionRule"))
         rule = reply.get("distributionRule")
         options = reply.get("transferOptions") or {}
         timeout = wire.seconds(options["timeout"]) if "timeout" in options else DEFAULT_TRANSFER_TIMEOUT_SECONDS
@@ -367,7 +368,7 @@ class SimulatedPlatform:
             purpose=purpose,
         )
         conversation.after_transfer, conversation.pending = conversation.pending, []
-        conversation.transfer_ends_at, conversation.transfer_rule = conversation.now + timeout, str(rule)
+        conversation.transfer_ends_at = conversation.now + timeout
         return True
 
     def _transfer_failed(self, conversation: SimulatedConversation) -> None:

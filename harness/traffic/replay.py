@@ -81,17 +81,20 @@ CONVERSATION_COLUMNS = pa.schema(
     [
         ("conversation", pa.string()),
         ("operator", pa.string()),
+        ("scenario", pa.string()),  # the operator's idBot
         ("started_at", pa.timestamp("ms", tz="UTC")),
         ("first_message", pa.string()),
         ("turns", pa.int32()),
         ("outcome", pa.string()),
         ("asked_for_human", pa.bool_()),
         ("transfer", pa.string()),
+        ("transfer_rule", pa.string()),  # the distribution rule transferred to, by its label (else its id)
         ("time_to_first_reply_s", pa.float64()),
         ("time_to_escalation_s", pa.float64()),
         ("escalation_turn", pa.int32()),
         ("escalation_step", pa.string()),
         ("duration_s", pa.float64()),
+        ("last_reply_s", pa.float64()),  # when the bot's last message was shown (s from the chat opening)
         ("differences", pa.int32()),
         ("variables", pa.string()),  # JSON {name: value}: the visitor data the bot held at the end
         ("prequalified", pa.bool_()),  # the transfer came with visitor data (null: no transfer)
@@ -227,6 +230,7 @@ class Replayer:
         self.proactive_wait = ProactiveWait()  # shared: a bot that never posts is no longer waited for, anywhere
         self._local = threading.local()
         self._ready: dict[str, list[dict]] = {}  # operator -> its distribution rules
+        self.scenarios: dict[str, str] = {}  # operator -> the idBot it is linked to
         self._failed: dict[str, Exchange] = {}  # operator -> the call that could not set it up
         self._locks: dict[str, threading.Lock] = {}  # one per operator: a slow set-up holds up its own only
         self._lock = threading.Lock()
@@ -262,11 +266,13 @@ class Replayer:
         if settings is None:
             known = self.client().exchange("bot.read", "GET", f"/bots/{quote(operator, safe='')}", "bot.response")
             if known.ok:
+                self.scenarios[operator] = str((known.body.get("external") or {}).get("idBot") or "")
                 return known.body.get("distributionRules") or []
             if known.status is None:  # no answer at all (down, hanging): creating the operator would fare no better
                 raise BotError(known)
             settings = {"name": "replay", "distributionRules": [], "external": {"idBot": DEFAULT_SCENARIO}}
         self.client().save_bot(operator, settings)
+        self.scenarios[operator] = str((settings.get("external") or {}).get("idBot") or "")
         return settings.get("distributionRules") or []
 
     def replay(self, recorded: Recorded, settings: dict | None) -> tuple[list[dict], dict]:
@@ -346,8 +352,7 @@ class Replayer:
             )
         return rows, self._conversation_row(recorded, chat, rows, t0)
 
-    @staticmethod
-    def _conversation_row(recorded: Recorded, chat: SimulatedConversation, rows: list[dict], t0: float) -> dict:
+    def _conversation_row(self, recorded: Recorded, chat: SimulatedConversation, rows: list[dict], t0: float) -> dict:
         events = chat.events
         visitor = [i for i, e in enumerate(events) if e.kind == "visitor"]
         transfer = next((i for i, e in enumerate(events) if e.kind == "transfer"), None)
@@ -360,20 +365,25 @@ class Replayer:
             if before:
                 said = [e.text for e in events[: before[-1]] if e.kind == "shown"]
                 step = said[-1] if said else "(nothing yet)"
+        labels = {r.get("id"): r.get("label") for r in self._ready.get(recorded.operator, [])}
+        shown = [e.at for e in events if e.kind == "shown"]
         return {
             "conversation": recorded.id,
             "operator": recorded.operator,
+            "scenario": self.scenarios.get(recorded.operator) or None,
             "started_at": datetime.fromtimestamp(t0, UTC),
             "first_message": events[visitor[0]].text if visitor else None,
             "turns": len(visitor),
             "outcome": outcome(chat, events, visitor),
             "asked_for_human": asked,
             "transfer": chat.transfer,
+            "transfer_rule": (labels.get(chat.transfer_rule) or chat.transfer_rule) if chat.transfer else None,
             "time_to_first_reply_s": first_reply_seconds(events, visitor, shown_after_first),
             "time_to_escalation_s": events[transfer].at if transfer is not None else None,
             "escalation_turn": turn,
             "escalation_step": step,
             "duration_s": chat.now,
+            "last_reply_s": shown[-1] if shown else None,
             "differences": sum(1 for r in rows if r["same"] is False),
             "variables": _json(chat.variables),
             "prequalified": None if chat.variables_at_transfer is None else bool(chat.variables_at_transfer),

@@ -1,0 +1,145 @@
+"""The figures a bot team acts on, each with its definition: one source for the report, its glossary
+and the README.
+
+Computed over the ``conversations`` table ``replay`` writes (one row per conversation), for all
+of them, per scenario or operator (``by``), or per period (:func:`kpis_over_time`). Shares are
+fractions (0..1) here; :func:`formatted` writes them as percentages for people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One figure: its unit (``count``, ``share``, ``seconds``) and what it means, in a sentence."""
+
+    unit: str
+    definition: str
+
+
+KPIS = {
+    "conversations": Kpi("count", "conversations replayed"),
+    "containment": Kpi(
+        "share",
+        "conversations the bot ended without a human: no transfer asked, and not abandoned "
+        "(outcome resolved or closed by bot)",
+    ),
+    "escalation": Kpi("share", "conversations in which the bot asked iAdvize to transfer the visitor to a human"),
+    "transfer success": Kpi("share", "of the transfers the bot asked, the share a human took before the timeout"),
+    "abandonment": Kpi(
+        "share",
+        "conversations the visitor left: at most one message written, or silent until iAdvize closed the "
+        "chat while the bot waited for an answer",
+    ),
+    "prequalified before transfer": Kpi(
+        "share", "of the transfers, the share that came with visitor data the bot held (its answer's variables)"
+    ),
+    "time to first reply": Kpi(
+        "seconds", "median seconds from the visitor's first message to the first message the bot showed after it"
+    ),
+    "time to resolution": Kpi(
+        "seconds", "median seconds from the chat opening to the bot's last message, in contained conversations"
+    ),
+}
+
+# How a conversation ended (the ``outcome`` column), as harness.analysis.outcomes decides it.
+OUTCOMES = {
+    "resolved": "the visitor wrote more than once and the bot neither transferred nor closed; not abandoned",
+    "closed by bot": "the bot closed the conversation (a goodbye), without a transfer",
+    "escalated": "the bot transferred the conversation and a human took it",
+    "transfer failed": "the bot asked for a transfer and nobody took it within its timeout",
+    "abandoned": "the visitor wrote at most once, or left while the bot waited for an answer",
+}
+
+# Words of the report that are not KPIs.
+TERMS = {
+    "recorded latency": "how long the bot took when the conversation was recorded: what visitors lived",
+    "replayed latency": "how long the bot under test took during this replay (on this machine, over loopback)",
+    "budget": "how long iAdvize waits for an answer: 2 s for the greeting (first messages), 10 s for every other call",
+    "asked for a human": "a visitor message has one of the words that ask for a person (outcome rules)",
+    "transfer rule": "the operator's distribution rule the bot transferred to, by its label",
+}
+
+
+def kpis(conversations: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
+    """Every KPI, one row for all the conversations (``by=None``) or one per ``scenario``/``operator``."""
+    if by is None:
+        return pd.DataFrame([_figures(conversations)], index=pd.Index(["all"], name="conversations"))
+    return pd.DataFrame({key: _figures(group) for key, group in conversations.groupby(by, dropna=False)}).T.rename_axis(
+        by
+    )
+
+
+def kpis_over_time(conversations: pd.DataFrame, freq: str = "1D") -> pd.DataFrame:
+    """Every KPI per period of ``freq`` (by the conversations' start), periods without one left out."""
+    periods = conversations["started_at"].dt.floor(freq)
+    return pd.DataFrame({period: _figures(group) for period, group in conversations.groupby(periods)}).T.rename_axis(
+        "period"
+    )
+
+
+def _figures(conversations: pd.DataFrame) -> dict:
+    outcome, transfer = conversations["outcome"], conversations["transfer"]
+    contained, transferred = outcome.isin(["resolved", "closed by bot"]), transfer.notna()
+    return {
+        "conversations": len(conversations),
+        "containment": _share(contained),
+        "escalation": _share(transferred),
+        "transfer success": _share(transfer[transferred].eq("succeeded")),
+        "abandonment": _share(outcome.eq("abandoned")),
+        # results replayed before these columns existed have neither: no figure rather than a wrong one
+        "prequalified before transfer": _share(_column(conversations[transferred], "prequalified").astype(bool)),
+        "time to first reply": _median(conversations["time_to_first_reply_s"]),
+        "time to resolution": _median(_column(conversations[contained], "last_reply_s")),
+    }
+
+
+def _column(conversations: pd.DataFrame, name: str) -> pd.Series:
+    return conversations[name].dropna() if name in conversations else pd.Series(dtype=object)
+
+
+def _share(flags: pd.Series) -> float:
+    return float(flags.mean()) if len(flags) else np.nan
+
+
+def _median(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.median()) if len(values) else np.nan
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """The table for people: counts as integers, shares as percentages with one decimal, seconds with one
+    decimal and their unit; a figure that cannot be computed (no transfer, say) as a dash."""
+    shown = table.copy().astype(object)
+    for name in table.columns:
+        unit = KPIS[name].unit if name in KPIS else "count"
+        shown[name] = table[name].map(lambda value, unit=unit: format_value(value, unit))
+    return shown
+
+
+def format_value(value, unit: str) -> str:
+    """One figure in its unit: ``1027``, ``58.9 %``, ``12.3 s``, ``145 ms``; a dash when there is none."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if unit == "share":
+        return f"{value * 100:.1f} %"
+    if unit == "seconds":
+        return f"{value:.1f} s"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    return f"{int(value):,}".replace(",", " ")
+
+
+def glossary() -> pd.DataFrame:
+    """Every KPI, outcome and term of the report with its definition, as a two-column table."""
+    rows = [
+        *((name, "KPI", kpi.definition) for name, kpi in KPIS.items()),
+        *((name, "outcome", text) for name, text in OUTCOMES.items()),
+        *((name, "term", text) for name, text in TERMS.items()),
+    ]
+    return pd.DataFrame(rows, columns=["term", "kind", "definition"]).set_index("term")
