@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.analysis import metrics
+from harness.analysis import kpis, metrics
 
 
 def at(text: str) -> pd.Timestamp:
@@ -92,10 +92,30 @@ def test_two_runs_compared(exchanges, conversations):
     table = metrics.compare((exchanges, conversations), (later, conversations), source="recorded")
     # before: 100 200 300 [400] 600 2500 12000; after, recorded doubled (the replayed 400 stays):
     # 200 400 400 [600] 1200 5000 24000
-    assert table.loc["latency p50 (ms)", "before"] == 400 and table.loc["latency p50 (ms)", "after"] == 600
-    assert table.loc["latency p50 (ms)", "change"] == 200
+    p50 = "recorded latency p50 (ms)"  # which latency, in the row's name
+    assert table.loc[p50, "before"] == 400 and table.loc[p50, "after"] == 600
+    assert table.loc[p50, "change"] == 200
     assert table.loc["replies differing from the recording", "before"] == 1
-    assert table.loc["escalation rate", "change"] == 0
+    assert table.loc["escalation", "change"] == 0
+    shown = kpis.formatted_change(table)
+    assert shown.loc[p50].tolist() == ["400 ms", "600 ms", "+200 ms"]
+    assert shown.loc["escalation"].tolist() == ["75.0 %", "75.0 %", "+0.0 pts"]
+
+
+def test_the_conversations_whose_outcome_changed_come_with_their_first_difference(exchanges, conversations):
+    ids = ["c-1", "c-2", "c-3", "c-4"]
+    before = conversations.assign(conversation=ids)
+    after = before.assign(outcome=["resolved", "transfer failed", "transfer failed", "escalated"])
+    rows = pd.DataFrame(
+        {"conversation": ["c-2", "c-2", "c-1"], "seq": [0, 1, 0], "message": ["agent please", "ok", "Hi"]}
+    )
+    a = rows.assign(replies=['["a"]', '["x"]', '["h"]'])
+    b = rows.assign(replies=['["a"]', '["y"]', '["h"]'])
+    changed = metrics.outcome_changes((a, before), (b, after), names=("v1", "v2"))
+    assert changed["conversation"].tolist() == ["c-2"]  # the only one whose outcome differs
+    row = changed.iloc[0]
+    assert (row["outcome (v1)"], row["outcome (v2)"]) == ("escalated", "transfer failed")
+    assert (row["seq"], row["visitor said"], row["replies (v1)"], row["replies (v2)"]) == (1, "ok", '["x"]', '["y"]')
 
 
 def test_transfer_success_and_where_escalations_happen(conversations):
@@ -114,7 +134,8 @@ def test_recorded_and_replayed_latency_side_by_side(exchanges):
 def test_two_bots_compare_on_what_the_replayed_bot_took(exchanges, conversations):
     slower = exchanges.assign(latency_ms=exchanges["latency_ms"] * 10)
     table = metrics.compare((exchanges, conversations), (slower, conversations))
-    assert table.loc["latency p50 (ms)", "before"] == 1 and table.loc["latency p50 (ms)", "after"] == 10
+    p50 = "replayed latency p50 (ms)"
+    assert table.loc[p50, "before"] == 1 and table.loc[p50, "after"] == 10
 
 
 def test_the_fast_percentiles_agree_with_a_pandas_groupby_on_random_data():

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pyarrow as pa
@@ -70,9 +72,20 @@ def test_the_replay_notebook_replays_the_sample_itself_and_draws(tmp_path):
 
 def test_the_response_times_notebook_draws_every_chart(results, tmp_path):
     executed = execute("response-times-and-escalations.ipynb", {"results": str(results)}, tmp_path)
-    assert images(executed) == 5  # latency per endpoint, over time, escalation rate, funnel, time to escalation
+    assert images(executed) == 5  # KPIs per day, latency per endpoint, over time, funnel, time to escalation
     text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
-    assert "first half" in text and "second half" in text  # the two-run comparison
+    assert "one run only: give a second run's results (report --compare-with RESULTS_DIR)" in text  # not two halves
+    assert "without a human" in text and "2 s for the greeting" in text  # the glossary's definitions
+    assert re.search(r"<td>\d+\.\d %</td>", text) and "0.58" not in text  # shares as percentages
+    assert "recorded: when the conversations were recorded; replayed: the bot under test" in text  # which latency
+
+
+def test_two_runs_are_compared_with_their_names_and_the_conversations_whose_outcome_changed(results, tmp_path):
+    parameters = {"results": str(results), "compare_with": str(results), "names": "v1,v2"}
+    executed = execute("response-times-and-escalations.ipynb", parameters, tmp_path)
+    text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
+    assert "<th>v1</th>" in text and "<th>v2</th>" in text and "+0.0 pts" in text
+    assert "0 conversations changed outcome" in text  # the same run twice
 
 
 def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path, caplog):
@@ -162,3 +175,41 @@ def test_replay_refuses_a_concurrency_of_zero():
         timeout=30,
     )
     assert result.returncode == 2 and "must be a whole number of 1 or more, got '0'" in result.stderr
+
+
+def dom(page: Path, tmp_path: Path) -> str:
+    """The page as headless Chromium built it (its DOM, serialised): what a reader's browser shows."""
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
+    done = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path):
+    from reference_bot import create_app
+    from reference_bot.dialogue import Answer, answer
+
+    from .conftest import bot_settings
+
+    def never_transfers(turn):  # v2: the same bot, its transfers dropped
+        said = answer(turn)
+        return Answer([r for r in said.replies if r["type"] != "transfer"], said.state, said.proactive, said.variables)
+
+    for name, dialogue in (("v1", None), ("v2", never_transfers)):
+        (tmp_path / name).mkdir()
+        app = create_app(bot_settings(tmp_path / name, DIALOGUE=dialogue, PUBLIC_URL="https://bot.example.com"))
+        with LoopbackServer(app) as server:
+            replay([SAMPLE], server.url, tmp_path / f"{name}-results", limit=120)
+    page = build(tmp_path / "v1-results", tmp_path / "report.html", tmp_path / "v2-results", names="v1,v2")
+    shown = dom(page, tmp_path)
+    assert "<th>v1</th>" in shown and "<th>v2</th>" in shown
+    changed = int(re.search(r"(\d+) conversations changed outcome", shown).group(1))
+    assert changed > 0  # the escalated ones: v2 never transfers
+    assert re.search(r"<td>escalated</td>\s*<td>(resolved|abandoned|closed by bot)</td>", shown)
+    assert "of the transfers the bot asked, the share a human took" in shown  # the glossary, whole

@@ -49,15 +49,15 @@ def _bubble(side: str, who: str, body: str) -> str:
     return f"<div class='row {side}'><div class='bubble'><div class='who'>{who}</div>{body}</div></div>"
 
 
-def _reply(reply) -> str:
+def _reply(reply, rules: dict) -> str:
     """One reply drawn; a reply the bot got wrong is shown as such rather than breaking the view."""
     try:
-        return _drawn(reply)
+        return _drawn(reply, rules)
     except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
         return f"<div class='marker'>[a reply iAdvize could not read: {escape(str(reply)[:120])}]</div>"
 
 
-def _drawn(reply: dict) -> str:
+def _drawn(reply: dict, rules: dict) -> str:
     kind = reply.get("type")
     if kind == "message":
         chips = "".join(
@@ -71,16 +71,23 @@ def _drawn(reply: dict) -> str:
     if kind == "transfer":
         timeout = (reply.get("transferOptions") or {}).get("timeout")
         wait = f", {wire.seconds(timeout):g} s" if timeout else ", 60 s by default"
-        return f"<div class='marker'>[transfer to rule {escape(str(reply.get('distributionRule')))}{wait}]</div>"
+        rule = str(reply.get("distributionRule"))
+        named = f"{rules[rule]!r} ({rule})" if rules.get(rule, rule) != rule else rule
+        return f"<div class='marker'>[transfer to rule {escape(named)}{wait}]</div>"
     if kind == "close":
         return "<div class='marker'>[the bot closes the conversation]</div>"
     return ""
 
 
-def conversation_html(exchanges: pd.DataFrame, conversation: str) -> str:
-    """The conversation as the visitor would read it, from the replayed exchanges."""
+def conversation_html(exchanges: pd.DataFrame, conversation: str, rules: dict[str, str] | None = None) -> str:
+    """The conversation as the visitor would read it, from the replayed exchanges.
+
+    ``rules`` names distribution rules by id (transfers show the label). A message the bot posted
+    through iAdvize's API is known by its echo: an operator message the bot's answers did not carry.
+    """
     rows = exchanges[exchanges["conversation"] == conversation].sort_values("seq")
     human = rows["purpose"].eq("human").any()  # the transfer succeeded: what followed it was dropped
+    rules, answered = rules or {}, set()
     parts = [STYLE, "<div class='chat'>"]
     for row in rows.itertuples():  # one conversation: a few dozen rows at most
         replies = json.loads(row.replies) if row.replies else []
@@ -88,10 +95,31 @@ def conversation_html(exchanges: pd.DataFrame, conversation: str) -> str:
             parts.append(_bubble("visitor", "visitor", escape(str(row.message))))
         elif row.purpose == "human":
             parts.append(_bubble("human", "human operator", escape(str(row.message))))
+        elif row.purpose == "echo" and row.message not in answered:
+            parts.append(_bubble("bot", "bot, through iAdvize's API", escape(str(row.message))))
         for reply in replies if row.purpose in ("greeting", "visitor") else []:
-            parts.append(_reply(reply))
+            if isinstance(reply, dict) and isinstance(reply.get("payload"), dict):
+                answered.add(render.payload(reply["payload"]))
+            parts.append(_reply(reply, rules))
             if isinstance(reply, dict) and reply.get("type") == "transfer" and human:
                 parts.append("<div class='marker'>[a human took the conversation]</div>")
                 break
     parts.append("</div>")
     return "".join(parts)
+
+
+def rule_labels(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> dict[str, str]:
+    """Distribution rule ids and their labels, as the replay met them: each conversation's transfer, by id
+    in its replies, by label in its ``transfer_rule`` (results without that column: none)."""
+    if "transfer_rule" not in conversations:
+        return {}
+    labels = conversations.dropna(subset=["transfer_rule"]).set_index("conversation")["transfer_rule"]
+    transfers = exchanges[
+        exchanges["conversation"].isin(labels.index) & exchanges["replies"].str.contains('"transfer"', na=False)
+    ]
+    found = {}
+    for row in transfers.itertuples():  # the transfers only: a few per cent of the rows
+        for reply in json.loads(row.replies):
+            if isinstance(reply, dict) and reply.get("type") == "transfer":
+                found[str(reply.get("distributionRule"))] = labels[row.conversation]
+    return found

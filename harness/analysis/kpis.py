@@ -94,7 +94,7 @@ def _figures(conversations: pd.DataFrame) -> dict:
         "abandonment": _share(outcome.eq("abandoned")),
         # results replayed before these columns existed have neither: no figure rather than a wrong one
         "prequalified before transfer": _share(_column(conversations[transferred], "prequalified").astype(bool)),
-        "time to first reply": _median(conversations["time_to_first_reply_s"]),
+        "time to first reply": _median(_column(conversations, "time_to_first_reply_s")),
         "time to resolution": _median(_column(conversations[contained], "last_reply_s")),
     }
 
@@ -112,14 +112,51 @@ def _median(values: pd.Series) -> float:
     return float(values.median()) if len(values) else np.nan
 
 
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """The table for people: counts as integers, shares as percentages with one decimal, seconds with one
-    decimal and their unit; a figure that cannot be computed (no transfer, say) as a dash."""
+def unit_of(name: str) -> str:
+    """The unit of a figure by its name: a KPI's own, ``ms`` for a name saying so, else ``count``."""
+    if name in KPIS:
+        return KPIS[name].unit
+    return "ms" if "(ms)" in name else "count"
+
+
+def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
+    """The figures for people: counts as integers, shares as percentages with one decimal, seconds with
+    one decimal and their unit; a figure that cannot be computed (no transfer, say) as a dash.
+
+    A table's columns are the figures (as :func:`kpis` gives them); a series' index is (as
+    :func:`~harness.analysis.metrics.summary` gives it).
+    """
+    if isinstance(table, pd.Series):
+        return pd.Series(
+            [format_value(v, unit_of(str(k))) for k, v in table.items()], index=table.index, name=table.name
+        )
     shown = table.copy().astype(object)
     for name in table.columns:
-        unit = KPIS[name].unit if name in KPIS else "count"
+        unit = unit_of(str(name))
         shown[name] = table[name].map(lambda value, unit=unit: format_value(value, unit))
     return shown
+
+
+def formatted_change(table: pd.DataFrame) -> pd.DataFrame:
+    """A comparison (:func:`~harness.analysis.metrics.compare`) for people: each run's figures formatted,
+    the change signed, in points for shares."""
+    shown = table.copy().astype(object)
+    for name, row in table.iterrows():
+        unit = unit_of(str(name))
+        for column in table.columns[:-1]:
+            shown.loc[name, column] = format_value(row[column], unit)
+        change = row[table.columns[-1]]
+        shown.loc[name, table.columns[-1]] = _signed(change, unit)
+    return shown
+
+
+def _signed(change, unit: str) -> str:
+    if change is None or (isinstance(change, float) and np.isnan(change)):
+        return "-"
+    if unit == "share":
+        return f"{change * 100:+.1f} pts"
+    text = format_value(abs(change), unit)
+    return ("+" if change >= 0 else "-") + text
 
 
 def format_value(value, unit: str) -> str:

@@ -16,7 +16,14 @@ from harness.wire.limits import BUDGET_SECONDS, FIRST_MESSAGES_BUDGET_SECONDS
 
 BUDGETS_MS = {"first-messages": FIRST_MESSAGES_BUDGET_SECONDS * 1000, "all": BUDGET_SECONDS * 1000}  # then nothing
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
-FUNNEL = ("conversations", "asked for a human", "transfer attempted", "transfer succeeded", "transfer failed")
+# Each step a subset of the one before, but the last two: of the transfers asked, taken or not.
+FUNNEL = (
+    "conversations",
+    "visitor asked for a human",
+    "bot asked for a transfer",
+    "a human took it",
+    "nobody took it in time",
+)
 
 
 def load(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -200,18 +207,20 @@ def first_messages_leading_to_escalation(conversations: pd.DataFrame, top: int =
 
 
 def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame, source: str = "replayed") -> pd.Series:
-    """The few numbers that tell two runs apart (latency of the bot under test, by default)."""
+    """The few numbers that tell two runs apart, each named with its unit; latency is ``source``'s
+    (``replayed``: the bot under test; ``recorded``: what visitors lived)."""
+    from harness.analysis.kpis import kpis
+
     ms = latency(exchanges, source)
+    figures = kpis(conversations).iloc[0]
     return pd.Series(
         {
             "conversations": len(conversations),
             "exchanges": len(exchanges),
-            "latency p50 (ms)": ms.quantile(0.5),
-            "latency p95 (ms)": ms.quantile(0.95),
-            "calls over budget": int(over_budget(exchanges, source).sum()),
-            "transfer rate": conversations["transfer"].notna().mean(),
-            "transfer success rate": transfer_success_rate(conversations),
-            "escalation rate": conversations["transfer"].eq("succeeded").mean(),
+            f"{source} latency p50 (ms)": ms.quantile(0.5),
+            f"{source} latency p95 (ms)": ms.quantile(0.95),
+            f"calls over budget ({source} latency)": int(over_budget(exchanges, source).sum()),
+            **{name: figures[name] for name in ("containment", "escalation", "transfer success", "abandonment")},
             "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
         },
         dtype=object,
@@ -227,4 +236,31 @@ def compare(
     """Two runs side by side, with the change (``source="recorded"`` to compare recordings)."""
     table = pd.DataFrame({names[0]: summary(*a, source=source), names[1]: summary(*b, source=source)})
     table["change"] = table[names[1]] - table[names[0]]
-    return table.map(lambda v: round(v, 3) if isinstance(v, float) else v)
+    return table
+
+
+def outcome_changes(
+    a: tuple[pd.DataFrame, pd.DataFrame],
+    b: tuple[pd.DataFrame, pd.DataFrame],
+    names: tuple[str, str] = ("before", "after"),
+) -> pd.DataFrame:
+    """The conversations of both runs whose outcome changed, with the first exchange whose replies differ.
+
+    Runs of the same recordings share conversation ids; ``first difference`` is what the visitor
+    said there and the two answers (JSON), ``seq`` its place in the conversation.
+    """
+    (a_exchanges, a_conversations), (b_exchanges, b_conversations) = a, b
+    both = a_conversations[["conversation", "first_message", "outcome"]].merge(
+        b_conversations[["conversation", "outcome"]], on="conversation", suffixes=(f" ({names[0]})", f" ({names[1]})")
+    )
+    changed = both[both[f"outcome ({names[0]})"] != both[f"outcome ({names[1]})"]]
+    ids = set(changed["conversation"])
+    key = ["conversation", "seq"]
+    paired = a_exchanges[a_exchanges["conversation"].isin(ids)][[*key, "message", "replies"]].merge(
+        b_exchanges[b_exchanges["conversation"].isin(ids)][[*key, "replies"]], on=key, suffixes=("_a", "_b")
+    )
+    first = paired[paired["replies_a"] != paired["replies_b"]].sort_values(key).drop_duplicates("conversation")
+    first = first.rename(
+        columns={"message": "visitor said", "replies_a": f"replies ({names[0]})", "replies_b": f"replies ({names[1]})"}
+    )
+    return changed.merge(first, on="conversation", how="left").reset_index(drop=True)

@@ -88,9 +88,10 @@ def execute(notebook: str, parameters: dict, workdir: Path):
         raise ReportError(f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
 
 
-def build(results: Path, out: Path, compare_with: Path | None = None, progress=silent) -> Path:
+def build(results: Path, out: Path, compare_with: Path | None = None, progress=silent, names: str = "") -> Path:
     """The HTML report of a replay's results (a folder with exchanges.parquet and conversations.parquet).
 
+    With ``compare_with`` (a second run's folder), both runs are compared, named by ``names`` ("A,B").
     ``progress(text, step=...)`` is told which notebook runs ("report: executing NAME (1 of 2)").
     """
     import nbformat
@@ -112,6 +113,7 @@ def build(results: Path, out: Path, compare_with: Path | None = None, progress=s
     parameters = {
         "results": str(Path(results).resolve()),
         "compare_with": str(Path(compare_with).resolve()) if compare_with else "",
+        "names": names,
     }
     executed = []
     with tempfile.TemporaryDirectory(prefix="report-") as workdir:

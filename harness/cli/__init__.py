@@ -133,6 +133,14 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--results", help="a folder written by `replay --out` (no replay then)")
     report.add_argument("--limit", type=positive, help="replay the first N conversations only")
     report.add_argument(
+        "--compare-with",
+        metavar="RESULTS_DIR",
+        help="a second run's results (`replay --out`): both runs compared (KPIs, latency, outcomes that changed)",
+    )
+    report.add_argument(
+        "--names", metavar="A,B", help="the two runs' names in the comparison (default: this run,other run)"
+    )
+    report.add_argument(
         "--out", default="report.html", type=output, help="the HTML file to write (default report.html)"
     )
     report.set_defaults(run=commands.report)

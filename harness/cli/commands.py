@@ -251,6 +251,14 @@ def report(args) -> int:
     from harness.analysis.report import ReportError, build
     from harness.traffic.recordings import recording_files
 
+    if args.compare_with and not (Path(args.compare_with) / "conversations.parquet").exists():
+        return error(
+            f"--compare-with {args.compare_with} holds no conversations.parquet: give a folder `replay --out` wrote"
+        )
+    if args.names and (len(args.names.split(",")) != 2 or not all(n.strip() for n in args.names.split(","))):
+        return error(f"--names {args.names!r}: give two names separated by a comma, e.g. --names v1,v2")
+    if args.names and not args.compare_with:
+        return error("--names names the two runs of a comparison: give the second run with --compare-with RESULTS_DIR")
     progress = Progress()
     replayed_into = None  # the temporary folder of a replay made here, removed at the end
     try:
@@ -267,7 +275,7 @@ def report(args) -> int:
             if not summary.conversations:
                 print("error: no conversation could be replayed: nothing to report", file=sys.stderr)
                 return 1
-        page = build(results, Path(args.out), progress=progress)
+        page = build(results, Path(args.out), args.compare_with, progress=progress, names=args.names or "")
     except (_Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
         progress.done()
         return error(str(problem))

@@ -1,0 +1,37 @@
+"""A replayed conversation drawn as a chat: what the visitor saw, posted messages and rule labels included."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from harness.analysis.chat import conversation_html
+
+HOLDING = {"type": "message", "payload": {"contentType": "text", "value": "One moment, I'm checking."}}
+TRANSFER = {
+    "type": "transfer",
+    "distributionRule": "r-1",
+    "transferOptions": {"timeout": {"unit": "seconds", "value": 30}},
+}
+ROWS = [
+    ("visitor", "Where is order 123456?", [HOLDING]),
+    ("echo", "One moment, I'm checking.", []),
+    ("echo", "Found it: it ships today.", []),  # posted through iAdvize's API: no answer carried it
+    ("visitor", "A person please", [TRANSFER]),
+    ("human", "Hello, Sam here.", []),
+]
+EXCHANGES = pd.DataFrame(
+    [
+        {"conversation": "c-1", "seq": seq, "purpose": purpose, "message": message, "replies": json.dumps(replies)}
+        for seq, (purpose, message, replies) in enumerate(ROWS)
+    ]
+)
+
+
+def test_a_posted_message_is_drawn_once_as_the_bot_s_and_a_transfer_names_its_rule():
+    page = conversation_html(EXCHANGES, "c-1", rules={"r-1": "Customer service"})
+    assert page.count("One moment, I&#x27;m checking.") == 1  # its echo is not drawn again
+    assert "<div class='who'>bot, through iAdvize's API</div>Found it: it ships today." in page
+    assert "[transfer to rule &#x27;Customer service&#x27; (r-1), 30 s]" in page
+    assert page.index("Found it") < page.index("A person please") < page.index("a human took the conversation")
