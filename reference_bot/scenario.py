@@ -328,8 +328,11 @@ def parse(data, source: str = "<scenario>") -> Scenario:
     languages = _languages(data, source)
     if not languages:
         return _Parser(source).scenario(data)
+    # read in the first language first: a problem found there is the file's and told plainly; one found
+    # only in another language is that language's, and said so
     translations = {
-        lang: _Parser(source, lang).scenario(_localized(data, lang, languages, source)) for lang in languages
+        lang: _Parser(source, lang, tell=lang != languages[0]).scenario(_localized(data, lang, languages, source))
+        for lang in languages
     }
     return dataclasses.replace(translations[languages[0]], translations=translations)
 
@@ -366,11 +369,11 @@ def _localized(value, language: str, languages: tuple[str, ...], source: str, wh
 
 
 class _Parser:
-    def __init__(self, source: str, language: str | None = None):
-        self.source, self.language = source, language
+    def __init__(self, source: str, language: str | None = None, tell: bool = False):
+        self.source, self.language, self.tell = source, language, tell
 
     def fail(self, where: str, what: str):
-        if self.language:
+        if self.tell:
             what += f" (in {self.language})"
         raise ScenarioError(self.source, where, what)
 

@@ -499,3 +499,38 @@ def test_escalation_phrasings_are_the_language_s_then_english_and_english_for_a_
     assert escalations("de")[: len(ESCALATIONS["de"])] == ESCALATIONS["de"]
     assert escalations("de")[len(ESCALATIONS["de"]) :] == ESCALATIONS["en"]
     assert escalations("xx") == ESCALATIONS["en"]  # Exploration(language=...) built in code, not by the CLI
+
+
+CALLBACK = """
+idBot: callback
+name: Callback
+start: menu
+anywhere: [{keywords: [human, agent, person], goto: ask_phone}]
+states:
+  menu: {replies: [{text: "Hello! Ask me anything."}]}
+  ask_phone:
+    ask: {variable: phone, kind: phone, then: transfer, otherwise: menu}
+    replies: [{text: "QUESTION"}]
+  transfer:
+    replies: [{transfer: {rule: any, timeout: 30s}}, {text: "Nobody is free."}]
+"""
+
+
+@pytest.mark.parametrize(
+    "question, transferred",
+    [("What number can we call?", True), ("Which colour is the sky where you live?", False)],
+)
+def test_the_escalation_probe_answers_what_the_bot_asks_before_a_transfer_or_says_what_it_could_not(
+    tmp_path, make_bot, question, transferred
+):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "callback.yaml").write_text(CALLBACK.replace("QUESTION", question), encoding="utf-8")
+    with LoopbackServer(make_bot(SCENARIOS_DIR=str(tmp_path / "scenarios"))) as server:
+        report = check(BotClient(server.url), exploration=Exploration(language="en"))
+    escalations = [c for c in report.conversations if c.label.startswith("escalation, a human available")]
+    assert any(c.transfer == "succeeded" for c in escalations) is transferred
+    notes = " ".join(report.notes)
+    if transferred:  # the probe answered a phone number, then the bot transferred
+        assert "+33 6 12 34 56 78" in escalations[-1].transcript() and "never transferred" not in notes
+    else:
+        assert f"after being asked, it asked {question!r}, which the probe could not answer" in notes

@@ -349,6 +349,8 @@ def test_a_text_missing_in_one_of_the_languages_is_refused_where_it_is(tmp_path)
 def test_a_problem_in_one_language_says_which(tmp_path):
     error = load_error(tmp_path, LANGUAGES.replace("fr: Bonjour", "fr: " + "b" * 451))
     assert error.where == "states.a.replies[0].text" and error.what.endswith("(in fr)")
+    error = load_error(tmp_path, LANGUAGES.replace("start: a", "start: b"))  # the file's, in any language
+    assert error.where == "start" and "(in " not in error.what
 
 
 def test_a_placeholder_must_name_a_variable_some_state_asks_for(tmp_path):

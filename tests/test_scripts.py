@@ -8,6 +8,7 @@ import pytest
 
 from harness.client import BotClient
 from harness.conformance.probes import Exploration, check
+from harness.conformance.reports import table
 from harness.conformance.scripts import ScriptError, expectation_problems, load_script, load_scripts
 
 from .conftest import ROOT, LoopbackServer
@@ -148,6 +149,8 @@ def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
         report = check(BotClient(server.url), scripts=scripts, exploration=Exploration(1, 1))
     assert [(f.rule, f.message.split(":")[0]) for f in report.findings] == [("script", "wrong greeting")]
     assert "no message is exactly 'Good morning'" in report.findings[0].message
+    shipped = len(scripts) - 1
+    assert f"{len(scripts)} scripts ({shipped} passed, 1 failed), " in table(report).splitlines()[0]
 
 
 def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_bot):

@@ -56,7 +56,7 @@ class Printer:
 
     def title(self, text: str) -> None:
         """A section title: a rule of dashes across the width."""
-        print(f"\n--- {text} " + "-" * max(0, WIDTH - len(text) - 5), file=self.out)
+        print((f"\n--- {text} " + "-" * max(0, WIDTH - len(text) - 5)).rstrip(), file=self.out)
 
 
 SAMPLE = resources.sample()
@@ -138,8 +138,8 @@ def converse(
         if api is not None:  # from now on the bot may post through the API
             api.open(id_conversation, OPERATOR).visitor_wrote = True
         answer = client.send_message(id_conversation, OPERATOR, visitor_text(text))
-        for reply in answer["replies"]:
-            show.line("bot", render.reply(_named_rule(reply)))
+        for reply, condition in conditional(answer["replies"]):
+            show.line("bot", render.reply(_named_rule(reply)) + condition)
         if (now_held := wire.variables_of(answer)) and now_held != held:
             held = now_held
             show.line("iAdvize", "the bot's answer holds " + ", ".join(f"{k}={v}" for k, v in held.items()))
@@ -152,7 +152,20 @@ def converse(
         if posted:
             show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot (author operator)")
             show.line("bot", f"{' '.join(map(str, echoed))}  (the echo rule: no reply to its own messages)")
-    show.title("done: the transfer goes to 'Customer service'; if nobody takes it in 30 s, the apology and close run")
+    show.title("done: the visitor waits for 'Customer service', 30 s at most")
+
+
+def conditional(replies: list[dict]) -> list[tuple[dict, str]]:
+    """Each reply with when it shows, if not at once: after a long await (the visitor's next message cancels
+    it, as in this demo), after a transfer (only if it fails)."""
+    said, condition = [], ""
+    for reply in replies:
+        said.append((reply, condition))
+        if reply["type"] == "await" and wire.seconds(reply["duration"]) >= 60 and not condition:
+            condition = "  (only if the visitor stays silent: their next message cancels it)"
+        elif reply["type"] == "transfer":
+            condition = "  (only if the transfer fails)"
+    return said
 
 
 def shown_at_once(replies: list[dict]) -> list[dict]:

@@ -70,10 +70,18 @@ def looks_like_escalation(text: str) -> bool:
 VISITOR_DATA = (
     (re.compile(r"\be-?mail|\bcourriel|\bcorreo\b", re.IGNORECASE), "visitor@example.com"),
     (
-        re.compile(r"\bphone\b|t[ée]l[ée]phone|\btelefon|\btelefono|\bmobile\b|\bportable\b", re.IGNORECASE),
+        re.compile(
+            r"\bphone\b|t[ée]l[ée]phone|\btelefon|\btelefono|\bmobile\b|\bportable\b|\bcell\b|\bcall (you|back)?|"
+            r"\bnumber (can|should|may) (we|i) (call|ring|reach)|\b(appeler|rappeler|joindre)\b|\banrufen\b|\bllamar",
+            re.IGNORECASE,
+        ),
         "+33 6 12 34 56 78",
     ),
     (re.compile(r"\border\b|\bcommande\b|\bbestell|\bpedido\b|\bordine\b|\bbestelling", re.IGNORECASE), "123456"),
+    (
+        re.compile(r"\b(your|votre|vos|ton|tes) (full )?(name|nom)\b|\bcomment vous appelez", re.IGNORECASE),
+        "Ada Martin",
+    ),
 )
 
 

@@ -149,6 +149,7 @@ class Checker:
         self._seen: dict[tuple[str, str, str], int] = {}  # (rule, endpoint, message) -> index in findings
         self._previous: dict[str, Exchange] = {}  # idMessage -> first answer
         self._escalation: str | None = None  # the phrasing that made the bot transfer
+        self._unanswered = ""  # a question the bot asked on the way to a human that the probe could not answer
         self._answered_get: dict[str, Exchange] = {}  # GET endpoint -> a signed call it answered 2xx
         self._doing = "check"  # the probe under way, for the progress line
         self._started: set[str] = set()  # iAdvize ids of the conversations check started
@@ -397,7 +398,7 @@ class Checker:
 
         The words that worked for one scenario are tried first on the next.
         """
-        tried = []
+        tried, self._unanswered = [], ""
         for phrase in self._escalation_attempts():
             tried.append(phrase)
             transferred = self._ask_for_a_human(phrase, available=True)
@@ -407,9 +408,15 @@ class Checker:
                 self._escalation = phrase
                 self._ask_for_a_human(phrase, available=False)
                 return
+        asked = (
+            f"; after being asked, it asked {self._unanswered!r}, which the probe could not answer (it answers "
+            "questions naming an email, a phone number, an order number or a name)"
+            if self._unanswered
+            else ""
+        )
         self.report.notes.append(
-            f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried), so the "
-            "transfer rules were not exercised on it; if it does transfer, give its words with --escalation TEXT"
+            f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried){asked}, so "
+            "the transfer rules were not exercised on it; if it does transfer, give its words with --escalation TEXT"
         )
 
     def _escalation_attempts(self):
@@ -452,8 +459,11 @@ class Checker:
             messages = [r for r in replies if r.get("type") == "message"]
             if not messages or any(r.get("type") == "transfer" for r in replies):  # transferring: nothing asked
                 break
-            data = phrasings.visitor_data_for(render.reply(messages[-1]))  # the question is the last message
+            question = render.reply(messages[-1])  # the question is the last message
+            data = phrasings.visitor_data_for(question)
             if data is None:
+                if question.rstrip().endswith("?"):  # asked something the probe cannot answer: say so if no transfer
+                    self._unanswered = question
                 break
             answer = platform.visitor_says(chat, data, after=THINK_SECONDS)
         return answer

@@ -26,8 +26,14 @@ def table(report: Report, verbose: bool = False, width: int | None = None) -> st
     summary = report.summary()
     probed = [s for s in report.scenarios if s != NO_SCENARIO]  # none listed: a note says so instead
     scenarios = f"{render.count(len(probed), 'scenario')} ({', '.join(probed)}), " if probed else ""
+    failed = sum(1 for f in report.findings if f.rule == "script")
+    scripts = (
+        f"{render.count(len(report.scripts), 'script')} ({len(report.scripts) - failed} passed, {failed} failed), "
+        if report.scripts
+        else ""
+    )
     lines = [
-        f"{scenarios}{summary['conversations']} conversations, {summary['calls']} calls: "
+        f"{scenarios}{scripts}{summary['conversations']} conversations, {summary['calls']} calls: "
         f"{summary['errors']} errors, {summary['warnings']} warnings"
     ]
     lines += [f"note: {note}" for note in report.notes]
