@@ -76,3 +76,11 @@ def test_the_glossary_defines_every_kpi_and_outcome():
     assert (
         glossary.loc["containment", "kind"] == "KPI" and "without a human" in glossary.loc["containment", "definition"]
     )
+
+
+def test_the_readme_defines_every_kpi_as_the_code_does():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name, kpi in kpis.KPIS.items():
+        assert f"| {name} | {kpi.definition} |" in readme
