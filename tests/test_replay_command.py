@@ -325,3 +325,53 @@ def test_calls_not_sent_are_rows_counted_failed_and_never_compared(low_budget, t
     ]
     assert "4 calls failed, 2 of them not sent" in str(summary)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["conversations.parquet", "exchanges.parquet"]
+
+
+def test_outcome_rules_of_the_team_decide_what_asked_for_a_human_and_resolved_mean(tmp_path):
+    import pandas as pd
+
+    from tests.test_notebooks import SAMPLE
+
+    rules = tmp_path / "outcomes.yaml"
+    rules.write_text('asked_for_human: [agent]\nresolved: ["Glad I could help"]\n', encoding="utf-8")
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "replay",
+            str(SAMPLE),
+            "--limit",
+            "60",
+            "--outcomes",
+            str(rules),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    conversations = pd.read_parquet(out / "conversations.parquet")
+    said = conversations.set_index("conversation")
+    # resolved: only where the bot said goodbye; the rest that the default calls resolved are unresolved now
+    assert {"unresolved", "closed by bot"} <= set(said["outcome"]) and "resolved" not in set(said["outcome"])
+    exchanges = pd.read_parquet(out / "exchanges.parquet")
+    visitor = exchanges[exchanges["purpose"] == "visitor"].groupby("conversation")["message"].agg(" ".join)
+    agent = visitor.str.contains(r"\bagent\b", case=False)
+    assert agent.any() and said.loc[visitor.index, "asked_for_human"].tolist() == agent.tolist()  # "person" no more
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("asked_for_human: yes\n", encoding="utf-8")
+    refused = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "replay", str(SAMPLE), "--outcomes", str(bad), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert (
+        refused.stderr.strip()
+        == f"error: {bad}: asked_for_human must be a list of non-empty strings (quote yes and no)"
+    )

@@ -54,6 +54,7 @@ OUTCOMES = {
     "escalated": "the bot transferred the conversation and a human took it",
     "transfer failed": "the bot asked for a transfer and nobody took it within its timeout",
     "abandoned": "the visitor wrote at most once, or left while the bot waited for an answer",
+    "unresolved": "with outcome rules naming what resolves a conversation: none of those texts was said",
 }
 
 # Words of the report that are not KPIs.

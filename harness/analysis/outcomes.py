@@ -5,10 +5,61 @@ Pure Python over the simulated platform's events (no pandas): the replay calls i
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
 from harness.conformance.platform import Event, SimulatedConversation
 
 # a visitor message with one of these words asks for a human
 HUMAN_WORDS = ("human", "person", "agent", "advisor", "someone", "operator")
+
+
+@dataclass(frozen=True)
+class OutcomeRules:
+    """What a team's bot means by its outcomes: the words of a visitor asking for a human (whole words,
+    any case), and, when given, the bot texts that mean a conversation was resolved (a conversation
+    without one is then ``unresolved``). The default is the harness's own."""
+
+    asked_for_human: tuple[str, ...] = HUMAN_WORDS
+    resolved: tuple[str, ...] = ()  # substrings of a bot message, any case; none: resolved as by default
+
+    def asks_for_human(self, text: str) -> bool:
+        """Whether a visitor message (or quick-reply value) asks for a human."""
+        return bool(self._human.search(text)) if self.asked_for_human else False
+
+    @property
+    def _human(self) -> re.Pattern:
+        return re.compile(r"\b(" + "|".join(map(re.escape, self.asked_for_human)) + r")\b", re.IGNORECASE)
+
+
+DEFAULT_RULES = OutcomeRules()
+
+
+class OutcomeRulesError(ValueError):
+    """An outcome rules file that cannot be used: which file, which key, what is wrong."""
+
+
+def load_rules(path: str | Path) -> OutcomeRules:
+    """The outcome rules of a YAML file (``asked_for_human: [...]``, ``resolved: [...]``, both optional)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise OutcomeRulesError(f"{path}: cannot read the file ({error})") from None
+    except yaml.YAMLError as error:
+        raise OutcomeRulesError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict) or set(data) - {"asked_for_human", "resolved"}:
+        raise OutcomeRulesError(f"{path}: give a mapping with asked_for_human and/or resolved, each a list of words")
+    found = {}
+    for key in ("asked_for_human", "resolved"):
+        if key in data:
+            words = data[key]
+            if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+                raise OutcomeRulesError(f"{path}: {key} must be a list of non-empty strings (quote yes and no)")
+            found[key] = tuple(w.strip() for w in words)
+    return OutcomeRules(**found)
 
 
 def first_reply_seconds(events: list[Event], visitor: list[int], shown: list[Event]) -> float | None:
@@ -22,11 +73,14 @@ def first_reply_seconds(events: list[Event], visitor: list[int], shown: list[Eve
     return round(shown[0].at - first.at + latency, 3)
 
 
-def outcome(chat: SimulatedConversation, events: list[Event], visitor: list[int]) -> str:
-    """resolved / escalated / transfer failed / abandoned / closed by bot.
+def outcome(
+    chat: SimulatedConversation, events: list[Event], visitor: list[int], rules: OutcomeRules = DEFAULT_RULES
+) -> str:
+    """resolved / escalated / transfer failed / abandoned / closed by bot (/ unresolved, with ``rules.resolved``).
 
     Abandoned: the visitor wrote at most once, or left (iAdvize closed the chat after 5 minutes)
     while the bot waited for an answer: its last message asked a question or offered quick replies.
+    With ``rules.resolved``, a conversation is resolved only when the bot said one of those texts.
     """
     if chat.transfer == "succeeded":
         return "escalated"
@@ -44,4 +98,7 @@ def outcome(chat: SimulatedConversation, events: list[Event], visitor: list[int]
         chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot) > visitor[-1])
     ):
         return "abandoned"
+    if rules.resolved:
+        said = [e.text.casefold() for e in events if e.kind == "shown"]
+        return "resolved" if any(w.casefold() in t for w in rules.resolved for t in said) else "unresolved"
     return "resolved"

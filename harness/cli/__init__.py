@@ -22,6 +22,12 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+OUTCOMES_HELP = (
+    "a YAML file of outcome rules: asked_for_human (the words of a visitor asking for a person) and "
+    "resolved (bot texts that mean resolved) (default: the harness's)"
+)
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``iadvize-harness`` argument parser: one sub-command per job, shared options from parents."""
     from harness.conformance.phrasings import LANGUAGES
@@ -123,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--concurrency", type=positive, default=4, help="conversations replayed at once (default 4)")
     replay.add_argument("--limit", type=positive, help="replay the first N conversations only")
     replay.add_argument("--out", default="results", help="folder of exchanges.parquet and conversations.parquet")
+    replay.add_argument("--outcomes", metavar="FILE", help=OUTCOMES_HELP)
     replay.set_defaults(run=commands.replay)
 
     report = subcommands.add_parser(
@@ -132,6 +139,7 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--recordings", help="recordings to replay first (default: the shipped sample)")
     source.add_argument("--results", help="a folder written by `replay --out` (no replay then)")
     report.add_argument("--limit", type=positive, help="replay the first N conversations only")
+    report.add_argument("--outcomes", metavar="FILE", help=OUTCOMES_HELP)
     report.add_argument(
         "--compare-with",
         metavar="RESULTS_DIR",

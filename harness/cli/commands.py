@@ -176,9 +176,14 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
 
     Which bot is said first, on ``stream`` (stdout by default), once it answered the preflight.
     """
+    from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRulesError, load_rules
     from harness.client import BotClient, GiveUp, preflight
     from harness.traffic.replay import Grouped, replay
 
+    try:  # said before any bot is started
+        rules = load_rules(args.outcomes) if args.outcomes else DEFAULT_RULES
+    except OutcomeRulesError as problem:
+        raise _Stopped(str(problem)) from None
     told = Grouped(say)
     give_up = GiveUp()  # the preflight's calls and the replay's: a bot that hangs is given up after two
     with _api(args) as api, bot(args.provider_url, env=api.reference_bot_settings()) as url:
@@ -204,6 +209,7 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
             on_skipped=told,
             give_up=give_up,
             api=api,
+            outcome_rules=rules,
         )
     progress.done()
     for line in [*told.rest(), *(f"given up: {line}" for line in summary.given_up)]:
@@ -257,6 +263,11 @@ def report(args) -> int:
         )
     if args.names and (len(args.names.split(",")) != 2 or not all(n.strip() for n in args.names.split(","))):
         return error(f"--names {args.names!r}: give two names separated by a comma, e.g. --names v1,v2")
+    if args.outcomes and args.results:
+        return error(
+            f"--outcomes applies to a replay: the outcomes in {args.results} were decided when it was replayed; "
+            "replay with `replay --outcomes FILE`, or give --recordings"
+        )
     if args.names and not args.compare_with:
         return error("--names names the two runs of a comparison: give the second run with --compare-with RESULTS_DIR")
     progress = Progress()

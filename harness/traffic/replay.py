@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import render, wire
-from harness.analysis.outcomes import HUMAN_WORDS, first_reply_seconds, outcome
+from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRules, first_reply_seconds, outcome
 from harness.client import BotClient, BotError, Exchange, GiveUp, excerpt
 from harness.conformance.platform import (
     INACTIVITY_CLOSE_SECONDS,
@@ -223,8 +223,16 @@ def _call(exchange: Exchange) -> str:
 class Replayer:
     """Replays recorded conversations against one bot from several threads: a client per thread, one GiveUp for all."""
 
-    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None, api=None):
+    def __init__(
+        self,
+        provider_url: str,
+        secret: str | None = None,
+        give_up: GiveUp | None = None,
+        api=None,
+        outcome_rules: OutcomeRules = DEFAULT_RULES,
+    ):
         self.provider_url, self.secret = provider_url, secret
+        self.outcome_rules = outcome_rules  # what "asked for a human" and "resolved" mean for this bot
         self.give_up = give_up or GiveUp()  # shared by every thread's client: who stopped answering is let be
         self.api = api  # the local iAdvize API the bot posts through (IAdvizeAPI), or None
         self.proactive_wait = ProactiveWait()  # shared: a bot that never posts is no longer waited for, anywhere
@@ -357,7 +365,7 @@ class Replayer:
         visitor = [i for i, e in enumerate(events) if e.kind == "visitor"]
         transfer = next((i for i, e in enumerate(events) if e.kind == "transfer"), None)
         shown_after_first = [e for e in events[visitor[0] :] if e.kind == "shown"] if visitor else []
-        asked = any(any(w in events[i].text.lower() for w in HUMAN_WORDS) for i in visitor)
+        asked = any(self.outcome_rules.asks_for_human(events[i].text) for i in visitor)
         step = turn = None
         if transfer is not None:
             before = [i for i in visitor if i < transfer]  # by position: replies share their message's time
@@ -374,7 +382,7 @@ class Replayer:
             "started_at": datetime.fromtimestamp(t0, UTC),
             "first_message": events[visitor[0]].text if visitor else None,
             "turns": len(visitor),
-            "outcome": outcome(chat, events, visitor),
+            "outcome": outcome(chat, events, visitor, self.outcome_rules),
             "asked_for_human": asked,
             "transfer": chat.transfer,
             "transfer_rule": (labels.get(chat.transfer_rule) or chat.transfer_rule) if chat.transfer else None,
@@ -444,10 +452,12 @@ def replay(
     on_skipped: Callable[[Corrupt], None] | None = None,
     give_up: GiveUp | None = None,
     api=None,
+    outcome_rules: OutcomeRules = DEFAULT_RULES,
 ) -> Summary:
     """Replay the recordings at ``paths`` against the bot at ``provider_url``, tables into ``out``.
 
-    With ``api`` (the local iAdvize API), what the bot posts through it joins the conversations.
+    With ``api`` (the local iAdvize API), what the bot posts through it joins the conversations;
+    ``outcome_rules`` say what the ``outcome`` and ``asked_for_human`` columns mean.
 
     ``progress(text, step="replay")`` is called as conversations finish; ``on_skipped`` with each
     corrupt line and each failed conversation (a :class:`NotReplayed`) as they are met; ``give_up``
@@ -457,7 +467,7 @@ def replay(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary, operators = Summary(), {}
-    replayer = Replayer(provider_url, secret, give_up, api)
+    replayer = Replayer(provider_url, secret, give_up, api, outcome_rules)
     staged = {name: _temporary(out, name) for name in ("exchanges.parquet", "conversations.parquet")}
     exchanges = TableWriter(staged["exchanges.parquet"], EXCHANGE_COLUMNS)
     conversations = TableWriter(staged["conversations.parquet"], CONVERSATION_COLUMNS)
