@@ -153,6 +153,28 @@ def parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(run=commands.report)
 
+    scripts = subcommands.add_parser(
+        "scripts",
+        help="conversation scripts made from recorded traffic",
+        description="Write one *.convo.yaml per recorded conversation, expecting what the bot answered then: "
+        "run them against a new version of the bot (check --scripts, or pytest) to see what changed.",
+    )
+    scripts.add_argument(
+        "--from", dest="recordings", nargs="+", required=True, metavar="RECORDINGS", help="recording files or folders"
+    )
+    scripts.add_argument("--out", required=True, metavar="DIR", help="the folder to write the scripts in")
+    scripts.add_argument(
+        "--loose",
+        action="store_true",
+        help="expect a piece of the first text, the quick replies and payload types only "
+        "(default: every reply exactly)",
+    )
+    scripts.add_argument("--limit", type=positive, help="the first N conversations only")
+    scripts.add_argument(
+        "--conversation", action="append", metavar="ID", help="this recorded conversation only (repeatable)"
+    )
+    scripts.set_defaults(run=commands.scripts)
+
     proxy = subcommands.add_parser("proxy", help="a reverse proxy that records every exchange with a bot")
     proxy.add_argument("--upstream", required=True, type=url, help="the bot's base URL")
     proxy.add_argument("--record", required=True, metavar="DIR", help="where the hourly JSONL files go")

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness import render
 from harness.bots import BotProcessError, bot
 from harness.progress import Progress
 
@@ -295,6 +296,30 @@ def report(args) -> int:
         if replayed_into is not None:
             shutil.rmtree(replayed_into, ignore_errors=True)
     print(f"report written to {page} (open it in a browser)")
+    return 0
+
+
+def scripts(args) -> int:
+    """``iadvize-harness scripts --from RECORDINGS``: one conversation script per recorded conversation."""
+    from harness.traffic.recordings import recording_files
+    from harness.traffic.to_scripts import write_scripts
+
+    for given in args.recordings:  # a replay's results hold no payloads to send again: the recordings do
+        if (Path(given) / "exchanges.parquet").exists():
+            return error(f"{given} holds replay results: give the recordings they were replayed from")
+    try:
+        recording_files(args.recordings)
+        written = write_scripts(
+            args.recordings, Path(args.out), args.loose, args.limit, set(args.conversation or []) or None
+        )
+    except (FileNotFoundError, OSError) as problem:
+        return error(str(problem))
+    for line in written.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    if not written.paths:
+        return error("no recorded conversation to make a script of")
+    print(f"{render.count(len(written.paths), 'script')} written in {args.out}")
+    print(f"run them: iadvize-harness check --provider-url URL --scripts {args.out}   (or: pytest {args.out})")
     return 0
 
 

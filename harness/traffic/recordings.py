@@ -149,6 +149,8 @@ def read(paths: list[str | os.PathLike]) -> Iterator[dict | Corrupt]:
 # --- the stream of recorded conversations ---------------------------------------------------------
 
 WINDOW_SECONDS = 3600.0  # a conversation silent this long in the recording is complete
+# the scenario of an operator whose set-up the recording does not hold (the reference bot's shipped one)
+DEFAULT_SCENARIO = "order-assistant"
 
 
 @dataclass

@@ -51,9 +51,15 @@ from harness.conformance.platform import (
     SimulatedPlatform,
 )
 from harness.progress import silent
-from harness.traffic.recordings import Corrupt, Recorded, recorded_conversations, replies_of, sent_seconds
+from harness.traffic.recordings import (
+    DEFAULT_SCENARIO,
+    Corrupt,
+    Recorded,
+    recorded_conversations,
+    replies_of,
+    sent_seconds,
+)
 
-DEFAULT_SCENARIO = "order-assistant"
 BATCH_ROWS = 2_000
 SHOWN_PER_REASON = 5  # skipped lines or failed conversations reported one by one for one reason; the rest counted
 
