@@ -72,7 +72,8 @@ def test_the_replay_notebook_replays_the_sample_itself_and_draws(tmp_path):
 
 def test_the_response_times_notebook_draws_every_chart(results, tmp_path):
     executed = execute("response-times-and-escalations.ipynb", {"results": str(results)}, tmp_path)
-    assert images(executed) == 5  # KPIs per day, latency per endpoint, over time, funnel, time to escalation
+    # KPIs per day, latency per endpoint, over time, funnel, time to escalation, where conversations end, paths
+    assert images(executed) == 7
     text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
     assert "one run only: give a second run's results (report --compare-with RESULTS_DIR)" in text  # not two halves
     assert "without a human" in text and "2 s for the greeting" in text  # the glossary's definitions
@@ -96,7 +97,7 @@ def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path
         ("report: exporting the HTML page", "export")
     ]
     assert "unknown parameter" not in caplog.text  # each notebook is given the parameters it declares
-    assert page.count('src="data:image/png;base64,') == 6  # every chart of both notebooks, embedded
+    assert page.count('src="data:image/png;base64,') == 8  # every chart of both notebooks, embedded
     assert "import " not in page and "metrics.load" not in page  # code cells hidden
     assert 'src="http' not in page  # nothing fetched: opens offline
 
@@ -213,3 +214,12 @@ def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path)
     assert changed > 0  # the escalated ones: v2 never transfers
     assert re.search(r"<td>escalated</td>\s*<td>(resolved|abandoned|closed by bot)</td>", shown)
     assert "of the transfers the bot asked, the share a human took" in shown  # the glossary, whole
+    # the conversation index: a row per conversation (the first 300), each holding its chat to open
+    assert shown.count('<details class="conversation">') == 120
+    row = re.search(r"<details class=\"conversation\"><summary>(.*?)</summary>(.*?)</details>", shown, re.S)
+    assert re.match(
+        r"(resolved|escalated|abandoned|closed by bot|transfer failed) \| order-assistant \| \d+ turns? \| ",
+        row.group(1),
+    )
+    assert 'class="chat"' in row.group(2)
+    assert "Where conversations end" in shown and "Paths through quick replies" in shown

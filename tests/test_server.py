@@ -196,4 +196,4 @@ def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_th
     assert checked[1].endswith(": 0 errors, 0 warnings") and "no finding" in checked
     assert "replayed 60 conversations" in out and "0 replies differ from the recording" in out  # ...replayed...
     assert out.rstrip().endswith(f"report written to {report} (open it in a browser)")  # ...and reported
-    assert report.read_text().count('src="data:image/png;base64,') == 6
+    assert report.read_text().count('src="data:image/png;base64,') == 8

@@ -102,3 +102,34 @@ def outcome(
         said = [e.text.casefold() for e in events if e.kind == "shown"]
         return "resolved" if any(w.casefold() in t for w in rules.resolved for t in said) else "unresolved"
     return "resolved"
+
+
+@dataclass(frozen=True)
+class Journey:
+    """Where a conversation went: the bot's last message seen, its last quick-reply menu, and the quick
+    replies the visitor chose, in order (typed messages left out)."""
+
+    last_message: str | None
+    last_menu: str | None
+    path: tuple[str, ...]
+
+
+def journey(events: list[Event]) -> Journey:
+    """The conversation's journey, from its events (what was shown, what the visitor wrote)."""
+    last_message = last_menu = None
+    offered: list[str] = []
+    path = []
+    for event in events:
+        if event.kind == "shown" and isinstance(event.reply, dict):
+            payload = event.reply.get("payload") or {}
+            text = payload.get("value") if payload.get("contentType") == "text" else f"[{payload.get('contentType')}]"
+            last_message = str(text)
+            choices = [q.get("value") for q in event.reply.get("quickReplies") or [] if isinstance(q, dict)]
+            if choices:
+                last_menu, offered = last_message, [str(c) for c in choices]
+        elif event.kind == "visitor":
+            chosen = next((c for c in offered if c.casefold() == event.text.strip().casefold()), None)
+            if chosen is not None:
+                path.append(chosen)
+            offered = []  # a menu is answered once: what follows is a new message
+    return Journey(last_message, last_menu, tuple(path))

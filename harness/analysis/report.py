@@ -114,6 +114,7 @@ def build(results: Path, out: Path, compare_with: Path | None = None, progress=s
         "results": str(Path(results).resolve()),
         "compare_with": str(Path(compare_with).resolve()) if compare_with else "",
         "names": names,
+        "interactive": False,  # widgets do not work in a static page: the index opens each conversation instead
     }
     executed = []
     with tempfile.TemporaryDirectory(prefix="report-") as workdir:

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import render, wire
-from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRules, first_reply_seconds, outcome
+from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRules, first_reply_seconds, journey, outcome
 from harness.client import BotClient, BotError, Exchange, GiveUp, excerpt
 from harness.conformance.platform import (
     INACTIVITY_CLOSE_SECONDS,
@@ -104,8 +104,12 @@ CONVERSATION_COLUMNS = pa.schema(
         ("differences", pa.int32()),
         ("variables", pa.string()),  # JSON {name: value}: the visitor data the bot held at the end
         ("prequalified", pa.bool_()),  # the transfer came with visitor data (null: no transfer)
+        ("last_bot_message", pa.string()),  # the bot's last message the visitor saw (a payload: [its type])
+        ("last_menu", pa.string()),  # the last message of the bot that offered quick replies
+        ("path", pa.string()),  # the quick replies the visitor chose, in order, joined by " > "
     ]
 )
+PATH_SEPARATOR = " > "  # between the quick replies of a conversation's path
 NOT_SENT = "not sent:"  # how the error of a call given up before it was sent begins (harness.client.GiveUp)
 
 
@@ -380,6 +384,7 @@ class Replayer:
                 said = [e.text for e in events[: before[-1]] if e.kind == "shown"]
                 step = said[-1] if said else "(nothing yet)"
         labels = {r.get("id"): r.get("label") for r in self._ready.get(recorded.operator, [])}
+        went = journey(events)
         shown = [e.at for e in events if e.kind == "shown"]
         return {
             "conversation": recorded.id,
@@ -401,6 +406,9 @@ class Replayer:
             "differences": sum(1 for r in rows if r["same"] is False),
             "variables": _json(chat.variables),
             "prequalified": None if chat.variables_at_transfer is None else bool(chat.variables_at_transfer),
+            "last_bot_message": went.last_message,
+            "last_menu": went.last_menu,
+            "path": PATH_SEPARATOR.join(went.path),
         }
 
 

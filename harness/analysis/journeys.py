@@ -1,0 +1,139 @@
+"""Where conversations end and how visitors get there: drop-off per bot message, paths through quick
+replies, and the paths drawn as a flow from choice to choice to the outcome.
+
+Over the ``conversations`` table ``replay`` writes: ``last_bot_message``, ``last_menu`` and ``path``
+(the quick replies chosen, joined by " > ") come from each conversation's events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+NO_PATH = "(no quick reply chosen)"
+SEPARATOR = " > "  # as harness.traffic.replay joins a path
+
+
+def drop_off(conversations: pd.DataFrame, by: str = "last_bot_message", top: int = 10) -> pd.DataFrame:
+    """Per scenario, the bot messages after which conversations ended (``by="last_menu"``: the last
+    quick-reply menu), counted by outcome, most frequent first, ``top`` per scenario."""
+    scenario = (
+        conversations["scenario"].fillna("-") if "scenario" in conversations else pd.Series("-", conversations.index)
+    )
+    table = pd.crosstab(
+        [scenario.rename("scenario"), conversations[by].fillna("(none)").rename(by)], conversations["outcome"]
+    )
+    table.insert(0, "conversations", table.sum(axis=1))
+    ranked = table.sort_values("conversations", ascending=False, kind="stable")
+    return ranked.groupby(level="scenario", sort=False).head(top)
+
+
+def paths(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """The visitors' paths through quick replies, counted by outcome, most frequent first."""
+    path = conversations["path"].replace("", NO_PATH).fillna(NO_PATH).rename("path")
+    table = pd.crosstab(path, conversations["outcome"])
+    table.insert(0, "conversations", table.sum(axis=1))
+    return table.sort_values("conversations", ascending=False, kind="stable").head(top)
+
+
+def flows(conversations: pd.DataFrame, depth: int = 2) -> Counter:
+    """Links between the columns of the flow chart: ((column, node), (column + 1, node)) -> conversations.
+
+    Column k (0-based) holds the k-th quick reply chosen, "(typed or left)" once the path ends;
+    the last column holds the outcome.
+    """
+    links: Counter = Counter()
+    for path, outcome in zip(conversations["path"].fillna(""), conversations["outcome"], strict=True):
+        steps = path.split(SEPARATOR) if path else []
+        nodes = [steps[k] if k < len(steps) else "(typed or left)" for k in range(depth)] + [f"= {outcome}"]
+        for k in range(len(nodes) - 1):
+            links[((k, nodes[k]), (k + 1, nodes[k + 1]))] += 1
+    return links
+
+
+def flow_chart(conversations: pd.DataFrame, ax, depth: int = 2, top: int = 6) -> None:
+    """The paths drawn on ``ax``: a column per choice, then the outcomes; band widths are conversations.
+
+    The ``top`` choices of each column are drawn by name, the rest gathered as "(other)".
+    """
+    from matplotlib.patches import PathPatch, Rectangle
+
+    links = _grouped(flows(conversations, depth), top)
+    columns = depth + 1
+    totals = [Counter() for _ in range(columns)]  # every conversation has one node in each column
+    for ((k, a), (_, b)), n in links.items():
+        totals[k][a] += n
+        if k + 1 == columns - 1:
+            totals[k + 1][b] += n
+    gap = 0.02 * max(sum(totals[0].values()), 1)
+    free, labels = [], []  # per column, per node: the next free height for bands leaving it and arriving
+    for k, column in enumerate(totals):
+        y, spans = 0.0, {}
+        for node, n in column.most_common():
+            ax.add_patch(Rectangle((k - 0.04, y), 0.08, n, color="0.25"))
+            labels.append((k + 0.06, y + n / 2, f"{node} ({n})"))
+            spans[node] = {"out": y, "in": y}
+            y += n + gap
+        free.append(spans)
+    for ((k, a), (_, b)), n in sorted(links.items(), key=lambda item: (item[0][0][0], -item[1])):
+        y0, y1 = free[k][a]["out"], free[k + 1][b]["in"]
+        ax.add_patch(PathPatch(_band(k + 0.04, y0, k + 0.96, y1, n), facecolor="0.75", edgecolor="white", lw=0.5))
+        free[k][a]["out"], free[k + 1][b]["in"] = y0 + n, y1 + n
+    for x, y, text in labels:  # over the bands, readable
+        ax.text(x, y, text, va="center", fontsize=7, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+    height = max(sum(c.values()) + gap * len(c) for c in totals)
+    ax.set_xlim(-0.2, columns - 0.2)
+    ax.set_ylim(height, -gap)  # the most frequent at the top
+    ax.set_xticks(range(columns), [*(f"choice {k + 1}" for k in range(depth)), "outcome"])
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+
+
+def _band(x0: float, y0: float, x1: float, y1: float, width: float):
+    """A band of ``width`` from (x0, y0) to (x1, y1), its edges S-curves."""
+    from matplotlib.path import Path as Curve
+
+    bend = (x1 - x0) * 0.45
+    points = [
+        (x0, y0), (x0 + bend, y0), (x1 - bend, y1), (x1, y1),
+        (x1, y1 + width), (x1 - bend, y1 + width), (x0 + bend, y0 + width), (x0, y0 + width), (x0, y0),
+    ]  # fmt: skip
+    codes = [Curve.MOVETO, *[Curve.CURVE4] * 3, Curve.LINETO, *[Curve.CURVE4] * 3, Curve.CLOSEPOLY]
+    return Curve(points, codes)
+
+
+def _grouped(links: Counter, top: int) -> Counter:
+    """The links with each column's less frequent nodes gathered as "(other)"."""
+    weight: Counter = Counter()
+    for ((k, a), _), n in links.items():
+        weight[(k, a)] += n
+    kept = set()
+    for column in {k for k, _ in weight}:
+        kept |= {node for node, _ in Counter({n: w for n, w in weight.items() if n[0] == column}).most_common(top)}
+
+    def name(node):
+        return (
+            node if node in kept or node[1].startswith("= ") or node[1] == "(typed or left)" else (node[0], "(other)")
+        )
+
+    grouped: Counter = Counter()
+    for (a, b), n in links.items():
+        grouped[(name(a), name(b))] += n
+    return grouped
+
+
+def share(table: pd.DataFrame) -> pd.DataFrame:
+    """A count table (as :func:`drop_off` or :func:`paths` give) with each outcome as a share of its row."""
+    shares = table.drop(columns="conversations").div(table["conversations"], axis=0)
+    return pd.concat([table[["conversations"]], shares.replace({np.nan: 0.0})], axis=1)
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A count table with each outcome as a percentage of its row, for people."""
+    from harness.analysis.kpis import format_value
+
+    shares = share(table)
+    return shares.assign(**{c: shares[c].map(lambda v: format_value(v, "share")) for c in shares.columns[1:]})

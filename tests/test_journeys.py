@@ -1,0 +1,79 @@
+"""Drop-off, paths and flows on small hand-made tables, with counts worked out by hand; and a journey
+read from a conversation's events."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.analysis import journeys
+from harness.analysis.outcomes import journey
+from harness.conformance.platform import Event
+
+CONVERSATIONS = pd.DataFrame(
+    {
+        "scenario": ["shop", "shop", "shop", "shop", "faq"],
+        "outcome": ["abandoned", "abandoned", "escalated", "resolved", "abandoned"],
+        "last_bot_message": ["Pick one", "Pick one", "Passing you on", "Bye", "Ask me"],
+        "last_menu": ["Pick one", "Pick one", "Pick one", "Pick one", None],
+        "path": ["", "Offers", "Offers > Human", "Offers > No", ""],
+    }
+)
+
+
+def test_drop_off_ranks_the_bot_messages_after_which_conversations_end_per_scenario():
+    table = journeys.drop_off(CONVERSATIONS)
+    assert table.loc[("shop", "Pick one"), "conversations"] == 2 and table.loc[("shop", "Pick one"), "abandoned"] == 2
+    assert table.index[0] == ("shop", "Pick one")  # the most frequent first
+    assert table.loc[("faq", "Ask me"), "abandoned"] == 1
+    menus = journeys.drop_off(CONVERSATIONS, by="last_menu")
+    assert menus.loc[("shop", "Pick one")].tolist() == [4, 2, 1, 1]  # conversations, abandoned, escalated, resolved
+    assert journeys.share(menus).loc[("shop", "Pick one"), "abandoned"] == 0.5
+    assert journeys.shown(menus).loc[("shop", "Pick one"), "abandoned"] == "50.0 %"
+
+
+def test_paths_count_the_quick_replies_chosen_to_each_outcome():
+    table = journeys.paths(CONVERSATIONS)
+    assert table.loc["(no quick reply chosen)", "conversations"] == 2
+    assert table.loc["Offers > Human", "escalated"] == 1 and table.loc["Offers", "abandoned"] == 1
+
+
+def test_flows_link_each_choice_to_the_next_and_the_last_to_the_outcome():
+    links = journeys.flows(CONVERSATIONS, depth=2)
+    assert links[((0, "Offers"), (1, "Human"))] == 1 and links[((0, "Offers"), (1, "(typed or left)"))] == 1
+    assert links[((0, "(typed or left)"), (1, "(typed or left)"))] == 2
+    assert links[((1, "(typed or left)"), (2, "= abandoned"))] == 3  # the two without a choice, and "Offers"
+    assert sum(n for ((k, _), _), n in links.items() if k == 0) == len(CONVERSATIONS)  # every conversation, once
+
+
+def test_a_flow_chart_draws_a_band_per_link():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    journeys.flow_chart(CONVERSATIONS, ax, depth=2)
+    drawn = [p for p in ax.patches if type(p).__name__ == "PathPatch"]
+    assert len(drawn) == len(journeys.flows(CONVERSATIONS, depth=2))
+    assert "= escalated (1)" in [t.get_text() for t in ax.texts]
+    plt.close(fig)
+
+
+def menu(text, *choices):
+    reply = {"type": "message", "payload": {"contentType": "text", "value": text}}
+    if choices:
+        reply["quickReplies"] = [{"contentType": "text/quick-reply", "value": c} for c in choices]
+    return Event(0.0, "shown", text, reply=reply)
+
+
+def test_a_journey_keeps_the_quick_replies_chosen_and_where_the_bot_left_off():
+    events = [
+        menu("What can I do?", "Offers", "Returns"),
+        Event(1.0, "visitor", "offers"),  # a choice, typed in another case
+        menu("Here they are", "Deal", "No thanks"),
+        Event(2.0, "visitor", "how much is shipping?"),  # typed: not a choice
+        menu("Shipping is free."),
+    ]
+    went = journey(events)
+    assert went.path == ("Offers",) and went.last_message == "Shipping is free."
+    assert went.last_menu == "Here they are"
