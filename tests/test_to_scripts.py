@@ -107,3 +107,19 @@ def test_the_command_refuses_what_is_not_a_recording_in_one_line(tmp_path, given
         timeout=60,
     )
     assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_check_keeps_the_explored_paths_as_scripts_that_pass_against_the_bot_and_catch_a_rewording(make_bot, tmp_path):
+    out = tmp_path / "explored"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "check", "--max-conversations", "6", "--save-scripts", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(f"scripts of the explored paths written in {out}")
+    scripts = load_scripts(out)
+    assert scripts and all(s.name.startswith("explore: ") for s in scripts)
+    assert run_all(scripts, make_bot) == []
+    assert run_all(scripts, make_bot, DIALOGUE=reworded)  # the greeting's answer reworded: caught

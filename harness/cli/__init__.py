@@ -101,6 +101,11 @@ def parser() -> argparse.ArgumentParser:
         "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
     )
     check.add_argument(
+        "--save-scripts",
+        metavar="DIR",
+        help="write the paths the probes explored as conversation scripts there (what the bot answered, exactly)",
+    )
+    check.add_argument(
         "--webhook-url",
         type=url,
         metavar="URL",

@@ -134,7 +134,24 @@ def check(args, out=sys.stdout) -> int:
     for path, write in ((args.json, write_json), (args.junit, write_junit), (args.html, write_html)):
         if failed := _write(path, lambda to, write=write: write(report, to)):
             return failed
+    if args.save_scripts and not report.stopped and (failed := _save_explored(report, args)):
+        return failed
     return 2 if report.stopped else 1 if report.errors else 0
+
+
+def _save_explored(report, args) -> int | None:
+    """check --save-scripts: the explored paths as scripts; an exit code when they cannot be written."""
+    from harness.conformance.probes import RULES_OF_OPERATOR
+    from harness.traffic.to_scripts import save_scripts, script_of_conversation
+
+    explored = [c for c in report.conversations if c.label.startswith("explore: ")]
+    scripts = [s for c in explored if (s := script_of_conversation(c, RULES_OF_OPERATOR, args.language or "en"))]
+    try:
+        paths = save_scripts(scripts, Path(args.save_scripts))
+    except OSError as problem:
+        return error(f"cannot write the scripts in {args.save_scripts}: {problem.strerror or problem}")
+    print(f"{render.count(len(paths), 'script')} of the explored paths written in {args.save_scripts}")
+    return None
 
 
 def sample(args) -> int:

@@ -96,6 +96,7 @@ class SimulatedConversation:
     label: str = ""  # what the conversation is for, in words (check names its probes)
     first_id: str = ""  # iAdvize's id, kept when the connector answers with its own
     api_calls_seen: int = 0  # the bot's calls to iAdvize's API for this conversation already in the events
+    scenario: str = ""  # the idBot its operator is linked to, when the one who opened it says (check does)
     variables: dict[str, str] = field(default_factory=dict)  # the visitor data the bot's last answer held
     variables_at_transfer: dict[str, str] | None = None  # what it held when it transferred (None: no transfer)
 

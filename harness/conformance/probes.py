@@ -367,7 +367,7 @@ class Checker:
     def conversation(self, platform: SimulatedPlatform, label: str) -> SimulatedConversation:
         """A new conversation on ``platform``, greeted and started, kept in the report as ``label``."""
         chat = platform.open_chat()
-        chat.label = f"{label} ({self.id_bot})"
+        chat.label, chat.scenario = f"{label} ({self.id_bot})", self.id_bot
         self.report.conversations.append(chat)
         platform.start(chat)
         return chat

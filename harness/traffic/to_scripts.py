@@ -1,4 +1,5 @@
-"""Recorded traffic made into conversation scripts: ``iadvize-harness scripts --from RECORDINGS``.
+"""Traffic made into conversation scripts: ``iadvize-harness scripts --from RECORDINGS``, and the
+paths ``check`` explored (``check --save-scripts DIR``).
 
 Each recorded conversation becomes one ``*.convo.yaml``: its visitor messages in order, with the
 recorded gaps (so awaits and nudges play as they did), the operator as the recording set it up,
@@ -36,23 +37,19 @@ def write_scripts(
     recordings: list, out: Path, loose: bool = False, limit: int | None = None, only: set[str] | None = None
 ) -> Written:
     """One script per recorded conversation (those in ``only`` when given, the first ``limit``) into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     operators: dict = {}
-    written = Written([], [])
+    scripts, skipped = [], []
     for recorded in recorded_conversations(recordings, [], operators):
         if only is not None and recorded.id not in only:
             continue
-        if limit is not None and len(written.paths) >= limit:
+        if limit is not None and len(scripts) >= limit:
             break
         script = script_of(recorded, operators.get(recorded.operator), loose)
         if script is None:
-            written.skipped.append(f"{recorded.id}: no visitor message answered in the recording")
+            skipped.append(f"{recorded.id}: no visitor message answered in the recording")
             continue
-        path = out / f"{len(written.paths) + 1:03d}-{_slug(script['steps'][0])}.convo.yaml"
-        path.write_text(_yaml(script), encoding="utf-8")
-        written.paths.append(path)
-    return written
+        scripts.append(script)
+    return Written(save_scripts(scripts, out), skipped)
 
 
 def script_of(recorded: Recorded, settings: dict | None, loose: bool = False) -> dict | None:
@@ -84,6 +81,44 @@ def script_of(recorded: Recorded, settings: dict | None, loose: bool = False) ->
         "transfer_available": recorded.human_took_it,
         "steps": steps,
     }
+
+
+def script_of_conversation(chat, rules: list[dict], language: str = "en", loose: bool = False) -> dict | None:
+    """The script of a simulated conversation (one of ``check``'s probes): what its visitor said, what
+    the bot answered then; None when no visitor message was answered."""
+    steps, last = [], None
+    for event in chat.events:
+        exchange = event.exchange
+        if event.kind != "call" or event.purpose != "visitor" or not exchange.ok:
+            continue
+        payload = exchange.request_body["message"]["payload"]
+        step: dict = {"visitor": payload["value"]} if payload.get("contentType") == "text" else {"payload": payload}
+        if last is not None and event.at - last >= 1:
+            step["after"] = f"{round(event.at - last)}s"
+        step["expect"] = expectations(replies_of(exchange.body), loose)
+        steps.append(step)
+        last = event.at
+    if not steps:
+        return None
+    return {
+        "name": chat.label or chat.id,
+        "scenario": chat.scenario or DEFAULT_SCENARIO,
+        "operator": {"language": language, "distributionRules": rules},
+        "transfer_available": chat.handed_over,
+        "steps": steps,
+    }
+
+
+def save_scripts(scripts: list[dict], out: Path) -> list[Path]:
+    """The scripts written in ``out``, one file each, numbered and named by their first visitor message."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, script in enumerate(scripts, 1):
+        path = out / f"{number:03d}-{_slug(script['steps'][0])}.convo.yaml"
+        path.write_text(_yaml(script), encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
 def expectations(replies: list[dict], loose: bool = False) -> dict:
