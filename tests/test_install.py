@@ -155,7 +155,7 @@ def test_the_analysis_install_samples_replays_and_reports_from_an_empty_folder(a
     ok(run([analysis / "iadvize-harness", "report", "--limit", "5", "--out", "sample-report.html"], tmp_path))
     for page in ("report.html", "sample-report.html"):
         dom = rendered(tmp_path / page, tmp_path)
-        assert "Replay recorded conversations" in dom and "Response times and escalations" in dom, page
+        assert "Replay recorded conversations" in dom and "Response times, KPIs and escalations" in dom, page
         assert dom.count("<img") >= 3 and "Traceback" not in dom, page
 
 

@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 from harness import render
 from harness.client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
 from harness.conformance import phrasings
+from harness.conformance.coverage import GIBBERISH, Coverage, coverage, fallback_of
 from harness.conformance.platform import (
     PROACTIVE_WAIT_SECONDS,
     Event,
@@ -85,6 +86,7 @@ class Report:
     scripts: list[str] = field(default_factory=list)  # names of the scripts run
     scenarios: list[str] = field(default_factory=list)  # the scenarios probed
     labels: dict[str, str] = field(default_factory=dict)  # conversations outside the transcripts, by id
+    coverage: list[Coverage] = field(default_factory=list)  # per scenario: the graph the probes found
 
     @property
     def errors(self) -> list[Finding]:
@@ -111,9 +113,10 @@ class Report:
         return found if found is not None else self.labels.get(id_conversation, "")
 
     def as_dict(self) -> dict:
-        """The report as the JSON file holds it: each finding with the name of its probe, then the summary."""
+        """The report as the JSON file holds it: each finding with the name of its probe, the summary, and
+        each scenario's coverage (its graph and dead ends)."""
         findings = [{**f.as_dict(), "probe": self.label(f.conversation)} for f in self.findings]
-        return {"findings": findings, "summary": self.summary()}
+        return {"findings": findings, "summary": self.summary(), "coverage": [c.as_dict() for c in self.coverage]}
 
 
 class Checker:
@@ -238,10 +241,12 @@ class Checker:
                 ("a file from the visitor", self.send_a_file),
                 ("a long silence", self.stay_silent),
                 ("a retried message", self.retry_a_message),
+                ("a message it cannot understand", self.say_gibberish),
             ):
                 self._doing = f"check: scenario {id_bot}: {name}"
                 self.progress(f"{self._doing}, {self._tally()}", step=f"{id_bot}:{name}")
                 probe()
+            self._map(id_bot)
         if self.secret:
             self.progress(f"check: forged signatures, {self._tally()}", step="signatures")
             self.probe_signatures()
@@ -482,6 +487,19 @@ class Checker:
         chat = self.conversation(platform, "a long silence")
         platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         platform.wait(chat, 15 * 60)  # nudges, then iAdvize's 5-minute close
+
+    def say_gibberish(self) -> None:
+        """The probe of a message the bot cannot understand: its answer is the fallback (for the coverage)."""
+        platform = self.platform()
+        chat = self.conversation(platform, "a message it cannot understand")
+        platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
+        platform.visitor_says(chat, GIBBERISH, after=THINK_SECONDS)
+
+    def _map(self, id_bot: str) -> None:
+        """The scenario's graph and dead ends, from its probe conversations."""
+        own = [c for c in self.report.conversations if c.scenario == id_bot]
+        gibberish = next((c for c in own if c.label.startswith("a message it cannot understand")), None)
+        self.report.coverage.append(coverage(id_bot, own, fallback_of(gibberish) if gibberish else None))
 
     def retry_a_message(self) -> None:
         """The probe of iAdvize retrying a call: the first visitor message sent again, same idMessage."""

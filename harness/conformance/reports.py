@@ -37,6 +37,7 @@ def table(report: Report, verbose: bool = False, width: int | None = None) -> st
         f"{summary['errors']} errors, {summary['warnings']} warnings"
     ]
     lines += [f"note: {note}" for note in report.notes]
+    lines += coverage_lines(report)
     if not report.findings:
         return "\n".join([*lines, "no finding"])
     rows = [
@@ -48,6 +49,49 @@ def table(report: Report, verbose: bool = False, width: int | None = None) -> st
         lines.append("to reproduce (each finding's first call):")
         lines += [f"  {f.rule} ({f.endpoint}): {f.reproduce}" for f in report.findings if f.reproduce]
     return "\n".join(lines)
+
+
+def coverage_lines(report: Report) -> list[str]:
+    """Per scenario with quick replies: how many the probes followed, then each dead end on a line."""
+    lines = []
+    for found in report.coverage:
+        if not found.menus:
+            continue
+        lines.append(
+            f"coverage of {found.scenario}: {found.followed} of {found.offered} quick replies followed, "
+            f"{render.count(len(found.menus), 'menu')}, {render.count(len(found.dead_ends), 'dead end')}"
+        )
+        lines += [f"  dead end ({d.kind}) at {d.where!r}: {d.why}" for d in found.dead_ends]
+    return lines
+
+
+def _coverage_html(report: Report) -> str:
+    """Per scenario: the graph as the probes found it (each menu, each quick reply and where it led), dead ends
+    marked."""
+    esc, parts = html.escape, []
+    for found in report.coverage:
+        dead = {(d.where, d.kind) for d in found.dead_ends}
+        rows = []
+        for menu, choices in found.menus.items():
+            marks = ", ".join(kind for where, kind in sorted(dead) if where == menu)
+            led = {e.choice: e.target for e in found.edges if e.source == menu}
+            for n, choice in enumerate(choices):
+                first = f"<td rowspan='{len(choices)}'>{esc(menu)}</td>" if n == 0 else ""
+                mark = f"<td rowspan='{len(choices)}' class='dead'>{esc(marks)}</td>" if n == 0 else ""
+                rows.append(
+                    f"<tr>{first}<td>{esc(choice)}</td><td>{esc(led.get(choice, '(not followed)'))}</td>{mark}</tr>"
+                )
+        lines = "".join(f"<li>{esc(d.kind)} at {esc(repr(d.where))}: {esc(d.why)}</li>" for d in found.dead_ends)
+        parts.append(
+            f"<h3>{esc(found.scenario)}: {found.followed} of {found.offered} quick replies followed</h3>"
+            + (f"<ul class='dead-ends'>{lines}</ul>" if lines else "<p>no dead end</p>")
+            + "<table class='coverage'><tr>"
+            + "".join(f"<th>{h}</th>" for h in ("bot message", "quick reply", "led to", "dead end"))
+            + "</tr>"
+            + ("".join(rows) or "<tr><td colspan='4'>no quick reply offered</td></tr>")
+            + "</table>"
+        )
+    return "".join(parts) or "<p>no scenario probed</p>"
 
 
 def write_json(report: Report, path: Path) -> None:
@@ -144,6 +188,7 @@ def write_html(report: Report, path: Path) -> None:
         f"<!doctype html><meta charset='utf-8'><title>iadvize-harness check</title><style>{_STYLE}</style>"
         f"<h1>iadvize-harness check</h1><table class='summary'>{facts_html}</table><h2>Findings</h2>"
         f"<table class='findings'><tr>{''.join(f'<th>{c}</th>' for c in COLUMNS)}</tr>{rows}</table>"
+        f"<h2>Coverage</h2>{_coverage_html(report)}"
         f"<h2>Conversations</h2>{transcripts}"
         "<script>for (const a of document.querySelectorAll('a[href^=\"#conversation-\"]')) a.addEventListener("
         "'click', () => { document.querySelector(a.getAttribute('href')).open = true; });</script>",

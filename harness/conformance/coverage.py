@@ -1,0 +1,161 @@
+"""What ``check`` reached of a bot, as the probes discovered it: the bot's conversation graph (nodes: the
+bot's messages that offer quick replies, and where each choice led) and its dead ends.
+
+Dead ends, each with where it is:
+
+- ``fallback``: a quick reply the bot offered and then did not understand (answered with the
+  message it gives to gibberish, learnt by the probe "a message it cannot understand");
+- ``loop``: a menu whose every quick reply leads back to itself, with no way out;
+- ``no way to a human``: a menu from which no quick reply, nor any menu it leads to, reaches a
+  transfer or offers one that looks like a way to a human.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.conformance.phrasings import looks_like_escalation
+from harness.conformance.platform import SimulatedConversation
+
+TRANSFER, CLOSE, NOTHING = "[transfer]", "[close]", "[nothing]"
+GIBBERISH = "xq zvbk qwpl?"  # what the probe "a message it cannot understand" says
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A quick reply followed: offered by ``source`` (a bot message), it led to ``target``."""
+
+    source: str
+    choice: str
+    target: str
+
+
+@dataclass(frozen=True)
+class DeadEnd:
+    """A place of the graph a visitor cannot get on from, and why."""
+
+    kind: str  # fallback | loop | no way to a human
+    where: str
+    why: str
+
+
+@dataclass
+class Coverage:
+    """One scenario's graph as the probes found it: its menus (and their quick replies), edges, dead ends."""
+
+    scenario: str
+    menus: dict[str, list[str]] = field(default_factory=dict)  # bot message -> the quick replies it offers
+    edges: list[Edge] = field(default_factory=list)
+    dead_ends: list[DeadEnd] = field(default_factory=list)
+
+    @property
+    def followed(self) -> int:
+        """Quick replies followed at least once."""
+        return len({(e.source, e.choice) for e in self.edges})
+
+    @property
+    def offered(self) -> int:
+        """Quick replies offered by the menus found."""
+        return sum(len(choices) for choices in self.menus.values())
+
+    def as_dict(self) -> dict:
+        """The graph as JSON: menus, edges, dead ends, and how much of it the probes followed."""
+        return {
+            "scenario": self.scenario,
+            "menus": self.menus,
+            "edges": [e.__dict__ for e in self.edges],
+            "dead_ends": [d.__dict__ for d in self.dead_ends],
+            "quick_replies_offered": self.offered,
+            "quick_replies_followed": self.followed,
+        }
+
+
+def coverage(scenario: str, conversations: list[SimulatedConversation], fallback: str | None) -> Coverage:
+    """The graph of ``scenario`` from its probe conversations; ``fallback``: what the bot answers to gibberish."""
+    found = Coverage(scenario)
+    for chat in conversations:
+        _walk(chat, found)
+    found.edges = list(dict.fromkeys(found.edges))
+    found.dead_ends = _dead_ends(found, fallback)
+    return found
+
+
+def fallback_of(chat: SimulatedConversation) -> str | None:
+    """The bot's first text after the gibberish in the probe conversation that said it."""
+    said = False
+    for event in chat.events:
+        if event.kind == "visitor":
+            said = event.text == GIBBERISH
+        elif said and event.kind == "shown" and _text(event.reply) is not None:
+            return _text(event.reply)
+    return None
+
+
+def _walk(chat: SimulatedConversation, found: Coverage) -> None:
+    menu, choices, chosen = None, [], None
+    for event in chat.events:
+        if event.kind == "visitor":
+            chosen = next((c for c in choices if c.casefold() == event.text.strip().casefold()), None)
+            source, menu, choices = menu, None, []
+            if chosen is None:
+                continue
+            target = _next(chat, event)
+            found.edges.append(Edge(source, chosen, target))
+        elif event.kind == "shown" and isinstance(event.reply, dict) and event.reply.get("quickReplies"):
+            menu = _text(event.reply) or "[a payload]"
+            choices = [str(q.get("value")) for q in event.reply["quickReplies"] if isinstance(q, dict)]
+            found.menus.setdefault(menu, choices)
+
+
+def _next(chat: SimulatedConversation, visitor_event) -> str:
+    """What the bot did after the visitor's choice: its first message, a transfer or a close."""
+    after = chat.events[chat.events.index(visitor_event) + 1 :]
+    for event in after:
+        if event.kind == "visitor":
+            break
+        if event.kind == "shown" and isinstance(event.reply, dict):
+            return _text(event.reply) or f"[{(event.reply.get('payload') or {}).get('contentType')}]"
+        if event.kind == "transfer":
+            return TRANSFER
+        if event.kind == "closed":
+            return CLOSE
+    return NOTHING
+
+
+def _dead_ends(found: Coverage, fallback: str | None) -> list[DeadEnd]:
+    dead = []
+    if fallback:
+        for edge in found.edges:
+            if edge.target == fallback:
+                dead.append(
+                    DeadEnd("fallback", edge.source, f"the quick reply {edge.choice!r} is answered with the fallback")
+                )
+    out_of: dict[str, set[str]] = {}
+    for edge in found.edges:
+        out_of.setdefault(edge.source, set()).add(edge.target)
+    for menu, targets in out_of.items():
+        followed = {e.choice for e in found.edges if e.source == menu}
+        if targets == {menu} and followed >= set(found.menus.get(menu, [])):
+            dead.append(DeadEnd("loop", menu, "every quick reply leads back to this message: no way out"))
+    for menu in found.menus:
+        if not _reaches_a_human(menu, found, out_of):
+            dead.append(DeadEnd("no way to a human", menu, "no quick reply from here leads to a person"))
+    return dead
+
+
+def _reaches_a_human(menu: str, found: Coverage, out_of: dict[str, set[str]]) -> bool:
+    seen, todo = set(), [menu]
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node == TRANSFER or any(looks_like_escalation(c) for c in found.menus.get(node, [])):
+            return True
+        todo.extend(out_of.get(node, ()))
+    return False
+
+
+def _text(reply) -> str | None:
+    payload = (reply or {}).get("payload") or {}
+    return payload.get("value") if payload.get("contentType") == "text" else None

@@ -1,0 +1,69 @@
+"""What check reached of a bot: its conversation graph and dead ends, for the reference bot and for a bot
+made with deliberate dead ends (a quick reply it does not understand, a loop)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from harness.client import BotClient
+from harness.conformance.probes import check
+from harness.conformance.reports import write_html
+
+from .conftest import LoopbackServer
+
+DEAD_ENDS = """
+idBot: dead-ends
+name: Dead ends
+start: menu
+fallback: [{text: "Sorry, I did not get that."}]
+states:
+  menu:
+    replies: [{text: "Pick one", quick_replies: [Prices, Opening hours]}]
+    transitions: [{quick_reply: Prices, goto: prices}]
+  prices:
+    replies: [{text: "Prices: pick again", quick_replies: [Again]}]
+    transitions: [{quick_reply: Again, goto: prices}]
+"""
+
+
+def test_a_bot_with_deliberate_dead_ends_has_each_reported_where_it_is(tmp_path, make_bot):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "dead-ends.yaml").write_text(DEAD_ENDS, encoding="utf-8")
+    with LoopbackServer(make_bot(SCENARIOS_DIR=str(tmp_path / "scenarios"))) as server:
+        report = check(BotClient(server.url))
+    [found] = report.coverage
+    assert found.menus == {"Pick one": ["Prices", "Opening hours"], "Prices: pick again": ["Again"]}
+    assert (found.offered, found.followed) == (3, 3)
+    dead = {(d.kind, d.where) for d in found.dead_ends}
+    assert dead == {
+        ("fallback", "Pick one"),  # "Opening hours" is answered with the fallback
+        ("loop", "Prices: pick again"),  # "Again" leads back to it
+        ("no way to a human", "Pick one"),
+        ("no way to a human", "Prices: pick again"),
+    }
+    fallback = next(d for d in found.dead_ends if d.kind == "fallback")
+    assert fallback.why == "the quick reply 'Opening hours' is answered with the fallback"
+    page = tmp_path / "check.html"
+    write_html(report, page)
+    shown = page.read_text(encoding="utf-8")
+    assert "<h3>dead-ends: 3 of 3 quick replies followed</h3>" in shown
+    assert "<li>fallback at &#x27;Pick one&#x27;: the quick reply &#x27;Opening hours&#x27; is answered" in shown
+
+
+def test_the_reference_bot_s_graph_is_shown_in_the_terminal_and_the_json(tmp_path):
+    out = tmp_path / "check.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "check", "--json", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    summary = next(line for line in lines if line.startswith("coverage of order-assistant: "))
+    assert "quick replies followed" in summary and "menus" in summary
+    [graph] = [c for c in json.loads(out.read_text())["coverage"] if c["scenario"] == "order-assistant"]
+    assert "What can I do for you?" in graph["menus"]
+    assert {"source": "What can I do for you?", "choice": "Talk to a person"} in [
+        {k: e[k] for k in ("source", "choice")} for e in graph["edges"]
+    ]
+    assert not [d for d in graph["dead_ends"] if d["kind"] in ("fallback", "loop")]  # none it could not get on from
