@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.bots import EmbeddedBot
 
-from . import bot_overhead, harness_overhead, metrics_scale, replay_memory, verification, virtual_time
+from . import bot_overhead, harness_overhead, metrics_scale, replay_memory, tables_scale, verification, virtual_time
 from .common import machine, results_table
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -25,6 +25,12 @@ def main(smoke: bool = False) -> int:
             verification.run(bot.url, rounds=1 if smoke else 3),
         ]
     ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 11))
+    # at scale: the exchanges' metrics at 10 M rows, the conversations' tables at 1 and 10 M exchanges, peak memory
+    large = 40_000 if smoke else 10_000_000
+    ratios.append(metrics_scale.run(rows=large, rounds=1 if smoke else 3, name="metrics at 10 M exchanges"))
+    ratios.append(tables_scale.run(exchanges=20_000 if smoke else 1_000_000, rounds=1 if smoke else 7))
+    ratios.append(tables_scale.run(exchanges=large, rounds=1 if smoke else 3))
+    ratios.append(tables_scale.peak_memory(large))
     table = results_table(ratios)
     print(table)
     if not smoke:

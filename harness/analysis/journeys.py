@@ -19,11 +19,9 @@ SEPARATOR = " > "  # as harness.traffic.replay joins a path
 def drop_off(conversations: pd.DataFrame, by: str = "last_bot_message", top: int = 10) -> pd.DataFrame:
     """Per scenario, the bot messages after which conversations ended (``by="last_menu"``: the last
     quick-reply menu), counted by outcome, most frequent first, ``top`` per scenario."""
-    scenario = (
-        conversations["scenario"].fillna("-") if "scenario" in conversations else pd.Series("-", conversations.index)
-    )
-    table = pd.crosstab(
-        [scenario.rename("scenario"), conversations[by].fillna("(none)").rename(by)], conversations["outcome"]
+    scenario = conversations["scenario"] if "scenario" in conversations else pd.Series("-", conversations.index)
+    table = _counts(
+        [_named(scenario, "-").rename("scenario"), _named(conversations[by], "(none)").rename(by)], conversations
     )
     table.insert(0, "conversations", table.sum(axis=1))
     ranked = table.sort_values("conversations", ascending=False, kind="stable")
@@ -32,10 +30,29 @@ def drop_off(conversations: pd.DataFrame, by: str = "last_bot_message", top: int
 
 def paths(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """The visitors' paths through quick replies, counted by outcome, most frequent first."""
-    path = conversations["path"].replace("", NO_PATH).fillna(NO_PATH).rename("path")
-    table = pd.crosstab(path, conversations["outcome"])
+    table = _counts([_named(conversations["path"], NO_PATH).rename("path")], conversations)
     table.insert(0, "conversations", table.sum(axis=1))
     return table.sort_values("conversations", ascending=False, kind="stable").head(top)
+
+
+def _counts(keys: list[pd.Series], conversations: pd.DataFrame) -> pd.DataFrame:
+    """Conversations per value of ``keys`` (rows) and outcome (columns): one groupby (a crosstab is 5x slower)."""
+    outcome = conversations["outcome"].rename("outcome")
+    counts = outcome.groupby([*keys, outcome], observed=True).size()
+    table = counts.unstack("outcome", fill_value=0).rename_axis(columns="outcome")
+    table.columns = table.columns.astype(str)
+    return table
+
+
+def _named(values: pd.Series, empty: str) -> pd.Series:
+    """The values, ``empty`` where there is none; a categorical stays one (its codes group fast)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        if "" in values.cat.categories:
+            values = values.cat.remove_categories([""])
+        if empty not in values.cat.categories:
+            values = values.cat.add_categories([empty])
+        return values.fillna(empty)
+    return values.where(values.notna() & values.ne(""), empty)
 
 
 def flows(conversations: pd.DataFrame, depth: int = 2) -> Counter:

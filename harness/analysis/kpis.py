@@ -70,47 +70,60 @@ TERMS = {
 def kpis(conversations: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     """Every KPI, one row for all the conversations (``by=None``) or one per ``scenario``/``operator``."""
     if by is None:
-        return pd.DataFrame([_figures(conversations)], index=pd.Index(["all"], name="conversations"))
-    return pd.DataFrame({key: _figures(group) for key, group in conversations.groupby(by, dropna=False)}).T.rename_axis(
-        by
-    )
+        everyone = pd.Categorical.from_codes(np.zeros(len(conversations), dtype=np.int8), ["all"])
+        return _table(conversations, pd.Series(everyone, index=conversations.index, name="conversations"))
+    return _table(conversations, conversations[by])
 
 
 def kpis_over_time(conversations: pd.DataFrame, freq: str = "1D") -> pd.DataFrame:
     """Every KPI per period of ``freq`` (by the conversations' start), periods without one left out."""
-    periods = conversations["started_at"].dt.floor(freq)
-    return pd.DataFrame({period: _figures(group) for period, group in conversations.groupby(periods)}).T.rename_axis(
-        "period"
-    )
+    return _table(conversations, conversations["started_at"].dt.floor(freq).rename("period"))
 
 
-def _figures(conversations: pd.DataFrame) -> dict:
+def _table(conversations: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
+    """Every KPI per value of ``key``, in one vectorised pass (a groupby per figure, no Python per group)."""
     outcome, transfer = conversations["outcome"], conversations["transfer"]
     contained, transferred = outcome.isin(["resolved", "closed by bot"]), transfer.notna()
-    return {
-        "conversations": len(conversations),
-        "containment": _share(contained),
-        "escalation": _share(transferred),
-        "transfer success": _share(transfer[transferred].eq("succeeded")),
-        "abandonment": _share(outcome.eq("abandoned")),
-        # results replayed before these columns existed have neither: no figure rather than a wrong one
-        "prequalified before transfer": _share(_column(conversations[transferred], "prequalified").astype(bool)),
-        "time to first reply": _median(_column(conversations, "time_to_first_reply_s")),
-        "time to resolution": _median(_column(conversations[contained], "last_reply_s")),
-    }
+    # results replayed before these columns existed have neither: no figure rather than a wrong one
+    prequalified = _column(conversations, "prequalified")
+    known = transferred & prequalified.notna()
+    flags = pd.DataFrame(
+        {
+            "contained": contained,
+            "transferred": transferred,
+            "succeeded": transfer.eq("succeeded"),
+            "abandoned": outcome.eq("abandoned"),
+            "known": known,
+            "prequalified": known & prequalified.fillna(False).astype(bool),
+        }
+    ).groupby(key, sort=True, observed=True)
+    counts = flags.sum()
+    size = flags.size()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame(
+            {
+                "conversations": size,
+                "containment": counts["contained"] / size,
+                "escalation": counts["transferred"] / size,
+                "transfer success": counts["succeeded"] / counts["transferred"].replace(0, np.nan),
+                "abandonment": counts["abandoned"] / size,
+                "prequalified before transfer": counts["prequalified"] / counts["known"].replace(0, np.nan),
+                "time to first reply": _column(conversations, "time_to_first_reply_s")
+                .groupby(key, observed=True)
+                .median(),
+                "time to resolution": _column(conversations, "last_reply_s")
+                .where(contained)
+                .groupby(key, observed=True)
+                .median(),
+            }
+        )
+    return table.reindex(size.index).astype({"conversations": int})
 
 
 def _column(conversations: pd.DataFrame, name: str) -> pd.Series:
-    return conversations[name].dropna() if name in conversations else pd.Series(dtype=object)
-
-
-def _share(flags: pd.Series) -> float:
-    return float(flags.mean()) if len(flags) else np.nan
-
-
-def _median(values: pd.Series) -> float:
-    values = values.dropna()
-    return float(values.median()) if len(values) else np.nan
+    if name in conversations:
+        return conversations[name]
+    return pd.Series(np.nan, index=conversations.index, dtype=object)
 
 
 def unit_of(name: str) -> str:
