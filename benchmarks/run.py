@@ -27,7 +27,9 @@ def main(smoke: bool = False) -> int:
     ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 11))
     # at scale: the exchanges' metrics at 10 M rows, the conversations' tables at 1 and 10 M exchanges, peak memory
     large = 40_000 if smoke else 10_000_000
-    ratios.append(metrics_scale.run(rows=large, rounds=1 if smoke else 3, name="metrics at 10 M exchanges"))
+    ratios.append(
+        metrics_scale.run(rows=large, rounds=1 if smoke else 3, name=f"metrics at {large / 1e6:g} M exchanges")
+    )
     ratios.append(tables_scale.run(exchanges=20_000 if smoke else 1_000_000, rounds=1 if smoke else 7))
     ratios.append(tables_scale.run(exchanges=large, rounds=1 if smoke else 3))
     ratios.append(tables_scale.peak_memory(large))

@@ -107,7 +107,7 @@ def run(exchanges: int = 1_000_000, rounds: int = 5) -> Ratio:
         bare(), ours()  # warm
         floor, spent = alternate(bare, ours, rounds)
     return Ratio(
-        f"report tables at {exchanges // 1_000_000} M exchanges",
+        f"report tables at {exchanges / 1e6:g} M exchanges",
         spent / floor,
         "<= 1.5",
         f"{conversations:,} conversations: KPIs (all, per scenario, operator, day), funnel, drop-off, paths "
@@ -126,7 +126,7 @@ def peak_memory(exchanges: int = 10_000_000) -> Ratio:
     )
     peak = json.loads(done.stdout.strip().splitlines()[-1])["peak_gib"]
     return Ratio(
-        f"report tables peak memory at {exchanges // 1_000_000} M exchanges",
+        f"report tables peak memory at {exchanges / 1e6:g} M exchanges",
         peak,
         "<= 8",
         f"peak RSS {peak:.2f} GiB for {exchanges:,} exchanges and {exchanges // EXCHANGES_PER_CONVERSATION:,} "

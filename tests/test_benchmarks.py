@@ -32,8 +32,9 @@ def test_every_benchmark_runs_in_smoke_mode(capsys):
         "bot overhead p99",
         "replay memory",
         "verification",
-        "metrics at 10 M exchanges",  # the smoke pass runs them small; the names stay
-        "report tables at 0 M exchanges",
-        "report tables peak memory at 0 M exchanges",
+        "metrics at 0.04 M exchanges",  # the smoke pass runs the scale rows small: 10 M in make bench
+        "report tables at 0.02 M exchanges",
+        "report tables at 0.04 M exchanges",
+        "report tables peak memory at 0.04 M exchanges",
     ):
         assert f"| {name} |" in table
