@@ -637,3 +637,25 @@ class _Parser:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
+
+
+# --- where a state is, what it says (for coverage reports) --------------------------------------
+
+
+def state_lines(source: str) -> dict[str, int]:
+    """Each state's line (1-based) in the scenario file at ``source``, for reports that point at it."""
+    document = yaml.compose(Path(source).read_text(encoding="utf-8"))
+    for key, value in getattr(document, "value", []):
+        if getattr(key, "value", None) == "states" and isinstance(value, yaml.MappingNode):
+            return {k.value: k.start_mark.line + 1 for k, _ in value.value}
+    return {}
+
+
+def state_messages(scenario: Scenario) -> dict[str, list[dict]]:
+    """The payloads each state sends on entering it (its holding message for a slow one), in every language."""
+    sent: dict[str, list[dict]] = {}
+    for variant in scenario.translations.values() or [scenario]:
+        for name, state in variant.states.items():
+            replies = state.holding if state.slow else state.replies
+            sent.setdefault(name, []).extend(r["payload"] for r in replies if r["type"] == "message")
+    return sent

@@ -67,3 +67,34 @@ def test_the_reference_bot_s_graph_is_shown_in_the_terminal_and_the_json(tmp_pat
         {k: e[k] for k in ("source", "choice")} for e in graph["edges"]
     ]
     assert not [d for d in graph["dead_ends"] if d["kind"] in ("fallback", "loop")]  # none it could not get on from
+
+
+def test_the_reference_bot_s_states_reached_and_not_are_named_with_their_file_and_line(tmp_path):
+    from reference_bot.config import SCENARIOS_DIR
+
+    source = SCENARIOS_DIR / "order-assistant.yaml"
+    line_of = {
+        line.strip().rstrip(":"): n
+        for n, line in enumerate(source.read_text().splitlines(), 1)
+        if line.startswith("  ") and not line.startswith("   ") and line.rstrip().endswith(":")
+    }
+    runs = {}
+    for name, extra in (("probes", []), ("with-scripts", ["--scripts", str(SCENARIOS_DIR.parent / "scripts")])):
+        out = tmp_path / f"{name}.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "check", "--json", str(out), *extra],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        [graph] = [c for c in json.loads(out.read_text())["coverage"] if c["scenario"] == "order-assistant"]
+        runs[name] = (graph["states"], done.stdout)
+    states, stdout = runs["probes"]
+    missed = {s["state"]: s for s in states["not_reached"]}
+    assert "order_status" in missed  # an order number is typed, never a quick reply: the probes cannot get there
+    assert missed["order_status"]["line"] == line_of["order_status"] and missed["order_status"]["file"] == str(source)
+    assert "menu" in {s["state"] for s in states["reached"]}
+    assert f"  not reached: order_status ({source}:{line_of['order_status']})" in stdout
+    with_scripts, _ = runs["with-scripts"]
+    assert with_scripts["not_reached"] == []  # the shipped scripts reach every state

@@ -101,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
         "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
     )
     check.add_argument(
+        "--scenarios",
+        metavar="DIR",
+        help="the bot's scenario files (a bot made from the template): which states the probes reached, with "
+        "file and line (default for the embedded bot: its own)",
+    )
+    check.add_argument(
         "--save-scripts",
         metavar="DIR",
         help="write the paths the probes explored as conversation scripts there (what the bot answered, exactly)",

@@ -127,6 +127,9 @@ def check(args, out=sys.stdout) -> int:
         return error(str(problem))
     finally:
         progress.done()
+    wanted = not report.stopped and (args.scenarios or not args.provider_url)  # the files are known
+    if wanted and (failed := _mark_states(report, args.scenarios)):
+        return failed
     if report.stopped:
         error(report.stopped)
     else:
@@ -137,6 +140,26 @@ def check(args, out=sys.stdout) -> int:
     if args.save_scripts and not report.stopped and (failed := _save_explored(report, args)):
         return failed
     return 2 if report.stopped else 1 if report.errors else 0
+
+
+def _mark_states(report, directory: str | None) -> int | None:
+    """The states of the bot's scenario files the probes reached (the embedded bot's own by default)."""
+    from harness.conformance.coverage import mark_states
+    from reference_bot.config import SCENARIOS_DIR
+    from reference_bot.scenario import ScenarioError, load_directory, state_lines, state_messages
+
+    try:
+        scenarios = load_directory(Path(directory) if directory else SCENARIOS_DIR)
+    except ScenarioError as problem:
+        return error(f"--scenarios: {problem}")
+    for found in report.coverage:
+        scenario = scenarios.get(found.scenario)
+        if scenario is None:
+            continue
+        lines, sent = state_lines(scenario.source), state_messages(scenario)
+        states = {name: (scenario.source, lines.get(name, 0), sent.get(name, [])) for name in scenario.states}
+        mark_states(found, [c for c in report.conversations if c.scenario == found.scenario], states)
+    return None
 
 
 def _save_explored(report, args) -> int | None:

@@ -12,6 +12,8 @@ Dead ends, each with where it is:
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 
 from harness.conformance.phrasings import looks_like_escalation
@@ -47,6 +49,8 @@ class Coverage:
     menus: dict[str, list[str]] = field(default_factory=dict)  # bot message -> the quick replies it offers
     edges: list[Edge] = field(default_factory=list)
     dead_ends: list[DeadEnd] = field(default_factory=list)
+    # for a scenario whose file is known: its states reached and not, with where each is ({state, file, line})
+    states: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def followed(self) -> int:
@@ -67,6 +71,7 @@ class Coverage:
             "dead_ends": [d.__dict__ for d in self.dead_ends],
             "quick_replies_offered": self.offered,
             "quick_replies_followed": self.followed,
+            **({"states": self.states} if self.states else {}),
         }
 
 
@@ -78,6 +83,34 @@ def coverage(scenario: str, conversations: list[SimulatedConversation], fallback
     found.edges = list(dict.fromkeys(found.edges))
     found.dead_ends = _dead_ends(found, fallback)
     return found
+
+
+def mark_states(
+    found: Coverage, conversations: list[SimulatedConversation], states: dict[str, tuple[str, int, list[dict]]]
+) -> None:
+    """Which of a scenario's ``states`` (name -> file, line, the payloads it sends) its conversations reached.
+
+    A state is reached when one of its payloads was shown: a text with ``{variable}`` matching any value.
+    """
+    shown = [e.reply.get("payload") for c in conversations for e in c.events if e.kind == "shown" and e.reply]
+    texts = {p["value"] for p in shown if isinstance(p, dict) and p.get("contentType") == "text"}
+    others = {_key(p) for p in shown if isinstance(p, dict) and p.get("contentType") != "text"}
+    reached, missed = [], []
+    for name, (source, line, payloads) in states.items():
+        where = {"state": name, "file": source, "line": line}
+        (reached if any(_seen(p, texts, others) for p in payloads) else missed).append(where)
+    found.states = {"reached": reached, "not_reached": missed}
+
+
+def _seen(payload: dict, texts: set[str], others: set[str]) -> bool:
+    if payload.get("contentType") != "text":
+        return _key(payload) in others
+    pattern = re.compile(re.sub(r"\\\{[a-z_][a-z0-9_]*\\\}", ".*", re.escape(payload["value"])))
+    return any(pattern.fullmatch(text) for text in texts)
+
+
+def _key(payload: dict) -> str:
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
 
 
 def fallback_of(chat: SimulatedConversation) -> str | None:

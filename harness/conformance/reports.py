@@ -62,6 +62,11 @@ def coverage_lines(report: Report) -> list[str]:
             f"{render.count(len(found.menus), 'menu')}, {render.count(len(found.dead_ends), 'dead end')}"
         )
         lines += [f"  dead end ({d.kind}) at {d.where!r}: {d.why}" for d in found.dead_ends]
+    for found in report.coverage:
+        if found.states:
+            reached, missed = found.states["reached"], found.states["not_reached"]
+            lines.append(f"states of {found.scenario} reached: {len(reached)} of {len(reached) + len(missed)}")
+            lines += [f"  not reached: {s['state']} ({s['file']}:{s['line']})" for s in missed]
     return lines
 
 

@@ -288,6 +288,7 @@ def run_script(
         webhooks=webhooks,
     )
     chat = platform.open_chat()
+    chat.scenario = scenario
     platform.start(chat)
     for index, step in enumerate(script.steps):
         before = len(chat.events)
