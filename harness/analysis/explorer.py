@@ -39,12 +39,14 @@ def find(
     bot_said: str | None = None,
     over_budget: bool = False,
     differing: bool = False,
+    rule: str | None = None,
 ) -> pd.DataFrame:
     """The conversations matching every filter given, as an index: outcome, scenario, turns, first message.
 
     ``visitor_said`` and ``bot_said`` are looked for in what was said, any case; ``over_budget``
     keeps conversations with a call over its budget (as replayed), ``differing`` those whose replayed
-    replies differ from the recording.
+    replies differ from the recording; ``rule`` those with a call that broke it, for the rules a replay's
+    tables can tell (:data:`TABLE_RULES`).
     """
     table = conversations.set_index("conversation").join(said(exchanges))
     keep = pd.Series(True, index=table.index)
@@ -56,13 +58,29 @@ def find(
         if text:
             keep &= table[column].str.contains(text, case=False, regex=False)
     if over_budget:
-        budget = exchanges["endpoint"].map(lambda e: BUDGETS_MS.get(e, BUDGETS_MS["all"])).astype(float)
-        slow = exchanges.loc[exchanges["latency_ms"] > budget, "conversation"]
+        slow = exchanges.loc[exchanges["latency_ms"] > _budget(exchanges), "conversation"]
         keep &= table.index.isin(set(slow))
     if differing:
         keep &= table.index.isin(set(exchanges.loc[exchanges["same"].eq(False), "conversation"]))
+    if rule:
+        if rule not in TABLE_RULES:
+            raise ValueError(f"rule {rule!r}: the tables tell {', '.join(TABLE_RULES)} only")
+        keep &= table.index.isin(set(exchanges.loc[TABLE_RULES[rule](exchanges), "conversation"]))
     columns = [c for c in ("outcome", "scenario", "turns", "first_message", "visitor said", "bot said") if c in table]
     return table.loc[keep, columns].reset_index()
+
+
+def _budget(exchanges: pd.DataFrame) -> pd.Series:
+    return exchanges["endpoint"].map(lambda e: BUDGETS_MS.get(e, BUDGETS_MS["all"])).astype(float)
+
+
+# The rules of check a replay's exchanges can tell (calls as replayed), each the rows that break it.
+TABLE_RULES = {
+    "http-error": lambda x: x["error"].notna() & ~x["error"].astype(str).str.startswith("not sent:"),
+    "latency-budget": lambda x: x["endpoint"].ne("first-messages") & (x["latency_ms"] > _budget(x)),
+    "first-messages-latency": lambda x: x["endpoint"].eq("first-messages") & (x["latency_ms"] > _budget(x)),
+    "echo-loop": lambda x: x["purpose"].isin(["echo", "human"]) & x["replies"].fillna("[]").ne("[]"),
+}
 
 
 def chats(exchanges: pd.DataFrame, conversations: pd.DataFrame, ids, page: int = 0, per_page: int = PER_PAGE) -> str:
