@@ -35,3 +35,19 @@ def test_a_posted_message_is_drawn_once_as_the_bot_s_and_a_transfer_names_its_ru
     assert "<div class='who'>bot, through iAdvize's API</div>Found it: it ships today." in page
     assert "[transfer to rule &#x27;Customer service&#x27; (r-1), 30 s]" in page
     assert page.index("Found it") < page.index("A person please") < page.index("a human took the conversation")
+
+
+def test_what_the_visitor_s_next_message_cancelled_is_said_so_not_drawn_as_shown():
+    menu = {"type": "message", "payload": {"contentType": "text", "value": "Pick one"}}
+    wait = {"type": "await", "duration": {"unit": "minutes", "value": 3}}
+    nudge = {"type": "message", "payload": {"contentType": "text", "value": "Still there?"}}
+    rows = [("visitor", "Hi", [menu, wait, nudge]), ("echo", "Pick one", []), ("visitor", "Offers", [])]
+    exchanges = pd.DataFrame(
+        [
+            {"conversation": "c", "seq": n, "purpose": p, "message": m, "replies": json.dumps(r)}
+            for n, (p, m, r) in enumerate(rows)
+        ]
+    )
+    page = conversation_html(exchanges, "c")
+    assert "Pick one" in page and "Still there?" not in page and "waits 3 min" not in page
+    assert "[1 more not shown: the visitor wrote first]" in page

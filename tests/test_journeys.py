@@ -39,9 +39,9 @@ def test_paths_count_the_quick_replies_chosen_to_each_outcome():
 
 def test_flows_link_each_choice_to_the_next_and_the_last_to_the_outcome():
     links = journeys.flows(CONVERSATIONS, depth=2)
-    assert links[((0, "Offers"), (1, "Human"))] == 1 and links[((0, "Offers"), (1, "(typed or left)"))] == 1
-    assert links[((0, "(typed or left)"), (1, "(typed or left)"))] == 2
-    assert links[((1, "(typed or left)"), (2, "= abandoned"))] == 3  # the two without a choice, and "Offers"
+    assert links[((0, "Offers"), (1, "Human"))] == 1 and links[((0, "Offers"), (1, "(no more choices)"))] == 1
+    assert links[((0, "(no more choices)"), (1, "(no more choices)"))] == 2
+    assert links[((1, "(no more choices)"), (2, "= abandoned"))] == 3  # the two without a choice, and "Offers"
     assert sum(n for ((k, _), _), n in links.items() if k == 0) == len(CONVERSATIONS)  # every conversation, once
 
 

@@ -92,14 +92,14 @@ def test_two_runs_compared(exchanges, conversations):
     table = metrics.compare((exchanges, conversations), (later, conversations), source="recorded")
     # before: 100 200 300 [400] 600 2500 12000; after, recorded doubled (the replayed 400 stays):
     # 200 400 400 [600] 1200 5000 24000
-    p50 = "recorded latency p50 (ms)"  # which latency, in the row's name
+    p50 = "recorded latency p50"  # which latency, in the row's name; ms, its unit, in the formatted value
     assert table.loc[p50, "before"] == 400 and table.loc[p50, "after"] == 600
     assert table.loc[p50, "change"] == 200
     assert table.loc["replies differing from the recording", "before"] == 1
     assert table.loc["escalation", "change"] == 0
     shown = kpis.formatted_change(table)
     assert shown.loc[p50].tolist() == ["400 ms", "600 ms", "+200 ms"]
-    assert shown.loc["escalation"].tolist() == ["75.0 %", "75.0 %", "+0.0 pts"]
+    assert shown.loc["escalation"].tolist() == ["75.0 %", "75.0 %", "0 pts"]
 
 
 def test_the_conversations_whose_outcome_changed_come_with_their_first_difference(exchanges, conversations):
@@ -134,7 +134,7 @@ def test_recorded_and_replayed_latency_side_by_side(exchanges):
 def test_two_bots_compare_on_what_the_replayed_bot_took(exchanges, conversations):
     slower = exchanges.assign(latency_ms=exchanges["latency_ms"] * 10)
     table = metrics.compare((exchanges, conversations), (slower, conversations))
-    p50 = "replayed latency p50 (ms)"
+    p50 = "replayed latency p50"
     assert table.loc[p50, "before"] == 1 and table.loc[p50, "after"] == 10
 
 

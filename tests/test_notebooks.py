@@ -85,7 +85,7 @@ def test_two_runs_are_compared_with_their_names_and_the_conversations_whose_outc
     parameters = {"results": str(results), "compare_with": str(results), "names": "v1,v2"}
     executed = execute("response-times-and-escalations.ipynb", parameters, tmp_path)
     text = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
-    assert "<th>v1</th>" in text and "<th>v2</th>" in text and "+0.0 pts" in text
+    assert "<th>v1</th>" in text and "<th>v2</th>" in text and "0 pts" in text
     assert "0 conversations changed outcome" in text  # the same run twice
 
 
@@ -218,7 +218,8 @@ def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path)
     assert shown.count('<details class="conversation">') == 120
     row = re.search(r"<details class=\"conversation\"><summary>(.*?)</summary>(.*?)</details>", shown, re.S)
     assert re.match(
-        r"(resolved|escalated|abandoned|closed by bot|transfer failed) \| order-assistant \| \d+ turns? \| ",
+        r"[0-9a-f]{8} \| (resolved|escalated|abandoned|closed by bot|transfer failed) "
+        r"\| order-assistant \| \d+ turns? \| ",
         row.group(1),
     )
     assert 'class="chat"' in row.group(2)

@@ -88,6 +88,7 @@ def conversation_html(exchanges: pd.DataFrame, conversation: str, rules: dict[st
     rows = exchanges[exchanges["conversation"] == conversation].sort_values("seq")
     human = rows["purpose"].eq("human").any()  # the transfer succeeded: what followed it was dropped
     rules, answered = rules or {}, set()
+    echoed = _echoed_after(rows)
     parts = [STYLE, "<div class='chat'>"]
     for row in rows.itertuples():  # one conversation: a few dozen rows at most
         replies = json.loads(row.replies) if row.replies else []
@@ -97,15 +98,44 @@ def conversation_html(exchanges: pd.DataFrame, conversation: str, rules: dict[st
             parts.append(_bubble("human", "human operator", escape(str(row.message))))
         elif row.purpose == "echo" and row.message not in answered:
             parts.append(_bubble("bot", "bot, through iAdvize's API", escape(str(row.message))))
-        for reply in replies if row.purpose in ("greeting", "visitor") else []:
-            if isinstance(reply, dict) and isinstance(reply.get("payload"), dict):
-                answered.add(render.payload(reply["payload"]))
-            parts.append(_reply(reply, rules))
-            if isinstance(reply, dict) and reply.get("type") == "transfer" and human:
-                parts.append("<div class='marker'>[a human took the conversation]</div>")
-                break
+        if row.purpose in ("greeting", "visitor"):
+            parts += _answer(replies, echoed.get(row.seq), answered, rules, human)
     parts.append("</div>")
     return "".join(parts)
+
+
+def _echoed_after(rows: pd.DataFrame) -> dict[int, set[str]]:
+    """Per visitor message (its seq), the messages iAdvize echoed before the next one: what was shown."""
+    shown, current = {}, None
+    for row in rows.itertuples():
+        if row.purpose == "visitor":
+            current = shown.setdefault(row.seq, set())
+        elif row.purpose == "echo" and current is not None:
+            current.add(row.message)
+    return shown
+
+
+def _answer(replies: list, echoed: set[str] | None, answered: set, rules: dict, human: bool) -> list[str]:
+    """One answer drawn as the visitor saw it: what waited behind an await the visitor's next message
+    cancelled is said so, not drawn as shown (``echoed``: what was shown; None: unknown, all drawn)."""
+    parts, waiting = [], []
+    for index, reply in enumerate(replies):
+        payload = reply.get("payload") if isinstance(reply, dict) else None
+        if isinstance(payload, dict):
+            answered.add(render.payload(payload))
+            if echoed is not None and render.payload(payload) not in echoed:
+                left = sum(1 for r in replies[index:] if isinstance(r, dict) and r.get("type") == "message")
+                parts.append(f"<div class='marker'>[{left} more not shown: the visitor wrote first]</div>")
+                return parts
+        if isinstance(reply, dict) and reply.get("type") == "await":
+            waiting.append(_reply(reply, rules))  # drawn once what it held back is shown
+            continue
+        parts += [*waiting, _reply(reply, rules)]
+        waiting = []
+        if isinstance(reply, dict) and reply.get("type") == "transfer" and human:
+            parts.append("<div class='marker'>[a human took the conversation]</div>")
+            break
+    return parts
 
 
 def rule_labels(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> dict[str, str]:

@@ -114,6 +114,7 @@ def index_html(exchanges: pd.DataFrame, conversations: pd.DataFrame, limit: int 
         summary = " | ".join(
             escape(str(v))
             for v in (
+                str(row.conversation)[:8],
                 row.outcome,
                 getattr(row, "scenario", "") or "-",
                 render.count(int(row.turns), "turn"),

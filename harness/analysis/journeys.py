@@ -58,13 +58,13 @@ def _named(values: pd.Series, empty: str) -> pd.Series:
 def flows(conversations: pd.DataFrame, depth: int = 2) -> Counter:
     """Links between the columns of the flow chart: ((column, node), (column + 1, node)) -> conversations.
 
-    Column k (0-based) holds the k-th quick reply chosen, "(typed or left)" once the path ends;
+    Column k (0-based) holds the k-th quick reply chosen, "(no more choices)" once the path ends;
     the last column holds the outcome.
     """
     links: Counter = Counter()
     for path, outcome in zip(conversations["path"].fillna(""), conversations["outcome"], strict=True):
         steps = path.split(SEPARATOR) if path else []
-        nodes = [steps[k] if k < len(steps) else "(typed or left)" for k in range(depth)] + [f"= {outcome}"]
+        nodes = [steps[k] if k < len(steps) else "(no more choices)" for k in range(depth)] + [f"= {outcome}"]
         for k in range(len(nodes) - 1):
             links[((k, nodes[k]), (k + 1, nodes[k + 1]))] += 1
     return links
@@ -133,7 +133,7 @@ def _grouped(links: Counter, top: int) -> Counter:
 
     def name(node):
         return (
-            node if node in kept or node[1].startswith("= ") or node[1] == "(typed or left)" else (node[0], "(other)")
+            node if node in kept or node[1].startswith("= ") or node[1] == "(no more choices)" else (node[0], "(other)")
         )
 
     grouped: Counter = Counter()

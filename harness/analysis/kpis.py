@@ -40,7 +40,9 @@ KPIS = {
         "share", "of the transfers, the share that came with visitor data the bot held (its answer's variables)"
     ),
     "time to first reply": Kpi(
-        "seconds", "median seconds from the visitor's first message to the first message the bot showed after it"
+        "seconds",
+        "median time from the visitor's first message to the first message the bot showed after it: the "
+        "awaits before it, in simulated time, plus the bot's replayed latency",
     ),
     "time to resolution": Kpi(
         "seconds", "median seconds from the chat opening to the bot's last message, in contained conversations"
@@ -64,6 +66,15 @@ TERMS = {
     "budget": "how long iAdvize waits for an answer: 2 s for the greeting (first messages), 10 s for every other call",
     "asked for a human": "a visitor message has one of the words that ask for a person (outcome rules)",
     "transfer rule": "the operator's distribution rule the bot transferred to, by its label",
+    "transfer timeout": "how long iAdvize looks for a human after a transfer (`[transfer to rule ..., 30 s]`)",
+    "p50, p95": "the latency half of the calls, and 95 % of them, stayed under",
+    "first message": "the visitor's first message of the conversation",
+    "turns": "the visitor's messages in the conversation",
+    "rate": "a share of the conversations of its row",
+    "escalation step": "the bot's last message before the visitor asked for the transfer; mean turn: at which of "
+    "the visitor's messages, on average",
+    "last bot message": "the bot's last message the visitor saw before the conversation ended (drop-off)",
+    "path": "the quick replies the visitor chose, in order; a typed message is not a choice",
 }
 
 
@@ -127,10 +138,10 @@ def _column(conversations: pd.DataFrame, name: str) -> pd.Series:
 
 
 def unit_of(name: str) -> str:
-    """The unit of a figure by its name: a KPI's own, ``ms`` for a name saying so, else ``count``."""
+    """The unit of a figure by its name: a KPI's own, ``ms`` for a latency, else ``count``."""
     if name in KPIS:
         return KPIS[name].unit
-    return "ms" if "(ms)" in name else "count"
+    return "ms" if "latency p" in name else "count"
 
 
 def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
@@ -167,6 +178,8 @@ def formatted_change(table: pd.DataFrame) -> pd.DataFrame:
 def _signed(change, unit: str) -> str:
     if change is None or (isinstance(change, float) and np.isnan(change)):
         return "-"
+    if change == 0 or (unit == "ms" and abs(change) < 0.5):
+        return "0 pts" if unit == "share" else "0"
     if unit == "share":
         return f"{change * 100:+.1f} pts"
     text = format_value(abs(change), unit)
@@ -180,7 +193,7 @@ def format_value(value, unit: str) -> str:
     if unit == "share":
         return f"{value * 100:.1f} %"
     if unit == "seconds":
-        return f"{value:.1f} s"
+        return f"{value * 1000:.0f} ms" if abs(value) < 1 else f"{value:.1f} s"
     if unit == "ms":
         return f"{value:.0f} ms"
     return f"{int(value):,}".replace(",", " ")

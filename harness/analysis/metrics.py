@@ -217,9 +217,12 @@ def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame, source: str = 
         {
             "conversations": len(conversations),
             "exchanges": len(exchanges),
-            f"{source} latency p50 (ms)": ms.quantile(0.5),
-            f"{source} latency p95 (ms)": ms.quantile(0.95),
+            f"{source} latency p50": ms.quantile(0.5),
+            f"{source} latency p95": ms.quantile(0.95),
             f"calls over budget ({source} latency)": int(over_budget(exchanges, source).sum()),
+            "visitor asked for a human": int(conversations["asked_for_human"].sum())
+            if "asked_for_human" in conversations
+            else 0,
             **{name: figures[name] for name in ("containment", "escalation", "transfer success", "abandonment")},
             "replies differing from the recording": int(exchanges["same"].eq(False).sum()),
         },
@@ -263,4 +266,9 @@ def outcome_changes(
     first = first.rename(
         columns={"message": "visitor said", "replies_a": f"replies ({names[0]})", "replies_b": f"replies ({names[1]})"}
     )
-    return changed.merge(first, on="conversation", how="left").reset_index(drop=True)
+    table = changed.merge(first, on="conversation", how="left").reset_index(drop=True)
+    same = table["seq"].isna()  # the same answers: the outcome changed by the rules that read them
+    table["visitor said"] = (
+        table["visitor said"].astype(object).where(~same, "(the same answers: outcome rules differ)")
+    )
+    return table

@@ -86,22 +86,22 @@ def outcome(
         return "escalated"
     if chat.transfer == "failed":
         return "transfer failed"
-    if chat.closed == "bot":
-        return "closed by bot"
     last_bot = next((e for e in reversed(events) if e.kind == "shown"), None)
+    # the bot waited for an answer: its last message offered quick replies or asked something
     waiting = (
         last_bot is not None
         and last_bot.reply is not None
-        and (bool(last_bot.reply.get("quickReplies")) or last_bot.text.rstrip().endswith("?"))
+        and (bool(last_bot.reply.get("quickReplies")) or "?" in last_bot.text)
     )
-    if len(visitor) <= 1 or (
-        chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot) > visitor[-1])
+    if chat.closed != "bot" and (
+        len(visitor) <= 1
+        or (chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot) > visitor[-1]))
     ):
         return "abandoned"
-    if rules.resolved:
+    if rules.resolved:  # the team's texts decide, a goodbye included
         said = [e.text.casefold() for e in events if e.kind == "shown"]
         return "resolved" if any(w.casefold() in t for w in rules.resolved for t in said) else "unresolved"
-    return "resolved"
+    return "closed by bot" if chat.closed == "bot" else "resolved"
 
 
 @dataclass(frozen=True)
