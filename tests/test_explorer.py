@@ -73,6 +73,6 @@ def test_chats_come_a_page_at_a_time_and_the_index_opens_each():
     assert last.startswith("<p>page 2 of 2: conversations 3-3 of 3</p>") and "A PERSON please" in last
     assert explorer.chats(EXCHANGES, CONVERSATIONS, []) == "<p>no conversation matches</p>"
     index = explorer.index_html(EXCHANGES, CONVERSATIONS, limit=2)
-    assert index.count("<details class='conversation'>") == 2
+    assert index.count("<details class='conversation' id='conversation-") == 2
     assert "<summary>c-1 | abandoned | shop | 1 turn | Where is my parcel?</summary>" in index
-    assert index.endswith("<p>the first 2 of 3 conversations</p>")
+    assert "<p>the first 2 of 3 conversations</p>" in index and "location.hash" in index

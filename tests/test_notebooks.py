@@ -178,12 +178,18 @@ def test_replay_refuses_a_concurrency_of_zero():
     assert result.returncode == 2 and "must be a whole number of 1 or more, got '0'" in result.stderr
 
 
-def dom(page: Path, tmp_path: Path) -> str:
-    """The page as headless Chromium built it (its DOM, serialised): what a reader's browser shows."""
+def dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
+    """The page as headless Chromium built it (its DOM, serialised, scripts run): what a reader's browser shows."""
     chromium = shutil.which("chromium")
     assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
     done = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", page.as_uri()],
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile-dom'}",
+            "--dump-dom",
+            page.as_uri() + (f"#{fragment}" if fragment else ""),
+        ],
         capture_output=True,
         text=True,
         timeout=90,
@@ -215,12 +221,16 @@ def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path)
     assert re.search(r"<td>escalated</td>\s*<td>(resolved|abandoned|closed by bot)</td>", shown)
     assert "of the transfers the bot asked, the share a human took" in shown  # the glossary, whole
     # the conversation index: a row per conversation (the first 300), each holding its chat to open
-    assert shown.count('<details class="conversation">') == 120
-    row = re.search(r"<details class=\"conversation\"><summary>(.*?)</summary>(.*?)</details>", shown, re.S)
+    assert shown.count('<details class="conversation"') == 120
+    row = re.search(r'<details class="conversation" id="([^"]+)"><summary>(.*?)</summary>(.*?)</details>', shown, re.S)
     assert re.match(
         r"[0-9a-f]{8} \| (resolved|escalated|abandoned|closed by bot|transfer failed) "
         r"\| order-assistant \| \d+ turns? \| ",
-        row.group(1),
+        row.group(2),
     )
-    assert 'class="chat"' in row.group(2)
+    assert 'class="chat"' in row.group(3)
+    # a link to a row opens it, in the browser, with no server
+    opened = dom(page, tmp_path, fragment=row.group(1))
+    assert f'<details class="conversation" id="{row.group(1)}" open="">' in opened
+    assert "first-messages: 2 s budget" in shown and "messages: 10 s budget" in shown  # each panel its own
     assert "Where conversations end" in shown and "Paths through quick replies" in shown

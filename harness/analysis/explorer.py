@@ -122,6 +122,14 @@ def index_html(exchanges: pd.DataFrame, conversations: pd.DataFrame, limit: int 
             )
         )
         chat = conversation_html(exchanges, row.conversation, rules)
-        rows.append(f"<details class='conversation'><summary>{summary}</summary>{chat}</details>")
+        anchor = escape(f"conversation-{row.conversation}")
+        rows.append(f"<details class='conversation' id='{anchor}'><summary>{summary}</summary>{chat}</details>")
     more = f"<p>the first {limit} of {len(conversations)} conversations</p>" if len(conversations) > limit else ""
-    return f"<div class='conversation-index'>{''.join(rows)}</div>{more}"
+    return f"<div class='conversation-index'>{''.join(rows)}</div>{more}{OPEN_FROM_LINK}"
+
+
+# A link to ``page.html#conversation-ID`` opens that conversation's row (no server: the browser does it).
+OPEN_FROM_LINK = (
+    "<script>const opened = location.hash && document.getElementById(decodeURIComponent(location.hash.slice(1)));"
+    "if (opened && opened.tagName === 'DETAILS') { opened.open = true; opened.scrollIntoView(); }</script>"
+)
