@@ -651,6 +651,23 @@ def state_lines(source: str) -> dict[str, int]:
     return {}
 
 
+def transition_lines(scenario: Scenario) -> list[dict]:
+    """Every transition of the scenario: from which state (``anywhere``: any), to which, and its line."""
+    document = yaml.compose(Path(scenario.source).read_text(encoding="utf-8"))
+    top = {k.value: v for k, v in getattr(document, "value", [])}
+    found = []
+    for node, transition in zip(getattr(top.get("anywhere"), "value", []), scenario.anywhere, strict=False):
+        found.append({"from": "anywhere", "to": transition.goto, "line": node.start_mark.line + 1})
+    for key, state_node in getattr(top.get("states"), "value", []):
+        fields = {k.value: v for k, v in getattr(state_node, "value", [])}
+        state = scenario.states.get(key.value)
+        if state is None:
+            continue
+        for node, transition in zip(getattr(fields.get("transitions"), "value", []), state.transitions, strict=False):
+            found.append({"from": state.name, "to": transition.goto, "line": node.start_mark.line + 1})
+    return found
+
+
 def state_messages(scenario: Scenario) -> dict[str, list[dict]]:
     """The payloads each state sends on entering it (its holding message for a slow one), in every language."""
     sent: dict[str, list[dict]] = {}

@@ -98,3 +98,12 @@ def test_the_reference_bot_s_states_reached_and_not_are_named_with_their_file_an
     assert f"  not reached: order_status ({source}:{line_of['order_status']})" in stdout
     with_scripts, _ = runs["with-scripts"]
     assert with_scripts["not_reached"] == []  # the shipped scripts reach every state
+    # transitions: by the states they join, each with its line (the item's "- " in the state's transitions)
+    text = source.read_text().splitlines()
+    start = text.index("  order_status:")
+    invoice = next(n for n in range(start, len(text)) if text[n].strip().startswith("- keywords:")) + 1
+    untaken = {(t["from"], t["to"]): t["line"] for t in states["transitions not reached"]}
+    assert untaken[("order_status", "invoice")] == invoice
+    assert ("menu", "offers") in {(t["from"], t["to"]) for t in states["transitions reached"]}
+    assert ("order_status", "invoice") in {(t["from"], t["to"]) for t in with_scripts["transitions reached"]}
+    assert f"  not taken: order_status -> invoice ({source}:{invoice})" in stdout

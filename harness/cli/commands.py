@@ -143,10 +143,11 @@ def check(args, out=sys.stdout) -> int:
 
 
 def _mark_states(report, directory: str | None) -> int | None:
-    """The states of the bot's scenario files the probes reached (the embedded bot's own by default)."""
-    from harness.conformance.coverage import mark_states
+    """The states and transitions of the bot's scenario files the probes reached (the embedded bot's own by
+    default)."""
+    from harness.conformance.coverage import mark_states, mark_transitions
     from reference_bot.config import SCENARIOS_DIR
-    from reference_bot.scenario import ScenarioError, load_directory, state_lines, state_messages
+    from reference_bot.scenario import ScenarioError, load_directory, state_lines, state_messages, transition_lines
 
     try:
         scenarios = load_directory(Path(directory) if directory else SCENARIOS_DIR)
@@ -158,7 +159,9 @@ def _mark_states(report, directory: str | None) -> int | None:
             continue
         lines, sent = state_lines(scenario.source), state_messages(scenario)
         states = {name: (scenario.source, lines.get(name, 0), sent.get(name, [])) for name in scenario.states}
-        mark_states(found, [c for c in report.conversations if c.scenario == found.scenario], states)
+        own = [c for c in report.conversations if c.scenario == found.scenario]
+        mark_states(found, own, states)
+        mark_transitions(found, own, states, transition_lines(scenario))
     return None
 
 

@@ -12,6 +12,7 @@ Dead ends, each with where it is:
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -100,6 +101,45 @@ def mark_states(
         where = {"state": name, "file": source, "line": line}
         (reached if any(_seen(p, texts, others) for p in payloads) else missed).append(where)
     found.states = {"reached": reached, "not_reached": missed}
+
+
+def mark_transitions(
+    found: Coverage,
+    conversations: list[SimulatedConversation],
+    states: dict[str, tuple[str, int, list[dict]]],
+    transitions: list[dict],
+) -> None:
+    """Which declared ``transitions`` ({from, to, line}; from ``anywhere``: any state) the conversations took.
+
+    A conversation enters a state when the state's first message is shown; a transition is taken
+    when one state follows another so (a state asked again, or the fallback, is no transition).
+    """
+    first = {name: payloads[0] for name, (_, _, payloads) in states.items() if payloads}
+    taken = set()
+    for chat in conversations:
+        entered = []
+        for event in chat.events:
+            payload = (event.reply or {}).get("payload") if event.kind == "shown" else None
+            if not isinstance(payload, dict):
+                continue
+            texts, others = (
+                ({payload.get("value")}, set()) if payload.get("contentType") == "text" else (set(), {_key(payload)})
+            )
+            name = next((n for n, p in first.items() if _seen(p, texts, others)), None)
+            if name and (not entered or entered[-1] != name):
+                entered.append(name)
+        taken |= set(itertools.pairwise(entered))
+    own = {(t["from"], t["to"]) for t in transitions if t["from"] != "anywhere"}
+    source = next(iter(states.values()))[0] if states else ""
+    reached, missed = [], []
+    for t in transitions:
+        hit = (
+            (t["from"], t["to"]) in taken
+            if t["from"] != "anywhere"
+            else any(b == t["to"] and (a, b) not in own for a, b in taken)
+        )
+        (reached if hit else missed).append({**t, "file": source})
+    found.states.update({"transitions reached": reached, "transitions not reached": missed})
 
 
 def _seen(payload: dict, texts: set[str], others: set[str]) -> bool:

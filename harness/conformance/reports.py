@@ -67,6 +67,13 @@ def coverage_lines(report: Report) -> list[str]:
             reached, missed = found.states["reached"], found.states["not_reached"]
             lines.append(f"states of {found.scenario} reached: {len(reached)} of {len(reached) + len(missed)}")
             lines += [f"  not reached: {s['state']} ({s['file']}:{s['line']})" for s in missed]
+            taken, untaken = (
+                found.states.get("transitions reached", []),
+                found.states.get("transitions not reached", []),
+            )
+            if taken or untaken:
+                lines.append(f"transitions of {found.scenario} taken: {len(taken)} of {len(taken) + len(untaken)}")
+                lines += [f"  not taken: {t['from']} -> {t['to']} ({t['file']}:{t['line']})" for t in untaken]
     return lines
 
 
