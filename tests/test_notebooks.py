@@ -234,3 +234,13 @@ def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path)
     assert f'<details class="conversation" id="{row.group(1)}" open="">' in opened
     assert "first-messages: 2 s budget" in shown and "messages: 10 s budget" in shown  # each panel its own
     assert "Where conversations end" in shown and "Paths through quick replies" in shown
+
+
+def test_in_jupyter_the_explorer_s_filters_and_pages_are_widgets(tmp_path):
+    executed = execute(
+        "replay-conversations.ipynb", {"recordings": str(SAMPLE), "limit": 20, "interactive": True}, tmp_path
+    )
+    kinds = {kind for c in executed.cells for o in c.get("outputs", []) for kind in o.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" in kinds  # ipywidgets' interact: filters, a page number
+    shown = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
+    assert "page 1 of" in shown  # the interact's first call drew the first page
