@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
@@ -62,6 +63,20 @@ class ConfigError(ValueError):
     """A setting the bot cannot start with; the message names the variable."""
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_database(value: str, name: str = "REFERENCE_BOT_DATABASE") -> str:
+    """``value`` when it is a file path; a database URL (postgresql://...) is refused: the store is one
+    SQLite file, and a URL taken for a path would write a file named after it without a word."""
+    if _URL.match(str(value)):
+        raise ConfigError(
+            f"{name} {value!r} is a database URL: the bot keeps its state in an SQLite file; give a file path "
+            "such as instance/bot.sqlite3"
+        )
+    return value
+
+
 def from_environment(environ=os.environ) -> dict:
     """The settings the variables of ``ENVIRONMENT`` set in ``environ`` (empty ones ignored), as their types.
 
@@ -84,5 +99,7 @@ def from_environment(environ=os.environ) -> dict:
                     raise ConfigError(f"{variable} must be a positive number of seconds, got {environ[variable]!r}")
             elif key in BOOLEANS:
                 value = value.strip().lower() not in ("0", "false", "no", "off")
+            if key == "DATABASE":
+                check_database(value, variable)
             found[key] = value
     return found

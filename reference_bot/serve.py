@@ -68,7 +68,7 @@ def serve(
     from flask import Flask
 
     from . import NO_SECRET_WARNING
-    from .config import ConfigError, defaults, from_environment
+    from .config import ConfigError, check_database, defaults, from_environment
     from .logs import configure
     from .scenario import ScenarioError, load_directory
     from .store import Store
@@ -82,6 +82,8 @@ def serve(
         if value:
             os.environ[variable] = os.path.abspath(value) if variable != "IADVIZE_SECRET" else value
     try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
+        if database:
+            check_database(database, "--db")
         settings = {**defaults(Flask(__package__).instance_path), **from_environment()}
         load_directory(settings["SCENARIOS_DIR"])
         Store(settings["DATABASE"])  # creates the file and its tables once, before the workers share it

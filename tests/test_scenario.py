@@ -459,6 +459,25 @@ def test_serve_refuses_bad_settings_with_the_variable_named(tmp_path, env, messa
     assert (result.returncode, result.stderr.strip()) == (2, message)
 
 
+@pytest.mark.parametrize("how", ["--db", "REFERENCE_BOT_DATABASE"])
+def test_serve_refuses_a_database_url_rather_than_write_a_file_named_after_it(tmp_path, how):
+    url = "postgresql://user@host:5432/bot"
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", *(["--db", url] if how == "--db" else [])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, **({} if how == "--db" else {"REFERENCE_BOT_DATABASE": url})},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {how} {url!r} is a database URL: the bot keeps its state in an SQLite file; "
+        "give a file path such as instance/bot.sqlite3"
+    )
+    assert list(tmp_path.iterdir()) == []  # no file named postgresql:/... left behind
+
+
 def test_an_operator_whose_scenario_file_was_removed_gets_a_409_that_says_what_to_do(tmp_path):
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
