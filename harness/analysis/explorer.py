@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness import render
 from harness.analysis.chat import conversation_html, rule_labels
-from harness.analysis.metrics import BUDGETS_MS
+from harness.analysis.metrics import budget_ms
 
 PER_PAGE = 4
 INDEX_LIMIT = 300  # conversations the report's index opens as chats: the page stays a few megabytes
@@ -71,7 +71,7 @@ def find(
 
 
 def _budget(exchanges: pd.DataFrame) -> pd.Series:
-    return exchanges["endpoint"].map(lambda e: BUDGETS_MS.get(e, BUDGETS_MS["all"])).astype(float)
+    return exchanges["endpoint"].map(budget_ms).astype(float)
 
 
 # The rules of check a replay's exchanges can tell (calls as replayed), each the rows that break it.

@@ -26,6 +26,11 @@ FUNNEL = (
 )
 
 
+def budget_ms(endpoint) -> float:
+    """How long iAdvize waits for one endpoint, in ms: 2 s for the greeting, 10 s for every other call."""
+    return BUDGETS_MS.get(str(endpoint), BUDGETS_MS["all"])
+
+
 def load(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The (exchanges, conversations) tables of a replay's output folder."""
     folder = Path(results)
@@ -89,7 +94,7 @@ def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
     table["max"] = np.where(np.isneginf(maxima), np.nan, maxima)
     with np.errstate(invalid="ignore", divide="ignore"):
         # each endpoint against its own budget: 2 s for the greeting, 10 s for the rest
-        budgets = np.array([BUDGETS_MS.get(str(name), BUDGETS_MS["all"]) for name in endpoint.cat.categories])
+        budgets = np.array([budget_ms(name) for name in endpoint.cat.categories])
         table["over its budget"] = np.bincount(codes[ms > budgets[codes]], minlength=groups) / calls
     return table[calls > 0].sort_index()
 
@@ -97,7 +102,7 @@ def latency_percentiles(exchanges: pd.DataFrame) -> pd.DataFrame:
 def over_budget(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
     """Calls over their own budget, per endpoint: 2 s for first messages, 10 s for the rest."""
     exchanges, endpoint = _by_endpoint(exchanges)
-    budgets = np.array([BUDGETS_MS.get(name, BUDGETS_MS["all"]) for name in endpoint.cat.categories])
+    budgets = np.array([budget_ms(name) for name in endpoint.cat.categories])
     codes = endpoint.cat.codes.to_numpy()
     counts = np.bincount(codes[latency(exchanges, source).to_numpy() > budgets[codes]], minlength=len(budgets))
     present = np.bincount(codes, minlength=len(budgets)) > 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from harness.conformance.phrasings import looks_like_escalation
 from harness.conformance.platform import SimulatedConversation
+from harness.wire import text_of
 
 TRANSFER, CLOSE, NOTHING = "[transfer]", "[close]", "[nothing]"
 GIBBERISH = "xq zvbk qwpl?"  # what the probe "a message it cannot understand" says
@@ -159,8 +160,8 @@ def fallback_of(chat: SimulatedConversation) -> str | None:
     for event in chat.events:
         if event.kind == "visitor":
             said = event.text == GIBBERISH
-        elif said and event.kind == "shown" and _text(event.reply) is not None:
-            return _text(event.reply)
+        elif said and event.kind == "shown" and text_of(event.reply) is not None:
+            return text_of(event.reply)
     return None
 
 
@@ -175,7 +176,7 @@ def _walk(chat: SimulatedConversation, found: Coverage) -> None:
             target = _next(chat, event)
             found.edges.append(Edge(source, chosen, target))
         elif event.kind == "shown" and isinstance(event.reply, dict) and event.reply.get("quickReplies"):
-            menu = _text(event.reply) or "[a payload]"
+            menu = text_of(event.reply) or "[a payload]"
             choices = [str(q.get("value")) for q in event.reply["quickReplies"] if isinstance(q, dict)]
             found.menus.setdefault(menu, choices)
 
@@ -187,7 +188,7 @@ def _next(chat: SimulatedConversation, visitor_event) -> str:
         if event.kind == "visitor":
             break
         if event.kind == "shown" and isinstance(event.reply, dict):
-            return _text(event.reply) or f"[{(event.reply.get('payload') or {}).get('contentType')}]"
+            return text_of(event.reply) or f"[{(event.reply.get('payload') or {}).get('contentType')}]"
         if event.kind == "transfer":
             return TRANSFER
         if event.kind == "closed":
@@ -227,8 +228,3 @@ def _reaches_a_human(menu: str, found: Coverage, out_of: dict[str, set[str]]) ->
             return True
         todo.extend(out_of.get(node, ()))
     return False
-
-
-def _text(reply) -> str | None:
-    payload = (reply or {}).get("payload") or {}
-    return payload.get("value") if payload.get("contentType") == "text" else None

@@ -341,11 +341,7 @@ def _first_scenario(client: BotClient, script: Script) -> str:
 
 
 def _texts(replies: list[dict]) -> list[str]:
-    return [
-        r["payload"]["value"]
-        for r in replies
-        if r.get("type") == "message" and r.get("payload", {}).get("contentType") == "text"
-    ]
+    return [t for t in map(wire.text_of, replies) if t is not None]
 
 
 def expectation_problems(expect: dict, body: dict, latency_ms: float = 0) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from harness.traffic.recordings import DEFAULT_SCENARIO, Recorded, recorded_conversations, replies_of, sent_seconds
+from harness.wire import text_of
 
 LOOSE_TEXT_CHARS = 40  # how much of the first text a loose expectation keeps
 
@@ -144,7 +145,7 @@ def _pinned(replies: list[dict]) -> dict:
         where = f"$.replies[{index}]"
         pinned[f"{where}.type"] = reply.get("type")
         payload = reply.get("payload") or {}
-        if _text(reply) is not None:
+        if text_of(reply) is not None:
             pinned[f"{where}.payload.value"] = payload["value"]
         elif payload:
             pinned[f"{where}.payload.contentType"] = payload.get("contentType")
@@ -154,18 +155,13 @@ def _pinned(replies: list[dict]) -> dict:
 def _loose(replies: list[dict]) -> dict:
     """A piece of the first text, and the first payload type that is not text."""
     found = {}
-    texts = [t for t in map(_text, replies) if t is not None]
+    texts = [t for t in map(text_of, replies) if t is not None]
     if texts:
         found["text_contains"] = texts[0][:LOOSE_TEXT_CHARS]
     types = [(r.get("payload") or {}).get("contentType") for r in replies]
     if other := next((t for t in types if t and t != "text"), None):
         found["payload_type"] = other
     return found
-
-
-def _text(reply: dict) -> str | None:
-    payload = reply.get("payload") or {}
-    return payload.get("value") if reply.get("type") == "message" and payload.get("contentType") == "text" else None
 
 
 def _slug(step: dict) -> str:

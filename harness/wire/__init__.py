@@ -169,6 +169,14 @@ def validate(name: str, document) -> None:
 _UNIT_SECONDS = {"millis": 0.001, "seconds": 1, "minutes": 60}
 
 
+def text_of(reply) -> str | None:
+    """The text of a reply that is a text message; None for anything else (a card, an await, a transfer...)."""
+    if not isinstance(reply, dict) or reply.get("type") != "message":
+        return None
+    payload = reply.get("payload") or {}
+    return payload.get("value") if isinstance(payload, dict) and payload.get("contentType") == "text" else None
+
+
 def variables_of(body) -> dict[str, str] | None:
     """The ``variables`` of a conversation answer as a dict (key -> value); None when it has none that fit."""
     given = body.get("variables") if isinstance(body, dict) else None
