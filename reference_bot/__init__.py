@@ -16,7 +16,7 @@ from .operators import OperatorDirectory
 from .proactive import GraphQLClient, OutboxWorker
 from .runtime import Runtime
 from .scenario import ScenarioError, load_directory
-from .store import Store
+from .store import open_store
 
 __all__ = ["ScenarioError", "create_app"]
 
@@ -38,7 +38,7 @@ def create_app(settings: dict | None = None) -> Flask:
     log = logs.configure(app.config["LOG_LEVEL"])
 
     scenarios = load_directory(Path(app.config["SCENARIOS_DIR"]))  # a bad file stops start-up here
-    store = Store(app.config["DATABASE"])
+    store = open_store(app.config["DATABASE"], pool_size=int(app.config["DATABASE_POOL_SIZE"]))
     outbox = None
     if app.config["IADVIZE_USERNAME"] and app.config["IADVIZE_PASSWORD"]:
         timeout = float(app.config["IADVIZE_API_TIMEOUT_SECONDS"])
@@ -68,7 +68,7 @@ def create_app(settings: dict | None = None) -> Flask:
     logs.register(app)  # first: every later hook and error is logged with its request id
     recorder.register(app)
     security.register(app)
-    errors.register(app)
+    errors.register(app, unavailable=store.UNAVAILABLE)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(conversations.blueprint)
     app.register_blueprint(webhooks.blueprint)
@@ -79,5 +79,5 @@ def create_app(settings: dict | None = None) -> Flask:
 
     if not app.config["IADVIZE_SECRET"] and app.config["WARN_WITHOUT_SECRET"]:
         log.warning(NO_SECRET_WARNING)
-    logging.getLogger(__package__).info("bot ready", extra={"path": app.config["DATABASE"]})
+    logging.getLogger(__package__).info("bot ready", extra={"path": store.description})
     return app

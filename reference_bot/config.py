@@ -6,12 +6,15 @@ import os
 import re
 from pathlib import Path
 
+from .store import is_postgresql
+
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 
 # config key -> environment variable that may set it
 ENVIRONMENT = {
     "IADVIZE_SECRET": "IADVIZE_SECRET",
     "DATABASE": "REFERENCE_BOT_DATABASE",
+    "DATABASE_POOL_SIZE": "REFERENCE_BOT_DATABASE_POOL_SIZE",
     "SCENARIOS_DIR": "REFERENCE_BOT_SCENARIOS",
     "PUBLIC_URL": "REFERENCE_BOT_PUBLIC_URL",
     "MAX_CONTENT_LENGTH": "REFERENCE_BOT_MAX_BODY_BYTES",
@@ -25,7 +28,7 @@ ENVIRONMENT = {
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
     "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
 }
-INTEGERS = {"MAX_CONTENT_LENGTH"}
+INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
 BOOLEANS = {"WARN_WITHOUT_SECRET"}
 
@@ -34,7 +37,10 @@ def defaults(instance_path: str) -> dict:
     """The settings neither the environment nor ``create_app`` sets; the database file goes in ``instance_path``."""
     return {
         "IADVIZE_SECRET": None,  # set it in production: without it, signatures are not checked
+        # An SQLite file (one machine), or postgresql://user:password@host:5432/name (several instances)
         "DATABASE": os.path.join(instance_path, "reference-bot.sqlite3"),
+        # PostgreSQL: connections per worker process at most (its threads, the outbox and the refresh share them)
+        "DATABASE_POOL_SIZE": 5,
         "SCENARIOS_DIR": str(SCENARIOS_DIR),
         "PUBLIC_URL": "http://127.0.0.1:5000",  # where this bot is reachable: scenario editor links use it
         "MAX_CONTENT_LENGTH": 1024 * 1024,  # larger bodies are answered 413
@@ -67,12 +73,13 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def check_database(value: str, name: str = "REFERENCE_BOT_DATABASE") -> str:
-    """``value`` when it is a file path; a database URL (postgresql://...) is refused: the store is one
-    SQLite file, and a URL taken for a path would write a file named after it without a word."""
-    if _URL.match(str(value)):
+    """``value`` when it is a file path or a PostgreSQL URL; another URL (mysql://...) is refused, since
+    taken for a path it would write a file named after it without a word."""
+    if _URL.match(str(value)) and not is_postgresql(value):
+        scheme = value.split("://")[0]
         raise ConfigError(
-            f"{name} {value!r} is a database URL: the bot keeps its state in an SQLite file; give a file path "
-            "such as instance/bot.sqlite3"
+            f"{name}: the bot cannot keep its state in a {scheme}:// database; give an SQLite file path "
+            "(such as instance/bot.sqlite3) or a postgresql://user:password@host:5432/name URL"
         )
     return value
 

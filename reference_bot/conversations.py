@@ -14,7 +14,7 @@ from .errors import ApiError, json_body
 from .proactive import action_of
 from .runtime import Runtime, now, runtime
 from .scenario import MAX_MESSAGE_CHARS, greeting
-from .store import Conversation, Store
+from .store import Conversation
 
 blueprint = Blueprint("conversations", __name__)
 log = logging.getLogger(__package__)
@@ -49,7 +49,7 @@ def start_conversation():
     bot = runtime()
     bot.scenario_of(bot.operator(body["idOperator"]))
     with bot.store.transaction() as tx:
-        conversation = Store.start_conversation(tx, body["idConversation"], body["idOperator"], now())
+        conversation = bot.store.start_conversation(tx, body["idConversation"], body["idOperator"], now())
     # Empty on purpose: iAdvize calls POST …/messages at once with the visitor's first message.
     return envelope(conversation, [])
 
@@ -71,26 +71,29 @@ def receive_message(id_conversation: str):
     message = body["message"]
     if message["author"]["role"] == "operator":
         return envelope(_echo(bot, id_conversation, operator, message), [])
-    scenario = bot.scenario_of(operator)
+    scenario, store = bot.scenario_of(operator), bot.store
     for _ in range(ANSWER_ATTEMPTS):
-        # Plain reads, no write lock: a retry is answered from what was stored, and the usual
-        # message (of a started conversation) writes only once, below. The version check there
-        # catches whatever changes in between.
-        reads = bot.store.connection
-        replies = Store.answered(reads, id_conversation, message["idMessage"])
-        conversation = Store.conversation(reads, id_conversation)
+        # Plain reads, no lock: a retry is answered from what was stored, and the usual message (of a
+        # started conversation) writes only once, below. The version check there catches whatever
+        # changes in between.
+        with store.reading() as reads:
+            replies = store.answered(reads, id_conversation, message["idMessage"])
+            conversation = store.conversation(reads, id_conversation)
         if conversation is None:  # its start was never received: start it rather than leave the visitor alone
-            with bot.store.transaction() as tx:
-                conversation = Store.start_conversation(tx, id_conversation, operator.id_operator, now())
+            with store.transaction() as tx:
+                conversation = store.start_conversation(tx, id_conversation, operator.id_operator, now())
         if replies is not None:  # iAdvize retrying a message already answered: the same answer again
             return envelope(conversation, replies)
         # The brain runs outside any transaction: a slow NLU or LLM holds no lock on other conversations.
         answer = _answer(bot, Turn(operator, scenario, conversation, message))
-        with bot.store.transaction() as tx:
-            replies = Store.answered(tx, id_conversation, message["idMessage"])
+        with store.transaction() as tx:
+            # The conversation's row locked first: a delivery of it on another instance waits here until
+            # this one commits, then sees its answer (on SQLite the transaction holds the file's lock).
+            store.lock_conversation(tx, id_conversation)
+            replies = store.answered(tx, id_conversation, message["idMessage"])
             if replies is not None:  # the same message, delivered twice at once, answered by the other
-                return envelope(Store.conversation(tx, id_conversation), replies)
-            moved = Store.move_conversation(tx, conversation, answer.state, now(), answer.variables)
+                return envelope(store.conversation(tx, id_conversation), replies)
+            moved = store.move_conversation(tx, conversation, answer.state, now(), answer.variables)
             if moved is None:
                 continue  # another message moved the conversation meanwhile: answer from where it is now
             replies = _record(bot, tx, moved, message, answer)
@@ -147,27 +150,29 @@ def _record(bot: Runtime, tx, conversation: Conversation, message: dict, answer:
     if answer.proactive and bot.outbox is not None:
         # one message or action per API call; an await has no API form (each post is shown as it comes)
         posts = [r for r in answer.proactive if r["type"] != "await"]
-        Store.enqueue(tx, conversation.id_conversation, conversation.id_operator, posts)
+        bot.store.enqueue(tx, conversation.id_conversation, conversation.id_operator, posts)
     elif answer.proactive:  # no iAdvize API credentials: deliver it late in the HTTP answer rather than never
         replies += [INLINE_PAUSE, *answer.proactive] if replies else answer.proactive
-    Store.remember(tx, conversation.id_conversation, message["idMessage"], replies)
+    bot.store.remember(tx, conversation.id_conversation, message["idMessage"], replies)
     return replies
 
 
 def _echo(bot: Runtime, id_conversation: str, operator, message: dict) -> Conversation:
     """Note a human taking over; never answer. The echo rule: answering makes the bot talk to itself."""
-    conversation = Store.conversation(bot.store.connection, id_conversation)
+    store = bot.store
+    with store.reading() as reads:
+        conversation = store.conversation(reads, id_conversation)
     if conversation is None:
         return _unknown(id_conversation, operator.id_operator)
     payload = message["payload"]
     if not conversation.handed_over and payload.get("contentType") == "text":
-        with bot.store.transaction() as tx:
-            texts, transferred = Store.sent(tx, id_conversation)
+        with store.transaction() as tx:
+            texts, transferred = store.sent(tx, id_conversation)
             # After a transfer, an operator message the bot never wrote is a human's.
             if transferred and payload.get("value") not in texts:
-                Store.hand_over(tx, id_conversation, now())
+                store.hand_over(tx, id_conversation, now())
                 log.info("a human took the conversation over", extra={"idConversation": id_conversation})
-            conversation = Store.conversation(tx, id_conversation)
+            conversation = store.conversation(tx, id_conversation)
     return conversation
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -71,8 +70,10 @@ def json_body(body_name: str) -> dict:
     return document
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, unavailable: tuple[type[BaseException], ...] = ()) -> None:
     """Installs the JSON error handlers and two after-request hooks.
+
+    ``unavailable`` are the store's errors for a database out of reach for now: answered 503.
 
     The hooks add ``X-Content-Type-Options: nosniff`` and read a body left unread (within the
     size limit), so that gunicorn keeps the connection the caller was told it may reuse.
@@ -111,10 +112,12 @@ def register(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(error.valid_methods)  # RFC 9110: a 405 says what is allowed
         return response
 
-    @app.errorhandler(sqlite3.OperationalError)  # locked, read-only, disk full: conditions that pass
-    def storage_error(error):
-        log.error("storage unavailable: %s", error, extra={"request_id": g.get("request_id")})
+    def storage_error(error):  # locked, read-only, disk full, server down: conditions that pass
+        log.error("storage unavailable: %s", str(error).strip(), extra={"request_id": g.get("request_id")})
         return error_response(503, "storage unavailable", "the bot cannot reach its database; retry later")
+
+    for kind in unavailable:
+        app.register_error_handler(kind, storage_error)
 
     @app.errorhandler(Exception)
     def unexpected(error):

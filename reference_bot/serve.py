@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import sqlite3
 import sys
 
 from gunicorn.app.base import BaseApplication
@@ -50,6 +49,25 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def prepare_database(database: str) -> str | None:
+    """Creates the file or the tables (or migrates them) once, before the workers share them; returns what
+    to print of the database, or None once the reason it cannot be used is said in one line."""
+    from .store import StoreError, is_postgresql, open_store
+
+    try:
+        store = open_store(database)
+    except StoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    except Exception as error:  # unreachable server, wrong password, unwritable file: the driver says which
+        where = "PostgreSQL" if is_postgresql(database) else database
+        reason = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: cannot use the database {where}: {reason}", file=sys.stderr)
+        return None
+    store.close()  # no connection may cross the fork into the workers
+    return store.description
+
+
 def serve(
     host: str,
     port: int,
@@ -71,7 +89,7 @@ def serve(
     from .config import ConfigError, check_database, defaults, from_environment
     from .logs import configure
     from .scenario import ScenarioError, load_directory
-    from .store import Store
+    from .store import is_postgresql
 
     # The bot reads its settings from the environment in each worker.
     for variable, value in (
@@ -80,20 +98,21 @@ def serve(
         ("IADVIZE_SECRET", secret),
     ):
         if value:
-            os.environ[variable] = os.path.abspath(value) if variable != "IADVIZE_SECRET" else value
+            absolute = variable == "IADVIZE_SECRET" or is_postgresql(value)
+            os.environ[variable] = value if absolute else os.path.abspath(value)
     try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
         if database:
             check_database(database, "--db")
         settings = {**defaults(Flask(__package__).instance_path), **from_environment()}
         load_directory(settings["SCENARIOS_DIR"])
-        Store(settings["DATABASE"])  # creates the file and its tables once, before the workers share it
     except (ConfigError, ScenarioError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (OSError, sqlite3.Error) as error:
-        print(f"error: cannot use the database {settings['DATABASE']}: {error}", file=sys.stderr)
+    database = prepare_database(settings["DATABASE"])
+    if database is None:
         return 2
-    os.environ["REFERENCE_BOT_DATABASE"] = os.path.abspath(settings["DATABASE"])
+    if not is_postgresql(settings["DATABASE"]):
+        os.environ["REFERENCE_BOT_DATABASE"] = os.path.abspath(settings["DATABASE"])
     if not settings["IADVIZE_SECRET"]:  # once here, rather than once per worker
         if not sys.stderr.isatty():  # for the logs; on a terminal the line below says it already
             configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)
@@ -107,7 +126,7 @@ def serve(
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     os.environ.setdefault("REFERENCE_BOT_PUBLIC_URL", url)
     checked = "signatures checked" if settings["IADVIZE_SECRET"] else "signatures NOT checked: no IADVIZE_SECRET"
-    print(f"{__package__.replace('_', ' ')} on {url} ({workers} workers, {checked})", flush=True)
+    print(f"{__package__.replace('_', ' ')} on {url} ({workers} workers, {database}, {checked})", flush=True)
     _ReferenceBotServer(
         {
             "bind": [f"fd://{sock.fileno()}"],

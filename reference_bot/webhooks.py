@@ -13,7 +13,6 @@ from flask import Blueprint, jsonify
 
 from .errors import ApiError, json_body
 from .runtime import now, runtime
-from .store import Store
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__)
@@ -27,8 +26,9 @@ def receive():
     if kind == "v2.conversation.closed":
         if not isinstance(id_conversation, str) or not id_conversation:
             raise ApiError(400, "bad event", "v2.conversation.closed needs its conversationId")
-        with runtime().store.transaction() as tx:
-            dropped = Store.close(tx, id_conversation, now())
+        store = runtime().store
+        with store.transaction() as tx:
+            dropped = store.close_conversation(tx, id_conversation, now())
         log.info("conversation closed", extra={"idConversation": id_conversation, "dropped": dropped})
     else:
         log.info("webhook event %s", kind, extra={"idConversation": id_conversation})

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from reference_bot.store import Store
+from reference_bot.store import SQLiteStore
 
 from .conftest import OPERATOR, assert_fits, post_message, save_operator, visitor
 
@@ -125,7 +125,7 @@ def test_storage_failure_is_a_503_the_caller_may_retry(app, client, monkeypatch)
     def locked(self):
         raise sqlite3.OperationalError("database is locked")
 
-    monkeypatch.setattr(Store, "transaction", locked)
+    monkeypatch.setattr(SQLiteStore, "transaction", locked)
     body = error_of(post_message(client, "c1", visitor("Hi")), 503)
     assert body == {"error": "storage unavailable", "detail": "the bot cannot reach its database; retry later"}
 
@@ -134,7 +134,7 @@ def test_first_messages_and_availability_need_no_database(app, client, monkeypat
     def no_io(self):
         raise AssertionError("the database was touched")
 
-    monkeypatch.setattr(Store, "connection", property(no_io))
+    monkeypatch.setattr(SQLiteStore, "connection", property(no_io))
     first = client.get(f"/bots/{OPERATOR}/conversation-first-messages")
     assert first.status_code == 200 and first.get_json()["replies"]
     assert client.get(f"/availability-strategies?idOperator={OPERATOR}").status_code == 200
@@ -160,5 +160,5 @@ def test_a_programming_error_in_storage_is_a_500_not_a_retry_later(app, client, 
     def broken(self):
         raise sqlite3.ProgrammingError("Error binding parameter 1: type 'dict' is not supported")
 
-    monkeypatch.setattr(Store, "transaction", broken)
+    monkeypatch.setattr(SQLiteStore, "transaction", broken)
     assert error_of(post_message(client, "c1", visitor("Hi")), 500)["error"] == "internal error"

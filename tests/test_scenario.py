@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -459,10 +460,8 @@ def test_serve_refuses_bad_settings_with_the_variable_named(tmp_path, env, messa
     assert (result.returncode, result.stderr.strip()) == (2, message)
 
 
-@pytest.mark.parametrize("how", ["--db", "REFERENCE_BOT_DATABASE"])
-def test_serve_refuses_a_database_url_rather_than_write_a_file_named_after_it(tmp_path, how):
-    url = "postgresql://user@host:5432/bot"
-    result = subprocess.run(
+def serve_with_database(tmp_path, how: str, url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "harness.cli", "serve", "--port", "0", *(["--db", url] if how == "--db" else [])],
         capture_output=True,
         text=True,
@@ -470,12 +469,29 @@ def test_serve_refuses_a_database_url_rather_than_write_a_file_named_after_it(tm
         cwd=tmp_path,
         env={**os.environ, **({} if how == "--db" else {"REFERENCE_BOT_DATABASE": url})},
     )
+
+
+@pytest.mark.parametrize("how", ["--db", "REFERENCE_BOT_DATABASE"])
+def test_serve_refuses_a_database_url_it_cannot_use_rather_than_write_a_file_named_after_it(tmp_path, how):
+    result = serve_with_database(tmp_path, how, "mysql://user@host:3306/bot")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"error: {how} {url!r} is a database URL: the bot keeps its state in an SQLite file; "
-        "give a file path such as instance/bot.sqlite3"
+        f"error: {how}: the bot cannot keep its state in a mysql:// database; give an SQLite file path "
+        "(such as instance/bot.sqlite3) or a postgresql://user:password@host:5432/name URL"
     )
-    assert list(tmp_path.iterdir()) == []  # no file named postgresql:/... left behind
+    assert list(tmp_path.iterdir()) == []  # no file named mysql:/... left behind
+
+
+def test_serve_says_in_one_line_why_it_cannot_reach_a_postgresql_server(tmp_path):
+    with socket.socket() as closed:  # a port nobody listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = serve_with_database(tmp_path, "--db", f"postgresql://bot:s3cret@127.0.0.1:{port}/bot")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot use the database PostgreSQL: connection failed")
+    assert "Connection refused" in line and "s3cret" not in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_operator_whose_scenario_file_was_removed_gets_a_409_that_says_what_to_do(tmp_path):

@@ -1,71 +1,25 @@
-"""The bot's state in one SQLite file: operators, conversations, processed messages, outbox.
+"""What the bot keeps, and the queries that keep it, written once for both databases.
 
-WAL mode lets several gunicorn workers read while one writes; every change that must be
-atomic (a visitor message advancing a conversation, its replies remembered for retries,
-proactive messages queued) happens in one ``BEGIN IMMEDIATE`` transaction, which also
-serialises two deliveries of the same conversation. ``synchronous=NORMAL`` in WAL mode
-survives a killed process (only a power cut can lose the last commits).
+Operators, conversations (scenario state, version, visitor data), the replies answered to each visitor
+message (answered again when iAdvize retries) and the outbox of proactive messages. Every change that must
+be atomic (a visitor message advancing a conversation, its replies remembered, proactive messages queued)
+happens inside one ``transaction()``; the two implementations (:mod:`.sqlite`, :mod:`.postgresql`) say
+how a transaction is taken and which rows it locks.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import sqlite3
-import threading
 import time
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS operators (
-    id_operator TEXT PRIMARY KEY,
-    settings    TEXT NOT NULL,           -- JSON: name, pseudo, language, distributionRules, idBot
-    created_at  TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS conversations (
-    id_conversation TEXT PRIMARY KEY,    -- the iAdvize id: the connector uses it as its own
-    id_operator     TEXT NOT NULL,
-    state           TEXT,                -- scenario state; NULL until the first visitor message
-    created_at      TEXT NOT NULL,
-    updated_at      TEXT NOT NULL,
-    version         INTEGER NOT NULL DEFAULT 0,  -- +1 per answer: two answers never both apply
-    handed_over     INTEGER NOT NULL DEFAULT 0,  -- a human took over after a transfer: the bot is quiet
-    closed          INTEGER NOT NULL DEFAULT 0,  -- iAdvize said it closed (webhook): nothing more is sent
-    variables       TEXT NOT NULL DEFAULT '{}'   -- JSON: the visitor data the scenario asked for, by name
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id_conversation TEXT NOT NULL,
-    id_message      TEXT NOT NULL,
-    replies         TEXT NOT NULL,       -- JSON: what was answered, answered again on a retry
-    PRIMARY KEY (id_conversation, id_message)
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id              INTEGER PRIMARY KEY,
-    id_conversation TEXT NOT NULL,
-    id_operator     TEXT NOT NULL,
-    text            TEXT NOT NULL,       -- a message's text ('' for an action): the echo rule knows it as the bot's
-    reply           TEXT,                -- JSON: the wire reply to post (NULL in older rows: the text)
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    due_at          REAL NOT NULL,       -- unix time of the next attempt
-    claimed_until   REAL,                -- a worker is sending it until then
-    sent_at         REAL,
-    failed_at       REAL,                -- given up: no longer holds back the conversation's later messages
-    last_error      TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (sent_at, due_at);
-"""
-# Columns added since the first release: (table, column, definition), added to older files at start-up.
-MIGRATIONS = (
-    ("conversations", "version", "INTEGER NOT NULL DEFAULT 0"),
-    ("conversations", "handed_over", "INTEGER NOT NULL DEFAULT 0"),
-    ("outbox", "failed_at", "REAL"),
-    ("conversations", "closed", "INTEGER NOT NULL DEFAULT 0"),
-    ("conversations", "variables", "TEXT NOT NULL DEFAULT '{}'"),
-    ("outbox", "reply", "TEXT"),
-)
+from .schema import MIGRATIONS, TABLES, VERSION
+
+
+class StoreError(RuntimeError):
+    """A database the bot cannot start with (a newer schema, a driver missing); the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -123,73 +77,63 @@ class OutboxMessage:
 
 
 class Store:
-    """One SQLite file; a connection per thread, opened on first use in that thread and process."""
+    """The queries; a subclass gives the connections, transactions and locks of its database.
 
-    def __init__(self, path: str, busy_timeout: float = 5.0):
-        self.path = path
-        self.busy_timeout = busy_timeout
-        self._local = threading.local()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        deadline = time.monotonic() + busy_timeout
-        while True:
-            try:
-                self._initialise()
-                return
-            except sqlite3.OperationalError as error:
-                # Switching a new file to WAL ignores the busy timeout: workers starting
-                # together may find it locked for a moment.
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    ``tx`` arguments are what ``transaction()`` yields (changes) or ``reading()`` yields (reads only): an
+    object with ``execute(sql, params)`` taking ``?`` placeholders, whose rows read by column name.
+    """
 
-    def _initialise(self) -> None:
-        with closing(self._connect()) as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(SCHEMA)
-            for table, column, definition in MIGRATIONS:
-                if column not in {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}:
-                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    # The errors that mean the database cannot be reached or is busy for now: answered 503, iAdvize retries.
+    UNAVAILABLE: tuple[type[BaseException], ...] = ()
+    FOR_UPDATE = ""  # the suffix that locks the rows a SELECT reads, until the transaction ends ("": no row locks)
+    SKIP_LOCKED = ""  # the suffix that locks them, skipping rows another transaction holds
+    description = ""  # what ``serve`` prints: the file, or the server without its password
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
+    def transaction(self) -> AbstractContextManager:
+        """A transaction: committed when the block ends, rolled back when it raises."""
+        raise NotImplementedError
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection; a new one after a fork, or once a file opened read-only can be written."""
-        # A connection must not cross a fork (gunicorn forks workers), hence the pid check. And SQLite
-        # opens a file it cannot write (read-only disk, immutable file) read-only for good: such a
-        # connection is replaced as soon as the file can be written again, or the bot would answer 503
-        # until restarted.
-        local = self._local
-        if getattr(local, "pid", None) != os.getpid() or (local.read_only and os.access(self.path, os.W_OK)):
-            local.read_only = not os.access(self.path, os.W_OK)  # before connecting: a race errs towards a retry
-            local.connection = self._connect()
-            local.pid = os.getpid()
-        return local.connection
+    def reading(self) -> AbstractContextManager:
+        """A connection for reads outside any transaction (each read sees what is committed)."""
+        raise NotImplementedError
 
-    @contextmanager
-    def transaction(self):
-        """``BEGIN IMMEDIATE``: takes the write lock first, so read-modify-write cannot interleave."""
-        connection = self.connection
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException as error:
-            connection.execute("ROLLBACK")
-            if getattr(error, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
-                self._local.read_only = True  # opened read-only after all: try a new connection next time
-            raise
-        try:
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:  # a COMMIT that failed (disk full...) leaves it open: close it
-                connection.execute("ROLLBACK")
-            raise
+    def close(self) -> None:
+        """Closes the connections (before a fork, at exit)."""
+
+    def _columns(self, tx, table: str) -> set[str]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _ddl(sql: str) -> str:
+        """``sql`` (SQLite's dialect) in this database's types."""
+        return sql
+
+    def _prepare_schema(self, tx) -> None:
+        """Inside the migration's transaction: keep other instances out of it, then create missing tables."""
+        raise NotImplementedError
+
+    def migrate(self) -> int:
+        """Creates the tables and applies the migrations this database has not had; returns its version.
+
+        Raises StoreError for a database a newer bot migrated (its rows may mean what this one does not know).
+        """
+        with self.transaction() as tx:
+            self._prepare_schema(tx)
+            row = tx.execute("SELECT version FROM schema_version").fetchone()
+            version = row["version"] if row else 0
+            if version > VERSION:
+                raise StoreError(
+                    f"the database {self.description} has schema version {version}, newer than this bot's "
+                    f"({VERSION}): run the newer bot, or give this one another database"
+                )
+            for table, column, definition in MIGRATIONS[version:]:
+                if column not in self._columns(tx, table):
+                    tx.execute(self._ddl(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+            if row is None:
+                tx.execute("INSERT INTO schema_version (version) VALUES (?)", (VERSION,))
+            elif version < VERSION:
+                tx.execute("UPDATE schema_version SET version = ?", (VERSION,))
+        return VERSION
 
     # --- operators -------------------------------------------------------------------------
 
@@ -207,30 +151,37 @@ class Store:
 
     def operator(self, id_operator: str) -> Operator | None:
         """The operator saved under this id, or None."""
-        row = self.connection.execute("SELECT * FROM operators WHERE id_operator = ?", (id_operator,)).fetchone()
+        with self.reading() as reads:
+            row = reads.execute("SELECT * FROM operators WHERE id_operator = ?", (id_operator,)).fetchone()
         return _operator(row) if row else None
 
     def operators(self) -> dict[str, Operator]:
         """Every saved operator, by idOperator."""
-        return {r["id_operator"]: _operator(r) for r in self.connection.execute("SELECT * FROM operators")}
+        with self.reading() as reads:
+            return {r["id_operator"]: _operator(r) for r in reads.execute("SELECT * FROM operators")}
 
-    # --- conversations (changes inside ``transaction()``; reads may use ``connection``) -------
+    # --- conversations (changes inside ``transaction()``; reads may use ``reading()``) --------
+
+    def lock_conversation(self, tx, id_conversation: str) -> None:
+        """Holds the conversation's row until the transaction ends, so that deliveries of one conversation on
+        several instances apply one after the other (nothing to do where a transaction locks everything)."""
+        if self.FOR_UPDATE:
+            tx.execute("SELECT 1 FROM conversations WHERE id_conversation = ?" + self.FOR_UPDATE, (id_conversation,))
 
     @staticmethod
     def conversation(tx, id_conversation: str) -> Conversation | None:
-        """The conversation, read through ``tx`` (a transaction or the plain connection), or None."""
+        """The conversation, or None."""
         row = tx.execute("SELECT * FROM conversations WHERE id_conversation = ?", (id_conversation,)).fetchone()
         return Conversation(**{**dict(row), "variables": json.loads(row["variables"])}) if row else None
 
-    @staticmethod
-    def start_conversation(tx, id_conversation: str, id_operator: str, now: str) -> Conversation:
+    def start_conversation(self, tx, id_conversation: str, id_operator: str, now: str) -> Conversation:
         """Create the conversation, or return it untouched when iAdvize sends it again."""
         tx.execute(
             "INSERT INTO conversations (id_conversation, id_operator, state, created_at, updated_at) "
             "VALUES (?, ?, NULL, ?, ?) ON CONFLICT (id_conversation) DO NOTHING",
             (id_conversation, id_operator, now, now),
         )
-        return Store.conversation(tx, id_conversation)
+        return self.conversation(tx, id_conversation)
 
     @staticmethod
     def move_conversation(
@@ -256,14 +207,13 @@ class Store:
 
         Its version moves too, so an answer worked out meanwhile is not stored.
         """
-        # version + 1: a bot answer worked out meanwhile no longer applies (it is worked out again: silence)
         tx.execute(
             "UPDATE conversations SET handed_over = 1, updated_at = ?, version = version + 1 WHERE id_conversation = ?",
             (now, id_conversation),
         )
 
     @staticmethod
-    def close(tx, id_conversation: str, now: str) -> int:
+    def close_conversation(tx, id_conversation: str, now: str) -> int:
         """Marks the conversation closed and drops its proactive messages not sent yet; returns how many.
 
         Its version moves too, so an answer worked out meanwhile is not stored.
@@ -328,7 +278,11 @@ class Store:
     # --- outbox ----------------------------------------------------------------------------
 
     def claim_next(self, lease: float = 30.0) -> OutboxMessage | None:
-        """The oldest due message whose conversation has nothing older pending, leased to us."""
+        """The oldest due message whose conversation has nothing older pending, leased to us.
+
+        Another instance claiming at the same moment skips the row this one locked (and, since that row is
+        still pending, every later message of its conversation): each message is sent by one instance.
+        """
         now = time.time()
         with self.transaction() as tx:
             row = tx.execute(
@@ -336,7 +290,7 @@ class Store:
                 "AND (claimed_until IS NULL OR claimed_until < ?) "
                 "AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.id_conversation = o.id_conversation "
                 "                AND p.sent_at IS NULL AND p.failed_at IS NULL AND p.id < o.id) "
-                "ORDER BY id LIMIT 1",
+                "ORDER BY id LIMIT 1" + self.SKIP_LOCKED,
                 (now, now),
             ).fetchone()
             if row is None:
@@ -373,8 +327,19 @@ class Store:
             )
 
     def outbox(self) -> list[dict]:
-        """Every outbox message, oldest first, as plain rows (what tests inspect)."""
-        return [dict(r) for r in self.connection.execute("SELECT * FROM outbox ORDER BY id")]
+        """Every outbox message, oldest first, as plain rows (what tests and operators inspect)."""
+        with self.reading() as reads:
+            return [dict(r) for r in reads.execute("SELECT * FROM outbox ORDER BY id")]
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a script such as ``TABLES`` (no semicolon inside them)."""
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def tables() -> list[str]:
+    """The statements that create the tables, in SQLite's dialect."""
+    return statements(TABLES)
 
 
 def _operator(row) -> Operator:
