@@ -64,10 +64,40 @@ def bot_settings(tmp_path: Path, **overrides) -> dict:
 
 @pytest.fixture
 def make_bot(tmp_path):
-    def make(**overrides):
-        return create_app(bot_settings(tmp_path, **overrides))
+    made = []
 
-    return make
+    def make(**overrides):
+        made.append(create_app(bot_settings(tmp_path, **overrides)))
+        return made[-1]
+
+    yield make
+    for app in made:  # a PostgreSQL store holds a pool of connections: give them back to the server
+        bot = app.extensions["reference_bot"]
+        if bot.outbox is not None:
+            bot.outbox.stop()
+        bot.operators.stop()
+        bot.store.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL server for the whole run (started on first use), in a temporary folder."""
+    from .postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """The ``DATABASE`` setting of a new, empty store: an SQLite file, then a database on the real server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "bot.sqlite3")
+    return request.getfixturevalue("postgres_server").new_database()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Several deliveries at once, over real HTTP: conversations never wait on each other's brain,
-and two messages of one conversation are applied one after the other."""
+and two messages of one conversation are applied one after the other (on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def set_up(url: str) -> None:
     BotClient(url).save_bot("ha-1", {"distributionRules": RULES, "external": {"idBot": "hello"}})
 
 
-def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
+def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot, database):
     lock, active, peak = threading.Lock(), [0], [0]
     # Each brain waits until all four are thinking at once: if one conversation's brain held a lock the
     # others need, the barrier would never fill and break after its timeout (a hang guard: then the
@@ -36,7 +36,7 @@ def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
             active[0] -= 1
         return Answer([said("done")], state="answered")
 
-    with LoopbackServer(make_bot(DIALOGUE=slow)) as server:
+    with LoopbackServer(make_bot(DATABASE=database, DIALOGUE=slow)) as server:
         set_up(server.url)
         with ThreadPoolExecutor(4) as pool:
             answers = list(
@@ -48,7 +48,7 @@ def test_a_slow_dialogue_holds_no_lock_on_other_conversations(make_bot):
     assert peak[0] == 4  # the four brains ran side by side
 
 
-def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make_bot):
+def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make_bot, database):
     calls = []
     # The first two brains (one per delivery) wait for each other: both have read the same state
     # before either stores its answer, whatever the speed of the machine (the timeout is a hang guard).
@@ -61,7 +61,7 @@ def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make
         count = int(turn.conversation.state or 0) + 1
         return Answer([said(f"message number {count}")], state=str(count))
 
-    with LoopbackServer(make_bot(DIALOGUE=counting)) as server:
+    with LoopbackServer(make_bot(DATABASE=database, DIALOGUE=counting)) as server:
         set_up(server.url)
         with ThreadPoolExecutor(2) as pool:
             answers = list(
@@ -75,7 +75,7 @@ def test_two_messages_of_one_conversation_at_once_apply_one_after_the_other(make
     assert len(calls) == 4  # one of the first two was answered again from the newer state
 
 
-def test_a_human_taking_over_while_the_bot_thinks_wins(make_bot):
+def test_a_human_taking_over_while_the_bot_thinks_wins(make_bot, database):
     """The bot's answer, worked out before a human took the conversation, is not sent after it."""
     thinking, human_in = threading.Event(), threading.Event()
 
@@ -88,7 +88,7 @@ def test_a_human_taking_over_while_the_bot_thinks_wins(make_bot):
         assert human_in.wait(30), "the human's message never came"
         return Answer([said("a bot answer")], state="answered")
 
-    with LoopbackServer(make_bot(DIALOGUE=slow_then_transfer)) as server:
+    with LoopbackServer(make_bot(DATABASE=database, DIALOGUE=slow_then_transfer)) as server:
         set_up(server.url)
         client = BotClient(server.url, budget=60)  # the bot thinks until the test lets it go
         client.send_message("conv-h", "ha-1", visitor_text("agent please"))

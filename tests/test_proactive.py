@@ -121,8 +121,8 @@ def test_user_errors_are_not_retried():
 
 
 @pytest.fixture
-def bot(make_bot):
-    return make_bot(IADVIZE_API_URL=API, IADVIZE_USERNAME="bot@shop.example", IADVIZE_PASSWORD="pw")
+def bot(make_bot, database):  # on both stores: an SQLite file and a PostgreSQL database
+    return make_bot(DATABASE=database, IADVIZE_API_URL=API, IADVIZE_USERNAME="bot@shop.example", IADVIZE_PASSWORD="pw")
 
 
 def ask_order_status(client):
@@ -156,7 +156,8 @@ def test_the_outbox_sends_in_order_retries_with_backoff_and_sends_each_message_o
     assert runtime.outbox.deliver_due() == 0  # backing off: not due yet
     assert len([c for c in responses.calls if c.request.url.startswith(GRAPHQL_URL)]) == 1
 
-    runtime.store.connection.execute("UPDATE outbox SET due_at = 0")  # the backoff has passed
+    with runtime.store.transaction() as tx:
+        tx.execute("UPDATE outbox SET due_at = 0")  # the backoff has passed
     responses.replace(responses.POST, GRAPHQL_URL, json=SENT_OK)
     assert runtime.outbox.deliver_due() == 2
     assert runtime.outbox.deliver_due() == 0
