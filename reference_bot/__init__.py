@@ -38,7 +38,10 @@ def create_app(settings: dict | None = None) -> Flask:
     log = logs.configure(app.config["LOG_LEVEL"])
 
     scenarios = load_directory(Path(app.config["SCENARIOS_DIR"]))  # a bad file stops start-up here
-    store = open_store(app.config["DATABASE"], pool_size=int(app.config["DATABASE_POOL_SIZE"]))
+    settings = app.config
+    store = open_store(
+        settings["DATABASE"], int(settings["DATABASE_POOL_SIZE"]), migrated=settings["DATABASE_MIGRATED"]
+    )
     outbox = None
     if app.config["IADVIZE_USERNAME"] and app.config["IADVIZE_PASSWORD"]:
         timeout = float(app.config["IADVIZE_API_TIMEOUT_SECONDS"])

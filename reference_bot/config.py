@@ -23,6 +23,7 @@ ENVIRONMENT = {
     "IADVIZE_PASSWORD": "IADVIZE_PASSWORD",
     "LOG_LEVEL": "REFERENCE_BOT_LOG_LEVEL",
     "WARN_WITHOUT_SECRET": "REFERENCE_BOT_WARN_WITHOUT_SECRET",
+    "DATABASE_MIGRATED": "REFERENCE_BOT_DATABASE_MIGRATED",
     "RECORDINGS_DIR": "REFERENCE_BOT_RECORDINGS",
     "IADVIZE_API_TIMEOUT_SECONDS": "IADVIZE_API_TIMEOUT",
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
@@ -30,7 +31,7 @@ ENVIRONMENT = {
 }
 INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
-BOOLEANS = {"WARN_WITHOUT_SECRET"}
+BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -52,6 +53,7 @@ def defaults(instance_path: str) -> dict:
         "DIALOGUE": None,  # a replacement for reference_bot.dialogue.answer
         "LOG_LEVEL": "INFO",
         "WARN_WITHOUT_SECRET": True,  # `serve` warns once itself and turns this off in its workers
+        "DATABASE_MIGRATED": False,  # `serve` migrates once before forking: its workers boot without the database
         "RECORDINGS_DIR": None,  # a folder: every call iAdvize makes is recorded there (JSON lines)
         # How long one call to iAdvize's token or GraphQL endpoint may take; an outbox message is leased
         # to one worker for three times this, so one killed mid-send is retried by another after that.

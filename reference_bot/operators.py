@@ -25,7 +25,11 @@ class OperatorDirectory:
     def __init__(self, store: Store, refresh_seconds: float = 2.0):
         self.store = store
         self.refresh_seconds = refresh_seconds
-        self._operators: dict[str, Operator] = store.operators()
+        try:
+            self._operators: dict[str, Operator] = store.operators()
+        except store.UNAVAILABLE as error:  # a worker started while the database is down: the refresh fills it
+            log.warning("operators not loaded yet: %s", " ".join(str(error).split()))
+            self._operators = {}
         self._stop = threading.Event()
         if refresh_seconds > 0:
             threading.Thread(target=self._refresh_forever, name="operators", daemon=True).start()

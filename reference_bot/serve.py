@@ -113,6 +113,7 @@ def serve(
         return 2
     if not is_postgresql(settings["DATABASE"]):
         os.environ["REFERENCE_BOT_DATABASE"] = os.path.abspath(settings["DATABASE"])
+    os.environ["REFERENCE_BOT_DATABASE_MIGRATED"] = "1"
     if not settings["IADVIZE_SECRET"]:  # once here, rather than once per worker
         if not sys.stderr.isatty():  # for the logs; on a terminal the line below says it already
             configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)

@@ -19,13 +19,15 @@ def is_postgresql(database: str) -> bool:
     return str(database).startswith(POSTGRESQL_SCHEMES)
 
 
-def open_store(database: str, pool_size: int = 5) -> Store:
+def open_store(database: str, pool_size: int = 5, migrated: bool = False) -> Store:
     """The store of ``database``: a PostgreSQL URL, or an SQLite file path; its schema created or migrated.
 
-    ``pool_size`` bounds the connections a PostgreSQL store opens (per process).
+    ``pool_size`` bounds the connections a PostgreSQL store opens (per process). ``migrated``: the schema was
+    migrated already (by ``serve``, before forking its workers), so a PostgreSQL store does not wait for the
+    server to open.
     """
     if is_postgresql(database):
         from .postgresql import PostgreSQLStore  # psycopg is needed only there
 
-        return PostgreSQLStore(database, pool_size=pool_size)
+        return PostgreSQLStore(database, pool_size=pool_size, migrate=not migrated)
     return SQLiteStore(database)

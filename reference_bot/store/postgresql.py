@@ -9,6 +9,7 @@ migrated at start-up under an advisory lock, so instances starting together migr
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,9 +23,13 @@ try:
 except ImportError:  # pragma: no cover - depends on the install
     psycopg = None
 
+# The pool logs each failed reconnection on its own, in plain text; the bot's 503s already say it, in JSON.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
 MIGRATION_LOCK = 0x1AD71CE  # pg_advisory_xact_lock key: one instance migrates at a time
 CONNECT_TIMEOUT_SECONDS = 3  # a server that does not answer: give up and answer 503 rather than hang
 POOL_TIMEOUT_SECONDS = 2.0  # how long a request waits for a connection of the pool (then 503)
+RECONNECT_SECONDS = 1.0  # below POOL_TIMEOUT_SECONDS: a request waiting for a connection sees a fresh attempt
 STATEMENT_TIMEOUT_MS = 10_000  # no statement of ours takes long: one that does is stuck on something
 
 
@@ -64,7 +69,10 @@ class PostgreSQLStore(Store):
     FOR_UPDATE = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, url: str, pool_size: int = 5):
+    def __init__(self, url: str, pool_size: int = 5, migrate: bool = True):
+        """``migrate``: connect now, and create or migrate the schema (raises when the server cannot be used);
+        without it (a gunicorn worker of ``serve``, which migrated before forking) nothing waits for the
+        server: a worker started while it is down boots, answers 503 meanwhile, and uses it once it is back."""
         if psycopg is None:
             raise StoreError(
                 "a postgresql:// database needs psycopg: pip install 'iadvize-harness[postgresql]' "
@@ -73,7 +81,8 @@ class PostgreSQLStore(Store):
         self.UNAVAILABLE = (psycopg.OperationalError, PoolTimeout)  # down, restarting, unreachable, pool empty
         self.url, self.description = url, without_password(url)
         options = {"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_SECONDS}
-        psycopg.connect(url, **options).close()  # a server out of reach or a wrong password: the driver's reason
+        if migrate:  # a server out of reach or a wrong password: the driver's reason, rather than a pool timeout
+            psycopg.connect(url, **options).close()
         self.pool = ConnectionPool(
             url,
             min_size=1,
@@ -84,11 +93,15 @@ class PostgreSQLStore(Store):
             # call after the server is back is answered.
             check=ConnectionPool.check_connection,
             timeout=POOL_TIMEOUT_SECONDS,
+            # The pool retries a connection the server refused with a growing backoff (1, 2, 4... s): given up
+            # after a second, the next request asks for one at once, so a server back is used from then on.
+            reconnect_timeout=RECONNECT_SECONDS,
             name="reference-bot",
             open=True,
         )
+        if not migrate:
+            return
         try:
-            self.pool.wait(timeout=CONNECT_TIMEOUT_SECONDS + 1)
             self.migrate()
         except BaseException:
             self.pool.close()
