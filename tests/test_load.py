@@ -19,16 +19,19 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from flask import request
 
 from harness.bots import EmbeddedBot
 from harness.cli import main
-from harness.load import run
-from harness.load.plan import Plan, think_time
+from harness.load import LoadError, LoadResult, run
+from harness.load.plan import ENDPOINTS, Plan, think_time
+from harness.load.ramp import Ramp, RampResult, Step, judge
 
 from . import third_party_bot
 from .conftest import LoopbackServer
@@ -222,10 +225,14 @@ def test_errors_and_broken_budgets_are_reported_and_fail_the_run(tmp_path, capsy
                 "1",
                 "--conversations-per-minute",
                 "120",
+                "--json",
+                str(tmp_path / "run.json"),
             ]
         )
     out = capsys.readouterr().out
     assert code == 1
+    written = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert written["passed"] is False and {row["endpoint"] for row in written["endpoints"]} >= {"first-messages"}
     rows = stats(tmp_path / "run")
     greetings = int(rows["first-messages"]["Request Count"])
     assert greetings >= 1 and int(rows["first-messages"]["Failure Count"]) == greetings  # timed out at 2 s
@@ -348,3 +355,275 @@ def test_distributed_each_worker_polls_its_own_share_of_the_operators(tmp_path):
     assert_the_bot_answered_at_least_what_locust_counted(rows, load_calls)
     assert int(rows["availability-strategies"]["Request Count"]) >= 1  # the workers' statistics reached the master
     assert int(rows["conversations"]["Request Count"]) >= 1
+
+
+# --- load --ramp: one load test per step, stepped up until a step breaks its budget ----------------------------
+#
+# Each step is a Locust run of --step-duration seconds, and a step with no call at all is not within budget:
+# 3 s leaves room for a loaded machine, which may lose a second or more of a run before its first call, to
+# poll every operator (each is polled within its first second). A step that breaks on a slow greeting needs
+# a time-out recorded: the greeting's budget (2 s) must fit in the step after the chat started, hence 5 s
+# there and chats that start early (11 visitors, each chat one message without pause: a chat every 1.1 s
+# per visitor at 600 a minute).
+STEP_SECONDS, SLOW_STEP_SECONDS = "3", "5"
+RAMP_VISITORS = ["--think-time", "0.2-0.5", "--messages", "1"]
+EARLY_CHATS = ["--think-time", "0", "--messages", "1", "--conversations-per-minute", "600"]
+
+
+def counting_saves(app) -> list[str]:
+    """The operators a Flask bot is asked to save (PUT /bots/:idOperator), in order, as the bot sees them."""
+    saved: list[str] = []
+
+    @app.before_request
+    def count():
+        if request.method == "PUT" and request.path.startswith("/bots/"):
+            saved.append(request.path.rsplit("/", 1)[-1])
+
+    return saved
+
+
+def slow_greetings_beyond(operators: int):
+    """The third-party bot, whose greeting takes longer than its budget once more than ``operators`` operators
+    were saved on it: the load decides, by the saves the bot counted (never by time)."""
+    app = third_party_bot.make_app(SECRET)
+    saved = counting_saves(app)
+    greeting = app.view_functions["greeting"]
+
+    def slow_when_loaded(id_operator):
+        if len(set(saved)) > operators:
+            time.sleep(ENDPOINTS["first-messages"] + 0.5)  # past the budget: the load test gives up at it
+        return greeting(id_operator)
+
+    app.view_functions["greeting"] = slow_when_loaded
+    return app, saved
+
+
+def ramp_command(url: str, tmp_path: Path, *options: str) -> list[str]:
+    return [
+        "load",
+        "--provider-url",
+        url,
+        "--secret",
+        SECRET,
+        "--ramp",
+        "--json",
+        str(tmp_path / "ramp.json"),
+        *options,
+    ]
+
+
+def levels(document: dict) -> list[tuple[int, float, bool]]:
+    return [(s["operators"], s["conversations_per_minute"], s["within_budget"]) for s in document["steps"]]
+
+
+@pytest.mark.slow
+def test_the_ramp_steps_operators_and_rate_up_to_the_limit_and_reports_the_last_step(tmp_path, capsys):
+    app = third_party_bot.make_app(SECRET)
+    saved = counting_saves(app)
+    with LoopbackServer(app) as server:
+        code = main(
+            ramp_command(
+                server.url,
+                tmp_path,
+                *("--operators", "1", "--step-operators", "1", "--limit-operators", "2"),
+                *("--conversations-per-minute", "60", "--step-rate", "60", "--step-duration", STEP_SECONDS),
+                *RAMP_VISITORS,
+            )
+        )
+    captured = capsys.readouterr()
+    document = json.loads((tmp_path / "ramp.json").read_text(encoding="utf-8"))
+    assert code == 0, captured
+    assert levels(document) == [(1, 60, True), (2, 120, True)]  # the limit reached at step 2: no step 3
+    assert (document["stopped"], document["why"]) == ("limit", "--limit-operators 2 reached")
+    assert document["last_within_budget"]["step"] == 2
+    # the second step polled the first step's operator again, and one more: the bot saved 2 operators, not 3
+    first, second = (step["result"]["plan"]["operators"] for step in document["steps"])
+    assert len(first) == 1 and len(second) == 2 and second[0] == first[0]
+    assert saved == second
+    out = captured.out.splitlines()
+    assert [line.split()[0] for line in out if re.match(r"\d+ ", line)] == ["1", "2"]  # one table row per step
+    assert out[-2] == "stopped: --limit-operators 2 reached"
+    calls = document["last_within_budget"]["calls_per_second"]
+    assert out[-1] == f"last step within budget: 2 operators, 120 conversations/min ({calls:g} calls/s)"
+    # each step's plan and verdict on stderr, as it goes
+    assert "step 1: 1 operators polled every second, 60 conversations per minute" in captured.err
+    assert "step 2: within budget, " in captured.err
+    assert SECRET not in captured.out + captured.err
+
+
+@pytest.mark.slow
+def test_a_step_over_its_budget_stops_the_ramp_and_the_step_before_is_the_last_within_budget(tmp_path, capsys):
+    app, saved = slow_greetings_beyond(1)  # one operator: fast; a second saved: every greeting too slow
+    with LoopbackServer(app) as server:
+        code = main(
+            ramp_command(
+                server.url,
+                tmp_path,
+                *("--operators", "1", "--step-operators", "1", "--step-rate", "0", "--limit-operators", "3"),
+                *("--step-duration", SLOW_STEP_SECONDS, *EARLY_CHATS),
+            )
+        )
+    captured = capsys.readouterr()
+    document = json.loads((tmp_path / "ramp.json").read_text(encoding="utf-8"))
+    assert code == 0, captured  # a step was within budget
+    assert levels(document) == [(1, 600, True), (2, 600, False)]  # step 3 (the limit) never ran
+    assert (document["stopped"], document["why"]) == ("budget", "step 2 broke its budget")
+    assert document["last_within_budget"] == {
+        "step": 1,
+        "operators": 1,
+        "conversations_per_minute": 600,
+        "calls_per_second": document["steps"][0]["calls_per_second"],
+    }
+    assert len(set(saved)) == 2
+    broken = {row["endpoint"]: row for row in document["steps"][1]["result"]["endpoints"]}["first-messages"]
+    assert broken["timeouts"] >= 1 and broken["over_budget"] >= broken["timeouts"]  # given up at the budget
+    assert broken["errors"] == broken["timeouts"]  # the greetings only failed by their time-outs
+    assert document["steps"][1]["problems"] == [
+        f"first-messages: {broken['over_budget']} of {broken['requests']} calls over its 2 s budget "
+        "(p99 over it: more than 1% of the calls)"
+    ]
+    out = captured.out.splitlines()
+    assert "step 2: first-messages: " in captured.out
+    assert out[-2:] == [
+        "stopped: step 2 broke its budget",
+        f"last step within budget: 1 operator, 600 conversations/min ({document['steps'][0]['calls_per_second']:g}"
+        " calls/s)",
+    ]
+
+
+@pytest.mark.slow
+def test_when_the_first_step_already_breaks_the_ramp_says_what_to_lower_and_exits_1(tmp_path, capsys):
+    app = third_party_bot.make_app(SECRET)
+    app.view_functions["availability"] = lambda: ({"message": "overloaded"}, 500)
+    with LoopbackServer(app) as server:
+        code = main(
+            ramp_command(server.url, tmp_path, "--operators", "2", "--step-duration", STEP_SECONDS, *RAMP_VISITORS)
+        )
+    captured = capsys.readouterr()
+    document = json.loads((tmp_path / "ramp.json").read_text(encoding="utf-8"))
+    assert code == 1
+    assert levels(document) == [(2, 10, False)]
+    assert document["stopped"] == "budget" and document["last_within_budget"] is None
+    [problem] = document["steps"][0]["problems"]
+    assert re.fullmatch(r"availability-strategies: \d+ failed calls?", problem), problem
+    out = captured.out.splitlines()
+    assert "step 1 error: availability-strategies: answered 500 (" in captured.out
+    assert out[-1] == (
+        "no step within budget: the first, 2 operators, 10 conversations/min, already breaks it; "
+        "lower --operators (now 2)"
+    )
+
+
+@pytest.mark.parametrize(
+    "options, said",
+    [
+        (["--step-operators", "2"], "--step-operators only applies with --ramp: add --ramp to step the load up"),
+        (
+            ["--limit-rate", "30", "--max-steps", "3"],
+            "--limit-rate and --max-steps only apply with --ramp: add --ramp to step the load up",
+        ),
+        (
+            ["--ramp", "--operators", "5", "--limit-operators", "3"],
+            "--limit-operators 3 is below --operators 5, the first step: raise it, or lower --operators",
+        ),
+        (
+            ["--ramp", "--step-rate", "0", "--limit-rate", "30"],
+            "--limit-rate 30 is never reached: --step-rate is 0, so --conversations-per-minute stays 10",
+        ),
+        (
+            ["--ramp", "--step-operators", "0", "--step-rate", "0"],
+            "nothing to step up: --step-operators and --step-rate are both 0",
+        ),
+        (
+            ["--ramp", "--duration", "5"],
+            "--duration is the length of one load test: with --ramp, give each step's as --step-duration",
+        ),
+        (
+            ["--ramp", "--expect-workers", "2"],
+            "--ramp runs every step from this machine: it does not take --worker or --expect-workers "
+            "(workers leave when their master's run ends)",
+        ),
+    ],
+)
+def test_ramp_options_that_do_not_go_together_are_one_line_and_exit_2(options, said, capsys):
+    # said before any bot is reached: nothing listens on port 9
+    assert main(["load", "--provider-url", "http://127.0.0.1:9", *options]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {said}"]
+
+
+def test_the_ramp_steps_both_and_runs_the_step_that_would_pass_a_limit_at_the_limit():
+    steps = Ramp(5, 10, step_operators=5, step_rate=10, limit_operators=12)
+    assert list(steps.levels()) == [(5, 10, None), (10, 20, None), (12, 30, "--limit-operators 12")]
+    both = Ramp(1, 0.1, step_operators=0, step_rate=0.1, limit_rate=0.3, max_steps=5)
+    assert list(both.levels()) == [(1, 0.1, None), (1, 0.2, None), (1, 0.3, "--limit-rate 0.3")]
+    assert len(list(Ramp(1, 1, 1, 0, max_steps=3).levels())) == 3  # no limit: --max-steps steps
+    assert Ramp(5, 10, 5, 10, limit_operators=5).problem() is None  # a limit at the first step: one step
+    assert len(list(Ramp(5, 10, 5, 10, limit_operators=5).levels())) == 1
+
+
+def summary_row(endpoint: str, requests: int, over_budget: int = 0, errors: int = 0, timeouts: int = 0) -> dict:
+    return {
+        "endpoint": endpoint,
+        "requests": requests,
+        "errors": errors,
+        "rps": 1.0,
+        "p50_ms": 5,
+        "p95_ms": 9,
+        "p99_ms": 12,
+        "max_ms": 20,
+        "budget_s": ENDPOINTS[endpoint],
+        "over_budget": over_budget,
+        "timeouts": timeouts,
+    }
+
+
+def test_a_step_is_within_budget_when_each_endpoints_p99_is_and_no_call_failed_but_by_a_time_out():
+    within = LoadResult([summary_row("first-messages", 100, over_budget=1, errors=1, timeouts=1)], [])
+    assert judge(within) == []  # 1 greeting in 100 given up at its budget: the p99 is within it
+    assert not within.passed  # where a normal run fails on any call over its budget
+    over = LoadResult([summary_row("first-messages", 100, over_budget=2), summary_row("conversations", 50)], [])
+    assert [p["endpoint"] for p in judge(over)] == ["first-messages"]
+    failed = LoadResult([summary_row("messages (visitor)", 1000, errors=1)], [])
+    assert [p["problem"] for p in judge(failed)] == ["messages (visitor): 1 failed call"]
+    assert judge(LoadResult([], []))[0]["endpoint"] is None  # no call at all: not within budget either
+
+
+def test_the_verdict_names_what_to_lower_from_what_broke_the_first_step():
+    def first_step_breaking(*endpoints: str) -> RampResult:
+        result = LoadResult([summary_row(name, 10, errors=1) for name in endpoints], [])
+        step = Step(1, 5, 10, 60, result, judge(result))
+        return RampResult(Ramp(5, 10, 5, 10), [step], "budget", "step 1 broke its budget")
+
+    assert (
+        first_step_breaking("conversations", "first-messages")
+        .verdict()
+        .endswith("; lower --conversations-per-minute (now 10)")
+    )
+    assert (
+        first_step_breaking("availability-strategies", "conversations")
+        .verdict()
+        .endswith("; lower --operators (now 5) and --conversations-per-minute (now 10)")
+    )
+
+
+def test_a_step_that_cannot_run_stops_the_ramp_with_the_steps_before_reported_and_exit_2(monkeypatch, capsys):
+    asked = []
+
+    def fake_run(url, operators, rate, *args, saved=(), **kwargs):  # Locust's part, stood in for
+        asked.append((operators, rate, saved))
+        if len(asked) == 2:
+            raise LoadError("could not save the load test's operators: PUT /bots/ha-2 answered 503")
+        return LoadResult([summary_row("availability-strategies", 10)], [], plan={"operators": ["ha-1"]})
+
+    monkeypatch.setattr("harness.load.ramp.run", fake_run)
+    code = main(["load", "--provider-url", "http://127.0.0.1:9", "--ramp", "--operators", "1", "--step-duration", "1"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert asked == [(1, 10, ()), (2, 20, ("ha-1",))]  # step 2 was to poll step 1's operator again
+    assert captured.out.splitlines()[-2:] == [
+        "stopped: step 2 could not run",
+        "last step within budget: 1 operator, 10 conversations/min (1 calls/s)",
+    ]
+    assert captured.err.splitlines()[-1] == (
+        "error: step 2 could not run: could not save the load test's operators: PUT /bots/ha-2 answered 503"
+    )

@@ -8,7 +8,17 @@ import importlib.metadata
 import sys
 
 from harness.cli import commands
-from harness.cli.options import api_options, bot_options, output, positive, positive_number, resolve_secret, url
+from harness.cli.options import (
+    api_options,
+    bot_options,
+    number,
+    output,
+    positive,
+    positive_number,
+    resolve_secret,
+    url,
+    whole,
+)
 from harness.extras import MissingExtra, require
 
 # sub-command -> the extra it needs beyond the core install
@@ -31,6 +41,7 @@ OUTCOMES_HELP = (
 def parser() -> argparse.ArgumentParser:
     """The ``iadvize-harness`` argument parser: one sub-command per job, shared options from parents."""
     from harness.conformance.phrasings import LANGUAGES
+    from harness.load.ramp import DEFAULT_MAX_STEPS, SIZING_PERCENTILE
     from reference_bot.serve import options as serve_options
 
     top = argparse.ArgumentParser(
@@ -199,13 +210,16 @@ def parser() -> argparse.ArgumentParser:
         help="load a bot with iAdvize-shaped traffic (Locust, headless)",
         description="Poll every operator's availability each second, open chats at the "
         "given rate and converse; report each endpoint's throughput, "
-        "latency and budget breaks. Exit 1 on any error or broken budget.",
+        "latency and budget breaks. Exit 1 on any error or broken budget. "
+        "With --ramp, step the load up until it breaks and report the last step within budget.",
     )
     load.add_argument("--operators", type=positive, default=5, help="operators created and polled (default 5)")
     load.add_argument(
         "--conversations-per-minute", type=positive_number, default=10, help="new chats per minute (default 10)"
     )
-    load.add_argument("--duration", type=positive_number, default=60, help="seconds of load (default 60)")
+    load.add_argument(
+        "--duration", type=positive_number, help="seconds of load (default 60; with --ramp, see --step-duration)"
+    )
     load.add_argument(
         "--csv", metavar="PREFIX", type=output, help="also write Locust's CSV statistics (PREFIX_stats.csv...)"
     )
@@ -228,6 +242,55 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--worker", action="store_true", help="run as a Locust worker of a master (--master-host)")
     load.add_argument("--master-host", default="127.0.0.1", help="the master a worker connects to")
     load.add_argument("--master-port", type=int, default=5557, help="the master's port (default 5557)")
+    load.add_argument(
+        "--json", metavar="FILE", type=output, help="also write the result as JSON (with --ramp: every step's)"
+    )
+    sizing = load.add_argument_group(
+        "sizing (--ramp)",
+        "Step the load up, one load test per step, until a step breaks its budget: an endpoint's "
+        f"p{SIZING_PERCENTILE} over its budget (time-outs are over it) or any other failed call. Exit 0 when "
+        "a step was within budget (the last one is reported), 1 when the first step already breaks.",
+    )
+    sizing.add_argument(
+        "--ramp",
+        action="store_true",
+        help="step the load up until it breaks; --operators and --conversations-per-minute are the first step",
+    )
+    sizing.add_argument(
+        "--step-operators",
+        type=whole,
+        metavar="N",
+        help="operators added at each step (default: as many as --operators, e.g. 5, 10, 15...; 0 keeps them)",
+    )
+    sizing.add_argument(
+        "--step-rate",
+        type=number,
+        metavar="PER_MINUTE",
+        help="conversations per minute added at each step (default: as many as --conversations-per-minute; "
+        "0 keeps the rate)",
+    )
+    sizing.add_argument(
+        "--step-duration", type=positive_number, metavar="SECONDS", help="seconds of load at each step (default 60)"
+    )
+    sizing.add_argument(
+        "--limit-operators",
+        type=positive,
+        metavar="N",
+        help="the most operators to try: the ramp ends with the step that reaches it (default: no limit)",
+    )
+    sizing.add_argument(
+        "--limit-rate",
+        type=positive_number,
+        metavar="PER_MINUTE",
+        help="the most conversations per minute to try: the ramp ends with the step that reaches it "
+        "(default: no limit)",
+    )
+    sizing.add_argument(
+        "--max-steps",
+        type=positive,
+        metavar="N",
+        help=f"the most steps to run, the first included (default {DEFAULT_MAX_STEPS})",
+    )
     load.set_defaults(run=commands.load)
 
     schemas = subcommands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")

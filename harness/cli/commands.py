@@ -6,6 +6,7 @@ run (bad arguments, a bot that cannot be reached or refuses the signature, a mis
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -383,23 +384,30 @@ def proxy(args) -> int:
 
 
 def load(args) -> int:
-    """``iadvize-harness load``: Locust, headless, with iAdvize-shaped traffic; exit 1 on a broken budget."""
+    """``iadvize-harness load``: Locust, headless, with iAdvize-shaped traffic; exit 1 on a broken budget.
+
+    With ``--ramp``: one load test per step, stepped up until a step breaks its budget (:func:`_ramp`).
+    """
     from harness.load import LoadError, run, run_worker
     from harness.load.plan import think_time
 
+    if problem := _load_options_problem(args):
+        return error(problem)
     if args.worker:
         return run_worker(args.master_host, args.master_port, args.secret)
     try:
         think = think_time(args.think_time)
     except ValueError as problem:
         return error(str(problem))
+    if args.ramp:
+        return _ramp(args, think)
     try:
         with bot(args.provider_url, secret=args.secret) as url:
             outcome = run(
                 url,
                 args.operators,
                 args.conversations_per_minute,
-                args.duration,
+                args.duration or DEFAULT_LOAD_SECONDS,
                 args.secret,
                 args.csv,
                 think,
@@ -412,7 +420,87 @@ def load(args) -> int:
     except (LoadError, BotProcessError) as problem:
         return error(str(problem))
     print(outcome.report())
+    if failed := _write(args.json, lambda to: _write_json(outcome.as_dict(), to)):
+        return failed
     return 0 if outcome.passed else 1
+
+
+DEFAULT_LOAD_SECONDS = 60  # a load test's, or each step's of a ramp
+RAMP_ONLY = {
+    "step_operators": "--step-operators",
+    "step_rate": "--step-rate",
+    "step_duration": "--step-duration",
+    "limit_operators": "--limit-operators",
+    "limit_rate": "--limit-rate",
+    "max_steps": "--max-steps",
+}
+
+
+def _load_options_problem(args) -> str | None:
+    """The options of ``load`` that do not go together, said in one line (None when they do)."""
+    if not args.ramp:
+        given = [flag for dest, flag in RAMP_ONLY.items() if getattr(args, dest) is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            return f"{' and '.join(given)} only {verb} with --ramp: add --ramp to step the load up"
+        return None
+    if args.worker or args.expect_workers:
+        return (
+            "--ramp runs every step from this machine: it does not take --worker or --expect-workers "
+            "(workers leave when their master's run ends)"
+        )
+    if args.duration is not None:
+        return "--duration is the length of one load test: with --ramp, give each step's as --step-duration"
+    return _steps(args).problem()
+
+
+def _steps(args):
+    from harness.load.ramp import DEFAULT_MAX_STEPS, Ramp
+
+    return Ramp(
+        args.operators,
+        args.conversations_per_minute,
+        args.operators if args.step_operators is None else args.step_operators,
+        args.conversations_per_minute if args.step_rate is None else args.step_rate,
+        args.limit_operators,
+        args.limit_rate,
+        args.max_steps or DEFAULT_MAX_STEPS,
+    )
+
+
+def _ramp(args, think: tuple[float, float]) -> int:
+    """``load --ramp``: the steps' table and the last step within budget.
+
+    Exit 0 when a step was within budget, 1 when none was, 2 when a step could not run (after its table).
+    """
+    from harness.load import LoadError
+    from harness.load.ramp import ramp
+
+    try:
+        with bot(args.provider_url, secret=args.secret) as url:
+            outcome = ramp(
+                url,
+                _steps(args),
+                args.step_duration or DEFAULT_LOAD_SECONDS,
+                args.secret,
+                args.csv,
+                think,
+                args.messages,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+                progress=Progress(),
+            )
+    except (LoadError, BotProcessError) as problem:
+        return error(str(problem))
+    print(outcome.report())
+    if failed := _write(args.json, lambda to: _write_json(outcome.as_dict(), to)):
+        return failed
+    if outcome.error:
+        return error(outcome.error)
+    return 0 if outcome.last_within_budget else 1
+
+
+def _write_json(document: dict, path: Path) -> None:
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def schemas(args) -> int:

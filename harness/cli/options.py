@@ -17,6 +17,24 @@ def positive(text: str) -> int:
     return value
 
 
+def whole(text: str) -> int:
+    """A whole number of 0 or more."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, got {text!r}")
+    return int(text)
+
+
+def number(text: str) -> float:
+    """A finite number of 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, got {text!r}")
+    return value
+
+
 def positive_number(text: str) -> float:
     """A finite number above 0."""
     try:

@@ -9,6 +9,9 @@ makes the exit code 1. While Locust runs, ``run`` reports the elapsed seconds to
 
 Distributed: ``load --expect-workers N`` is the master; on each other machine
 ``load --worker --master-host HOST`` runs a worker, with ``IADVIZE_SECRET`` in its environment.
+
+Sizing: ``load --ramp`` runs one such test per step, each with more operators and chats, until a
+step breaks its budget (:mod:`harness.load.ramp`).
 """
 
 from __future__ import annotations
@@ -91,15 +94,29 @@ class LoadResult:
         )
         return "\n".join([*lines, verdict])
 
+    def as_dict(self) -> dict:
+        """The result as ``--json`` writes it: the verdict, then what the summary of Locust holds."""
+        return {
+            "passed": self.passed,
+            "endpoints": self.endpoints,
+            "errors": self.errors,
+            "workers": self.workers,
+            "plan": self.plan,
+            "processes": self.processes,
+        }
 
-def save_operators(client: BotClient, count: int) -> tuple[str, ...]:
-    """Create ``count`` operators on the bot's scenarios (round robin), each with one distribution rule."""
+
+def save_operators(client: BotClient, count: int, first: int = 1) -> tuple[str, ...]:
+    """Create ``count`` operators on the bot's scenarios (round robin), each with one distribution rule.
+
+    They are named ``Load test <first>``, ``Load test <first + 1>``...: a ramp's next step adds to the last one's.
+    """
     try:
         scenarios = [s["idBot"] for s in client.external_bots()]
         if not scenarios:
             raise LoadError("the bot lists no scenario (GET /external-bots answered [])")
         operators = tuple(new_operator_id() for _ in range(count))
-        for index, id_operator in enumerate(operators):
+        for index, id_operator in enumerate(operators, start=first - 1):
             client.save_bot(
                 id_operator,
                 {
@@ -128,20 +145,24 @@ def run(
     master_port: int = 5557,
     say=None,
     progress=silent,
+    saved: tuple[str, ...] = (),
 ) -> LoadResult:
     """Plan, run Locust headless and return its outcome; raise :class:`LoadError` when it cannot run.
 
     ``say(line)`` is told the plan once it is made (nothing is printed here); ``progress(text,
     step="load")`` is called about once a second while Locust runs; if it has a ``done()`` (a
-    :class:`harness.progress.Progress`), that is called once Locust has finished.
+    :class:`harness.progress.Progress`), that is called once Locust has finished. ``saved``: operators
+    saved on the bot already (by a ramp's earlier step), polled first; only the ones missing are saved.
     """
     say = say or (lambda line: None)
     client = BotClient(provider_url, secret=secret)
     _, stopped = preflight(client)  # a refused signature is said once, before any operator is saved
     if stopped:
         raise LoadError(stopped)
+    kept = tuple(saved[:operators])
+    added = save_operators(client, operators - len(kept), len(kept) + 1) if operators > len(kept) else ()
     plan = Plan(
-        save_operators(client, operators),
+        kept + added,
         conversations_per_minute,
         think_time,
         messages,

@@ -43,6 +43,7 @@ from harness.wire import signature
 
 SECRET = secret_from_environment()
 OVER_BUDGET: Counter[str] = Counter()  # per endpoint name, in this process since the last report to the master
+TIMED_OUT: Counter[str] = Counter()  # the same, for the calls given up at their budget (failed, and over it)
 # What this process decided: its index, its share of the operators, the phase of each poller and of
 # each visitor (seconds). A worker sends it whole when it starts and with every report; the master
 # keeps the last one of each worker.
@@ -123,7 +124,9 @@ def _budget(name, response_time, exception=None, **_kwargs) -> None:
 @events.report_to_master.add_listener
 def _send_budget(client_id, data) -> None:
     data["iadvize_over_budget"] = dict(OVER_BUDGET)
+    data["iadvize_timed_out"] = dict(TIMED_OUT)
     OVER_BUDGET.clear()
+    TIMED_OUT.clear()
     if PROCESS["operators"] or PROCESS["visitor_phases"]:  # once this worker has started
         data["iadvize_process"] = _snapshot()  # with the visitor phases drawn since
 
@@ -131,6 +134,7 @@ def _send_budget(client_id, data) -> None:
 @events.worker_report.add_listener
 def _merge_budget(client_id, data) -> None:
     OVER_BUDGET.update(data.get("iadvize_over_budget", {}))
+    TIMED_OUT.update(data.get("iadvize_timed_out", {}))
     if "iadvize_process" in data:
         PROCESSES[client_id] = data["iadvize_process"]
 
@@ -156,6 +160,7 @@ def _write_summary(environment, **_kwargs) -> None:
                 "max_ms": round(entry.max_response_time or 0, 1),
                 "budget_s": ENDPOINTS.get(name),
                 "over_budget": OVER_BUDGET.get(name, 0),
+                "timeouts": TIMED_OUT.get(name, 0),  # among the errors, and among the calls over budget
             }
         )
     errors = [
@@ -221,11 +226,11 @@ def call(
         method, f"{path}?{query}", data=data or None, headers=headers, name=name, timeout=budget, catch_response=True
     ) as response:
         if response.error is not None:
-            response.failure(
-                f"no answer within the {budget:g} s iAdvize waits"
-                if _timed_out(response.error)
-                else f"connection failed ({type(response.error).__name__})"
-            )
+            if _timed_out(response.error):
+                TIMED_OUT[name] += 1
+                response.failure(f"no answer within the {budget:g} s iAdvize waits")
+            else:
+                response.failure(f"connection failed ({type(response.error).__name__})")
             return None
         if not 200 <= response.status_code < 300:
             response.failure(f"answered {response.status_code}")
