@@ -24,12 +24,13 @@ ENVIRONMENT = {
     "LOG_LEVEL": "REFERENCE_BOT_LOG_LEVEL",
     "WARN_WITHOUT_SECRET": "REFERENCE_BOT_WARN_WITHOUT_SECRET",
     "DATABASE_MIGRATED": "REFERENCE_BOT_DATABASE_MIGRATED",
+    "AVAILABILITY_LOG_SECONDS": "REFERENCE_BOT_AVAILABILITY_LOG_SECONDS",
     "RECORDINGS_DIR": "REFERENCE_BOT_RECORDINGS",
     "IADVIZE_API_TIMEOUT_SECONDS": "IADVIZE_API_TIMEOUT",
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
     "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
 }
-INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE"}
+INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE", "AVAILABILITY_LOG_SECONDS"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
 BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED"}
 
@@ -52,6 +53,8 @@ def defaults(instance_path: str) -> dict:
         "OUTBOX_POLL_SECONDS": 0.5,
         "DIALOGUE": None,  # a replacement for reference_bot.dialogue.answer
         "LOG_LEVEL": "INFO",
+        # Availability polls answered are counted per operator and logged as one line this often (0: a line each)
+        "AVAILABILITY_LOG_SECONDS": 60,
         "WARN_WITHOUT_SECRET": True,  # `serve` warns once itself and turns this off in its workers
         "DATABASE_MIGRATED": False,  # `serve` migrates once before forking: its workers boot without the database
         "RECORDINGS_DIR": None,  # a folder: every call iAdvize makes is recorded there (JSON lines)

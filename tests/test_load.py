@@ -45,6 +45,10 @@ FAST = {"conversations_per_minute": 120, "think_time": (0.2, 0.5), "messages": 3
 FAST_VISITOR_USERS, FAST_PACING = 10, 5.0
 
 
+# The bot counts availability polls per operator (one line a minute); these tests read every call from its log.
+EVERY_POLL_LOGGED = {"REFERENCE_BOT_AVAILABILITY_LOG_SECONDS": "0"}
+
+
 def stats(prefix: Path) -> dict[str, dict]:
     """Locust's CSV statistics by request name."""
     with open(f"{prefix}_stats.csv", newline="", encoding="utf-8") as table:
@@ -96,7 +100,7 @@ def assert_the_bot_answered_at_least_what_locust_counted(rows: dict[str, dict], 
 @pytest.mark.slow
 def test_load_on_the_embedded_bot_is_signed_shaped_like_iadvize_and_within_budget(tmp_path):
     out = io.StringIO()
-    with EmbeddedBot(secret=SECRET, workers=2) as bot:
+    with EmbeddedBot(secret=SECRET, workers=2, env=EVERY_POLL_LOGGED) as bot:
         outcome = run(
             bot.url,
             operators=3,
@@ -299,7 +303,7 @@ def test_distributed_each_worker_polls_its_own_share_of_the_operators(tmp_path):
     port = _free_port()
     env = {**os.environ, "IADVIZE_SECRET": SECRET}
     out = io.StringIO()
-    with EmbeddedBot(secret=SECRET, workers=1) as bot, ThreadPoolExecutor(1) as pool:
+    with EmbeddedBot(secret=SECRET, workers=1, env=EVERY_POLL_LOGGED) as bot, ThreadPoolExecutor(1) as pool:
         master = pool.submit(
             run,
             bot.url,

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from harness.bots import EmbeddedBot
-from harness.client import BotClient, visitor_text
+from harness.client import BotClient, BotError, visitor_text
 
 from .conftest import RULES, assert_fits, texts
 
@@ -162,6 +162,23 @@ def test_requests_are_logged_as_json_lines_without_the_secret(tmp_path):
     assert message["duration_ms"] >= 0 and message["request_id"]
     assert refused.status == 401 and [e["status"] for e in access if e["path"] == "/external-bots"] == [401]
     assert SECRET not in logged
+
+
+def test_availability_polls_are_counted_per_operator_and_other_answers_logged_each(tmp_path):
+    with EmbeddedBot(database=tmp_path / "bot.sqlite3", secret=SECRET, workers=2) as bot:
+        client = BotClient(bot.url, secret=SECRET)
+        set_up(client)
+        for _ in range(7):
+            client.availability_strategies(OPERATOR)
+        with pytest.raises(BotError) as unknown:
+            client.availability_strategies("ha-0")
+        bot.stop()  # each worker writes what it counted as it exits
+        _, access = access_log(bot)
+    counted = [e for e in access if e["message"] == "availability polls"]
+    assert sum(e["polls"].get(OPERATOR, 0) for e in counted) == 7 and 1 <= len(counted) <= 2  # a line per worker
+    assert all(set(e["polls"]) == {OPERATOR} and e["seconds"] >= 0 for e in counted)
+    assert unknown.value.status == 404
+    assert [e["status"] for e in access if e.get("path") == "/availability-strategies"] == [404]  # a line of its own
 
 
 def test_serve_prints_its_url_and_answers(tmp_path):
