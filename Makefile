@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas pacts serve clean browser postgresql bench fuzz dist
+.PHONY: demo test lint schemas pacts serve clean browser postgresql wrk bench fuzz dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/iadvize-harness demo
 
 # pytest exits 5 when it collects no test: for us that means the suite went missing, so say so.
-test: $(STAMP) browser postgresql lint
+test: $(STAMP) browser postgresql wrk lint
 	@status=0; $(BIN)/python -m pytest || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
@@ -25,24 +25,24 @@ fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-profile=fuzz tests/test_fuzz.py tests/test_openapi_fuzz.py
 
 # Ratios measured side by side (not part of make test, which runs a smoke pass of each).
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(BIN)/python -m benchmarks.run
 
-# Headless Chromium opens the HTML report in the tests: Debian's package, installed once.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  echo "installing Debian's chromium (for the report's browser test)"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
-	  || { echo "make test needs Debian's chromium: apt-get install chromium" >&2; exit 1; }; }
+# Debian's packages the tests and benchmarks start, installed once: $(call debian,CHECK,PACKAGE,WHAT FOR).
+debian = @$(1) >/dev/null 2>&1 || { \
+  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+  echo "installing Debian's $(2) ($(3))"; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(2) >/dev/null \
+  || { echo "make needs Debian's $(2) ($(3)): apt-get install $(2)" >&2; exit 1; }; }
 
-# The store's tests and the several-instances tests start a real PostgreSQL server: Debian's package.
+browser:
+	$(call debian,command -v chromium,chromium,for the report's browser test)
+
 postgresql:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  echo "installing Debian's postgresql (for the store's tests on a real server)"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null \
-	  || { echo "make test needs Debian's postgresql: apt-get install postgresql" >&2; exit 1; }; }
+	$(call debian,ls /usr/lib/postgresql/*/bin/initdb,postgresql,for the store's tests on a real server)
+
+wrk:
+	$(call debian,command -v wrk,wrk,for the concurrent benchmarks)
 
 # The rules (with a complexity bound) and the layout (ruff format, 120 columns) are both checked.
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""The floor for the bot-overhead benchmark: Flask answering the same JSON, doing nothing else."""
+"""The floor for the bot-overhead and concurrent benchmarks: Flask answering the same JSON, doing nothing else."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ ANSWER = {
     "updatedAt": "2026-11-24T10:00:00.000Z",
     "replies": [{"type": "message", "payload": {"contentType": "text", "value": "What can I do for you?"}}],
 }
+# What the bot answers an operator of order-assistant (atLeastOne) with two distribution rules.
+RULES = ["11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"]
+AVAILABILITY = [{"strategy": "atLeastOne", "distributionRulesToCheck": RULES}]
 
 
 @app.post("/conversations/<id_conversation>/messages")
@@ -22,3 +25,8 @@ def messages(id_conversation):
 @app.post("/conversations")
 def conversations():  # the untimed start of each conversation, so both sides get the same calls
     return jsonify({**ANSWER, "replies": []})
+
+
+@app.get("/availability-strategies")
+def availability_strategies():  # iAdvize's poll, once a second per operator
+    return jsonify(AVAILABILITY)

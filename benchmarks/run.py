@@ -7,7 +7,16 @@ from pathlib import Path
 
 from harness.bots import EmbeddedBot
 
-from . import bot_overhead, harness_overhead, metrics_scale, replay_memory, tables_scale, verification, virtual_time
+from . import (
+    bot_overhead,
+    concurrent,
+    harness_overhead,
+    metrics_scale,
+    replay_memory,
+    tables_scale,
+    verification,
+    virtual_time,
+)
 from .common import machine, results_table
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
@@ -16,6 +25,7 @@ COMMAND = "make bench   (.venv/bin/python -m benchmarks.run)"
 
 
 def main(smoke: bool = False) -> int:
+    concurrent.require_wrk()  # before anything runs: one line saying `make wrk`, not a traceback minutes later
     with EmbeddedBot(workers=2, env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com"}) as bot:
         ratios = [
             *harness_overhead.run(bot.url, conversations=5 if smoke else 100, rounds=1 if smoke else 5),
@@ -24,6 +34,8 @@ def main(smoke: bool = False) -> int:
             replay_memory.run(bot.url, conversations=5 if smoke else 200),
             verification.run(bot.url, rounds=1 if smoke else 3),
         ]
+    # 16 connections with wrk, on a bot and a floor of their own (the default workers and threads)
+    ratios += concurrent.run(seconds=1 if smoke else 3, rounds=1 if smoke else 7, messages=20_000 if smoke else 300_000)
     ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 11))
     # at scale: the exchanges' metrics at 10 M rows, the conversations' tables at 1 and 10 M exchanges, peak memory
     large = 40_000 if smoke else 10_000_000
@@ -46,4 +58,7 @@ def main(smoke: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(smoke="--smoke" in sys.argv))
+    try:
+        sys.exit(main(smoke="--smoke" in sys.argv))
+    except concurrent.WrkMissing as error:
+        sys.exit(f"error: {error}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import run
+from benchmarks import concurrent, run
 from benchmarks.common import Ratio, alternate, results_table
 
 
@@ -19,6 +19,12 @@ def test_a_ratio_knows_whether_its_target_is_met():
     assert "| y | 1.60 | <= 1.5 | NO |" in results_table([Ratio("y", 1.6, "<= 1.5", "m")])
 
 
+def test_without_wrk_make_bench_says_make_wrk(monkeypatch):
+    monkeypatch.setattr(concurrent.shutil, "which", lambda name: None)
+    with pytest.raises(concurrent.WrkMissing, match="`make wrk`"):
+        run.main(smoke=True)
+
+
 @pytest.mark.slow
 def test_every_benchmark_runs_in_smoke_mode(capsys):
     assert run.main(smoke=True) == 0
@@ -30,6 +36,9 @@ def test_every_benchmark_runs_in_smoke_mode(capsys):
         "metrics at scale",
         "bot overhead p50",
         "bot overhead p99",
+        "concurrent availability throughput",
+        "concurrent message p50",
+        "concurrent message p99",
         "replay memory",
         "verification",
         "metrics at 0.04 M exchanges",  # the smoke pass runs the scale rows small: 10 M in make bench
