@@ -13,6 +13,7 @@ from flask import Flask, jsonify
 from . import admin, config, conversations, errors, logs, recorder, security, webhooks
 from .dialogue import answer
 from .operators import OperatorDirectory
+from .polls import AvailabilityPolls
 from .proactive import GraphQLClient, OutboxWorker
 from .runtime import Runtime
 from .scenario import ScenarioError, load_directory
@@ -68,13 +69,22 @@ def create_app(settings: dict | None = None) -> Flask:
         outbox=outbox,
     )
 
-    logs.register(app)  # first: every later hook and error is logged with its request id
+    polls = logs.register(app)  # first: every later hook and error is logged with its request id
     recorder.register(app)
     security.register(app)
     errors.register(app, unavailable=store.UNAVAILABLE)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(conversations.blueprint)
     app.register_blueprint(webhooks.blueprint)
+
+    if polls is not None and not app.config["RECORDINGS_DIR"]:  # recording needs every call through Flask
+        app.wsgi_app = AvailabilityPolls(
+            app.wsgi_app,
+            app.extensions[__package__],
+            app.config["IADVIZE_SECRET"] or None,
+            security.allowed_addresses(app.config.get("ALLOWED_IPS")),
+            polls,
+        )
 
     @app.get("/healthcheck", endpoint="health.healthcheck")
     def healthcheck():

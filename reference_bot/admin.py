@@ -109,11 +109,15 @@ def availability_strategies():
     g.id_operator = id_operator  # in the access log: which operator was polled
     bot = runtime()
     operator = bot.operator(id_operator)
-    strategy = bot.scenario_of(operator).availability
+    return jsonify(availability_of(operator, bot.scenario_of(operator)))
+
+
+def availability_of(operator: Operator, scenario: Scenario) -> list[dict]:
+    """The answer to an availability poll: the scenario's strategy over the operator's distribution rules."""
     rules = [rule["id"] for rule in operator.distribution_rules]
-    if strategy == "notAvailable":
-        return jsonify([{"strategy": "notAvailable"}])
-    if strategy == "always" or not rules:
+    if scenario.availability == "notAvailable":
+        return [{"strategy": "notAvailable"}]
+    if scenario.availability == "always" or not rules:
         # Nobody to hand over to: the bot answers alone, so it is available on its own terms.
-        return jsonify([{"strategy": "customAvailability", "availability": True}])
-    return jsonify([{"strategy": strategy, "distributionRulesToCheck": rules}])
+        return [{"strategy": "customAvailability", "availability": True}]
+    return [{"strategy": scenario.availability, "distributionRulesToCheck": rules}]

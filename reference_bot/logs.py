@@ -62,7 +62,8 @@ _RUN = uuid.uuid4().hex[:8]  # this start of the bot; with the pid and a counter
 _numbers = itertools.count(1)
 
 
-def _new_request_id() -> str:
+def new_request_id() -> str:
+    """A request id for a call that brought none: unique across workers and restarts."""
     return f"{_RUN}-{os.getpid():x}-{next(_numbers):x}"
 
 
@@ -92,22 +93,27 @@ class PollCounter:
             self.logger.info("availability polls", extra={"polls": dict(counts), "seconds": round(now - since, 1)})
 
 
-def register(app: Flask) -> None:
+def _flush_at_exit(polls: PollCounter) -> None:
+    logging.raiseExceptions = False  # at exit a stream may be closed already (a test runner's capture): no report
+    polls.flush()
+
+
+def register(app: Flask) -> PollCounter | None:
     """Logs one access line per request, under a request id echoed in the ``X-Request-Id`` response header.
 
     The id is the caller's ``X-Request-Id`` (cut to 64 characters) or a new one. Availability polls
-    answered 200 are counted instead (see the module's docstring).
+    answered 200 are counted instead (see the module's docstring): returns their counter (None: a line each).
     """
     access = logging.getLogger(f"{__package__}.access")
     seconds = float(app.config["AVAILABILITY_LOG_SECONDS"])
     polls = PollCounter(access, seconds) if seconds > 0 else None
     if polls is not None:
-        atexit.register(polls.flush)  # a worker stopped (SIGTERM) writes what it counted
+        atexit.register(_flush_at_exit, polls)  # a worker stopped (SIGTERM) writes what it counted
 
     @app.before_request
     def start_clock():
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or _new_request_id()
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or new_request_id()
 
     @app.after_request
     def log_request(response):
@@ -129,3 +135,5 @@ def register(app: Flask) -> None:
             },
         )
         return response
+
+    return polls

@@ -43,6 +43,10 @@ class OperatorDirectory:
                 self.put(operator)
         return operator
 
+    def known(self, id_operator: str) -> Operator | None:
+        """The operator if this process has it in memory, without asking the store."""
+        return self._operators.get(id_operator)
+
     def put(self, operator: Operator) -> None:
         """Keeps ``operator`` in memory, in place of what was known of it."""
         # Replace the whole dict rather than mutate it: readers in other threads never see a partial update.

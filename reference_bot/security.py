@@ -23,10 +23,11 @@ def allowed_addresses(setting: str | None) -> frozenset[str] | None:
     return frozenset((names - {"iadvize"}) | (set(IADVIZE_ADDRESSES) if "iadvize" in names else set()))
 
 
-def caller_address() -> str:
-    """Who called: the peer, or the client a reverse proxy on this machine (loopback) forwards for."""
-    peer = request.remote_addr or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
+def caller_address(peer: str | None = None, forwarded: str | None = None) -> str:
+    """Who called: the peer, or the client a reverse proxy on this machine (loopback) forwards for
+    (``X-Forwarded-For``); both are the current request's unless given."""
+    peer = (request.remote_addr if peer is None else peer) or ""
+    forwarded = request.headers.get("X-Forwarded-For", "") if forwarded is None else forwarded
     if forwarded and peer in ("127.0.0.1", "::1"):
         return forwarded.split(",")[-1].strip()
     return peer  # public whatever the method: another method gets its 405, not a 401

@@ -57,8 +57,6 @@ def bot_settings(tmp_path: Path, **overrides) -> dict:
         "OPERATORS_REFRESH_SECONDS": 0,  # no background threads in unit tests
         "OUTBOX_POLL_SECONDS": 0,
         "IADVIZE_SECRET": None,
-        # every poll on its own line: counted polls are written at exit, once pytest has closed its capture
-        "AVAILABILITY_LOG_SECONDS": 0,
     }
     settings.update(overrides)
     return settings
