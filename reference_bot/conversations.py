@@ -88,14 +88,14 @@ def receive_message(id_conversation: str):
         answer = _answer(bot, Turn(operator, scenario, conversation, message))
         with store.transaction() as tx:
             # The conversation's row locked first: a delivery of it on another instance waits here until
-            # this one commits, then sees its answer (on SQLite the transaction holds the file's lock).
+            # this one commits (on SQLite the transaction holds the file's lock).
             store.lock_conversation(tx, id_conversation)
-            replies = store.answered(tx, id_conversation, message["idMessage"])
-            if replies is not None:  # the same message, delivered twice at once, answered by the other
-                return envelope(store.conversation(tx, id_conversation), replies)
             moved = store.move_conversation(tx, conversation, answer.state, now(), answer.variables)
             if moved is None:
-                continue  # another message moved the conversation meanwhile: answer from where it is now
+                # Another answer moved the conversation since it was read: another message, or this same one
+                # delivered twice at once (every answer moves the version). Read again: the stored answer, or
+                # an answer from where the conversation is now.
+                continue
             replies = _record(bot, tx, moved, message, answer)
         if answer.proactive and bot.outbox is not None:  # committed: the outbox may send it now
             bot.outbox.wake()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -38,6 +39,9 @@ def error_response(status: int, error: str, detail: str = ""):
     return Response(body, status=status, mimetype="application/json")
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \uD800 to \uDFFF: a pair, or a lone surrogate
+
+
 def json_body(body_name: str) -> dict:
     """The request's JSON body, checked against the wire model's ``body_name`` schema."""
     if not request.is_json:
@@ -55,8 +59,9 @@ def json_body(body_name: str) -> dict:
         raise ApiError(400, "invalid JSON", "the body is nested too deeply") from None
     except ValueError as error:  # e.g. an integer of thousands of digits
         raise ApiError(400, "invalid JSON", str(error).split(";")[0]) from None
-    try:  # "\ud800" parses, but no UTF-8 text (nor SQLite) can hold a lone surrogate
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    try:  # "\ud800" parses, but no UTF-8 text (nor SQLite) can hold a lone surrogate; only an escape makes one
+        if _SURROGATE_ESCAPE.search(raw):
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ApiError(
             400, "invalid JSON", "the body contains an invalid character (a lone UTF-16 surrogate)"

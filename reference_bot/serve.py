@@ -14,11 +14,16 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+# Measured on 2 cores (benchmarks/NOTES.md): one worker per core plus one, of 2 threads each, answered as
+# many messages and polls as 5 x 4 with half the tail (16 connections: message p99 17 ms against 26 ms); more
+# threads only queue more writers and GIL waits. A brain that waits on the network (an LLM, an NLU service)
+# needs more threads: README, "How much one instance carries".
+DEFAULT_THREADS = 2
+
 
 def default_workers() -> int:
-    """How many gunicorn workers to run by default: two per core plus one, at most 9."""
-    # gunicorn's rule of thumb, capped: each worker holds its own operators cache and threads.
-    return min(2 * (os.cpu_count() or 1) + 1, 9)
+    """How many gunicorn workers to run by default: one per core plus one, at most 9."""
+    return min((os.cpu_count() or 1) + 1, 9)
 
 
 class _ReferenceBotServer(BaseApplication):
@@ -75,7 +80,7 @@ def serve(
     scenarios: str | None,
     secret: str | None,
     workers: int,
-    threads: int = 4,
+    threads: int = DEFAULT_THREADS,
 ) -> int:
     """Runs the bot with gunicorn until stopped; returns 0, or 2 for settings it cannot start with.
 
@@ -167,9 +172,14 @@ def options() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=default_workers(),
-        help=f"gunicorn worker processes (default {default_workers()}: 2 per core plus one, at most 9)",
+        help=f"gunicorn worker processes (default {default_workers()}: one per core plus one, at most 9)",
     )
-    options.add_argument("--threads", type=int, default=4, help="threads per worker")
+    options.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"threads per worker (default {DEFAULT_THREADS}; more for a brain that waits on the network)",
+    )
     return options
 
 

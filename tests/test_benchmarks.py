@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from benchmarks import concurrent, run
+from benchmarks import run
 from benchmarks.common import Ratio, alternate, results_table
 
 
@@ -19,10 +24,20 @@ def test_a_ratio_knows_whether_its_target_is_met():
     assert "| y | 1.60 | <= 1.5 | NO |" in results_table([Ratio("y", 1.6, "<= 1.5", "m")])
 
 
-def test_without_wrk_make_bench_says_make_wrk(monkeypatch):
-    monkeypatch.setattr(concurrent.shutil, "which", lambda name: None)
-    with pytest.raises(concurrent.WrkMissing, match="`make wrk`"):
-        run.main(smoke=True)
+def test_without_wrk_make_bench_says_make_wrk_in_one_line(tmp_path):
+    (tmp_path / "python").symlink_to(sys.executable)  # a PATH holding Python and nothing else
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": str(tmp_path)},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: the concurrent benchmarks need wrk: `make wrk` installs Debian's package\n",
+    )
 
 
 @pytest.mark.slow
@@ -39,6 +54,8 @@ def test_every_benchmark_runs_in_smoke_mode(capsys):
         "concurrent availability throughput",
         "concurrent message p50",
         "concurrent message p99",
+        "concurrent message p50, paced",
+        "concurrent message p99, paced",
         "replay memory",
         "verification",
         "metrics at 0.04 M exchanges",  # the smoke pass runs the scale rows small: 10 M in make bench

@@ -23,6 +23,8 @@ from contextlib import closing, contextmanager, suppress
 
 from .base import Store, tables
 
+CHECKPOINT_SECONDS = 1.0  # how often the write-ahead log is copied back into the file (it grows until then)
+
 
 class SQLiteStore(Store):
     """One SQLite file; a connection per thread, opened on first use in that thread and process."""
@@ -35,6 +37,7 @@ class SQLiteStore(Store):
         self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._writers = threading.Lock()  # this process's writers, one at a time
+        self._checkpointer: int | None = None  # the process whose thread writes the log back into the file
         self._lock_file: tuple[int, int | None] | None = None  # (pid, descriptor of <file>.lock or None)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         deadline = time.monotonic() + busy_timeout
@@ -57,7 +60,25 @@ class SQLiteStore(Store):
         )
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA synchronous=NORMAL")
+        # No checkpoint inside a commit: the one that crossed 1,000 pages of log would write them back and
+        # fsync the file while every other writer waits (the tail of the latency); _checkpoints does it aside.
+        connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
+
+    def _checkpoints(self) -> None:
+        """Every ``CHECKPOINT_SECONDS``, copies the log back into the file, beside the writers (PASSIVE)."""
+        with closing(self._connect()) as connection:
+            while True:
+                time.sleep(CHECKPOINT_SECONDS)
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:  # locked, disk full...: the next round tries again
+                    continue
+
+    def _start_checkpoints(self) -> None:
+        if self._checkpointer != os.getpid():  # one thread per process, started after any fork
+            self._checkpointer = os.getpid()
+            threading.Thread(target=self._checkpoints, name="sqlite-checkpoints", daemon=True).start()
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -116,6 +137,7 @@ class SQLiteStore(Store):
     @contextmanager
     def transaction(self):
         """``BEGIN IMMEDIATE``: takes the write lock first, so read-modify-write cannot interleave."""
+        self._start_checkpoints()
         with self._queued():
             yield from self._transaction()
 
