@@ -133,6 +133,24 @@ def talk(balancer: Balancer, id_conversation: str, messages: int, on_answer=lamb
     return said
 
 
+def under_load(balancer: Balancer, conversations: int, messages: int, after: int, then) -> dict[str, list[str]]:
+    """``conversations`` visitors talking at once, ``messages`` each; once ``after`` messages are answered,
+    ``then()`` runs while they go on. The texts each conversation was answered."""
+    answered, lock, reached = [0], threading.Lock(), threading.Event()
+
+    def count():
+        with lock:
+            answered[0] += 1
+            if answered[0] == after:
+                reached.set()
+
+    with ThreadPoolExecutor(min(conversations, 8)) as pool:
+        talks = {f"conv-{n}": pool.submit(talk, balancer, f"conv-{n}", messages, count) for n in range(conversations)}
+        assert reached.wait(120), f"the load never reached {after} answers"
+        then()
+        return {conversation: future.result(timeout=180) for conversation, future in talks.items()}
+
+
 def stored(postgres_server, url: str) -> tuple[dict[str, int], int]:
     """Each conversation's version, and how many messages were answered, as the database holds them."""
     versions = postgres_server.query(url, "SELECT id_conversation, version FROM conversations")
@@ -188,19 +206,7 @@ def test_an_instance_killed_under_load_loses_nothing_and_answers_nothing_twice(s
     save_counter_operator(doomed.url)
     balancer = Balancer([doomed, survivor])
     conversations, messages = 16, 8
-    answered, lock, half_way = [0], threading.Lock(), threading.Event()
-
-    def count():
-        with lock:
-            answered[0] += 1
-            if answered[0] == conversations * messages // 3:
-                half_way.set()
-
-    with ThreadPoolExecutor(8) as pool:
-        talks = {f"conv-{n}": pool.submit(talk, balancer, f"conv-{n}", messages, count) for n in range(conversations)}
-        assert half_way.wait(120), "the load never got a third of the way"
-        doomed.kill()  # SIGKILL, master and workers, mid-load
-        said = {conversation: future.result(timeout=180) for conversation, future in talks.items()}
+    said = under_load(balancer, conversations, messages, conversations * messages // 3, doomed.kill)  # SIGKILL
     expected = [f"step {n}" for n in range(1, messages + 1)]
     assert all(answers == expected for answers in said.values()), said  # every message answered, in order, once
     assert stored(postgres_server, url) == ({c: messages for c in said}, conversations * messages)
@@ -217,17 +223,8 @@ def test_postgresql_restarted_under_load_gets_503s_then_answers_on_the_first_cal
     save_counter_operator(first.url)
     balancer = Balancer([first, second])
     conversations, messages = 8, 10
-    answered, lock, started_load = [0], threading.Lock(), threading.Event()
 
-    def count():
-        with lock:
-            answered[0] += 1
-            if answered[0] == conversations * 2:
-                started_load.set()
-
-    with ThreadPoolExecutor(conversations) as pool:
-        talks = {f"conv-{n}": pool.submit(talk, balancer, f"conv-{n}", messages, count) for n in range(conversations)}
-        assert started_load.wait(120), "the load never started"
+    def restart():
         postgres_server.stop()
         down = requests.post(
             f"{first.url}/conversations/conv-probe/messages",
@@ -247,7 +244,8 @@ def test_postgresql_restarted_under_load_gets_503s_then_answers_on_the_first_cal
                 timeout=10,
             )
             assert (back.status_code, texts(back.json().get("replies", []))) == (200, ["step 1"]), back.text
-        said = {conversation: future.result(timeout=180) for conversation, future in talks.items()}
+
+    said = under_load(balancer, conversations, messages, conversations * 2, restart)
     expected = [f"step {n}" for n in range(1, messages + 1)]
     assert all(answers == expected for answers in said.values()), said
     versions, count = stored(postgres_server, url)
