@@ -15,10 +15,11 @@ import uuid
 import requests
 
 from harness.client import visitor_text
+from reference_bot.serve import DEFAULT_THREADS
 
 from .common import Ratio
 
-GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", "4"]  # what `serve --workers 2` uses
+GUNICORN = ["--workers", "2", "--worker-class", "gthread", "--threads", str(DEFAULT_THREADS)]  # `serve --workers 2`
 
 
 def _free_port() -> int:
