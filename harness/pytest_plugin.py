@@ -19,7 +19,15 @@ import pytest
 
 from harness.client import BotClient, BotError, new_operator_id, preflight, url_problem
 from harness.conformance.platform import SimulatedPlatform
-from harness.conformance.scripts import ScriptError, ScriptFailure, failure_report, load_script, run_script
+from harness.conformance.scripts import (
+    UTTERANCE_MODES,
+    ScriptError,
+    ScriptFailure,
+    failure_report,
+    load_script,
+    run_script,
+    variants,
+)
 
 
 class BotUnusable(Exception):
@@ -58,6 +66,20 @@ def pytest_addoption(parser):
         "(default: the started bot's /webhooks; none with --iadvize-url)",
     )
     group.addoption(
+        "--iadvize-utterances",
+        "--utterances",
+        choices=UTTERANCE_MODES,
+        default="all",
+        help="a script with `visitor: [a, b, c]` runs once per utterance (all, the default), or once with "
+        "one drawn at random (random, see --iadvize-seed)",
+    )
+    group.addoption(
+        "--iadvize-seed",
+        type=int,
+        default=0,
+        help="the seed --iadvize-utterances random draws with (default 0: the same draw every run)",
+    )
+    group.addoption(
         "--iadvize-secret",
         default=os.environ.get("IADVIZE_SECRET"),
         help="the app's secret, to sign every call (default: IADVIZE_SECRET)",
@@ -80,15 +102,18 @@ def pytest_collect_file(file_path, parent):
 
 
 class ConversationScriptFile(pytest.File):
-    """A ``*.convo.yaml`` file: one test item, its script."""
+    """A ``*.convo.yaml`` file: one test item per variant of its script (one per utterance of its lists)."""
 
     def collect(self):
-        """The file's script as one item; a script that cannot be loaded is a collection error."""
+        """The file's script, once per utterance of its lists; a script that cannot be loaded is a collection
+        error (of this file only: every broken file is reported)."""
         try:
             script = load_script(self.path)
         except ScriptError as error:
             raise self.CollectError(str(error)) from None
-        yield ConversationScriptItem.from_parent(self, name=script.name, script=script)
+        mode, seed = self.config.getoption("iadvize_utterances"), self.config.getoption("iadvize_seed")
+        for variant in variants(script, mode, seed):
+            yield ConversationScriptItem.from_parent(self, name=variant.name, script=variant)
 
 
 class ConversationScriptItem(pytest.Item):

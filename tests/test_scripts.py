@@ -28,7 +28,7 @@ def write(tmp_path, text, name="t.convo.yaml"):
         ("name: x\n", "steps: a script is a mapping with a non-empty list of steps"),
         ("steps: [{visitor: Hi, expect: {text_contain: Hi}}]\n", "steps[0].expect.text_contain: unknown expectation"),
         ("steps: [{wait: soon}]\n", "steps[0].wait: must be a duration such as 800ms, 5s or 3min, got 'soon'"),
-        ("steps: [{visitor: Hi, wait: 1s}]\n", "steps[0]: a step has exactly one of visitor, payload or wait"),
+        ("steps: [{visitor: Hi, wait: 1s}]\n", "steps[0]: a step has exactly one of visitor, payload, wait or include"),
         ("steps: [{visitor: Hi, expect: {jsonpath: {'$.[': 1}}}]\n", "steps[0].expect.jsonpath: '$.[' is not JSONPath"),
         ("steps: [{payload: {fileName: a}}]\n", "steps[0].payload: not a payload a visitor can send"),
         ("steps: [{visitor: Hi}]\nscenaro: x\n", "scenaro: unknown key"),

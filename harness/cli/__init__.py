@@ -177,14 +177,22 @@ def parser() -> argparse.ArgumentParser:
 
     scripts = subcommands.add_parser(
         "scripts",
-        help="conversation scripts made from recorded traffic",
+        help="conversation scripts: made from recorded traffic, or checked without a bot (--lint)",
         description="Write one *.convo.yaml per recorded conversation, expecting what the bot answered then: "
-        "run them against a new version of the bot (check --scripts, or pytest) to see what changed.",
+        "run them against a new version of the bot (check --scripts, or pytest) to see what changed. "
+        "Or check a folder of scripts (and scenario files) without a bot: --lint DIR.",
     )
     scripts.add_argument(
-        "--from", dest="recordings", nargs="+", required=True, metavar="RECORDINGS", help="recording files or folders"
+        "--from", dest="recordings", nargs="+", metavar="RECORDINGS", help="recording files or folders"
     )
-    scripts.add_argument("--out", required=True, metavar="DIR", help="the folder to write the scripts in")
+    scripts.add_argument("--out", metavar="DIR", help="the folder to write the scripts in")
+    scripts.add_argument(
+        "--lint",
+        metavar="DIR",
+        help="check every *.convo.yaml there (includes, utterances, captures, expectations) and report every "
+        "problem, without a bot; exit 1 when there is one",
+    )
+    scripts.add_argument("--scenarios", metavar="DIR", help="with --lint: also check the scenario files (*.yaml) there")
     scripts.add_argument(
         "--loose",
         action="store_true",

@@ -18,8 +18,9 @@ from harness.progress import Progress
 
 
 def error(text: str) -> int:
-    """Say what stopped the command, in one line on stderr, and return exit code 2."""
-    print(f"error: {text}", file=sys.stderr, flush=True)
+    """Say what stopped the command, one line on stderr per problem, and return exit code 2."""
+    for line in str(text).splitlines() or [""]:
+        print(f"error: {line}", file=sys.stderr, flush=True)
     return 2
 
 
@@ -103,11 +104,11 @@ def check(args, out=sys.stdout) -> int:
     from harness.client import BotClient
     from harness.conformance.probes import Exploration, check
     from harness.conformance.reports import table, write_html, write_json, write_junit
-    from harness.conformance.scripts import ScriptError, load_scripts
+    from harness.conformance.scripts import ScriptError, load_scripts, variants
     from harness.conformance.webhooks import Webhooks
 
     try:
-        scripts = load_scripts(Path(args.scripts)) if args.scripts else []
+        scripts = [v for s in load_scripts(Path(args.scripts)) for v in variants(s)] if args.scripts else []
     except ScriptError as problem:
         return error(str(problem))
     exploration = Exploration(
@@ -344,7 +345,16 @@ def report(args) -> int:
 
 
 def scripts(args) -> int:
-    """``iadvize-harness scripts --from RECORDINGS``: one conversation script per recorded conversation."""
+    """``iadvize-harness scripts --from RECORDINGS --out DIR``: one conversation script per recorded
+    conversation; ``scripts --lint DIR``: every problem of the scripts there (and of ``--scenarios``)."""
+    if args.lint:
+        if args.recordings or args.out:
+            return error("--lint checks scripts; --from and --out write them: give one or the other")
+        return lint(Path(args.lint), Path(args.scenarios) if args.scenarios else None)
+    if args.scenarios:
+        return error("--scenarios goes with --lint: scripts --lint DIR --scenarios DIR")
+    if not args.recordings or not args.out:
+        return error("give --from RECORDINGS --out DIR to write scripts, or --lint DIR to check them")
     from harness.traffic.recordings import recording_files
     from harness.traffic.to_scripts import write_scripts
 
@@ -364,6 +374,55 @@ def scripts(args) -> int:
         return error("no recorded conversation to make a script of")
     print(f"{render.count(len(written.paths), 'script')} written in {args.out}")
     print(f"run them: iadvize-harness check --provider-url URL --scripts {args.out}   (or: pytest {args.out})")
+    return 0
+
+
+def _scenario_problems(folder: Path, paths: list[Path]) -> list[str]:
+    """Every scenario file's problem; when each is fine alone, what only the folder can get wrong (an idBot
+    used twice)."""
+    from reference_bot.scenario import ScenarioError, load_directory, load_file
+
+    found = []
+    for path in paths:
+        try:
+            load_file(path)
+        except ScenarioError as problem:
+            found.append(str(problem))
+    if not found:
+        try:
+            load_directory(folder)
+        except ScenarioError as problem:
+            found.append(str(problem))
+    return found
+
+
+def lint(directory: Path, scenarios: Path | None) -> int:
+    """Every problem of the scripts under ``directory`` and the scenario files in ``scenarios``, one per line
+    on stdout, then a count; 0 when there is none, 1 otherwise (2: nothing to check)."""
+    from harness.conformance.scripts import ScriptError, ScriptErrors, load_scripts, variants
+
+    if not directory.exists():
+        return error(f"--lint {directory}: no such folder or file")
+    problems, runs, files = [], 0, len(list(directory.glob("**/*.convo.yaml"))) if directory.is_dir() else 1
+    try:
+        runs = sum(len(variants(script)) for script in load_scripts(directory))
+    except ScriptErrors as broken:
+        problems += [str(e) for e in broken.errors]
+    except ScriptError as problem:
+        return error(str(problem))
+    checked = f"{render.count(files, 'script')} ({render.count(runs, 'run')})" if not problems else ""
+    if scenarios is not None:
+        paths = sorted([*scenarios.glob("*.yaml"), *scenarios.glob("*.yml")]) if scenarios.is_dir() else []
+        if not paths:
+            return error(f"--scenarios {scenarios}: no *.yaml scenario file there")
+        problems += _scenario_problems(scenarios, paths)
+        checked += f"{', ' if checked else ''}{render.count(len(paths), 'scenario file')}"
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{render.count(len(problems), 'problem')} found")
+        return 1
+    print(f"no problem: {checked}")
     return 0
 
 

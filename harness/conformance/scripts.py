@@ -19,20 +19,26 @@ steps:
 A step is ``visitor`` (text), ``payload`` (any visitor payload) or ``wait`` (silence);
 ``after`` delays a visitor step in simulated time. Expectations apply to the bot's answer
 to the step (for ``wait``: to what was shown meanwhile): see :data:`EXPECTATIONS`.
+
+At suite scale (see :mod:`harness.conformance.script_files`): ``include: file`` puts another file's steps
+there; ``visitor: [a, b, c]`` runs the script once per utterance (:func:`variants`); ``capture: {name:
+JSONPath or regex}`` keeps a value of the answer that later steps use as ``{name}``, beside the built-in
+``{$now}``, ``{$uuid}`` and ``{$random_digits(6)}``.
 """
 
 from __future__ import annotations
 
+import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
 from jsonpath_ng.exceptions import JsonPathParserError
 from jsonpath_ng.ext import parse as jsonpath
 
 from harness import wire
 from harness.client import BotClient, new_operator_id
+from harness.conformance import script_files
 from harness.conformance.platform import PROACTIVE_WAIT_SECONDS, SimulatedConversation, SimulatedPlatform
 from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
@@ -53,7 +59,8 @@ EXPECTATIONS = {
     "variables": "{name: value} the answer's variables hold (null: not held), e.g. {email: ada@example.com}",
     "within_ms": "the bot answered within this many milliseconds",
 }
-STEP_KEYS = {"visitor", "payload", "wait", "after", "expect"}
+STEP_KEYS = {"visitor", "payload", "wait", "after", "expect", "capture"}
+UTTERANCE_MODES = ("all", "random")  # every utterance of a list, or one drawn with a seed
 SCRIPT_KEYS = {"name", "scenario", "operator", "transfer_available", "steps"}
 DEFAULT_RULES = [{"id": "5e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a60", "label": "Customer service"}]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min)?\s*$")
@@ -61,10 +68,24 @@ _UNIT = {"ms": 0.001, "s": 1, "min": 60, None: 1}
 
 
 class ScriptError(ValueError):
-    """A script that cannot be run: which file, where in it, what is wrong."""
+    """A script that cannot be run: which file, where in it (the step and its line), what is wrong."""
 
-    def __init__(self, source: str, where: str, what: str):
-        super().__init__(f"{source}: {where}: {what}" if where else f"{source}: {what}")
+    def __init__(self, source: str, where: str, what: str, line: int = 0):
+        self.source, self.where, self.what, self.line = source, where, what, line
+        place = f"{source}:{line}" if line else source
+        super().__init__(f"{place}: {where}: {what}" if where else f"{place}: {what}")
+
+    def on_line(self, line: int) -> ScriptError:
+        """The same error, saying the line of the step it is in (when it does not say one yet)."""
+        return self if self.line or not line else ScriptError(self.source, self.where, self.what, line)
+
+
+class ScriptErrors(ScriptError):
+    """Every broken script of a folder at once, one line each (``errors`` holds them)."""
+
+    def __init__(self, errors: list[ScriptError]):
+        self.errors = errors
+        ValueError.__init__(self, "\n".join(map(str, errors)))
 
 
 class ScriptFailure(AssertionError):
@@ -73,7 +94,9 @@ class ScriptFailure(AssertionError):
     def __init__(self, script: Script, step: int, problems: list[str], conversation: SimulatedConversation):
         self.script, self.step, self.problems, self.conversation = script, step, problems, conversation
         what = script.steps[step].describe()
-        super().__init__(f"{script.name}: step {step + 1} ({what}): " + "; ".join(problems))
+        origin = script.steps[step]
+        where = f" from {origin.source}:{origin.line}" if origin.source and origin.source != script.source else ""
+        super().__init__(f"{script.name}: step {step + 1} ({what}{where}): " + "; ".join(problems))
 
 
 @dataclass
@@ -85,6 +108,11 @@ class ScriptStep:
     wait: float | None = None
     after: float = 0.0
     expect: dict = field(default_factory=dict)
+    utterances: tuple[str, ...] = ()  # ``visitor: [a, b, c]``: each runs in a variant of the script
+    capture: dict = field(default_factory=dict)  # name -> JSONPath (``$...``) or regex on the answer's texts
+    source: str = ""  # the file the step is written in (another one when included), its place and line there
+    where: str = ""
+    line: int = 0
 
     def describe(self) -> str:
         """The step in a few words, for failure messages."""
@@ -119,14 +147,13 @@ def _seconds(value, source: str, where: str) -> float:
 
 
 def load_script(path: Path) -> Script:
-    """The script in the YAML file at ``path``; raises ScriptError for a file that cannot be read or used."""
+    """The script in the YAML file at ``path``, its includes expanded; raises ScriptError for a file that
+    cannot be read or used (naming the file, the step and its line)."""
     source = str(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScriptError(source, "", f"cannot read the file ({error})") from None
-    except yaml.YAMLError as error:
-        raise ScriptError(source, "", f"not valid YAML: {error}") from None
+        data = script_files.read(path)
+    except script_files.FileProblem as problem:
+        raise ScriptError(source, "", str(problem)) from None
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:
         raise ScriptError(source, "steps", "a script is a mapping with a non-empty list of steps")
     if unknown := set(data) - SCRIPT_KEYS:
@@ -142,7 +169,8 @@ def load_script(path: Path) -> Script:
         raise ScriptError(
             source, "operator.language", f"must be a two-letter language code such as fr, got {language!r}"
         )
-    steps = [_step(item, source, f"steps[{i}]") for i, item in enumerate(data["steps"])]
+    steps = _steps(data["steps"], source, (Path(source).resolve(),))
+    _check_placeholders(steps)
     return Script(
         str(data.get("name") or Path(path).name.removesuffix(".convo.yaml")),
         source,
@@ -154,9 +182,68 @@ def load_script(path: Path) -> Script:
     )
 
 
+def _steps(items: list, source: str, chain: tuple[Path, ...]) -> list[ScriptStep]:
+    """The steps of ``items``, each include replaced by the steps of the file it names."""
+    steps = []
+    for index, item in enumerate(items):
+        where, line = f"steps[{index}]", getattr(item, "line", 0)
+        if isinstance(item, dict) and "include" in item:
+            try:
+                target, included = script_files.included_steps(item, source, chain)
+            except ValueError as problem:
+                raise ScriptError(source, where, str(problem), line) from None
+            steps += _steps(included, str(target), (*chain, target))
+        else:
+            try:
+                steps.append(replace(_step(item, source, where), source=source, where=where, line=line))
+            except ScriptError as error:
+                raise error.on_line(line) from None
+    return steps
+
+
+def _check_placeholders(steps: list[ScriptStep]) -> None:
+    """Every ``{name}`` is captured by an earlier step, or built in."""
+    known: set[str] = set()
+    for step in steps:
+        for value in (step.utterances, step.payload, step.expect):
+            if name := script_files.unknown_placeholder(value, known):
+                raise ScriptError(
+                    step.source,
+                    step.where,
+                    f"{{{name}}} is not captured by an earlier step (capture: {{{name}: ...}}); "
+                    f"built in: {script_files.BUILT_INS}",
+                    step.line,
+                )
+        known |= set(step.capture)
+
+
+def _captures(capture, source: str, where: str) -> dict:
+    if not isinstance(capture, dict) or not capture:
+        raise ScriptError(source, where, "must map names to a JSONPath ($...) or a regular expression")
+    for name, spec in capture.items():
+        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)):
+            raise ScriptError(source, where, f"{name!r} is not a name (letters, digits, _)")
+        if not isinstance(spec, str) or not spec:
+            raise ScriptError(source, f"{where}.{name}", "must be a JSONPath ($...) or a regular expression")
+        try:
+            jsonpath(spec) if spec.startswith("$") else re.compile(spec)
+        except (JsonPathParserError, ValueError, TypeError, re.error) as error:
+            kind = "JSONPath" if spec.startswith("$") else "a regular expression"
+            raise ScriptError(source, f"{where}.{name}", f"{spec!r} is not {kind} ({error})") from None
+    return dict(capture)
+
+
+def _utterances(value, source: str, where: str) -> tuple[str, ...]:
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in value):
+            raise ScriptError(source, where, "a list of utterances must hold texts, at least one")
+        return tuple(map(str, value))
+    return (str(value),)
+
+
 def _step(item, source: str, where: str) -> ScriptStep:
     if not isinstance(item, dict) or len({"visitor", "payload", "wait"} & set(item)) != 1:
-        raise ScriptError(source, where, "a step has exactly one of visitor, payload or wait")
+        raise ScriptError(source, where, "a step has exactly one of visitor, payload, wait or include")
     if unknown := set(item) - STEP_KEYS:
         raise ScriptError(
             source, f"{where}.{sorted(unknown)[0]}", f"unknown key (allowed: {', '.join(sorted(STEP_KEYS))})"
@@ -176,8 +263,11 @@ def _step(item, source: str, where: str) -> ScriptStep:
         },
     ):
         raise ScriptError(source, f"{where}.payload", "not a payload a visitor can send")
+    utterances = _utterances(item["visitor"], source, f"{where}.visitor") if "visitor" in item else ()
     return ScriptStep(
-        visitor=str(item["visitor"]) if "visitor" in item else None,
+        visitor=utterances[0] if utterances else None,
+        utterances=utterances,
+        capture=_captures(item["capture"], source, f"{where}.capture") if "capture" in item else {},
         payload=item.get("payload"),
         wait=_seconds(item["wait"], source, f"{where}.wait") if "wait" in item else None,
         after=_seconds(item.get("after", 0), source, f"{where}.after"),
@@ -242,12 +332,45 @@ def _check_expectations(expect, source: str, where: str) -> None:
 
 
 def load_scripts(directory: Path) -> list[Script]:
-    """The ``*.convo.yaml`` scripts under ``directory`` (recursively), or the file it names; ScriptError if none."""
+    """The ``*.convo.yaml`` scripts under ``directory`` (recursively), or the file it names.
+
+    Raises ScriptError when there is none, ScriptErrors naming every broken file when any is.
+    """
     directory = Path(directory)
     paths = [directory] if directory.is_file() else sorted(directory.glob("**/*.convo.yaml"))
     if not paths:
         raise ScriptError(str(directory), "", "no *.convo.yaml script found")
-    return [load_script(p) for p in paths]
+    scripts, errors = [], []
+    for path in paths:
+        try:
+            scripts.append(load_script(path))
+        except ScriptError as error:
+            errors.append(error)
+    if errors:
+        raise ScriptErrors(errors)
+    return scripts
+
+
+def variants(script: Script, utterances: str = "all", seed: int = 0) -> list[Script]:
+    """The script once per utterance of its ``visitor: [...]`` lists (named ``name[utterance]``), or with
+    ``utterances="random"`` once, drawn with ``seed``; a script without lists is itself.
+
+    Lists of different lengths go side by side: variant i says utterance i of each (the shorter cycle).
+    """
+    lists = [step.utterances for step in script.steps if len(step.utterances) > 1]
+    if not lists:
+        return [script]
+    count = max(map(len, lists))
+    picks = range(count) if utterances == "all" else [random.Random(f"{seed}:{script.name}").randrange(count)]
+    made = []
+    for pick in picks:
+        steps = [
+            replace(step, visitor=step.utterances[pick % len(step.utterances)]) if len(step.utterances) > 1 else step
+            for step in script.steps
+        ]
+        said = " / ".join(s.visitor for s, was in zip(steps, script.steps, strict=True) if len(was.utterances) > 1)
+        made.append(replace(script, name=f"{script.name}[{said}]", steps=steps))
+    return made
 
 
 # --- running -------------------------------------------------------------------------------
@@ -290,14 +413,17 @@ def run_script(
     chat = platform.open_chat()
     chat.scenario = scenario
     platform.start(chat)
+    values: dict[str, str] = {}  # what earlier steps captured, and the built-ins drawn so far
     for index, step in enumerate(script.steps):
+        expect = script_files.fill(step.expect, values)
         before = len(chat.events)
         if step.wait is not None:
             platform.wait(chat, step.wait)
             shown = [e.reply for e in chat.events[before:] if e.kind == "shown" and e.reply]
             body, latency = {"replies": shown, "variables": _held(chat.variables)}, 0
         else:
-            answer = platform.visitor_says(chat, step.visitor, payload=step.payload, after=step.after)
+            said, payload = script_files.fill(step.visitor, values), script_files.fill(step.payload, values)
+            answer = platform.visitor_says(chat, said, payload=payload, after=step.after)
             if answer is None:
                 raise ScriptFailure(script, index, ["the conversation was already closed"], chat)
             if not answer.ok:
@@ -305,10 +431,10 @@ def run_script(
             # what the bot posted through iAdvize's API meanwhile counts as part of its answer
             posted = [e.reply for e in chat.events[before:] if e.purpose == "proactive" and e.reply]
             body, latency = {**answer.body, "replies": [*answer.body["replies"], *posted]}, answer.latency_ms
-            if {"transfer", "then_on_failure"} & set(step.expect):
+            if {"transfer", "then_on_failure"} & set(expect):
                 _play_out_transfer(platform, chat)
-        problems = expectation_problems(step.expect, body, latency)
-        if "then_on_failure" in step.expect and chat.handed_over:
+        problems = expectation_problems(expect, body, latency) + _capture(step.capture, body, values)
+        if "then_on_failure" in expect and chat.handed_over:
             problems.append(
                 "then_on_failure cannot hold: the transfer succeeded (transfer_available: true), "
                 "so nothing after it runs"
@@ -316,6 +442,25 @@ def run_script(
         if problems:
             raise ScriptFailure(script, index, problems, chat)
     return chat
+
+
+def _capture(capture: dict, body: dict, values: dict[str, str]) -> list[str]:
+    """Keeps in ``values`` what each capture finds in the answer: a JSONPath's first match, or a regex's first
+    match in its texts (its first group, when it has one); says which found nothing."""
+    problems = []
+    for name, spec in capture.items():
+        if spec.startswith("$"):
+            found = [m.value for m in jsonpath(spec).find(body)]
+            value = None if not found or found[0] is None else str(found[0])
+        else:
+            matches = (re.search(spec, text) for text in _texts(body.get("replies") or []))
+            match = next((m for m in matches if m), None)
+            value = None if match is None else (match.group(1) if match.re.groups else match.group(0))
+        if value is None:
+            problems.append(f"capture {name}: nothing in the answer matches {spec!r}")
+        else:
+            values[name] = value
+    return problems
 
 
 TRANSFER_WAIT_LIMIT = 180.0  # simulated seconds: awaits before a transfer, then its 60 s at most

@@ -1,0 +1,229 @@
+"""Conversation scripts at suite scale: includes, utterance lists, captures, built-in values, and every
+broken file reported at once (by the loader, by pytest and by ``scripts --lint``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness.client import BotClient
+from harness.conformance.scripts import ScriptErrors, ScriptFailure, load_script, load_scripts, run_script, variants
+
+from .conftest import LoopbackServer
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+OPENING = """
+- visitor: "Where is my parcel?"
+  expect: {text_contains: "order number"}
+"""
+
+
+def test_an_include_puts_the_other_files_steps_there_and_they_keep_their_place(tmp_path):
+    write(tmp_path, "common/opening.steps.yaml", OPENING)
+    write(tmp_path, "common/thanks.convo.yaml", "name: thanks\nsteps:\n  - visitor: thanks\n")
+    script = load_script(
+        write(
+            tmp_path,
+            "order.convo.yaml",
+            """
+            steps:
+              - include: common/opening.steps.yaml
+              - visitor: "It's 123456"
+              - include: common/thanks.convo.yaml
+            """,
+        )
+    )
+    assert [s.visitor for s in script.steps] == ["Where is my parcel?", "It's 123456", "thanks"]
+    first = script.steps[0]
+    assert (first.source, first.where, first.line) == (
+        str((tmp_path / "common/opening.steps.yaml").resolve()),
+        "steps[0]",
+        1,
+    )
+    assert (script.steps[1].source, script.steps[1].line) == (str(tmp_path / "order.convo.yaml"), 3)
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"a.convo.yaml": "steps: [{include: missing.steps.yaml}]\n"}, "a.convo.yaml:1: steps[0]: include: no file"),
+        (
+            {"a.convo.yaml": "steps:\n  - include: b.steps.yaml\n", "b.steps.yaml": "- include: a.convo.yaml\n"},
+            "b.steps.yaml:1: steps[0]: include loops: a.convo.yaml -> b.steps.yaml -> a.convo.yaml",
+        ),
+        (
+            {"a.convo.yaml": "steps:\n  - visitor: hi\n  - include: x\n    visitor: y\n"},
+            "a.convo.yaml:3: steps[1]: an include step is only",
+        ),
+        (
+            {"a.convo.yaml": "steps:\n  - visitor: hi\n  - include: p.steps.yaml\n", "p.steps.yaml": "- wait: soon\n"},
+            "p.steps.yaml:1: steps[0].wait: must be a duration",
+        ),
+        (
+            {"a.convo.yaml": "steps:\n  - visitor: hi\n  - visitor: 'my order is {order}'\n"},
+            "a.convo.yaml:3: steps[1]: {order} is not captured by an earlier step",
+        ),
+        (
+            {"a.convo.yaml": "steps:\n  - visitor: hi\n    capture: {order: '('}\n"},
+            "steps[0].capture.order: '(' is not a regular",
+        ),
+        ({"a.convo.yaml": "steps:\n  - visitor: []\n"}, "a.convo.yaml:2: steps[0].visitor: a list of utterances"),
+    ],
+)
+def test_a_broken_script_is_told_with_its_file_step_and_line(tmp_path, files, message):
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    with pytest.raises(ScriptErrors) as raised:
+        load_scripts(tmp_path / "a.convo.yaml")
+    assert message in str(raised.value)
+
+
+def test_every_utterance_of_a_list_makes_a_variant_named_after_it(tmp_path):
+    script = load_script(
+        write(
+            tmp_path,
+            "ask.convo.yaml",
+            """
+            name: ask for a person
+            steps:
+              - visitor: [I want a human, agent please, can I talk to someone]
+                expect: {text_contains: "e-mail"}
+              - visitor: [fine, ok]
+            """,
+        )
+    )
+    made = variants(script)
+    assert [v.name for v in made] == [
+        "ask for a person[I want a human / fine]",
+        "ask for a person[agent please / ok]",
+        "ask for a person[can I talk to someone / fine]",
+    ]
+    assert [[s.visitor for s in v.steps] for v in made][1] == ["agent please", "ok"]
+    [drawn] = variants(script, "random", seed=3)
+    assert drawn.name == variants(script, "random", seed=3)[0].name and drawn.name in {v.name for v in made}
+
+
+def test_pytest_makes_an_item_per_utterance_or_one_drawn_with_a_seed(pytester):
+    pytester.makefile(
+        ".convo.yaml",
+        ask="name: ask\nsteps:\n  - visitor: [human please, agent]\n",
+    )
+    (pytester.path / "broken.convo.yaml").write_text("steps: [{wait: soon}]\n")
+    (pytester.path / "other.convo.yaml").write_text("name: x\n")
+    every = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
+    ids = [line for line in every.outlines if "::" in line]
+    assert ids == ["ask.convo.yaml::ask[human please]", "ask.convo.yaml::ask[agent]"]
+    errors = "\n".join(every.outlines)
+    assert "broken.convo.yaml:1: steps[0].wait: must be a duration" in errors  # both broken files, in one run
+    assert "other.convo.yaml: steps: a script is a mapping with a non-empty list of steps" in errors
+    one = pytester.runpytest(
+        "--collect-only", "-q", "-p", "no:cacheprovider", "--utterances", "random", "--iadvize-seed", "3"
+    )
+    assert len([line for line in one.outlines if "::" in line]) == 1
+
+
+def test_captures_and_built_in_values_are_used_by_later_steps(tmp_path, app):
+    script = load_script(
+        write(
+            tmp_path,
+            "captured.convo.yaml",
+            r"""
+            name: captured
+            scenario: order-assistant
+            steps:
+              - visitor: "Where is my parcel?"
+                capture: {asked: "$.replies[0].payload.value"}
+              - visitor: "It's {$random_digits(6)}"
+                capture: {order: "look order (\\d{6}) up"}
+                expect: {text_contains: "order {$random_digits(6)} up"}
+              - visitor: "and my invoice for {order}?"
+                expect: {variables: {order_number: "{order}"}}
+            """,
+        )
+    )
+    with LoopbackServer(app) as server:
+        chat = run_script(script, BotClient(server.url))
+    said = [e.text for e in chat.events if e.kind == "visitor"]
+    digits = re.fullmatch(r"It's (\d{6})", said[1]).group(1)
+    assert said[2] == f"and my invoice for {digits}?"  # the capture is the number the bot repeated
+
+
+def test_a_capture_that_finds_nothing_fails_its_step(tmp_path, app):
+    script = load_script(
+        write(
+            tmp_path,
+            "nothing.convo.yaml",
+            """
+            scenario: order-assistant
+            steps:
+              - visitor: "Where is my parcel?"
+                capture: {ticket: "ticket #(\\\\d+)"}
+            """,
+        )
+    )
+    with LoopbackServer(app) as server, pytest.raises(ScriptFailure) as failed:
+        run_script(script, BotClient(server.url))
+    assert "capture ticket: nothing in the answer matches 'ticket #(\\\\d+)'" in str(failed.value)
+
+
+def test_lint_reports_every_broken_script_and_scenario_at_once(tmp_path):
+    write(tmp_path, "scripts/good.convo.yaml", "steps: [{visitor: hi}]\n")
+    write(tmp_path, "scripts/a.convo.yaml", "steps:\n  - visitor: hi\n    expect: {text_contain: hi}\n")
+    write(tmp_path, "scripts/deep/b.convo.yaml", "steps:\n  - visitor: 'it is {order}'\n")
+    write(tmp_path, "scenarios/bad.yaml", "idBot: x\nstates: [a\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "scripts",
+            "--lint",
+            str(tmp_path / "scripts"),
+            "--scenarios",
+            str(tmp_path / "scenarios"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1 and done.stderr == ""
+    assert lines[0].startswith(
+        f"{tmp_path / 'scripts' / 'a.convo.yaml'}:2: steps[0].expect.text_contain: unknown expectation"
+    )
+    assert lines[1].startswith(
+        f"{tmp_path / 'scripts' / 'deep' / 'b.convo.yaml'}:2: steps[0]: {{order}} is not captured"
+    )
+    assert lines[2].startswith(f"{tmp_path / 'scenarios' / 'bad.yaml'}: line 3, column 1: not valid YAML")
+    assert lines[3:] == ["3 problems found"]
+
+
+def test_lint_of_the_shipped_scripts_finds_nothing():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "scripts",
+            "--lint",
+            "reference_bot/scripts",
+            "--scenarios",
+            "reference_bot/scenarios",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout
+    assert re.fullmatch(r"no problem: \d+ scripts \(\d+ runs\), 2 scenario files\n", done.stdout)
