@@ -109,6 +109,7 @@ def test_the_wheel_and_the_sdist_carry_the_data_the_commands_read(wheel, tmp_pat
         "harness/data/notebooks/data/sample.jsonl.gz",
         "reference_bot/scenarios/order-assistant.yaml",
         "reference_bot/scripts/handover.convo.yaml",
+        "reference_bot/scripts/common/greeting.steps.yaml",  # included by the scripts
         "reference_bot/README.md",
     ):
         assert shipped in names, shipped
