@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -305,3 +307,119 @@ def test_the_reproduce_command_of_a_failing_interaction_gets_the_same_status():
         assert "x-iadvize-signature: sha256=" in failing.reproduce.lower()  # signed, as the call was
         answer = subprocess.run(["bash", "-c", failing.reproduce], capture_output=True, text=True, timeout=30)
     assert answer.stdout.splitlines()[0].split()[1] == "500"
+
+
+# --- the Pact CLI's conventions, against the local broker ---------------------------------------------
+
+
+def pacts(*kinds: dict) -> list[dict]:
+    """The pacts the broker serves: the committed iAdvize pact, once per ``kinds`` entry (pending, wip)."""
+    return [{"pact": json.loads(PACT_FILE.read_text(encoding="utf-8")), **kind} for kind in kinds]
+
+
+def verify_cli(broker: FakeBroker, bot_url: str, *args: str, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "verify", "--provider-url", bot_url, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PACT_BROKER_BASE_URL": broker.url, **(env or {})},
+    )
+
+
+def test_verify_asks_the_broker_as_told_and_publishes_with_branch_tags_and_build_url(tmp_path):
+    # passed as given (pact's Rust client keeps the selector keys it knows: mainBranch, branch, deployed...)
+    selectors = '[{"mainBranch": true}, {"deployedOrReleased": true}, {"branch": "feat-x", "consumer": "iadvize"}]'
+    results = tmp_path / "results.json"
+    with FakeBroker(pacts({})) as broker, LoopbackServer(third_party_bot.make_app(None, frozenset())) as bot:
+        done = verify_cli(
+            broker,
+            bot.url,
+            "--consumer-version-selectors",
+            selectors,
+            "--provider-tags",
+            "prod, eu",
+            "--build-url",
+            "https://ci.example.com/builds/42",
+            "--publish",
+            "--json",
+            str(results),
+            env={"PACT_PROVIDER_VERSION": "3f2a9c1", "PACT_PROVIDER_BRANCH": "main"},
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    [asked] = broker.received("POST", "/pacts/provider/external-bot/for-verification")
+    assert asked == {
+        "consumerVersionSelectors": json.loads(selectors),
+        "includePendingStatus": False,
+        "providerVersionBranch": "main",
+        "providerVersionTags": ["prod", "eu"],
+    }
+    puts = [path for method, path, _ in broker.requests if method == "PUT"]
+    assert puts == [
+        "/pacticipants/external-bot/branches/main/versions/3f2a9c1",
+        "/pacticipants/external-bot/versions/3f2a9c1/tags/prod",
+        "/pacticipants/external-bot/versions/3f2a9c1/tags/eu",
+    ]
+    [published] = broker.published
+    assert (published["providerApplicationVersion"], published["success"], published["buildUrl"]) == (
+        "3f2a9c1",
+        True,
+        "https://ci.example.com/builds/42",
+    )
+    written = json.loads(results.read_text())
+    assert written["passed"] is True and written["counts"] == {"pass": ALL_INTERACTIONS, "fail": 0, "pending": 0}
+    assert all(i["status"] == "pass" and i["reproduce"].startswith("curl ") for i in written["interactions"])
+
+
+def test_a_pending_interaction_that_fails_is_reported_pending_and_does_not_fail_the_run(tmp_path):
+    results = tmp_path / "results.json"
+    crashes = third_party_bot.make_app(None, frozenset({"crashes_on_files"}))
+    with FakeBroker(pacts({"pending": True})) as broker, LoopbackServer(crashes) as bot:
+        pending = verify_cli(broker, bot.url, "--enable-pending", "--provider-branch", "feat-x", "--json", str(results))
+        strict = verify_cli(broker, bot.url, "--provider-branch", "feat-x")  # pending not asked for: it fails
+    assert pending.returncode == 0, pending.stdout + pending.stderr
+    assert (
+        "  PENDING  a visitor sends a file\n        - expected HTTP status 200, the bot answered 500" in pending.stdout
+    )
+    assert pending.stdout.rstrip().endswith(f"{ALL_INTERACTIONS - 1} passed, 0 failed, 1 pending (not failing the run)")
+    [file] = [i for i in json.loads(results.read_text())["interactions"] if i["status"] != "pass"]
+    assert (file["description"], file["status"]) == ("a visitor sends a file", "pending")
+    assert strict.returncode == 1 and "  FAIL  a visitor sends a file" in strict.stdout
+    assert [body["includePendingStatus"] for body in broker.received("POST", "/pacts/provider/")] == [True, False]
+
+
+def test_work_in_progress_pacts_are_verified_only_when_asked_since_a_date():
+    with (
+        FakeBroker(pacts({}, {"wip": True})) as broker,
+        LoopbackServer(third_party_bot.make_app(None, frozenset())) as bot,
+    ):
+        with_wip = verify_cli(broker, bot.url, "--include-wip-pacts-since", "2026-11-01", "--provider-branch", "main")
+        without = verify_cli(broker, bot.url)
+    assert with_wip.returncode == without.returncode == 0
+    assert with_wip.stdout.rstrip().endswith(f"{2 * ALL_INTERACTIONS} passed, 0 failed")
+    assert without.stdout.rstrip().endswith(f"{ALL_INTERACTIONS} passed, 0 failed")
+    asked = broker.received("POST", "/pacts/provider/")
+    assert asked[0]["includeWipPactsSince"] == "2026-11-01" and "includeWipPactsSince" not in asked[1]
+
+
+def test_filters_run_one_interaction_or_one_provider_state():
+    with LoopbackServer(third_party_bot.make_app(None, frozenset())) as bot:
+        one = cli("verify", "--provider-url", bot.url, "--filter-description", "a visitor sends a file")
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert one.stdout.count("  PASS  ") == 1 and "  PASS  a visitor sends a file" in one.stdout
+
+
+def test_broker_options_without_a_broker_or_a_version_are_refused_in_one_line():
+    for args, said in (
+        (["--enable-pending"], "error: --enable-pending needs --broker-url (or PACT_BROKER_BASE_URL)"),
+        (["--broker-url", "http://127.0.0.1:9", "--publish"], "error: --publish needs the version to publish as"),
+        (["--broker-url", "http://127.0.0.1:9", "--consumer-version-selectors", "{main"], "error: --consumer-version"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "verify", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PACT_")},
+        )
+        assert done.returncode == 2 and done.stderr.startswith(said) and done.stderr.count("\n") == 1, done.stderr

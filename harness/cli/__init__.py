@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.metadata
+import os
 import sys
 
 from harness.cli import commands
@@ -71,8 +72,59 @@ def parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--pacts", help="a folder of pacts, a pact file or a URL (default: the iAdvize pacts, shipped)")
     verify.add_argument("--junit", metavar="FILE", type=output, help="also write the results as JUnit XML")
-    verify.add_argument("--broker-url", help="take the pacts from this Pact Broker")
-    verify.add_argument("--publish", metavar="VERSION", help="publish the results to the broker as this version")
+    verify.add_argument(
+        "--json",
+        metavar="FILE",
+        type=output,
+        help="also write the results as JSON: per interaction pass, fail or pending, the reasons, a reproduce command",
+    )
+    verify.add_argument("--filter-description", metavar="TEXT", help="only the interactions of this description")
+    verify.add_argument("--filter-state", metavar="STATE", help="only the interactions with this provider state")
+    broker = verify.add_argument_group(
+        "Pact Broker",
+        "The Pact verifier CLI's options; PACT_BROKER_TOKEN, or PACT_BROKER_USERNAME and PACT_BROKER_PASSWORD, "
+        "authenticate.",
+    )
+    broker.add_argument(
+        "--broker-url",
+        default=os.environ.get("PACT_BROKER_BASE_URL") or None,
+        help="take the pacts from this Pact Broker (default: PACT_BROKER_BASE_URL)",
+    )
+    broker.add_argument(
+        "--consumer-version-selectors",
+        metavar="JSON",
+        help='which pacts, as the broker selects them, e.g. \'[{"mainBranch": true}, {"deployedOrReleased": true}]\' '
+        "(a JSON object or array, sent to the broker as given)",
+    )
+    broker.add_argument(
+        "--enable-pending", action="store_true", help="new interactions are pending: their failures do not fail the run"
+    )
+    broker.add_argument(
+        "--include-wip-pacts-since",
+        metavar="DATE",
+        help="also verify work-in-progress pacts since this date (YYYY-MM-DD)",
+    )
+    broker.add_argument(
+        "--provider-version",
+        default=os.environ.get("PACT_PROVIDER_VERSION") or None,
+        help="the version of your bot the results are for, e.g. its git commit (default: PACT_PROVIDER_VERSION)",
+    )
+    broker.add_argument(
+        "--provider-branch",
+        default=os.environ.get("PACT_PROVIDER_BRANCH") or None,
+        help="its branch: selects pending and WIP pacts, and is published (default: PACT_PROVIDER_BRANCH)",
+    )
+    broker.add_argument(
+        "--provider-tags", metavar="TAGS", help="its tags, comma-separated (published with the results)"
+    )
+    broker.add_argument("--build-url", metavar="URL", help="the CI build that verified it (published with the results)")
+    broker.add_argument(
+        "--publish",
+        nargs="?",
+        const="",
+        metavar="VERSION",
+        help="publish the results to the broker, as --provider-version (or as VERSION, when given)",
+    )
     verify.add_argument(
         "-v",
         "--verbose",
@@ -326,8 +378,6 @@ def main(argv: list[str] | None = None) -> int:
         flags = [flag for action in sub._actions for flag in action.option_strings]
         close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
         sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
-    if getattr(args, "publish", None) and not getattr(args, "broker_url", None):
-        main_parser.error("--publish needs --broker-url: results are published to the broker the pacts came from")
     resolve_secret(args)
     try:
         if args.command in NEEDS:

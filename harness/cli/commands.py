@@ -48,11 +48,53 @@ def demo(args) -> int:
     return run(limit=args.limit, report_path=args.report)
 
 
-def verify(args, out=sys.stdout) -> int:
-    """``iadvize-harness verify``: the pacts against the bot; the table, and JUnit if asked."""
-    from harness.verify import DEFAULT_PACTS, PROVIDER, VerifyError, verify
-    from harness.verify.report import InteractionResult, render, write_junit
+def _verify_options(args):
+    """The broker and provider-version options of ``verify``, or the line saying which do not go together."""
+    import json
 
+    from harness.verify import BrokerOptions, ProviderVersion
+
+    if not args.broker_url:
+        given = [
+            flag
+            for flag, value in (
+                ("--publish", args.publish is not None),
+                ("--consumer-version-selectors", args.consumer_version_selectors),
+                ("--enable-pending", args.enable_pending),
+                ("--include-wip-pacts-since", args.include_wip_pacts_since),
+            )
+            if value
+        ]
+        if given:
+            return f"{given[0]} needs --broker-url (or PACT_BROKER_BASE_URL): it is about the broker's pacts"
+    selectors: tuple[str, ...] = ()
+    if args.consumer_version_selectors:
+        try:
+            parsed = json.loads(args.consumer_version_selectors)
+        except json.JSONDecodeError as problem:
+            return f"--consumer-version-selectors is not JSON ({problem.msg} at column {problem.colno})"
+        selectors = tuple(json.dumps(s) for s in (parsed if isinstance(parsed, list) else [parsed]))
+    version = args.publish or args.provider_version
+    if args.publish is not None and not version:
+        return "--publish needs the version to publish as: --provider-version (or PACT_PROVIDER_VERSION)"
+    tags = tuple(t.strip() for t in (args.provider_tags or "").split(",") if t.strip())
+    broker = (
+        BrokerOptions(args.broker_url, selectors, args.enable_pending, args.include_wip_pacts_since)
+        if args.broker_url
+        else None
+    )
+    return broker, ProviderVersion(version, args.provider_branch, tags, args.build_url, args.publish is not None)
+
+
+def verify(args, out=sys.stdout) -> int:
+    """``iadvize-harness verify``: the pacts against the bot; the table, and JUnit or JSON if asked."""
+    from harness.verify import DEFAULT_PACTS, PROVIDER, VerifyError, verify
+    from harness.verify.report import InteractionResult, render, write_json, write_junit
+
+    options = _verify_options(args)
+    if isinstance(options, str):
+        return error(options)
+    broker, provider = options
     progress = Progress()
     try:
         with bot(args.provider_url, secret=args.secret) as url:
@@ -63,7 +105,15 @@ def verify(args, out=sys.stdout) -> int:
                 f"{'signed with the given secret' if args.secret else 'not signed (no --secret)'}",
                 file=out,
             )
-            result = verify(url, args.secret, args.pacts, args.broker_url, args.publish, progress)
+            result = verify(
+                url,
+                args.secret,
+                args.pacts,
+                progress=progress,
+                broker=broker,
+                provider=provider,
+                only=(args.filter_description, args.filter_state),
+            )
     except (VerifyError, BotProcessError) as problem:
         progress.done()
         return error(str(problem))
@@ -77,7 +127,12 @@ def verify(args, out=sys.stdout) -> int:
         for line in result.given_up:
             print(f"note: {line}", file=out)
         found, code = result.outcomes, 0 if result.passed else 1
-    return _write(args.junit, lambda path: write_junit(found, path, f"{PROVIDER} at {url}")) or code
+    suite = f"{PROVIDER} at {url}"
+    return (
+        _write(args.junit, lambda path: write_junit(found, path, suite))
+        or _write(args.json, lambda path: write_json(found, path, suite))
+        or code
+    )
 
 
 def _api(args):

@@ -31,6 +31,27 @@ REQUEST_TIMEOUT_MS = 45_000
 os.environ.setdefault("PACT_DO_NOT_TRACK", "true")  # no usage reporting: verification must work offline
 
 
+@dataclass(frozen=True)
+class BrokerOptions:
+    """Pacts from a Pact Broker, and what to ask it for, as the Pact verifier CLI names it."""
+
+    url: str
+    selectors: tuple[str, ...] = ()  # consumer version selectors, one JSON object each, sent as given
+    enable_pending: bool = False  # new interactions are pending: their failures do not fail the run
+    include_wip_since: str | None = None  # a date: work-in-progress pacts since then are verified too
+
+
+@dataclass(frozen=True)
+class ProviderVersion:
+    """The provider version the results are published as, with its branch, tags and build URL."""
+
+    version: str | None = None
+    branch: str | None = None
+    tags: tuple[str, ...] = ()
+    build_url: str | None = None
+    publish: bool = False
+
+
 @dataclass
 class Verification:
     """The outcome of ``verify``: one result per interaction, or ``error`` when the verification could not run."""
@@ -42,8 +63,9 @@ class Verification:
 
     @property
     def passed(self) -> bool:
-        """True when the verification ran and every interaction passed (none at all is not a pass)."""
-        return self.error is None and bool(self.outcomes) and all(o.passed for o in self.outcomes)
+        """True when the verification ran and every interaction passed or is pending (none at all is not a
+        pass)."""
+        return self.error is None and bool(self.outcomes) and all(o.passed or o.pending for o in self.outcomes)
 
 
 class VerifyError(Exception):
@@ -57,31 +79,27 @@ def verify(
     broker_url: str | None = None,
     publish_version: str | None = None,
     progress=silent,
+    *,
+    broker: BrokerOptions | None = None,
+    provider: ProviderVersion | None = None,
+    only: tuple[str | None, str | None] = (None, None),
 ) -> Verification:
     """Replay the pacts against the bot at ``provider_url``: one outcome per interaction, or ``error``
-    when the verification could not run (the bot cannot be reached, or refuses the signature)."""
-    from pact import Verifier
+    when the verification could not run (the bot cannot be reached, or refuses the signature).
 
-    source = _pact_source(pacts, broker_url)
+    ``broker`` (or just ``broker_url``) takes the pacts from a Pact Broker; ``provider`` (or just
+    ``publish_version``) publishes the results there; ``only`` is (description, provider state): the
+    interactions to run, as the Pact verifier filters them.
+    """
+    broker = broker or (BrokerOptions(broker_url) if broker_url else None)
+    provider = provider or ProviderVersion(publish_version, os.environ.get("PACT_PROVIDER_BRANCH"), publish=True)
+    source = _pact_source(pacts, broker.url if broker else None)
     give_up = GiveUp()
     _, stopped = preflight(BotClient(provider_url, secret=secret, give_up=give_up))
     if stopped:
         return Verification(provider_url, error=stopped)
     with Gateway(provider_url, secret, give_up, progress) as gateway:
-        verifier = (
-            Verifier(PROVIDER, host="127.0.0.1")
-            .add_transport(url=gateway.url)
-            .state_handler(gateway.state_url, body=True, teardown=False)
-            .set_request_timeout(REQUEST_TIMEOUT_MS)
-            .set_coloured_output(enabled=False)
-            .set_error_on_empty_pact(enabled=True)
-        )
-        if broker_url:
-            verifier.broker_source(broker_url)  # credentials from PACT_BROKER_TOKEN or _USERNAME/_PASSWORD
-        else:
-            verifier.add_source(source)
-        if publish_version:
-            verifier.set_publish_options(version=publish_version, branch=os.environ.get("PACT_PROVIDER_BRANCH"))
+        verifier = _verifier(gateway, source, broker, provider, only)
         # The Rust verifier prints its own report (ours replaces it) and raises on any
         # failure (the detail is in its results).
         with _quiet_stdout(), _quiet_pact_logs(), contextlib.suppress(Exception):
@@ -90,6 +108,43 @@ def verify(
     if not found:
         return Verification(provider_url, error=f"no interaction for the provider {PROVIDER!r} in {source}")
     return Verification(provider_url, found, given_up=give_up.summary())
+
+
+def _verifier(gateway: Gateway, source: str, broker: BrokerOptions | None, provider: ProviderVersion, only):
+    """pact-python's Verifier, through the gateway, on the pacts of ``source`` or of the broker."""
+    from pact import Verifier
+
+    verifier = (
+        Verifier(PROVIDER, host="127.0.0.1")
+        .add_transport(url=gateway.url)
+        .state_handler(gateway.state_url, body=True, teardown=False)
+        .set_request_timeout(REQUEST_TIMEOUT_MS)
+        .set_coloured_output(enabled=False)
+        .set_error_on_empty_pact(enabled=True)
+    )
+    if broker is None:
+        verifier.add_source(source)
+    else:  # credentials from PACT_BROKER_TOKEN, or PACT_BROKER_USERNAME and _PASSWORD
+        selection = verifier.broker_source(broker.url, selector=True)
+        if broker.selectors:
+            selection = selection.consumer_versions(*broker.selectors)
+        if broker.enable_pending:
+            selection = selection.include_pending()
+        if broker.include_wip_since:
+            selection = selection.include_wip_since(broker.include_wip_since)
+        if provider.branch:
+            selection = selection.provider_branch(provider.branch)
+        if provider.tags:
+            selection = selection.provider_tags(*provider.tags)
+        verifier = selection.build()
+    description, state = only
+    if description or state:
+        verifier.filter(description, state=state)
+    if provider.publish and provider.version:
+        verifier.set_publish_options(
+            version=provider.version, url=provider.build_url, branch=provider.branch, tags=list(provider.tags) or None
+        )
+    return verifier
 
 
 def _pact_source(pacts, broker_url) -> str:

@@ -36,11 +36,17 @@ class InteractionResult:
     setup: list[str] = field(default_factory=list)  # what its state set-up could not do (it ran all the same)
     warnings: list[str] = field(default_factory=list)  # discouraged, not failing
     reproduce: str = ""  # a curl command sending the interaction's call again
+    pending: bool = False  # the broker says it is new for this provider: a failure does not fail the run
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail``, or ``pending`` (failed, but pending)."""
+        return "pass" if self.passed else "pending" if self.pending else "fail"
 
 
 def outcomes(results: dict, attempts: list[Attempt]) -> list[InteractionResult]:
     """Pact's per-interaction results joined, in order, with the gateway's attempts."""
-    interactions = [r for r in results.get("interactionResults", []) if not r.get("pending")]
+    interactions = list(results.get("interactionResults", []))
     paired = attempts if len(attempts) == len(interactions) else [None] * len(interactions)
     found = []
     for result, attempt in zip(interactions, paired, strict=True):
@@ -55,6 +61,7 @@ def outcomes(results: dict, attempts: list[Attempt]) -> list[InteractionResult]:
                 setup=list(dict.fromkeys(attempt.state_errors)) if attempt else [],
                 warnings=list(attempt.warnings) if attempt else [],
                 reproduce=exchange.reproduce() if exchange is not None else "",
+                pending=bool(result.get("pending")),
             )
         )
     return found
@@ -168,28 +175,55 @@ def render(found: list[InteractionResult], verbose: bool = False) -> str:
         lines.append("set-up: what could not be prepared through the bot's own API (each interaction still ran):")
         lines += [f"  - {problem} ({count(n, 'interaction')})" for problem, n in setup.items()]
     for outcome in found:
-        mark = "FAIL" if not outcome.passed else "WARN" if outcome.warnings else "PASS"
+        mark = {"fail": "FAIL", "pending": "PENDING", "pass": "WARN" if outcome.warnings else "PASS"}[outcome.status]
         lines.append(f"  {mark}  {outcome.description}" + ("  (set-up incomplete)" if outcome.setup else ""))
         lines += [f"        - {reason}" for reason in outcome.reasons]
         lines += [f"        - warning: {warning}" for warning in outcome.warnings]
         if verbose and not outcome.passed and outcome.reproduce:
             lines.append(f"        reproduce: {outcome.reproduce}")
-    passed = sum(o.passed for o in found)
+    statuses = [o.status for o in found]
     warned = sum(bool(o.warnings) for o in found if o.passed)
     if warned:
         lines.append(f"{warned} of the passed interactions with warnings")
-    lines.append(f"{passed} passed, {len(found) - passed} failed")
+    pending = f", {statuses.count('pending')} pending (not failing the run)" if "pending" in statuses else ""
+    lines.append(f"{statuses.count('pass')} passed, {statuses.count('fail')} failed{pending}")
     return "\n".join(lines)
+
+
+def write_json(found: list[InteractionResult], path: Path, provider: str) -> None:
+    """Writes the results to ``path`` as JSON: per interaction its status (pass, fail, pending), the reasons,
+    the set-up problems, the warnings and the curl command reproducing its call."""
+    document = {
+        "provider": provider,
+        "passed": all(o.status != "fail" for o in found) and bool(found),
+        "counts": {status: sum(o.status == status for o in found) for status in ("pass", "fail", "pending")},
+        "interactions": [
+            {
+                "description": o.description,
+                "states": o.states,
+                "status": o.status,
+                "reasons": o.reasons,
+                "setup": o.setup,
+                "warnings": o.warnings,
+                "reproduce": o.reproduce,
+            }
+            for o in found
+        ],
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_junit(found: list[InteractionResult], path: Path, suite: str) -> None:
     """Writes the results to ``path`` as JUnit XML, one test case per interaction in the suite ``suite``."""
-    failures = sum(not o.passed for o in found)
+    failures = sum(o.status == "fail" for o in found)
     root = ET.Element("testsuites", name="pact verification", tests=str(len(found)), failures=str(failures))
     cases = ET.SubElement(root, "testsuite", name=suite, tests=str(len(found)), failures=str(failures))
     for outcome in found:
         case = ET.SubElement(cases, "testcase", classname=suite, name=outcome.description)
-        if not outcome.passed:
+        if outcome.status == "pending":
+            ET.SubElement(case, "skipped", message="pending: " + (outcome.reasons[0] if outcome.reasons else "failed"))
+        elif not outcome.passed:
             failure = ET.SubElement(case, "failure", message=outcome.reasons[0] if outcome.reasons else "failed")
             failure.text = "\n".join(
                 [
