@@ -14,9 +14,11 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 PACT = Path(__file__).resolve().parents[1] / "contracts" / "pacts" / "iadvize-platform-external-bot.json"
 PROVIDER = "external-bot"
+ENVIRONMENTS = ("staging", "production")  # the deployment environments this broker knows
 
 
 class FakeBroker:
@@ -55,18 +57,12 @@ class FakeBroker:
                 self.reply(200, page) if page is not None else self.reply(404, {})
 
             def do_POST(self):
-                body = self._body()
-                if self.path == f"/pacts/provider/{PROVIDER}/for-verification":
-                    return self.reply(200, broker.for_verification(body or {}))
-                if self.path.startswith("/pacts/") and self.path.endswith("/verification-results"):
-                    return self.reply(201, {})
-                return self.reply(404, {})
+                self.reply(*broker.post(self.path, self._body() or {}))
 
             def do_PUT(self):
                 self._body()
-                if self.path.startswith("/pacticipants/"):  # a version's tag or branch
-                    return self.reply(201, {})
-                return self.reply(404, {})
+                # a version's tag or branch
+                self.reply(201, {}) if self.path.startswith("/pacticipants/") else self.reply(404, {})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -82,10 +78,25 @@ class FakeBroker:
                         "href": base + "/pacts/provider/{provider}/for-verification",
                         "templated": True,
                     },
+                    "pb:publish-contracts": {"href": base + "/contracts/publish"},
                 }
             }
         if path == f"/pacts/provider/{PROVIDER}/for-verification":
             return {"_links": {"self": {"href": base + path}}}
+        if path.startswith(f"/pacticipants/{PROVIDER}/versions/") and path.count("/") == 4:
+            version = path.rsplit("/", 1)[1]
+            deploy = base + f"/pacticipants/{PROVIDER}/versions/{version}/deployed-versions/environment/"
+            return {
+                "number": version,
+                "_links": {
+                    "pb:record-deployment": [
+                        {"name": env, "title": f"Record deployment to {env}", "href": deploy + env}
+                        for env in ENVIRONMENTS
+                    ]
+                },
+            }
+        if path.startswith("/matrix?"):
+            return self.matrix(parse_qs(urlsplit(path).query))
         if path == f"/pacticipants/{PROVIDER}":  # where a verifier finds how to give its version a branch and tags
             return {
                 "name": PROVIDER,
@@ -110,6 +121,19 @@ class FakeBroker:
                 return {**served["pact"], "_links": links}
         return None
 
+    def post(self, path: str, body: dict) -> tuple[int, dict]:
+        """The status and HAL document answering a POST to ``path``."""
+        if path == f"/pacts/provider/{PROVIDER}/for-verification":
+            return 200, self.for_verification(body)
+        if path.startswith("/pacts/") and path.endswith("/verification-results"):
+            return 201, {}
+        if path == "/contracts/publish":
+            return 200, self.published_contracts(body)
+        if "/deployed-versions/environment/" in path:
+            environment = path.rsplit("/", 1)[1]
+            return 201, {"currentlyDeployed": True, "_embedded": {"environment": {"name": environment}}}
+        return 404, {}
+
     def for_verification(self, asked: dict) -> dict:
         """The pacts to verify: every one served, pending as configured, work-in-progress ones only when
         ``includeWipPactsSince`` was sent."""
@@ -126,6 +150,67 @@ class FakeBroker:
                 }
             )
         return {"_embedded": {"pacts": pacts}}
+
+    def published_contracts(self, body: dict) -> dict:
+        """The broker's answer to contracts published (``POST /contracts/publish``), in the documented shape:
+        the pacticipant and its version embedded, links to them and to the pacts, notices."""
+        base, name, version = self.url, body.get("pacticipantName"), body.get("pacticipantVersionNumber")
+
+        def link(path: str, title: str) -> dict:
+            return {"href": base + path, "name": name, "title": title}
+
+        contracts = body.get("contracts", [])
+        return {
+            "_embedded": {
+                "pacticipant": {"name": name, "_links": {"self": {"href": f"{base}/pacticipants/{name}"}}},
+                "version": {
+                    "number": version,
+                    "_links": {"self": link(f"/pacticipants/{name}/versions/{version}", "Version")},
+                },
+            },
+            "_links": {
+                "pb:pacticipant": link(f"/pacticipants/{name}", "Pacticipant"),
+                "pb:pacticipant-version": link(f"/pacticipants/{name}/versions/{version}", "Version"),
+                "pb:pacticipant-version-tags": [{"name": tag} for tag in body.get("tags", [])],
+                "pb:contracts": [link(f"/pacts/{n}", "Pact") for n, _ in enumerate(contracts, 1)],
+            },
+            "logs": [],
+            "notices": [
+                {
+                    "type": "success",
+                    "text": f"Created {c.get('consumerName')} version {version} with a pact for "
+                    f"{c.get('providerName')}",
+                }
+                for c in contracts
+            ],
+        }
+
+    def matrix(self, query: dict[str, list[str]]) -> dict:
+        """can-i-deploy's answer for the version asked: deployable when its verification results published here
+        all succeeded (and some were)."""
+        version = (query.get("q[][version]") or [""])[0]
+        results = [
+            body
+            for m, path, body in self.requests
+            if m == "POST" and path.endswith("/verification-results") and body["providerApplicationVersion"] == version
+        ]
+        deployable = bool(results) and all(r["success"] for r in results)
+        reason = (
+            "All required verification results are published and successful"
+            if deployable
+            else f"There is no successful verification result for {PROVIDER} {version}"
+        )
+        rows = [
+            {
+                "consumer": {"name": "iadvize-platform", "version": {"number": "1.0.0"}},
+                "provider": {"name": PROVIDER, "version": {"number": version}},
+                "verificationResult": {"success": r["success"], "verifiedAt": "2026-12-01T10:00:00+00:00"},
+            }
+            for r in results
+        ]
+        success = sum(r["success"] for r in results)
+        summary = {"deployable": deployable, "reason": reason, "success": success, "failed": len(results) - success}
+        return {"summary": {**summary, "unknown": 0 if results else 1}, "matrix": rows}
 
     def received(self, method: str, path_start: str) -> list[dict | None]:
         """The bodies of the requests with this method whose path starts so."""

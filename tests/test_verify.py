@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -423,3 +424,63 @@ def test_broker_options_without_a_broker_or_a_version_are_refused_in_one_line():
             env={k: v for k, v in os.environ.items() if not k.startswith("PACT_")},
         )
         assert done.returncode == 2 and done.stderr.startswith(said) and done.stderr.count("\n") == 1, done.stderr
+
+
+def harness_cli(*args: str, env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PACT_")}, **(env or {})},
+    )
+
+
+def test_a_providers_pipeline_publishes_verifies_asks_can_i_deploy_and_records_the_deployment():
+    """The CI recipe of the README, step by step, through the Pact Broker's own client (pact-python-cli)."""
+    with FakeBroker(pacts({})) as broker, LoopbackServer(third_party_bot.make_app(None, frozenset())) as bot:
+        env = {"PACT_BROKER_BASE_URL": broker.url}
+        published = harness_cli(
+            "pacts", "publish", "--consumer-version", "2026.12", "--branch", "main", "--tag", "prod", env=env
+        )
+        too_soon = harness_cli("can-i-deploy", "--version", "3f2a9c1", "--to-environment", "production", env=env)
+        verified = harness_cli(
+            "verify", "--provider-url", bot.url, "--provider-version", "3f2a9c1", "--publish", env=env
+        )
+        deployable = harness_cli("can-i-deploy", "--version", "3f2a9c1", "--to-environment", "production", env=env)
+        recorded = harness_cli("record-deployment", "--version", "3f2a9c1", "--environment", "production", env=env)
+    assert published.returncode == 0, published.stdout + published.stderr
+    [contracts] = broker.received("POST", "/contracts/publish")
+    assert {k: contracts[k] for k in ("pacticipantName", "pacticipantVersionNumber", "branch", "tags")} == {
+        "pacticipantName": "iadvize-platform",
+        "pacticipantVersionNumber": "2026.12",
+        "branch": "main",
+        "tags": ["prod"],
+    }
+    [pact] = contracts["contracts"]
+    content = json.loads(base64.b64decode(pact["content"]))
+    shipped = json.loads(PACT_FILE.read_text(encoding="utf-8"))
+    assert (pact["consumerName"], pact["providerName"]) == ("iadvize-platform", "external-bot")
+    assert [i["description"] for i in content["interactions"]] == [i["description"] for i in shipped["interactions"]]
+    assert too_soon.returncode == 1  # no verification result yet: computer says no
+    assert verified.returncode == 0 and deployable.returncode == 0, verified.stdout + deployable.stdout
+    asked = [path for method, path, _ in broker.requests if method == "GET" and path.startswith("/matrix")]
+    assert all("q[][pacticipant]=external-bot&q[][version]=3f2a9c1" in path for path in asked) and len(asked) == 2
+    assert all("environment=production" in path for path in asked)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert [p for m, p, _ in broker.requests if m == "POST" and "deployed-versions" in p] == [
+        "/pacticipants/external-bot/versions/3f2a9c1/deployed-versions/environment/production"
+    ]
+
+
+def test_the_broker_commands_say_in_one_line_what_is_missing():
+    no_broker = harness_cli("can-i-deploy", "--version", "1", "--to-environment", "production")
+    no_version = harness_cli("record-deployment", "--environment", "production", "--broker-url", "http://127.0.0.1:9")
+    assert (no_broker.returncode, no_broker.stderr) == (
+        2,
+        "error: no Pact Broker: give --broker-url, or set PACT_BROKER_BASE_URL\n",
+    )
+    assert (no_version.returncode, no_version.stderr) == (
+        2,
+        "error: no version of your bot: give --version, or set PACT_PROVIDER_VERSION\n",
+    )

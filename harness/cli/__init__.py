@@ -353,6 +353,8 @@ def parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(run=commands.load)
 
+    _broker_commands(subcommands)
+
     schemas = subcommands.add_parser("schemas", help="write the wire model's JSON Schemas and OpenAPI document")
     schemas.add_argument("--out", default="contracts/schemas", help="folder of the JSON Schemas")
     schemas.add_argument("--openapi", default="contracts/openapi.yaml", help="the OpenAPI 3.1 file")
@@ -367,6 +369,61 @@ def parser() -> argparse.ArgumentParser:
     template.add_argument("--name", default="mybot", help="your bot's package name (default mybot)")
     template.set_defaults(run=commands.template)
     return top
+
+
+def _broker_commands(subcommands) -> None:
+    """``pacts publish``, ``can-i-deploy`` and ``record-deployment``: the Pact Broker's own client, for a
+    provider's pipeline (PACT_BROKER_TOKEN, or PACT_BROKER_USERNAME and _PASSWORD, authenticate)."""
+    broker = argparse.ArgumentParser(add_help=False)
+    broker.add_argument(
+        "--broker-url",
+        default=os.environ.get("PACT_BROKER_BASE_URL") or None,
+        help="the Pact Broker (default: PACT_BROKER_BASE_URL)",
+    )
+    pacts = subcommands.add_parser(
+        "pacts",
+        parents=[broker],
+        help="publish the iAdvize pacts to a Pact Broker (through the broker's own client)",
+        description="Publish the iAdvize pacts (iAdvize, the consumer, and your bot, the provider) to your Pact "
+        "Broker, as the consumer version and branch given, with the broker's own client (pact-python-cli).",
+    )
+    pacts.add_argument("action", choices=["publish"], help="what to do with the pacts")
+    pacts.add_argument("--consumer-version", required=True, help="the version to publish the pacts as, e.g. 2026.12")
+    pacts.add_argument("--branch", help="the consumer branch they are published on (e.g. main)")
+    pacts.add_argument("--tag", action="append", default=[], help="a tag of that version (repeatable)")
+    pacts.add_argument("--build-url", metavar="URL", help="the CI build that published them")
+    pacts.set_defaults(run=commands.pacts)
+    deploy = subcommands.add_parser(
+        "can-i-deploy",
+        parents=[broker],
+        help="may this version of your bot be deployed? (the broker's can-i-deploy)",
+        description="Ask the Pact Broker whether this version of your bot (the provider external-bot) has "
+        "successful verification results with the iAdvize versions in the environment: exit 0 yes, 1 no.",
+    )
+    deploy.add_argument(
+        "--version",
+        default=os.environ.get("PACT_PROVIDER_VERSION") or None,
+        help="your bot's version (default: PACT_PROVIDER_VERSION)",
+    )
+    deploy.add_argument("--to-environment", required=True, metavar="ENVIRONMENT", help="e.g. production")
+    deploy.add_argument(
+        "--retry-while-unknown", type=whole, default=0, metavar="TIMES", help="ask again while results are missing"
+    )
+    deploy.add_argument("--retry-interval", type=positive_number, default=10, metavar="SECONDS", help="(default 10)")
+    deploy.set_defaults(run=commands.can_i_deploy)
+    record = subcommands.add_parser(
+        "record-deployment",
+        parents=[broker],
+        help="tell the broker this version of your bot is deployed",
+        description="Record in the Pact Broker that this version of your bot is now deployed to the environment.",
+    )
+    record.add_argument(
+        "--version",
+        default=os.environ.get("PACT_PROVIDER_VERSION") or None,
+        help="your bot's version (default: PACT_PROVIDER_VERSION)",
+    )
+    record.add_argument("--environment", required=True, help="e.g. production")
+    record.set_defaults(run=commands.record_deployment)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,6 +135,46 @@ def verify(args, out=sys.stdout) -> int:
     )
 
 
+def _broker_call(args, call) -> int:
+    """Runs ``call`` (of harness.verify.broker_client) once the broker and version are known; 2 otherwise."""
+    from harness.verify.broker_client import BrokerClientMissing
+
+    if not args.broker_url:
+        return error("no Pact Broker: give --broker-url, or set PACT_BROKER_BASE_URL")
+    if hasattr(args, "version") and not args.version:
+        return error("no version of your bot: give --version, or set PACT_PROVIDER_VERSION")
+    try:
+        return call()
+    except BrokerClientMissing as missing:
+        return error(str(missing))
+
+
+def pacts(args) -> int:
+    """``iadvize-harness pacts publish``: the iAdvize pacts to the broker, through its client."""
+    from harness.verify.broker_client import publish
+
+    return _broker_call(
+        args, lambda: publish(args.consumer_version, args.branch, args.tag, args.build_url, args.broker_url)
+    )
+
+
+def can_i_deploy(args) -> int:
+    """``iadvize-harness can-i-deploy``: the broker's answer for this version of the bot (0 yes, 1 no)."""
+    from harness.verify.broker_client import can_i_deploy as ask
+
+    return _broker_call(
+        args,
+        lambda: ask(args.version, args.to_environment, args.retry_while_unknown, args.retry_interval, args.broker_url),
+    )
+
+
+def record_deployment(args) -> int:
+    """``iadvize-harness record-deployment``: this version of the bot deployed to the environment."""
+    from harness.verify.broker_client import record_deployment as record
+
+    return _broker_call(args, lambda: record(args.version, args.environment, args.broker_url))
+
+
 def _api(args):
     """The local iAdvize API for the bot to call, on ``--iadvize-api-port``; :class:`_Stopped` when it cannot be."""
     from harness.conformance.iadvize_api import IAdvizeAPI
