@@ -484,3 +484,18 @@ def test_the_broker_commands_say_in_one_line_what_is_missing():
         2,
         "error: no version of your bot: give --version, or set PACT_PROVIDER_VERSION\n",
     )
+
+
+def test_exit_first_stops_after_the_first_failing_interaction(tmp_path):
+    results = tmp_path / "results.json"
+    crashes = third_party_bot.make_app(None, frozenset({"crashes_on_files"}))
+    with LoopbackServer(crashes) as bot:
+        done = cli("verify", "--provider-url", bot.url, "--exit-first", "--json", str(results))
+    assert done.returncode == 1, done.stdout + done.stderr
+    ran = json.loads(results.read_text())["interactions"]
+    order = [i["description"] for i in json.loads(PACT_FILE.read_text(encoding="utf-8"))["interactions"]]
+    failing = order.index("a visitor sends a file")
+    assert [i["description"] for i in ran] == order[: failing + 1]  # in the pact's order, up to the failure
+    assert [i["status"] for i in ran] == ["pass"] * failing + ["fail"]
+    left = len(dict.fromkeys(order)) - failing - 1
+    assert f"stopped at the first failure (--exit-first): {left} interactions not run" in done.stdout

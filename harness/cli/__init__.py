@@ -80,6 +80,11 @@ def parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--filter-description", metavar="TEXT", help="only the interactions of this description")
     verify.add_argument("--filter-state", metavar="STATE", help="only the interactions with this provider state")
+    verify.add_argument(
+        "--exit-first",
+        action="store_true",
+        help="stop at the first interaction that fails (local pacts, one interaction at a time)",
+    )
     broker = verify.add_argument_group(
         "Pact Broker",
         "The Pact verifier CLI's options; PACT_BROKER_TOKEN, or PACT_BROKER_USERNAME and PACT_BROKER_PASSWORD, "

@@ -75,6 +75,8 @@ def _verify_options(args):
             return f"--consumer-version-selectors is not JSON ({problem.msg} at column {problem.colno})"
         selectors = tuple(json.dumps(s) for s in (parsed if isinstance(parsed, list) else [parsed]))
     version = args.publish or args.provider_version
+    if args.exit_first and args.publish is not None:
+        return "--exit-first stops before every interaction ran: its results are not published (drop --publish)"
     if args.publish is not None and not version:
         return "--publish needs the version to publish as: --provider-version (or PACT_PROVIDER_VERSION)"
     tags = tuple(t.strip() for t in (args.provider_tags or "").split(",") if t.strip())
@@ -113,6 +115,7 @@ def verify(args, out=sys.stdout) -> int:
                 broker=broker,
                 provider=provider,
                 only=(args.filter_description, args.filter_state),
+                exit_first=args.exit_first,
             )
     except (VerifyError, BotProcessError) as problem:
         progress.done()
@@ -126,6 +129,8 @@ def verify(args, out=sys.stdout) -> int:
         print(render(result.outcomes, args.verbose), file=out)
         for line in result.given_up:
             print(f"note: {line}", file=out)
+        if result.not_run:
+            print(f"stopped at the first failure (--exit-first): {result.not_run} interactions not run", file=out)
         found, code = result.outcomes, 0 if result.passed else 1
     suite = f"{PROVIDER} at {url}"
     return (

@@ -9,8 +9,10 @@ result into one line per interaction, with what to fix.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +62,7 @@ class Verification:
     outcomes: list[InteractionResult] = field(default_factory=list)
     error: str | None = None  # the verification could not run at all
     given_up: list[str] = field(default_factory=list)  # endpoints given up for going over their budget
+    not_run: int = 0  # interactions left after the first failure (exit_first)
 
     @property
     def passed(self) -> bool:
@@ -83,31 +86,71 @@ def verify(
     broker: BrokerOptions | None = None,
     provider: ProviderVersion | None = None,
     only: tuple[str | None, str | None] = (None, None),
+    exit_first: bool = False,
 ) -> Verification:
     """Replay the pacts against the bot at ``provider_url``: one outcome per interaction, or ``error``
     when the verification could not run (the bot cannot be reached, or refuses the signature).
 
     ``broker`` (or just ``broker_url``) takes the pacts from a Pact Broker; ``provider`` (or just
     ``publish_version``) publishes the results there; ``only`` is (description, provider state): the
-    interactions to run, as the Pact verifier filters them.
+    interactions to run, as the Pact verifier filters them. ``exit_first`` runs the interactions of local pacts
+    one at a time and stops after the first that fails.
     """
     broker = broker or (BrokerOptions(broker_url) if broker_url else None)
     provider = provider or ProviderVersion(publish_version, os.environ.get("PACT_PROVIDER_BRANCH"), publish=True)
     source = _pact_source(pacts, broker.url if broker else None)
+    if exit_first and (broker or source.startswith(("http://", "https://"))):
+        raise VerifyError("--exit-first runs the pacts of a folder or a file (--pacts), one interaction at a time")
     give_up = GiveUp()
     _, stopped = preflight(BotClient(provider_url, secret=secret, give_up=give_up))
     if stopped:
         return Verification(provider_url, error=stopped)
+    not_run = 0
     with Gateway(provider_url, secret, give_up, progress) as gateway:
-        verifier = _verifier(gateway, source, broker, provider, only)
-        # The Rust verifier prints its own report (ours replaces it) and raises on any
-        # failure (the detail is in its results).
-        with _quiet_stdout(), _quiet_pact_logs(), contextlib.suppress(Exception):
-            verifier.verify()
-        found = outcomes(verifier.results, gateway.attempts)
+        if exit_first:
+            found, not_run = _until_a_failure(gateway, source, provider, only)
+        else:
+            found = _run(gateway, _verifier(gateway, source, broker, provider, only))
     if not found:
         return Verification(provider_url, error=f"no interaction for the provider {PROVIDER!r} in {source}")
-    return Verification(provider_url, found, given_up=give_up.summary())
+    return Verification(provider_url, found, given_up=give_up.summary(), not_run=not_run)
+
+
+def _run(gateway: Gateway, verifier) -> list[InteractionResult]:
+    """One run of the verifier: its results, with the gateway's record of each of its calls."""
+    before = len(gateway.attempts)
+    # The Rust verifier prints its own report (ours replaces it) and raises on any failure (the detail is in
+    # its results).
+    with _quiet_stdout(), _quiet_pact_logs(), contextlib.suppress(Exception):
+        verifier.verify()
+    return outcomes(verifier.results, gateway.attempts[before:])
+
+
+def _until_a_failure(gateway: Gateway, source: str, provider: ProviderVersion, only) -> tuple[list, int]:
+    """The interactions of the local pacts one run each, in order, until one fails; and how many were left."""
+    pattern, state = only
+    descriptions = [d for d in interaction_descriptions(source) if not pattern or re.search(pattern, d)]
+    found: list[InteractionResult] = []
+    for index, description in enumerate(descriptions):
+        found += _run(gateway, _verifier(gateway, source, None, provider, (f"^{re.escape(description)}$", state)))
+        if any(outcome.status == "fail" for outcome in found):
+            return found, len(descriptions) - index - 1
+    return found, 0
+
+
+def interaction_descriptions(source: str) -> list[str]:
+    """The descriptions of the provider's interactions in a pact file or a folder of them, in order, once each."""
+    path = Path(source)
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    found: list[str] = []
+    for file in files:
+        try:
+            pact = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as problem:
+            raise VerifyError(f"{file}: not a pact file ({problem})") from None
+        if (pact.get("provider") or {}).get("name") == PROVIDER:
+            found += [i.get("description", "") for i in pact.get("interactions", [])]
+    return list(dict.fromkeys(found))
 
 
 def _verifier(gateway: Gateway, source: str, broker: BrokerOptions | None, provider: ProviderVersion, only):
