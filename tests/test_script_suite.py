@@ -13,7 +13,7 @@ import pytest
 from harness.client import BotClient
 from harness.conformance.scripts import ScriptErrors, ScriptFailure, load_script, load_scripts, run_script, variants
 
-from .conftest import LoopbackServer
+from .conftest import ROOT, LoopbackServer
 
 
 def write(folder, name, text):
@@ -177,26 +177,18 @@ def test_a_capture_that_finds_nothing_fails_its_step(tmp_path, app):
     assert "capture ticket: nothing in the answer matches 'ticket #(\\\\d+)'" in str(failed.value)
 
 
+def lint(scripts, scenarios) -> subprocess.CompletedProcess:
+    """``iadvize-harness scripts --lint SCRIPTS --scenarios SCENARIOS``, as a user runs it."""
+    command = [sys.executable, "-m", "harness.cli", "scripts", "--lint", str(scripts), "--scenarios", str(scenarios)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_lint_reports_every_broken_script_and_scenario_at_once(tmp_path):
     write(tmp_path, "scripts/good.convo.yaml", "steps: [{visitor: hi}]\n")
     write(tmp_path, "scripts/a.convo.yaml", "steps:\n  - visitor: hi\n    expect: {text_contain: hi}\n")
     write(tmp_path, "scripts/deep/b.convo.yaml", "steps:\n  - visitor: 'it is {order}'\n")
     write(tmp_path, "scenarios/bad.yaml", "idBot: x\nstates: [a\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "scripts",
-            "--lint",
-            str(tmp_path / "scripts"),
-            "--scenarios",
-            str(tmp_path / "scenarios"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = lint(tmp_path / "scripts", tmp_path / "scenarios")
     lines = done.stdout.splitlines()
     assert done.returncode == 1 and done.stderr == ""
     assert lines[0].startswith(
@@ -210,20 +202,6 @@ def test_lint_reports_every_broken_script_and_scenario_at_once(tmp_path):
 
 
 def test_lint_of_the_shipped_scripts_finds_nothing():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "scripts",
-            "--lint",
-            "reference_bot/scripts",
-            "--scenarios",
-            "reference_bot/scenarios",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = lint(ROOT / "reference_bot" / "scripts", ROOT / "reference_bot" / "scenarios")
     assert done.returncode == 0, done.stdout
     assert re.fullmatch(r"no problem: \d+ scripts \(\d+ runs\), 2 scenario files\n", done.stdout)
