@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.conformance.scripts import load_scripts, variants
+
 ROOT = Path(__file__).resolve().parents[1]
 SKIPPED = shutil.ignore_patterns(
     ".git",
@@ -92,6 +94,11 @@ def analysis(wheel, tmp_path_factory) -> Path:
     return venv(tmp_path_factory.mktemp("analysis") / "venv", f"{wheel}[analysis]")
 
 
+def runs(folder: Path) -> int:
+    """How many test items pytest makes of the scripts there: one per utterance of their lists."""
+    return sum(len(variants(script)) for script in load_scripts(folder))
+
+
 def installed(bin_dir: Path) -> set[str]:
     listed = ok(run([bin_dir / "python", "-m", "pip", "list", "--format", "json"], bin_dir))
     return {package["name"].lower() for package in json.loads(listed)}
@@ -129,7 +136,7 @@ def test_the_core_install_runs_a_folder_of_conversation_scripts_with_pytest(core
     scripts = tmp_path / "scripts"
     shutil.copytree(ROOT / "reference_bot" / "scripts", scripts)
     result = run([core / "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", scripts], tmp_path)
-    shipped = len(list(scripts.glob("*.convo.yaml")))
+    shipped = runs(scripts)
     assert result.returncode == 0 and f"{shipped} passed" in result.stdout, result.stdout + result.stderr
 
 
@@ -234,7 +241,7 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     tested = run(
         [core / "pytest", "-p", "no:cacheprovider", "-q", "shopbot/scripts", "--iadvize-bot", "shopbot"], project
     )
-    scripts = len(list((package / "scripts").glob("*.convo.yaml")))
+    scripts = runs(package / "scripts")
     assert tested.returncode == 0 and f"{scripts} passed" in tested.stdout, tested.stdout + tested.stderr
     assert "pytest shopbot/scripts --iadvize-bot shopbot" in told
     # As the copy's README says: run it from the project folder (the copy is not installed).

@@ -38,6 +38,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._writers = threading.Lock()  # this process's writers, one at a time
         self._checkpointer: int | None = None  # the process whose thread writes the log back into the file
+        self._closed = threading.Event()  # ends that thread
         self._lock_file: tuple[int, int | None] | None = None  # (pid, descriptor of <file>.lock or None)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         deadline = time.monotonic() + busy_timeout
@@ -68,8 +69,7 @@ class SQLiteStore(Store):
     def _checkpoints(self) -> None:
         """Every ``CHECKPOINT_SECONDS``, copies the log back into the file, beside the writers (PASSIVE)."""
         with closing(self._connect()) as connection:
-            while True:
-                time.sleep(CHECKPOINT_SECONDS)
+            while not self._closed.wait(CHECKPOINT_SECONDS):
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:  # locked, disk full...: the next round tries again
@@ -157,6 +157,10 @@ class SQLiteStore(Store):
             if connection.in_transaction:  # a COMMIT that failed (disk full...) leaves it open: close it
                 connection.execute("ROLLBACK")
             raise
+
+    def close(self) -> None:
+        """Ends the checkpoint thread (each thread's connection closes with its thread)."""
+        self._closed.set()
 
     def _prepare_schema(self, tx) -> None:
         for statement in tables():  # BEGIN IMMEDIATE already keeps other workers out
