@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -120,7 +121,8 @@ def test_senders_at_once_send_each_message_exactly_once(store):
     sent, lock = [], threading.Lock()
 
     def sender():
-        while True:
+        deadline = time.monotonic() + 60  # a hang guard: every message is sent long before
+        while time.monotonic() < deadline:
             message = store.claim_next()
             if message is None:
                 with store.reading() as reads:  # none due: done only when nothing at all is pending
@@ -131,6 +133,7 @@ def test_senders_at_once_send_each_message_exactly_once(store):
             with lock:
                 sent.append(message.text)
             store.mark_sent(message.id)
+        raise AssertionError("messages were still pending after 60 s")
 
     with ThreadPoolExecutor(4) as pool:
         for future in [pool.submit(sender) for _ in range(4)]:
