@@ -39,6 +39,10 @@ class SQLiteStore(Store):
         self._writers = threading.Lock()  # this process's writers, one at a time
         self._checkpointer: int | None = None  # the process whose thread writes the log back into the file
         self._closed = threading.Event()  # ends that thread
+        # Not before the store is open: `serve` opens it (to migrate) in gunicorn's master, then forks. A thread
+        # inside SQLite at the fork would leave the workers' SQLite believing they hold file locks they do not
+        # hold (locks are not inherited), and concurrent writers would corrupt the file.
+        self._serving = False
         self._lock_file: tuple[int, int | None] | None = None  # (pid, descriptor of <file>.lock or None)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         deadline = time.monotonic() + busy_timeout
@@ -47,6 +51,7 @@ class SQLiteStore(Store):
                 with closing(self._connect()) as connection:
                     connection.execute("PRAGMA journal_mode=WAL")  # outside any transaction, as SQLite requires
                 self.migrate()
+                self._serving = True
                 return
             except sqlite3.OperationalError as error:
                 # Switching a new file to WAL ignores the busy timeout: workers starting
@@ -76,7 +81,7 @@ class SQLiteStore(Store):
                     continue
 
     def _start_checkpoints(self) -> None:
-        if self._checkpointer != os.getpid():  # one thread per process, started after any fork
+        if self._serving and self._checkpointer != os.getpid():  # one thread per process, started after any fork
             self._checkpointer = os.getpid()
             threading.Thread(target=self._checkpoints, name="sqlite-checkpoints", daemon=True).start()
 
@@ -159,8 +164,13 @@ class SQLiteStore(Store):
             raise
 
     def close(self) -> None:
-        """Ends the checkpoint thread (each thread's connection closes with its thread)."""
+        """Ends the checkpoint thread, and closes this thread's connection (``serve`` closes the store it migrated
+        with before forking: no connection may cross a fork)."""
         self._closed.set()
+        local = self._local
+        if getattr(local, "pid", None) == os.getpid() and getattr(local, "connection", None) is not None:
+            local.connection.close()
+            local.connection, local.pid = None, None
 
     def _prepare_schema(self, tx) -> None:
         for statement in tables():  # BEGIN IMMEDIATE already keeps other workers out
