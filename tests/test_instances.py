@@ -123,6 +123,15 @@ def save_counter_operator(url: str) -> None:
     BotClient(url).save_bot(OPERATOR, {"name": "Counter", "external": {"idBot": "counter"}})
 
 
+def counting_pair(instance, folder: Path) -> tuple[EmbeddedBot, EmbeddedBot, Balancer]:
+    """Two instances on the counting scenario, started together, the operator saved, a balancer in front."""
+    scenarios = counting_scenarios(folder / "scenarios")
+    first, second = instance(scenarios), instance(scenarios)
+    start_together(first, second)
+    save_counter_operator(first.url)
+    return first, second, Balancer([first, second])
+
+
 def talk(balancer: Balancer, id_conversation: str, messages: int, on_answer=lambda: None) -> list[str]:
     """A visitor sending ``messages`` messages, one after the other: the texts answered."""
     said = []
@@ -185,11 +194,7 @@ def test_messages_of_one_conversation_on_two_instances_at_once_apply_one_after_t
     shared, postgres_server, tmp_path
 ):
     url, instance = shared
-    scenarios = counting_scenarios(tmp_path / "scenarios")
-    first, second = instance(scenarios), instance(scenarios)
-    start_together(first, second)
-    save_counter_operator(first.url)
-    balancer = Balancer([first, second])
+    *_, balancer = counting_pair(instance, tmp_path)
     messages = [visitor_text(f"burst {n}", id_message=f"burst-{n}") for n in range(30)]
     with ThreadPoolExecutor(10) as pool:  # 30 messages of one conversation, 10 in flight, on both instances
         answers = list(pool.map(lambda m: texts(balancer.deliver("conv-burst", m)), messages, timeout=120))
@@ -200,11 +205,7 @@ def test_messages_of_one_conversation_on_two_instances_at_once_apply_one_after_t
 
 def test_an_instance_killed_under_load_loses_nothing_and_answers_nothing_twice(shared, postgres_server, tmp_path):
     url, instance = shared
-    scenarios = counting_scenarios(tmp_path / "scenarios")
-    doomed, survivor = instance(scenarios), instance(scenarios)
-    start_together(doomed, survivor)
-    save_counter_operator(doomed.url)
-    balancer = Balancer([doomed, survivor])
+    doomed, _, balancer = counting_pair(instance, tmp_path)
     conversations, messages = 16, 8
     said = under_load(balancer, conversations, messages, conversations * messages // 3, doomed.kill)  # SIGKILL
     expected = [f"step {n}" for n in range(1, messages + 1)]
@@ -217,11 +218,7 @@ def test_postgresql_restarted_under_load_gets_503s_then_answers_on_the_first_cal
     shared, postgres_server, tmp_path
 ):
     url, instance = shared
-    scenarios = counting_scenarios(tmp_path / "scenarios")
-    first, second = instance(scenarios), instance(scenarios)
-    start_together(first, second)
-    save_counter_operator(first.url)
-    balancer = Balancer([first, second])
+    first, second, balancer = counting_pair(instance, tmp_path)
     conversations, messages = 8, 10
 
     def restart():
