@@ -578,10 +578,15 @@ def load(args) -> int:
             )
     except (LoadError, BotProcessError) as problem:
         return error(str(problem))
-    print(outcome.report())
-    if failed := _write(args.json, lambda to: _write_json(outcome.as_dict(), to)):
+    if failed := _report(args, outcome):
         return failed
     return 0 if outcome.passed else 1
+
+
+def _report(args, outcome) -> int | None:
+    """The report of a load test or a ramp on stdout, and its JSON when asked; the exit code if that failed."""
+    print(outcome.report())
+    return _write(args.json, lambda to: _write_json(outcome.as_dict(), to))
 
 
 DEFAULT_LOAD_SECONDS = 60  # a load test's, or each step's of a ramp
@@ -650,8 +655,7 @@ def _ramp(args, think: tuple[float, float]) -> int:
             )
     except (LoadError, BotProcessError) as problem:
         return error(str(problem))
-    print(outcome.report())
-    if failed := _write(args.json, lambda to: _write_json(outcome.as_dict(), to)):
+    if failed := _report(args, outcome):
         return failed
     if outcome.error:
         return error(outcome.error)
