@@ -79,6 +79,13 @@ def make_bot(tmp_path):
         bot.store.close()
 
 
+@pytest.fixture(autouse=True)
+def terminal_width(monkeypatch):
+    """Tables fit the terminal's width: every test sees the same one, whatever runs it (a pipe, a tty,
+    pytest-xdist's workers, which say 80), and the commands it starts inherit it."""
+    monkeypatch.setenv("COLUMNS", "120")
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """One real PostgreSQL server for the whole run (started on first use), in a temporary folder."""
