@@ -310,13 +310,13 @@ class Messages:
 
 
 def measure(
-    directory: Path, bot: Server, floor: Server, seconds: int, rounds: int, messages: int
+    directory: Path, bot: Server, floor: Server, seconds: int, rounds: int, messages: int, warm_up: bool = True
 ) -> tuple[list[Run], ...]:
-    """The loads on both sides, alternating, after a one-second warm-up of each (untimed): availability,
-    messages as fast as answered, paced messages."""
+    """The loads on both sides, alternating, after a one-second warm-up of each (untimed; the smoke pass, which
+    only shows that the runs work, skips it): availability, messages as fast as answered, paced messages."""
     availability, script, paced = write_scripts(directory, messages)
     send = Messages(bot, messages)
-    for side in (bot, floor):
+    for side in (bot, floor) if warm_up else ():
         wrk(side.url, availability, 1)
         send(side.url, script, 1)
     polls_bot, polls_floor, sent_bot, sent_floor, paced_bot, paced_floor = [], [], [], [], [], []
@@ -336,7 +336,7 @@ def _median(runs: list[Run], field: str) -> float:
     return statistics.median(getattr(run, field) for run in runs)
 
 
-def run(seconds: int = 3, rounds: int = 7, messages: int = 300_000) -> list[Ratio]:
+def run(seconds: int = 3, rounds: int = 7, messages: int = 300_000, warm_up: bool = True) -> list[Ratio]:
     """Availability throughput and message latency (p50, p99) at 16 connections, bot / floor."""
     require_wrk()
     workers, threads = serve_defaults()
@@ -347,7 +347,7 @@ def run(seconds: int = 3, rounds: int = 7, messages: int = 300_000) -> list[Rati
             floor = start_floor(directory, workers, threads)
             try:
                 prepare(bot.url)
-                measured = measure(directory, bot, floor, seconds, rounds, messages)
+                measured = measure(directory, bot, floor, seconds, rounds, messages, warm_up)
             finally:
                 floor.stop()
         finally:

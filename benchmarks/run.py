@@ -35,7 +35,9 @@ def main(smoke: bool = False) -> int:
             verification.run(bot.url, rounds=1 if smoke else 3),
         ]
     # 16 connections with wrk, on a bot and a floor of their own (the default workers and threads)
-    ratios += concurrent.run(seconds=1 if smoke else 3, rounds=1 if smoke else 7, messages=20_000 if smoke else 300_000)
+    ratios += concurrent.run(
+        seconds=1 if smoke else 3, rounds=1 if smoke else 7, messages=20_000 if smoke else 300_000, warm_up=not smoke
+    )
     ratios.append(metrics_scale.run(rows=20_000 if smoke else 1_000_000, rounds=1 if smoke else 11))
     # at scale: the exchanges' metrics at 10 M rows, the conversations' tables at 1 and 10 M exchanges, peak memory
     large = 40_000 if smoke else 10_000_000

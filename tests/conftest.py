@@ -6,8 +6,11 @@ import contextlib
 import io
 import json
 import logging
+import os
+import shutil
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -77,6 +80,25 @@ def make_bot(tmp_path):
             bot.outbox.stop()
         bot.operators.stop()
         bot.store.close()
+
+
+def once_per_run(tmp_path_factory, name: str, make) -> Path:
+    """``make(folder)`` run once per test run, whatever the number of pytest-xdist workers: the first worker
+    to get here makes it, under a file lock, in a folder every worker sees; the others wait and reuse it."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # each worker's base folder sits in the run's
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed attempt left
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -236,10 +258,17 @@ def served(app):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How many generated cases the fuzz tests sent, and how many got a 5xx (``make fuzz`` reports it)."""
+    """How many generated cases the fuzz tests sent, and how many got a 5xx (``make fuzz`` reports it); under
+    ``make test``, the wall time since make started, install included (the bound is in CONTRIBUTING.md)."""
     fuzz = sys.modules.get("tests.test_fuzz")
     if fuzz is not None and fuzz.CASES["cases"]:
         terminalreporter.write_line(
             f"fuzz: {fuzz.CASES['cases']} generated cases, {fuzz.CASES['requests']} requests "
             f"sent to the bot, {fuzz.CASES['5xx']} answered with a 5xx"
+        )
+    started = os.environ.get("IADVIZE_MAKE_STARTED", "")
+    if started.isdigit():
+        minutes, seconds = divmod(round(time.time() - int(started)), 60)
+        terminalreporter.write_line(
+            f"make test: {minutes} min {seconds:02d} s since make started, install included (bound: 7 min on 2 cores)"
         )

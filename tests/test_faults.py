@@ -647,13 +647,29 @@ def test_two_messages_of_one_conversation_at_the_same_instant_on_two_workers_app
     assert on_two_workers == 3  # the two really were answered by two processes
 
 
-def test_workers_forked_after_serve_opened_the_file_write_it_safely(pytester):
+def test_serve_s_master_opens_and_migrates_the_file_without_starting_a_thread(tmp_path, monkeypatch):
+    """The cause of the corruption below, deterministically: a thread running at gunicorn's fork (the SQLite
+    checkpoint thread, once started by the migration's transaction) must not exist in serve's master."""
+    from reference_bot.serve import prepare_database
+
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: (started.append(thread.name), real_start(thread)))
+    assert prepare_database(str(tmp_path / "bot.sqlite3")) is not None  # created and migrated
+    assert started == []
+
+
+def test_workers_forked_after_serve_opened_the_file_write_it_safely(pytester, monkeypatch):
     """serve opens the file (to migrate) in gunicorn's master, then forks: nothing of SQLite may cross the fork.
     A checkpoint thread once started there left the workers believing they held locks they did not, and
     concurrent writes (visitor messages, outbox rounds posting to the local iAdvize API) corrupted the file
     ("database disk image is malformed") in about one start of the bot in four: the shipped scripts, run six
     times, each run against a bot started anew by the pytest plugin."""
     scripts = Path(__file__).resolve().parents[1] / "reference_bot" / "scripts"
+    # only the plugin the scripts need: the other installed plugins would be loaded six times for nothing
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     for _ in range(6):
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", str(scripts), timeout=120)
+        result = pytester.runpytest_subprocess(
+            "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", str(scripts), timeout=120
+        )
         assert result.ret == 0, "\n".join(result.outlines[-20:])

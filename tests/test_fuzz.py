@@ -35,8 +35,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bot():
-    with EmbeddedBot(workers=2) as running:
-        session = requests.Session()
+    # the session closes before the bot stops: gunicorn lingers 2 s over a connection kept alive
+    with EmbeddedBot(workers=2) as running, requests.Session() as session:
         scenarios = [s["idBot"] for s in session.get(f"{running.url}/external-bots", timeout=10).json()]
         session.put(
             f"{running.url}/bots/{OPERATOR}",

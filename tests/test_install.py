@@ -24,6 +24,8 @@ import requests
 
 from harness.conformance.scripts import load_scripts, variants
 
+from .conftest import once_per_run
+
 ROOT = Path(__file__).resolve().parents[1]
 SKIPPED = shutil.ignore_patterns(
     ".git",
@@ -41,7 +43,7 @@ SKIPPED = shutil.ignore_patterns(
 INSTALL_SECONDS = 900  # a cold pip cache downloads the analysis stack (pandas, pyarrow, matplotlib, jupyter)
 RUN_SECONDS = 300
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(INSTALL_SECONDS + RUN_SECONDS)]
 
 
 def run(command: list, cwd: Path, timeout: float = RUN_SECONDS, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -61,37 +63,48 @@ def ok(result: subprocess.CompletedProcess) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel ``python -m build`` makes from the sdist of a copy of the sources (symlinks kept)."""
-    source = tmp_path_factory.mktemp("source") / "iadvize-harness"
+def build(dist: Path) -> None:
+    """The wheel and the sdist ``python -m build`` makes (the wheel from the sdist) of a copy of the sources
+    (symlinks kept)."""
+    source = dist / "source" / "iadvize-harness"
     shutil.copytree(ROOT, source, symlinks=True, ignore=SKIPPED)
-    dist = tmp_path_factory.mktemp("dist")
     ok(run([sys.executable, "-m", "build", "--outdir", dist, source], source, INSTALL_SECONDS))
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel, built once per run and shared by the workers that install it."""
+    dist = once_per_run(tmp_path_factory, "dist", build)
     assert len(list(dist.glob("*.tar.gz"))) == 1
     return next(dist.glob("*.whl"))
 
 
-def venv(folder: Path, requirement: str) -> Path:
-    ok(run([sys.executable, "-m", "venv", folder], folder.parent))
-    ok(
-        run(
-            [folder / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
-            folder.parent,
-            INSTALL_SECONDS,
-        )
-    )
-    return folder / "bin"
+def venv(tmp_path_factory, name: str, requirement: str) -> Path:
+    """The ``bin`` folder of a fresh venv holding ``requirement``, made once per run and shared by the workers."""
+
+    def make(folder: Path) -> None:
+        # --no-compile: what a test runs is compiled as it is imported; the rest of each package need not be
+        ok(run([sys.executable, "-m", "venv", folder / "venv"], folder))
+        ok(
+            run(
+                [folder / "venv" / "bin" / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 "--no-compile", requirement],
+                folder,
+                INSTALL_SECONDS,
+            )
+        )  # fmt: skip
+
+    return once_per_run(tmp_path_factory, name, make) / "venv" / "bin"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def core(wheel, tmp_path_factory) -> Path:
-    return venv(tmp_path_factory.mktemp("core") / "venv", str(wheel))
+    return venv(tmp_path_factory, "core-install", str(wheel))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def analysis(wheel, tmp_path_factory) -> Path:
-    return venv(tmp_path_factory.mktemp("analysis") / "venv", f"{wheel}[analysis]")
+    return venv(tmp_path_factory, "analysis-install", f"{wheel}[analysis]")
 
 
 def runs(folder: Path) -> int:

@@ -21,7 +21,7 @@ from matplotlib.image import imread
 from harness.analysis.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
 from harness.traffic.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, replay
 
-from .conftest import ROOT, LoopbackServer
+from .conftest import ROOT, LoopbackServer, once_per_run
 
 SAMPLE = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
 CHROMIUM_FLAGS = [
@@ -51,21 +51,24 @@ def every_tenth_conversation(path: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """A tenth of the committed sample replayed once against the reference bot, for the notebooks and the report."""
+def replayed(folder: Path) -> None:
+    """A tenth of the committed sample replayed against the reference bot, its tables in ``folder/results``."""
     from reference_bot import create_app
 
     from .conftest import bot_settings
 
-    folder = tmp_path_factory.mktemp("results")
-    recording = every_tenth_conversation(tmp_path_factory.mktemp("sample") / "sample.jsonl")
+    recording = every_tenth_conversation(folder / "sample.jsonl")
     app = create_app(bot_settings(folder, PUBLIC_URL="https://bot.example.com"))
     with LoopbackServer(app) as server:
-        summary = replay([recording], server.url, folder, concurrency=4)
-    started = pd.read_parquet(folder / "conversations.parquet", columns=["started_at"])["started_at"]
+        summary = replay([recording], server.url, folder / "results", concurrency=4)
+    started = pd.read_parquet(folder / "results" / "conversations.parquet", columns=["started_at"])["started_at"]
     assert summary.conversations == 200 and started.dt.date.nunique() == 7  # every day of the sample
-    return folder
+
+
+@pytest.fixture(scope="session")
+def results(tmp_path_factory):
+    """One replay for the notebooks and the report, made once per run and shared by the workers (read only)."""
+    return once_per_run(tmp_path_factory, "notebooks-results", replayed) / "results"
 
 
 def images(notebook) -> int:

@@ -56,8 +56,8 @@ def signed(session: requests.Session, case, base_url: str) -> requests.PreparedR
 @SCHEMA.parametrize()
 def test_the_bot_keeps_what_its_openapi_description_promises(case, bot_url):
     test_fuzz.CASES["cases"] += 1
-    session = requests.Session()
-    response = session.send(signed(session, case, bot_url), timeout=10)
+    with requests.Session() as session:
+        response = session.send(signed(session, case, bot_url), timeout=10)
     test_fuzz.CASES["requests"] += 1
     test_fuzz.CASES["5xx"] += response.status_code >= 500
     # ignored_auth judges the signature schemathesis generated, which signed() replaced with the

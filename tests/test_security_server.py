@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bot():
-    with EmbeddedBot(secret=SECRET, workers=2) as running:
-        running.session = requests.Session()
+    # the session closes before the bot stops: gunicorn lingers 2 s over a connection kept alive
+    with EmbeddedBot(secret=SECRET, workers=2) as running, requests.Session() as running.session:
         assert send(running, "PUT", f"/bots/{OPERATOR}", "idConnectorVersion=v1", OPERATOR_BODY).status_code == 200
         yield running
 

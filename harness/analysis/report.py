@@ -4,10 +4,10 @@ Both notebooks run on a real Jupyter kernel (papermill) with the same replay res
 nbconvert exports them with code cells hidden and figures embedded as images, so the page
 opens offline in any browser.
 
-The kernel starts quiet: over CurveZMQ-encrypted sockets (ipykernel warns of plain TCP
-otherwise), with ``-Xfrozen_modules=off`` and ``PYDEVD_DISABLE_FILE_VALIDATION=1`` (debugpy,
-which ipykernel loads, warns of frozen modules otherwise), and the deprecation warnings of the
-Jupyter machinery are not shown while it runs. Nothing here prints: ``progress`` is told which
+The kernel starts quiet: over Unix sockets (ipykernel warns of plain TCP otherwise), with
+``-Xfrozen_modules=off`` and ``PYDEVD_DISABLE_FILE_VALIDATION=1`` (debugpy, which ipykernel loads,
+warns of frozen modules otherwise), and the deprecation warnings of the Jupyter machinery are not
+shown while it runs. Nothing here prints: ``progress`` is told which
 notebook runs.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 import warnings
@@ -40,15 +41,27 @@ class ReportError(Exception):
 
 def _kernel_manager():
     """The kernel manager class papermill starts the notebooks' kernels with: one that starts quiet."""
-    import zmq
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
     class QuietKernelManager(AsyncKernelManager):
-        @default("transport_encryption")
-        def _encrypted(self) -> str:
-            # CurveZMQ keys when the kernelspec supports them: the kernel does not warn of plain TCP
-            return "auto" if zmq.has("curve") else "disabled"
+        @default("transport")
+        def _unix_sockets(self) -> str:
+            # Unix sockets beside the connection file, not TCP ports: a free port picked for the kernel (bound,
+            # then released) can be taken by another server before the kernel binds it, and the notebook then
+            # waits forever (seen with several kernels and servers starting at once). ipykernel warns of plain
+            # TCP, not of these, which only this user can open.
+            return "ipc"
+
+        @default("ip")
+        def _socket_prefix(self) -> str:
+            # an absolute path in a folder of this kernel's own (its sockets are named PREFIX-1 to PREFIX-5)
+            self.sockets = tempfile.mkdtemp(prefix="iadvize-kernel-")
+            return os.path.join(self.sockets, "kernel")
+
+        def cleanup_ipc_files(self) -> None:
+            super().cleanup_ipc_files()
+            shutil.rmtree(getattr(self, "sockets", ""), ignore_errors=True)
 
         def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
             command = super().format_kernel_cmd(extra_arguments)
