@@ -75,10 +75,12 @@ def receive_message(id_conversation: str):
     for _ in range(ANSWER_ATTEMPTS):
         # Plain reads, no lock: a retry is answered from what was stored, and the usual message (of a
         # started conversation) writes only once, below. The version check there catches whatever
-        # changes in between.
+        # changes in between. Each read sees the last commit, so the conversation is read first: an answer
+        # to this message committed after it moved the version past the one read (the write below fails and
+        # reads again); read second, the conversation could already hold that answer, not yet seen.
         with store.reading() as reads:
-            replies = store.answered(reads, id_conversation, message["idMessage"])
             conversation = store.conversation(reads, id_conversation)
+            replies = store.answered(reads, id_conversation, message["idMessage"])
         if conversation is None:  # its start was never received: start it rather than leave the visitor alone
             with store.transaction() as tx:
                 conversation = store.start_conversation(tx, id_conversation, operator.id_operator, now())

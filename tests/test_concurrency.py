@@ -100,3 +100,37 @@ def test_a_human_taking_over_while_the_bot_thinks_wins(make_bot, database):
             human_in.set()
             answer = pending.result(timeout=90)
     assert answer["replies"] == []  # the human has it: the bot keeps quiet
+
+
+def test_a_message_answered_between_the_two_reads_of_its_second_delivery_is_answered_once(make_bot, database):
+    """iAdvize delivering one message twice at once: the first delivery commits its answer just after the
+    second read that the message was not answered yet. The second must answer from what was stored, not
+    answer again from the moved conversation (which stored the message twice: a 500, seen on a loaded
+    machine about once in a hundred such races)."""
+
+    def counting(turn):
+        count = int(turn.conversation.state or 0) + 1
+        return Answer([said(f"message number {count}")], state=str(count))
+
+    app = make_bot(DATABASE=database, DIALOGUE=counting)
+    store = app.extensions["reference_bot"].store
+    message = visitor_text("Track my order")
+    first: list[dict] = []
+    real_answered = store.answered
+
+    def answered_then_the_first_delivery_commits(tx, id_conversation, id_message):
+        replies = real_answered(tx, id_conversation, id_message)  # read before the first delivery's commit
+        if id_message == message["idMessage"] and store.answered is not real_answered:
+            store.answered = real_answered  # the first delivery reads as usual
+            with ThreadPoolExecutor(1) as pool:  # and is answered and committed meanwhile
+                first.append(pool.submit(BotClient(server.url).send_message, "conv-d", "ha-1", message).result())
+        return replies
+
+    with LoopbackServer(app) as server:
+        set_up(server.url)
+        BotClient(server.url).send_message("conv-d", "ha-1", visitor_text("Hi"))
+        store.answered = answered_then_the_first_delivery_commits
+        second = BotClient(server.url).send_message("conv-d", "ha-1", message)
+        after = BotClient(server.url).send_message("conv-d", "ha-1", visitor_text("and then?"))
+    assert texts(first[0]["replies"]) == texts(second["replies"]) == ["message number 2"]
+    assert texts(after["replies"]) == ["message number 3"]  # the message moved the conversation once
