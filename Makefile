@@ -20,10 +20,12 @@ export IADVIZE_MAKE_STARTED := $(shell date +%s)
 # Two pytest-xdist workers a core: about half of the suite's time is spent waiting on real clocks (iAdvize's
 # 2 s and 10 s budgets, Locust runs, servers starting), and a second worker a core keeps the cores busy then.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+# More pytest options, e.g. make test PYTEST_ARGS="--durations=30" for the slowest tests (CONTRIBUTING.md).
+PYTEST_ARGS ?=
 
 # pytest exits 5 when it collects no test: for us that means the suite went missing, so say so.
 test: $(STAMP) browser postgresql wrk lint
-	@status=0; $(BIN)/python -m pytest -n $(TEST_WORKERS) || status=$$?; \
+	@status=0; $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 # Over 10,000 generated requests against the reference bot (make test runs a fixed-seed sample).
