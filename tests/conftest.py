@@ -257,12 +257,6 @@ def served(app):
         yield server
 
 
-def pytest_collection_modifyitems(items):
-    """The ``long`` tests first: pytest-xdist deals the first tests out one by one, so each worker starts with
-    some of them, and none is left to start last and hold one worker while the others are done."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # a stable sort
-
-
 def pytest_terminal_summary(terminalreporter):
     """How many generated cases the fuzz tests sent, and how many got a 5xx (``make fuzz`` reports it); under
     ``make test``, the wall time since make started, install included (the bound is in CONTRIBUTING.md)."""

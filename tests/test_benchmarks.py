@@ -40,7 +40,6 @@ def test_without_wrk_make_bench_says_make_wrk_in_one_line(tmp_path):
     )
 
 
-@pytest.mark.long
 @pytest.mark.slow
 def test_every_benchmark_runs_in_smoke_mode(capsys):
     assert run.main(smoke=True) == 0

@@ -228,7 +228,6 @@ def test_a_bot_answering_html_or_crashing_gets_one_finding_per_endpoint(mode, ru
     assert all("<html>" not in f.evidence for f in report.findings)  # a line of the page, never the page
 
 
-@pytest.mark.long
 def test_a_bot_that_hangs_on_everything_is_given_up_after_two_budgets():
     handler = type("Handler", (Misbehaving,), {"mode": "hang"})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -423,7 +422,6 @@ def test_an_escalation_quick_reply_is_tapped_first():
     assert first.label == "escalation, a human available: 'Talk to a human' (faq-v2)"
 
 
-@pytest.mark.long
 @pytest.mark.parametrize(
     "options, endpoint, rule, budget",
     [

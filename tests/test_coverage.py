@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from harness.client import BotClient
 from harness.conformance.probes import check
 from harness.conformance.reports import write_html
@@ -71,7 +69,6 @@ def test_the_reference_bot_s_graph_is_shown_in_the_terminal_and_the_json(tmp_pat
     assert not [d for d in graph["dead_ends"] if d["kind"] in ("fallback", "loop")]  # none it could not get on from
 
 
-@pytest.mark.long
 def test_the_reference_bot_s_states_reached_and_not_are_named_with_their_file_and_line(tmp_path):
     from reference_bot.config import SCENARIOS_DIR
 

@@ -659,7 +659,6 @@ def test_serve_s_master_opens_and_migrates_the_file_without_starting_a_thread(tm
     assert started == []
 
 
-@pytest.mark.long
 def test_workers_forked_after_serve_opened_the_file_write_it_safely(pytester, monkeypatch):
     """serve opens the file (to migrate) in gunicorn's master, then forks: nothing of SQLite may cross the fork.
     A checkpoint thread once started there left the workers believing they held locks they did not, and

@@ -402,7 +402,6 @@ def test_the_replay_command_against_a_broken_bot_finishes_writes_both_tables_and
     assert [m for m, _ in bot.requests].count("POST") == broken + 1
 
 
-@pytest.mark.long
 @pytest.mark.parametrize("mode", ["hang", "trickle"])
 def test_the_replay_command_gives_a_hanging_bot_up_after_two_calls_over_budget(mode, tmp_path):
     # iAdvize's own 10 s here; one conversation at a time, so that which calls are made is decided in order

@@ -136,7 +136,6 @@ def test_the_wheel_and_the_sdist_carry_the_data_the_commands_read(wheel, tmp_pat
     assert not any(name.startswith(("tests/", "contracts/", "benchmarks/")) for name in names)
 
 
-@pytest.mark.long
 def test_the_core_install_verifies_and_checks_from_an_empty_folder(core, tmp_path):
     assert not installed(core) & {"pandas", "pyarrow", "matplotlib", "papermill", "locust", "ipykernel"}
     verified = ok(run([core / "iadvize-harness", "verify"], tmp_path))
@@ -164,7 +163,6 @@ def test_a_command_of_a_missing_extra_says_which_to_install_in_one_line(core, tm
     assert f"pip install 'iadvize-harness[{extra}]'" in result.stderr, result.stderr
 
 
-@pytest.mark.long
 def test_the_analysis_install_samples_replays_and_reports_from_an_empty_folder(analysis, tmp_path):
     assert "locust" not in installed(analysis)
     sampled = ok(run([analysis / "iadvize-harness", "sample", "--conversations", "12"], tmp_path))

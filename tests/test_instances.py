@@ -276,7 +276,6 @@ def test_two_instances_post_each_proactive_message_once(shared, iadvize):
         assert [t for c, t in fake.posted if c == conversation] == [FOUND, NEXT]
 
 
-@pytest.mark.long
 def test_a_worker_restarted_while_postgresql_is_down_boots_and_serves_once_it_is_back(
     shared, postgres_server, tmp_path
 ):

@@ -298,7 +298,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.long
 @pytest.mark.slow
 def test_distributed_each_worker_polls_its_own_share_of_the_operators(tmp_path):
     port = _free_port()
@@ -456,7 +455,6 @@ def test_the_ramp_steps_operators_and_rate_up_to_the_limit_and_reports_the_last_
     assert SECRET not in captured.out + captured.err
 
 
-@pytest.mark.long
 @pytest.mark.slow
 def test_a_step_over_its_budget_stops_the_ramp_and_the_step_before_is_the_last_within_budget(tmp_path, capsys):
     app, saved = slow_greetings_beyond(1)  # one operator: fast; a second saved: every greeting too slow

@@ -219,7 +219,6 @@ def dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
     return done.stdout
 
 
-@pytest.mark.long
 def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path):
     from reference_bot import create_app
     from reference_bot.dialogue import Answer, answer

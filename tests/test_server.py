@@ -188,7 +188,6 @@ def test_serve_prints_its_url_and_answers(tmp_path):
         assert BotClient(bot.url).healthcheck()
 
 
-@pytest.mark.long
 def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_the_bot(tmp_path):
     report = tmp_path / "report.html"
     result = subprocess.run(

@@ -159,7 +159,6 @@ def test_an_unreachable_bot_is_a_clear_error_at_once():
     assert result.error.startswith("cannot reach the bot at http://127.0.0.1:9: connection failed (")
 
 
-@pytest.mark.long
 def test_a_hanging_bot_is_given_up_after_two_budgets():
     class Hang(BaseHTTPRequestHandler):
         def do_GET(self):
