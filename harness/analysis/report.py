@@ -47,10 +47,9 @@ def _kernel_manager():
     class QuietKernelManager(AsyncKernelManager):
         @default("transport")
         def _unix_sockets(self) -> str:
-            # Unix sockets beside the connection file, not TCP ports: a free port picked for the kernel (bound,
-            # then released) can be taken by another server before the kernel binds it, and the notebook then
-            # waits forever (seen with several kernels and servers starting at once). ipykernel warns of plain
-            # TCP, not of these, which only this user can open.
+            # Unix sockets, not TCP ports: a free port picked for the kernel (bound, then released) can be taken
+            # by another server before the kernel binds it. ipykernel warns of plain TCP, not of these, which
+            # only this user can open.
             return "ipc"
 
         @default("ip")
