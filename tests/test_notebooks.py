@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
+from harness.analysis.explorer import PER_PAGE
 from harness.analysis.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
 from harness.traffic.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, replay
 
@@ -262,6 +263,10 @@ def test_in_jupyter_the_explorer_s_filters_and_pages_are_widgets(tmp_path):
         "replay-conversations.ipynb", {"recordings": str(SAMPLE), "limit": 20, "interactive": True}, tmp_path
     )
     kinds = {kind for c in executed.cells for o in c.get("outputs", []) for kind in o.get("data", {})}
-    assert "application/vnd.jupyter.widget-view+json" in kinds  # ipywidgets' interact: filters, a page number
-    shown = json.dumps([o for c in executed.cells for o in c.get("outputs", [])])
-    assert "page 1 of" in shown  # the interact's first call drew the first page
+    assert "application/vnd.jupyter.widget-view+json" in kinds  # ipywidgets: filters, a page number, the page
+    widgets = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
+    labels = {w["state"].get("description") for w in widgets}
+    assert {"outcome", "visitor said", "bot said", "replies differ", "page"} <= labels
+    pages = [w["state"]["value"] for w in widgets if w["model_name"] == "HTMLModel"]
+    first = f"<p>page 1 of {20 // PER_PAGE}: conversations 1-{PER_PAGE} of 20</p>"  # drawn before any filter is used
+    assert len(pages) == 1 and pages[0].startswith(first)
