@@ -17,6 +17,11 @@ demo: $(STAMP)
 
 # When make started: the wall time that make test prints at the end counts the install too.
 test: export IADVIZE_MAKE_STARTED := $(shell date +%s)
+# Bytecode is cached even where the environment says not to (Python's Docker images set
+# PYTHONDONTWRITEBYTECODE=1): else every worker rewrites the asserts of ~450 modules again (10 s each at
+# start) and every bot, command and kernel the tests start compiles its modules again (an empty value
+# is off).
+test: export PYTHONDONTWRITEBYTECODE :=
 # Two pytest-xdist workers a core: about half of the suite's time is spent waiting on real clocks (iAdvize's
 # 2 s and 10 s budgets, Locust runs, servers starting), and a second worker a core keeps the cores busy then.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
@@ -25,7 +30,7 @@ PYTEST_ARGS ?=
 
 # pytest exits 5 when it collects no test: for us that means the suite went missing, so say so.
 test: $(STAMP) browser postgresql wrk lint
-	@status=0; $(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 # Over 10,000 generated requests against the reference bot (make test runs a fixed-seed sample).
