@@ -163,6 +163,7 @@ def test_a_command_of_a_missing_extra_says_which_to_install_in_one_line(core, tm
     assert f"pip install 'iadvize-harness[{extra}]'" in result.stderr, result.stderr
 
 
+@pytest.mark.first  # the run's longest: a venv of pandas, matplotlib and Jupyter, then every command
 def test_the_analysis_install_samples_replays_and_reports_from_an_empty_folder(analysis, tmp_path):
     assert "locust" not in installed(analysis)
     sampled = ok(run([analysis / "iadvize-harness", "sample", "--conversations", "12"], tmp_path))
