@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from matplotlib.image import imread
 
+from harness.analysis import report
 from harness.analysis.explorer import PER_PAGE
 from harness.analysis.report import NOTEBOOKS, NOTEBOOKS_DIR, build, execute
 from harness.traffic.replay import CONVERSATION_COLUMNS, EXCHANGE_COLUMNS, replay
@@ -186,6 +187,25 @@ def test_the_report_command_prints_no_kernel_warning(tmp_path):
     assert said[0] == "Replaying against the embedded reference bot at " + said[0].rsplit(" ", 1)[1]
     assert all(line.startswith(("replayed 20 conversations, ", "replay: ", "report: ")) for line in said[1:]), said
     assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_a_kernel_that_dies_is_one_line_with_its_last_words_and_its_own_output_never_reaches_the_terminal(
+    tmp_path, monkeypatch, capfd
+):
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("results = ''", metadata={"tags": ["parameters"]}),
+        # what the kernel process writes itself (its stderr as launched, not a cell's output), then it dies
+        nbformat.v4.new_code_cell("import os\nos.write(2, b'out of memory, say')\nos._exit(3)"),
+    ]
+    nbformat.write(notebook, tmp_path / "dies.ipynb")
+    monkeypatch.setattr(report, "NOTEBOOKS_DIR", tmp_path)
+    with pytest.raises(report.ReportError) as raised:
+        execute("dies.ipynb", {"results": "x"}, tmp_path)
+    assert str(raised.value) == "dies.ipynb: the Jupyter kernel died; its last words: out of memory, say"
+    assert "out of memory" not in capfd.readouterr().err  # the kernel's own output went to its log
 
 
 def test_replay_refuses_a_concurrency_of_zero():

@@ -7,8 +7,10 @@ opens offline in any browser.
 The kernel starts quiet: over Unix sockets (ipykernel warns of plain TCP otherwise), with
 ``-Xfrozen_modules=off`` and ``PYDEVD_DISABLE_FILE_VALIDATION=1`` (debugpy, which ipykernel loads,
 warns of frozen modules otherwise), and the deprecation warnings of the Jupyter machinery are not
-shown while it runs. Nothing here prints: ``progress`` is told which
-notebook runs.
+shown while it runs. The kernel's own output (its log, not the cells') goes to a file, told only if
+the kernel dies: Jupyter interrupts a kernel as it shuts it down, and the kernel may then log an
+"ERROR | KeyboardInterrupt caught in kernel" that is no error of the report. Nothing here prints:
+``progress`` is told which notebook runs.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ class ReportError(Exception):
     pass
 
 
-def _kernel_manager():
-    """The kernel manager class papermill starts the notebooks' kernels with: one that starts quiet."""
+def _kernel_manager(log):
+    """The kernel manager class papermill starts the notebooks' kernels with: one that starts quiet.
+
+    ``log`` (an open file) receives what the kernel process itself writes to its stdout and stderr.
+    """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -70,7 +75,7 @@ def _kernel_manager():
 
         async def start_kernel(self, **kwargs):
             env = {**(kwargs.pop("env", None) or os.environ), **KERNEL_ENV}
-            return await super().start_kernel(env=env, **kwargs)
+            return await super().start_kernel(env=env, stdout=log, stderr=log, **kwargs)
 
     return QuietKernelManager
 
@@ -78,14 +83,16 @@ def _kernel_manager():
 def execute(notebook: str, parameters: dict, workdir: Path):
     """Run one notebook with ``parameters`` on a fresh kernel; returns the executed notebook."""
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     declared = papermill.inspect_notebook(str(NOTEBOOKS_DIR / notebook))  # only these: papermill warns of others
     parameters = {name: value for name, value in parameters.items() if name in declared}
-    try:
-        with warnings.catch_warnings():  # the Jupyter machinery's own deprecations, while it starts and runs
-            for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-                warnings.filterwarnings("ignore", category=category, module=JUPYTER_MODULES)
+    # the log: what the kernel process writes itself; the warnings: the Jupyter machinery's own deprecations
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log, warnings.catch_warnings():
+        for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category, module=JUPYTER_MODULES)
+        try:
             return papermill.execute_notebook(
                 str(NOTEBOOKS_DIR / notebook),
                 str(workdir / notebook),
@@ -94,10 +101,15 @@ def execute(notebook: str, parameters: dict, workdir: Path):
                 kernel_name="python3",
                 progress_bar=False,
                 log_output=False,
-                kernel_manager_class=_kernel_manager(),
+                kernel_manager_class=_kernel_manager(log),
             )
-    except PapermillExecutionError as error:
-        raise ReportError(f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
+        except PapermillExecutionError as error:
+            raise ReportError(f"{notebook} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
+        except DeadKernelError:
+            log.seek(0)
+            said = [line.strip() for line in log.read()[-4000:].splitlines() if line.strip()][-3:]
+            words = f"; its last words: {' | '.join(said)}" if said else ""
+            raise ReportError(f"{notebook}: the Jupyter kernel died{words}") from None
 
 
 def build(results: Path, out: Path, compare_with: Path | None = None, progress=silent, names: str = "") -> Path:
