@@ -43,8 +43,8 @@ LOGINS_PER_USER = 10  # a minute
 LOGINS_PER_ADDRESS = 100  # a minute
 MAX_BODY_BYTES = 1024 * 1024
 # Wall seconds between two posts of one slow answer (one message per call) for them to count as one
-# burst. An outbox sends them back to back: the reference bot's come 5 to 50 ms apart, 180 ms at worst
-# with four notebooks and a busy core on 2 cores. Each holding message waits it once after the last post
+# burst. An outbox sends them back to back: the reference bot's came 48 ms apart (median), 180 ms at worst,
+# with four notebook replays at once and a busy core on 2 cores. Each holding message waits it once after the last post
 # (none after a close: nothing can follow one). A post that comes later plays at the next visitor step.
 BURST_SECONDS = 0.3
 BOT_USER, BOT_PASSWORD = "bot@harness.invalid", "harness-api-password"  # the embedded bot's API user
