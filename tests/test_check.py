@@ -45,6 +45,7 @@ BROKEN = {
     "messages_without_await": "missing-await",
     "ignores_signatures": "signature-not-enforced",
     "checks_only_get_signatures": "signature-not-enforced",
+    "crashes_on_malformed_signatures": "signature-check-crash",
     "crashes_on_files": "unsupported-payload-crash",
     "not_idempotent": "retry-not-idempotent",
 }
@@ -307,6 +308,11 @@ WRONG_HEX, OTHER_SECRET, SHA1 = (
     "a signature made with another secret",
     "the right signature behind sha1= instead of sha256=",
 )
+MALFORMED = (  # a check that looks only at the header's presence accepts these too
+    "the right hex digits without sha256=",
+    NON_HEX := "sha256= and 64 characters that are not hex",  # as long as a right one: length-only accepts it
+    "sha256= and the first 32 of the right hex digits",
+)
 
 
 def forged(*forgeries: str, get=GET_FORGED, post=POST_FORGED) -> set:
@@ -326,13 +332,26 @@ def findings(report) -> set:
 def test_a_signature_compared_by_length_only_is_caught():
     with connectors.serve(secret=SECRET, signature="length") as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
-    assert findings(report) == forged(WRONG_HEX, "a valid signature of {other}", OTHER_SECRET)
+    assert findings(report) == forged(WRONG_HEX, "a valid signature of {other}", OTHER_SECRET, NON_HEX)
+
+
+def test_a_signature_check_that_crashes_on_a_malformed_header_is_caught_once_per_form():
+    app = third_party_bot.make_app(SECRET, frozenset({"crashes_on_malformed_signatures"}))
+    report = run(app)
+    crashed = ("no signature", *MALFORMED)  # the well-formed forgeries (sha1=, wrong digits...) got their 403
+    page = "text/html: 500 Internal Server Error"  # Flask's error page, as excerpted
+    assert findings(report) == {
+        ("signature-check-crash", endpoint, f"a {method} with {what} was answered 500: {page}")
+        for what in crashed
+        for method, endpoint in (("GET", "external-bots"), ("POST", "messages"))
+    }
+    assert not any("signature" in note for note in report.notes)  # a crash is judged, not "could not be judged"
 
 
 def test_a_signature_checked_for_presence_only_is_caught():
     with connectors.serve(secret=SECRET, signature="presence") as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
-    assert findings(report) == forged(WRONG_HEX, "a valid signature of {other}", SHA1, OTHER_SECRET)
+    assert findings(report) == forged(WRONG_HEX, "a valid signature of {other}", SHA1, OTHER_SECRET, *MALFORMED)
 
 
 def test_a_header_looked_up_case_sensitively_is_caught():
@@ -372,6 +391,7 @@ def test_a_partial_connector_is_judged_on_what_answers():
             "a valid signature of {other}",
             SHA1,
             OTHER_SECRET,
+            *MALFORMED,
             get=("a GET with {} was accepted (200)", "availability-strategies"),
         ),
     }

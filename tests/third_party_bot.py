@@ -41,8 +41,17 @@ FAULTS = {
     "messages_without_await",  # two messages in a row
     "ignores_signatures",  # accepts anything, whatever the secret
     "checks_only_get_signatures",  # checks signatures on GETs, not on POSTs
+    "crashes_on_malformed_signatures",  # splits the header on "=", decodes the hex, compares buffers: a 500 if
+    # there is no "=", a digit is not hex or the length differs (Node's timingSafeEqual throws on unequal lengths)
     "not_idempotent",  # the same idMessage answered differently
 }
+
+
+def timing_safe_equal(a: bytes, b: bytes) -> bool:
+    """Node's crypto.timingSafeEqual: it throws when the two buffers differ in length."""
+    if len(a) != len(b):
+        raise ValueError("Input buffers must have the same byte length")
+    return hmac.compare_digest(a, b)
 
 
 def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) -> Flask:
@@ -77,7 +86,14 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         if request.method == "GET" and "signs_get_over_the_body" not in faults:
             signed = request.query_string
         expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, request.headers.get("X-iAdvize-Signature", "")):
+        given = request.headers.get("X-iAdvize-Signature", "")
+        if "crashes_on_malformed_signatures" in faults:
+            algorithm, digest = given.split("=")  # ValueError: no "=" (Flask answers its HTML 500 page)
+            wanted = bytes.fromhex(expected.split("=")[1])
+            if algorithm != "sha256" or not timing_safe_equal(bytes.fromhex(digest), wanted):
+                return jsonify(message="bad signature"), 403
+            return None
+        if not hmac.compare_digest(expected, given):
             return jsonify(message="bad signature"), 403
         return None
 

@@ -61,6 +61,10 @@ FORGERIES = {  # what check sends in place of a valid X-iAdvize-Signature: each 
     "other-data": "a valid signature of {other}",
     "wrong-algorithm": "the right signature behind sha1= instead of sha256=",
     "other-secret": "a signature made with another secret",
+    # malformed: home-made checks split on "=", decode hex or compare buffers of unequal length, and crash
+    "no-equals": "the right hex digits without sha256=",
+    "non-hex": "sha256= and 64 characters that are not hex",
+    "short": "sha256= and the first 32 of the right hex digits",
 }
 
 
@@ -560,11 +564,12 @@ class Checker:
             self.report.notes.append("no GET was answered: forged signatures were tried on a POST only")
 
     def _inconclusive(self, where: str, forged: list[Exchange]) -> None:
-        """A note when forged calls were neither accepted nor refused (an error, a timeout, not sent)."""
+        """A note when forged calls were neither accepted nor refused nor crashed on (an error, a timeout,
+        not sent, another status): the signature check could not be judged there."""
         unclear = [
             x.error if x.skipped or x.status is None else f"answered {x.status}"
             for x in forged
-            if x.status is None or not (200 <= x.status < 300 or x.status in SIGNATURE_REFUSALS)
+            if x.status is None or not (200 <= x.status < 300 or x.status in SIGNATURE_REFUSALS or x.status >= 500)
         ]
         if unclear:
             self.report.notes.append(
@@ -582,6 +587,9 @@ class Checker:
             "other-data": signature.sign(self.secret, other),
             "wrong-algorithm": "sha1=" + right,
             "other-secret": signature.sign(OTHER_SECRET, signed),
+            "no-equals": right,
+            "non-hex": signature.PREFIX + "z" * len(right),
+            "short": signature.PREFIX + right[: len(right) // 2],
         }[kind]
         return {signature.HEADER: value} if value else {}
 

@@ -362,6 +362,18 @@ def _signature(o: Observation):
 
 
 @rule(
+    "signature-check-crash",
+    "error",
+    "a malformed or foreign X-iAdvize-Signature must be refused (401 or 403), not crash the signature check",
+    "Security: X-iAdvize-Signature",
+)
+def _signature_crash(o: Observation):
+    x = o.exchange
+    if o.purpose == "forged" and x.status is not None and x.status >= 500:
+        yield f"a {x.method} with {o.forgery} was answered {x.status}: {excerpt(x)}", ""
+
+
+@rule(
     "signature-header-case",
     "error",
     "header names are case-insensitive: iAdvize now writes x-iadvize-signature, "
