@@ -46,6 +46,7 @@ BROKEN = {
     "ignores_signatures": "signature-not-enforced",
     "checks_only_get_signatures": "signature-not-enforced",
     "crashes_on_malformed_signatures": "signature-check-crash",
+    "shows_its_errors": "error-shown-to-visitor",
     "crashes_on_files": "unsupported-payload-crash",
     "not_idempotent": "retry-not-idempotent",
 }

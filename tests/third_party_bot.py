@@ -41,6 +41,7 @@ FAULTS = {
     "messages_without_await",  # two messages in a row
     "ignores_signatures",  # accepts anything, whatever the secret
     "checks_only_get_signatures",  # checks signatures on GETs, not on POSTs
+    "shows_its_errors",  # answers a file with the exception it caught, stack frame included
     "crashes_on_malformed_signatures",  # splits the header on "=", decodes the hex, compares buffers: a 500 if
     # there is no "=", a digit is not hex or the length differs (Node's timingSafeEqual throws on unequal lengths)
     "not_idempotent",  # the same idMessage answered differently
@@ -184,7 +185,12 @@ def make_app(secret: str | None = None, faults: frozenset[str] = frozenset()) ->
         if payload["contentType"] != "text":
             if "crashes_on_files" in faults:
                 return "Internal Server Error", 500
-            return envelope(id_conversation, body["idOperator"], [pause(), say("I can only read text.")])
+            if "shows_its_errors" in faults:
+                caught = "TypeError: Cannot read properties of undefined (reading 'url') at read (/app/files.js:42:17)"
+                return envelope(id_conversation, body["idOperator"], [say(caught)])
+            # an apology that mentions an error: words for the visitor, not the code's
+            sorry = "Sorry, an error occurred on our side: I can only read text."
+            return envelope(id_conversation, body["idOperator"], [pause(), say(sorry)])
         if "errors_on_text" in faults:
             return "Internal Server Error", 500
         if "first_answer_11s" in faults and not slept:

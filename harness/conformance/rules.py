@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from harness import wire
 from harness.client import REFUSED_STATUSES, Exchange, brief, describe_failure, excerpt
+from harness.conformance.technical import technical_error
 from harness.wire.limits import (
     BUDGET_SECONDS,
     FIRST_MESSAGES_BUDGET_SECONDS,
@@ -231,6 +232,20 @@ def _too_long(o: Observation):
     for i, value in _messages(o):
         if len(value) > MAX_MESSAGE_CHARS:
             yield f"replies[{i}] is {len(value)} characters", evidence(value, 80)
+
+
+@rule(
+    "error-shown-to-visitor",
+    "error",
+    "a visitor must never read a stack trace, an exception, a server path or an unfilled value: "
+    "catch the error, log it, and say something the visitor can act on",
+    "Reply objects",
+)
+def _error_shown(o: Observation):
+    for i, value in _messages(o):
+        shown = technical_error(value)
+        if shown:
+            yield f"replies[{i}] shows the visitor {shown[0]}: {evidence(shown[1], 60)}", evidence(value, 80)
 
 
 @rule("message-long", "warning", "messages over 250 characters are discouraged: split them", "Reply objects")
