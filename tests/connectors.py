@@ -11,6 +11,8 @@ pattern seen in public iAdvize connectors:
   HTML 404 page of Express;
 - ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
 - ``transfer_timeout``: seconds of the transfer it sends;
+- ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
+  sent (it reads its routing rules from a field iAdvize does not send);
 - ``echo_after_escalation``: once it has transferred, it answers operator-authored messages;
 - ``message_delay`` / ``greeting_delay``: seconds it takes on visitor messages / the greeting;
 - ``api_url`` and ``api``: it answers a visitor with a holding message and posts the real answer
@@ -48,6 +50,8 @@ class Connector:
         configuration: bool = True,
         escalation_words: tuple[str, ...] = ("human", "agent"),
         transfer_timeout: int = 30,
+        announcement: str = "I am transferring you to a colleague.",
+        transfers: bool = True,
         echo_after_escalation: bool = False,
         message_delay: float = 0.0,
         greeting_delay: float = 0.0,
@@ -57,6 +61,7 @@ class Connector:
     ):
         self.secret, self.signature, self.configuration = secret, signature, configuration
         self.escalation_words, self.transfer_timeout = escalation_words, transfer_timeout
+        self.announcement, self.transfers = announcement, transfers
         self.echo_after_escalation = echo_after_escalation
         self.message_delay, self.greeting_delay = message_delay, greeting_delay
         self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
@@ -157,7 +162,7 @@ class Connector:
             known = self.operators.get(body["idOperator"], {}).get("rules") or []
             rule = known[0] if known else self.rule or str(uuid.uuid4())
             replies = [
-                say("I am transferring you to a colleague."),
+                say(self.announcement),
                 {
                     "type": "transfer",
                     "distributionRule": rule,
@@ -166,6 +171,8 @@ class Connector:
                 say("Sorry, nobody is free right now."),
                 {"type": "close"},
             ]
+            if not self.transfers:  # its routing rules read from a field iAdvize does not send: nothing to send
+                replies = [say(self.announcement)]
         elif self.api_url and id_conversation in self.escalated:  # a human has it: the bot steps aside
             replies = []
         elif self.api_url:  # the answer goes through iAdvize's API, after a holding message

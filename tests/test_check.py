@@ -14,6 +14,7 @@ import pytest
 from flask import Flask, jsonify
 
 from harness.client import BotClient
+from harness.conformance.iadvize_api import IAdvizeAPI
 from harness.conformance.probes import Exploration, check
 from harness.conformance.rules import RULES
 from tests.test_iadvize_api import API_RULES
@@ -301,7 +302,10 @@ def test_odd_durations_and_greetings_are_judged_without_crashing():
 
 # --- connectors written the way real ones are (tests/connectors.py) -------------------------------
 
-REAL_WORLD_RULES = {"signature-header-case"}  # rules that only bots outside third_party_bot break
+REAL_WORLD_RULES = {  # rules that only bots outside third_party_bot break (tests/connectors.py)
+    "signature-header-case",
+    "transfer-announced-not-done",
+}
 GET_FORGED = ("a GET with {} was accepted (200)", "external-bots")
 POST_FORGED = ("a POST with {} was accepted (200)", "messages")
 WRONG_HEX, OTHER_SECRET, SHA1 = (
@@ -409,6 +413,30 @@ def test_a_partial_connector_is_judged_on_what_answers():
         "a long silence",
         "a retried message",
     }
+
+
+ANNOUNCED = "Please wait, I'm transferring you to an advisor."
+
+
+def test_a_transfer_announced_and_never_sent_is_caught_and_the_words_are_not_blamed():
+    with IAdvizeAPI() as api, connectors.serve(secret=SECRET, announcement=ANNOUNCED, transfers=False) as bot:
+        report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL, api=api, proactive_wait=1)
+    assert findings(report) == {
+        (
+            "transfer-announced-not-done",
+            "messages",
+            "a transfer announced to the visitor, and none sent: in the answer, nor through iAdvize's API",
+        )
+    }  # and no holding-without-answer: "please wait" before a transfer promises no post
+    assert report.findings[0].evidence == ANNOUNCED
+    note = next(n for n in report.notes if "never transferred" in n)
+    assert "--escalation" not in note  # the words worked: the bot did not
+
+
+def test_please_wait_then_a_transfer_is_no_finding():
+    with IAdvizeAPI() as api, connectors.serve(secret=SECRET, announcement=ANNOUNCED) as bot:
+        report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL, api=api, proactive_wait=1)
+    assert report.findings == [] and {c.transfer for c in report.conversations} >= {"succeeded", "failed"}
 
 
 def test_escalation_in_french_only_is_found_and_its_transfer_judged():

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from harness.conformance import phrasings
 from harness.conformance.technical import SCANNED_CHARS, technical_error
 
 from .conftest import ROOT
@@ -82,3 +83,32 @@ def test_only_the_head_of_a_huge_text_is_read():
     assert technical_error(padding + "ENOTFOUND") == ("a network error code", "ENOTFOUND")
     assert technical_error(padding + "!ENOTFOUND") is None  # one character past what is read
     assert technical_error("a" * 1_000_000) is None  # a megabyte of one word: one bounded scan
+
+
+ANNOUNCEMENTS = [  # a person is coming, in the 7 languages of the probes
+    "Please wait, I'm transferring you to an advisor.",
+    "I'll put you through to a colleague.",
+    "Je vous mets en relation avec un conseiller.",
+    "Ich verbinde Sie mit einem Mitarbeiter.",
+    "Te paso con un agente.",
+    "Ti passo un operatore.",
+    "Ik verbind je door met een medewerker.",
+    "Vou transferir para um atendente.",
+]
+NOT_ANNOUNCEMENTS = [  # about people, transfers and waiting, but nobody announced as coming
+    "Do you want to talk to a human?",
+    "Bank transfer is accepted at checkout.",
+    "One moment please, let me check.",
+    "Nobody from our team is free right now.",
+    "Souhaitez-vous parler à un conseiller ?",
+]
+
+
+@pytest.mark.parametrize("text", ANNOUNCEMENTS)
+def test_a_transfer_announced_is_recognised_in_every_language(text):
+    assert phrasings.looks_like_transfer_announcement(text)
+
+
+@pytest.mark.parametrize("text", NOT_ANNOUNCEMENTS)
+def test_an_offer_or_a_wait_is_no_transfer_announced(text):
+    assert not phrasings.looks_like_transfer_announcement(text)

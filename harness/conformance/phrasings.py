@@ -103,3 +103,23 @@ _HOLDING = re.compile(
 def looks_like_holding(text: str) -> bool:
     """A message such as "One moment please, I'm looking that up." or "Je vérifie…"."""
     return bool(_HOLDING.search(text))
+
+
+# Words that tell the visitor a person is coming: the bot says it is transferring them (rule
+# transfer-announced-not-done when no transfer follows), in every language above.
+_TRANSFER_ANNOUNCED = re.compile(
+    r"(\btransferring you\b|\btransfer you\b|\bconnecting you\b|\bput(ting)? you (through|in touch)\b|"
+    r"\b(an? (agent|advisor|adviser|colleague)|someone) will be with you\b|"
+    r"\bje vous (mets|passe) en (relation|contact)\b|\bje vous transf[eè]re\b|\bun conseiller va\b|"
+    r"\bich verbinde sie\b|\bich leite (sie|ihre anfrage) weiter\b|"
+    r"\b(te|le) (paso|transfiero|comunico) con\b|\bun agente (te|le) atender[aá]\b|"
+    r"\b(ti|la) (passo|trasferisco|metto in contatto)\b|\bun operatore (ti|la) risponder[aà]\b|"
+    r"\bik (verbind|zet|stuur) (je|u) door\b|"
+    r"\bvou (te |o |a |lhe )?(transferir|encaminhar)\b|\b(te|o|a) transfiro\b)",
+    re.IGNORECASE,
+)
+
+
+def looks_like_transfer_announcement(text: str) -> bool:
+    """A message such as "I'm transferring you to an advisor" or "Je vous mets en relation"."""
+    return bool(_TRANSFER_ANNOUNCED.search(text[:2000]))

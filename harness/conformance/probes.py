@@ -200,9 +200,13 @@ class Checker:
 
     def _on_event(self, conversation: SimulatedConversation, event: Event) -> None:
         if event.kind == "unanswered":
-            self._add(
-                judge_platform(PlatformObservation("unanswered", conversation=conversation.first_id, text=event.text))
-            )
+            held = next((e.text for e in reversed(conversation.events) if e.kind == "shown"), "")
+            # "Please wait, I'm transferring you" is no promise of a post: transfer-announced-not-done judges it
+            if not phrasings.looks_like_transfer_announcement(held):
+                observed = PlatformObservation(
+                    "unanswered", conversation=conversation.first_id, text=event.text, quote=held
+                )
+                self._add(judge_platform(observed))
         if event.kind == "call":
             self.progress(f"{self._doing}, {self._tally()}")
             body = event.exchange.request_body or {}
@@ -407,12 +411,15 @@ class Checker:
 
         The words that worked for one scenario are tried first on the next.
         """
-        tried, self._unanswered = [], ""
+        tried, self._unanswered, announced = [], "", False
         for phrase in self._escalation_attempts():
             tried.append(phrase)
             transferred = self._ask_for_a_human(phrase, available=True)
             if transferred is None:  # the bot does not answer messages: other words would fare no better
                 return
+            if transferred == "announced":  # the words worked, the bot did not: other words would not help
+                announced = True
+                break
             if transferred:
                 self._escalation = phrase
                 self._ask_for_a_human(phrase, available=False)
@@ -423,9 +430,10 @@ class Checker:
             if self._unanswered
             else ""
         )
+        hint = "" if announced else "; if it does transfer, give its words with --escalation TEXT"
         self.report.notes.append(
             f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried){asked}, so "
-            "the transfer rules were not exercised on it; if it does transfer, give its words with --escalation TEXT"
+            f"the transfer rules were not exercised on it{hint}"
         )
 
     def _escalation_attempts(self):
@@ -443,9 +451,10 @@ class Checker:
             ]
         )
 
-    def _ask_for_a_human(self, phrase: str, available: bool) -> bool | None:
+    def _ask_for_a_human(self, phrase: str, available: bool) -> bool | str | None:
         """One conversation: greeting, then ``phrase``; True when the bot transferred, None when it did
-        not answer the visitor at all."""
+        not answer the visitor at all, "announced" when it told the visitor a person was coming and sent
+        no transfer (a transfer-announced-not-done finding), False otherwise."""
         platform = self.platform(available)
         who = "a human available" if available else "nobody available"
         chat = self.conversation(platform, f"escalation, {who}: {phrase!r}")
@@ -457,7 +466,14 @@ class Checker:
         platform.wait(chat, 90)  # the transfer's outcome plays out, within its 60 s at most
         if chat.handed_over and not chat.closed:
             platform.visitor_says(chat, "Thanks Sam, my parcel is late", after=THINK_SECONDS)
-        return chat.transfer is not None
+        if chat.transfer is not None:
+            return True
+        shown = [e.text for e in chat.events if e.kind == "shown"]
+        announcement = next((text for text in shown if phrasings.looks_like_transfer_announcement(text)), None)
+        if announcement is None:
+            return False
+        self._add(judge_platform(PlatformObservation("announced", conversation=chat.first_id, quote=announcement)))
+        return "announced"
 
     def _prequalify(self, platform: SimulatedPlatform, chat: SimulatedConversation, answer: Exchange | None):
         """Answer what the bot asks before it transfers (an email, a phone, an order number), a few times."""

@@ -83,13 +83,15 @@ class Finding:
 @dataclass
 class PlatformObservation:
     """What the simulated platform saw of a bot beyond its answers: a call to iAdvize's API (``kind`` ``api``),
-    a holding message no proactive answer followed (``unanswered``), or a user's logins over a run (``logins``:
-    ``call`` is (logins, calls posted), ``text`` the user)."""
+    a holding message no proactive answer followed (``unanswered``), a transfer announced and never sent
+    (``announced``), or a user's logins over a run (``logins``: ``call`` is (logins, calls posted), ``text`` the
+    user)."""
 
     kind: str
     call: object = None  # an iadvize_api.ApiCall, for kind "api"
     conversation: str = ""  # iAdvize's id
     text: str = ""  # for "unanswered": what the platform noted
+    quote: str = ""  # for "unanswered" and "announced": the bot's message judged
 
 
 @dataclass(frozen=True)
@@ -582,4 +584,19 @@ def _login_rate(o: PlatformObservation):
 )
 def _holding_without_answer(o: PlatformObservation):
     if o.kind == "unanswered":
-        yield f"a holding message, then {o.text}", o.text
+        yield f"a holding message, then {o.text}", evidence(o.quote, 80) if o.quote else o.text
+
+
+@rule(
+    "transfer-announced-not-done",
+    "error",
+    "the bot told the visitor a person is coming, then sent no transfer: the visitor waits for nobody",
+    "Reply objects: transfer",
+    on="platform",
+)
+def _transfer_announced(o: PlatformObservation):
+    if o.kind == "announced":
+        yield (
+            "a transfer announced to the visitor, and none sent: in the answer, nor through iAdvize's API",
+            evidence(o.quote, 80),
+        )
