@@ -317,9 +317,16 @@ class BotClient:
             body=body,
         ).body
 
-    def health(self) -> Exchange:
-        """``GET /healthcheck`` as the developer platform calls it: unsigned, without parameters."""
-        return self.transmit("healthcheck", "GET", "/healthcheck", "", b"", {}, "health.response", sign=False)
+    def health(self, where: str = "/healthcheck") -> Exchange:
+        """The health check as the developer platform calls it: a GET, unsigned, without parameters.
+
+        ``where`` is a path under the base URL, or a URL of its own (the one set in the app's settings).
+        """
+        if "://" in where:
+            url = urlsplit(where)
+            elsewhere = BotClient(f"{url.scheme}://{url.netloc}", session=self.session, give_up=self.give_up)
+            return elsewhere.health(url.path or "/")
+        return self.transmit("healthcheck", "GET", where, "", b"", {}, "health.response", sign=False)
 
     def healthcheck(self) -> bool:
         """Whether ``GET /healthcheck`` answers 200 within 2 s.

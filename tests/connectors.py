@@ -11,6 +11,7 @@ pattern seen in public iAdvize connectors:
   HTML 404 page of Express;
 - ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
 - ``transfer_timeout``: seconds of the transfer it sends;
+- ``health_path``: where its public health check answers (``"/health"``; ``None``: nowhere);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
   sent (it reads its routing rules from a field iAdvize does not send);
 - ``echo_after_escalation``: once it has transferred, it answers operator-authored messages;
@@ -50,6 +51,7 @@ class Connector:
         configuration: bool = True,
         escalation_words: tuple[str, ...] = ("human", "agent"),
         transfer_timeout: int = 30,
+        health_path: str | None = "/healthcheck",
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -62,6 +64,7 @@ class Connector:
         self.secret, self.signature, self.configuration = secret, signature, configuration
         self.escalation_words, self.transfer_timeout = escalation_words, transfer_timeout
         self.announcement, self.transfers = announcement, transfers
+        self.health_path = health_path  # where its public health check is (None: nowhere)
         self.echo_after_escalation = echo_after_escalation
         self.message_delay, self.greeting_delay = message_delay, greeting_delay
         self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
@@ -96,7 +99,7 @@ class Connector:
 
     def answer(self, method: str, path: str, query: dict, body) -> tuple[int, object]:
         parts = path.strip("/").split("/")
-        if path == "/healthcheck":
+        if path == self.health_path:
             return 200, {"status": "UP"}
         if not self.configuration and (path == "/external-bots" or (parts[0] == "bots" and len(parts) == 2)):
             return 404, EXPRESS_404.format(method=method, path=path)
@@ -251,7 +254,7 @@ def _handler(connector: Connector):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             target = urlsplit(self.path)
             connector.calls.append((self.command, target.path))
-            if target.path != "/healthcheck" and not connector.signed(
+            if target.path != connector.health_path and not connector.signed(
                 self.command, target.query.encode(), raw, self.headers
             ):
                 status, answer = 401, {"error": "invalid signature"}

@@ -415,6 +415,31 @@ def test_a_partial_connector_is_judged_on_what_answers():
     }
 
 
+def test_a_health_check_at_health_is_found_and_the_url_to_set_is_noted():
+    with connectors.serve(secret=SECRET, health_path="/health") as bot:
+        report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
+    assert report.findings == []
+    assert f"the health check answers at {bot.url}/health, not at /healthcheck: set that URL" in "\n".join(report.notes)
+
+
+def test_a_health_check_nowhere_is_the_healthcheck_finding():
+    with connectors.serve(secret=SECRET, health_path=None) as bot:
+        report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
+    assert {(f.rule, f.endpoint) for f in report.findings} == {("healthcheck", "healthcheck")}
+    assert not any("health check answers at" in note for note in report.notes)
+
+
+def test_the_command_checks_the_health_check_where_healthcheck_url_says():
+    with connectors.serve(secret=SECRET, health_path="/ops/ping") as bot:
+        command = [sys.executable, "-m", "harness.cli", "check", "--provider-url", bot.url, "--secret", SECRET]
+        given = subprocess.run(
+            [*command, "--healthcheck-url", f"{bot.url}/ops/ping"], capture_output=True, text=True, timeout=180
+        )
+        missing = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert given.returncode == 0 and given.stdout.rstrip().endswith("no finding"), given.stdout + given.stderr
+    assert "healthcheck" in missing.stdout and missing.returncode == 1, missing.stdout + missing.stderr
+
+
 ANNOUNCED = "Please wait, I'm transferring you to an advisor."
 
 

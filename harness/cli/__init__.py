@@ -169,6 +169,12 @@ def parser() -> argparse.ArgumentParser:
         "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
     )
     check.add_argument(
+        "--healthcheck-url",
+        metavar="URL",
+        help="the health check URL set in your app's settings, or a path under the bot's URL (default: "
+        "/healthcheck, else /health, /healthz or /status)",
+    )
+    check.add_argument(
         "--scenarios",
         metavar="DIR",
         help="the bot's scenario files (a bot made from the template): which states the probes reached, with "

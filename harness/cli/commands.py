@@ -222,7 +222,14 @@ def check(args, out=sys.stdout) -> int:
             hook = args.webhook_url or (None if args.provider_url else f"{url}/webhooks")
             webhooks = Webhooks(hook, args.secret) if hook else None
             report = check(
-                BotClient(url, secret=args.secret), args.secret, scripts, exploration, progress, api, webhooks=webhooks
+                BotClient(url, secret=args.secret),
+                args.secret,
+                scripts,
+                exploration,
+                progress,
+                api,
+                webhooks=webhooks,
+                healthcheck_url=args.healthcheck_url,
             )
     except (_Stopped, BotProcessError) as problem:
         progress.done()

@@ -52,6 +52,7 @@ VISITOR_FILE = {
 THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
 PREQUALIFICATION_ANSWERS = 4  # questions the escalation probe answers before it expects the transfer
 MAX_SCENARIOS = 5
+HEALTH_ELSEWHERE = ("/health", "/healthz", "/status")  # where connectors serve it when not at /healthcheck
 OTHER_SECRET = "not-the-app-secret"
 LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
 SIGNATURE_REFUSALS = (400, 401, 403)  # 401/403 as the docs ask; 400 as Tock answers
@@ -139,8 +140,10 @@ class Checker:
         api=None,
         proactive_wait: float = PROACTIVE_WAIT_SECONDS,
         webhooks=None,
+        healthcheck_url: str | None = None,
     ):
         self.give_up = client.give_up or GiveUp()
+        self.healthcheck_url = healthcheck_url  # where the app's settings put the health check (default: looked for)
         self.api = api  # the local iAdvize API the bot may post through (IAdvizeAPI), or None
         self.proactive_wait = ProactiveWait(proactive_wait)  # shared by the run's platforms
         self.webhooks = webhooks  # where the conversation events go (webhooks.Webhooks), or None
@@ -213,6 +216,26 @@ class Checker:
             sent = (body.get("message") or {}).get("payload") if event.purpose == "visitor" else None
             self.observe(event.exchange, event.purpose, conversation.id, sent)
 
+    def _health(self) -> Exchange:
+        """The health check at ``healthcheck_url``; without one, at /healthcheck, or else where connectors
+        often serve it under the base URL (then a note gives the URL to set in the app's settings, which is
+        the one the developer platform polls)."""
+        if self.healthcheck_url:
+            return self.client.health(self.healthcheck_url)
+        usual = self.client.health()
+        if usual.ok:
+            return usual
+        for path in HEALTH_ELSEWHERE:
+            found = self.client.health(path)
+            if found.ok:
+                self.report.notes.append(
+                    f"the health check answers at {found.url}, not at /healthcheck: set that URL in the app's "
+                    f"settings (the developer platform polls the URL set there), and give it to check with "
+                    f"--healthcheck-url {found.url}"
+                )
+                return found
+        return usual
+
     # --- the run -------------------------------------------------------------------------
 
     def run(self, scripts: list | None = None) -> Report:
@@ -230,7 +253,7 @@ class Checker:
         scenarios = made[0]  # the preflight's conversation is for an operator not saved yet: not judged
         self._started |= {str((x.request_body or {}).get("idConversation")) for x in made[1:]}
         self.observe(scenarios, "scenarios")
-        self.observe(self.client.health(), "health")  # as the developer platform polls it
+        self.observe(self._health(), "health")  # as the developer platform polls it
         listed = scenarios.body if scenarios.ok and isinstance(scenarios.body, list) else []
         ids = [s["idBot"] for s in listed if isinstance(s, dict) and isinstance(s.get("idBot"), str)]
         if not ids:
@@ -644,11 +667,13 @@ def check(
     api=None,
     proactive_wait: float = PROACTIVE_WAIT_SECONDS,
     webhooks=None,
+    healthcheck_url: str | None = None,
 ) -> Report:
     """Probe the bot behind ``client`` (and run ``scripts``); the findings, notes and transcripts.
 
     With ``api`` (an :class:`~harness.conformance.iadvize_api.IAdvizeAPI` the bot posts to), what the bot
     posts joins the conversations and its calls to the API are judged too; with ``webhooks``
-    (:class:`~harness.conformance.webhooks.Webhooks`) each conversation's pushed and closed events are delivered.
+    (:class:`~harness.conformance.webhooks.Webhooks`) each conversation's pushed and closed events are delivered;
+    ``healthcheck_url`` is where the app's settings put the health check (a path or a URL).
     """
-    return Checker(client, secret, exploration, progress, api, proactive_wait, webhooks).run(scripts)
+    return Checker(client, secret, exploration, progress, api, proactive_wait, webhooks, healthcheck_url).run(scripts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from harness import wire
 from harness.client import REFUSED_STATUSES, Exchange, brief, describe_failure, excerpt
@@ -460,7 +461,7 @@ def _health(o: Observation):
     if not o.answered:
         yield f"unsigned and without parameters, {describe_failure(x)}", excerpt(x)
     elif x.problems:
-        yield 'GET /healthcheck must answer {"status": "UP"}', evidence(x.body)
+        yield f'GET {urlsplit(x.url).path} must answer {{"status": "UP"}}', evidence(x.body)
 
 
 def judge(observation: Observation) -> list[Finding]:
