@@ -107,3 +107,52 @@ def test_the_reference_bot_s_states_reached_and_not_are_named_with_their_file_an
     assert ("menu", "offers") in {(t["from"], t["to"]) for t in states["transitions reached"]}
     assert ("order_status", "invoice") in {(t["from"], t["to"]) for t in with_scripts["transitions reached"]}
     assert f"  not taken: order_status -> invoice ({source}:{invoice})" in stdout
+
+
+GARAGE = """
+idBot: garage
+name: Garage
+start: menu
+fallback: [{text: "Sorry, I did not get that."}]
+states:
+  menu:
+    replies: [{text: "How can we help?", quick_replies: [Talk to a mechanic, Opening hours]}]
+    transitions:
+      - {quick_reply: Talk to a mechanic, goto: mechanic}
+      - {quick_reply: Opening hours, goto: hours}
+  mechanic:
+    replies:
+      - text: "A mechanic takes it from here."
+      - transfer: {rule: Customer service, timeout: 30s}
+      - text: "Sorry, nobody is free."
+      - close
+  hours:
+    replies: [{text: "We open at 9."}]
+"""
+BUSY = """
+idBot: busy
+name: Busy
+start: menu
+fallback: [{text: "Sorry, I did not get that."}]
+states:
+  menu:
+    replies: [{text: "What now?", quick_replies: [Talk to a person, Prices]}]
+    transitions:
+      - {quick_reply: Talk to a person, goto: person}
+      - {quick_reply: Prices, goto: prices}
+  person:
+    replies: [{text: "Everyone is busy, sorry."}]
+  prices:
+    replies: [{text: "Bikes from 300 euros."}]
+"""
+
+
+def test_a_way_to_a_human_is_judged_by_where_the_quick_reply_led_not_by_its_words(tmp_path, make_bot):
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "garage.yaml").write_text(GARAGE, encoding="utf-8")
+    (tmp_path / "scenarios" / "busy.yaml").write_text(BUSY, encoding="utf-8")
+    with LoopbackServer(make_bot(SCENARIOS_DIR=str(tmp_path / "scenarios"))) as server:
+        report = check(BotClient(server.url))
+    dead = {(c.scenario, d.kind, d.where) for c in report.coverage for d in c.dead_ends}
+    # "Talk to a mechanic" transfers (after a message): a way to a human; "Talk to a person" does not
+    assert dead == {("busy", "no way to a human", "What now?")}

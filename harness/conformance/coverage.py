@@ -12,6 +12,7 @@ Dead ends, each with where it is:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -32,6 +33,7 @@ class Edge:
     source: str
     choice: str
     target: str
+    transferred: bool = False  # a transfer followed before the visitor chose another quick reply
 
 
 @dataclass(frozen=True)
@@ -166,15 +168,18 @@ def fallback_of(chat: SimulatedConversation) -> str | None:
 
 
 def _walk(chat: SimulatedConversation, found: Coverage) -> None:
-    menu, choices, chosen = None, [], None
+    menu, choices, chosen_last = None, [], None
     for event in chat.events:
         if event.kind == "visitor":
             chosen = next((c for c in choices if c.casefold() == event.text.strip().casefold()), None)
             source, menu, choices = menu, None, []
-            if chosen is None:
+            if chosen is None:  # typed, not chosen (an answer to the bot's question): the last choice leads on
                 continue
-            target = _next(chat, event)
-            found.edges.append(Edge(source, chosen, target))
+            found.edges.append(Edge(source, chosen, _next(chat, event)))
+            chosen_last = len(found.edges) - 1
+        elif event.kind == "transfer" and chosen_last is not None:
+            # "Talk to a person", the bot's questions answered, then the transfer: that choice leads to a human
+            found.edges[chosen_last] = dataclasses.replace(found.edges[chosen_last], transferred=True)
         elif event.kind == "shown" and isinstance(event.reply, dict) and event.reply.get("quickReplies"):
             menu = text_of(event.reply) or "[a payload]"
             choices = [str(q.get("value")) for q in event.reply["quickReplies"] if isinstance(q, dict)]
@@ -218,13 +223,22 @@ def _dead_ends(found: Coverage, fallback: str | None) -> list[DeadEnd]:
 
 
 def _reaches_a_human(menu: str, found: Coverage, out_of: dict[str, set[str]]) -> bool:
+    """Whether a quick reply from ``menu`` leads to a transfer, directly or through the menus it leads to.
+
+    A choice the probes followed counts by what it led to, whatever its words ("Talk to a mechanic" that
+    transfers is a way to a human; "Talk to a person" that does not, is not); one they did not follow
+    counts by its words only, the one thing known of it.
+    """
+    transferring = {e.source for e in found.edges if e.transferred}
+    followed = {(e.source, e.choice) for e in found.edges}
     seen, todo = set(), [menu]
     while todo:
         node = todo.pop()
         if node in seen:
             continue
         seen.add(node)
-        if node == TRANSFER or any(looks_like_escalation(c) for c in found.menus.get(node, [])):
+        unfollowed = [c for c in found.menus.get(node, []) if (node, c) not in followed]
+        if node == TRANSFER or node in transferring or any(looks_like_escalation(c) for c in unfollowed):
             return True
         todo.extend(out_of.get(node, ()))
     return False
