@@ -12,6 +12,8 @@ pattern seen in public iAdvize connectors:
 - ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
 - ``transfer_timeout``: seconds of the transfer it sends;
 - ``health_path``: where its public health check answers (``"/health"``; ``None``: nowhere);
+- ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
+  does not say what to answer);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
   sent (it reads its routing rules from a field iAdvize does not send);
 - ``echo_after_escalation``: once it has transferred, it answers operator-authored messages;
@@ -52,6 +54,7 @@ class Connector:
         escalation_words: tuple[str, ...] = ("human", "agent"),
         transfer_timeout: int = 30,
         health_path: str | None = "/healthcheck",
+        unknown_operator: int = 404,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -65,6 +68,7 @@ class Connector:
         self.escalation_words, self.transfer_timeout = escalation_words, transfer_timeout
         self.announcement, self.transfers = announcement, transfers
         self.health_path = health_path  # where its public health check is (None: nowhere)
+        self.unknown_operator = unknown_operator  # 200: an operator never saved is opened with default settings
         self.echo_after_escalation = echo_after_escalation
         self.message_delay, self.greeting_delay = message_delay, greeting_delay
         self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
@@ -112,7 +116,12 @@ class Connector:
             }
             return 200, self.operator_view(parts[1])
         if parts[0] == "bots" and len(parts) == 2 and method == "GET":
-            return (200, self.operator_view(parts[1])) if parts[1] in self.operators else (404, {"error": "unknown"})
+            if parts[1] in self.operators:
+                return 200, self.operator_view(parts[1])
+            if self.unknown_operator == 200:  # the defaults a new operator would get
+                self.operators[parts[1]] = {"idBot": "shop", "rules": []}
+                return 200, self.operator_view(parts[1])
+            return 404, {"error": "unknown"}
         if method == "GET" and path == "/availability-strategies":
             rules = self.operators.get(query.get("idOperator", [""])[0], {}).get("rules")
             if rules:

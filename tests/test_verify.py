@@ -14,6 +14,7 @@ from threading import Thread
 
 import pytest
 
+from harness.conformance.rules import RULES
 from harness.verify import Verification, verify
 from harness.verify.report import render
 
@@ -277,7 +278,11 @@ def test_a_partial_connector_fails_on_its_missing_endpoints_only_and_the_rest_is
         "an admin creates an operator",
         "an admin opens an operator",
         "an admin updates an operator",
+        "an admin opens an operator the bot does not know",  # a 404 to every operator says nothing of unknown ones
     }
+    assert failed["an admin opens an operator the bot does not know"][0].startswith(
+        "the bot cannot open an operator it has just saved either (GET "
+    )
     assert failed["an admin opens an operator"] == [
         "expected HTTP status 200, the bot answered 404 and said text/html: Error / Cannot GET /bots/ha-1001"
     ]
@@ -297,8 +302,32 @@ def test_replies_on_create_are_a_warning_in_verify_as_in_check():
         "a conversation is routed to the bot",
         "a conversation is routed to the bot with its history",
     }
-    assert warned[0].warnings[0].startswith("1 reply when the conversation starts: they should be empty")
+    assert warned[0].warnings[0].startswith("1 reply when the conversation starts: [{")
+    assert warned[0].warnings[0].endswith(f"(replies-on-create: {RULES['replies-on-create'].why})")
     assert "  WARN  a conversation is routed to the bot\n        - warning: 1 reply " in render(result.outcomes)
+
+
+def test_an_unknown_operator_answered_200_is_a_warning_the_documentation_does_not_ask_for_a_404():
+    with connectors.serve(signature="none", unknown_operator=200) as bot:
+        result = verify(bot.url)
+    assert result.passed and by_description(result) == {}
+    (warned,) = [o for o in result.outcomes if o.warnings]
+    assert warned.description == "an admin opens an operator the bot does not know"
+    assert warned.warnings[0].startswith("expected HTTP status 404, the bot answered 200")
+    assert warned.warnings[0].endswith(
+        "(the documentation does not say what GET /bots/:idOperator answers for an "
+        "operator the bot never saved; a 404 lets iAdvize tell an unknown operator "
+        "from a known one)"
+    )
+    assert "  WARN  an admin opens an operator the bot does not know\n" in render(result.outcomes)
+
+
+def test_an_error_shown_to_the_visitor_fails_the_interaction_by_checks_rule():
+    failed = by_description(run_third_party(shows_its_errors=True))
+    assert list(failed) == ["a visitor sends a file"]
+    (reason,) = failed["a visitor sends a file"]
+    assert reason.startswith("replies[0] shows the visitor a stack frame: at read (/app/files.js:42:17)")
+    assert "(error-shown-to-visitor: a visitor must never read a stack trace" in reason
 
 
 def test_the_reproduce_command_of_a_failing_interaction_gets_the_same_status():

@@ -114,6 +114,17 @@ class Rule:
 RULES: dict[str, Rule] = {}
 CONVERSATION_CALLS = ("create", "visitor", "echo", "human", "retry")
 PROBES = ("forged", "lowercase")  # calls made to test the signature check, not the conversation
+# The rules on what a reply says and does, which verify applies to every answer too (Pact checks only shapes)
+REPLY_RULES = (
+    "error-shown-to-visitor",
+    "message-too-long",
+    "message-long",
+    "missing-await",
+    "replies-on-create",
+    "transfer-timeout-range",
+    "transfer-timeout-short",
+    "transfer-unknown-rule",
+)
 
 
 def rule(id: str, severity: str, why: str, spec: str, on: str = "exchange"):

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 from harness import wire
 from harness.client import BotClient, Exchange, GiveUp, route
+from harness.conformance.rules import REPLY_RULES, RULES, Finding, Observation, judge
 from harness.progress import silent
-from harness.verify.states import ProviderStates, StateError
+from harness.verify.states import ProviderStates, StateError, undocumented
 
 STATE_PATH = "/_iadvize-harness/provider-states"
 FORWARDED_HEADERS = {"content-type": "Content-Type", "accept": "Accept"}
@@ -40,7 +41,10 @@ class Attempt:
     state_errors: list[str] = field(default_factory=list)  # what the set-up could not do (the call still ran)
     state_error: str | None = None  # a state with no set-up at all: the interaction did not run
     exchange: Exchange | None = None
+    failures: list[str] = field(default_factory=list)  # what fails it whatever Pact says: check's reply rules...
     warnings: list[str] = field(default_factory=list)  # discouraged, not broken (replies on POST /conversations)
+    undocumented: str = ""  # why the documentation does not ask for it: a mismatch is then only a warning
+    vacuous: str = ""  # why a pass would say nothing of the bot (the endpoint is missing): it then fails
 
 
 class Gateway:
@@ -94,14 +98,16 @@ class Gateway:
             attempt = self._current()
             attempt.states.append(state)
             attempt.params.update(params or {})
+            attempt.undocumented = attempt.undocumented or undocumented(state)
         try:
-            values, errors = self.states.set_up(state, params)
+            values, errors, vacuous = self.states.set_up(state, params)
         except StateError as error:
             attempt.state_error = str(error)
         except Exception as error:  # a bug or a bot answering nonsense: report it, never drop the call
             attempt.state_error = f"setting up {state!r}: {type(error).__name__}: {error}"
         else:
             attempt.state_errors += errors
+            attempt.vacuous = attempt.vacuous or vacuous
             return 200, values  # even after a failed call: the interaction runs and shows what it shows
         # 4xx, not 5xx: the verifier retries a 5xx set-up for minutes with backoff, to no avail here
         return 422, {"error": "provider state set-up failed", "detail": attempt.state_error}
@@ -110,7 +116,8 @@ class Gateway:
         """Sends the verifier's call on to the bot, signed and held to its budget; returns the exchange.
 
         The exchange is recorded in the current attempt, with what Pact cannot check: distribution
-        rules the operator does not have (as problems) and replies to ``POST /conversations`` (a warning).
+        rules the operator does not have (as problems), and what check's reply rules say of the replies
+        (errors fail the interaction, warnings are warnings).
         """
         parts = urlsplit(target)
         known = route(method, parts.path)
@@ -131,14 +138,27 @@ class Gateway:
             self.progress(f"verify: {len(self.attempts)} interactions tried", step="verify")
         if known and known.endpoint == "availability-strategies" and exchange.ok:
             exchange.problems += _rules_not_of_the_operator(exchange.body, attempt.params)
-        if known and known.endpoint == "conversations" and exchange.ok and exchange.body.get("replies"):
-            n = len(exchange.body["replies"])
-            attempt.warnings.append(
-                f"{n} repl{'y' if n == 1 else 'ies'} when the conversation starts: they should "
-                "be empty, the first visitor message follows at once (check rates it "
-                "replies-on-create, a warning)"
-            )
+        for finding in _judged(exchange, attempt.params):
+            said = f"{finding.message}: {finding.evidence}" if finding.evidence else finding.message
+            said = f"{said} ({finding.rule}: {RULES[finding.rule].why})"
+            (attempt.failures if finding.severity == "error" else attempt.warnings).append(said)
         return exchange
+
+
+def _judged(exchange: Exchange, params: dict) -> list[Finding]:
+    """What check's reply rules find in an answer of the conversation endpoints (none on other endpoints)."""
+    sent = exchange.request_body if isinstance(exchange.request_body, dict) else {}
+    message = sent.get("message") if isinstance(sent.get("message"), dict) else {}
+    if exchange.endpoint == "messages":
+        purpose = "echo" if (message.get("author") or {}).get("role") == "operator" else "visitor"
+    else:
+        purpose = {"conversations": "create", "first-messages": "greeting"}.get(exchange.endpoint)
+    if purpose is None or exchange.status is None or not 200 <= exchange.status < 300 or exchange.error:
+        return []  # no answer, or not one to read: Pact and the wire model say what is wrong
+    rules = [r.get("id") for r in params.get("distributionRules") or [] if isinstance(r, dict)]
+    judged = judge(Observation(exchange, purpose, operator_rules=rules, sent_payload=message.get("payload")))
+    # without the operator's rules (a state that gives none), a transfer's rule cannot be judged
+    return [f for f in judged if f.rule in REPLY_RULES and (rules or f.rule != "transfer-unknown-rule")]
 
 
 def _rules_not_of_the_operator(strategies: list, params: dict) -> list[wire.Problem]:

@@ -51,20 +51,32 @@ def outcomes(results: dict, attempts: list[Attempt]) -> list[InteractionResult]:
     found = []
     for result, attempt in zip(interactions, paired, strict=True):
         reasons = _reasons(result.get("mismatch"), attempt)
+        warnings = list(attempt.warnings) if attempt else []
+        if attempt and attempt.undocumented and reasons and _answered(attempt.exchange) and not attempt.failures:
+            # an answer the documentation does not rule out is no failure: each reason becomes a warning, with why
+            warnings = [f"{reason} ({attempt.undocumented})" for reason in reasons] + warnings
+            reasons = []
+        reasons += list(attempt.failures) if attempt else []
+        if attempt and attempt.vacuous and not reasons:
+            reasons = [attempt.vacuous]
         exchange = attempt.exchange if attempt else None
         found.append(
             InteractionResult(
                 result.get("description", "?"),
                 list(result.get("providerStates", [])),
                 passed=not reasons,
-                reasons=reasons,
+                reasons=list(dict.fromkeys(reasons)),
                 setup=list(dict.fromkeys(attempt.state_errors)) if attempt else [],
-                warnings=list(attempt.warnings) if attempt else [],
+                warnings=list(dict.fromkeys(warnings)),
                 reproduce=exchange.reproduce() if exchange is not None else "",
                 pending=bool(result.get("pending")),
             )
         )
     return found
+
+
+def _answered(exchange) -> bool:
+    return exchange is not None and exchange.status is not None and 200 <= exchange.status < 300
 
 
 def _reasons(mismatch: dict | None, attempt: Attempt | None) -> list[str]:

@@ -33,6 +33,19 @@ QUICK_REPLIES_OFFERED = (
 )
 
 
+# What the documentation does not ask of a bot, by the provider state of the interaction that expects it: iAdvize's
+# pact says what a bot had better answer, and a bot answering otherwise gets a warning with this reason, not a failure.
+UNDOCUMENTED = {
+    NO_SUCH_OPERATOR: "the documentation does not say what GET /bots/:idOperator answers for an operator the bot "
+    "never saved; a 404 lets iAdvize tell an unknown operator from a known one",
+}
+
+
+def undocumented(state: str) -> str:
+    """Why the documentation does not require the interaction of provider ``state`` ("" when it does)."""
+    return next((why for template, why in UNDOCUMENTED.items() if _template(template).match(state)), "")
+
+
 class StateError(Exception):
     """A state that has no set-up at all (not one of the pact's)."""
 
@@ -48,25 +61,26 @@ class ProviderStates:
         self.client = client
         self._id_bot: str | None = None
         self.errors: list[str] = []  # what the set-up in progress could not do
+        self.vacuous = ""  # why the interaction's pass would say nothing of the bot (its route is missing)
         self._handlers: list[tuple[re.Pattern, Callable[[dict], dict]]] = [
             (_template(BOT_OFFERS_A_SCENARIO), self._scenario),
             (_template(OPERATOR_CONFIGURED), self._operator),
             (_template(OPERATOR_WITHOUT_RULES), self._operator),
-            (_template(NO_SUCH_OPERATOR), lambda params: {}),  # nothing to do: ids in the pact are unusual
+            (_template(NO_SUCH_OPERATOR), self._no_operator),
             (_template(QUICK_REPLIES_OFFERED), self._quick_replies),
             (_template(CONVERSATION_STARTED), self._conversation),
         ]
 
-    def set_up(self, state: str, params: dict | None) -> tuple[dict, list[str]]:
-        """Put the bot in ``state`` as far as it goes: the values the interaction's request may use,
-        and what could not be done (empty when all went well)."""
+    def set_up(self, state: str, params: dict | None) -> tuple[dict, list[str], str]:
+        """Put the bot in ``state`` as far as it goes: the values the interaction's request may use, what
+        could not be done (empty when all went well), and why a pass would say nothing ("" when it would)."""
         if not state:  # an interaction without a state (the health check): nothing to prepare
-            return {}, []
+            return {}, [], ""
         for pattern, handler in self._handlers:
             found = pattern.match(state)
             if found:
-                self.errors = []
-                return handler({**found.groupdict(), **(params or {})}), self.errors
+                self.errors, self.vacuous = [], ""
+                return handler({**found.groupdict(), **(params or {})}), self.errors, self.vacuous
         raise StateError(f"no set-up is known for the provider state {state!r}")
 
     def _call(self, endpoint: str, method: str, path: str, body: dict | None = None, params=None):
@@ -111,6 +125,21 @@ class ProviderStates:
             },
         )
         return {"idBot": id_bot}
+
+    def _no_operator(self, params: dict) -> dict:
+        """Nothing to set up (no bot has the pact's operator id), but a 404 for an unknown operator says
+        something only from a bot that opens the operators it knows: one is saved and read back first."""
+        known = f"ha-{uuid.uuid4().hex[:10]}"
+        errors = list(self.errors)
+        self._operator({"idOperator": known, "distributionRules": []})
+        self.errors = errors  # a save that failed shows in the read below: the interaction needs no operator
+        read = self.client.exchange("bot.read", "GET", f"/bots/{known}", None)
+        if read.status is None or not 200 <= read.status < 300:
+            self.vacuous = (
+                f"the bot cannot open an operator it has just saved either ({describe_failure(read)}): its 404 here says "
+                "nothing; without GET /bots/:idOperator, an admin cannot open the operator's settings in iAdvize"
+            )
+        return {}
 
     def _conversation(self, params: dict) -> dict:
         values = self._operator(params)
