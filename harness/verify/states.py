@@ -136,8 +136,9 @@ class ProviderStates:
         read = self.client.exchange("bot.read", "GET", f"/bots/{known}", None)
         if read.status is None or not 200 <= read.status < 300:
             self.vacuous = (
-                f"the bot cannot open an operator it has just saved either ({describe_failure(read)}): its 404 here says "
-                "nothing; without GET /bots/:idOperator, an admin cannot open the operator's settings in iAdvize"
+                f"the bot cannot open an operator it has just saved either ({describe_failure(read)}): its 404 "
+                "here says nothing; without GET /bots/:idOperator, an admin cannot open the "
+                "operator's settings in iAdvize"
             )
         return {}
 
