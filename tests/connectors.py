@@ -12,6 +12,10 @@ pattern seen in public iAdvize connectors:
 - ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
 - ``transfer_timeout``: seconds of the transfer it sends;
 - ``health_path``: where its public health check answers (``"/health"``; ``None``: nowhere);
+- ``assistant``: it answers through an assistant service whose answer depends on the session's history:
+  ``"sessions"`` (one session per conversation), ``"last-opened"`` (every message goes to the session of
+  the conversation opened last: visitor B gets answers meant for A); with ``tickets``, a new ticket number
+  in every answer;
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
@@ -55,6 +59,8 @@ class Connector:
         transfer_timeout: int = 30,
         health_path: str | None = "/healthcheck",
         unknown_operator: int = 404,
+        assistant: str | None = None,
+        tickets: bool = False,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -69,6 +75,9 @@ class Connector:
         self.announcement, self.transfers = announcement, transfers
         self.health_path = health_path  # where its public health check is (None: nowhere)
         self.unknown_operator = unknown_operator  # 200: an operator never saved is opened with default settings
+        self.assistant, self.tickets = assistant, tickets
+        self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
+        self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
         self.message_delay, self.greeting_delay = message_delay, greeting_delay
         self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
@@ -135,6 +144,7 @@ class Connector:
                 self.post(body["conversationId"], f"ha-{body['operatorIds'][0]}", "Are you still there?")
             return 200, {"ok": True}
         if method == "POST" and path == "/conversations":
+            self.opened_last = body["idConversation"]
             if self.api_url and self.api == "before-visitor":
                 self.post(body["idConversation"], body["idOperator"], "Welcome! Ask me anything.")
             return 200, envelope(body["idConversation"], body["idOperator"], [])
@@ -185,6 +195,8 @@ class Connector:
             ]
             if not self.transfers:  # its routing rules read from a field iAdvize does not send: nothing to send
                 replies = [say(self.announcement)]
+        elif self.assistant:
+            replies = [say(self.ask_assistant(id_conversation, payload["value"]))]
         elif self.api_url and id_conversation in self.escalated:  # a human has it: the bot steps aside
             replies = []
         elif self.api_url:  # the answer goes through iAdvize's API, after a holding message
@@ -198,6 +210,18 @@ class Connector:
             ]
         with self.lock:
             return self.answers.setdefault(message["idMessage"], replies)
+
+    def ask_assistant(self, id_conversation: str, text: str) -> str:
+        """An assistant service with a session per conversation: its answer depends on what was said before."""
+        with self.lock:
+            key = self.opened_last if self.assistant == "last-opened" else id_conversation
+            session = self.sessions.setdefault(key, [])
+            before = session[-1] if session else None
+            session.append(text)
+        answer = f"You asked {text[:60]!r}" + (f", after {before[:60]!r}." if before else ".")
+        if self.tickets:  # a new ticket number each time: the answers vary by themselves
+            answer += f" Ticket {uuid.uuid4().hex[:6]}."
+        return answer
 
     # --- iAdvize's API, called the connector's way ------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -305,6 +306,7 @@ def test_odd_durations_and_greetings_are_judged_without_crashing():
 REAL_WORLD_RULES = {  # rules that only bots outside third_party_bot break (tests/connectors.py)
     "signature-header-case",
     "transfer-announced-not-done",
+    "conversation-crosstalk",
 }
 GET_FORGED = ("a GET with {} was accepted (200)", "external-bots")
 POST_FORGED = ("a POST with {} was accepted (200)", "messages")
@@ -462,6 +464,39 @@ def test_please_wait_then_a_transfer_is_no_finding():
     with IAdvizeAPI() as api, connectors.serve(secret=SECRET, announcement=ANNOUNCED) as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL, api=api, proactive_wait=1)
     assert report.findings == [] and {c.transfer for c in report.conversations} >= {"succeeded", "failed"}
+
+
+def test_conversations_sent_to_the_session_opened_last_are_caught_once_with_the_words_that_leaked():
+    with connectors.serve(secret=SECRET, assistant="last-opened", tickets=True) as bot:
+        report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
+    # the ticket number varies by itself: the rest of the answer is still compared, and is A's words after B's
+    assert [(f.rule, f.message) for f in report.findings] == [
+        (
+            "conversation-crosstalk",
+            "the answer to 'Where is my order?' changed when another conversation had just said 'xq zvbk qwpl?'; "
+            "alone, it is \"You asked 'Where is my order?', after 'Hi'. Ticket "
+            + ALONE_TICKET.search(report.findings[0].message).group(1)
+            + '."',
+        )
+    ]
+    assert report.findings[0].evidence.startswith("You asked 'Where is my order?', after 'xq zvbk qwpl?'. Ticket ")
+
+
+ALONE_TICKET = re.compile(r"Ticket ([0-9a-f]{6})\.\"$")
+
+
+@pytest.mark.parametrize("tickets", [False, True], ids=["same-answers", "a-ticket-number-each-time"])
+def test_a_bot_with_a_session_per_conversation_keeps_them_apart(tickets):
+    with connectors.serve(secret=SECRET, assistant="sessions", tickets=tickets) as bot:
+        report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
+    assert report.findings == [] and not [n for n in report.notes if "varies" in n]
+    interleaved = [c for c in report.conversations if c.label.startswith("two conversations at once: A, inter")]
+    shown = [re.sub(r" Ticket [0-9a-f]{6}\.$", "", e.text) for e in interleaved[0].events if e.kind == "shown"]
+    assert shown == [
+        "Hello! Ask me about your order.",
+        "You asked 'Hi'.",
+        "You asked 'Where is my order?', after 'Hi'.",
+    ]  # A's own words only, though B spoke in between
 
 
 def test_escalation_in_french_only_is_found_and_its_transfer_judged():

@@ -158,12 +158,14 @@ class IAdvizeAPI:
         token_seconds: float = TOKEN_SECONDS,
         rule_available=lambda rule: False,
         burst_seconds: float = BURST_SECONDS,
+        logins_per_user: int = LOGINS_PER_USER,
     ):
         self.users = dict(users or {})  # username -> password
         self.any_user = users is None  # then any user may log in, the first password it gives kept
         self.token_seconds = token_seconds
         self.rule_available = rule_available  # a routing rule's live availability, as the platform simulates it
         self.burst_seconds = burst_seconds
+        self.logins_per_user = logins_per_user  # a minute, before a 429
         self.conversations: dict[str, ApiConversation] = {}
         self.calls: list[ApiCall] = []
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expiry)
@@ -242,7 +244,7 @@ class IAdvizeAPI:
         with self._changed:
             call = ApiCall("login", now, 200, user=user, address=address)
             self._record(call)
-            over = self._over_limit(f"user:{user}", LOGINS_PER_USER, now) or self._over_limit(
+            over = self._over_limit(f"user:{user}", self.logins_per_user, now) or self._over_limit(
                 f"address:{address}", LOGINS_PER_ADDRESS, now
             )
             if over:

@@ -54,6 +54,7 @@ PREQUALIFICATION_ANSWERS = 4  # questions the escalation probe answers before it
 MAX_SCENARIOS = 5
 HEALTH_ELSEWHERE = ("/health", "/healthz", "/status")  # where connectors serve it when not at /healthcheck
 OTHER_SECRET = "not-the-app-secret"
+CROSSTALK_WORDS = ("Where is my order?", "Thanks, goodbye")  # when the greeting offers no quick replies
 LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
 SIGNATURE_REFUSALS = (400, 401, 403)  # 401/403 as the docs ask; 400 as Tock answers
 FORGERIES = {  # what check sends in place of a valid X-iAdvize-Signature: each must be refused
@@ -273,6 +274,7 @@ class Checker:
                 ("a long silence", self.stay_silent),
                 ("a retried message", self.retry_a_message),
                 ("a message it cannot understand", self.say_gibberish),
+                ("two conversations at once", self.keep_apart),
             ):
                 self._doing = f"check: scenario {id_bot}: {name}"
                 self.progress(f"{self._doing}, {self._tally()}", step=f"{id_bot}:{name}")
@@ -538,6 +540,73 @@ class Checker:
         platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         platform.visitor_says(chat, GIBBERISH, after=THINK_SECONDS)
 
+    def keep_apart(self) -> None:
+        """The probe of shared state: conversations A and B on one operator, interleaved (A, B, A, B), must get
+        the answers each gets alone. Each is run alone twice first: what varies by itself is not judged.
+
+        A says hello, then the first quick reply offered (or asks about an order); B says what the bot cannot
+        understand, then the second quick reply (or says goodbye): different words, so a bot answering A from
+        B's state answers A otherwise. The bot's HTTP answers are compared.
+        """
+        platform = self.platform()
+        chat = self.conversation(platform, "two conversations at once: what the greeting offers")
+        hello = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
+        if hello is None or not hello.ok:
+            return  # nothing answered: nothing to compare
+        offered = list(dict.fromkeys(_offered(hello)))
+        words = {
+            "A": [self.hello, offered[0] if offered else CROSSTALK_WORDS[0]],
+            "B": [GIBBERISH, offered[1] if len(offered) > 1 else CROSSTALK_WORDS[1]],
+        }
+        alone = {
+            who: [self._alone(said, f"two conversations at once: {who} alone") for _ in range(2)]
+            for who, said in words.items()
+        }
+        together, followed = self._interleaved(words)
+        steps = [(i, who) for i in range(max(map(len, words.values()))) for who in words if i < len(words[who])]
+        judged = [(i, who) for i, who in steps if _comparable(*(run[i] for run in alone[who]))]
+        if not judged:
+            self.report.notes.append(
+                f"scenario {self.id_bot}: every answer varies by itself (two runs of the same words differ in "
+                "length), so whether conversations share state could not be judged"
+            )
+        # the first answer that changed, in the order they came: what follows it is the same fault's doing
+        changed = next(((i, who) for i, who in judged if not _same(together[who][1][i], *alone[who], i)), None)
+        if changed is not None:
+            i, who = changed
+            observed = PlatformObservation(
+                "crosstalk",
+                (words[who][i], alone[who][0][i]),
+                together[who][0],
+                text=followed[who][i],
+                quote=together[who][1][i],
+            )
+            self._add(judge_platform(observed))
+
+    def _alone(self, words: list[str], label: str) -> list[str]:
+        platform = self.platform()
+        chat = self.conversation(platform, label)
+        return [_said(platform.visitor_says(chat, text, after=THINK_SECONDS)) for text in words]
+
+    def _interleaved(self, words: dict[str, list[str]]) -> tuple[dict, dict]:
+        """A's first message, B's, A's second, B's second... on one platform: per conversation, (its iAdvize
+        id, its answers), and the other conversation's last words before each of its messages."""
+        platform = self.platform()
+        chats, together, followed, last = {}, {}, {who: [] for who in words}, {}
+        for i in range(max(map(len, words.values()))):
+            for who, said in words.items():
+                if i >= len(said):
+                    continue
+                if who not in chats:
+                    chats[who] = self.conversation(platform, f"two conversations at once: {who}, interleaved")
+                    together[who] = (chats[who].first_id, [])
+                other = next((last[w] for w in reversed(list(last)) if w != who), "")
+                followed[who].append(other)
+                together[who][1].append(_said(platform.visitor_says(chats[who], said[i], after=THINK_SECONDS)))
+                last.pop(who, None)
+                last[who] = said[i]
+        return together, followed
+
     def _map(self, id_bot: str) -> None:
         """The scenario's graph and dead ends, from its probe conversations."""
         own = [c for c in self.report.conversations if c.scenario == id_bot]
@@ -643,6 +712,28 @@ class Checker:
         )
         ours = started.body.get("idConversation") if started.ok and isinstance(started.body, dict) else None
         return f"/conversations/{quote(ours, safe='')}/messages" if isinstance(ours, str) and ours else None
+
+
+def _comparable(one: str, two: str) -> bool:
+    """Two runs of the same words can be compared word by word: they have as many words."""
+    return len(one.split()) == len(two.split())
+
+
+def _same(answer: str, one: list[str], two: list[str], i: int) -> bool:
+    """``answer`` is the answer of step ``i`` in two runs alone, but for the words that differed between them."""
+    words, first, second = answer.split(), one[i].split(), two[i].split()
+    if len(words) != len(first):
+        return False
+    return all(w == f for w, f, s in zip(words, first, second, strict=True) if f == s)
+
+
+def _said(answer: Exchange | None) -> str:
+    """An answer on one line, to compare: its replies, or what came instead."""
+    if answer is None:
+        return "(the conversation had closed)"
+    if not answer.ok:
+        return f"({answer.error or f'HTTP {answer.status}'})"
+    return " / ".join(render.reply(r) for r in answer.body["replies"]) or "(no reply)"
 
 
 def _offered(answer: Exchange | None) -> list[str]:

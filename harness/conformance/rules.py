@@ -85,8 +85,9 @@ class Finding:
 class PlatformObservation:
     """What the simulated platform saw of a bot beyond its answers: a call to iAdvize's API (``kind`` ``api``),
     a holding message no proactive answer followed (``unanswered``), a transfer announced and never sent
-    (``announced``), or a user's logins over a run (``logins``: ``call`` is (logins, calls posted), ``text`` the
-    user)."""
+    (``announced``), an answer that changed with another conversation running (``crosstalk``: ``call`` is
+    (the words, their answer alone), ``text`` the other's words, ``quote`` the answer changed), or a user's
+    logins over a run (``logins``: ``call`` is (logins, calls posted), ``text`` the user)."""
 
     kind: str
     call: object = None  # an iadvize_api.ApiCall, for kind "api"
@@ -610,5 +611,23 @@ def _transfer_announced(o: PlatformObservation):
     if o.kind == "announced":
         yield (
             "a transfer announced to the visitor, and none sent: in the answer, nor through iAdvize's API",
+            evidence(o.quote, 80),
+        )
+
+
+@rule(
+    "conversation-crosstalk",
+    "error",
+    "each conversation must keep its own state: with two visitors at once, one got an answer that depends on the "
+    "other's words (key sessions by idConversation, never by 'the last one')",
+    "A full conversation",
+    on="platform",
+)
+def _crosstalk(o: PlatformObservation):
+    if o.kind == "crosstalk":  # o.call: (the words answered, the answer they get alone)
+        words, alone = o.call
+        yield (
+            f"the answer to {evidence(words, 60)!r} changed when another conversation had just said "
+            f"{evidence(o.text, 60)!r}; alone, it is {evidence(alone, 80)!r}",
             evidence(o.quote, 80),
         )

@@ -76,7 +76,8 @@ def outcomes(results: dict, attempts: list[Attempt]) -> list[InteractionResult]:
 
 
 def _answered(exchange) -> bool:
-    return exchange is not None and exchange.status is not None and 200 <= exchange.status < 300
+    """The bot answered 2xx, readably: what it did is an answer, if not the one iAdvize's pact asks for."""
+    return exchange is not None and exchange.status is not None and 200 <= exchange.status < 300 and not exchange.error
 
 
 def _reasons(mismatch: dict | None, attempt: Attempt | None) -> list[str]:
