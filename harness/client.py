@@ -76,10 +76,15 @@ class Exchange:
         signature (it is valid for this body only), and iAdvize's budget as its time limit."""
         parts = ["curl", "-sS", "-i", "-X", self.method, "--max-time", f"{self.budget:g}"]
         for name, value in self.request_headers.items():
-            parts += ["-H", f"{name}: {value}"]
+            parts += [part for one in _values(value) for part in ("-H", f"{name}: {one}")]
         if self.request_data:
             parts += ["--data-binary", self.request_data.decode("utf-8", errors="replace")]
         return " ".join(shlex.quote(part) for part in [*parts, self.url])
+
+
+def _values(value) -> tuple:
+    """A header's values: a tuple is sent as that many headers of the same name (a probe's two signatures)."""
+    return value if isinstance(value, tuple) else (value,)
 
 
 class BotError(Exception):
@@ -442,15 +447,18 @@ class BotClient:
     def _send(self, method: str, url: str, data: bytes, headers: dict, deadline: float) -> tuple[bytes, int, str]:
         # requests' timeout bounds each socket wait, not the whole answer: a bot that trickles
         # a byte at a time would never time out. Streaming lets us hold the real deadline.
+        prepared = self.session.prepare_request(requests.Request(method, url, data=data or None))
+        for name in headers:  # the caller's replace the session's
+            prepared.headers.pop(name, None)
+        sent = urllib3.HTTPHeaderDict(prepared.headers)  # urllib3 sends each of its values as a header of its own
+        for name, value in headers.items():
+            for one in _values(value):
+                sent.add(name, one)
+        prepared.headers = sent
+        settings = self.session.merge_environment_settings(prepared.url, {}, True, None, None)  # proxies, CA bundle
         remaining = deadline - time.monotonic()
-        with self.session.request(
-            method,
-            url,
-            data=data or None,
-            headers=headers,
-            stream=True,
-            timeout=(min(remaining, 3.05), remaining),
-            allow_redirects=False,
+        with self.session.send(
+            prepared, timeout=(min(remaining, 3.05), remaining), allow_redirects=False, **settings
         ) as response:
             sock = getattr(getattr(response.raw, "connection", None), "sock", None)
             chunks, size = [], 0

@@ -67,6 +67,7 @@ FORGERIES = {  # what check sends in place of a valid X-iAdvize-Signature: each 
     "no-equals": "the right hex digits without sha256=",
     "non-hex": "sha256= and 64 characters that are not hex",
     "short": "sha256= and the first 32 of the right hex digits",
+    "two-headers": "two signature headers, both wrong",  # Node joins them with ", ": a length no check expects
 }
 
 
@@ -698,6 +699,7 @@ class Checker:
             "no-equals": right,
             "non-hex": signature.PREFIX + "z" * len(right),
             "short": signature.PREFIX + right[: len(right) // 2],
+            "two-headers": (signature.sign(OTHER_SECRET, signed), signature.sign(self.secret, other)),
         }[kind]
         return {signature.HEADER: value} if value else {}
 
