@@ -195,6 +195,8 @@ class Route:
     budget: float
 
 
+HEALTH_ELSEWHERE = ("/health", "/healthz", "/status")  # where connectors serve it when not at /healthcheck
+
 ROUTES = (
     Route("GET", re.compile(r"^/external-bots/?$"), "external-bots", "external-bots.response", BUDGET_SECONDS),
     Route(
@@ -332,6 +334,23 @@ class BotClient:
             elsewhere = BotClient(f"{url.scheme}://{url.netloc}", session=self.session, give_up=self.give_up)
             return elsewhere.health(url.path or "/")
         return self.transmit("healthcheck", "GET", where, "", b"", {}, "health.response", sign=False)
+
+    def find_health(self, where: str | None = None) -> tuple[Exchange, str]:
+        """The health check at ``where`` (a path, or the URL set in the app's settings, which is the one the
+        developer platform polls); without it, at /healthcheck, or else where connectors often serve it under
+        the base URL. Returns the exchange, and a note giving the URL to set when it was found elsewhere."""
+        if where:
+            return self.health(where), ""
+        usual = self.health()
+        for path in () if usual.ok else HEALTH_ELSEWHERE:
+            found = self.health(path)
+            if found.ok:
+                return found, (
+                    f"the health check answers at {found.url}, not at /healthcheck: set that URL in the app's "
+                    f"settings (the developer platform polls the URL set there), and give it with "
+                    f"--healthcheck-url {found.url}"
+                )
+        return usual, ""
 
     def healthcheck(self) -> bool:
         """Whether ``GET /healthcheck`` answers 200 within 2 s.

@@ -322,6 +322,40 @@ def test_an_unknown_operator_answered_200_is_a_warning_the_documentation_does_no
     assert "  WARN  an admin opens an operator the bot does not know\n" in render(result.outcomes)
 
 
+def test_a_health_check_at_health_passes_with_a_note_and_one_elsewhere_is_found_with_healthcheck_url(tmp_path):
+    with connectors.serve(signature="none", health_path="/health") as bot:
+        found = verify(bot.url)
+    assert found.passed and not any(o.warnings for o in found.outcomes)
+    assert found.notes == [
+        f"the health check answers at {bot.url}/health, not at /healthcheck: set that URL in the app's settings "
+        f"(the developer platform polls the URL set there), and give it with --healthcheck-url {bot.url}/health"
+    ]
+    with connectors.serve(signature="none", health_path="/ops/ping") as bot:
+        missing = verify(bot.url)
+        told = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "verify",
+                "--provider-url",
+                bot.url,
+                "--healthcheck-url",
+                "/ops/ping",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert by_description(missing) == {
+        "the developer platform checks the bot's health": [
+            "expected HTTP status 200, the bot answered 404 and said text/html: Error / Cannot GET /healthcheck"
+        ]
+    }
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert "  PASS  the developer platform checks the bot's health\n" in told.stdout and "note:" not in told.stdout
+
+
 def test_an_error_shown_to_the_visitor_fails_the_interaction_by_checks_rule():
     failed = by_description(run_third_party(shows_its_errors=True))
     assert list(failed) == ["a visitor sends a file"]

@@ -12,6 +12,7 @@ from harness.cli import commands
 from harness.cli.options import (
     api_options,
     bot_options,
+    healthcheck_option,
     number,
     output,
     positive,
@@ -78,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
         type=output,
         help="also write the results as JSON: per interaction pass, fail or pending, the reasons, a reproduce command",
     )
+    healthcheck_option(verify)
     verify.add_argument("--filter-description", metavar="TEXT", help="only the interactions of this description")
     verify.add_argument("--filter-state", metavar="STATE", help="only the interactions with this provider state")
     verify.add_argument(
@@ -168,12 +170,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--escalation", action="append", metavar="TEXT", help="a phrase your bot transfers on, tried first (repeatable)"
     )
-    check.add_argument(
-        "--healthcheck-url",
-        metavar="URL",
-        help="the health check URL set in your app's settings, or a path under the bot's URL (default: "
-        "/healthcheck, else /health, /healthz or /status)",
-    )
+    healthcheck_option(check)
     check.add_argument(
         "--scenarios",
         metavar="DIR",

@@ -116,6 +116,7 @@ def verify(args, out=sys.stdout) -> int:
                 provider=provider,
                 only=(args.filter_description, args.filter_state),
                 exit_first=args.exit_first,
+                healthcheck_url=args.healthcheck_url,
             )
     except (VerifyError, BotProcessError) as problem:
         progress.done()
@@ -127,7 +128,7 @@ def verify(args, out=sys.stdout) -> int:
         found, code = [InteractionResult("verification", [], False, [result.error])], 2
     else:
         print(render(result.outcomes, args.verbose), file=out)
-        for line in result.given_up:
+        for line in [*result.notes, *result.given_up]:
             print(f"note: {line}", file=out)
         if result.not_run:
             print(f"stopped at the first failure (--exit-first): {result.not_run} interactions not run", file=out)

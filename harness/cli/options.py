@@ -76,6 +76,16 @@ def secret_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def healthcheck_option(parser: argparse.ArgumentParser) -> None:
+    """``--healthcheck-url``, for the commands that call the health check as the developer platform does."""
+    parser.add_argument(
+        "--healthcheck-url",
+        metavar="URL",
+        help="the health check URL set in your app's settings, or a path under the bot's URL (default: "
+        "/healthcheck, else /health, /healthz or /status)",
+    )
+
+
 def bot_options() -> argparse.ArgumentParser:
     """The options of every command that talks to a bot: which bot, and the secret to sign with."""
     options = argparse.ArgumentParser(add_help=False)

@@ -52,7 +52,6 @@ VISITOR_FILE = {
 THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
 PREQUALIFICATION_ANSWERS = 4  # questions the escalation probe answers before it expects the transfer
 MAX_SCENARIOS = 5
-HEALTH_ELSEWHERE = ("/health", "/healthz", "/status")  # where connectors serve it when not at /healthcheck
 OTHER_SECRET = "not-the-app-secret"
 CROSSTALK_WORDS = ("Where is my order?", "Thanks, goodbye")  # when the greeting offers no quick replies
 LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
@@ -219,24 +218,10 @@ class Checker:
             self.observe(event.exchange, event.purpose, conversation.id, sent)
 
     def _health(self) -> Exchange:
-        """The health check at ``healthcheck_url``; without one, at /healthcheck, or else where connectors
-        often serve it under the base URL (then a note gives the URL to set in the app's settings, which is
-        the one the developer platform polls)."""
-        if self.healthcheck_url:
-            return self.client.health(self.healthcheck_url)
-        usual = self.client.health()
-        if usual.ok:
-            return usual
-        for path in HEALTH_ELSEWHERE:
-            found = self.client.health(path)
-            if found.ok:
-                self.report.notes.append(
-                    f"the health check answers at {found.url}, not at /healthcheck: set that URL in the app's "
-                    f"settings (the developer platform polls the URL set there), and give it to check with "
-                    f"--healthcheck-url {found.url}"
-                )
-                return found
-        return usual
+        """The health check where ``healthcheck_url`` says, or looked for (a note when not at /healthcheck)."""
+        exchange, note = self.client.find_health(self.healthcheck_url)
+        self.report.notes += [note] if note else []
+        return exchange
 
     # --- the run -------------------------------------------------------------------------
 

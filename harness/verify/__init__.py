@@ -63,6 +63,7 @@ class Verification:
     error: str | None = None  # the verification could not run at all
     given_up: list[str] = field(default_factory=list)  # endpoints given up for going over their budget
     not_run: int = 0  # interactions left after the first failure (exit_first)
+    notes: list[str] = field(default_factory=list)  # what the run found out beside the interactions
 
     @property
     def passed(self) -> bool:
@@ -87,6 +88,7 @@ def verify(
     provider: ProviderVersion | None = None,
     only: tuple[str | None, str | None] = (None, None),
     exit_first: bool = False,
+    healthcheck_url: str | None = None,
 ) -> Verification:
     """Replay the pacts against the bot at ``provider_url``: one outcome per interaction, or ``error``
     when the verification could not run (the bot cannot be reached, or refuses the signature).
@@ -94,7 +96,8 @@ def verify(
     ``broker`` (or just ``broker_url``) takes the pacts from a Pact Broker; ``provider`` (or just
     ``publish_version``) publishes the results there; ``only`` is (description, provider state): the
     interactions to run, as the Pact verifier filters them. ``exit_first`` runs the interactions of local pacts
-    one at a time and stops after the first that fails.
+    one at a time and stops after the first that fails. ``healthcheck_url`` is where the app's settings put the
+    health check (a path or a URL; default: /healthcheck, else looked for where connectors serve it).
     """
     broker = broker or (BrokerOptions(broker_url) if broker_url else None)
     provider = provider or ProviderVersion(publish_version, os.environ.get("PACT_PROVIDER_BRANCH"), publish=True)
@@ -106,14 +109,14 @@ def verify(
     if stopped:
         return Verification(provider_url, error=stopped)
     not_run = 0
-    with Gateway(provider_url, secret, give_up, progress) as gateway:
+    with Gateway(provider_url, secret, give_up, progress, healthcheck_url) as gateway:
         if exit_first:
             found, not_run = _until_a_failure(gateway, source, provider, only)
         else:
             found = _run(gateway, _verifier(gateway, source, broker, provider, only))
     if not found:
         return Verification(provider_url, error=f"no interaction for the provider {PROVIDER!r} in {source}")
-    return Verification(provider_url, found, given_up=give_up.summary(), not_run=not_run)
+    return Verification(provider_url, found, given_up=give_up.summary(), not_run=not_run, notes=gateway.notes)
 
 
 def _run(gateway: Gateway, verifier) -> list[InteractionResult]:

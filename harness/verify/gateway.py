@@ -29,6 +29,7 @@ from harness.progress import silent
 from harness.verify.states import ProviderStates, StateError, undocumented
 
 STATE_PATH = "/_iadvize-harness/provider-states"
+HEALTH_PATH = "/healthcheck"  # the pact's path for the health check, wherever the bot serves it
 FORWARDED_HEADERS = {"content-type": "Content-Type", "accept": "Accept"}
 
 
@@ -54,8 +55,17 @@ class Gateway:
     interaction as the bot lived it, in order.
     """
 
-    def __init__(self, provider_url: str, secret: str | None = None, give_up: GiveUp | None = None, progress=silent):
+    def __init__(
+        self,
+        provider_url: str,
+        secret: str | None = None,
+        give_up: GiveUp | None = None,
+        progress=silent,
+        healthcheck_url: str | None = None,
+    ):
         self.client = BotClient(provider_url, secret=secret, give_up=give_up or GiveUp())
+        self.healthcheck_url = healthcheck_url  # where the app's settings put the health check (default: looked for)
+        self.notes: list[str] = []  # what the run found out beside the interactions, once each
         self.states = ProviderStates(self.client)
         self.progress = progress
         self.attempts: list[Attempt] = []
@@ -121,6 +131,12 @@ class Gateway:
         """
         parts = urlsplit(target)
         known = route(method, parts.path)
+        if method == "GET" and parts.path == HEALTH_PATH:  # the developer platform polls the URL set in the settings
+            exchange, note = self.client.find_health(self.healthcheck_url)
+            with self._lock:
+                self.notes += [note] if note and note not in self.notes else []
+                self._current().exchange = exchange
+            return exchange
         exchange = self.client.transmit(
             known.endpoint if known else f"{method} {parts.path}",
             method,
