@@ -178,6 +178,32 @@ def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_b
     ]
 
 
+def test_a_step_whose_answer_shows_the_visitor_an_error_fails_whatever_the_script_expects(tmp_path):
+    from harness.conformance.rules import RULES
+    from harness.conformance.scripts import ScriptFailure, run_script
+
+    from . import third_party_bot
+
+    script = load_script(
+        write(
+            tmp_path,
+            """
+        steps:
+          - visitor: "Hi"
+          - payload: {contentType: file, fileName: a.png, mimeType: image/png, url: "https://files.example.com/a.png"}
+            expect: {text_contains: ""}
+    """,
+        )
+    )
+    app = third_party_bot.make_app(None, frozenset({"shows_its_errors"}))
+    with LoopbackServer(app) as server, pytest.raises(ScriptFailure) as failed:
+        run_script(script, BotClient(server.url))
+    assert failed.value.step == 1
+    (problem,) = failed.value.problems
+    assert problem.startswith("replies[0] shows the visitor a stack frame: at read (/app/files.js:42:17)")
+    assert problem.endswith(f"(error-shown-to-visitor: {RULES['error-shown-to-visitor'].why})")
+
+
 def test_the_pytest_plugin_runs_scripts_and_shows_the_transcript_on_failure(pytester, make_bot):
     pytester.makefile(
         ".convo.yaml",

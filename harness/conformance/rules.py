@@ -491,6 +491,22 @@ def judge(observation: Observation) -> list[Finding]:
     return found
 
 
+def judge_replies(observation: Observation) -> list[Finding]:
+    """The findings of :data:`REPLY_RULES` on one answer: what verify and conversation scripts judge besides
+    their own expectations (a transfer's rule only when the operator's rules are known)."""
+    return [
+        f
+        for f in judge(observation)
+        if f.rule in REPLY_RULES and (observation.operator_rules or f.rule != "transfer-unknown-rule")
+    ]
+
+
+def finding_line(finding: Finding) -> str:
+    """A finding in one line, for a report that is not check's: what, the evidence, the rule and why."""
+    what = f"{finding.message}: {finding.evidence}" if finding.evidence else finding.message
+    return f"{what} ({finding.rule}: {RULES[finding.rule].why})"
+
+
 def judge_platform(observation: PlatformObservation) -> list[Finding]:
     """Every finding of the platform rules on one thing the platform saw."""
     kind = getattr(observation.call, "kind", "")

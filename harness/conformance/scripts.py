@@ -40,6 +40,7 @@ from harness import wire
 from harness.client import BotClient, new_operator_id
 from harness.conformance import script_files
 from harness.conformance.platform import PROACTIVE_WAIT_SECONDS, SimulatedConversation, SimulatedPlatform
+from harness.conformance.rules import Observation, finding_line, judge_replies
 from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
 EXPECTATIONS = {
@@ -383,11 +384,14 @@ def run_script(
     api=None,
     proactive_wait: float = PROACTIVE_WAIT_SECONDS,
     webhooks=None,
+    judge_answers: bool = True,
 ) -> SimulatedConversation:
     """Run every step; raise :class:`ScriptFailure` at the first step whose expectations fail.
 
     With ``api`` (the local iAdvize API), what the bot posts through it joins the conversation; with
     ``webhooks`` (:class:`~harness.conformance.webhooks.Webhooks`), conversation events are delivered.
+    ``judge_answers`` fails a step whose answer breaks an error rule of check's on replies (a stack trace
+    shown to the visitor...), whatever the script expects; check, which judges every call itself, turns it off.
     """
     id_operator = new_operator_id()
     scenario = script.scenario or _first_scenario(client, script)
@@ -434,6 +438,12 @@ def run_script(
             if {"transfer", "then_on_failure"} & set(expect):
                 _play_out_transfer(platform, chat)
         problems = expectation_problems(expect, body, latency) + _capture(step.capture, body, values)
+        if judge_answers and step.wait is None:
+            rules = [r.get("id") for r in script.distribution_rules]
+            observed = Observation(
+                answer, "visitor", operator_rules=rules, sent_payload=answer.request_body["message"]["payload"]
+            )
+            problems += [finding_line(f) for f in judge_replies(observed) if f.severity == "error"]
         if "then_on_failure" in expect and chat.handed_over:
             problems.append(
                 "then_on_failure cannot hold: the transfer succeeded (transfer_available: true), "

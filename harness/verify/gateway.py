@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from harness import wire
 from harness.client import BotClient, Exchange, GiveUp, route
-from harness.conformance.rules import REPLY_RULES, RULES, Finding, Observation, judge
+from harness.conformance.rules import Finding, Observation, finding_line, judge_replies
 from harness.progress import silent
 from harness.verify.states import ProviderStates, StateError, undocumented
 
@@ -155,9 +155,7 @@ class Gateway:
         if known and known.endpoint == "availability-strategies" and exchange.ok:
             exchange.problems += _rules_not_of_the_operator(exchange.body, attempt.params)
         for finding in _judged(exchange, attempt.params):
-            said = f"{finding.message}: {finding.evidence}" if finding.evidence else finding.message
-            said = f"{said} ({finding.rule}: {RULES[finding.rule].why})"
-            (attempt.failures if finding.severity == "error" else attempt.warnings).append(said)
+            (attempt.failures if finding.severity == "error" else attempt.warnings).append(finding_line(finding))
         return exchange
 
 
@@ -172,9 +170,7 @@ def _judged(exchange: Exchange, params: dict) -> list[Finding]:
     if purpose is None or exchange.status is None or not 200 <= exchange.status < 300 or exchange.error:
         return []  # no answer, or not one to read: Pact and the wire model say what is wrong
     rules = [r.get("id") for r in params.get("distributionRules") or [] if isinstance(r, dict)]
-    judged = judge(Observation(exchange, purpose, operator_rules=rules, sent_payload=message.get("payload")))
-    # without the operator's rules (a state that gives none), a transfer's rule cannot be judged
-    return [f for f in judged if f.rule in REPLY_RULES and (rules or f.rule != "transfer-unknown-rule")]
+    return judge_replies(Observation(exchange, purpose, operator_rules=rules, sent_payload=message.get("payload")))
 
 
 def _rules_not_of_the_operator(strategies: list, params: dict) -> list[wire.Problem]:
