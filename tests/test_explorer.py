@@ -28,7 +28,11 @@ EXCHANGES = pd.DataFrame(
         )
         for r in ROWS
     ]
-).assign(replies=lambda t: t["replies"].map(json.dumps), error=[None, None, None, None, "no answer within 10 s", None])
+).assign(
+    replies=lambda t: t["replies"].map(json.dumps),
+    error=[None, None, None, None, "no answer within 10 s", None],
+    rules=[None, None, "latency-budget", None, "http-error", "echo-loop, message-long"],  # as replay judged them
+)
 CONVERSATIONS = pd.DataFrame(
     {
         "conversation": ["c-1", "c-2", "c-3"],
@@ -52,8 +56,8 @@ def test_each_filter_keeps_exactly_its_conversations():
     assert found(over_budget=True) == ["c-2"]  # 12.5 s: over the 10 s budget
     assert found(differing=True) == ["c-2"]
     assert found(scenario="shop", outcome="escalated") == []  # every filter at once
-    assert found(rule="latency-budget") == ["c-2"] and found(rule="echo-loop") == []
-    assert found(rule="http-error") == ["c-3"]
+    assert found(rule="latency-budget") == ["c-2"] and found(rule="echo") == []  # a rule by its whole id
+    assert found(rule="http-error") == ["c-3"] and found(rule="message-long") == ["c-3"]
 
 
 def test_what_was_said_is_read_into_columns():

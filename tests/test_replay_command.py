@@ -375,3 +375,30 @@ def test_outcome_rules_of_the_team_decide_what_asked_for_a_human_and_resolved_me
         refused.stderr.strip()
         == f"error: {bad}: asked_for_human must be a list of non-empty strings (quote yes and no)"
     )
+
+
+@pytest.mark.parametrize("faults", [frozenset(), frozenset({"message_600"})], ids=["correct", "message-600"])
+def test_each_replayed_call_names_the_rules_of_check_it_broke_and_the_explorer_finds_them(faults, tmp_path):
+    from harness.analysis import explorer
+
+    from . import third_party_bot
+
+    recording = write_recording(tmp_path / "r.jsonl", [set_up_line("ha-1", 0), *conversation_lines("ha-1", "c-1", 1)])
+    with LoopbackServer(third_party_bot.make_app(None, faults)) as server:
+        summary = replay([recording], server.url, tmp_path / "out")
+    assert summary.conversations == 1
+    exchanges = pq.read_table(tmp_path / "out" / "exchanges.parquet").to_pandas()
+    visitor = exchanges[exchanges["purpose"] == "visitor"]
+    broken = {r for cell in exchanges["rules"].dropna() for r in cell.split(", ")}
+    # the 600 characters, counted here from the answer itself
+    too_long = [
+        len(r["payload"]["value"])
+        for cell in visitor["replies"]
+        for r in json.loads(cell)
+        if r.get("type") == "message" and len(r["payload"]["value"]) > 450
+    ]
+    assert broken == ({"message-too-long"} if too_long else set())
+    assert too_long == ([600] if faults else [])
+    conversations = pq.read_table(tmp_path / "out" / "conversations.parquet").to_pandas()
+    found = explorer.find(exchanges, conversations, rule="message-too-long")["conversation"].tolist()
+    assert found == (["c-1"] if faults else [])

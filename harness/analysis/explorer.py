@@ -45,8 +45,8 @@ def find(
 
     ``visitor_said`` and ``bot_said`` are looked for in what was said, any case; ``over_budget``
     keeps conversations with a call over its budget (as replayed), ``differing`` those whose replayed
-    replies differ from the recording; ``rule`` those with a call that broke it, for the rules a replay's
-    tables can tell (:data:`TABLE_RULES`).
+    replies differ from the recording; ``rule`` those with a call that broke that rule of check's (the
+    ``rules`` column replay writes).
     """
     table = conversations.set_index("conversation").join(said(exchanges))
     keep = pd.Series(True, index=table.index)
@@ -63,24 +63,16 @@ def find(
     if differing:
         keep &= table.index.isin(set(exchanges.loc[exchanges["same"].eq(False), "conversation"]))
     if rule:
-        if rule not in TABLE_RULES:
-            raise ValueError(f"rule {rule!r}: the tables tell {', '.join(TABLE_RULES)} only")
-        keep &= table.index.isin(set(exchanges.loc[TABLE_RULES[rule](exchanges), "conversation"]))
+        if "rules" not in exchanges:
+            raise ValueError("these tables do not say which rules each call broke: replay the recordings again")
+        broke = exchanges["rules"].fillna("").str.split(", ").map(lambda ids: rule in ids)
+        keep &= table.index.isin(set(exchanges.loc[broke, "conversation"]))
     columns = [c for c in ("outcome", "scenario", "turns", "first_message", "visitor said", "bot said") if c in table]
     return table.loc[keep, columns].reset_index()
 
 
 def _budget(exchanges: pd.DataFrame) -> pd.Series:
     return exchanges["endpoint"].map(budget_ms).astype(float)
-
-
-# The rules of check a replay's exchanges can tell (calls as replayed), each the rows that break it.
-TABLE_RULES = {
-    "http-error": lambda x: x["error"].notna() & ~x["error"].astype(str).str.startswith("not sent:"),
-    "latency-budget": lambda x: x["endpoint"].ne("first-messages") & (x["latency_ms"] > _budget(x)),
-    "first-messages-latency": lambda x: x["endpoint"].eq("first-messages") & (x["latency_ms"] > _budget(x)),
-    "echo-loop": lambda x: x["purpose"].isin(["echo", "human"]) & x["replies"].fillna("[]").ne("[]"),
-}
 
 
 def chats(exchanges: pd.DataFrame, conversations: pd.DataFrame, ids, page: int = 0, per_page: int = PER_PAGE) -> str:

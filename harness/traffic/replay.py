@@ -50,6 +50,7 @@ from harness.conformance.platform import (
     SimulatedConversation,
     SimulatedPlatform,
 )
+from harness.conformance.rules import Observation, judge
 from harness.progress import silent
 from harness.traffic.recordings import (
     DEFAULT_SCENARIO,
@@ -81,6 +82,7 @@ EXCHANGE_COLUMNS = pa.schema(
         ("recorded_replies", pa.string()),
         ("variables", pa.string()),  # JSON {name: value}: the visitor data the answer says the bot holds
         ("same", pa.bool_()),
+        ("rules", pa.string()),  # the rules of check the call broke, as replayed: ids joined by ", " (null: none)
     ]
 )
 CONVERSATION_COLUMNS = pa.schema(
@@ -334,6 +336,7 @@ class Replayer:
             recorded_by_kind.setdefault(_kind(line["endpoint"], recorded.role(line)), []).append(line)
         seen: dict[str, int] = {}
         rows = []
+        rule_ids = [r.get("id") for r in self._ready.get(recorded.operator, [])]
         for seq, (_, event) in enumerate(e for e in events if e[1].kind == "call"):
             x = event.exchange
             kind = _kind(x.endpoint, event.purpose)
@@ -366,6 +369,7 @@ class Replayer:
                     if x.skipped or not twin
                     else replies == recorded_replies
                     and _answered(x.status, x.error) == _answered(twin["status"], twin.get("error")),
+                    "rules": _broken(x, event.purpose, rule_ids, sent),
                 }
             )
         return rows, self._conversation_row(recorded, chat, rows, t0)
@@ -410,6 +414,13 @@ class Replayer:
             "last_menu": went.last_menu,
             "path": PATH_SEPARATOR.join(went.path),
         }
+
+
+def _broken(exchange: Exchange, purpose: str, rule_ids: list, sent) -> str | None:
+    """The rules of check one replayed call broke (the same engine as check's), or None."""
+    payload = sent.get("payload") if isinstance(sent, dict) else None
+    found = judge(Observation(exchange, purpose, operator_rules=rule_ids, sent_payload=payload))
+    return ", ".join(dict.fromkeys(f.rule for f in found)) or None
 
 
 def _json(variables: dict | None) -> str | None:
