@@ -220,6 +220,19 @@ ROUTES = (
 )
 
 
+# Each endpoint as its documentation writes it, for people to read
+CALLS = {
+    "healthcheck": "GET /healthcheck",
+    "external-bots": "GET /external-bots",
+    "first-messages": "GET /bots/:idOperator/conversation-first-messages",
+    "bot.save": "PUT /bots/:idOperator",
+    "bot.read": "GET /bots/:idOperator",
+    "availability-strategies": "GET /availability-strategies",
+    "conversations": "POST /conversations",
+    "messages": "POST /conversations/:idConversation/messages",
+}
+
+
 def route(method: str, path: str) -> Route | None:
     """Which of the seven endpoints a request is for (None: not one of them)."""
     return next((r for r in ROUTES if r.method == method.upper() and r.pattern.match(path)), None)

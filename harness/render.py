@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import textwrap
+from pathlib import Path
 
 from harness.wire.limits import DEFAULT_TRANSFER_TIMEOUT_SECONDS
 
 _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
+
+
+# What a bot's text must not bring to a terminal or an XML file raw: control characters (escape sequences,
+# carriage returns), the invisible and bidirectional marks that reorder what is read, and lone surrogates (no
+# UTF-8 file can hold them). Tabs and newlines stay. One character class: linear in the text.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with what a terminal, XML or UTF-8 cannot show as it is written as an escape (``\\x1b``)."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def printable_xml(root) -> None:
+    """Every text and attribute of an ElementTree made :func:`printable`: XML 1.0 cannot hold control characters."""
+    for element in root.iter():
+        element.text = element.text and printable(element.text)
+        element.tail = element.tail and printable(element.tail)
+        for name, value in element.attrib.items():
+            element.set(name, printable(value))
+
+
+def write_json(document, path) -> None:
+    """``document`` as indented JSON in UTF-8: a lone surrogate a bot sent is written as its JSON escape."""
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    Path(path).write_bytes(text.encode("utf-8", "backslashreplace"))
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

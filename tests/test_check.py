@@ -17,7 +17,7 @@ from flask import Flask, jsonify
 from harness.client import BotClient
 from harness.conformance.iadvize_api import IAdvizeAPI
 from harness.conformance.probes import Exploration, check
-from harness.conformance.rules import RULES
+from harness.conformance.rules import RULES, WHAT_IT_COSTS
 from tests.test_iadvize_api import API_RULES
 
 from . import connectors, third_party_bot
@@ -135,7 +135,9 @@ def test_the_command_writes_json_junit_and_html_and_exits_1_on_errors(tmp_path):
             timeout=120,
         )
     assert result.returncode == 1, result.stderr
-    assert "echo-loop" in result.stdout and "2 errors, 0 warnings" in result.stdout
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("1 error, 0 warnings in ") and first.endswith(f" — {server.url}")  # one rule broken
+    assert "ERROR echo-loop (" in result.stdout
     report = json.loads(paths["json"].read_text())
     assert [(f["rule"], f["message"]) for f in report["findings"]] == [
         ("echo-loop", "2 replies to its own message"),
@@ -151,6 +153,7 @@ def test_the_command_writes_json_junit_and_html_and_exits_1_on_errors(tmp_path):
         "count",
         "reproduce",
         "probe",
+        "form",
     }
     assert report["findings"][0]["probe"] == "explore: Hi > Talk to a human (faq-v2)"  # its probe and scenario
     assert report["findings"][0]["reproduce"].startswith("curl -sS -i -X POST --max-time 10 ")
@@ -166,8 +169,11 @@ def test_the_command_checks_the_embedded_bot_with_no_finding():
         [sys.executable, "-m", "harness.cli", "check", "--secret", SECRET], capture_output=True, text=True, timeout=180
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("Checking the embedded reference bot at http://127.0.0.1:")
-    assert result.stdout.rstrip().endswith("no finding")
+    first = result.stdout.splitlines()[0]
+    assert (
+        first.startswith("0 errors, 0 warnings in ") and " — the embedded reference bot at http://127.0.0.1:" in first
+    )
+    assert "; no finding" in result.stdout
 
 
 class Misbehaving(BaseHTTPRequestHandler):
@@ -217,7 +223,11 @@ def test_a_bot_answering_html_or_crashing_gets_one_finding_per_endpoint(mode, ru
     assert report.notes[0].startswith("no scenario listed (GET http://127.0.0.1:")
     errors = [f for f in report.findings if f.rule == rule]
     assert len({f.endpoint for f in errors}) == len(errors)  # one finding per endpoint, whatever the calls
-    assert {f.message for f in errors} == {message}
+    # each configuration endpoint says what its failure costs the customer
+    costs = {f.endpoint: f.message.removeprefix(message) for f in errors}
+    assert costs["first-messages"] == costs["messages"] == ""
+    assert costs["external-bots"].endswith("no bot can be created")
+    assert costs["availability-strategies"].endswith("it always appears offline")
     assert {f.endpoint for f in errors} == {
         "external-bots",
         "bot.save",
@@ -308,8 +318,8 @@ REAL_WORLD_RULES = {  # rules that only bots outside third_party_bot break (test
     "transfer-announced-not-done",
     "conversation-crosstalk",
 }
-GET_FORGED = ("a GET with {} was accepted (200)", "external-bots")
-POST_FORGED = ("a POST with {} was accepted (200)", "messages")
+GET_FORGED = ("a forged GET was accepted (200) [{}]", "external-bots")
+POST_FORGED = ("a forged POST was accepted (200) [{}]", "messages")
 WRONG_HEX, OTHER_SECRET, SHA1 = (
     "sha256= and 64 wrong hex digits",
     "a signature made with another secret",
@@ -336,7 +346,7 @@ def forged(*forgeries: str, get=GET_FORGED, post=POST_FORGED) -> set:
 
 
 def findings(report) -> set:
-    return {(f.rule, f.endpoint, f.message) for f in report.findings}
+    return {(f.rule, f.endpoint, f.message + (f" [{f.form}]" if f.form else "")) for f in report.findings}
 
 
 def test_a_signature_compared_by_length_only_is_caught():
@@ -355,10 +365,11 @@ def test_a_signature_check_that_crashes_on_a_malformed_header_is_caught_once_per
     )  # the well-formed forgeries (sha1=, wrong digits...) got their 403
     page = "text/html: 500 Internal Server Error"  # Flask's error page, as excerpted
     assert findings(report) == {
-        ("signature-check-crash", endpoint, f"a {method} with {what} was answered 500: {page}")
+        ("signature-check-crash", endpoint, f"a forged {method} was answered 500 [{what}]")
         for what in crashed
         for method, endpoint in (("GET", "external-bots"), ("POST", "messages"))
     }
+    assert {f.evidence for f in report.findings} == {page}
     assert not any("signature" in note for note in report.notes)  # a crash is judged, not "could not be judged"
 
 
@@ -396,9 +407,13 @@ def test_a_partial_connector_is_judged_on_what_answers():
     ) as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)
     assert findings(report) == {
-        ("http-error", "external-bots", "answered HTTP 404"),
-        ("http-error", "bot.save", "answered HTTP 404"),
-        ("http-error", "bot.read", "answered HTTP 404"),
+        ("http-error", "external-bots", f"answered HTTP 404: {WHAT_IT_COSTS['external-bots']}"),
+        (
+            "http-error",
+            "bot.save",
+            "answered HTTP 404: an admin cannot save the operator: no bot can be created or changed",
+        ),
+        ("http-error", "bot.read", "answered HTTP 404: an admin cannot open the operator's settings"),
         ("echo-loop", "messages", "1 reply to its own message"),
         ("echo-loop", "messages", "1 reply to a human operator's message"),
         *forged(
@@ -409,7 +424,7 @@ def test_a_partial_connector_is_judged_on_what_answers():
             OTHER_SECRET,
             *MALFORMED,
             TWO_HEADERS,
-            get=("a GET with {} was accepted (200)", "availability-strategies"),
+            get=("a forged GET was accepted (200) [{}]", "availability-strategies"),
         ),
     }
     errors = {f.endpoint: f.evidence for f in report.findings if f.rule == "http-error"}

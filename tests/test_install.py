@@ -141,7 +141,7 @@ def test_the_core_install_verifies_and_checks_from_an_empty_folder(core, tmp_pat
     verified = ok(run([core / "iadvize-harness", "verify"], tmp_path))
     assert re.search(r"^(\d+) passed, 0 failed$", verified, re.M), verified
     checked = ok(run([core / "iadvize-harness", "check"], tmp_path))
-    assert "0 errors, 0 warnings" in checked and checked.rstrip().endswith("no finding"), checked
+    assert checked.startswith("0 errors, 0 warnings in ") and "; no finding" in checked, checked
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
 
 
@@ -264,7 +264,8 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
         listed = {s["idBot"] for s in requests.get(f"{url}/external-bots", timeout=10).json()}
         assert listed == {"hello", "order-assistant", "opening-hours"}  # its own, not the installed template's
         checked = ok(run([core / "iadvize-harness", "check", "--provider-url", url, "--json", "check.json"], tmp_path))
-        assert "0 errors, 0 warnings" in checked and checked.rstrip().endswith("no finding"), checked
+        assert checked.startswith("0 errors, 0 warnings in ") and f" — {url}\n" in checked, checked
+        assert "; no finding" in checked, checked
         probed = json.loads((tmp_path / "check.json").read_text())["summary"]["scenarios"]
         assert sorted(probed) == ["hello", "opening-hours", "order-assistant"]
     finally:

@@ -150,7 +150,8 @@ def test_check_runs_scripts_and_reports_a_failed_one(tmp_path, make_bot):
     assert [(f.rule, f.message.split(":")[0]) for f in report.findings] == [("script", "wrong greeting")]
     assert "no message is exactly 'Good morning'" in report.findings[0].message
     shipped = len(scripts) - 1
-    assert f"{len(scripts)} scripts ({shipped} passed, 1 failed), " in table(report).splitlines()[0]
+    probed = next(line for line in table(report).splitlines() if line.startswith("probed: "))
+    assert f"{len(scripts)} scripts ({shipped} passed, 1 failed), " in probed
 
 
 def test_then_on_failure_cannot_hold_when_the_transfer_succeeds(tmp_path, make_bot):

@@ -210,7 +210,8 @@ def test_make_demo_shows_a_whole_conversation_with_its_transfer_then_verifies_th
     assert "15 passed, 0 failed" in out  # the same bot verified against the pacts...
     # ...and checked: no finding (notes, advice rather than findings, may come before that line)...
     checked = out.split("iadvize-harness check:", 1)[1].split("\n---", 1)[0].splitlines()
-    assert checked[1].endswith(": 0 errors, 0 warnings") and "no finding" in checked
+    assert checked[1].startswith("0 errors, 0 warnings in ") and "— the embedded reference bot at http" in checked[1]
+    assert any(line.startswith("probed: ") and line.endswith("; no finding") for line in checked)
     assert "replayed 60 conversations" in out and "0 replies differ from the recording" in out  # ...replayed...
     assert out.rstrip().endswith(f"report written to {report} (open it in a browser)")  # ...and reported
     assert report.read_text().count('src="data:image/png;base64,') == 8

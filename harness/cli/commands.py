@@ -218,7 +218,6 @@ def check(args, out=sys.stdout) -> int:
     progress = Progress()
     try:
         with _api(args) as api, bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url:
-            print(f"Checking {_which(args, url, api)}", file=out, flush=True)
             # the embedded bot takes webhooks at /webhooks; a bot of yours where --webhook-url says, if it does
             hook = args.webhook_url or (None if args.provider_url else f"{url}/webhooks")
             webhooks = Webhooks(hook, args.secret) if hook else None
@@ -243,7 +242,11 @@ def check(args, out=sys.stdout) -> int:
     if report.stopped:
         error(report.stopped)
     else:
-        print(table(report, args.verbose), file=out)
+        print(table(report, args.verbose, bot=url if args.provider_url else f"the embedded reference bot at {url}"),
+              file=out)  # fmt: skip
+        if args.provider_url and (api.calls or args.verbose):  # the embedded bot was pointed at it
+            called = f" (the bot called it {render.count(len(api.calls), 'time')})" if api.calls else " (not called)"
+            print(f"iAdvize's API for the bot to call: {api.url}{called}", file=out)
     for path, write in ((args.json, write_json), (args.junit, write_junit), (args.html, write_html)):
         if failed := _write(path, lambda to, write=write: write(report, to)):
             return failed

@@ -77,7 +77,7 @@ def run(out=sys.stdout, limit: int | None = None, report_path: str = "report.htm
             print(verification.error or render_outcomes(verification.outcomes), file=out)
             show.title("iadvize-harness check: probe conversations through the simulated platform")
             report = check(BotClient(url, secret=secret), secret, api=api, webhooks=Webhooks(f"{url}/webhooks", secret))
-            print(table(report), file=out)
+            print(table(report, bot=f"the embedded reference bot at {url}"), file=out)
             show.title(f"iadvize-harness replay: the shipped sample ({SAMPLE.name}) against the bot")
             results = Path(tempfile.mkdtemp(prefix="demo-results-"))
             print(replay([SAMPLE], url, results, secret=secret, limit=limit, api=api), file=out)

@@ -157,7 +157,7 @@ class Checker:
         self.id_operator = self._operator_id()
         self.id_bot = NO_SCENARIO
         self.rule_ids = [r["id"] for r in RULES_OF_OPERATOR]
-        self._seen: dict[tuple[str, str, str], int] = {}  # (rule, endpoint, message) -> index in findings
+        self._seen: dict[tuple[str, str, str, str], int] = {}  # (rule, endpoint, message, form) -> in findings
         self._previous: dict[str, Exchange] = {}  # idMessage -> first answer
         self._escalation: str | None = None  # the phrasing that made the bot transfer
         self._unanswered = ""  # a question the bot asked on the way to a human that the probe could not answer
@@ -192,7 +192,7 @@ class Checker:
 
     def _add(self, findings: list[Finding], reproduce: str = "") -> None:
         for finding in findings:
-            key = (finding.rule, finding.endpoint, finding.message)
+            key = (finding.rule, finding.endpoint, finding.message, finding.form)
             if key in self._seen:  # the same fault met in many calls is reported once, with the count
                 index = self._seen[key]
                 self.report.findings[index] = dataclasses.replace(

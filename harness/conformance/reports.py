@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import html
-import json
+import re
+import shutil
+import textwrap
 from pathlib import Path
 
 from harness import render
-from harness.client import NO_SCENARIO
+from harness.client import CALLS, NO_SCENARIO
 from harness.conformance.probes import Report
 from harness.conformance.rules import RULES, Finding
 
 COLUMNS = ("rule", "severity", "endpoint", "conversation", "message", "evidence")
+INDENT = "    "
+NBSP = "\u00a0"  # joins what must stay on one line; a space again once wrapped
+_SPACES = re.compile(r"[ \t\r\n]+")  # not str.split(): it splits on NBSP too
+# Errors that cost the most come first: forged calls answered, a bot talking to itself, visitors mixed up or
+# misled; then the rest in the order found
+FIRST = (
+    "signature-not-enforced",
+    "signature-check-crash",
+    "echo-loop",
+    "conversation-crosstalk",
+    "error-shown-to-visitor",
+    "transfer-announced-not-done",
+)
 
 
 def _message(finding: Finding) -> str:
@@ -19,36 +34,104 @@ def _message(finding: Finding) -> str:
     return finding.message + (f" ({finding.count} calls)" if counted else "")
 
 
-def table(report: Report, verbose: bool = False, width: int | None = None) -> str:
-    """The findings as the terminal shows them: a summary line, notes, a table wrapped to the width."""
+def verdict(report: Report, bot: str) -> str:
+    """The first line: the errors and warnings (a rule broken is one, however many calls broke it), in how many
+    conversations, of which bot."""
+    broken = {(f.rule, f.severity) for f in report.findings}
+    errors, warnings = (sum(1 for _, severity in broken if severity == s) for s in ("error", "warning"))
+    found = f"{render.count(errors, 'error')}, {render.count(warnings, 'warning')}"
+    return f"{found} in {render.count(len(report.conversations), 'conversation')} — {bot}"
+
+
+def table(report: Report, verbose: bool = False, width: int | None = None, bot: str = "") -> str:
+    """The findings as the terminal shows them: the verdict, then one block per rule broken (errors first: the
+    rule and what to fix, then each fault once with the count of calls, the forms and endpoints that showed it,
+    and where), then what was probed, the notes and the coverage. Lines fit ``width`` without splitting a word."""
     if report.stopped:
         return report.stopped
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    lines = [verdict(report, bot)] if bot else []
+    for severity in ("error", "warning"):
+        broken = dict.fromkeys(f.rule for f in report.findings if f.severity == severity)
+        for rule in sorted(broken, key=lambda r: FIRST.index(r) if r in FIRST else len(FIRST)):
+            lines += _block(report, rule, [f for f in report.findings if f.rule == rule and f.severity == severity],
+                            width)  # fmt: skip
+    lines.append(_probed(report))
+    lines += [_wrapped(f"note: {note}", width, INDENT) for note in report.notes]
+    lines += coverage_lines(report)
+    if verbose and report.findings:
+        lines.append("to reproduce (each fault's first call):")
+        lines += [f"  {f.rule} ({f.endpoint}): {f.reproduce}" for f in report.findings if f.reproduce]
+    return render.printable("\n".join(lines))
+
+
+def _probed(report: Report) -> str:
+    """What was probed: the scenarios, the scripts, the calls."""
     summary = report.summary()
     probed = [s for s in report.scenarios if s != NO_SCENARIO]  # none listed: a note says so instead
-    scenarios = f"{render.count(len(probed), 'scenario')} ({', '.join(probed)}), " if probed else ""
+    parts = [f"{render.count(len(probed), 'scenario')} ({', '.join(probed)})"] if probed else []
     failed = sum(1 for f in report.findings if f.rule == "script")
-    scripts = (
-        f"{render.count(len(report.scripts), 'script')} ({len(report.scripts) - failed} passed, {failed} failed), "
-        if report.scripts
-        else ""
+    if report.scripts:
+        parts.append(
+            f"{render.count(len(report.scripts), 'script')} ({len(report.scripts) - failed} passed, {failed} failed)"
+        )
+    parts.append(render.count(summary["calls"], "call"))
+    return "probed: " + ", ".join(parts) + ("" if report.findings else "; no finding")
+
+
+def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[str]:
+    """One rule broken: its name, severity and why, then each distinct fault once (the forms and endpoints
+    that showed it merged), where it was seen, and the evidence when it adds to the message."""
+    calls = sum(f.count for f in found)
+    why = RULES[rule].why if rule in RULES else ""
+    head = f"{found[0].severity.upper()}  {rule} ({render.count(calls, 'call')})" + (f": {why}" if why else "")
+    lines = [_wrapped(head, width, INDENT)]
+    faults: dict[str, list[Finding]] = {}
+    for finding in found:
+        faults.setdefault(finding.message, []).append(finding)
+    for message, alike in faults.items():
+        # an endpoint is one word to the wrapping: "PUT /bots/:idOperator" is never split
+        endpoints = list(
+            dict.fromkeys(CALLS.get(f.endpoint, f.endpoint).replace(" ", NBSP) for f in alike if f.endpoint)
+        )
+        forms = list(dict.fromkeys(f.form for f in alike if f.form))
+        n = sum(f.count for f in alike)
+        said = (f"[{', '.join(endpoints)}] " if endpoints else "") + message
+        said += f", {render.count(n, 'call')}" if n > 1 and len(faults) > 1 else ""
+        if forms:
+            said += ": " + "; ".join(forms)
+        lines.append(_wrapped("- " + said, width, INDENT + "  ", INDENT))
+        where = list(dict.fromkeys(report.label(f.conversation) or f.conversation for f in alike if f.conversation))
+        if where and not forms:
+            more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
+            lines.append(_wrapped(f"in: {where[0]}{more}", width, INDENT + "  ", INDENT + "  "))
+        shown = alike[0].evidence
+        if shown and not forms and not _repeats(shown, message):  # the forms are what broke it: evidence enough
+            # the bot's own text: a run longer than the line may wrap (ids and URLs elsewhere never do)
+            lines.append(_wrapped(f"evidence: {shown}", width, INDENT + "  ", INDENT + "  ", split_words=True))
+    return lines
+
+
+def _repeats(evidence: str, message: str) -> bool:
+    """The evidence says nothing the message does not: one holds the other, once cuts are undone."""
+    core, said = evidence.removesuffix("...").strip(), " ".join(message.split())
+    return not core or core in said or said in core
+
+
+def _wrapped(text: str, width: int, indent: str, first: str = "", split_words: bool = False) -> str:
+    """``text`` wrapped to ``width``; words (URLs, ids) are not split unless ``split_words``: a longer one runs
+    past the width."""
+    return "\n".join(
+        line.replace(NBSP, " ")
+        for line in textwrap.wrap(
+            _SPACES.sub(" ", text).strip(),
+            max(width, 40),
+            initial_indent=first,
+            subsequent_indent=indent,
+            break_long_words=split_words,
+            break_on_hyphens=False,
+        )
     )
-    lines = [
-        f"{scenarios}{scripts}{summary['conversations']} conversations, {summary['calls']} calls: "
-        f"{summary['errors']} errors, {summary['warnings']} warnings"
-    ]
-    lines += [f"note: {note}" for note in report.notes]
-    lines += coverage_lines(report)
-    if not report.findings:
-        return "\n".join([*lines, "no finding"])
-    rows = [
-        (f.rule, f.severity, f.endpoint, report.label(f.conversation) or f.conversation, _message(f), f.evidence)
-        for f in report.findings
-    ]
-    lines.append(render.table(COLUMNS, rows, width))
-    if verbose:
-        lines.append("to reproduce (each finding's first call):")
-        lines += [f"  {f.rule} ({f.endpoint}): {f.reproduce}" for f in report.findings if f.reproduce]
-    return "\n".join(lines)
 
 
 def coverage_lines(report: Report) -> list[str]:
@@ -108,7 +191,7 @@ def _coverage_html(report: Report) -> str:
 
 def write_json(report: Report, path: Path) -> None:
     """Writes the report to ``path`` as JSON: each finding with its probe, then the summary."""
-    Path(path).write_text(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    render.write_json(report.as_dict(), path)
 
 
 def write_junit(report: Report, path: Path) -> None:
@@ -147,6 +230,7 @@ def write_junit(report: Report, path: Path) -> None:
             )
         elif found:
             ET.SubElement(case, "system-out").text = "\n".join(f"warning: {_message(f)}" for f in found)
+    render.printable_xml(suite)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -159,7 +243,10 @@ _STYLE = (
 
 def write_html(report: Report, path: Path) -> None:
     """The findings (each linked to its conversation's transcript), a summary table, every transcript."""
-    esc = html.escape
+
+    def esc(text: str) -> str:
+        return html.escape(render.printable(text))
+
     anchors = {c.first_id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)}
     anchors.update({c.id: f"conversation-{i + 1}" for i, c in enumerate(report.conversations)})
 

@@ -66,6 +66,7 @@ class Finding:
     evidence: str
     count: int = 1  # how many calls showed it (the same fault is reported once)
     reproduce: str = ""  # a curl command sending the first such call again
+    form: str = ""  # what the call that broke it tried, when calls of several forms break it alike (a forgery)
 
     def as_dict(self) -> dict:
         """The finding as the JSON report holds it."""
@@ -78,6 +79,7 @@ class Finding:
             "evidence": self.evidence,
             "count": self.count,
             "reproduce": self.reproduce,
+            "form": self.form,
         }
 
 
@@ -169,6 +171,17 @@ def _transfers(o: Observation) -> Iterator[tuple[int, dict]]:
     yield from ((i, r) for i, r in enumerate(o.replies) if r.get("type") == "transfer")
 
 
+# What a failing endpoint costs the customer, said with its http-error
+WHAT_IT_COSTS = {
+    "external-bots": "iAdvize cannot list the bot's scenarios, so no operator can be linked to one: no bot can be "
+    "created",
+    "bot.save": "an admin cannot save the operator: no bot can be created or changed",
+    "bot.read": "an admin cannot open the operator's settings",
+    "availability-strategies": "iAdvize cannot tell whether the bot is available: it always appears offline",
+    "conversations": "no conversation can start with the bot",
+}
+
+
 @rule(
     "http-error",
     "error",
@@ -179,12 +192,13 @@ def _http_error(o: Observation):
     x = o.exchange
     if o.purpose in (*PROBES, "health") or _timed_out(x) or _non_text_visit(o):
         return
+    cost = f": {WHAT_IT_COSTS[x.endpoint]}" if x.endpoint in WHAT_IT_COSTS else ""
     if x.status is None:  # no answer: refused, reset, or cut off in the middle of one
-        yield f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached", ""
+        yield (f"no answer from the bot: {x.error}" if x.error else "the bot could not be reached") + cost, ""
     elif not 200 <= x.status < 300:
-        yield f"answered HTTP {x.status}", excerpt(x)
+        yield f"answered HTTP {x.status}{cost}", excerpt(x)
     elif x.error:
-        yield x.error, excerpt(x)
+        yield x.error + cost, excerpt(x)
 
 
 def _empty_echo(o: Observation) -> bool:
@@ -315,7 +329,7 @@ def _unknown_rule(o: Observation):
     for i, reply in _transfers(o):
         if reply.get("distributionRule") not in o.operator_rules:
             yield (
-                f"replies[{i}] transfers to {reply.get('distributionRule')!r}, not a rule of this operator",
+                f"replies[{i}] transfers to a distribution rule the operator does not have",
                 evidence(reply),
             )
 
@@ -385,10 +399,7 @@ def _signature(o: Observation):
     x = o.exchange
     if o.purpose == "forged" and x.status is not None and 200 <= x.status < 300:
         sent = next((v for k, v in x.request_headers.items() if k.lower() == "x-iadvize-signature"), None)
-        yield (
-            f"a {x.method} with {o.forgery} was accepted ({x.status})",
-            evidence(sent, 24) if sent else "no signature header",
-        )
+        yield f"a forged {x.method} was accepted ({x.status})", evidence(sent, 24) if sent else "no signature header"
 
 
 @rule(
@@ -400,7 +411,7 @@ def _signature(o: Observation):
 def _signature_crash(o: Observation):
     x = o.exchange
     if o.purpose == "forged" and x.status is not None and x.status >= 500:
-        yield f"a {x.method} with {o.forgery} was answered {x.status}: {excerpt(x)}", ""
+        yield f"a forged {x.method} was answered {x.status}", excerpt(x)
 
 
 @rule(
@@ -486,7 +497,15 @@ def judge(observation: Observation) -> list[Finding]:
             continue
         for message, proof in r.check(observation):
             found.append(
-                Finding(r.id, r.severity, observation.exchange.endpoint, observation.conversation, message, proof)
+                Finding(
+                    r.id,
+                    r.severity,
+                    observation.exchange.endpoint,
+                    observation.conversation,
+                    message,
+                    proof,
+                    form=observation.forgery,
+                )
             )
     return found
 

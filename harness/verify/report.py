@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.client import excerpt
-from harness.render import count
+from harness.render import count, printable, printable_xml
+from harness.render import write_json as write_json_file
 from harness.verify.gateway import Attempt
 from harness.wire.model import DATE_TIME_PATTERN
 
@@ -200,7 +201,7 @@ def render(found: list[InteractionResult], verbose: bool = False) -> str:
         lines.append(f"{warned} of the passed interactions with warnings")
     pending = f", {statuses.count('pending')} pending (not failing the run)" if "pending" in statuses else ""
     lines.append(f"{statuses.count('pass')} passed, {statuses.count('fail')} failed{pending}")
-    return "\n".join(lines)
+    return printable("\n".join(lines))  # a bot's bytes never reach the terminal raw
 
 
 def write_json(found: list[InteractionResult], path: Path, provider: str) -> None:
@@ -224,7 +225,7 @@ def write_json(found: list[InteractionResult], path: Path, provider: str) -> Non
         ],
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_file(document, path)
 
 
 def write_junit(found: list[InteractionResult], path: Path, suite: str) -> None:
@@ -250,4 +251,5 @@ def write_junit(found: list[InteractionResult], path: Path, suite: str) -> None:
                 [*(f"warning: {w}" for w in outcome.warnings), *(f"set-up: {p}" for p in outcome.setup)]
             )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    printable_xml(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
