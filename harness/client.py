@@ -82,6 +82,12 @@ class Exchange:
         return " ".join(shlex.quote(part) for part in [*parts, self.url])
 
 
+def json_bytes(document) -> bytes:
+    """``document`` as the JSON iAdvize sends: UTF-8, and a lone surrogate a bot wrote (echoed back) as its JSON
+    escape, since UTF-8 cannot hold it."""
+    return json.dumps(document, ensure_ascii=False).encode("utf-8", "backslashreplace")
+
+
 def _values(value) -> tuple:
     """A header's values: a tuple is sent as that many headers of the same name (a probe's two signatures)."""
     return value if isinstance(value, tuple) else (value,)
@@ -411,7 +417,7 @@ class BotClient:
         query = urlencode(
             {"idConnectorVersion": self.id_connector_version, "idWebsite": self.id_website, **(params or {})}
         )
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8") if body is not None else b""
+        data = json_bytes(body) if body is not None else b""
         sent = {"Accept": "application/json", **(headers or {})}
         if body is not None:
             sent["Content-Type"] = "application/json"

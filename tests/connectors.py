@@ -16,6 +16,7 @@ pattern seen in public iAdvize connectors:
   ``"sessions"`` (one session per conversation), ``"last-opened"`` (every message goes to the session of
   the conversation opened last: visitor B gets answers meant for A); with ``tickets``, a new ticket number
   in every answer;
+- ``answer_text``: what it answers every visitor text (whatever bytes it holds);
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
@@ -61,6 +62,7 @@ class Connector:
         unknown_operator: int = 404,
         assistant: str | None = None,
         tickets: bool = False,
+        answer_text: str | None = None,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -76,6 +78,7 @@ class Connector:
         self.health_path = health_path  # where its public health check is (None: nowhere)
         self.unknown_operator = unknown_operator  # 200: an operator never saved is opened with default settings
         self.assistant, self.tickets = assistant, tickets
+        self.answer_text = answer_text  # what it answers every visitor text, when set
         self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
         self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
@@ -195,6 +198,8 @@ class Connector:
             ]
             if not self.transfers:  # its routing rules read from a field iAdvize does not send: nothing to send
                 replies = [say(self.announcement)]
+        elif self.answer_text is not None:
+            replies = [say(self.answer_text)]
         elif self.assistant:
             replies = [say(self.ask_assistant(id_conversation, payload["value"]))]
         elif self.api_url and id_conversation in self.escalated:  # a human has it: the bot steps aside

@@ -524,6 +524,42 @@ def test_a_bot_with_a_session_per_conversation_keeps_them_apart(tickets):
     ]  # A's own words only, though B spoke in between
 
 
+# escape sequences that clear the screen and recolour it, a carriage return, a right-to-left override, a lone
+# surrogate (sent as the JSON escape \ud800: no UTF-8 file can hold it), then enough for message-too-long
+HOSTILE = "\x1b[2J\x1b[31mred\r\u202eevil\ud800 " + "x" * 460
+
+
+def test_a_bots_bytes_never_reach_the_terminal_raw_and_every_report_stays_valid(tmp_path):
+    written = {name: tmp_path / name for name in ("c.json", "c.xml", "c.html", "v.json", "v.xml")}
+    with connectors.serve(answer_text=HOSTILE, escalation_words=()) as bot:
+        command = [sys.executable, "-m", "harness.cli"]
+        checked = subprocess.run(
+            [*command, "check", "--provider-url", bot.url, "--depth", "1", "--max-conversations", "2",
+             "--json", written["c.json"], "--junit", written["c.xml"], "--html", written["c.html"]],
+            capture_output=True, timeout=180,
+        )  # fmt: skip
+        verified = subprocess.run(
+            [*command, "verify", "--provider-url", bot.url, "--junit", written["v.xml"], "--json", written["v.json"]],
+            capture_output=True, timeout=180,
+        )  # fmt: skip
+    escaped = "\\x1b[2J\\x1b[31mred"  # then the carriage return, a space in a one-line evidence
+    for result in (checked, verified):
+        out = result.stdout.decode("utf-8")  # strict: a lone surrogate could not even have been written
+        assert result.returncode == 1 and b"Traceback" not in result.stderr, result.stderr
+        assert "message-too-long" in out and escaped in out and "\\u202eevil\\ud800 xxx" in out
+        assert not {"\x1b", "\r", "\u202e"} & set(out)
+    for name in ("c.xml", "v.xml"):
+        root = ET.parse(written[name]).getroot()  # well-formed XML 1.0
+        said = " ".join([*root.itertext(), *(v for e in root.iter() for v in e.attrib.values())])
+        assert escaped in said and "\x1b" not in said
+    for name in ("c.json", "v.json"):
+        document = json.loads(written[name].read_text("utf-8"))  # JSON escapes what it must: the text as sent
+        kept = repr(document)  # the strings as loaded: JSON escaped the control characters, the reader gets them
+        assert "\\x1b[2J\\x1b[31mred" in kept and "\\u202eevil\\ud800" in kept
+    page = written["c.html"].read_text("utf-8")
+    assert escaped in page and "\x1b" not in page
+
+
 def test_escalation_in_french_only_is_found_and_its_transfer_judged():
     with connectors.serve(secret=SECRET, escalation_words=("conseiller",), transfer_timeout=3) as bot:
         report = check(BotClient(bot.url, secret=SECRET), SECRET, exploration=SMALL)

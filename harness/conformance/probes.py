@@ -16,7 +16,6 @@ check's own (or ``--id-operator``). An endpoint that keeps going over its budget
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import uuid
 from collections import deque
@@ -24,7 +23,16 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from harness import render
-from harness.client import NO_SCENARIO, BotClient, Exchange, GiveUp, describe_failure, preflight, visitor_text
+from harness.client import (
+    NO_SCENARIO,
+    BotClient,
+    Exchange,
+    GiveUp,
+    describe_failure,
+    json_bytes,
+    preflight,
+    visitor_text,
+)
 from harness.conformance import phrasings
 from harness.conformance.coverage import GIBBERISH, Coverage, coverage, fallback_of
 from harness.conformance.platform import (
@@ -292,7 +300,9 @@ class Checker:
 
     def _tally(self) -> str:
         summary = self.report.summary()
-        return f"{summary['conversations']} conversations, {summary['calls']} calls, {summary['findings']} findings"
+        return ", ".join(
+            render.count(summary[what], what.removesuffix("s")) for what in ("conversations", "calls", "findings")
+        )
 
     def _note_given_up(self) -> None:
         """The endpoints given up: their timeout finding says so, with the count and the budget."""
@@ -648,7 +658,7 @@ class Checker:
         post, forged = {"Content-Type": "application/json"}, []
         for kind, what in [*FORGERIES.items(), (None, "")]:  # None: signed right, header in lower case
             body = {"idOperator": self.id_operator, "message": visitor_text(self.hello)}  # a new idMessage each
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            data = json_bytes(body)
             client, header = (unsigned, self._forged(kind, data, data + b" ")) if kind else (lowercase, {})
             sent = client.transmit("messages", "POST", path, "", data, {**post, **header}, None, request_body=body)
             self.observe(
