@@ -567,7 +567,7 @@ def test_the_verify_command_fails_every_interaction_of_a_bot_answering_invalid_j
         result, _ = cli("verify", "--provider-url", bot.url)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stdout.count("  FAIL  ") == interactions
-    assert result.stdout.rstrip().endswith(f"0 passed, {interactions} failed")
+    assert result.stdout.startswith(f"0 passed, {interactions} failed — {bot.url}\n")
     assert f"the bot did not answer properly: {NOT_JSON}" in result.stdout
     assert "Failed to parse the actual body" not in result.stdout  # said once, in our words
 

@@ -101,12 +101,6 @@ def verify(args, out=sys.stdout) -> int:
     try:
         with bot(args.provider_url, secret=args.secret) as url:
             which = url if args.provider_url else f"the embedded reference bot at {url}"
-            print(f"Verifying {which}", file=out)
-            print(
-                f"  pacts: {args.broker_url or args.pacts or DEFAULT_PACTS}; requests "
-                f"{'signed with the given secret' if args.secret else 'not signed (no --secret)'}",
-                file=out,
-            )
             result = verify(
                 url,
                 args.secret,
@@ -127,9 +121,11 @@ def verify(args, out=sys.stdout) -> int:
         error(result.error)
         found, code = [InteractionResult("verification", [], False, [result.error])], 2
     else:
-        print(render(result.outcomes, args.verbose), file=out)
+        print(render(result.outcomes, args.verbose, bot=which), file=out)
         for line in [*result.notes, *result.given_up]:
             print(f"note: {line}", file=out)
+        signed = "signed with the given secret" if args.secret else "not signed (no --secret)"
+        print(f"pacts: {args.broker_url or args.pacts or DEFAULT_PACTS}; requests {signed}", file=out)
         if result.not_run:
             print(f"stopped at the first failure (--exit-first): {result.not_run} interactions not run", file=out)
         found, code = result.outcomes, 0 if result.passed else 1

@@ -178,9 +178,22 @@ def _is_echo(exchange) -> bool:
     return isinstance(body, dict) and ((body.get("message") or {}).get("author") or {}).get("role") == "operator"
 
 
-def render(found: list[InteractionResult], verbose: bool = False) -> str:
-    """One line per interaction, its reasons under it; the set-up problems once, above."""
-    lines = []
+def verdict(found: list[InteractionResult]) -> str:
+    """How many interactions passed, failed (with warnings, pending)."""
+    statuses = [o.status for o in found]
+    warned = sum(bool(o.warnings) for o in found if o.passed)
+    said = f"{statuses.count('pass')} passed" + (f" ({warned} with warnings)" if warned else "")
+    said += f", {statuses.count('fail')} failed"
+    return said + (f", {statuses.count('pending')} pending (not failing the run)" if "pending" in statuses else "")
+
+
+ORDER = {"FAIL": 0, "PENDING": 1, "WARN": 2, "PASS": 3}  # what needs work first
+
+
+def render(found: list[InteractionResult], verbose: bool = False, bot: str = "") -> str:
+    """The verdict first (with ``bot``, what was verified), the set-up problems once, then one line per
+    interaction, failures first, its reasons under it."""
+    lines = [verdict(found) + (f" — {bot}" if bot else "")]
     setup: dict[str, int] = {}
     for outcome in found:
         for problem in outcome.setup:
@@ -188,19 +201,15 @@ def render(found: list[InteractionResult], verbose: bool = False) -> str:
     if setup:
         lines.append("set-up: what could not be prepared through the bot's own API (each interaction still ran):")
         lines += [f"  - {problem} ({count(n, 'interaction')})" for problem, n in setup.items()]
-    for outcome in found:
-        mark = {"fail": "FAIL", "pending": "PENDING", "pass": "WARN" if outcome.warnings else "PASS"}[outcome.status]
+    marked = [
+        ({"fail": "FAIL", "pending": "PENDING", "pass": "WARN" if o.warnings else "PASS"}[o.status], o) for o in found
+    ]
+    for mark, outcome in sorted(marked, key=lambda pair: ORDER[pair[0]]):
         lines.append(f"  {mark}  {outcome.description}" + ("  (set-up incomplete)" if outcome.setup else ""))
         lines += [f"        - {reason}" for reason in outcome.reasons]
         lines += [f"        - warning: {warning}" for warning in outcome.warnings]
         if verbose and not outcome.passed and outcome.reproduce:
             lines.append(f"        reproduce: {outcome.reproduce}")
-    statuses = [o.status for o in found]
-    warned = sum(bool(o.warnings) for o in found if o.passed)
-    if warned:
-        lines.append(f"{warned} of the passed interactions with warnings")
-    pending = f", {statuses.count('pending')} pending (not failing the run)" if "pending" in statuses else ""
-    lines.append(f"{statuses.count('pass')} passed, {statuses.count('fail')} failed{pending}")
     return printable("\n".join(lines))  # a bot's bytes never reach the terminal raw
 
 
