@@ -89,6 +89,7 @@ def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[
     faults: dict[str, list[Finding]] = {}
     for finding in found:
         faults.setdefault(finding.message, []).append(finding)
+    said_before: set[str] = set()  # evidence already shown in this block
     for message, alike in faults.items():
         # an endpoint is one word to the wrapping: "PUT /bots/:idOperator" is never split
         endpoints = list(
@@ -106,7 +107,9 @@ def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[
             more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
             lines.append(_wrapped(f"in: {where[0]}{more}", width, INDENT + "  ", INDENT + "  "))
         shown = alike[0].evidence
-        if shown and not forms and not _repeats(shown, message):  # the forms are what broke it: evidence enough
+        # the forms are what broke it: evidence enough; and evidence shown once in a block is not shown again
+        if shown and not forms and not _repeats(shown, message) and shown not in said_before:
+            said_before.add(shown)
             # the bot's own text: a run longer than the line may wrap (ids and URLs elsewhere never do)
             lines.append(_wrapped(f"evidence: {shown}", width, INDENT + "  ", INDENT + "  ", split_words=True))
     return lines
