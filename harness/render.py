@@ -41,6 +41,26 @@ def write_json(document, path) -> None:
     Path(path).write_bytes(text.encode("utf-8", "backslashreplace"))
 
 
+NBSP = "\u00a0"  # joins what must stay on one line when wrapped (an endpoint); a space again once wrapped
+_SPACES = re.compile(r"[ \t\r\n]+")  # not str.split(): it splits on NBSP too
+
+
+def wrap(text: str, width: int, indent: str, first: str = "", split_words: bool = False) -> str:
+    """``text`` wrapped to ``width``; words (URLs, ids) are not split unless ``split_words``: a longer one runs
+    past the width."""
+    return "\n".join(
+        line.replace(NBSP, " ")
+        for line in textwrap.wrap(
+            _SPACES.sub(" ", text).strip(),
+            max(width, 40),
+            initial_indent=first,
+            subsequent_indent=indent,
+            break_long_words=split_words,
+            break_on_hyphens=False,
+        )
+    )
+
+
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """``n`` and the noun, singular for one: ``1 conversation``, ``2 conversations``, ``2 replies``."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"

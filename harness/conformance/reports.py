@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import html
-import re
 import shutil
-import textwrap
 from pathlib import Path
 
 from harness import render
@@ -15,8 +13,6 @@ from harness.conformance.rules import RULES, Finding
 
 COLUMNS = ("rule", "severity", "endpoint", "conversation", "message", "evidence")
 INDENT = "    "
-NBSP = "\u00a0"  # joins what must stay on one line; a space again once wrapped
-_SPACES = re.compile(r"[ \t\r\n]+")  # not str.split(): it splits on NBSP too
 # Errors that cost the most come first: forged calls answered, a bot talking to itself, visitors mixed up or
 # misled; then the rest in the order found
 FIRST = (
@@ -57,7 +53,7 @@ def table(report: Report, verbose: bool = False, width: int | None = None, bot: 
             lines += _block(report, rule, [f for f in report.findings if f.rule == rule and f.severity == severity],
                             width)  # fmt: skip
     lines.append(_probed(report))
-    lines += [_wrapped(f"note: {note}", width, INDENT) for note in report.notes]
+    lines += [render.wrap(f"note: {note}", width, INDENT) for note in report.notes]
     lines += coverage_lines(report)
     if verbose and report.findings:
         lines.append("to reproduce (each fault's first call):")
@@ -85,7 +81,7 @@ def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[
     calls = sum(f.count for f in found)
     why = RULES[rule].why if rule in RULES else ""
     head = f"{found[0].severity.upper()}  {rule} ({render.count(calls, 'call')})" + (f": {why}" if why else "")
-    lines = [_wrapped(head, width, INDENT)]
+    lines = [render.wrap(head, width, INDENT)]
     faults: dict[str, list[Finding]] = {}
     for finding in found:
         faults.setdefault(finding.message, []).append(finding)
@@ -93,7 +89,7 @@ def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[
     for message, alike in faults.items():
         # an endpoint is one word to the wrapping: "PUT /bots/:idOperator" is never split
         endpoints = list(
-            dict.fromkeys(CALLS.get(f.endpoint, f.endpoint).replace(" ", NBSP) for f in alike if f.endpoint)
+            dict.fromkeys(CALLS.get(f.endpoint, f.endpoint).replace(" ", render.NBSP) for f in alike if f.endpoint)
         )
         forms = list(dict.fromkeys(f.form for f in alike if f.form))
         n = sum(f.count for f in alike)
@@ -101,17 +97,17 @@ def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[
         said += f", {render.count(n, 'call')}" if n > 1 and len(faults) > 1 else ""
         if forms:
             said += ": " + "; ".join(forms)
-        lines.append(_wrapped("- " + said, width, INDENT + "  ", INDENT))
+        lines.append(render.wrap("- " + said, width, INDENT + "  ", INDENT))
         where = list(dict.fromkeys(report.label(f.conversation) or f.conversation for f in alike if f.conversation))
         if where and not forms:
             more = f" (and {len(where) - 1} more)" if len(where) > 1 else ""
-            lines.append(_wrapped(f"in: {where[0]}{more}", width, INDENT + "  ", INDENT + "  "))
+            lines.append(render.wrap(f"in: {where[0]}{more}", width, INDENT + "  ", INDENT + "  "))
         shown = alike[0].evidence
         # the forms are what broke it: evidence enough; and evidence shown once in a block is not shown again
         if shown and not forms and not _repeats(shown, message) and shown not in said_before:
             said_before.add(shown)
             # the bot's own text: a run longer than the line may wrap (ids and URLs elsewhere never do)
-            lines.append(_wrapped(f"evidence: {shown}", width, INDENT + "  ", INDENT + "  ", split_words=True))
+            lines.append(render.wrap(f"evidence: {shown}", width, INDENT + "  ", INDENT + "  ", split_words=True))
     return lines
 
 
@@ -119,22 +115,6 @@ def _repeats(evidence: str, message: str) -> bool:
     """The evidence says nothing the message does not: one holds the other, once cuts are undone."""
     core, said = evidence.removesuffix("...").strip(), " ".join(message.split())
     return not core or core in said or said in core
-
-
-def _wrapped(text: str, width: int, indent: str, first: str = "", split_words: bool = False) -> str:
-    """``text`` wrapped to ``width``; words (URLs, ids) are not split unless ``split_words``: a longer one runs
-    past the width."""
-    return "\n".join(
-        line.replace(NBSP, " ")
-        for line in textwrap.wrap(
-            _SPACES.sub(" ", text).strip(),
-            max(width, 40),
-            initial_indent=first,
-            subsequent_indent=indent,
-            break_long_words=split_words,
-            break_on_hyphens=False,
-        )
-    )
 
 
 def coverage_lines(report: Report) -> list[str]:

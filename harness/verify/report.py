@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.client import excerpt
-from harness.render import count, printable, printable_xml
+from harness.render import count, printable, printable_xml, wrap
 from harness.render import write_json as write_json_file
 from harness.verify.gateway import Attempt
 from harness.wire.model import DATE_TIME_PATTERN
@@ -187,12 +188,14 @@ def verdict(found: list[InteractionResult]) -> str:
     return said + (f", {statuses.count('pending')} pending (not failing the run)" if "pending" in statuses else "")
 
 
+REASON = " " * 8  # under an interaction's line
 ORDER = {"FAIL": 0, "PENDING": 1, "WARN": 2, "PASS": 3}  # what needs work first
 
 
-def render(found: list[InteractionResult], verbose: bool = False, bot: str = "") -> str:
+def render(found: list[InteractionResult], verbose: bool = False, bot: str = "", width: int | None = None) -> str:
     """The verdict first (with ``bot``, what was verified), the set-up problems once, then one line per
-    interaction, failures first, its reasons under it."""
+    interaction, failures first, its reasons under it, wrapped to ``width`` (default: the terminal's)."""
+    width = width or shutil.get_terminal_size((120, 24)).columns
     lines = [verdict(found) + (f" — {bot}" if bot else "")]
     setup: dict[str, int] = {}
     for outcome in found:
@@ -200,14 +203,14 @@ def render(found: list[InteractionResult], verbose: bool = False, bot: str = "")
             setup[problem] = setup.get(problem, 0) + 1
     if setup:
         lines.append("set-up: what could not be prepared through the bot's own API (each interaction still ran):")
-        lines += [f"  - {problem} ({count(n, 'interaction')})" for problem, n in setup.items()]
+        lines += [wrap(f"- {problem} ({count(n, 'interaction')})", width, "    ", "  ") for problem, n in setup.items()]
     marked = [
         ({"fail": "FAIL", "pending": "PENDING", "pass": "WARN" if o.warnings else "PASS"}[o.status], o) for o in found
     ]
     for mark, outcome in sorted(marked, key=lambda pair: ORDER[pair[0]]):
         lines.append(f"  {mark}  {outcome.description}" + ("  (set-up incomplete)" if outcome.setup else ""))
-        lines += [f"        - {reason}" for reason in outcome.reasons]
-        lines += [f"        - warning: {warning}" for warning in outcome.warnings]
+        lines += [wrap(f"- {reason}", width, REASON + "  ", REASON) for reason in outcome.reasons]
+        lines += [wrap(f"- warning: {warning}", width, REASON + "  ", REASON) for warning in outcome.warnings]
         if verbose and not outcome.passed and outcome.reproduce:
             lines.append(f"        reproduce: {outcome.reproduce}")
     return printable("\n".join(lines))  # a bot's bytes never reach the terminal raw
