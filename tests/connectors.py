@@ -6,7 +6,10 @@ pattern seen in public iAdvize connectors:
 
 - ``signature``: ``"hmac"`` (right), ``"length"`` (compares only the length of the header with
   the expected one), ``"presence"`` (any header passes), ``"none"``, ``"case-sensitive"``
-  (looks the header up by its exact name ``X-iAdvize-Signature``, as a case-sensitive map does);
+  (looks the header up by its exact name ``X-iAdvize-Signature``, as a case-sensitive map does),
+  ``"split"`` (splits the header on ``=``, decodes the hex and compares buffers, as Node's
+  ``timingSafeEqual``: no header, no ``=``, a non-hex digit or another length crash it, and it
+  answers Express's 500 page with the stack trace);
 - ``configuration=False``: no ``GET /external-bots`` nor ``PUT/GET /bots/:id``, answered with the
   HTML 404 page of Express;
 - ``escalation_words``: the bot transfers only on its own words (``("conseiller",)``);
@@ -16,7 +19,13 @@ pattern seen in public iAdvize connectors:
   ``"sessions"`` (one session per conversation), ``"last-opened"`` (every message goes to the session of
   the conversation opened last: visitor B gets answers meant for A); with ``tickets``, a new ticket number
   in every answer;
-- ``answer_text``: what it answers every visitor text (whatever bytes it holds);
+- ``answer_text``: what it answers every visitor text (whatever bytes it holds); ``file_answer``: a file;
+- ``errors_shown``: the errors it catches go to the visitor as they are: a file gets the JSON of a
+  TypeError with its stack, a transfer whose routing call failed gets "Something went wrong during
+  the transfer : Error: getaddrinfo ENOTFOUND ...";
+- ``menu``: quick replies offered to a conversation's first message; the last one transfers
+  (``("Track my order", "Talk to a mechanic")``), the others answer and close; with
+  ``menu_transfers=False`` none does, whatever its words (``"Talk to a person"``);
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
@@ -50,6 +59,19 @@ EXPRESS_404 = (
 )
 
 
+EXPRESS_500 = (
+    '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n</head>\n'
+    "<body>\n<pre>{error}<br> &nbsp; &nbsp;at verify (/app/signature.js:14:22)<br> &nbsp; &nbsp;at Layer.handle "
+    "(/app/node_modules/express/lib/router/layer.js:95:5)</pre>\n</body>\n</html>\n"
+)
+# What a connector that shows its errors sends the visitor: the error it caught, as JSON with its stack
+CAUGHT = (  # under 250 characters: this is the one rule it breaks
+    '{"error":{"name":"TypeError","message":"Cannot read properties of undefined (reading \'url\')",'
+    '"stack":"TypeError\\n    at toAssistant (/app/src/assistant.js:88:31)"}}'
+)
+TRANSFER_FAILED = "Something went wrong during the transfer : Error: getaddrinfo ENOTFOUND routing.internal"
+
+
 class Connector:
     def __init__(
         self,
@@ -63,6 +85,10 @@ class Connector:
         assistant: str | None = None,
         tickets: bool = False,
         answer_text: str | None = None,
+        errors_shown: bool = False,
+        file_answer: str = "Thanks, I have your file.",
+        menu: tuple[str, ...] = (),
+        menu_transfers: bool = True,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -79,6 +105,11 @@ class Connector:
         self.unknown_operator = unknown_operator  # 200: an operator never saved is opened with default settings
         self.assistant, self.tickets = assistant, tickets
         self.answer_text = answer_text  # what it answers every visitor text, when set
+        self.errors_shown = errors_shown  # the errors it catches are sent to the visitor as they are
+        self.file_answer = file_answer  # what it answers a visitor's file
+        self.menu = menu  # quick replies offered to a first message; the last one transfers...
+        self.menu_transfers = menu_transfers  # ...unless False: then no quick reply leads to a human
+        self.greeted: set[str] = set()  # conversations the menu was offered in
         self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
         self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
@@ -107,6 +138,12 @@ class Connector:
         )
         if self.signature == "presence":
             return bool(given)
+        if self.signature == "split":  # split on "=", decode the hex, compare buffers as Node's timingSafeEqual
+            algorithm, digits = given.split("=")  # no header, or no "=": a crash
+            theirs, ours = bytes.fromhex(digits), bytes.fromhex(expected.split("=")[1])  # not hex: a crash
+            if len(theirs) != len(ours):
+                raise ValueError("Input buffers must have the same byte length")
+            return algorithm == "sha256" and hmac.compare_digest(theirs, ours)
         if self.signature == "length":
             return len(given or "") == len(expected)
         return given is not None and hmac.compare_digest(given, expected)
@@ -181,23 +218,17 @@ class Connector:
         time.sleep(self.message_delay)
         payload = message["payload"]
         if payload.get("contentType") != "text":
-            replies = [say("Thanks, I have your file.")]
+            replies = [say(CAUGHT if self.errors_shown else self.file_answer)]
+        elif self.menu and self.menu_transfers and payload["value"] == self.menu[-1]:  # to a human, its words
+            replies = self.transfer_to(id_conversation, body)
+        elif self.menu and payload["value"] in self.menu:
+            replies = [say(f"About {payload['value']!r}: it is on its way."), {"type": "close"}]
+        elif self.menu and id_conversation not in self.greeted:
+            self.greeted.add(id_conversation)
+            offered = [{"contentType": "text/quick-reply", "value": v, "idQuickReply": v} for v in self.menu]
+            replies = [{**say("How can we help?"), "quickReplies": offered}]
         elif any(word in payload["value"].lower() for word in self.escalation_words):
-            self.escalated.add(id_conversation)
-            known = self.operators.get(body["idOperator"], {}).get("rules") or []
-            rule = known[0] if known else self.rule or str(uuid.uuid4())
-            replies = [
-                say(self.announcement),
-                {
-                    "type": "transfer",
-                    "distributionRule": rule,
-                    "transferOptions": {"timeout": {"unit": "seconds", "value": self.transfer_timeout}},
-                },
-                say("Sorry, nobody is free right now."),
-                {"type": "close"},
-            ]
-            if not self.transfers:  # its routing rules read from a field iAdvize does not send: nothing to send
-                replies = [say(self.announcement)]
+            replies = self.transfer_to(id_conversation, body)
         elif self.answer_text is not None:
             replies = [say(self.answer_text)]
         elif self.assistant:
@@ -215,6 +246,26 @@ class Connector:
             ]
         with self.lock:
             return self.answers.setdefault(message["idMessage"], replies)
+
+    def transfer_to(self, id_conversation: str, body: dict) -> list:
+        """The replies of a transfer to a human: to the operator's first rule, then the fallback and a close."""
+        self.escalated.add(id_conversation)
+        if self.errors_shown:  # its call to its routing service failed, and it says so as caught
+            return [say(TRANSFER_FAILED)]
+        if not self.transfers:  # its routing rules read from a field iAdvize does not send: nothing to send
+            return [say(self.announcement)]
+        known = self.operators.get(body["idOperator"], {}).get("rules") or []
+        rule = known[0] if known else self.rule or str(uuid.uuid4())
+        return [
+            say(self.announcement),
+            {
+                "type": "transfer",
+                "distributionRule": rule,
+                "transferOptions": {"timeout": {"unit": "seconds", "value": self.transfer_timeout}},
+            },
+            say("Sorry, nobody is free right now."),
+            {"type": "close"},
+        ]
 
     def ask_assistant(self, id_conversation: str, text: str) -> str:
         """An assistant service with a session per conversation: its answer depends on what was said before."""
@@ -292,9 +343,15 @@ def _handler(connector: Connector):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             target = urlsplit(self.path)
             connector.calls.append((self.command, target.path))
-            if target.path != connector.health_path and not connector.signed(
-                self.command, target.query.encode(), raw, self.headers
-            ):
+            try:
+                signed = target.path == connector.health_path or connector.signed(
+                    self.command, target.query.encode(), raw, self.headers
+                )
+            except (AttributeError, ValueError) as crash:  # Express's default error page, stack trace included
+                signed, status, answer = None, 500, EXPRESS_500.format(error=f"{type(crash).__name__}: {crash}")
+            if signed is None:
+                pass
+            elif not signed:
                 status, answer = 401, {"error": "invalid signature"}
             else:
                 try:

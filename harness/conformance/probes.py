@@ -43,6 +43,7 @@ from harness.conformance.platform import (
     SimulatedPlatform,
 )
 from harness.conformance.rules import Finding, Observation, PlatformObservation, judge, judge_platform
+from harness.conformance.technical import technical_error
 from harness.progress import silent
 from harness.wire import signature
 
@@ -455,7 +456,8 @@ class Checker:
         )
         hint = "" if announced else "; if it does transfer, give its words with --escalation TEXT"
         self.report.notes.append(
-            f"scenario {self.id_bot} never transferred to a human ({len(tried)} ways of asking tried){asked}, so "
+            f"scenario {self.id_bot} never transferred to a human ({render.count(len(tried), 'way')} of asking "
+            f"tried){asked}, so "
             f"the transfer rules were not exercised on it{hint}"
         )
 
@@ -465,10 +467,19 @@ class Checker:
         chat = self.conversation(platform, "escalation: what the greeting offers")
         answer = platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
         offered = [q for q in _offered(answer) if phrasings.looks_like_escalation(q)] if answer else []
+        # a quick reply the exploration saw transfer, whatever its words ("Talk to a mechanic")
+        explored = [
+            c.label.removeprefix("explore: ").rsplit(" > ", 1)[-1].removesuffix(f" ({self.id_bot})")
+            for c in self.report.conversations
+            if c.scenario == self.id_bot
+            and c.label.startswith("explore: ")
+            and any(e.kind == "transfer" for e in c.events)  # asked for: its outcome was not waited for
+        ]
         yield from dict.fromkeys(
             [
                 *([self._escalation] if self._escalation else []),
                 *self.exploration.escalations,
+                *explored,
                 *offered,
                 *phrasings.escalations(self.exploration.language),
             ]
@@ -476,8 +487,9 @@ class Checker:
 
     def _ask_for_a_human(self, phrase: str, available: bool) -> bool | str | None:
         """One conversation: greeting, then ``phrase``; True when the bot transferred, None when it did
-        not answer the visitor at all, "announced" when it told the visitor a person was coming and sent
-        no transfer (a transfer-announced-not-done finding), False otherwise."""
+        not answer the visitor at all, "announced" when the words worked and the bot did not (it told the
+        visitor a person was coming and sent no transfer: a transfer-announced-not-done finding; or it showed
+        the visitor an error), False otherwise."""
         platform = self.platform(available)
         who = "a human available" if available else "nobody available"
         chat = self.conversation(platform, f"escalation, {who}: {phrase!r}")
@@ -492,6 +504,8 @@ class Checker:
         if chat.transfer is not None:
             return True
         shown = [e.text for e in chat.events if e.kind == "shown"]
+        if any(technical_error(text) for text in shown[1:]):  # the words reached code that failed: they worked
+            return "announced"  # and error-shown-to-visitor says what the visitor read
         announcement = next((text for text in shown if phrasings.looks_like_transfer_announcement(text)), None)
         if announcement is None:
             return False

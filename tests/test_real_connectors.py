@@ -1,0 +1,101 @@
+"""Each mistake seen in connectors others wrote, made by a small connector: ``check`` reports it with exactly
+its rule (and ``verify`` fails exactly where its interactions see it); and, as carefully, a correct connector
+that looks like each mistake gets no error from ``check`` and passes ``verify``.
+
+The connectors are in :mod:`tests.connectors` (a bare HTTP handler, state in dictionaries, a signature check
+of its own), one keyword per mistake.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.client import BotClient
+from harness.conformance.probes import Exploration, check
+from harness.verify import verify
+
+from . import connectors
+
+SECRET = "real-connectors-secret"
+EXPLORATION = Exploration(depth=2, conversations=4)
+ANNOUNCED = "Please wait, I'm transferring you to an advisor."
+APOLOGY = "Sorry, an error occurred on our side: please send it again."
+
+# the mistake -> (the connector's options, the rules check reports, the interactions verify fails)
+MISTAKES = {
+    "a malformed signature crashes it": (
+        {"signature": "split"},
+        {"signature-check-crash"},
+        set(),  # verify signs every call right
+    ),
+    "an error shown to the visitor": (
+        {"errors_shown": True},
+        {"error-shown-to-visitor"},
+        {"a visitor sends a file"},
+    ),
+    "conversations share one assistant session": ({"assistant": "last-opened"}, {"conversation-crosstalk"}, set()),
+    "a transfer announced and never sent": (
+        {"announcement": ANNOUNCED, "transfers": False},
+        {"transfer-announced-not-done"},
+        set(),
+    ),
+    "no health check": ({"health_path": None}, {"healthcheck"}, {"the developer platform checks the bot's health"}),
+    "no configuration endpoints": (
+        {"configuration": False},
+        {"http-error", "transfer-unknown-rule"},  # never told the operator's rules, it transfers to its own
+        {
+            "a request for the bot's scenarios",
+            "an admin creates an operator",
+            "an admin updates an operator",
+            "an admin opens an operator",
+            "an admin opens an operator the bot does not know",  # its 404 says nothing: it has no GET /bots/:id
+        },
+    ),
+}
+
+# the look-alike -> its options: each looks like a mistake above and is correct
+LOOK_ALIKES = {
+    "a signature check that refuses malformed headers": {"signature": "hmac"},
+    "an apology that mentions an error": {"file_answer": APOLOGY},
+    "a stateful bot that keeps conversations apart": {"assistant": "sessions", "tickets": True},
+    "'please wait', then a transfer": {"announcement": ANNOUNCED},
+    "a health check at /health": {"health_path": "/health"},
+    "a 200 for an operator it does not know": {"unknown_operator": 200},
+    "'Talk to a mechanic', which transfers": {"menu": ("Track my order", "Talk to a mechanic"), "escalation_words": ()},
+}
+
+
+def checked(options: dict):
+    with connectors.serve(secret=SECRET, **options) as bot:
+        return check(BotClient(bot.url, secret=SECRET), SECRET, exploration=EXPLORATION)
+
+
+def verified(options: dict):
+    with connectors.serve(secret=SECRET, **options) as bot:
+        return verify(bot.url, secret=SECRET)
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_each_mistake_is_reported_by_exactly_its_rule_and_verify_fails_where_it_sees_it(mistake):
+    options, rules, interactions = MISTAKES[mistake]
+    report = checked(options)
+    assert {f.rule for f in report.findings} == rules, [(f.rule, f.message) for f in report.findings]
+    result = verified(options)
+    assert result.error is None
+    assert {o.description for o in result.outcomes if not o.passed} == interactions
+    assert result.passed == (not interactions)
+
+
+@pytest.mark.parametrize("look_alike", LOOK_ALIKES)
+def test_each_correct_look_alike_gets_no_error_from_check_and_passes_verify(look_alike):
+    report = checked(LOOK_ALIKES[look_alike])
+    assert report.errors == [], [(f.rule, f.message) for f in report.errors]
+    assert not any(d.kind == "no way to a human" for c in report.coverage for d in c.dead_ends)
+    result = verified(LOOK_ALIKES[look_alike])
+    assert result.passed, [(o.description, o.reasons) for o in result.outcomes if not o.passed]
+
+
+def test_a_menu_whose_way_to_a_person_does_not_transfer_is_a_dead_end_whatever_its_words():
+    report = checked({"menu": ("Track my order", "Talk to a person"), "menu_transfers": False, "escalation_words": ()})
+    dead = [(d.kind, d.where) for c in report.coverage for d in c.dead_ends]
+    assert ("no way to a human", "How can we help?") in dead
