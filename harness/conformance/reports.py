@@ -26,8 +26,10 @@ FIRST = (
 
 
 def _message(finding: Finding) -> str:
+    """A finding's message on its own, for JUnit and HTML: with the form that broke it and its count of calls."""
     counted = finding.count > 1 and "calls" not in finding.message
-    return finding.message + (f" ({finding.count} calls)" if counted else "")
+    said = finding.message + (f": {finding.form}" if finding.form else "")
+    return said + (f" ({finding.count} calls)" if counted else "")
 
 
 def verdict(report: Report, bot: str) -> str:
