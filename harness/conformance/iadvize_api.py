@@ -462,6 +462,7 @@ class _Server(ThreadingHTTPServer):
 def _handler(api: IAdvizeAPI):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall per call
 
         def log_message(self, *args):
             pass
