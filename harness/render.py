@@ -14,9 +14,12 @@ _UNIT_SHORT = {"millis": "ms", "seconds": "s", "minutes": "min"}
 
 
 # What a bot's text must not bring to a terminal or an XML file raw: control characters (escape sequences,
-# carriage returns), the invisible and bidirectional marks that reorder what is read, and lone surrogates (no
-# UTF-8 file can hold them). Tabs and newlines stay. One character class: linear in the text.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+# carriage returns), the invisible and bidirectional marks that reorder what is read, lone surrogates (no
+# UTF-8 file can hold them) and the noncharacters XML 1.0 refuses (U+FFFE, U+FFFF). Tabs and newlines stay.
+# One character class: linear in the text.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ud800-\udfff\ufeff\ufffe\uffff]"
+)
 
 
 def printable(text: str) -> str:
@@ -51,7 +54,7 @@ def wrap(text: str, width: int, indent: str, first: str = "", split_words: bool 
     return "\n".join(
         line.replace(NBSP, " ")
         for line in textwrap.wrap(
-            _SPACES.sub(" ", text).strip(),
+            _SPACES.sub(" ", printable(text)).strip(),  # escaped before it is measured
             max(width, 40),
             initial_indent=first,
             subsequent_indent=indent,

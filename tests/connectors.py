@@ -26,6 +26,7 @@ pattern seen in public iAdvize connectors:
 - ``menu``: quick replies offered to a conversation's first message; the last one transfers
   (``("Track my order", "Talk to a mechanic")``), the others answer and close; with
   ``menu_transfers=False`` none does, whatever its words (``"Talk to a person"``);
+- ``rotating``: its answers change by themselves (another wording every second time it is asked the same);
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
@@ -69,6 +70,7 @@ CAUGHT = (  # under 250 characters: this is the one rule it breaks
     '{"error":{"name":"TypeError","message":"Cannot read properties of undefined (reading \'url\')",'
     '"stack":"TypeError\\n    at toAssistant (/app/src/assistant.js:88:31)"}}'
 )
+ROTATING = ("Sorry, I did not get {!r}. Can you say it another way?", "What was that: {!r}?")
 TRANSFER_FAILED = "Something went wrong during the transfer : Error: getaddrinfo ENOTFOUND routing.internal"
 
 
@@ -89,6 +91,7 @@ class Connector:
         file_answer: str = "Thanks, I have your file.",
         menu: tuple[str, ...] = (),
         menu_transfers: bool = True,
+        rotating: bool = False,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -110,6 +113,8 @@ class Connector:
         self.menu = menu  # quick replies offered to a first message; the last one transfers...
         self.menu_transfers = menu_transfers  # ...unless False: then no quick reply leads to a human
         self.greeted: set[str] = set()  # conversations the menu was offered in
+        self.rotating = rotating  # its answers change by themselves: every second time it is asked the same
+        self.asked: dict[str, int] = {}  # text -> times asked
         self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
         self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
@@ -231,6 +236,10 @@ class Connector:
             replies = self.transfer_to(id_conversation, body)
         elif self.answer_text is not None:
             replies = [say(self.answer_text)]
+        elif self.rotating:
+            with self.lock:
+                n = self.asked[payload["value"]] = self.asked.get(payload["value"], -1) + 1
+            replies = [say(ROTATING[n // 2 % len(ROTATING)].format(payload["value"][:60]))]
         elif self.assistant:
             replies = [say(self.ask_assistant(id_conversation, payload["value"]))]
         elif self.api_url and id_conversation in self.escalated:  # a human has it: the bot steps aside

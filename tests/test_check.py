@@ -498,16 +498,16 @@ def test_conversations_sent_to_the_session_opened_last_are_caught_once_with_the_
     assert [(f.rule, f.message) for f in report.findings] == [
         (
             "conversation-crosstalk",
-            "the answer to 'Where is my order?' changed when another conversation had just said 'xq zvbk qwpl?'; "
-            "alone, it is \"You asked 'Where is my order?', after 'Hi'. Ticket "
+            "the answer to “Where is my order?” changed when another conversation had just said “xq zvbk qwpl?”; "
+            "alone, it is “You asked 'Where is my order?', after 'Hi'. Ticket "
             + ALONE_TICKET.search(report.findings[0].message).group(1)
-            + '."',
+            + ".”",
         )
     ]
     assert report.findings[0].evidence.startswith("You asked 'Where is my order?', after 'xq zvbk qwpl?'. Ticket ")
 
 
-ALONE_TICKET = re.compile(r"Ticket ([0-9a-f]{6})\.\"$")
+ALONE_TICKET = re.compile(r"Ticket ([0-9a-f]{6})\.”$")
 
 
 @pytest.mark.parametrize("tickets", [False, True], ids=["same-answers", "a-ticket-number-each-time"])
@@ -526,7 +526,7 @@ def test_a_bot_with_a_session_per_conversation_keeps_them_apart(tickets):
 
 # escape sequences that clear the screen and recolour it, a carriage return, a right-to-left override, a lone
 # surrogate (sent as the JSON escape \ud800: no UTF-8 file can hold it), then enough for message-too-long
-HOSTILE = "\x1b[2J\x1b[31mred\r\u202eevil\ud800 " + "x" * 460
+HOSTILE = "\x1b[2J\x1b[31mred\r\u202eevil\ud800 \ufffe\ufeff " + "x" * 460
 
 
 def test_a_bots_bytes_never_reach_the_terminal_raw_and_every_report_stays_valid(tmp_path):
@@ -546,7 +546,7 @@ def test_a_bots_bytes_never_reach_the_terminal_raw_and_every_report_stays_valid(
     for result in (checked, verified):
         out = result.stdout.decode("utf-8")  # strict: a lone surrogate could not even have been written
         assert result.returncode == 1 and b"Traceback" not in result.stderr, result.stderr
-        assert "message-too-long" in out and escaped in out and "\\u202eevil\\ud800 xxx" in out
+        assert "message-too-long" in out and escaped in out and "\\u202eevil\\ud800 \\ufffe\\ufeff" in out
         assert not {"\x1b", "\r", "\u202e"} & set(out)
     for name in ("c.xml", "v.xml"):
         root = ET.parse(written[name]).getroot()  # well-formed XML 1.0

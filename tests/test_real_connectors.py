@@ -62,6 +62,7 @@ LOOK_ALIKES = {
     "a health check at /health": {"health_path": "/health"},
     "a 200 for an operator it does not know": {"unknown_operator": 200},
     "'Talk to a mechanic', which transfers": {"menu": ("Track my order", "Talk to a mechanic"), "escalation_words": ()},
+    "answers that change by themselves, not with another visitor": {"rotating": True},
 }
 
 
@@ -99,3 +100,40 @@ def test_a_menu_whose_way_to_a_person_does_not_transfer_is_a_dead_end_whatever_i
     report = checked({"menu": ("Track my order", "Talk to a person"), "menu_transfers": False, "escalation_words": ()})
     dead = [(d.kind, d.where) for c in report.coverage for d in c.dead_ends]
     assert ("no way to a human", "How can we help?") in dead
+
+
+def test_a_changed_answer_is_crosstalk_only_when_more_runs_alone_agree_and_the_other_had_spoken():
+    from harness.conformance.probes import Checker
+
+    checker = Checker(BotClient("http://127.0.0.1:9"))
+    words = {"A": ["Hi", "Where is my order?"], "B": ["xq", "Bye"]}
+    alone = {
+        "A": [["Hello", "It ships today. Ticket 1."], ["Hello", "It ships today. Ticket 2."]],
+        "B": [["?", "Bye"]] * 2,
+    }
+
+    def interleaved(a: list[str], b: list[str] = ("?", "Bye")) -> dict:
+        return {"A": ("a", a, ["", "xq"]), "B": ("b", list(b), ["Hi", "Where is my order?"])}
+
+    leaked = interleaved(["Hello", "About xq: it ships today. Ticket 3."])
+    assert checker._changed(words, alone, [leaked]) == (1, "A")  # the ticket aside, A's answer changed
+    assert checker._changed(words, alone, [interleaved(["Hello", "It ships today. Ticket 9."])]) is None
+    # the first answer of A came before B spoke: whatever it is, B cannot have caused it
+    assert checker._changed(words, alone, [interleaved(["Howdy", "It ships today. Ticket 3."])]) is None
+    # more runs alone vary in length at that step: it varies by itself, and is not judged
+    varied = {
+        **alone,
+        "A": [*alone["A"], ["Hello", "Shipping today, ticket 4."], ["Hello", "It ships today. Ticket 5."]],
+    }
+    assert checker._changed(words, varied, [leaked, leaked]) is None
+    # confirmed: still changed, in as many words, in the second interleaved run
+    again = interleaved(["Hello", "About xq: it ships today. Ticket 7."])
+    assert checker._changed(words, {**alone, "A": alone["A"] * 3}, [leaked, again]) == (1, "A")
+
+
+def test_an_error_in_every_answer_does_not_stop_the_escalation_probe_and_a_long_transfer_is_a_transfer():
+    # "undefined" in the answer to hello too: not a sign that the words for a human reached failing code
+    report = checked({"answer_text": "Hello undefined, how can I help?", "escalation_words": ("agent",),
+                      "transfer_timeout": 300})  # fmt: skip
+    assert {f.rule for f in report.findings} == {"error-shown-to-visitor", "transfer-timeout-range"}
+    assert not any("never transferred" in note for note in report.notes)

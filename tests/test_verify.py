@@ -280,7 +280,7 @@ def test_a_partial_connector_fails_on_its_missing_endpoints_only_and_the_rest_is
         "an admin opens an operator the bot does not know",  # a 404 to every operator says nothing of unknown ones
     }
     assert failed["an admin opens an operator the bot does not know"][0].startswith(
-        "the bot cannot open an operator it has just saved either (GET "
+        "the bot cannot open an operator (it could not save one either) (GET "
     )
     assert failed["an admin opens an operator"] == [
         "expected HTTP status 200, the bot answered 404 and said text/html: Error / Cannot GET /bots/ha-1001"

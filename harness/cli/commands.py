@@ -122,8 +122,9 @@ def verify(args, out=sys.stdout) -> int:
         found, code = [InteractionResult("verification", [], False, [result.error])], 2
     else:
         print(render(result.outcomes, args.verbose, bot=which), file=out)
+        width = shutil.get_terminal_size((120, 24)).columns
         for line in [*result.notes, *result.given_up]:
-            print(f"note: {line}", file=out)
+            print(render.wrap(f"note: {line}", width, "    "), file=out)
         signed = "signed with the given secret" if args.secret else "not signed (no --secret)"
         print(f"pacts: {args.broker_url or args.pacts or DEFAULT_PACTS}; requests {signed}", file=out)
         if result.not_run:

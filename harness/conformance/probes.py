@@ -62,6 +62,7 @@ THINK_SECONDS = 5.0  # simulated time a visitor takes to answer
 PREQUALIFICATION_ANSWERS = 4  # questions the escalation probe answers before it expects the transfer
 MAX_SCENARIOS = 5
 OTHER_SECRET = "not-the-app-secret"
+CONFIRMING_RUNS = 4  # more runs alone when an answer changed: a bot picking among 4 texts agrees in 6 once in 1,000
 CROSSTALK_WORDS = ("Where is my order?", "Thanks, goodbye")  # when the greeting offers no quick replies
 LOWERCASE_HEADER = signature.HEADER.lower()  # how the documentation writes it now
 SIGNATURE_REFUSALS = (400, 401, 403)  # 401/403 as the docs ask; 400 as Tock answers
@@ -494,6 +495,7 @@ class Checker:
         who = "a human available" if available else "nobody available"
         chat = self.conversation(platform, f"escalation, {who}: {phrase!r}")
         platform.visitor_says(chat, self.hello, after=THINK_SECONDS)
+        before = len(chat.events)  # what the bot says from here on answers the phrase
         asked = platform.visitor_says(chat, phrase, after=THINK_SECONDS)
         if chat.transfer is None and (asked is None or not asked.ok) and not chat.closed:
             return None
@@ -501,11 +503,13 @@ class Checker:
         platform.wait(chat, 90)  # the transfer's outcome plays out, within its 60 s at most
         if chat.handed_over and not chat.closed:
             platform.visitor_says(chat, "Thanks Sam, my parcel is late", after=THINK_SECONDS)
-        if chat.transfer is not None:
+        if any(e.kind == "transfer" for e in chat.events):  # asked for, whatever its outcome (a long timeout)
             return True
         shown = [e.text for e in chat.events if e.kind == "shown"]
-        if any(technical_error(text) for text in shown[1:]):  # the words reached code that failed: they worked
-            return "announced"  # and error-shown-to-visitor says what the visitor read
+        greeted = [e.text for e in chat.events[:before] if e.kind == "shown"]
+        failed = [e.text for e in chat.events[before:] if e.kind == "shown" and technical_error(e.text)]
+        if failed and not any(technical_error(text) for text in greeted):  # the words reached code that failed
+            return "announced"  # they worked; error-shown-to-visitor says what the visitor read
         announcement = next((text for text in shown if phrasings.looks_like_transfer_announcement(text)), None)
         if announcement is None:
             return False
@@ -554,11 +558,14 @@ class Checker:
 
     def keep_apart(self) -> None:
         """The probe of shared state: conversations A and B on one operator, interleaved (A, B, A, B), must get
-        the answers each gets alone. Each is run alone twice first: what varies by itself is not judged.
+        the answers each gets alone.
 
         A says hello, then the first quick reply offered (or asks about an order); B says what the bot cannot
         understand, then the second quick reply (or says goodbye): different words, so a bot answering A from
-        B's state answers A otherwise. The bot's HTTP answers are compared.
+        B's state answers A otherwise. What the visitor is answered is compared: the HTTP answer and what the
+        bot posts through iAdvize's API meanwhile. Each is run alone twice first: words that differ between
+        runs are not compared. A change is confirmed before it is reported (four more runs alone, one more
+        interleaved), so a bot whose answers vary by themselves is not taken for one that mixes visitors up.
         """
         platform = self.platform()
         chat = self.conversation(platform, "two conversations at once: what the greeting offers")
@@ -570,54 +577,74 @@ class Checker:
             "A": [self.hello, offered[0] if offered else CROSSTALK_WORDS[0]],
             "B": [GIBBERISH, offered[1] if len(offered) > 1 else CROSSTALK_WORDS[1]],
         }
-        alone = {
-            who: [self._alone(said, f"two conversations at once: {who} alone") for _ in range(2)]
-            for who, said in words.items()
-        }
-        together, followed = self._interleaved(words)
-        steps = [(i, who) for i in range(max(map(len, words.values()))) for who in words if i < len(words[who])]
-        judged = [(i, who) for i, who in steps if _comparable(*(run[i] for run in alone[who]))]
-        if not judged:
-            self.report.notes.append(
-                f"scenario {self.id_bot}: every answer varies by itself (two runs of the same words differ in "
-                "length), so whether conversations share state could not be judged"
-            )
-        # the first answer that changed, in the order they came: what follows it is the same fault's doing
-        changed = next(((i, who) for i, who in judged if not _same(together[who][1][i], *alone[who], i)), None)
+        label = "two conversations at once"
+        alone = {who: [self._alone(said, f"{label}: {who} alone") for _ in range(2)] for who, said in words.items()}
+        runs = [self._interleaved(words, f"{label}: {{who}}, interleaved")]
+        if self._changed(words, alone, runs, note=True) is None:
+            return
+        for who, said in words.items():  # confirm: what varies by itself shows in more runs alone
+            alone[who] += [self._alone(said, f"{label}: {who} alone, again") for _ in range(CONFIRMING_RUNS)]
+        runs.append(self._interleaved(words, f"{label}: {{who}}, interleaved again"))
+        changed = self._changed(words, alone, runs)
         if changed is not None:
             i, who = changed
+            conversation, answers, followed = runs[0][who]
             observed = PlatformObservation(
-                "crosstalk",
-                (words[who][i], alone[who][0][i]),
-                together[who][0],
-                text=followed[who][i],
-                quote=together[who][1][i],
+                "crosstalk", (words[who][i], alone[who][0][i]), conversation, text=followed[i], quote=answers[i]
             )
             self._add(judge_platform(observed))
+
+    def _changed(self, words: dict, alone: dict, runs: list[dict], note: bool = False) -> tuple[int, str] | None:
+        """The first step, in the order the messages came, whose answer changed in every interleaved run (as
+        many words each time) against the runs alone, which agree on it but for the words that vary; only a
+        step the other conversation spoke before is judged. With ``note``, a note when none could be."""
+        steps = [(i, who) for i in range(max(map(len, words.values()))) for who in words if i < len(words[who])]
+        judged = [
+            (i, who)
+            for i, who in steps
+            if runs[0][who][2][i] and _comparable([run[i] for run in alone[who]])  # B spoke before; alike in length
+        ]
+        if note and not judged:
+            self.report.notes.append(
+                f"scenario {self.id_bot}: every answer varies by itself (runs of the same words differ in length), "
+                "so whether conversations share state could not be judged"
+            )
+        for i, who in judged:  # what follows the first change is the same fault's doing
+            alike, seen = [run[i] for run in alone[who]], [run[who][1][i] for run in runs]
+            # changed in every interleaved run, and alike in length each time
+            if _comparable(seen) and all(_masked(a, alike) != _masked(alike[0], alike) for a in seen):
+                return i, who
+        return None
 
     def _alone(self, words: list[str], label: str) -> list[str]:
         platform = self.platform()
         chat = self.conversation(platform, label)
-        return [_said(platform.visitor_says(chat, text, after=THINK_SECONDS)) for text in words]
+        return [self._answered(platform, chat, text) for text in words]
 
-    def _interleaved(self, words: dict[str, list[str]]) -> tuple[dict, dict]:
-        """A's first message, B's, A's second, B's second... on one platform: per conversation, (its iAdvize
-        id, its answers), and the other conversation's last words before each of its messages."""
+    def _answered(self, platform: SimulatedPlatform, chat: SimulatedConversation, text: str) -> str:
+        """What the visitor is answered: the HTTP answer, and what the bot posted through iAdvize's API."""
+        before = len(chat.events)
+        answer = _said(platform.visitor_says(chat, text, after=THINK_SECONDS))
+        posted = [e.text for e in chat.events[before:] if e.kind == "shown" and e.purpose == "proactive"]
+        return " / ".join([answer, *posted])
+
+    def _interleaved(self, words: dict[str, list[str]], label: str) -> dict[str, tuple[str, list, list]]:
+        """A's first message, B's, A's second, B's second... on one platform: per conversation, its iAdvize id,
+        its answers, and the other conversation's last words before each of its messages ("" for none)."""
         platform = self.platform()
-        chats, together, followed, last = {}, {}, {who: [] for who in words}, {}
+        chats, found, last = {}, {}, {}
         for i in range(max(map(len, words.values()))):
             for who, said in words.items():
                 if i >= len(said):
                     continue
                 if who not in chats:
-                    chats[who] = self.conversation(platform, f"two conversations at once: {who}, interleaved")
-                    together[who] = (chats[who].first_id, [])
-                other = next((last[w] for w in reversed(list(last)) if w != who), "")
-                followed[who].append(other)
-                together[who][1].append(_said(platform.visitor_says(chats[who], said[i], after=THINK_SECONDS)))
+                    chats[who] = self.conversation(platform, label.format(who=who))
+                    found[who] = (chats[who].first_id, [], [])
+                found[who][2].append(next((last[w] for w in reversed(list(last)) if w != who), ""))
+                found[who][1].append(self._answered(platform, chats[who], said[i]))
                 last.pop(who, None)
                 last[who] = said[i]
-        return together, followed
+        return found
 
     def _map(self, id_bot: str) -> None:
         """The scenario's graph and dead ends, from its probe conversations."""
@@ -727,17 +754,18 @@ class Checker:
         return f"/conversations/{quote(ours, safe='')}/messages" if isinstance(ours, str) and ours else None
 
 
-def _comparable(one: str, two: str) -> bool:
-    """Two runs of the same words can be compared word by word: they have as many words."""
-    return len(one.split()) == len(two.split())
+def _comparable(answers: list[str]) -> bool:
+    """Runs of the same words can be compared word by word: their answers have as many words."""
+    return len({len(answer.split()) for answer in answers}) == 1
 
 
-def _same(answer: str, one: list[str], two: list[str], i: int) -> bool:
-    """``answer`` is the answer of step ``i`` in two runs alone, but for the words that differed between them."""
-    words, first, second = answer.split(), one[i].split(), two[i].split()
-    if len(words) != len(first):
-        return False
-    return all(w == f for w, f, s in zip(words, first, second, strict=True) if f == s)
+def _masked(answer: str, alone: list[str]) -> tuple:
+    """``answer``'s words, with those that differ between the runs ``alone`` blanked (a ticket, a time): as they
+    are when it has not as many words."""
+    words, runs = answer.split(), [run.split() for run in alone]
+    if any(len(words) != len(run) for run in runs):
+        return tuple(words)
+    return tuple(w if len({run[k] for run in runs}) == 1 else None for k, w in enumerate(words))
 
 
 def _said(answer: Exchange | None) -> str:

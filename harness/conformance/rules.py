@@ -662,7 +662,7 @@ def _crosstalk(o: PlatformObservation):
     if o.kind == "crosstalk":  # o.call: (the words answered, the answer they get alone)
         words, alone = o.call
         yield (
-            f"the answer to {evidence(words, 60)!r} changed when another conversation had just said "
-            f"{evidence(o.text, 60)!r}; alone, it is {evidence(alone, 80)!r}",
+            f"the answer to “{evidence(words, 60)}” changed when another conversation had just said "
+            f"“{evidence(o.text, 60)}”; alone, it is “{evidence(alone, 80)}”",
             evidence(o.quote, 80),
         )

@@ -132,13 +132,14 @@ class ProviderStates:
         known = f"ha-{uuid.uuid4().hex[:10]}"
         errors = list(self.errors)
         self._operator({"idOperator": known, "distributionRules": []})
-        self.errors = errors  # a save that failed shows in the read below: the interaction needs no operator
+        saved = len(self.errors) == len(errors)
+        self.errors = errors  # the interaction needs no operator: a save that failed is said below
         read = self.client.exchange("bot.read", "GET", f"/bots/{known}", None)
         if read.status is None or not 200 <= read.status < 300:
+            what = "an operator it has just saved" if saved else "an operator (it could not save one either)"
             self.vacuous = (
-                f"the bot cannot open an operator it has just saved either ({describe_failure(read)}): its 404 "
-                "here says nothing; without GET /bots/:idOperator, an admin cannot open the "
-                "operator's settings in iAdvize"
+                f"the bot cannot open {what} ({describe_failure(read)}): its 404 here says nothing; without "
+                "GET /bots/:idOperator, an admin cannot open the operator's settings in iAdvize"
             )
         return {}
 
