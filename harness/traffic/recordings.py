@@ -53,6 +53,26 @@ def record(exchange: Exchange, conversation: str | None, operator: str | None, s
     }
 
 
+def posted(action: dict, conversation: str, operator: str | None, seq: int, sent_at: str) -> dict:
+    """The recording line of what the bot posted through iAdvize's API (a :data:`POSTED` line): ``action`` is
+    the reply it amounts to (a message, a close, a transfer)."""
+    return {
+        "v": VERSION,
+        "conversation": conversation,
+        "operator": operator,
+        "seq": seq,
+        "endpoint": POSTED,
+        "method": "POST",
+        "path": "/graphql",
+        "request": {"action": action},
+        "status": 200,
+        "response": None,
+        "sent_at": sent_at,
+        "latency_ms": None,  # the bot's call to iAdvize, not iAdvize's to the bot: no latency of the bot's
+        "error": None,
+    }
+
+
 def endpoint_of(method: str, path: str) -> str:
     """The spec's name of the endpoint a request is for, or ``METHOD /path`` for a request to none of the seven."""
     known = route(method, path.split("?", 1)[0])
@@ -153,6 +173,11 @@ WINDOW_SECONDS = 3600.0  # a conversation silent this long in the recording is c
 DEFAULT_SCENARIO = "order-assistant"
 
 
+# The endpoint of a line recording what the bot posted through iAdvize's API (a message, a close, a transfer):
+# request {"action": <the reply it amounts to>}. Not a call to the bot: replay leaves it out.
+POSTED = "chatbotMessageSend"
+
+
 @dataclass
 class Recorded:
     """One conversation as recorded: its lines in order."""
@@ -174,12 +199,48 @@ class Recorded:
 
     @property
     def human_took_it(self) -> bool:
-        """A human answered after a transfer: an operator message the bot never sent."""
-        sent = {r.get("payload", {}).get("value") for line in self.lines for r in replies_of(line.get("response"))}
-        return any(
-            self.role(line) == "operator" and (line["request"]["message"].get("payload") or {}).get("value") not in sent
-            for line in self.lines
-        )
+        """A human took the conversation after the bot's transfer (see :attr:`transfer_outcome`)."""
+        return self.transfer_outcome == "human"
+
+    @property
+    def transfer_outcome(self) -> str | None:
+        """What followed the bot's first transfer, from what the recording shows; None without a transfer.
+
+        ``human``: a message the bot did not write came after it (not one of its replies, nor of its posts
+        through iAdvize's API, recorded as :data:`POSTED` lines); ``failed``: the replies the bot put after
+        the transfer were shown (iAdvize runs them only when no human took it) or closed the conversation,
+        or the bot posted through iAdvize's API after it (refused while a human has the conversation);
+        ``unknown``: nothing after it tells.
+        """
+        own = {_text(r) for line in self.lines for r in [*replies_of(line.get("response")), *_posted(line)]}
+        for index, line in enumerate(self.lines):
+            replies = [*replies_of(line.get("response")), *_posted(line)]
+            at = next((i for i, r in enumerate(replies) if r.get("type") == "transfer"), None)
+            if at is None:
+                continue
+            fallback = replies[at + 1 :]
+            shown = {_text(r) for r in fallback if r.get("type") == "message"} - {None}
+            for later in self.lines[index + 1 :]:
+                said = _text((later.get("request") or {}).get("message")) if self.role(later) == "operator" else None
+                if said is not None and said not in own:
+                    return "human"
+                if (said is not None and said in shown) or _posted(later):  # iAdvize takes a post only from a bot
+                    return "failed"  # still in charge: a human would have it otherwise
+            return "failed" if any(r.get("type") == "close" for r in fallback) else "unknown"
+        return None
+
+
+def _posted(line: dict) -> list[dict]:
+    """The message or action a :data:`POSTED` line records the bot sending through iAdvize's API."""
+    action = (line.get("request") or {}).get("action") if line.get("endpoint") == POSTED else None
+    return [action] if isinstance(action, dict) else []
+
+
+def _text(message) -> str | None:
+    """The text of a reply or a posted message (None for another payload or no message)."""
+    payload = message.get("payload") if isinstance(message, dict) else None
+    value = payload.get("value") if isinstance(payload, dict) and payload.get("contentType") == "text" else None
+    return value if isinstance(value, str) else None
 
 
 def replies_of(body) -> list[dict]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.client import BotClient
 from harness.conformance.platform import Event, SimulatedConversation, SimulatedPlatform
 from harness.progress import silent
-from harness.traffic.recordings import record, utc_iso
+from harness.traffic.recordings import posted, record, utc_iso
 
 OPERATOR = "ha-424242"
 RULES = [
@@ -151,6 +151,10 @@ def _conversation(client: BotClient, synthesis: Synthesis, start: float, script:
         if event.kind == "call":
             line = record(event.exchange, conversation.id, OPERATOR, len(lines))
             lines.append(_synthetic(line, start + event.at, synthesis))
+        elif event.purpose == "proactive" and event.reply is not None and event.kind in ("shown", "transfer", "closed"):
+            # what the bot posted through iAdvize's API, as iAdvize saw it: no random draw, so the rest of the
+            # sample is the same with these lines as without
+            lines.append(posted(event.reply, conversation.id, OPERATOR, len(lines), utc_iso(start + event.at)))
 
     platform = SimulatedPlatform(
         client, OPERATOR, RULES, rule_available=available, on_event=keep, new_id=synthesis.new_id, epoch=start, api=api

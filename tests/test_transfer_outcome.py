@@ -1,0 +1,145 @@
+"""What followed a recorded transfer, read from the evidence: a human's message, the bot's fallback, or nothing.
+
+The bot's own messages are its replies and what it posted through iAdvize's API (``chatbotMessageSend`` lines):
+an operator message that is neither is a human's. Each case is a hand-made recording, replayed where the
+outcome must reach the tables and the scripts made from it.
+"""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from harness.traffic.recordings import POSTED, Recorded, posted
+from harness.traffic.replay import replay
+
+OPERATOR = "ha-1"
+RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
+
+
+def text(value: str) -> dict:
+    return {"type": "message", "payload": {"contentType": "text", "value": value}}
+
+
+TRANSFER = {
+    "type": "transfer",
+    "distributionRule": RULE["id"],
+    "transferOptions": {"timeout": {"unit": "seconds", "value": 30}},
+}
+FALLBACK = "Sorry, nobody from our team is free right now."
+
+
+def line(seq: int, endpoint: str, request, response, minute: int = 0) -> dict:
+    return {
+        "v": 1, "conversation": "c-1", "operator": OPERATOR, "seq": seq, "endpoint": endpoint,
+        "method": "POST", "path": "/conversations/c-1/messages", "request": request, "status": 200,
+        "response": response, "sent_at": f"2026-01-05T10:{minute:02d}:{seq:02d}.000Z", "latency_ms": 40.0,
+        "error": None,
+    }  # fmt: skip
+
+
+def said(seq: int, role: str, value: str, replies: list | None = None) -> dict:
+    message = {"idMessage": f"m-{seq}", "author": {"role": role}, "payload": {"contentType": "text", "value": value},
+               "createdAt": "2026-01-05T10:00:00.000Z"}  # fmt: skip
+    answer = {"idConversation": "c-1", "idOperator": OPERATOR, "replies": replies or [],
+              "createdAt": "2026-01-05T10:00:00.000Z", "updatedAt": "2026-01-05T10:00:00.000Z"}  # fmt: skip
+    return line(seq, "messages", {"idOperator": OPERATOR, "message": message}, answer)
+
+
+def post(seq: int, action: dict) -> dict:
+    return posted(action, "c-1", OPERATOR, seq, f"2026-01-05T10:00:{seq:02d}.000Z")
+
+
+SLOW_ANSWER = "Your parcel left our warehouse this morning."  # posted through the API: not a human's
+BEFORE = [
+    said(0, "visitor", "Where is my parcel? 123456", [text("One moment, let me check.")]),
+    said(1, "operator", "One moment, let me check."),
+    post(2, text(SLOW_ANSWER)),
+    said(3, "operator", SLOW_ANSWER),
+    said(4, "visitor", "I want a person", [text("I'm passing you on."), TRANSFER, text(FALLBACK)]),
+    said(5, "operator", "I'm passing you on."),
+]
+CASES = {
+    "failed": [*BEFORE, said(6, "operator", FALLBACK)],
+    "human": [*BEFORE, said(6, "operator", "Hello, this is Sam. How can I help?")],
+    "unknown": BEFORE,
+    "failed, posted after": [*BEFORE, post(6, text("Still there? Nobody could take it."))],
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_transfer_outcome_is_what_the_recording_shows_after_it(case):
+    recorded = Recorded("c-1", OPERATOR, CASES[case])
+    assert recorded.transfer_outcome == case.split(",")[0]
+    assert recorded.human_took_it == (case == "human")  # the slow answer posted through the API is the bot's
+
+
+def test_without_a_transfer_there_is_no_outcome_and_posts_are_no_human():
+    recorded = Recorded("c-1", OPERATOR, BEFORE[:4])
+    assert recorded.transfer_outcome is None and not recorded.human_took_it
+    assert [x["endpoint"] for x in recorded.lines].count(POSTED) == 1
+
+
+def outcomes_by_hand(path) -> dict[str, str]:
+    """Each conversation's transfer outcome, recomputed from the raw JSON lines without the harness."""
+    import gzip
+    import json
+    from collections import defaultdict
+
+    conversations = defaultdict(list)
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for raw in lines:
+            x = json.loads(raw)
+            if x["conversation"] is not None:
+                conversations[x["conversation"]].append(x)
+    found = {}
+    for cid, lines in conversations.items():
+        lines.sort(key=lambda x: x["seq"])
+        acted = []  # per line: what the bot answered in it or posted with it
+        for x in lines:
+            answer = x["response"] if isinstance(x["response"], dict) else {}
+            acted.append((answer.get("replies") or []) + ([x["request"]["action"]] if x["endpoint"] == POSTED else []))
+        own = {r["payload"].get("value") for replies in acted for r in replies if r.get("type") == "message"} - {None}
+        spoken = [
+            x["request"]["message"]["payload"].get("value")
+            if x["endpoint"] == "messages" and x["request"]["message"]["author"]["role"] == "operator"
+            else None
+            for x in lines
+        ]
+        start = next((n for n, replies in enumerate(acted) if any(r["type"] == "transfer" for r in replies)), None)
+        if start is None:
+            continue
+        replies = acted[start]
+        after = replies[[r["type"] for r in replies].index("transfer") + 1 :]
+        fallback = {r["payload"].get("value") for r in after if r["type"] == "message"} - {None}
+        outcome = "failed" if any(r["type"] == "close" for r in after) else "unknown"
+        for n in range(start + 1, len(lines)):
+            if spoken[n] is not None and spoken[n] not in own:
+                outcome = "human"
+                break
+            if spoken[n] in fallback or lines[n]["endpoint"] == POSTED:
+                outcome = "failed"
+                break
+        found[cid] = outcome
+    return found
+
+
+def test_the_committed_sample_s_transfer_outcomes_are_the_ones_recomputed_by_hand_and_replayed_alike(tmp_path):
+    from harness.bots import bot
+    from harness.conformance.iadvize_api import IAdvizeAPI
+    from harness.traffic.recordings import recorded_conversations
+
+    from .test_notebooks import SAMPLE
+
+    by_hand = outcomes_by_hand(SAMPLE)
+    harness = {r.id: r.transfer_outcome for r in recorded_conversations([SAMPLE], [], {}) if r.transfer_outcome}
+    assert harness == by_hand
+    assert set(by_hand.values()) == {"human", "failed"}  # the sample's generator always lets the outcome show
+    # the first 200 conversations replayed against the reference bot: a human where one took it, else a failure
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        replay([SAMPLE], url, tmp_path, limit=200, api=api)
+    replayed = {r["conversation"]: r["outcome"] for r in pq.read_table(tmp_path / "conversations.parquet").to_pylist()}
+    transferred = {c: o for c, o in replayed.items() if c in by_hand}
+    assert transferred and all(
+        outcome == {"human": "escalated", "failed": "transfer failed"}[by_hand[c]] for c, outcome in transferred.items()
+    ), {c: (by_hand[c], o) for c, o in transferred.items()}
