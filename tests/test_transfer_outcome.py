@@ -143,3 +143,11 @@ def test_the_committed_sample_s_transfer_outcomes_are_the_ones_recomputed_by_han
     assert transferred and all(
         outcome == {"human": "escalated", "failed": "transfer failed"}[by_hand[c]] for c, outcome in transferred.items()
     ), {c: (by_hand[c], o) for c, o in transferred.items()}
+
+
+@pytest.mark.parametrize("case", ["failed", "human"])
+def test_a_script_made_from_the_recording_gives_a_human_only_where_one_took_it(case):
+    from harness.traffic.to_scripts import script_of
+
+    script = script_of(Recorded("c-1", OPERATOR, CASES[case]), {"distributionRules": [RULE]})
+    assert script["transfer_available"] is (case == "human")  # the slow answer posted through the API: no human

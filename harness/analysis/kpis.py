@@ -33,8 +33,11 @@ KPIS = {
     "transfer success": Kpi("share", "of the transfers the bot asked, the share a human took before the timeout"),
     "abandonment": Kpi(
         "share",
-        "conversations the visitor left: at most one message written, or silent until iAdvize closed the "
-        "chat while the bot waited for an answer",
+        "conversations the visitor left while the bot waited for an answer (its last message asked a question "
+        "or offered quick replies, and iAdvize closed the chat 5 minutes later), or without a word",
+    ),
+    "not understood rate": Kpi(
+        "share", "conversations that ended on the bot's fallback (its answer to words it does not understand)"
     ),
     "prequalified before transfer": Kpi(
         "share", "of the transfers, the share that came with visitor data the bot held (its answer's variables)"
@@ -51,11 +54,13 @@ KPIS = {
 
 # How a conversation ended (the ``outcome`` column), as harness.analysis.outcomes decides it.
 OUTCOMES = {
-    "resolved": "the visitor wrote more than once and the bot neither transferred nor closed; not abandoned",
+    "resolved": "the visitor wrote and the bot answered, neither with its fallback nor with a question left "
+    "unanswered; no transfer, no close",
     "closed by bot": "the bot closed the conversation (a goodbye), without a transfer",
     "escalated": "the bot transferred the conversation and a human took it",
     "transfer failed": "the bot asked for a transfer and nobody took it within its timeout",
-    "abandoned": "the visitor wrote at most once, or left while the bot waited for an answer",
+    "abandoned": "the visitor left while the bot waited for an answer (a question, quick replies), or never wrote",
+    "not understood": "the conversation ended on the bot's fallback: what it answers words it does not understand",
     "unresolved": "with outcome rules naming what resolves a conversation: none of those texts was said",
 }
 
@@ -104,6 +109,7 @@ def _table(conversations: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
             "transferred": transferred,
             "succeeded": transfer.eq("succeeded"),
             "abandoned": outcome.eq("abandoned"),
+            "not understood": outcome.eq("not understood"),
             "known": known,
             "prequalified": known & prequalified.fillna(False).astype(bool),
         }
@@ -118,6 +124,7 @@ def _table(conversations: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
                 "escalation": counts["transferred"] / size,
                 "transfer success": counts["succeeded"] / counts["transferred"].replace(0, np.nan),
                 "abandonment": counts["abandoned"] / size,
+                "not understood rate": counts["not understood"] / size,
                 "prequalified before transfer": counts["prequalified"] / counts["known"].replace(0, np.nan),
                 "time to first reply": _column(conversations, "time_to_first_reply_s")
                 .groupby(key, observed=True)

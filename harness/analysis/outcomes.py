@@ -73,14 +73,24 @@ def first_reply_seconds(events: list[Event], visitor: list[int], shown: list[Eve
     return round(shown[0].at - first.at + latency, 3)
 
 
-def outcome(
-    chat: SimulatedConversation, events: list[Event], visitor: list[int], rules: OutcomeRules = DEFAULT_RULES
-) -> str:
-    """resolved / escalated / transfer failed / abandoned / closed by bot (/ unresolved, with ``rules.resolved``).
+def ends_on_fallback(last_message: str | None, fallback: str | None) -> bool:
+    """The bot's last message is its fallback (what it answers words it does not understand)."""
+    return last_message is not None and fallback is not None and last_message.strip() == fallback.strip()
 
-    Abandoned: the visitor wrote at most once, or left (iAdvize closed the chat after 5 minutes)
-    while the bot waited for an answer: its last message asked a question or offered quick replies.
-    With ``rules.resolved``, a conversation is resolved only when the bot said one of those texts.
+
+def outcome(
+    chat: SimulatedConversation,
+    events: list[Event],
+    visitor: list[int],
+    rules: OutcomeRules = DEFAULT_RULES,
+) -> str:
+    """escalated / transfer failed / abandoned / closed by bot / resolved (/ unresolved, with ``rules.resolved``).
+
+    A conversation that ended on the bot's fallback is then "not understood" (:func:`ends_on_fallback`),
+    once the fallback is known: never contained, nor resolved. Abandoned: the visitor never wrote, or left
+    (iAdvize closed the chat after 5 minutes) while the bot waited for an answer: its last message, after the
+    visitor's last, asked a question or offered quick replies. A visitor who got an answer and left is not
+    abandoned. With ``rules.resolved``, a conversation is resolved only when the bot said one of those texts.
     """
     if chat.transfer == "succeeded":
         return "escalated"
@@ -94,8 +104,7 @@ def outcome(
         and (bool(last_bot.reply.get("quickReplies")) or "?" in last_bot.text)
     )
     if chat.closed != "bot" and (
-        len(visitor) <= 1
-        or (chat.closed == "inactivity" and waiting and (not visitor or events.index(last_bot) > visitor[-1]))
+        not visitor or (chat.closed == "inactivity" and waiting and events.index(last_bot) > visitor[-1])
     ):
         return "abandoned"
     if rules.resolved:  # the team's texts decide, a goodbye included

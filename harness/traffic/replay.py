@@ -41,8 +41,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness import render, wire
-from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRules, first_reply_seconds, journey, outcome
+from harness.analysis.outcomes import (
+    DEFAULT_RULES,
+    OutcomeRules,
+    ends_on_fallback,
+    first_reply_seconds,
+    journey,
+    outcome,
+)
 from harness.client import BotClient, BotError, Exchange, GiveUp, excerpt
+from harness.conformance.coverage import GIBBERISH, fallback_of
+from harness.conformance.phrasings import greeting
 from harness.conformance.platform import (
     INACTIVITY_CLOSE_SECONDS,
     Event,
@@ -253,6 +262,7 @@ class Replayer:
         self.scenarios: dict[str, str] = {}  # operator -> the idBot it is linked to
         self._failed: dict[str, Exchange] = {}  # operator -> the call that could not set it up
         self._locks: dict[str, threading.Lock] = {}  # one per operator: a slow set-up holds up its own only
+        self._answered: set[str] = set()  # operators one of whose visitor messages the bot answered
         self._lock = threading.Lock()
 
     def client(self) -> BotClient:
@@ -281,6 +291,25 @@ class Replayer:
                     self._failed[operator] = error.exchange
                     raise
             return self._ready[operator]
+
+    def fallbacks(self) -> dict[str, str]:
+        """Per operator set up, what the bot answers words it does not understand, asked once the replay is
+        over as check asks it (a greeting, then gibberish) in a conversation no table shows; not asked of a
+        bot that was given up (no call is made to it), nor for an operator none of whose visitors it answered."""
+        found: dict[str, str] = {}
+        if self.give_up.given_up:  # an endpoint, or the whole bot, stopped answering: it is not called again
+            return found
+        for operator, rules in self._ready.items():
+            if operator not in self._answered:  # a bot that answered none of its visitors: nothing to tell apart
+                continue
+            platform = SimulatedPlatform(self.client(), operator, rules, proactive_wait=ProactiveWait(0))
+            chat = platform.open_chat()
+            platform.start(chat)
+            for said in (greeting(None), GIBBERISH):
+                platform.visitor_says(chat, said, after=5)
+            if (fallback := fallback_of(chat)) is not None:
+                found[operator] = fallback
+        return found
 
     def _set_up(self, operator: str, settings: dict | None) -> list[dict]:
         if settings is None:
@@ -328,6 +357,8 @@ class Replayer:
         calls = [event.exchange for _, event in events if event.kind == "call"]
         if calls and not any(_answered(x.status, x.error) for x in calls):
             raise NoAnswer(calls)
+        if any(e.kind == "call" and e.purpose == "visitor" and e.exchange.ok for _, e in events):
+            self._answered.add(recorded.operator)  # set.add: safe from the replay's threads
         return self._rows(recorded, chat, events, t0)
 
     def _rows(self, recorded: Recorded, chat: SimulatedConversation, events, t0: float) -> tuple[list[dict], dict]:
@@ -397,7 +428,7 @@ class Replayer:
             "started_at": datetime.fromtimestamp(t0, UTC),
             "first_message": events[visitor[0]].text if visitor else None,
             "turns": len(visitor),
-            "outcome": outcome(chat, events, visitor, self.outcome_rules),
+            "outcome": outcome(chat, events, visitor, self.outcome_rules),  # "not understood": see replay()
             "asked_for_human": asked,
             "transfer": chat.transfer,
             "transfer_rule": (labels.get(chat.transfer_rule) or chat.transfer_rule) if chat.transfer else None,
@@ -523,6 +554,8 @@ def replay(
         _run_all(islice(recorded_stream, limit), lambda r: (attempt, r, operators.get(r.operator)), done, concurrency)
         exchanges.close()
         conversations.close()
+        if summary.conversations:
+            _not_understood(staged["conversations.parquet"], replayer.fallbacks())
         if summary.conversations:  # earlier results are replaced by these, never by empty tables
             for name, path in staged.items():
                 os.replace(path, out / name)
@@ -533,6 +566,20 @@ def replay(
             path.unlink(missing_ok=True)
     summary.given_up = replayer.give_up.summary()
     return summary
+
+
+def _not_understood(path: Path, fallbacks: dict[str, str]) -> None:
+    """The conversations that ended on their operator's fallback become "not understood" (a transfer's
+    outcome stays): the fallback is known only once the bot was asked, after the replay."""
+    if not fallbacks:
+        return
+    table = pq.read_table(path).to_pylist()
+    for row in table:
+        if row["outcome"] not in ("escalated", "transfer failed") and ends_on_fallback(
+            row["last_bot_message"], fallbacks.get(row["operator"])
+        ):
+            row["outcome"] = "not understood"
+    pq.write_table(pa.Table.from_pylist(table, schema=CONVERSATION_COLUMNS), path)
 
 
 def _run_all(items, task, done, concurrency: int) -> None:
