@@ -151,3 +151,63 @@ def test_a_script_made_from_the_recording_gives_a_human_only_where_one_took_it(c
 
     script = script_of(Recorded("c-1", OPERATOR, CASES[case]), {"distributionRules": [RULE]})
     assert script["transfer_available"] is (case == "human")  # the slow answer posted through the API: no human
+
+
+def ended_by_hand(path, fallback: str) -> dict[str, str]:
+    """Per conversation without a transfer, "not understood" or "abandoned" or "other", read from the raw lines:
+    the last bot message shown is the last operator echo; the fallback is the scenario's own text."""
+    import gzip
+    import json
+    from collections import defaultdict
+
+    conversations = defaultdict(list)
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for raw in lines:
+            x = json.loads(raw)
+            if x["conversation"] is not None:
+                conversations[x["conversation"]].append(x)
+    found = {}
+    for cid, lines in conversations.items():
+        lines.sort(key=lambda x: x["seq"])
+        replies = [
+            r
+            for x in lines
+            for r in ((x["response"] or {}).get("replies") or [] if isinstance(x["response"], dict) else [])
+            + ([x["request"]["action"]] if x["endpoint"] == POSTED else [])
+        ]
+        if any(r["type"] == "transfer" for r in replies):
+            continue
+        roles = [x["request"]["message"]["author"]["role"] if x["endpoint"] == "messages" else None for x in lines]
+        visitor = [n for n, role in enumerate(roles) if role == "visitor"]
+        echoes = [n for n, role in enumerate(roles) if role == "operator"]
+        last = lines[echoes[-1]]["request"]["message"]["payload"].get("value") if echoes else None
+        menus = {r["payload"].get("value") for r in replies if r["type"] == "message" and r.get("quickReplies")}
+        closed = any(r["type"] == "close" for r in replies)
+        if last == fallback:
+            found[cid] = "not understood"
+        elif not visitor or (not closed and echoes and echoes[-1] > visitor[-1] and ("?" in last or last in menus)):
+            found[cid] = "abandoned"
+        else:
+            found[cid] = "other"
+    return found
+
+
+def test_not_understood_and_abandoned_in_the_replay_are_what_the_recording_shows_read_by_hand(tmp_path):
+    import yaml
+
+    from harness.bots import bot
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    from .conftest import ROOT
+    from .test_notebooks import SAMPLE
+
+    scenario = yaml.safe_load((ROOT / "reference_bot" / "scenarios" / "order-assistant.yaml").read_text("utf-8"))
+    fallback = scenario["fallback"][0]["text"]["en"]
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        replay([SAMPLE], url, tmp_path, limit=300, api=api)
+    replayed = {r["conversation"]: r["outcome"] for r in pq.read_table(tmp_path / "conversations.parquet").to_pylist()}
+    by_hand = {c: o for c, o in ended_by_hand(SAMPLE, fallback).items() if c in replayed}
+    for outcome in ("not understood", "abandoned"):
+        expected = {c for c, o in by_hand.items() if o == outcome}
+        assert expected, outcome  # the sample has some of each
+        assert {c for c, o in replayed.items() if o == outcome} == expected, outcome
