@@ -260,7 +260,18 @@ def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path)
     assert "<th>v1</th>" in shown and "<th>v2</th>" in shown
     changed = int(re.search(r"(\d+) conversations changed outcome", shown).group(1))
     assert changed > 0  # the escalated ones: v2 never transfers
-    assert re.search(r"<td>escalated</td>\s*<td>(resolved|abandoned|closed by bot)</td>", shown)
+    # v2, the run compared with, is the baseline: its outcome first, then this run's (v1)
+    assert re.search(r"<td>(resolved|abandoned|closed by bot|not understood)</td>\s*<td>escalated</td>", shown)
+    # the change is this run's figure minus the baseline's: v1 escalates more, so a positive change
+    escalation = {
+        name: pd.read_parquet(tmp_path / f"{name}-results" / "conversations.parquet")["transfer"].notna().mean()
+        for name in ("v1", "v2")
+    }
+    points = f"{(escalation['v1'] - escalation['v2']) * 100:+.1f} pts"
+    assert points.startswith("+") and re.search(
+        rf"<th>escalation</th>(\s*<td>[^<]*</td>){{2}}\s*<td>{re.escape(points)}</td>", shown
+    )
+    assert "change: v1 minus v2" in shown
     assert "of the transfers the bot asked, the share a human took" in shown  # the glossary, whole
     # the conversation index: a row per conversation (the first 300), each holding its chat to open
     assert shown.count('<details class="conversation"') == 120
