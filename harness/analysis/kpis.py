@@ -45,7 +45,10 @@ KPIS = {
     "time to first reply": Kpi(
         "seconds",
         "median time from the visitor's first message to the first message the bot showed after it: the "
-        "awaits before it, in simulated time, plus the bot's replayed latency",
+        "awaits before it plus the bot's recorded latency on that call (what visitors lived)",
+    ),
+    "replayed time to first reply": Kpi(
+        "seconds", "the same with the latency of the replay (the bot under test, on this machine, over loopback)"
     ),
     "time to resolution": Kpi(
         "seconds", "median seconds from the chat opening to the bot's last message, in contained conversations"
@@ -127,6 +130,9 @@ def _table(conversations: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
                 "not understood rate": counts["not understood"] / size,
                 "prequalified before transfer": counts["prequalified"] / counts["known"].replace(0, np.nan),
                 "time to first reply": _column(conversations, "time_to_first_reply_s")
+                .groupby(key, observed=True)
+                .median(),
+                "replayed time to first reply": _column(conversations, "replayed_time_to_first_reply_s")
                 .groupby(key, observed=True)
                 .median(),
                 "time to resolution": _column(conversations, "last_reply_s")

@@ -62,15 +62,19 @@ def load_rules(path: str | Path) -> OutcomeRules:
     return OutcomeRules(**found)
 
 
-def first_reply_seconds(events: list[Event], visitor: list[int], shown: list[Event]) -> float | None:
-    """Seconds from the visitor's first message to the first message shown after it, the bot's
-    HTTP latency included (simulated time runs apart from it)."""
+def first_reply_seconds(
+    events: list[Event], visitor: list[int], shown: list[Event], latency_ms: float | None = None
+) -> float | None:
+    """Seconds from the visitor's first message to the first message shown after it: the awaits before it,
+    in simulated time, plus the bot's latency on that call (``latency_ms``: the recorded one; None: the
+    replayed one)."""
     if not visitor or not shown:
         return None
     first = events[visitor[0]]
     call = next((e for e in events[visitor[0] :] if e.kind == "call" and e.purpose == "visitor"), None)
-    latency = (call.exchange.latency_ms or 0) / 1000 if call else 0.0
-    return round(shown[0].at - first.at + latency, 3)
+    if latency_ms is None:
+        latency_ms = (call.exchange.latency_ms or 0) if call else 0.0
+    return round(shown[0].at - first.at + latency_ms / 1000, 3)
 
 
 def ends_on_fallback(last_message: str | None, fallback: str | None) -> bool:

@@ -106,7 +106,8 @@ CONVERSATION_COLUMNS = pa.schema(
         ("asked_for_human", pa.bool_()),
         ("transfer", pa.string()),
         ("transfer_rule", pa.string()),  # the distribution rule transferred to, by its label (else its id)
-        ("time_to_first_reply_s", pa.float64()),
+        ("time_to_first_reply_s", pa.float64()),  # with the recorded latency of the first visitor call
+        ("replayed_time_to_first_reply_s", pa.float64()),  # with the replayed one (this machine, loopback)
         ("time_to_escalation_s", pa.float64()),
         ("escalation_turn", pa.int32()),
         ("escalation_step", pa.string()),
@@ -410,6 +411,8 @@ class Replayer:
         visitor = [i for i, e in enumerate(events) if e.kind == "visitor"]
         transfer = next((i for i, e in enumerate(events) if e.kind == "transfer"), None)
         shown_after_first = [e for e in events[visitor[0] :] if e.kind == "shown"] if visitor else []
+        first_call = next((r for r in rows if r["purpose"] == "visitor"), None)
+        recorded_first = first_call["recorded_latency_ms"] if first_call else None
         asked = any(self.outcome_rules.asks_for_human(events[i].text) for i in visitor)
         step = turn = None
         if transfer is not None:
@@ -432,7 +435,9 @@ class Replayer:
             "asked_for_human": asked,
             "transfer": chat.transfer,
             "transfer_rule": (labels.get(chat.transfer_rule) or chat.transfer_rule) if chat.transfer else None,
-            "time_to_first_reply_s": first_reply_seconds(events, visitor, shown_after_first),
+            # what visitors lived: the recorded latency of the first visitor call; the replay's beside it
+            "time_to_first_reply_s": first_reply_seconds(events, visitor, shown_after_first, recorded_first),
+            "replayed_time_to_first_reply_s": first_reply_seconds(events, visitor, shown_after_first),
             "time_to_escalation_s": events[transfer].at if transfer is not None else None,
             "escalation_turn": turn,
             "escalation_step": step,

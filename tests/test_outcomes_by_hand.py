@@ -1,8 +1,9 @@
-"""What followed a recorded transfer, read from the evidence: a human's message, the bot's fallback, or nothing.
+"""Outcomes and figures read from the evidence, each recomputed by hand from the raw recording.
 
-The bot's own messages are its replies and what it posted through iAdvize's API (``chatbotMessageSend`` lines):
-an operator message that is neither is a human's. Each case is a hand-made recording, replayed where the
-outcome must reach the tables and the scripts made from it.
+A transfer's outcome is what followed it (a human's message, the bot's fallback, or nothing): the bot's own
+messages are its replies and what it posted through iAdvize's API (``chatbotMessageSend`` lines), an operator
+message that is neither is a human's. Then "not understood", "abandoned" and the time to first reply of the
+replayed sample, each computed again here in plain Python from the JSON lines.
 """
 
 from __future__ import annotations
@@ -211,3 +212,42 @@ def test_not_understood_and_abandoned_in_the_replay_are_what_the_recording_shows
         expected = {c for c, o in by_hand.items() if o == outcome}
         assert expected, outcome  # the sample has some of each
         assert {c for c, o in replayed.items() if o == outcome} == expected, outcome
+
+
+def test_time_to_first_reply_is_what_visitors_lived_recomputed_from_the_recording(tmp_path):
+    import gzip
+    import json
+    import statistics
+    from collections import defaultdict
+    from datetime import datetime
+
+    from harness.analysis.kpis import kpis
+    from harness.bots import bot
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    from .test_notebooks import SAMPLE
+
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        replay([SAMPLE], url, tmp_path, limit=150, api=api)
+    conversations = pq.read_table(tmp_path / "conversations.parquet").to_pandas()
+    # by hand: the first echo after the visitor's first message (what was shown), minus that message's time,
+    # plus the bot's recorded latency on it
+    lines = defaultdict(list)
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as raw:
+        for text in raw:
+            x = json.loads(text)
+            if x["conversation"] in set(conversations["conversation"]):
+                lines[x["conversation"]].append(x)
+    at = lambda x: datetime.fromisoformat(x["sent_at"].replace("Z", "+00:00")).timestamp()  # noqa: E731
+    waited = []
+    for found in lines.values():
+        found.sort(key=lambda x: x["seq"])
+        roles = [x["request"]["message"]["author"]["role"] if x["endpoint"] == "messages" else None for x in found]
+        if "visitor" not in roles:
+            continue
+        first = roles.index("visitor")
+        echo = next((n for n in range(first + 1, len(found)) if roles[n] == "operator"), None)
+        if echo is not None:
+            waited.append(at(found[echo]) - at(found[first]) + found[first]["latency_ms"] / 1000)
+    figure = kpis(conversations).loc["all", "time to first reply"]
+    assert abs(figure - statistics.median(waited)) < 0.002  # rounded to the millisecond
