@@ -123,6 +123,12 @@ def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path
     assert page.count('src="data:image/png;base64,') == 8  # every chart of both notebooks, embedded
     assert "import " not in page and "metrics.load" not in page  # code cells hidden
     assert 'src="http' not in page  # nothing fetched: opens offline
+    # the slow calls, listed: as many as the tables hold over their budget, recounted here from the rows
+    exchanges = pd.read_parquet(results / "exchanges.parquet")
+    budget = exchanges["endpoint"].astype(str).map(lambda e: 2_000 if e == "first-messages" else 10_000)
+    over = int((exchanges["recorded_latency_ms"].fillna(exchanges["latency_ms"]) > budget).sum())
+    assert "<h2" in page and "Slow calls" in page
+    assert f"{over} calls over their budget" in page if over else "none: every call within its budget" in page
 
 
 def test_the_report_opens_in_headless_chromium_and_shows_its_charts(results, tmp_path):

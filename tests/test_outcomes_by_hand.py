@@ -68,6 +68,21 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """The first 300 conversations of the committed sample replayed against the reference bot (with the local
+    iAdvize API it posts through): the folder of the two tables, shared by the tests that read them."""
+    from harness.bots import bot
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    from .test_notebooks import SAMPLE
+
+    out = tmp_path_factory.mktemp("replayed")
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        replay([SAMPLE], url, out, limit=300, api=api)
+    return out
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_transfer_outcome_is_what_the_recording_shows_after_it(case):
     recorded = Recorded("c-1", OPERATOR, CASES[case])
@@ -125,9 +140,7 @@ def outcomes_by_hand(path) -> dict[str, str]:
     return found
 
 
-def test_the_committed_sample_s_transfer_outcomes_are_the_ones_recomputed_by_hand_and_replayed_alike(tmp_path):
-    from harness.bots import bot
-    from harness.conformance.iadvize_api import IAdvizeAPI
+def test_the_committed_sample_s_transfer_outcomes_are_the_ones_recomputed_by_hand_and_replayed_alike(replayed):
     from harness.traffic.recordings import recorded_conversations
 
     from .test_notebooks import SAMPLE
@@ -136,11 +149,9 @@ def test_the_committed_sample_s_transfer_outcomes_are_the_ones_recomputed_by_han
     harness = {r.id: r.transfer_outcome for r in recorded_conversations([SAMPLE], [], {}) if r.transfer_outcome}
     assert harness == by_hand
     assert set(by_hand.values()) == {"human", "failed"}  # the sample's generator always lets the outcome show
-    # the first 200 conversations replayed against the reference bot: a human where one took it, else a failure
-    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
-        replay([SAMPLE], url, tmp_path, limit=200, api=api)
-    replayed = {r["conversation"]: r["outcome"] for r in pq.read_table(tmp_path / "conversations.parquet").to_pylist()}
-    transferred = {c: o for c, o in replayed.items() if c in by_hand}
+    # replayed against the reference bot: a human where one took it, else a failure
+    outcomes = {r["conversation"]: r["outcome"] for r in pq.read_table(replayed / "conversations.parquet").to_pylist()}
+    transferred = {c: o for c, o in outcomes.items() if c in by_hand}
     assert transferred and all(
         outcome == {"human": "escalated", "failed": "transfer failed"}[by_hand[c]] for c, outcome in transferred.items()
     ), {c: (by_hand[c], o) for c, o in transferred.items()}
@@ -193,28 +204,23 @@ def ended_by_hand(path, fallback: str) -> dict[str, str]:
     return found
 
 
-def test_not_understood_and_abandoned_in_the_replay_are_what_the_recording_shows_read_by_hand(tmp_path):
+def test_not_understood_and_abandoned_in_the_replay_are_what_the_recording_shows_read_by_hand(replayed):
     import yaml
-
-    from harness.bots import bot
-    from harness.conformance.iadvize_api import IAdvizeAPI
 
     from .conftest import ROOT
     from .test_notebooks import SAMPLE
 
     scenario = yaml.safe_load((ROOT / "reference_bot" / "scenarios" / "order-assistant.yaml").read_text("utf-8"))
     fallback = scenario["fallback"][0]["text"]["en"]
-    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
-        replay([SAMPLE], url, tmp_path, limit=300, api=api)
-    replayed = {r["conversation"]: r["outcome"] for r in pq.read_table(tmp_path / "conversations.parquet").to_pylist()}
-    by_hand = {c: o for c, o in ended_by_hand(SAMPLE, fallback).items() if c in replayed}
+    outcomes = {r["conversation"]: r["outcome"] for r in pq.read_table(replayed / "conversations.parquet").to_pylist()}
+    by_hand = {c: o for c, o in ended_by_hand(SAMPLE, fallback).items() if c in outcomes}
     for outcome in ("not understood", "abandoned"):
         expected = {c for c, o in by_hand.items() if o == outcome}
         assert expected, outcome  # the sample has some of each
-        assert {c for c, o in replayed.items() if o == outcome} == expected, outcome
+        assert {c for c, o in outcomes.items() if o == outcome} == expected, outcome
 
 
-def test_time_to_first_reply_is_what_visitors_lived_recomputed_from_the_recording(tmp_path):
+def test_time_to_first_reply_is_what_visitors_lived_recomputed_from_the_recording(replayed):
     import gzip
     import json
     import statistics
@@ -222,14 +228,10 @@ def test_time_to_first_reply_is_what_visitors_lived_recomputed_from_the_recordin
     from datetime import datetime
 
     from harness.analysis.kpis import kpis
-    from harness.bots import bot
-    from harness.conformance.iadvize_api import IAdvizeAPI
 
     from .test_notebooks import SAMPLE
 
-    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
-        replay([SAMPLE], url, tmp_path, limit=150, api=api)
-    conversations = pq.read_table(tmp_path / "conversations.parquet").to_pandas()
+    conversations = pq.read_table(replayed / "conversations.parquet").to_pandas()
     # by hand: the first echo after the visitor's first message (what was shown), minus that message's time,
     # plus the bot's recorded latency on it
     lines = defaultdict(list)
@@ -251,3 +253,25 @@ def test_time_to_first_reply_is_what_visitors_lived_recomputed_from_the_recordin
             waited.append(at(found[echo]) - at(found[first]) + found[first]["latency_ms"] / 1000)
     figure = kpis(conversations).loc["all", "time to first reply"]
     assert abs(figure - statistics.median(waited)) < 0.002  # rounded to the millisecond
+
+
+def test_every_call_over_its_budget_is_listed_as_the_recording_has_it(replayed):
+    import gzip
+    import json
+
+    from harness.analysis import metrics
+
+    from .test_notebooks import SAMPLE
+
+    exchanges, conversations = metrics.load(replayed)
+    kept = set(conversations["conversation"])
+    by_hand = set()
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as raw:
+        for text in raw:
+            x = json.loads(text)
+            budget = 2_000 if x["endpoint"] == "first-messages" else 10_000
+            if x["conversation"] in kept and x["latency_ms"] is not None and x["latency_ms"] > budget:
+                by_hand.add((x["conversation"], x["endpoint"], x["latency_ms"]))
+    slow = metrics.slow_calls(exchanges)
+    assert by_hand and set(zip(slow["conversation"], slow["endpoint"], slow["recorded ms"], strict=True)) == by_hand
+    assert list(slow["recorded ms"]) == sorted(slow["recorded ms"], reverse=True)

@@ -109,6 +109,28 @@ def over_budget(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
     return pd.Series(counts[present], index=endpoint.cat.categories[present].astype(str), name="over budget")
 
 
+def slow_calls(exchanges: pd.DataFrame) -> pd.DataFrame:
+    """Every call over its budget as recorded (what visitors lived), slowest first: its conversation, endpoint,
+    what the visitor said, the recorded and replayed latency (ms) and the budget."""
+    recorded = latency(exchanges, "recorded")
+    budget = exchanges["endpoint"].map(budget_ms).astype(float)
+    slow = exchanges[recorded > budget]
+    table = pd.DataFrame(
+        {
+            "conversation": slow["conversation"],
+            "seq": slow["seq"],
+            "endpoint": slow["endpoint"].astype(str),
+            "visitor said": slow["message"],
+            "recorded ms": recorded[slow.index],
+            "replayed ms": slow["latency_ms"],
+            "budget ms": budget[slow.index],
+        }
+    )
+    return table.sort_values(["recorded ms", "conversation", "seq"], ascending=[False, True, True]).reset_index(
+        drop=True
+    )
+
+
 def latency_over_time(exchanges: pd.DataFrame, freq: str = "6h") -> pd.DataFrame:
     """p50 and p95 latency (ms) per period (a fixed length such as ``6h`` or ``1D``, counted from the epoch)."""
     sent_at = exchanges["sent_at"]
