@@ -275,3 +275,34 @@ def test_every_call_over_its_budget_is_listed_as_the_recording_has_it(replayed):
     slow = metrics.slow_calls(exchanges)
     assert by_hand and set(zip(slow["conversation"], slow["endpoint"], slow["recorded ms"], strict=True)) == by_hand
     assert list(slow["recorded ms"]) == sorted(slow["recorded ms"], reverse=True)
+
+
+def test_who_asked_for_a_human_where_and_how_it_ended_recomputed_from_the_rows(replayed):
+    import re
+
+    from harness.analysis import journeys
+
+    exchanges = pq.read_table(replayed / "exchanges.parquet").to_pylist()
+    conversations = {r["conversation"]: r for r in pq.read_table(replayed / "conversations.parquet").to_pylist()}
+    words = re.compile(r"\b(human|person|agent|advisor|someone|operator)\b", re.IGNORECASE)
+    by_hand: dict[tuple[str, str], int] = {}
+    for cid in conversations:
+        rows = sorted((r for r in exchanges if r["conversation"] == cid), key=lambda r: r["seq"])
+        last = "(the greeting)"
+        for r in rows:
+            if r["purpose"] == "echo":
+                last = r["message"]
+            elif r["purpose"] == "visitor" and words.search(r["message"] or ""):
+                c = conversations[cid]
+                ended = {"succeeded": "handed over", "failed": "transfer failed"}.get(c["transfer"]) or (
+                    "left without a transfer" if c["outcome"] == "abandoned" else "no transfer"
+                )
+                by_hand[(last, ended)] = by_hand.get((last, ended), 0) + 1
+                break
+    table = journeys.asked_for_human(*(pq.read_table(replayed / f"{n}.parquet").to_pandas()
+                                      for n in ("exchanges", "conversations")))  # fmt: skip
+    found = {
+        (where, ended): int(n) for where, row in table.iterrows() for ended, n in row.items() if ended != "asked" and n
+    }
+    assert found == by_hand and sum(by_hand.values()) == int(table["asked"].sum()) > 0
+    assert any(e in ("left without a transfer", "no transfer") for _, e in by_hand)  # some never got a human

@@ -35,6 +35,40 @@ def paths(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     return table.sort_values("conversations", ascending=False, kind="stable").head(top)
 
 
+ENDINGS = ("handed over", "transfer failed", "left without a transfer", "no transfer")
+
+
+def asked_for_human(exchanges: pd.DataFrame, conversations: pd.DataFrame, rules=None) -> pd.DataFrame:
+    """Where visitors asked for a human, and how it ended: per bot message the visitor saw last before asking
+    (in the outcome rules' words), the conversations that asked there, split by how they ended (handed over to a
+    human, the transfer failed, the visitor left without a transfer, no transfer otherwise), most asked first."""
+    from harness.analysis.outcomes import DEFAULT_RULES
+
+    rules = rules or DEFAULT_RULES
+    where: dict[str, str] = {}
+    ordered = exchanges.sort_values(["conversation", "seq"])[["conversation", "purpose", "message"]]
+    seen, last = None, "(the greeting)"
+    for conversation, purpose, message in ordered.itertuples(index=False):  # one pass, a few rows a conversation
+        if conversation != seen:
+            seen, last = conversation, "(the greeting)"
+        if conversation in where:
+            continue
+        if purpose == "echo":
+            last = str(message)
+        elif purpose == "visitor" and rules.asks_for_human(str(message)):
+            where[conversation] = last
+    ended = conversations.set_index("conversation")
+    rows = []
+    for conversation, message in where.items():
+        transfer, outcome = ended.at[conversation, "transfer"], ended.at[conversation, "outcome"]
+        how = {"succeeded": "handed over", "failed": "transfer failed"}.get(transfer)
+        rows.append((message, how or ("left without a transfer" if outcome == "abandoned" else "no transfer")))
+    table = pd.DataFrame(rows, columns=["where they asked", "ended"])
+    counts = pd.crosstab(table["where they asked"], table["ended"]).reindex(columns=list(ENDINGS), fill_value=0)
+    counts.insert(0, "asked", counts.sum(axis=1))
+    return counts.sort_values("asked", ascending=False, kind="stable")
+
+
 def _counts(keys: list[pd.Series], conversations: pd.DataFrame) -> pd.DataFrame:
     """Conversations per value of ``keys`` (rows) and outcome (columns): one groupby (a crosstab is 5x slower)."""
     outcome = conversations["outcome"].rename("outcome")
