@@ -129,6 +129,7 @@ def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path
     over = int((exchanges["recorded_latency_ms"].fillna(exchanges["latency_ms"]) > budget).sum())
     assert "<h2" in page and "Slow calls" in page
     assert re.search(r"\d+ conversations asked for a human; \d+ never got a transfer", page)
+    assert re.search(r"[1-9]\d* visitor messages not understood, \d+ different texts", page)
     assert f"{over} calls over their budget" in page if over else "none: every call within its budget" in page
 
 

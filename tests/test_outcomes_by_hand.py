@@ -306,3 +306,42 @@ def test_who_asked_for_a_human_where_and_how_it_ended_recomputed_from_the_rows(r
     }
     assert found == by_hand and sum(by_hand.values()) == int(table["asked"].sum()) > 0
     assert any(e in ("left without a transfer", "no transfer") for _, e in by_hand)  # some never got a human
+
+
+def test_what_the_bot_did_not_understand_and_what_came_next_recomputed_from_the_rows(replayed):
+    import json
+    import re
+
+    import yaml
+
+    from harness.analysis import journeys
+
+    from .conftest import ROOT
+
+    scenario = yaml.safe_load((ROOT / "reference_bot" / "scenarios" / "order-assistant.yaml").read_text("utf-8"))
+    fallback = scenario["fallback"][0]["text"]["en"]  # the scenario's own words: the fallback found by asking
+    exchanges = pq.read_table(replayed / "exchanges.parquet").to_pylist()
+    words = re.compile(r"\b(human|person|agent|advisor|someone|operator)\b", re.IGNORECASE)
+    by_hand: dict[tuple[str, str], int] = {}
+    for cid in {r["conversation"] for r in exchanges}:
+        said = sorted((r for r in exchanges if r["conversation"] == cid and r["purpose"] == "visitor"),
+                      key=lambda r: r["seq"])  # fmt: skip
+        for n, r in enumerate(said):
+            if fallback not in [x.get("payload", {}).get("value") for x in json.loads(r["replies"] or "[]")]:
+                continue
+            text = " ".join(r["message"].lower().split()).strip(" .,;:!?¿¡'\"")
+            if n + 1 == len(said):
+                after = "left"
+            elif words.search(said[n + 1]["message"]):
+                after = "asked for a human"
+            elif fallback in [x.get("payload", {}).get("value") for x in json.loads(said[n + 1]["replies"] or "[]")]:
+                after = "not understood again"
+            else:
+                after = "understood after"
+            by_hand[(text, after)] = by_hand.get((text, after), 0) + 1
+    table = journeys.not_understood(*(pq.read_table(replayed / f"{n}.parquet").to_pandas()
+                                      for n in ("exchanges", "conversations")))  # fmt: skip
+    found = {
+        (text, after): int(n) for text, row in table.iterrows() for after, n in row.items() if after != "times" and n
+    }
+    assert by_hand and found == by_hand

@@ -69,6 +69,50 @@ def asked_for_human(exchanges: pd.DataFrame, conversations: pd.DataFrame, rules=
     return counts.sort_values("asked", ascending=False, kind="stable")
 
 
+NEXT = ("understood after", "asked for a human", "not understood again", "left")
+
+
+def not_understood(exchanges: pd.DataFrame, conversations: pd.DataFrame, rules=None) -> pd.DataFrame:
+    """What visitors typed that the bot answered with its fallback (the ``fallback`` column replay writes),
+    normalised (any case, spaces and end punctuation aside) and counted, most frequent first, with what the
+    visitor did next: wrote something the bot understood, asked for a human, was not understood again, or
+    left."""
+    from harness.analysis.outcomes import DEFAULT_RULES
+
+    rules = rules or DEFAULT_RULES
+    fallback = conversations.set_index("conversation")["fallback"] if "fallback" in conversations else pd.Series()
+    rows, pending = [], {}  # pending: conversation -> the text not understood, waiting for what came next
+    visitor = exchanges[exchanges["purpose"] == "visitor"].sort_values(["conversation", "seq"])
+    for conversation, message, replies in visitor[["conversation", "message", "replies"]].itertuples(index=False):
+        said = fallback.get(conversation)
+        missed = isinstance(said, str) and _says(replies, said)
+        if conversation in pending:
+            after = "asked for a human" if rules.asks_for_human(str(message)) else None
+            rows.append(
+                (pending.pop(conversation), after or ("not understood again" if missed else "understood after"))
+            )
+        if missed:
+            pending[conversation] = normalised(str(message))
+    rows += [(text, "left") for text in pending.values()]
+    table = pd.DataFrame(rows, columns=["visitor said", "next"])
+    counts = pd.crosstab(table["visitor said"], table["next"]).reindex(columns=list(NEXT), fill_value=0)
+    counts.insert(0, "times", counts.sum(axis=1))
+    return counts.sort_values("times", ascending=False, kind="stable")
+
+
+def normalised(text: str) -> str:
+    """A visitor text as grouped: any case, spaces collapsed, punctuation at its ends left out."""
+    return " ".join(text.casefold().split()).strip(" .,;:!?¿¡'\"")
+
+
+def _says(replies, text: str) -> bool:
+    """Whether one of an answer's messages (its ``replies`` JSON) is ``text``."""
+    import json
+
+    found = json.loads(replies) if isinstance(replies, str) and replies else []
+    return any(isinstance(r, dict) and (r.get("payload") or {}).get("value", "").strip() == text.strip() for r in found)
+
+
 def _counts(keys: list[pd.Series], conversations: pd.DataFrame) -> pd.DataFrame:
     """Conversations per value of ``keys`` (rows) and outcome (columns): one groupby (a crosstab is 5x slower)."""
     outcome = conversations["outcome"].rename("outcome")

@@ -119,6 +119,7 @@ CONVERSATION_COLUMNS = pa.schema(
         ("last_bot_message", pa.string()),  # the bot's last message the visitor saw (a payload: [its type])
         ("last_menu", pa.string()),  # the last message of the bot that offered quick replies
         ("path", pa.string()),  # the quick replies the visitor chose, in order, joined by " > "
+        ("fallback", pa.string()),  # what the bot answers words it does not understand (asked after the replay)
     ]
 )
 PATH_SEPARATOR = " > "  # between the quick replies of a conversation's path
@@ -449,6 +450,7 @@ class Replayer:
             "last_bot_message": went.last_message,
             "last_menu": went.last_menu,
             "path": PATH_SEPARATOR.join(went.path),
+            "fallback": None,  # known once the replay is over: see _not_understood
         }
 
 
@@ -574,14 +576,15 @@ def replay(
 
 
 def _not_understood(path: Path, fallbacks: dict[str, str]) -> None:
-    """The conversations that ended on their operator's fallback become "not understood" (a transfer's
-    outcome stays): the fallback is known only once the bot was asked, after the replay."""
+    """Each conversation gets its operator's fallback, and those that ended on it become "not understood" (a
+    transfer's outcome stays): the fallback is known only once the bot was asked, after the replay."""
     if not fallbacks:
         return
     table = pq.read_table(path).to_pylist()
     for row in table:
+        row["fallback"] = fallbacks.get(row["operator"])
         if row["outcome"] not in ("escalated", "transfer failed") and ends_on_fallback(
-            row["last_bot_message"], fallbacks.get(row["operator"])
+            row["last_bot_message"], row["fallback"]
         ):
             row["outcome"] = "not understood"
     pq.write_table(pa.Table.from_pylist(table, schema=CONVERSATION_COLUMNS), path)
