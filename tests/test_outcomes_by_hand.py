@@ -345,3 +345,27 @@ def test_what_the_bot_did_not_understand_and_what_came_next_recomputed_from_the_
         (text, after): int(n) for text, row in table.iterrows() for after, n in row.items() if after != "times" and n
     }
     assert by_hand and found == by_hand
+
+
+def test_kpis_per_topic_recomputed_from_the_rows(replayed):
+    from harness.analysis import journeys, kpis
+
+    rows = pq.read_table(replayed / "conversations.parquet").to_pylist()
+    by_topic: dict[str, list[dict]] = {}
+    for r in rows:
+        topic = (r["path"] or "").split(" > ")[0] or journeys.NO_CHOICE
+        by_topic.setdefault(topic, []).append(r)
+    conversations = pq.read_table(replayed / "conversations.parquet").to_pandas()
+    table = kpis.kpis(conversations.assign(topic=journeys.topics(conversations)), by="topic")
+    assert set(table.index) == set(by_topic) and len(by_topic) > 2
+    for topic, kept in by_topic.items():
+        share = lambda test, kept=kept: sum(map(test, kept)) / len(kept)  # noqa: E731
+        assert table.loc[topic, "conversations"] == len(kept)
+        assert table.loc[topic, "containment"] == pytest.approx(
+            share(lambda r: r["outcome"] in ("resolved", "closed by bot"))
+        )
+        assert table.loc[topic, "escalation"] == pytest.approx(share(lambda r: r["transfer"] is not None))
+        assert table.loc[topic, "not understood rate"] == pytest.approx(
+            share(lambda r: r["outcome"] == "not understood")
+        )
+        assert table.loc[topic, "abandonment"] == pytest.approx(share(lambda r: r["outcome"] == "abandoned"))

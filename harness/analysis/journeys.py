@@ -35,6 +35,16 @@ def paths(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     return table.sort_values("conversations", ascending=False, kind="stable").head(top)
 
 
+NO_CHOICE = "(typed, no quick reply)"
+
+
+def topics(conversations: pd.DataFrame) -> pd.Series:
+    """Each conversation's topic: the first quick reply the visitor chose (the main path's first step), or
+    :data:`NO_CHOICE` when the visitor only typed."""
+    first = conversations["path"].fillna("").str.split(SEPARATOR, n=1).str[0]
+    return first.where(first.ne(""), NO_CHOICE).rename("topic")
+
+
 ENDINGS = ("handed over", "transfer failed", "left without a transfer", "no transfer")
 
 
