@@ -369,3 +369,38 @@ def test_kpis_per_topic_recomputed_from_the_rows(replayed):
             share(lambda r: r["outcome"] == "not understood")
         )
         assert table.loc[topic, "abandonment"] == pytest.approx(share(lambda r: r["outcome"] == "abandoned"))
+
+
+def test_a_bot_posting_through_the_api_then_failing_to_transfer_reads_failed_everywhere(replayed):
+    import gzip
+    import json
+    from collections import defaultdict
+
+    from harness.analysis import journeys, metrics
+    from harness.analysis.chat import conversation_html
+
+    from .test_notebooks import SAMPLE
+
+    exchanges, conversations = metrics.load(replayed)
+    kept = set(conversations["conversation"])
+    posted_before = defaultdict(bool)  # the bot posted through the API before its transfer
+    transferred = set()
+    with gzip.open(SAMPLE, "rt", encoding="utf-8") as raw:
+        for text in sorted((json.loads(t) for t in raw), key=lambda x: (str(x["conversation"]), x["seq"])):
+            cid = text["conversation"]
+            if cid not in kept:
+                continue
+            replies = (text["response"] or {}).get("replies") or [] if isinstance(text["response"], dict) else []
+            if any(r.get("type") == "transfer" for r in replies):
+                transferred.add(cid)
+            if text["endpoint"] == POSTED and cid not in transferred:
+                posted_before[cid] = True
+    by_hand = outcomes_by_hand(SAMPLE)
+    for outcome, marker in (("failed", False), ("human", True)):
+        chosen = sorted(c for c in transferred if posted_before[c] and by_hand[c] == outcome)
+        assert chosen, outcome  # the sample has conversations of each kind
+        row = conversations.set_index("conversation").loc[chosen[0]]
+        assert row["outcome"] == ("transfer failed" if outcome == "failed" else "escalated")
+        assert ("[a human took the conversation]" in conversation_html(exchanges, chosen[0])) is marker
+        path = journeys.paths(conversations[conversations["conversation"] == chosen[0]])
+        assert path.iloc[0][row["outcome"]] == 1  # the path counted under that outcome, and the flow drawn from it
