@@ -96,8 +96,8 @@ def test_without_a_transfer_there_is_no_outcome_and_posts_are_no_human():
     assert [x["endpoint"] for x in recorded.lines].count(POSTED) == 1
 
 
-def outcomes_by_hand(path) -> dict[str, str]:
-    """Each conversation's transfer outcome, recomputed from the raw JSON lines without the harness."""
+def raw_conversations(path) -> dict[str, list[dict]]:
+    """The recording's lines per conversation, in their order: JSON read with nothing of the harness."""
     import gzip
     import json
     from collections import defaultdict
@@ -108,9 +108,13 @@ def outcomes_by_hand(path) -> dict[str, str]:
             x = json.loads(raw)
             if x["conversation"] is not None:
                 conversations[x["conversation"]].append(x)
+    return {cid: sorted(lines, key=lambda x: x["seq"]) for cid, lines in conversations.items()}
+
+
+def outcomes_by_hand(path) -> dict[str, str]:
+    """Each conversation's transfer outcome, recomputed from the raw JSON lines without the harness."""
     found = {}
-    for cid, lines in conversations.items():
-        lines.sort(key=lambda x: x["seq"])
+    for cid, lines in raw_conversations(path).items():
         acted = []  # per line: what the bot answered in it or posted with it
         for x in lines:
             answer = x["response"] if isinstance(x["response"], dict) else {}
@@ -168,19 +172,8 @@ def test_a_script_made_from_the_recording_gives_a_human_only_where_one_took_it(c
 def ended_by_hand(path, fallback: str) -> dict[str, str]:
     """Per conversation without a transfer, "not understood" or "abandoned" or "other", read from the raw lines:
     the last bot message shown is the last operator echo; the fallback is the scenario's own text."""
-    import gzip
-    import json
-    from collections import defaultdict
-
-    conversations = defaultdict(list)
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
-        for raw in lines:
-            x = json.loads(raw)
-            if x["conversation"] is not None:
-                conversations[x["conversation"]].append(x)
     found = {}
-    for cid, lines in conversations.items():
-        lines.sort(key=lambda x: x["seq"])
+    for cid, lines in raw_conversations(path).items():
         replies = [
             r
             for x in lines
