@@ -397,3 +397,44 @@ def test_a_bot_posting_through_the_api_then_failing_to_transfer_reads_failed_eve
         assert ("[a human took the conversation]" in conversation_html(exchanges, chosen[0])) is marker
         path = journeys.paths(conversations[conversations["conversation"] == chosen[0]])
         assert path.iloc[0][row["outcome"]] == 1  # the path counted under that outcome, and the flow drawn from it
+
+
+def test_report_json_holds_the_figures_recomputed_by_hand(replayed, tmp_path):
+    import json
+    import statistics
+    import subprocess
+    import sys
+
+    written = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", "--results", str(replayed), "--out", str(tmp_path / "r.html"),
+         "--json", str(written)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"its figures in {written}")
+    found = json.loads(written.read_text("utf-8"))
+    rows = pq.read_table(replayed / "conversations.parquet").to_pylist()
+    calls = pq.read_table(replayed / "exchanges.parquet").to_pylist()
+    n = len(rows)
+    overall = found["kpis"]["all"]
+    assert overall["conversations"] == n
+    assert overall["containment"] == pytest.approx(sum(r["outcome"] in ("resolved", "closed by bot") for r in rows) / n)
+    assert overall["escalation"] == pytest.approx(sum(r["transfer"] is not None for r in rows) / n)
+    took = [r["transfer"] == "succeeded" for r in rows if r["transfer"] is not None]
+    assert overall["transfer success"] == pytest.approx(sum(took) / len(took))
+    assert overall["time to first reply"] == pytest.approx(
+        statistics.median(r["time_to_first_reply_s"] for r in rows if r["time_to_first_reply_s"] is not None)
+    )
+    for outcome in {r["outcome"] for r in rows}:
+        count = sum(r["outcome"] == outcome for r in rows)
+        assert found["outcomes"][outcome] == {"conversations": count, "share": pytest.approx(count / n)}
+    recorded = lambda x: x["recorded_latency_ms"] if x["recorded_latency_ms"] is not None else x["latency_ms"]  # noqa: E731
+    slow = [
+        x
+        for x in calls
+        if x["latency_ms"] is not None and recorded(x) > (2_000 if x["endpoint"] == "first-messages" else 10_000)
+    ]
+    assert len(found["slow calls"]) == len(slow) == sum(found["calls over budget"]["recorded"].values())
+    asked = sum(bool(r["asked_for_human"]) for r in rows)
+    assert found["escalation funnel"]["visitor asked for a human"] == asked

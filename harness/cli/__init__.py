@@ -231,6 +231,12 @@ def parser() -> argparse.ArgumentParser:
         "--names", metavar="A,B", help="the two runs' names in the comparison (default: this run,other run)"
     )
     report.add_argument(
+        "--json",
+        metavar="FILE",
+        type=output,
+        help="also write every figure of the report as JSON (KPIs, outcomes, latency, the analyses)",
+    )
+    report.add_argument(
         "--out", default="report.html", type=output, help="the HTML file to write (default report.html)"
     )
     report.set_defaults(run=commands.report)

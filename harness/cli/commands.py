@@ -405,25 +405,30 @@ def replay(args) -> int:
     return 0
 
 
+def _report_problem(args) -> str | None:
+    """What is wrong with ``report``'s options, said before anything runs (None: nothing)."""
+    if args.compare_with and not (Path(args.compare_with) / "conversations.parquet").exists():
+        return f"--compare-with {args.compare_with} holds no conversations.parquet: give a folder `replay --out` wrote"
+    if args.names and (len(args.names.split(",")) != 2 or not all(n.strip() for n in args.names.split(","))):
+        return f"--names {args.names!r}: give two names separated by a comma, e.g. --names v1,v2"
+    if args.outcomes and args.results:
+        return (
+            f"--outcomes applies to a replay: the outcomes in {args.results} were decided when it was replayed; "
+            "replay with `replay --outcomes FILE`, or give --recordings"
+        )
+    if args.names and not args.compare_with:
+        return "--names names the two runs of a comparison: give the second run with --compare-with RESULTS_DIR"
+    return None
+
+
 def report(args) -> int:
     """``iadvize-harness report``: the notebooks executed on replay results, as one HTML page."""
     from harness import resources
     from harness.analysis.report import ReportError, build
     from harness.traffic.recordings import recording_files
 
-    if args.compare_with and not (Path(args.compare_with) / "conversations.parquet").exists():
-        return error(
-            f"--compare-with {args.compare_with} holds no conversations.parquet: give a folder `replay --out` wrote"
-        )
-    if args.names and (len(args.names.split(",")) != 2 or not all(n.strip() for n in args.names.split(","))):
-        return error(f"--names {args.names!r}: give two names separated by a comma, e.g. --names v1,v2")
-    if args.outcomes and args.results:
-        return error(
-            f"--outcomes applies to a replay: the outcomes in {args.results} were decided when it was replayed; "
-            "replay with `replay --outcomes FILE`, or give --recordings"
-        )
-    if args.names and not args.compare_with:
-        return error("--names names the two runs of a comparison: give the second run with --compare-with RESULTS_DIR")
+    if problem := _report_problem(args):
+        return error(problem)
     progress = Progress()
     replayed_into = None  # the temporary folder of a replay made here, removed at the end
     try:
@@ -441,6 +446,10 @@ def report(args) -> int:
                 print("error: no conversation could be replayed: nothing to report", file=sys.stderr)
                 return 1
         page = build(results, Path(args.out), args.compare_with, progress=progress, names=args.names or "")
+        if args.json:  # the same figures, from the same functions, for a CI or a test to read
+            from harness.analysis import figures, metrics
+
+            figures.write(*metrics.load(results), args.json)
     except (_Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
         progress.done()
         return error(str(problem))
@@ -448,7 +457,7 @@ def report(args) -> int:
         progress.done()
         if replayed_into is not None:
             shutil.rmtree(replayed_into, ignore_errors=True)
-    print(f"report written to {page} (open it in a browser)")
+    print(f"report written to {page} (open it in a browser)" + (f"; its figures in {args.json}" if args.json else ""))
     return 0
 
 
