@@ -438,3 +438,39 @@ def test_report_json_holds_the_figures_recomputed_by_hand(replayed, tmp_path):
     assert len(found["slow calls"]) == len(slow) == sum(found["calls over budget"]["recorded"].values())
     asked = sum(bool(r["asked_for_human"]) for r in rows)
     assert found["escalation funnel"]["visitor asked for a human"] == asked
+
+
+@pytest.mark.parametrize("seed", [3, 5, 11])
+def test_fresh_samples_of_other_seeds_give_the_same_figures_by_hand_and_by_the_harness(seed, tmp_path):
+    """The by-hand recomputations above, on samples the committed one never saw."""
+    import yaml
+
+    from harness.analysis import figures, metrics
+    from harness.bots import bot
+    from harness.client import BotClient
+    from harness.conformance.iadvize_api import IAdvizeAPI
+    from harness.traffic.recordings import recorded_conversations
+    from harness.traffic.sample import generate
+
+    from .conftest import ROOT
+
+    with (
+        IAdvizeAPI() as api,
+        bot(env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com", **api.reference_bot_settings()}) as url,
+    ):
+        sample = generate(BotClient(url), 40, seed, tmp_path / "sample", api=api)
+        replay([sample], url, tmp_path / "results", api=api)
+    by_hand = outcomes_by_hand(sample)
+    assert "human" in by_hand.values() or "failed" in by_hand.values()  # transfers to judge
+    assert {r.id: r.transfer_outcome for r in recorded_conversations([sample], [], {}) if r.transfer_outcome} == by_hand
+    scenario = yaml.safe_load((ROOT / "reference_bot" / "scenarios" / "order-assistant.yaml").read_text("utf-8"))
+    ended = ended_by_hand(sample, scenario["fallback"][0]["text"]["en"])
+    rows = pq.read_table(tmp_path / "results" / "conversations.parquet").to_pylist()
+    for row in rows:
+        expected = {"human": "escalated", "failed": "transfer failed"}.get(by_hand.get(row["conversation"]))
+        if expected is None and ended[row["conversation"]] != "other":
+            expected = ended[row["conversation"]]
+        assert expected is None or row["outcome"] == expected, (row["conversation"], row["outcome"], expected)
+    found = figures.figures(*metrics.load(tmp_path / "results"))
+    for outcome in {r["outcome"] for r in rows}:
+        assert found["outcomes"][outcome]["conversations"] == sum(r["outcome"] == outcome for r in rows)
