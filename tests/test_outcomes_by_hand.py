@@ -282,14 +282,17 @@ def test_who_asked_for_a_human_where_and_how_it_ended_recomputed_from_the_rows(r
     for cid in conversations:
         rows = sorted((r for r in exchanges if r["conversation"] == cid), key=lambda r: r["seq"])
         last = "(the greeting)"
-        for r in rows:
+        for n, r in enumerate(rows):
             if r["purpose"] == "echo":
                 last = r["message"]
             elif r["purpose"] == "visitor" and words.search(r["message"] or ""):
                 c = conversations[cid]
-                ended = {"succeeded": "handed over", "failed": "transfer failed"}.get(c["transfer"]) or (
-                    "left without a transfer" if c["outcome"] == "abandoned" else "no transfer"
-                )
+                after = [x["message"] for x in rows[n + 1 :] if x["purpose"] == "echo"]
+                ended = {"succeeded": "handed over", "failed": "transfer failed"}.get(c["transfer"])
+                if ended is None and len(after) != len(set(after)):
+                    ended = "re-asked"  # the same bot message twice after the ask
+                if ended is None:
+                    ended = "left without a transfer" if c["outcome"] == "abandoned" else "no transfer"
                 by_hand[(last, ended)] = by_hand.get((last, ended), 0) + 1
                 break
     table = journeys.asked_for_human(*(pq.read_table(replayed / f"{n}.parquet").to_pandas()
@@ -299,6 +302,13 @@ def test_who_asked_for_a_human_where_and_how_it_ended_recomputed_from_the_rows(r
     }
     assert found == by_hand and sum(by_hand.values()) == int(table["asked"].sum()) > 0
     assert any(e in ("left without a transfer", "no transfer") for _, e in by_hand)  # some never got a human
+    rows = pq.read_table(replayed / "conversations.parquet").to_pylist()
+    stuck: dict[str, int] = {}
+    for r in rows:
+        if r["asked_for_human"] and r["transfer"] is None:
+            stuck[r["last_bot_message"] or "(none)"] = stuck.get(r["last_bot_message"] or "(none)", 0) + 1
+    table = journeys.never_handed_over(pq.read_table(replayed / "conversations.parquet").to_pandas())
+    assert stuck and {k: int(v) for k, v in table.items()} == stuck
 
 
 def test_what_the_bot_did_not_understand_and_what_came_next_recomputed_from_the_rows(replayed):

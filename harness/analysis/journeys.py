@@ -45,38 +45,57 @@ def topics(conversations: pd.DataFrame) -> pd.Series:
     return first.where(first.ne(""), NO_CHOICE).rename("topic")
 
 
-ENDINGS = ("handed over", "transfer failed", "left without a transfer", "no transfer")
+ENDINGS = ("handed over", "transfer failed", "re-asked", "left without a transfer", "no transfer")
 
 
 def asked_for_human(exchanges: pd.DataFrame, conversations: pd.DataFrame, rules=None) -> pd.DataFrame:
     """Where visitors asked for a human, and how it ended: per bot message the visitor saw last before asking
-    (in the outcome rules' words), the conversations that asked there, split by how they ended (handed over to a
-    human, the transfer failed, the visitor left without a transfer, no transfer otherwise), most asked first."""
+    (in the outcome rules' words), the conversations that asked there, split by how they ended: handed over
+    to a human, the transfer failed, or without a transfer: the bot asked the same thing again after the ask
+    (a question the visitor could not answer, asked in a loop), the visitor left, or otherwise. Most asked
+    first."""
     from harness.analysis.outcomes import DEFAULT_RULES
 
     rules = rules or DEFAULT_RULES
     where: dict[str, str] = {}
+    said_after: dict[str, list[str]] = {}  # what the bot showed after the ask
     ordered = exchanges.sort_values(["conversation", "seq"])[["conversation", "purpose", "message"]]
     seen, last = None, "(the greeting)"
     for conversation, purpose, message in ordered.itertuples(index=False):  # one pass, a few rows a conversation
         if conversation != seen:
             seen, last = conversation, "(the greeting)"
         if conversation in where:
-            continue
-        if purpose == "echo":
+            if purpose == "echo":
+                said_after[conversation].append(str(message))
+        elif purpose == "echo":
             last = str(message)
         elif purpose == "visitor" and rules.asks_for_human(str(message)):
-            where[conversation] = last
+            where[conversation], said_after[conversation] = last, []
     ended = conversations.set_index("conversation")
     rows = []
     for conversation, message in where.items():
         transfer, outcome = ended.at[conversation, "transfer"], ended.at[conversation, "outcome"]
         how = {"succeeded": "handed over", "failed": "transfer failed"}.get(transfer)
-        rows.append((message, how or ("left without a transfer" if outcome == "abandoned" else "no transfer")))
+        repeated = len(said_after[conversation]) > len(set(said_after[conversation]))
+        how = how or ("re-asked" if repeated else "left without a transfer" if outcome == "abandoned" else None)
+        rows.append((message, how or "no transfer"))
     table = pd.DataFrame(rows, columns=["where they asked", "ended"])
     counts = pd.crosstab(table["where they asked"], table["ended"]).reindex(columns=list(ENDINGS), fill_value=0)
     counts.insert(0, "asked", counts.sum(axis=1))
     return counts.sort_values("asked", ascending=False, kind="stable")
+
+
+def never_handed_over(conversations: pd.DataFrame) -> pd.Series:
+    """Of the conversations that asked for a human and got no transfer, where they ended: the bot's last message,
+    counted, most frequent first (a question asked again, a prequalification the visitor could not answer)."""
+    kept = conversations[conversations["asked_for_human"].fillna(False).astype(bool) & conversations["transfer"].isna()]
+    return (
+        kept["last_bot_message"]
+        .fillna("(none)")
+        .value_counts()
+        .rename_axis("the bot's last message")
+        .rename("conversations")
+    )
 
 
 NEXT = ("understood after", "asked for a human", "not understood again", "left")
