@@ -305,7 +305,10 @@ def test_in_jupyter_the_explorer_s_filters_and_pages_are_widgets(tmp_path):
     assert "application/vnd.jupyter.widget-view+json" in kinds  # ipywidgets: filters, a page number, the page
     widgets = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
     labels = {w["state"].get("description") for w in widgets}
-    assert {"outcome", "visitor said", "bot said", "replies differ", "page"} <= labels
+    assert {"outcome", "scenario", "visitor said", "bot said", "a call over its budget", "replies differ",
+            "a rule broken", "page"} <= labels  # fmt: skip
+    budget = next(w for w in widgets if w["state"].get("description") == "a call over its budget")
+    assert budget["state"]["_options_labels"] == ["", "as recorded", "as replayed"]
     pages = [w["state"]["value"] for w in widgets if w["model_name"] == "HTMLModel"]
     first = f"<p>page 1 of {20 // PER_PAGE}: conversations 1-{PER_PAGE} of 20</p>"  # drawn before any filter is used
     assert len(pages) == 1 and pages[0].startswith(first)

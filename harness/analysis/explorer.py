@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness import render
 from harness.analysis.chat import conversation_html, rule_labels
-from harness.analysis.metrics import budget_ms
+from harness.analysis.metrics import budget_ms, latency
 
 PER_PAGE = 4
 INDEX_LIMIT = 300  # conversations the report's index opens as chats: the page stays a few megabytes
@@ -37,14 +37,15 @@ def find(
     scenario: str | None = None,
     visitor_said: str | None = None,
     bot_said: str | None = None,
-    over_budget: bool = False,
+    over_budget: bool | str = False,
     differing: bool = False,
     rule: str | None = None,
 ) -> pd.DataFrame:
     """The conversations matching every filter given, as an index: outcome, scenario, turns, first message.
 
     ``visitor_said`` and ``bot_said`` are looked for in what was said, any case; ``over_budget``
-    keeps conversations with a call over its budget (as replayed), ``differing`` those whose replayed
+    keeps conversations with a call over its budget as recorded (True or ``"recorded"``: what visitors
+    lived) or as replayed (``"replayed"``), ``differing`` those whose replayed
     replies differ from the recording; ``rule`` those with a call that broke that rule of check's (the
     ``rules`` column replay writes).
     """
@@ -57,8 +58,9 @@ def find(
     for column, text in (("visitor said", visitor_said), ("bot said", bot_said)):
         if text:
             keep &= table[column].str.contains(text, case=False, regex=False)
-    if over_budget:
-        slow = exchanges.loc[exchanges["latency_ms"] > _budget(exchanges), "conversation"]
+    if over_budget:  # True or "recorded": what visitors lived; "replayed": the bot under test now
+        source = "replayed" if over_budget == "replayed" else "recorded"
+        slow = exchanges.loc[latency(exchanges, source) > _budget(exchanges), "conversation"]
         keep &= table.index.isin(set(slow))
     if differing:
         keep &= table.index.isin(set(exchanges.loc[exchanges["same"].eq(False), "conversation"]))
