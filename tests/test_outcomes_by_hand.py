@@ -484,3 +484,18 @@ def test_fresh_samples_of_other_seeds_give_the_same_figures_by_hand_and_by_the_h
     found = figures.figures(*metrics.load(tmp_path / "results"))
     for outcome in {r["outcome"] for r in rows}:
         assert found["outcomes"][outcome]["conversations"] == sum(r["outcome"] == outcome for r in rows)
+
+
+def test_the_visitor_data_handed_to_a_human_counted_by_name_as_the_rows_hold_it(replayed):
+    import json
+
+    from harness.analysis import metrics
+
+    rows = pq.read_table(replayed / "conversations.parquet").to_pylist()
+    by_hand: dict[str, int] = {}
+    for r in rows:
+        for name in json.loads(r["transfer_variables"]) if r["transfer_variables"] else {}:
+            by_hand[name] = by_hand.get(name, 0) + 1
+    found = metrics.handed_over(pq.read_table(replayed / "conversations.parquet").to_pandas())
+    assert by_hand and {k: int(v) for k, v in found.items()} == by_hand
+    assert {r["transfer_variables"] is not None for r in rows if r["transfer"]} == {True}  # each transfer says

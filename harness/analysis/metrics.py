@@ -270,6 +270,15 @@ def compare(
     return table
 
 
+def handed_over(conversations: pd.DataFrame) -> pd.Series:
+    """Of the conversations transferred, how many carried each piece of visitor data (its name) to the human."""
+    import json
+
+    held = conversations.get("transfer_variables", pd.Series(dtype=object)).dropna()
+    names = [name for text in held for name in json.loads(text)]
+    return pd.Series(names, dtype=object).value_counts().rename_axis("visitor data").rename("transfers")
+
+
 def outcome_changes(
     a: tuple[pd.DataFrame, pd.DataFrame],
     b: tuple[pd.DataFrame, pd.DataFrame],

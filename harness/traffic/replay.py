@@ -116,6 +116,7 @@ CONVERSATION_COLUMNS = pa.schema(
         ("differences", pa.int32()),
         ("variables", pa.string()),  # JSON {name: value}: the visitor data the bot held at the end
         ("prequalified", pa.bool_()),  # the transfer came with visitor data (null: no transfer)
+        ("transfer_variables", pa.string()),  # JSON {name: value}: the visitor data held at the transfer
         ("last_bot_message", pa.string()),  # the bot's last message the visitor saw (a payload: [its type])
         ("last_menu", pa.string()),  # the last message of the bot that offered quick replies
         ("path", pa.string()),  # the quick replies the visitor chose, in order, joined by " > "
@@ -447,6 +448,7 @@ class Replayer:
             "differences": sum(1 for r in rows if r["same"] is False),
             "variables": _json(chat.variables),
             "prequalified": None if chat.variables_at_transfer is None else bool(chat.variables_at_transfer),
+            "transfer_variables": _json(chat.variables_at_transfer),
             "last_bot_message": went.last_message,
             "last_menu": went.last_menu,
             "path": PATH_SEPARATOR.join(went.path),
