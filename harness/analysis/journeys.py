@@ -7,10 +7,13 @@ Over the ``conversations`` table ``replay`` writes: ``last_bot_message``, ``last
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import pandas as pd
+
+from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRules
 
 NO_PATH = "(no quick reply chosen)"
 SEPARATOR = " > "  # as harness.traffic.replay joins a path
@@ -48,15 +51,14 @@ def topics(conversations: pd.DataFrame) -> pd.Series:
 ENDINGS = ("handed over", "transfer failed", "re-asked", "left without a transfer", "no transfer")
 
 
-def asked_for_human(exchanges: pd.DataFrame, conversations: pd.DataFrame, rules=None) -> pd.DataFrame:
+def asked_for_human(
+    exchanges: pd.DataFrame, conversations: pd.DataFrame, rules: OutcomeRules = DEFAULT_RULES
+) -> pd.DataFrame:
     """Where visitors asked for a human, and how it ended: per bot message the visitor saw last before asking
     (in the outcome rules' words), the conversations that asked there, split by how they ended: handed over
     to a human, the transfer failed, or without a transfer: the bot asked the same thing again after the ask
     (a question the visitor could not answer, asked in a loop), the visitor left, or otherwise. Most asked
     first."""
-    from harness.analysis.outcomes import DEFAULT_RULES
-
-    rules = rules or DEFAULT_RULES
     where: dict[str, str] = {}
     said_after: dict[str, list[str]] = {}  # what the bot showed after the ask
     ordered = exchanges.sort_values(["conversation", "seq"])[["conversation", "purpose", "message"]]
@@ -101,14 +103,13 @@ def never_handed_over(conversations: pd.DataFrame) -> pd.Series:
 NEXT = ("understood after", "asked for a human", "not understood again", "left")
 
 
-def not_understood(exchanges: pd.DataFrame, conversations: pd.DataFrame, rules=None) -> pd.DataFrame:
+def not_understood(
+    exchanges: pd.DataFrame, conversations: pd.DataFrame, rules: OutcomeRules = DEFAULT_RULES
+) -> pd.DataFrame:
     """What visitors typed that the bot answered with its fallback (the ``fallback`` column replay writes),
     normalised (any case, spaces and end punctuation aside) and counted, most frequent first, with what the
     visitor did next: wrote something the bot understood, asked for a human, was not understood again, or
     left."""
-    from harness.analysis.outcomes import DEFAULT_RULES
-
-    rules = rules or DEFAULT_RULES
     fallback = conversations.set_index("conversation")["fallback"] if "fallback" in conversations else pd.Series()
     rows, pending = [], {}  # pending: conversation -> the text not understood, waiting for what came next
     visitor = exchanges[exchanges["purpose"] == "visitor"].sort_values(["conversation", "seq"])
@@ -136,8 +137,6 @@ def normalised(text: str) -> str:
 
 def _says(replies, text: str) -> bool:
     """Whether one of an answer's messages (its ``replies`` JSON) is ``text``."""
-    import json
-
     found = json.loads(replies) if isinstance(replies, str) and replies else []
     return any(isinstance(r, dict) and (r.get("payload") or {}).get("value", "").strip() == text.strip() for r in found)
 

@@ -7,6 +7,7 @@ one (what visitors lived), else the replayed one.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -272,8 +273,6 @@ def compare(
 
 def handed_over(conversations: pd.DataFrame) -> pd.Series:
     """Of the conversations transferred, how many carried each piece of visitor data (its name) to the human."""
-    import json
-
     held = conversations.get("transfer_variables", pd.Series(dtype=object)).dropna()
     names = [name for text in held for name in json.loads(text)]
     return pd.Series(names, dtype=object).value_counts().rename_axis("visitor data").rename("transfers")
