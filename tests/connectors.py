@@ -26,6 +26,8 @@ pattern seen in public iAdvize connectors:
 - ``menu``: quick replies offered to a conversation's first message; the last one transfers
   (``("Track my order", "Talk to a mechanic")``), the others answer and close; with
   ``menu_transfers=False`` none does, whatever its words (``"Talk to a person"``);
+- ``unknown``: what it answers any other text: a fallback of its own (``"Sorry, I didn't get that."``), or
+  ``"menu"``: its menu again, as many menu bots answer what they do not understand;
 - ``rotating``: its answers change by themselves (another wording every second time it is asked the same);
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
@@ -92,6 +94,7 @@ class Connector:
         menu: tuple[str, ...] = (),
         menu_transfers: bool = True,
         rotating: bool = False,
+        unknown: str | None = None,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -115,6 +118,7 @@ class Connector:
         self.greeted: set[str] = set()  # conversations the menu was offered in
         self.rotating = rotating  # its answers change by themselves: every second time it is asked the same
         self.asked: dict[str, int] = {}  # text -> times asked
+        self.unknown = unknown  # what it answers any other text: its fallback, or "menu" (its menu again)
         self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
         self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
@@ -230,10 +234,11 @@ class Connector:
             replies = [say(f"About {payload['value']!r}: it is on its way."), {"type": "close"}]
         elif self.menu and id_conversation not in self.greeted:
             self.greeted.add(id_conversation)
-            offered = [{"contentType": "text/quick-reply", "value": v, "idQuickReply": v} for v in self.menu]
-            replies = [{**say("How can we help?"), "quickReplies": offered}]
+            replies = [self.offered()]
         elif any(word in payload["value"].lower() for word in self.escalation_words):
             replies = self.transfer_to(id_conversation, body)
+        elif self.unknown is not None:
+            replies = [self.offered() if self.unknown == "menu" else say(self.unknown)]
         elif self.answer_text is not None:
             replies = [say(self.answer_text)]
         elif self.rotating:
@@ -255,6 +260,11 @@ class Connector:
             ]
         with self.lock:
             return self.answers.setdefault(message["idMessage"], replies)
+
+    def offered(self) -> dict:
+        """Its menu: "How can we help?" with a quick reply per choice."""
+        choices = [{"contentType": "text/quick-reply", "value": v, "idQuickReply": v} for v in self.menu]
+        return {**say("How can we help?"), "quickReplies": choices}
 
     def transfer_to(self, id_conversation: str, body: dict) -> list:
         """The replies of a transfer to a human: to the operator's first rule, then the fallback and a close."""

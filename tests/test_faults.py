@@ -43,7 +43,7 @@ OPERATOR = "ha-456678"  # its integer part is the GraphQL chatbotId
 ASK_ORDER = "Sure. What is your order number? It's the 6 digits in your confirmation email."
 HOLDING = "Thanks! Let me look order 123456 up in our system, it takes a few seconds."
 FOUND = "Found it: order 123456 left our warehouse yesterday and should arrive within 2 working days."
-NEXT = "Type **invoice** to get your invoice, or **menu** for anything else."
+NEXT = "Type 'invoice' to get your invoice, or 'menu' for anything else."
 
 
 # --- iAdvize's side ------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ read from a conversation's events."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
 from harness.analysis import journeys
@@ -56,7 +58,22 @@ def test_a_flow_chart_draws_a_band_per_link():
     drawn = [p for p in ax.patches if type(p).__name__ == "PathPatch"]
     assert len(drawn) == len(journeys.flows(CONVERSATIONS, depth=2))
     assert "= escalated (1)" in [t.get_text() for t in ax.texts]
+    nodes = {round(p.get_y(), 6): p for p in ax.patches if type(p).__name__ == "Rectangle" and p.get_x() > 1.5}
+    escalated = [p for p in nodes.values() if p.get_height() == 1 and p.get_hatch() == ".."]
+    assert len(escalated) == 1 and matplotlib.colors.to_hex(escalated[0].get_facecolor()) == "#66ccee"
     plt.close(fig)
+
+
+def test_the_flow_chart_gathers_as_other_only_the_small_choices():
+    # 12 choices of 100 conversations: "c0" taken 45 times, "c1" to "c11" 5 times each (5 %)
+    paths = ["c0"] * 45 + [f"c{n}" for n in range(1, 12) for _ in range(5)]
+    table = pd.DataFrame({"path": paths, "outcome": "resolved"})
+    links = journeys._grouped(journeys.flows(table, depth=1), top=3, minimum=0.05 * len(table))
+    firsts = {a[1] for (a, _), _ in links.items() if a[0] == 0}
+    assert firsts == {f"c{n}" for n in range(12)}  # every choice of 5 % or more by name: no "(other)"
+    links = journeys._grouped(journeys.flows(table, depth=1), top=3, minimum=6)
+    firsts = Counter({a[1]: n for (a, _), n in links.items() if a[0] == 0})
+    assert len(firsts) == 4 and firsts["c0"] == 45 and firsts["(other)"] == 5 * 9  # the top 3, the rest gathered
 
 
 def menu(text, *choices):

@@ -84,3 +84,11 @@ def test_the_readme_defines_every_kpi_as_the_code_does():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for name, kpi in kpis.KPIS.items():
         assert f"| {name} | {kpi.definition} |" in readme
+
+
+def test_every_outcome_has_its_own_colour_and_hatch_in_the_charts():
+    from harness.analysis import style
+
+    assert set(style.STYLES) == set(kpis.OUTCOMES)
+    colours, hatches = zip(*style.STYLES.values(), strict=True)
+    assert len(set(colours)) == len(set(hatches)) == len(kpis.OUTCOMES)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from harness.analysis import kpis, metrics
+from harness.analysis import comparison, kpis, metrics
 
 
 def at(text: str) -> pd.Timestamp:
@@ -89,7 +91,7 @@ def test_escalations(conversations):
 
 def test_two_runs_compared(exchanges, conversations):
     later = exchanges.assign(recorded_latency_ms=exchanges["recorded_latency_ms"] * 2)
-    table = metrics.compare((exchanges, conversations), (later, conversations), source="recorded")
+    table = comparison.compare((exchanges, conversations), (later, conversations), source="recorded")
     # before: 100 200 300 [400] 600 2500 12000; after, recorded doubled (the replayed 400 stays):
     # 200 400 400 [600] 1200 5000 24000
     p50 = "recorded latency p50"  # which latency, in the row's name; ms, its unit, in the formatted value
@@ -102,20 +104,29 @@ def test_two_runs_compared(exchanges, conversations):
     assert shown.loc["escalation"].tolist() == ["75.0 %", "75.0 %", "0 pts"]
 
 
-def test_the_conversations_whose_outcome_changed_come_with_their_first_difference(exchanges, conversations):
+def text_replies(*texts: str) -> str:
+    return json.dumps([{"type": "message", "payload": {"contentType": "text", "value": v}} for v in texts])
+
+
+def test_the_conversations_whose_outcome_changed_come_with_their_first_difference_as_text(exchanges, conversations):
     ids = ["c-1", "c-2", "c-3", "c-4"]
     before = conversations.assign(conversation=ids)
     after = before.assign(outcome=["resolved", "transfer failed", "transfer failed", "escalated"])
     rows = pd.DataFrame(
-        {"conversation": ["c-2", "c-2", "c-1"], "seq": [0, 1, 0], "message": ["agent please", "ok", "Hi"]}
+        {
+            "conversation": ["c-2", "c-2", "c-1"],
+            "seq": [0, 1, 0],
+            "purpose": "visitor",
+            "message": ["agent please", "ok", "Hi"],
+        }
     )
-    a = rows.assign(replies=['["a"]', '["x"]', '["h"]'])
-    b = rows.assign(replies=['["a"]', '["y"]', '["h"]'])
-    changed = metrics.outcome_changes((a, before), (b, after), names=("v1", "v2"))
+    a = rows.assign(replies=[text_replies("a"), text_replies("x", "more"), text_replies("h")])
+    b = rows.assign(replies=[text_replies("a"), text_replies("y", "more"), text_replies("h")])
+    changed = comparison.outcome_changes((a, before), (b, after), names=("v1", "v2"))
     assert changed["conversation"].tolist() == ["c-2"]  # the only one whose outcome differs
     row = changed.iloc[0]
     assert (row["outcome (v1)"], row["outcome (v2)"]) == ("escalated", "transfer failed")
-    assert (row["seq"], row["visitor said"], row["replies (v1)"], row["replies (v2)"]) == (1, "ok", '["x"]', '["y"]')
+    assert (row["seq"], row["visitor said"], row["v1 said"], row["v2 said"]) == (1, "ok", "x\nmore", "y\nmore")
 
 
 def test_transfer_success_and_where_escalations_happen(conversations):
@@ -133,7 +144,7 @@ def test_recorded_and_replayed_latency_side_by_side(exchanges):
 
 def test_two_bots_compare_on_what_the_replayed_bot_took(exchanges, conversations):
     slower = exchanges.assign(latency_ms=exchanges["latency_ms"] * 10)
-    table = metrics.compare((exchanges, conversations), (slower, conversations))
+    table = comparison.compare((exchanges, conversations), (slower, conversations))
     p50 = "replayed latency p50"
     assert table.loc[p50, "before"] == 1 and table.loc[p50, "after"] == 10
 
@@ -178,3 +189,32 @@ def test_the_prequalified_share_counts_transferred_conversations_only():
     assert metrics.prequalified_share(frame) == pytest.approx(2 / 3)
     assert np.isnan(metrics.prequalified_share(pd.DataFrame({"prequalified": [None, None]})))
     assert np.isnan(metrics.prequalified_share(pd.DataFrame({"outcome": ["resolved"]})))  # replayed before the column
+
+
+def test_replies_that_differ_are_grouped_by_state_with_counts_and_shown_side_by_side_escaped():
+    def run(answers: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rows = []
+        for n, conversation in enumerate(["c-1", "c-2", "c-3"]):
+            rows += [
+                {"conversation": conversation, "seq": 0, "purpose": "greeting", "message": None,
+                 "replies": text_replies("Hello!")},
+                {"conversation": conversation, "seq": 1, "purpose": "echo", "message": "Hello!", "replies": None},
+                {"conversation": conversation, "seq": 2, "purpose": "visitor", "message": f"agent {n}",
+                 "replies": text_replies(answers[n])},
+            ]  # fmt: skip
+        return pd.DataFrame(rows), pd.DataFrame({"conversation": ["c-1", "c-2", "c-3"]})
+
+    ask = "What is your order number?"
+    a = run([ask, ask, "<b>same</b>"])
+    b = run(["I'm passing you on.", "I'm passing you on.", "<b>same</b>"])
+    table = comparison.reply_differences(a, b, names=("v1", "v2"))
+    assert table.to_dict("records") == [
+        {"state": "Hello!", "visitor said": "agent 0", "times": 2, "v1 said": ask, "v2 said": "I'm passing you on."}
+    ]
+    assert comparison.reply_differences(a, a).empty
+    html = comparison.diff_html(table, names=("v1", "v2"))
+    assert "<del>What is your order number?</del>" in html and "<ins>I&#x27;m passing you on.</ins>" in html
+    hostile = run(["<script>alert(1)</script> x", ask, ask])
+    html = comparison.diff_html(comparison.reply_differences(a, hostile), names=("<i>", "b"))
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<th>&lt;i&gt;</th>" in html
+    assert comparison.diff_html(comparison.reply_differences(a, a)).startswith("<p>none")

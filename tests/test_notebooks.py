@@ -129,7 +129,7 @@ def test_the_report_is_one_offline_page_of_charts_without_code(results, tmp_path
     over = int((exchanges["recorded_latency_ms"].fillna(exchanges["latency_ms"]) > budget).sum())
     assert "<h2" in page and "Slow calls" in page
     assert re.search(r"\d+ conversations asked for a human; \d+ never got a transfer", page)
-    assert re.search(r"[1-9]\d* visitor messages not understood, \d+ different texts", page)
+    assert re.search(r"[1-9]\d* visitor messages? not understood, \d+ different texts?", page)
     assert f"{over} calls over their budget" in page if over else "none: every call within its budget" in page
 
 
@@ -229,7 +229,8 @@ def test_replay_refuses_a_concurrency_of_zero():
 
 
 def dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
-    """The page as headless Chromium built it (its DOM, serialised, scripts run): what a reader's browser shows."""
+    """The page as headless Chromium built it (its DOM, serialised, scripts run): what a reader's browser shows.
+    A script error on the page fails the test: Chromium logs it as an uncaught error of the console."""
     chromium = shutil.which("chromium")
     assert chromium, "headless Chromium is needed: `make test` installs Debian's chromium package"
     done = subprocess.run(
@@ -237,6 +238,8 @@ def dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
             chromium,
             *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile-dom'}",
+            "--enable-logging=stderr",
+            "--v=0",
             "--dump-dom",
             page.as_uri() + (f"#{fragment}" if fragment else ""),
         ],
@@ -245,47 +248,71 @@ def dom(page: Path, tmp_path: Path, fragment: str = "") -> str:
         timeout=90,
         check=True,
     )
+    errors = [line for line in done.stderr.splitlines() if ":CONSOLE" in line and "Uncaught" in line]
+    assert errors == [], errors
     return done.stdout
 
 
-def test_the_report_compares_two_runs_of_different_bots_in_the_browser(tmp_path):
+def asking_less(scenarios: Path) -> Path:
+    """The shipped scenarios, their handover no longer asking for the order number: straight to the email."""
+    import yaml
+
+    scenarios.mkdir()
+    for source in (ROOT / "reference_bot" / "scenarios").glob("*.yaml"):
+        data = yaml.safe_load(source.read_text("utf-8"))
+        if source.stem == "order-assistant":
+            email = data["states"]["ask_email"]
+            data["states"]["handover"] = {**email, "replies": [{"text": {
+                "en": "I'll pass you to a person from our customer service. What email address can they write back to?",
+                "fr": "Je vous passe un conseiller du service client. À quelle adresse e-mail peut-il vous répondre ?",
+            }}]}  # fmt: skip
+        (scenarios / source.name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
+    return scenarios
+
+
+def test_the_report_compares_a_version_whose_handover_asks_less_in_the_browser(tmp_path):
     from reference_bot import create_app
-    from reference_bot.dialogue import Answer, answer
 
     from .conftest import bot_settings
 
-    def never_transfers(turn):  # v2: the same bot, its transfers dropped
-        said = answer(turn)
-        return Answer([r for r in said.replies if r["type"] != "transfer"], said.state, said.proactive, said.variables)
-
-    for name, dialogue in (("v1", None), ("v2", never_transfers)):
+    for name, scenarios in (("v1", None), ("v2", asking_less(tmp_path / "v2-scenarios"))):
         (tmp_path / name).mkdir()
-        app = create_app(bot_settings(tmp_path / name, DIALOGUE=dialogue, PUBLIC_URL="https://bot.example.com"))
+        settings = {"SCENARIOS_DIR": str(scenarios)} if scenarios else {}
+        app = create_app(bot_settings(tmp_path / name, PUBLIC_URL="https://bot.example.com", **settings))
         with LoopbackServer(app) as server:
             replay([SAMPLE], server.url, tmp_path / f"{name}-results", limit=120)
-    page = build(tmp_path / "v1-results", tmp_path / "report.html", tmp_path / "v2-results", names="v1,v2")
+    # v2 is this run, v1 (the version in production) the baseline
+    page = build(tmp_path / "v2-results", tmp_path / "report.html", tmp_path / "v1-results", names="v2,v1")
     shown = dom(page, tmp_path)
-    assert "<th>v1</th>" in shown and "<th>v2</th>" in shown
-    changed = int(re.search(r"(\d+) conversations changed outcome", shown).group(1))
-    assert changed > 0  # the escalated ones: v2 never transfers
-    # v2, the run compared with, is the baseline: its outcome first, then this run's (v1)
-    assert re.search(r"<td>(resolved|abandoned|closed by bot|not understood)</td>\s*<td>escalated</td>", shown)
-    # the change is this run's figure minus the baseline's: v1 escalates more, so a positive change
-    escalation = {
-        name: pd.read_parquet(tmp_path / f"{name}-results" / "conversations.parquet")["transfer"].notna().mean()
-        for name in ("v1", "v2")
-    }
-    points = f"{(escalation['v1'] - escalation['v2']) * 100:+.1f} pts"
-    assert points.startswith("+") and re.search(
-        rf"<th>escalation</th>(\s*<td>[^<]*</td>){{2}}\s*<td>{re.escape(points)}</td>", shown
-    )
-    assert "change: v1 minus v2" in shown
+    assert "<th>v1</th>" in shown and "<th>v2</th>" in shown and "change: v2 minus v1" in shown
+    rows = {name: pd.read_parquet(tmp_path / f"{name}-results" / "conversations.parquet") for name in ("v1", "v2")}
+    # the change is this run's figure minus the baseline's
+    points = f"{(rows['v2']['transfer'].notna().mean() - rows['v1']['transfer'].notna().mean()) * 100:+.1f} pts"
+    assert re.search(rf"<th>escalation</th>(\s*<td>[^<]*</td>){{2}}\s*<td>{re.escape(points)}</td>", shown)
+    outcomes = {name: dict(zip(r["conversation"], r["outcome"], strict=True)) for name, r in rows.items()}
+    changed = sum(outcome != outcomes["v2"][c] for c, outcome in outcomes["v1"].items())
+    assert changed > 0 and f"{changed} conversations changed outcome" in shown
+    # the answers that differ, side by side, by state: the order-number question gone from v2
+    assert re.search(r"\d+ answers differ, in \d+ states", shown)
+    assert "<del>" in shown and "<ins>" in shown and "What email address can they write back to?" in shown
+    # the visitor data handed to humans: v2 carries the order number only when the visitor gave it before
+    held = {name: sum("order_number" in json.loads(v) for v in r["transfer_variables"].dropna())
+            for name, r in rows.items()}  # fmt: skip
+    data = re.search(r"<th>order_number</th>\s*<td>(\d+)</td>\s*<td>(\d+)</td>", shown)
+    assert data and (int(data.group(1)), int(data.group(2))) == (held["v1"], held["v2"]) and held["v1"] > held["v2"]
+    # every analysis a team acts on, present and not empty
+    asked = re.search(r"(\d+) conversations asked for a human; (\d+) never got a transfer", shown)
+    assert asked and int(asked.group(1)) > 0
+    missed = re.search(r"(\d+) visitor messages? not understood, (\d+) different texts?", shown)
+    assert missed and int(missed.group(1)) > 0
+    assert re.search(r"\d+ calls over their budget", shown)
+    assert "KPIs per topic" in shown and "Track my order" in shown  # a topic's row
     assert "of the transfers the bot asked, the share a human took" in shown  # the glossary, whole
-    # the conversation index: a row per conversation (the first 300), each holding its chat to open
+    # the conversation index: a row per conversation, each holding its chat to open
     assert shown.count('<details class="conversation"') == 120
     row = re.search(r'<details class="conversation" id="([^"]+)"><summary>(.*?)</summary>(.*?)</details>', shown, re.S)
     assert re.match(
-        r"[0-9a-f]{8} \| (resolved|escalated|abandoned|closed by bot|transfer failed) "
+        r"[0-9a-f]{8} \| (resolved|escalated|abandoned|closed by bot|transfer failed|not understood) "
         r"\| order-assistant \| \d+ turns? \| ",
         row.group(2),
     )

@@ -270,84 +270,124 @@ def test_every_call_over_its_budget_is_listed_as_the_recording_has_it(replayed):
     assert list(slow["recorded ms"]) == sorted(slow["recorded ms"], reverse=True)
 
 
-def test_who_asked_for_a_human_where_and_how_it_ended_recomputed_from_the_rows(replayed):
+HUMAN_WORDS = r"\b(human|person|agent|advisor|someone|operator)\b"  # the default outcome rules, restated
+
+
+def states_by_hand(rows: list[dict]) -> dict[int, str]:
+    """Per exchange of one conversation (its seq): the bot message the visitor saw last before it."""
+    seen, last = {}, "(the greeting)"
+    for r in sorted(rows, key=lambda r: r["seq"]):
+        seen[r["seq"]] = last
+        if r["purpose"] == "echo":
+            last = r["message"]
+    return seen
+
+
+def asked_by_hand(folder) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Who asked for a human, per state and ending ({state: {"asked": n, ending: n}}), and where those who got
+    no transfer ended ({the bot's last message: n}), from the replay's rows."""
     import re
 
-    from harness.analysis import journeys
-
-    exchanges = pq.read_table(replayed / "exchanges.parquet").to_pylist()
-    conversations = {r["conversation"]: r for r in pq.read_table(replayed / "conversations.parquet").to_pylist()}
-    words = re.compile(r"\b(human|person|agent|advisor|someone|operator)\b", re.IGNORECASE)
-    by_hand: dict[tuple[str, str], int] = {}
-    for cid in conversations:
+    exchanges = pq.read_table(folder / "exchanges.parquet").to_pylist()
+    conversations = {r["conversation"]: r for r in pq.read_table(folder / "conversations.parquet").to_pylist()}
+    words = re.compile(HUMAN_WORDS, re.IGNORECASE)
+    by_state: dict[str, dict[str, int]] = {}
+    for cid, c in conversations.items():
         rows = sorted((r for r in exchanges if r["conversation"] == cid), key=lambda r: r["seq"])
-        last = "(the greeting)"
+        seen = states_by_hand(rows)
         for n, r in enumerate(rows):
-            if r["purpose"] == "echo":
-                last = r["message"]
-            elif r["purpose"] == "visitor" and words.search(r["message"] or ""):
-                c = conversations[cid]
+            if r["purpose"] == "visitor" and words.search(r["message"] or ""):
                 after = [x["message"] for x in rows[n + 1 :] if x["purpose"] == "echo"]
                 ended = {"succeeded": "handed over", "failed": "transfer failed"}.get(c["transfer"])
                 if ended is None and len(after) != len(set(after)):
                     ended = "re-asked"  # the same bot message twice after the ask
                 if ended is None:
-                    ended = "left without a transfer" if c["outcome"] == "abandoned" else "no transfer"
-                by_hand[(last, ended)] = by_hand.get((last, ended), 0) + 1
+                    ended = "left" if c["outcome"] == "abandoned" else "never offered"
+                counts = by_state.setdefault(seen[r["seq"]], {"asked": 0})
+                counts["asked"] += 1
+                counts[ended] = counts.get(ended, 0) + 1
                 break
-    table = journeys.asked_for_human(*(pq.read_table(replayed / f"{n}.parquet").to_pandas()
-                                      for n in ("exchanges", "conversations")))  # fmt: skip
-    found = {
-        (where, ended): int(n) for where, row in table.iterrows() for ended, n in row.items() if ended != "asked" and n
-    }
-    assert found == by_hand and sum(by_hand.values()) == int(table["asked"].sum()) > 0
-    assert any(e in ("left without a transfer", "no transfer") for _, e in by_hand)  # some never got a human
-    rows = pq.read_table(replayed / "conversations.parquet").to_pylist()
     stuck: dict[str, int] = {}
-    for r in rows:
-        if r["asked_for_human"] and r["transfer"] is None:
-            stuck[r["last_bot_message"] or "(none)"] = stuck.get(r["last_bot_message"] or "(none)", 0) + 1
-    table = journeys.never_handed_over(pq.read_table(replayed / "conversations.parquet").to_pandas())
+    for c in conversations.values():
+        if c["asked_for_human"] and c["transfer"] is None:
+            stuck[c["last_bot_message"] or "(none)"] = stuck.get(c["last_bot_message"] or "(none)", 0) + 1
+    return by_state, stuck
+
+
+def nonzero(table: dict) -> dict:
+    """{row: {column: n}} without its zeros: as the by-hand dictionaries hold it."""
+    return {row: {k: int(v) for k, v in values.items() if v} for row, values in table.items()}
+
+
+def test_who_asked_for_a_human_where_and_how_it_ended_recomputed_from_the_rows(replayed):
+    from harness.analysis import journeys
+
+    by_hand, stuck = asked_by_hand(replayed)
+    exchanges, conversations = (pq.read_table(replayed / f"{n}.parquet").to_pandas()
+                                for n in ("exchanges", "conversations"))  # fmt: skip
+    table = journeys.asked_for_human(exchanges, conversations)
+    assert nonzero(table.to_dict("index")) == by_hand and int(table["asked"].sum()) > 0
+    assert any(e in ("left", "never offered") for counts in by_hand.values() for e in counts)  # some never got one
+    table = journeys.never_handed_over(conversations)
     assert stuck and {k: int(v) for k, v in table.items()} == stuck
 
 
-def test_what_the_bot_did_not_understand_and_what_came_next_recomputed_from_the_rows(replayed):
+def not_understood_by_hand(folder) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """What the bot answered with the scenario's fallback, per normalised text and per state, with what came
+    next ({text: {"times": n, next: n}}, {state: {"times": n, "different texts": n, next: n}})."""
     import json
     import re
 
     import yaml
 
-    from harness.analysis import journeys
-
     from .conftest import ROOT
 
     scenario = yaml.safe_load((ROOT / "reference_bot" / "scenarios" / "order-assistant.yaml").read_text("utf-8"))
     fallback = scenario["fallback"][0]["text"]["en"]  # the scenario's own words: the fallback found by asking
-    exchanges = pq.read_table(replayed / "exchanges.parquet").to_pylist()
-    words = re.compile(r"\b(human|person|agent|advisor|someone|operator)\b", re.IGNORECASE)
-    by_hand: dict[tuple[str, str], int] = {}
+    exchanges = pq.read_table(folder / "exchanges.parquet").to_pylist()
+    words = re.compile(HUMAN_WORDS, re.IGNORECASE)
+    by_text: dict[str, dict[str, int]] = {}
+    by_state: dict[str, dict] = {}
+    texts: dict[str, set] = {}
+
+    def missed(row) -> bool:
+        return fallback in [x.get("payload", {}).get("value") for x in json.loads(row["replies"] or "[]")]
+
     for cid in {r["conversation"] for r in exchanges}:
-        said = sorted((r for r in exchanges if r["conversation"] == cid and r["purpose"] == "visitor"),
-                      key=lambda r: r["seq"])  # fmt: skip
+        rows = [r for r in exchanges if r["conversation"] == cid]
+        seen = states_by_hand(rows)
+        said = sorted((r for r in rows if r["purpose"] == "visitor"), key=lambda r: r["seq"])
         for n, r in enumerate(said):
-            if fallback not in [x.get("payload", {}).get("value") for x in json.loads(r["replies"] or "[]")]:
+            if not missed(r):
                 continue
             text = " ".join(r["message"].lower().split()).strip(" .,;:!?¿¡'\"")
             if n + 1 == len(said):
                 after = "left"
             elif words.search(said[n + 1]["message"]):
                 after = "asked for a human"
-            elif fallback in [x.get("payload", {}).get("value") for x in json.loads(said[n + 1]["replies"] or "[]")]:
+            elif missed(said[n + 1]):
                 after = "not understood again"
             else:
                 after = "understood after"
-            by_hand[(text, after)] = by_hand.get((text, after), 0) + 1
-    table = journeys.not_understood(*(pq.read_table(replayed / f"{n}.parquet").to_pandas()
-                                      for n in ("exchanges", "conversations")))  # fmt: skip
-    found = {
-        (text, after): int(n) for text, row in table.iterrows() for after, n in row.items() if after != "times" and n
-    }
-    assert by_hand and found == by_hand
+            for key, table in ((text, by_text), (seen[r["seq"]], by_state)):
+                counts = table.setdefault(key, {"times": 0})
+                counts["times"] += 1
+                counts[after] = counts.get(after, 0) + 1
+            texts.setdefault(seen[r["seq"]], set()).add(text)
+    for state, counts in by_state.items():
+        counts["different texts"] = len(texts[state])
+    return by_text, by_state
+
+
+def test_what_the_bot_did_not_understand_and_what_came_next_recomputed_from_the_rows(replayed):
+    from harness.analysis import journeys
+
+    by_text, by_state = not_understood_by_hand(replayed)
+    exchanges, conversations = (pq.read_table(replayed / f"{n}.parquet").to_pandas()
+                                for n in ("exchanges", "conversations"))  # fmt: skip
+    assert by_text and nonzero(journeys.not_understood(exchanges, conversations).to_dict("index")) == by_text
+    table = journeys.not_understood(exchanges, conversations, by="state")
+    assert by_state and nonzero(table.to_dict("index")) == by_state
 
 
 def test_kpis_per_topic_recomputed_from_the_rows(replayed):
@@ -448,6 +488,74 @@ def test_report_json_holds_the_figures_recomputed_by_hand(replayed, tmp_path):
     assert len(found["slow calls"]) == len(slow) == sum(found["calls over budget"]["recorded"].values())
     asked = sum(bool(r["asked_for_human"]) for r in rows)
     assert found["escalation funnel"]["visitor asked for a human"] == asked
+    by_state, stuck = asked_by_hand(replayed)
+    assert nonzero(found["asked for a human"]) == by_state and found["asked for a human, never handed over"] == stuck
+    by_text, by_state = not_understood_by_hand(replayed)
+    assert nonzero(found["not understood"]) == by_text and nonzero(found["not understood by state"]) == by_state
+    paths: dict[str, dict[str, int]] = {}
+    ends: dict[str, dict[str, dict[str, int]]] = {}
+    held: dict[str, int] = {}
+    for r in rows:
+        for counts in (
+            paths.setdefault(r["path"] or "(no quick reply chosen)", {}),
+            ends.setdefault(r["scenario"], {}).setdefault(r["last_bot_message"] or "(none)", {}),
+        ):
+            counts["conversations"] = counts.get("conversations", 0) + 1
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        for name in json.loads(r["transfer_variables"] or "{}"):
+            held[name] = held.get(name, 0) + 1
+    assert nonzero(found["paths"]) == paths and len(paths) > 3
+    assert {scenario: nonzero(table) for scenario, table in found["where conversations end"].items()} == ends
+    assert found["visitor data handed to a human"] == held and held
+    assert "comparison" not in found  # one run: nothing compared
+
+
+def test_a_comparison_s_figures_are_this_run_minus_the_baseline_recomputed_from_both_runs_rows(tmp_path):
+    """The same 100 recorded conversations replayed against the shipped bot (v1, the baseline) and a version
+    whose handover no longer asks for the order number (v2); the comparison's figures recomputed by hand."""
+    import json
+
+    from harness.analysis import figures, metrics
+    from harness.bots import bot
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    from .test_notebooks import SAMPLE, asking_less
+
+    scenarios = asking_less(tmp_path / "v2-scenarios")
+    for name, env in (("v1", {}), ("v2", {"REFERENCE_BOT_SCENARIOS": str(scenarios)})):
+        with IAdvizeAPI() as api, bot(env={**api.reference_bot_settings(), **env}) as url:
+            replay([SAMPLE], url, tmp_path / name, limit=100, api=api)
+    found = figures.figures(*metrics.load(tmp_path / "v2"), baseline=metrics.load(tmp_path / "v1"), names="v2,v1")
+    compared = found["comparison"]
+    assert (compared["baseline"], compared["run"]) == ("v1", "v2")
+    rows = {name: {r["conversation"]: r for r in pq.read_table(tmp_path / name / "conversations.parquet").to_pylist()}
+            for name in ("v1", "v2")}  # fmt: skip
+    calls = {name: {(x["conversation"], x["seq"]): x for x in pq.read_table(tmp_path / name / "exchanges.parquet")
+                    .to_pylist()} for name in ("v1", "v2")}  # fmt: skip
+
+    def escalation(name: str) -> float:
+        return sum(r["transfer"] is not None for r in rows[name].values()) / len(rows[name])
+
+    assert compared["figures"]["escalation"]["change"] == pytest.approx(escalation("v2") - escalation("v1"))
+    asked = {name: sum(bool(r["asked_for_human"]) for r in rows[name].values()) for name in rows}
+    assert compared["figures"]["visitor asked for a human"] == {"v1": asked["v1"], "v2": asked["v2"], "change": 0}
+    changed = {c for c, r in rows["v1"].items() if r["outcome"] != rows["v2"][c]["outcome"]}
+    assert changed and {r["conversation"] for r in compared["outcome changes"]} == changed
+    differing = [
+        key for key, x in calls["v1"].items() if key in calls["v2"] and x["replies"] != calls["v2"][key]["replies"]
+    ]
+    assert differing and sum(r["times"] for r in compared["reply differences"]) == len(differing)
+    asked_email_first = (
+        "I'll pass you to a person from our customer service. What email address can they write back to?"
+    )
+    assert any(r["v2 said"] == asked_email_first for r in compared["reply differences"])
+    held = {name: {} for name in rows}
+    for name, table in rows.items():
+        for r in table.values():
+            for key in json.loads(r["transfer_variables"] or "{}"):
+                held[name][key] = held[name].get(key, 0) + 1
+    assert compared["visitor data handed to a human"] == held
+    assert held["v1"]["order_number"] > held["v2"].get("order_number", 0)  # v2 asks for it no more
 
 
 @pytest.mark.parametrize("seed", [3, 5, 11])

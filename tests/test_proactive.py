@@ -137,7 +137,7 @@ def test_a_slow_step_answers_with_its_holding_message_and_queues_the_real_answer
     replies = ask_order_status(bot.test_client())
     assert texts(replies) == ["Thanks! Let me look order 123456 up in our system, it takes a few seconds."]
     outbox = bot.extensions["reference_bot"].store.outbox()
-    assert [m["text"][:9] for m in outbox] == ["Found it:", "Type **in"]
+    assert [m["text"][:9] for m in outbox] == ["Found it:", "Type 'inv"]
     assert {m["id_conversation"] for m in outbox} == {"conv-9"}
     assert all(m["sent_at"] is None for m in outbox)
 
@@ -163,7 +163,7 @@ def test_the_outbox_sends_in_order_retries_with_backoff_and_sends_each_message_o
     assert runtime.outbox.deliver_due() == 0
     assert sent_texts(responses.calls)[1:] == [
         '"Found it: order 123456 left our warehouse yesterday and should arrive within 2 working days."',
-        '"Type **invoice** to get your invoice, or **menu** for anything else."',
+        "\"Type 'invoice' to get your invoice, or 'menu' for anything else.\"",
     ]
     assert all(m["sent_at"] is not None for m in runtime.store.outbox())
 

@@ -137,3 +137,69 @@ def test_an_error_in_every_answer_does_not_stop_the_escalation_probe_and_a_long_
                       "transfer_timeout": 300})  # fmt: skip
     assert {f.rule for f in report.findings} == {"error-shown-to-visitor", "transfer-timeout-range"}
     assert not any("never transferred" in note for note in report.notes)
+
+
+MENU = ("Opening hours", "Talk to a person")
+
+
+def replayed_outcomes(options: dict, tmp_path) -> dict[str, tuple[str, str | None]]:
+    """Two recorded conversations replayed against a connector: one ends on words the bot does not know, one
+    on a choice of its menu; each conversation's (outcome, fallback)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from harness.traffic.replay import replay
+
+    def line(conversation, seq, endpoint, method, path, request, response):
+        return {"v": 1, "conversation": conversation, "operator": "ha-1", "seq": seq, "endpoint": endpoint,
+                "method": method, "path": path, "request": request, "status": 200, "response": response,
+                "sent_at": f"2026-01-05T10:00:{seq:02d}.000Z", "latency_ms": 12.5, "error": None}  # fmt: skip
+
+    recorded = [line(None, 0, "bot.save", "PUT", "/bots/ha-1",
+                     {"name": "Shop", "distributionRules": [], "external": {"idBot": "shop"}}, None)]  # fmt: skip
+    for conversation, words in (("lost", ["Hello", "blorp wibble"]), ("chose", ["Hello", MENU[0]])):
+        answer = {"idConversation": conversation, "idOperator": "ha-1", "replies": [],
+                  "createdAt": "2026-01-05T10:00:00.000Z", "updatedAt": "2026-01-05T10:00:00.000Z"}  # fmt: skip
+        recorded += [
+            line(conversation, 0, "first-messages", "GET", "/bots/ha-1/conversation-first-messages", None,
+                 {"replies": []}),
+            line(conversation, 1, "conversations", "POST", "/conversations",
+                 {"idOperator": "ha-1", "idConversation": conversation, "history": []}, answer),
+        ]  # fmt: skip
+        for n, text in enumerate(words, 2):
+            message = {
+                "idMessage": f"{conversation}-{n}",
+                "author": {"role": "visitor"},
+                "payload": {"contentType": "text", "value": text},
+                "createdAt": "2026-01-05T10:00:05.000Z",
+            }
+            recorded.append(line(conversation, n, "messages", "POST", f"/conversations/{conversation}/messages",
+                                 {"idOperator": "ha-1", "message": message}, answer))  # fmt: skip
+    path = tmp_path / "recorded.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in recorded), encoding="utf-8")
+    with connectors.serve(menu=MENU, escalation_words=("person",), **options) as bot:
+        summary = replay([path], bot.url, tmp_path / "out")
+    assert summary.conversations == 2
+    rows = pq.read_table(tmp_path / "out" / "conversations.parquet").to_pylist()
+    return {r["conversation"]: (r["outcome"], r["fallback"]) for r in rows}
+
+
+def test_a_fallback_of_its_own_makes_a_conversation_ending_on_it_not_understood(tmp_path):
+    fallback = "Sorry, I didn't get that."
+    assert replayed_outcomes({"unknown": fallback}, tmp_path) == {
+        "lost": ("not understood", fallback),
+        "chose": ("closed by bot", fallback),
+    }
+
+
+def test_a_menu_shown_again_to_words_it_does_not_know_is_no_fallback_in_replay_nor_in_check(tmp_path):
+    # the look-alike: its answer to gibberish is its menu, also its answer to a hello: nothing tells apart a
+    # conversation that ends on the menu because the bot did not understand
+    assert replayed_outcomes({"unknown": "menu"}, tmp_path) == {
+        "lost": ("abandoned", None),  # it left at the menu: a question left unanswered
+        "chose": ("closed by bot", None),
+    }
+    report = checked({"menu": MENU, "escalation_words": ("person",), "unknown": "menu"})
+    assert report.errors == [], [(f.rule, f.message) for f in report.errors]
+    assert [d for c in report.coverage for d in c.dead_ends if d.kind == "fallback"] == []

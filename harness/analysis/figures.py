@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.analysis import journeys, kpis, metrics
+from harness.analysis import comparison, journeys, kpis, metrics
 
 
-def figures(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> dict:
+def figures(
+    exchanges: pd.DataFrame, conversations: pd.DataFrame, baseline: comparison.Run | None = None, names: str = ""
+) -> dict:
     """The report's figures: KPIs overall and per scenario, operator, day and topic; outcomes with counts and
     shares; latency per endpoint (percentiles, calls over budget as recorded and as replayed); the escalation
-    funnel; what was not understood; who asked for a human; every slow call."""
+    funnel; what was not understood (by text and by state); who asked for a human; where conversations end;
+    the paths through quick replies; every slow call; the visitor data handed to humans. With ``baseline``
+    (the run compared with, named second in ``names``), the comparison: this run minus the baseline."""
     outcomes = conversations["outcome"].value_counts()
     with_topic = conversations.assign(topic=journeys.topics(conversations))
     return {
@@ -38,20 +42,61 @@ def figures(exchanges: pd.DataFrame, conversations: pd.DataFrame) -> dict:
         },
         "escalation funnel": _plain(metrics.escalation_funnel(conversations)),
         "not understood": _rows(journeys.not_understood(exchanges, conversations)),
+        "not understood by state": _rows(journeys.not_understood(exchanges, conversations, by="state")),
         "asked for a human": _rows(journeys.asked_for_human(exchanges, conversations)),
-        "slow calls": json.loads(metrics.slow_calls(exchanges).to_json(orient="records")),
+        "asked for a human, never handed over": _plain(journeys.never_handed_over(conversations)),
+        "where conversations end": _nested(journeys.drop_off(conversations, top=len(conversations))),
+        "paths": _rows(journeys.paths(conversations, top=len(conversations))),
+        "slow calls": _records(metrics.slow_calls(exchanges)),
+        "visitor data handed to a human": _plain(metrics.handed_over(conversations)),
+        **({"comparison": _compared(baseline, (exchanges, conversations), names)} if baseline else {}),
     }
 
 
-def write(exchanges: pd.DataFrame, conversations: pd.DataFrame, path: str | Path) -> None:
-    """The figures of the two tables, as indented JSON at ``path``."""
-    text = json.dumps(figures(exchanges, conversations), indent=2, ensure_ascii=False) + "\n"
+def _compared(baseline: comparison.Run, run: comparison.Run, names: str) -> dict:
+    """The comparison the report shows: the baseline first, changes as this run minus it."""
+    this, other = comparison.run_names(names)
+    pair = (other, this)
+    return {
+        "baseline": other,
+        "run": this,
+        "figures": _rows(comparison.compare(baseline, run, pair)),
+        "outcome changes": _records(comparison.outcome_changes(baseline, run, pair)),
+        "reply differences": _records(comparison.reply_differences(baseline, run, pair)),
+        "visitor data handed to a human": {
+            other: _plain(metrics.handed_over(baseline[1])),
+            this: _plain(metrics.handed_over(run[1])),
+        },
+    }
+
+
+def write(
+    exchanges: pd.DataFrame,
+    conversations: pd.DataFrame,
+    path: str | Path,
+    baseline: comparison.Run | None = None,
+    names: str = "",
+) -> None:
+    """The figures of the two tables (and of the comparison with ``baseline``), as indented JSON at ``path``."""
+    text = json.dumps(figures(exchanges, conversations, baseline, names), indent=2, ensure_ascii=False) + "\n"
     Path(path).write_bytes(text.encode("utf-8", "backslashreplace"))
 
 
 def _rows(table: pd.DataFrame) -> dict:
     """A table as {row: {column: value}}: dates in ISO 8601, NaN as null."""
     return json.loads(table.to_json(orient="index", date_format="iso"))
+
+
+def _nested(table: pd.DataFrame) -> dict:
+    """A table of two index levels as {first: {second: {column: value}}}."""
+    nested: dict = {}
+    for (first, second), row in zip(table.index, _records(table.reset_index(drop=True)), strict=True):
+        nested.setdefault(str(first), {})[str(second)] = row
+    return nested
+
+
+def _records(table: pd.DataFrame) -> list:
+    return json.loads(table.to_json(orient="records", date_format="iso"))
 
 
 def _plain(series: pd.Series) -> dict:

@@ -48,39 +48,48 @@ def topics(conversations: pd.DataFrame) -> pd.Series:
     return first.where(first.ne(""), NO_CHOICE).rename("topic")
 
 
-ENDINGS = ("handed over", "transfer failed", "re-asked", "left without a transfer", "no transfer")
+GREETING = "(the greeting)"
+
+
+def states(exchanges: pd.DataFrame) -> pd.Series:
+    """Each exchange's state: the bot message the visitor saw last before it (the greeting's state is
+    :data:`GREETING`), aligned with ``exchanges``. A bot's messages are its echoed replies and posts."""
+    ordered = exchanges.sort_values(["conversation", "seq"])
+    shown = ordered["message"].astype(object).where(ordered["purpose"].astype(object).eq("echo"))
+    # the last echo at or before each row; a visitor row is never an echo, so it is strictly before
+    return shown.groupby(ordered["conversation"]).ffill().fillna(GREETING).reindex(exchanges.index).rename("state")
+
+
+ENDINGS = ("handed over", "transfer failed", "re-asked", "left", "never offered")
 
 
 def asked_for_human(
     exchanges: pd.DataFrame, conversations: pd.DataFrame, rules: OutcomeRules = DEFAULT_RULES
 ) -> pd.DataFrame:
-    """Where visitors asked for a human, and how it ended: per bot message the visitor saw last before asking
-    (in the outcome rules' words), the conversations that asked there, split by how they ended: handed over
-    to a human, the transfer failed, or without a transfer: the bot asked the same thing again after the ask
-    (a question the visitor could not answer, asked in a loop), the visitor left, or otherwise. Most asked
-    first."""
+    """Where visitors asked for a human, and how it ended: per state (the bot message the visitor saw last
+    before asking, in the outcome rules' words), the conversations that asked there, split by how they ended:
+    handed over to a human, the transfer failed, or without a transfer: the bot asked the same thing again
+    after the ask (a question the visitor could not answer, asked in a loop), the visitor left while the bot
+    waited, or the bot went on without ever offering one. Most asked first."""
     where: dict[str, str] = {}
     said_after: dict[str, list[str]] = {}  # what the bot showed after the ask
-    ordered = exchanges.sort_values(["conversation", "seq"])[["conversation", "purpose", "message"]]
-    seen, last = None, "(the greeting)"
-    for conversation, purpose, message in ordered.itertuples(index=False):  # one pass, a few rows a conversation
-        if conversation != seen:
-            seen, last = conversation, "(the greeting)"
+    ordered = exchanges.assign(state=states(exchanges)).sort_values(["conversation", "seq"])
+    for conversation, purpose, message, state in ordered[["conversation", "purpose", "message", "state"]].itertuples(
+        index=False
+    ):  # one pass, a few rows a conversation
         if conversation in where:
             if purpose == "echo":
                 said_after[conversation].append(str(message))
-        elif purpose == "echo":
-            last = str(message)
         elif purpose == "visitor" and rules.asks_for_human(str(message)):
-            where[conversation], said_after[conversation] = last, []
+            where[conversation], said_after[conversation] = state, []
     ended = conversations.set_index("conversation")
     rows = []
-    for conversation, message in where.items():
+    for conversation, state in where.items():
         transfer, outcome = ended.at[conversation, "transfer"], ended.at[conversation, "outcome"]
         how = {"succeeded": "handed over", "failed": "transfer failed"}.get(transfer)
         repeated = len(said_after[conversation]) > len(set(said_after[conversation]))
-        how = how or ("re-asked" if repeated else "left without a transfer" if outcome == "abandoned" else None)
-        rows.append((message, how or "no transfer"))
+        how = how or ("re-asked" if repeated else "left" if outcome == "abandoned" else "never offered")
+        rows.append((state, how))
     table = pd.DataFrame(rows, columns=["where they asked", "ended"])
     counts = pd.crosstab(table["where they asked"], table["ended"]).reindex(columns=list(ENDINGS), fill_value=0)
     counts.insert(0, "asked", counts.sum(axis=1))
@@ -104,29 +113,36 @@ NEXT = ("understood after", "asked for a human", "not understood again", "left")
 
 
 def not_understood(
-    exchanges: pd.DataFrame, conversations: pd.DataFrame, rules: OutcomeRules = DEFAULT_RULES
+    exchanges: pd.DataFrame, conversations: pd.DataFrame, rules: OutcomeRules = DEFAULT_RULES, by: str = "text"
 ) -> pd.DataFrame:
     """What visitors typed that the bot answered with its fallback (the ``fallback`` column replay writes),
     normalised (any case, spaces and end punctuation aside) and counted, most frequent first, with what the
     visitor did next: wrote something the bot understood, asked for a human, was not understood again, or
-    left."""
+    left. ``by="state"``: the same counted per state (the bot message the visitor was answering), with how
+    many different texts."""
     fallback = conversations.set_index("conversation")["fallback"] if "fallback" in conversations else pd.Series()
-    rows, pending = [], {}  # pending: conversation -> the text not understood, waiting for what came next
-    visitor = exchanges[exchanges["purpose"] == "visitor"].sort_values(["conversation", "seq"])
-    for conversation, message, replies in visitor[["conversation", "message", "replies"]].itertuples(index=False):
+    rows, pending = [], {}  # pending: conversation -> (state, text) not understood, waiting for what came next
+    visitor = exchanges.assign(state=states(exchanges))
+    visitor = visitor[visitor["purpose"] == "visitor"].sort_values(["conversation", "seq"])
+    for conversation, message, replies, state in visitor[["conversation", "message", "replies", "state"]].itertuples(
+        index=False
+    ):
         said = fallback.get(conversation)
         missed = isinstance(said, str) and _says(replies, said)
         if conversation in pending:
             after = "asked for a human" if rules.asks_for_human(str(message)) else None
             rows.append(
-                (pending.pop(conversation), after or ("not understood again" if missed else "understood after"))
+                (*pending.pop(conversation), after or ("not understood again" if missed else "understood after"))
             )
         if missed:
-            pending[conversation] = normalised(str(message))
-    rows += [(text, "left") for text in pending.values()]
-    table = pd.DataFrame(rows, columns=["visitor said", "next"])
-    counts = pd.crosstab(table["visitor said"], table["next"]).reindex(columns=list(NEXT), fill_value=0)
+            pending[conversation] = (state, normalised(str(message)))
+    rows += [(*where_what, "left") for where_what in pending.values()]
+    table = pd.DataFrame(rows, columns=["state", "visitor said", "next"])
+    key = "visitor said" if by == "text" else "state"
+    counts = pd.crosstab(table[key], table["next"]).reindex(columns=list(NEXT), fill_value=0)
     counts.insert(0, "times", counts.sum(axis=1))
+    if by != "text":
+        counts.insert(1, "different texts", table.groupby("state")["visitor said"].nunique().reindex(counts.index))
     return counts.sort_values("times", ascending=False, kind="stable")
 
 
@@ -176,14 +192,18 @@ def flows(conversations: pd.DataFrame, depth: int = 2) -> Counter:
     return links
 
 
-def flow_chart(conversations: pd.DataFrame, ax, depth: int = 2, top: int = 6) -> None:
+def flow_chart(conversations: pd.DataFrame, ax, depth: int = 2, top: int = 8) -> None:
     """The paths drawn on ``ax``: a column per choice, then the outcomes; band widths are conversations.
 
-    The ``top`` choices of each column are drawn by name, the rest gathered as "(other)".
+    Outcomes and the bands reaching them are in each outcome's colour and hatch (:mod:`.style`); the ``top``
+    choices of each column are drawn by name, and any choice of 5 % of the conversations or more: only the
+    rest is gathered as "(other)".
     """
     from matplotlib.patches import PathPatch, Rectangle
 
-    links = _grouped(flows(conversations, depth), top)
+    from harness.analysis import style
+
+    links = _grouped(flows(conversations, depth), top, minimum=0.05 * len(conversations))
     columns = depth + 1
     totals = [Counter() for _ in range(columns)]  # every conversation has one node in each column
     for ((k, a), (_, b)), n in links.items():
@@ -195,21 +215,25 @@ def flow_chart(conversations: pd.DataFrame, ax, depth: int = 2, top: int = 6) ->
     for k, column in enumerate(totals):
         y, spans = 0.0, {}
         for node, n in column.most_common():
-            ax.add_patch(Rectangle((k - 0.04, y), 0.08, n, color="0.25"))
+            colour, hatch = style.STYLES.get(node[2:], (style.CHOICE, "")) if k == columns - 1 else (style.CHOICE, "")
+            ax.add_patch(Rectangle((k - 0.04, y), 0.08, n, facecolor=colour, hatch=hatch, edgecolor="black", lw=0.5))
             labels.append((k + 0.06, y + n / 2, f"{node} ({n})"))
             spans[node] = {"out": y, "in": y}
             y += n + gap
         free.append(spans)
     for ((k, a), (_, b)), n in sorted(links.items(), key=lambda item: (item[0][0][0], -item[1])):
         y0, y1 = free[k][a]["out"], free[k + 1][b]["in"]
-        ax.add_patch(PathPatch(_band(k + 0.04, y0, k + 0.96, y1, n), facecolor="0.75", edgecolor="white", lw=0.5))
+        last = k + 1 == columns - 1
+        colour = style.STYLES.get(b[2:], ("#BBBBBB", ""))[0] if last else "#C8CED6"
+        band = _band(k + 0.04, y0, k + 0.96, y1, n)
+        ax.add_patch(PathPatch(band, facecolor=colour, alpha=0.55 if last else 0.8, edgecolor="white", lw=0.5))
         free[k][a]["out"], free[k + 1][b]["in"] = y0 + n, y1 + n
     for x, y, text in labels:  # over the bands, readable
-        ax.text(x, y, text, va="center", fontsize=7, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        ax.text(x, y, text, va="center", fontsize=9, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})
     height = max(sum(c.values()) + gap * len(c) for c in totals)
-    ax.set_xlim(-0.2, columns - 0.2)
+    ax.set_xlim(-0.2, columns + 0.3)  # room for the outcomes' labels
     ax.set_ylim(height, -gap)  # the most frequent at the top
-    ax.set_xticks(range(columns), [*(f"choice {k + 1}" for k in range(depth)), "outcome"])
+    ax.set_xticks(range(columns), [*(f"choice {k + 1}" for k in range(depth)), "outcome"], fontsize=10)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
@@ -228,12 +252,13 @@ def _band(x0: float, y0: float, x1: float, y1: float, width: float):
     return Curve(points, codes)
 
 
-def _grouped(links: Counter, top: int) -> Counter:
-    """The links with each column's less frequent nodes gathered as "(other)"."""
+def _grouped(links: Counter, top: int, minimum: float = 0) -> Counter:
+    """The links with each column's less frequent nodes gathered as "(other)": a node is kept when it is among
+    the ``top`` of its column or carries ``minimum`` conversations or more."""
     weight: Counter = Counter()
     for ((k, a), _), n in links.items():
         weight[(k, a)] += n
-    kept = set()
+    kept = {node for node, w in weight.items() if w >= minimum > 0}
     for column in {k for k, _ in weight}:
         kept |= {node for node, _ in Counter({n: w for n, w in weight.items() if n[0] == column}).most_common(top)}
 

@@ -110,9 +110,16 @@ def over_budget(exchanges: pd.DataFrame, source: str = "recorded") -> pd.Series:
     return pd.Series(counts[present], index=endpoint.cat.categories[present].astype(str), name="over budget")
 
 
+# who sent what a call carried, by the exchange's purpose
+SENT_BY = {"visitor": "visitor", "echo": "bot (its echo)", "human": "human", "greeting": "-", "create": "-"}
+
+
 def slow_calls(exchanges: pd.DataFrame) -> pd.DataFrame:
     """Every call over its budget as recorded (what visitors lived), slowest first: its conversation, endpoint,
-    what the visitor said, the recorded and replayed latency (ms) and the budget."""
+    state (the bot's message the visitor saw last), the message sent and by whom, the recorded and replayed
+    latency (ms) and the budget."""
+    from harness.analysis.journeys import states
+
     recorded = latency(exchanges, "recorded")
     budget = exchanges["endpoint"].map(budget_ms).astype(float)
     slow = exchanges[recorded > budget]
@@ -121,7 +128,9 @@ def slow_calls(exchanges: pd.DataFrame) -> pd.DataFrame:
             "conversation": slow["conversation"],
             "seq": slow["seq"],
             "endpoint": slow["endpoint"].astype(str),
-            "visitor said": slow["message"],
+            "state": states(exchanges)[slow.index],
+            "sent by": slow["purpose"].astype(object).map(lambda p: SENT_BY.get(p, p)),
+            "message": slow["message"].fillna(""),
             "recorded ms": recorded[slow.index],
             "replayed ms": slow["latency_ms"],
             "budget ms": budget[slow.index],
@@ -259,52 +268,8 @@ def summary(exchanges: pd.DataFrame, conversations: pd.DataFrame, source: str = 
     )  # counts stay whole numbers
 
 
-def compare(
-    a: tuple[pd.DataFrame, pd.DataFrame],
-    b: tuple[pd.DataFrame, pd.DataFrame],
-    names: tuple[str, str] = ("before", "after"),
-    source: str = "replayed",
-) -> pd.DataFrame:
-    """Two runs side by side, with the change (``source="recorded"`` to compare recordings)."""
-    table = pd.DataFrame({names[0]: summary(*a, source=source), names[1]: summary(*b, source=source)})
-    table["change"] = table[names[1]] - table[names[0]]
-    return table
-
-
 def handed_over(conversations: pd.DataFrame) -> pd.Series:
     """Of the conversations transferred, how many carried each piece of visitor data (its name) to the human."""
     held = conversations.get("transfer_variables", pd.Series(dtype=object)).dropna()
     names = [name for text in held for name in json.loads(text)]
     return pd.Series(names, dtype=object).value_counts().rename_axis("visitor data").rename("transfers")
-
-
-def outcome_changes(
-    a: tuple[pd.DataFrame, pd.DataFrame],
-    b: tuple[pd.DataFrame, pd.DataFrame],
-    names: tuple[str, str] = ("before", "after"),
-) -> pd.DataFrame:
-    """The conversations of both runs whose outcome changed, with the first exchange whose replies differ.
-
-    Runs of the same recordings share conversation ids; ``first difference`` is what the visitor
-    said there and the two answers (JSON), ``seq`` its place in the conversation.
-    """
-    (a_exchanges, a_conversations), (b_exchanges, b_conversations) = a, b
-    both = a_conversations[["conversation", "first_message", "outcome"]].merge(
-        b_conversations[["conversation", "outcome"]], on="conversation", suffixes=(f" ({names[0]})", f" ({names[1]})")
-    )
-    changed = both[both[f"outcome ({names[0]})"] != both[f"outcome ({names[1]})"]]
-    ids = set(changed["conversation"])
-    key = ["conversation", "seq"]
-    paired = a_exchanges[a_exchanges["conversation"].isin(ids)][[*key, "message", "replies"]].merge(
-        b_exchanges[b_exchanges["conversation"].isin(ids)][[*key, "replies"]], on=key, suffixes=("_a", "_b")
-    )
-    first = paired[paired["replies_a"] != paired["replies_b"]].sort_values(key).drop_duplicates("conversation")
-    first = first.rename(
-        columns={"message": "visitor said", "replies_a": f"replies ({names[0]})", "replies_b": f"replies ({names[1]})"}
-    )
-    table = changed.merge(first, on="conversation", how="left").reset_index(drop=True)
-    same = table["seq"].isna()  # the same answers: the outcome changed by the rules that read them
-    table["visitor said"] = (
-        table["visitor said"].astype(object).where(~same, "(the same answers: outcome rules differ)")
-    )
-    return table

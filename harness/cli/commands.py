@@ -449,7 +449,8 @@ def report(args) -> int:
         if args.json:  # the same figures, from the same functions, for a CI or a test to read
             from harness.analysis import figures, metrics
 
-            figures.write(*metrics.load(results), args.json)
+            baseline = metrics.load(args.compare_with) if args.compare_with else None
+            figures.write(*metrics.load(results), args.json, baseline, args.names or "")
     except (_Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
         progress.done()
         return error(str(problem))
