@@ -21,19 +21,25 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import re2
 import yaml
 
 from harness import wire
 from harness.wire.limits import MAX_MESSAGE_CHARS, TRANSFER_TIMEOUT_RANGE
 
 AVAILABILITY = ("atLeastOne", "all", "notAvailable", "always")
-# What an ``ask`` accepts, by kind: found anywhere in the visitor's text ("it's ada@example.com").
+# What an ``ask`` accepts, by kind: found anywhere in the visitor's text ("it's ada@example.com"). Patterns
+# (these and a scenario's own) run on RE2, in time linear in the text: no visitor can make one backtrack for
+# seconds. RE2's \w and \b are ASCII: letters of any script are \pL.
 KINDS = {
-    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    "email": r"[\pL\pN_.+-]+@[\pL\pN_-]+(?:\.[\pL\pN_-]+)+",
     "phone": r"\+?\d[\d .()-]{6,18}\d",
     "order_number": r"\b\d{4,12}\b",  # most shops: digits; give `pattern` for yours
     "text": r"\S.*",
 }
+# What of a visitor's message is matched against transitions and asks: its first characters only, so the
+# work a message costs is bounded whatever its length (iAdvize itself cuts a bot's messages at 450).
+MATCHED_CHARS = 2000
 MAX_VARIABLE_CHARS = 200  # what a variable keeps of free text
 DEFAULT_ATTEMPTS = 3
 # The message sent before a transfer when the visitor gave data: what the human is told.
@@ -62,11 +68,21 @@ _UNITS = {
 
 
 class ScenarioError(ValueError):
-    """A scenario file that cannot be used: which file, where in it, and what is wrong."""
+    """A scenario file that cannot be used: which file (and line, when known), where in it, and what is wrong."""
 
-    def __init__(self, source: str, where: str, what: str):
-        self.source, self.where, self.what = source, where, what
-        super().__init__(f"{source}: {where or '(top level)'}: {what}")
+    def __init__(self, source: str, where: str, what: str, line: int | None = None):
+        self.source, self.where, self.what, self.line = source, where, what, line
+        place = f"{source}:{line}" if line else source
+        super().__init__(f"{place}: {where}: {what}" if where else f"{place}: {what}")
+
+
+def pattern(text: str) -> re2._Regexp:
+    """``text`` compiled for RE2, ignoring case (``re2.error`` when RE2 cannot run it: backreferences,
+    lookarounds)."""
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the error is raised, and said once, where the scenario is loaded
+    return re2.compile(text, options)
 
 
 @dataclass(frozen=True)
@@ -75,8 +91,8 @@ class Transition:
 
     goto: str
     quick_reply: str | None = None
-    keywords: tuple[re.Pattern, ...] = ()
-    pattern: re.Pattern | None = None
+    keywords: tuple[re.Pattern, ...] = ()  # each a literal between word boundaries: linear in the text
+    pattern: re2._Regexp | None = None
 
     def matches(self, text: str) -> bool:
         """Whether the visitor's text takes this transition.
@@ -86,6 +102,7 @@ class Transition:
         """
         if self.quick_reply is not None and text.strip().casefold() == self.quick_reply.casefold():
             return True
+        text = text[:MATCHED_CHARS]
         if any(k.search(text) for k in self.keywords):
             return True
         return bool(self.pattern and self.pattern.search(text))
@@ -100,7 +117,7 @@ class Ask:
 
     variable: str
     kind: str
-    pattern: re.Pattern
+    pattern: re2._Regexp
     label: str  # how the summary for the human names it
     attempts: int
     then: str
@@ -108,7 +125,7 @@ class Ask:
 
     def value_in(self, text: str) -> str | None:
         """The value the visitor's text gives, or None when it gives none."""
-        found = self.pattern.search(text)
+        found = self.pattern.search(text[:MATCHED_CHARS])
         return found.group(0).strip()[:MAX_VARIABLE_CHARS] if found else None
 
 
@@ -316,7 +333,32 @@ def load_file(path: Path) -> Scenario:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ScenarioError(source, where, f"not valid YAML: {getattr(error, 'problem', error)}") from None
-    return parse(data, source)
+    try:
+        return parse(data, source)
+    except ScenarioError as error:
+        raise ScenarioError(error.source, error.where, error.what, _line_of(text, error.where)) from None
+
+
+def _line_of(text: str, where: str) -> int | None:
+    """The line (1-based) of ``where`` (``states.a.transitions[0].goto``) in the YAML ``text``: of its key in
+    a mapping, its item in a list; the deepest part found when the rest is missing (a key required)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", where):
+        if key and isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == key), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif index and isinstance(node, yaml.SequenceNode) and int(index) < len(node.value):
+            node = node.value[int(index)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def parse(data, source: str = "<scenario>") -> Scenario:
@@ -393,6 +435,22 @@ class _Parser:
         if not isinstance(value, str) or not value.strip():
             self.fail(where, "must be a non-empty string")
         return value
+
+    def pattern(self, value, where: str) -> re2._Regexp:
+        try:
+            return pattern(self.string(value, where))
+        except re2.error as error:
+            try:
+                re.compile(value)
+            except re.error as invalid:  # not a regular expression at all: say what is wrong with it
+                self.fail(where, f"not a valid regular expression: {invalid}")
+            said = error.args[0] if error.args else error
+            reason = said.decode("utf-8", "replace") if isinstance(said, bytes) else said
+            self.fail(
+                where,
+                f"not a regular expression RE2 can run ({reason}): write it without backreferences or "
+                "lookarounds, whose matching can take time exponential in the visitor's text",
+            )
 
     def scenario(self, data) -> Scenario:
         data = self.mapping(
@@ -501,10 +559,7 @@ class _Parser:
         kind = data["kind"]
         if kind not in KINDS:
             self.fail(f"{where}.kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-        try:
-            pattern = re.compile(self.string(data.get("pattern", KINDS[kind]), f"{where}.pattern"), re.IGNORECASE)
-        except re.error as error:
-            self.fail(f"{where}.pattern", f"not a valid regular expression: {error}")
+        compiled = self.pattern(data.get("pattern", KINDS[kind]), f"{where}.pattern")
         attempts = data.get("attempts", DEFAULT_ATTEMPTS)
         if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
             self.fail(f"{where}.attempts", f"must be a whole number from 1 to 10, got {attempts!r}")
@@ -512,7 +567,7 @@ class _Parser:
             if self.string(data[key], f"{where}.{key}") not in names:
                 self.fail(f"{where}.{key}", f"unknown state {data[key]!r} (states: {', '.join(sorted(names))})")
         label = self.string(data.get("label", variable.replace("_", " ")), f"{where}.label")
-        return Ask(variable, kind, pattern, label, attempts, data["then"], data["otherwise"])
+        return Ask(variable, kind, compiled, label, attempts, data["then"], data["otherwise"])
 
     def transitions(self, data, where, names) -> tuple[Transition, ...]:
         if not isinstance(data, list):
@@ -534,12 +589,7 @@ class _Parser:
                     else ""
                 )
                 self.fail(f"{here}.keywords", "must be a list of non-empty strings" + hint)
-            pattern = None
-            if "pattern" in item:
-                try:
-                    pattern = re.compile(self.string(item["pattern"], f"{here}.pattern"), re.IGNORECASE)
-                except re.error as error:
-                    self.fail(f"{here}.pattern", f"not a valid regular expression: {error}")
+            pattern = self.pattern(item["pattern"], f"{here}.pattern") if "pattern" in item else None
             found.append(
                 Transition(
                     goto=goto,

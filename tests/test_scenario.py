@@ -273,6 +273,41 @@ def test_invalid_yaml_is_reported_with_its_line(tmp_path):
     assert error.where.startswith("line 3") and "not valid YAML" in error.what
 
 
+def test_a_problem_is_reported_with_the_line_it_is_on(tmp_path):
+    text = MINIMAL + "    transitions:\n      - keywords: [go]\n        goto: nowhere\n"
+    error = load_error(tmp_path, text)
+    assert (
+        str(error) == f"{tmp_path / 'bot.yaml'}:11: states.a.transitions[0].goto: unknown state 'nowhere' (states: a)"
+    )
+    error = load_error(tmp_path, MINIMAL.replace("start: a\n", ""))  # a key missing: where its mapping starts
+    assert (error.where, error.line) == ("start", None) or error.line == 2
+
+
+@pytest.mark.parametrize(
+    "where, line, written",
+    [
+        ("states.a.transitions[0].pattern", 10, "    transitions:\n      - pattern: '(a+)\\1'\n        goto: a\n"),
+        ("states.a.ask.pattern", 9, "    ask: {variable: v, kind: text, pattern: '(?=x)y', then: a, otherwise: a}\n"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_at_load_with_its_line(tmp_path, where, line, written):
+    error = load_error(tmp_path, MINIMAL + written)
+    assert (error.where, error.line) == (where, line)
+    assert "not a regular expression RE2 can run" in error.what and "backreferences or lookarounds" in error.what
+
+
+def test_patterns_take_linear_time_and_see_a_bounded_prefix_of_the_visitor_s_text(tmp_path):
+    from reference_bot.scenario import MATCHED_CHARS
+
+    asking = load_file(write(tmp_path, MINIMAL + "    ask: {variable: email, kind: email, then: a, otherwise: a}\n"))
+    ask = asking.states["a"].ask
+    # the attack that froze the bot for 31 s with Python's re: 130,000 characters with no @ in them
+    assert ask.value_in("a." * 65_000) is None
+    assert ask.value_in("écrivez à émile.zola@exemple.fr merci") == "émile.zola@exemple.fr"  # any script
+    assert ask.value_in("x" * MATCHED_CHARS + " ada@example.com") is None  # past the cap: not read
+    assert ask.value_in("x" * (MATCHED_CHARS - 20) + " ada@example.com") == "ada@example.com"
+
+
 def test_a_message_over_450_characters_is_refused_where_it_was_written(tmp_path):
     error = load_error(tmp_path, MINIMAL.replace('"Hi"', "x" * 451))
     assert error.where == "states.a.replies[0].text"
@@ -385,7 +420,7 @@ def test_a_bad_scenario_stops_the_app_at_start_up(tmp_path):
     write(tmp_path, MINIMAL.replace("start: a", "start: b"))
     with pytest.raises(ScenarioError) as raised:
         create_app(bot_settings(tmp_path, SCENARIOS_DIR=str(tmp_path)))
-    assert str(raised.value).endswith("bot.yaml: start: unknown state 'b' (states: a)")
+    assert str(raised.value).endswith("bot.yaml:4: start: unknown state 'b' (states: a)")
 
 
 def test_serve_refuses_a_bad_scenario_with_the_file_path_and_problem(tmp_path):
@@ -408,7 +443,7 @@ def test_serve_refuses_a_bad_scenario_with_the_file_path_and_problem(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert "bot.yaml: states.a.replies[0].text: message is 500 characters" in result.stderr
+    assert "bot.yaml:8: states.a.replies[0].text: message is 500 characters" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -445,7 +480,7 @@ MENU = {"replies": [{"text": "Hello"}]}
         ),
         (
             {"REFERENCE_BOT_SCENARIOS": "/nonexistent/scenarios"},
-            "error: /nonexistent/scenarios: (top level): scenario directory does not exist",
+            "error: /nonexistent/scenarios: scenario directory does not exist",
         ),
     ],
 )
