@@ -41,7 +41,12 @@ KINDS = {
 # work a message costs is bounded whatever its length (iAdvize itself cuts a bot's messages at 450).
 MATCHED_CHARS = 2000
 MAX_VARIABLE_CHARS = 200  # what a variable keeps of free text
-DEFAULT_ATTEMPTS = 3
+DEFAULT_ATTEMPTS = 2  # answers without a valid value: the question is asked again once, then given up on
+# What a visitor says to decline a question (whole words, any case), by language; an ask may give its own.
+DECLINE = {
+    "en": ("no", "nope", "none", "no thanks", "rather not", "prefer not", "skip", "don't want", "do not want"),
+    "fr": ("non", "non merci", "aucun", "aucune", "préfère pas", "plutôt pas", "passer", "veux pas"),
+}
 # The message sent before a transfer when the visitor gave data: what the human is told.
 DEFAULT_SUMMARY = {
     "en": "Here is what I'll pass on to our team: {summary}",
@@ -102,7 +107,7 @@ class Transition:
         """
         if self.quick_reply is not None and text.strip().casefold() == self.quick_reply.casefold():
             return True
-        text = text[:MATCHED_CHARS]
+        text = text[:MATCHED_CHARS].replace("\u2019", "'")  # a phone's curly apostrophe: quelqu’un
         if any(k.search(text) for k in self.keywords):
             return True
         return bool(self.pattern and self.pattern.search(text))
@@ -112,7 +117,8 @@ class Transition:
 class Ask:
     """A piece of visitor data a state asks for: kept as ``variable`` once valid, then on to ``then``.
 
-    After ``attempts`` answers that are not valid, the conversation goes to ``otherwise``.
+    After ``attempts`` answers that are not valid, the conversation goes to ``otherwise``; an answer that
+    declines (``decline``: "no", "I'd rather not") ends the questions at once (see :func:`step`).
     """
 
     variable: str
@@ -122,6 +128,12 @@ class Ask:
     attempts: int
     then: str
     otherwise: str
+    decline: tuple[re.Pattern, ...] = ()
+
+    def declined(self, text: str) -> bool:
+        """Whether the visitor's text declines to answer (a decline phrase as whole words, any apostrophe)."""
+        text = text[:MATCHED_CHARS].replace("\u2019", "'")
+        return any(d.search(text) for d in self.decline)
 
     def value_in(self, text: str) -> str | None:
         """The value the visitor's text gives, or None when it gives none."""
@@ -205,9 +217,17 @@ def step(scenario: Scenario, state: str | None, payload: dict, variables: dict[s
         return Step(state if current else None, _filled(scenario, scenario.non_text, known), variables=known)
     text = str(payload.get("value", ""))
     own = current.transitions if current else scenario.states[scenario.start].transitions
-    for transition in (*own, *scenario.anywhere):
+    for transition in own:
         if transition.matches(text):
             return _enter(scenario, scenario.states[transition.goto], known)
+    for transition in scenario.anywhere:
+        if transition.matches(text):
+            target = scenario.states[transition.goto]
+            if current is not None and current.ask and target.ask:
+                # asked, say, for a person again while being asked a question on the way to one: no more
+                # questions, on with what was collected (a visitor is never kept in a loop of questions)
+                return _enter(scenario, _past_questions(scenario, current), known)
+            return _enter(scenario, target, known)
     if current is None:  # the first message starts the scenario
         return _enter(scenario, scenario.states[scenario.start], known)
     if current.ask:
@@ -225,11 +245,23 @@ def _answer_ask(scenario: Scenario, current: State, text: str, tries: int, known
     if value is not None:
         known[ask.variable] = value
         return _enter(scenario, scenario.states[ask.then], known)
+    if ask.declined(text):  # "no", "I'd rather not": no more questions, on with what was collected
+        return _enter(scenario, _past_questions(scenario, current), known)
     if tries + 1 >= ask.attempts:
         return _enter(scenario, scenario.states[ask.otherwise], known)
     # asked again: the state's fallback, or the question itself
     again = current.fallback if current.fallback is not None else current.replies
     return Step(f"{current.name}#{tries + 1}", _filled(scenario, again, known), variables=known)
+
+
+def _past_questions(scenario: Scenario, current: State) -> State:
+    """The first state that asks nothing, following each question's ``otherwise`` from ``current``: where a
+    visitor goes who will not, or cannot, answer (the transfer, in a handover)."""
+    state, seen = current, set()
+    while state.ask and state.name not in seen:
+        seen.add(state.name)
+        state = scenario.states[state.ask.otherwise]
+    return state
 
 
 def _parse_state(state: str | None) -> tuple[str | None, int]:
@@ -551,7 +583,7 @@ class _Parser:
             data,
             where,
             required=("variable", "kind", "then", "otherwise"),
-            optional=("pattern", "label", "attempts"),
+            optional=("pattern", "label", "attempts", "decline"),
         )
         variable = self.string(data["variable"], f"{where}.variable")
         if not re.fullmatch(_VARIABLE, variable):
@@ -567,7 +599,11 @@ class _Parser:
             if self.string(data[key], f"{where}.{key}") not in names:
                 self.fail(f"{where}.{key}", f"unknown state {data[key]!r} (states: {', '.join(sorted(names))})")
         label = self.string(data.get("label", variable.replace("_", " ")), f"{where}.label")
-        return Ask(variable, kind, compiled, label, attempts, data["then"], data["otherwise"])
+        decline = data.get("decline", DECLINE.get(self.language or "en", DECLINE["en"]))
+        if not isinstance(decline, list | tuple) or not all(isinstance(d, str) and d.strip() for d in decline):
+            self.fail(f"{where}.decline", "must be a list of words or phrases (quote no and yes)")
+        words = tuple(_phrase(d) for d in decline)
+        return Ask(variable, kind, compiled, label, attempts, data["then"], data["otherwise"], words)
 
     def transitions(self, data, where, names) -> tuple[Transition, ...]:
         if not isinstance(data, list):
@@ -596,7 +632,7 @@ class _Parser:
                     quick_reply=self.string(item["quick_reply"], f"{here}.quick_reply")
                     if "quick_reply" in item
                     else None,
-                    keywords=tuple(re.compile(rf"\b{re.escape(k.strip())}\b", re.IGNORECASE) for k in keywords),
+                    keywords=tuple(_phrase(k) for k in keywords),
                     pattern=pattern,
                 )
             )
@@ -683,6 +719,11 @@ class _Parser:
         if not match:
             self.fail(where, f"must be a duration such as 800ms, 1s or 3min, got {value!r}")
         return {"unit": _UNITS[match.group(2)], "value": int(match.group(1))}
+
+
+def _phrase(words: str) -> re.Pattern:
+    """A keyword or phrase matched as whole words, any case: a literal, so matching is linear in the text."""
+    return re.compile(rf"\b{re.escape(words.strip().replace(chr(0x2019), chr(39)))}\b", re.IGNORECASE)
 
 
 def _join(where: str, key: str) -> str:

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from harness import render
 from harness.analysis.chat import conversation_html
 
 HOLDING = {"type": "message", "payload": {"contentType": "text", "value": "One moment, I'm checking."}}
@@ -51,3 +52,31 @@ def test_what_the_visitor_s_next_message_cancelled_is_said_so_not_drawn_as_shown
     page = conversation_html(exchanges, "c")
     assert "Pick one" in page and "Still there?" not in page and "waits 3 min" not in page
     assert "[1 more not shown: the visitor wrote first]" in page
+
+
+ATTACK = "<img src=x onerror=alert(1)>"
+
+
+def test_a_hostile_bot_s_markup_in_every_field_is_drawn_as_text():
+    card = {"contentType": "card/content", "title": ATTACK, "text": ATTACK, "image": {"url": "javascript:alert(1)"},
+            "actions": [{"type": "LINK", "name": ATTACK, "url": "javascript:alert(1)"}]}  # fmt: skip
+    replies = [
+        {"type": "message", "payload": {"contentType": "text", "value": ATTACK},
+         "quickReplies": [{"contentType": "text/quick-reply", "value": ATTACK, "idQuickReply": "q"}]},
+        {"type": "message", "payload": card},
+        {"type": "message", "payload": {"contentType": "bundle/card", "cards": [card]}},
+        {"type": "await", "duration": {"unit": ATTACK, "value": 1}},  # the unit was written as it came
+        {"type": "transfer", "distributionRule": ATTACK},
+        {"type": "message", "payload": {"contentType": ATTACK}},
+    ]  # fmt: skip
+    shown = [render.payload(r["payload"]) for r in replies if r["type"] == "message"]  # iAdvize echoes each
+    rows = pd.DataFrame(
+        [{"conversation": "c-1", "seq": 0, "purpose": "visitor", "message": ATTACK, "replies": json.dumps(replies)}]
+        + [{"conversation": "c-1", "seq": n, "purpose": "echo", "message": text, "replies": "[]"}
+           for n, text in enumerate(shown, 1)]
+    )  # fmt: skip
+    page = conversation_html(rows, "c-1", rules={ATTACK: ATTACK})
+    assert "<img" not in page and "javascript:" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page and "more not shown" not in page  # every reply drawn
+    assert "[waits 1 &lt;img" in page
+    assert "href" not in page  # no link drawn at all, so none to a javascript: address

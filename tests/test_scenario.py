@@ -120,15 +120,35 @@ def test_a_question_keeps_the_valid_answer_and_writes_it_into_later_replies():
     assert "order 654321" in texts(result)[0]
 
 
-def test_a_question_is_asked_again_a_bounded_number_of_times_then_given_up():
-    first = step(ORDERS, "ask_order_number", TEXT("no idea"))
+def test_a_question_is_asked_again_once_by_default_then_given_up():
+    first = step(ORDERS, "ask_order_number", TEXT("it is in my mailbox somewhere"))
     assert first.state == "ask_order_number#1"
     assert "6-digit order number" in texts(first)[0]
-    second = step(ORDERS, first.state, TEXT("really no idea"))
-    assert second.state == "ask_order_number#2"
-    third = step(ORDERS, second.state, TEXT("nope"))  # attempts: 3 (the default), otherwise: menu
-    assert (third.state, third.variables) == ("menu", {})
-    assert texts(third)[0] == "What can I do for you?"
+    second = step(ORDERS, first.state, TEXT("still looking"))  # attempts: 2 (the default), otherwise: menu
+    assert (second.state, second.variables) == ("menu", {})
+    assert texts(second)[0] == "What can I do for you?"
+
+
+@pytest.mark.parametrize("declined", ["no", "Nope.", "I'd rather not", "I\u2019d rather not say", "skip"])
+def test_a_question_declined_is_not_asked_again(declined):
+    assert step(ORDERS, "ask_order_number", TEXT(declined)).state == "menu"  # its otherwise, at once
+
+
+def test_declining_or_asking_for_a_person_again_on_the_way_to_one_transfers_with_what_was_collected():
+    handover = step(ORDERS, "menu", TEXT("I want to talk to a human"))
+    assert handover.state == "handover"
+    # asked again while being asked the order number: no more questions
+    again = step(ORDERS, handover.state, TEXT("human"), handover.variables)
+    assert again.state == "transfer" and [r["type"] for r in again.replies].count("transfer") == 1
+    # the order number given, then the email declined: on to the transfer, the order number handed over
+    given = step(ORDERS, "handover", TEXT("654321"))
+    assert given.state == "ask_email"
+    declined = step(ORDERS, given.state, TEXT("I'd rather not"), given.variables)
+    assert declined.state == "transfer" and declined.variables == {"order_number": "654321"}
+    assert any("654321" in text for text in texts(declined))  # the summary for the human
+    french = ORDERS.in_language("fr")
+    assert step(french, "ask_email", TEXT("non merci")).state == "transfer"
+    assert step(french, "handover", TEXT("je veux un conseiller")).state == "transfer"
 
 
 def test_each_kind_finds_its_value_in_what_the_visitor_wrote():
@@ -178,8 +198,8 @@ def test_the_handover_prequalifies_skips_what_is_known_and_sums_it_up_before_the
     kinds = [r["type"] for r in done.replies]
     summary = done.replies[kinds.index("transfer") - 1]["payload"]["value"]
     assert summary == "Here is what I'll pass on to our team: order number: 123456; email: ada@example.com"
-    # no data given (none, then two tries at the email): no summary, the transfer still happens
-    bare = step(ORDERS, step(ORDERS, "ask_email", TEXT("no"), {}).state, TEXT("no way"), {})
+    # no data given (none, then the email declined): no summary, the transfer still happens
+    bare = step(ORDERS, "ask_email", TEXT("no"), {})
     assert bare.state == "transfer" and "summary" not in " ".join(texts(bare))
     assert [r["type"] for r in bare.replies][:3] == ["message", "await", "transfer"]
     assert step(ORDERS, "handover", TEXT("none")).state == "ask_email"
@@ -461,7 +481,7 @@ def test_the_prequalification_and_languages_examples_of_the_template_readme_work
     asking = parse({**frame, **asking, "start": "ask_email", "states": {**asking["states"], "transfer": MENU}})
     given = step(asking, "ask_email", TEXT("sure, ada@example.com"))
     assert (given.state, given.variables) == ("transfer", {"email": "ada@example.com"})
-    assert step(asking, "ask_email", TEXT("nope")).replies[0]["payload"]["value"].startswith("That doesn't look")
+    assert step(asking, "ask_email", TEXT("later")).replies[0]["payload"]["value"].startswith("That doesn't look")
     languages = parse(
         {**frame, **languages, "start": "menu", "states": {**languages["states"], "ask_order_number": MENU}}
     )

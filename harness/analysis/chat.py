@@ -67,7 +67,7 @@ def _drawn(reply: dict, rules: dict) -> str:
         )
         return _bubble("bot", "bot", _payload(reply["payload"]) + (f"<div>{chips}</div>" if chips else ""))
     if kind == "await":
-        return f"<div class='marker'>[waits {render.duration(reply['duration'])}]</div>"
+        return f"<div class='marker'>[waits {escape(render.duration(reply['duration']))}]</div>"
     if kind == "transfer":
         timeout = (reply.get("transferOptions") or {}).get("timeout")
         wait = f", {wire.seconds(timeout):g} s" if timeout else ", 60 s by default"
