@@ -84,6 +84,7 @@ def create_app(settings: dict | None = None) -> Flask:
             app.config["IADVIZE_SECRET"] or None,
             security.allowed_addresses(app.config.get("ALLOWED_IPS")),
             polls,
+            security.trusted_proxies(app.config.get("TRUSTED_PROXIES")),
         )
 
     @app.get("/healthcheck", endpoint="health.healthcheck")

@@ -29,6 +29,7 @@ ENVIRONMENT = {
     "IADVIZE_API_TIMEOUT_SECONDS": "IADVIZE_API_TIMEOUT",
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
     "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
+    "TRUSTED_PROXIES": "REFERENCE_BOT_TRUSTED_PROXIES",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE", "AVAILABILITY_LOG_SECONDS"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
@@ -65,8 +66,10 @@ def defaults(instance_path: str) -> dict:
         # (1, 2, 4... s up to this). Lower it to see an outage end sooner, e.g. in fault tests.
         "OUTBOX_MAX_BACKOFF_SECONDS": 300.0,
         # Comma-separated addresses calls may come from ("iadvize": the ones iAdvize documents); unset: any.
-        # Behind a reverse proxy on the same machine, the address it forwards (X-Forwarded-For) counts.
         "ALLOWED_IPS": None,
+        # Comma-separated addresses of the reverse proxies in front of the bot: only from them is the
+        # X-Forwarded-For header read (the caller: the last address in it that is not one of them); unset: none.
+        "TRUSTED_PROXIES": None,
     }
 
 

@@ -26,8 +26,17 @@ PATH = "/availability-strategies"
 class AvailabilityPolls:
     """``wsgi_app`` with usual availability polls answered in front of it."""
 
-    def __init__(self, wsgi_app, bot: Runtime, secret: str | None, allowed: frozenset[str] | None, polls: PollCounter):
+    def __init__(
+        self,
+        wsgi_app,
+        bot: Runtime,
+        secret: str | None,
+        allowed: frozenset[str] | None,
+        polls: PollCounter,
+        proxies: frozenset[str] = frozenset(),
+    ):
         self.wsgi_app, self.bot, self.secret, self.allowed, self.polls = wsgi_app, bot, secret, allowed, polls
+        self.proxies = proxies  # the reverse proxies whose X-Forwarded-For is read
         self._bodies: dict[str, tuple[object, bytes]] = {}  # idOperator -> (the operator it was made for, body)
 
     def __call__(self, environ, start_response):
@@ -52,7 +61,7 @@ class AvailabilityPolls:
         """The operator polled and the body to answer, or None for Flask to answer (and word any problem)."""
         query = environ.get("QUERY_STRING", "")
         if self.allowed is not None:
-            address = caller_address(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR", ""))
+            address = caller_address(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR", ""), self.proxies)
             if address not in self.allowed:
                 return None
         if self.secret is not None:

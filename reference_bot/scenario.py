@@ -107,7 +107,7 @@ class Transition:
         """
         if self.quick_reply is not None and text.strip().casefold() == self.quick_reply.casefold():
             return True
-        text = text[:MATCHED_CHARS].replace("\u2019", "'")  # a phone's curly apostrophe: quelqu’un
+        text = text[:MATCHED_CHARS].replace("\u2019", "'")  # a phone's curly apostrophe (U+2019) as '
         if any(k.search(text) for k in self.keywords):
             return True
         return bool(self.pattern and self.pattern.search(text))

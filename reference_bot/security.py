@@ -23,14 +23,23 @@ def allowed_addresses(setting: str | None) -> frozenset[str] | None:
     return frozenset((names - {"iadvize"}) | (set(IADVIZE_ADDRESSES) if "iadvize" in names else set()))
 
 
-def caller_address(peer: str | None = None, forwarded: str | None = None) -> str:
-    """Who called: the peer, or the client a reverse proxy on this machine (loopback) forwards for
-    (``X-Forwarded-For``); both are the current request's unless given."""
-    peer = (request.remote_addr if peer is None else peer) or ""
-    forwarded = request.headers.get("X-Forwarded-For", "") if forwarded is None else forwarded
-    if forwarded and peer in ("127.0.0.1", "::1"):
-        return forwarded.split(",")[-1].strip()
-    return peer  # public whatever the method: another method gets its 405, not a 401
+def trusted_proxies(setting: str | None) -> frozenset[str]:
+    """The addresses of ``REFERENCE_BOT_TRUSTED_PROXIES``: the reverse proxies whose ``X-Forwarded-For`` counts."""
+    return frozenset(part.strip() for part in (setting or "").split(",") if part.strip())
+
+
+def caller_address(peer: str, forwarded: str, proxies: frozenset[str]) -> str:
+    """Who called: the peer, unless it is one of the trusted ``proxies``; then the ``X-Forwarded-For``
+    chain is read from its end, each trusted proxy in it skipped: the first other address is the caller.
+    A client's own header comes first in the chain, so it can claim nothing a trusted proxy did not add."""
+    address = peer or ""
+    if address not in proxies:
+        return address  # not a proxy of ours: its header is whatever the client wrote
+    for hop in reversed([hop.strip() for hop in forwarded.split(",") if hop.strip()]):
+        address = hop
+        if hop not in proxies:
+            break
+    return address
 
 
 def register(app: Flask) -> None:
@@ -40,12 +49,14 @@ def register(app: Flask) -> None:
     """
 
     allowed = allowed_addresses(app.config.get("ALLOWED_IPS"))
+    proxies = trusted_proxies(app.config.get("TRUSTED_PROXIES"))
 
     @app.before_request
     def check_address():
         if allowed is None or request.path in PUBLIC_PATHS:
             return
-        if (address := caller_address()) not in allowed:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if (address := caller_address(request.remote_addr, forwarded, proxies)) not in allowed:
             raise ApiError(403, "address not allowed", f"calls from {address} are refused: REFERENCE_BOT_ALLOWED_IPS")
 
     @app.before_request

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from harness.client import BotClient, echo_of, visitor_text
 from harness.traffic.proxy import RecordingProxy
@@ -157,3 +158,73 @@ def test_a_hanging_bot_spoils_only_its_own_call_and_odd_bodies_are_handled(tmp_p
             assert answer.status == 400 and b"is not a length" in answer.read()
         finally:
             proxy.close()
+
+
+def test_the_proxy_appends_the_client_s_address_and_passes_no_forged_chain_as_its_own(tmp_path):
+    from flask import Flask, request
+
+    app = Flask("upstream")
+    app.add_url_rule("/who", "who", lambda: request.headers.get("X-Forwarded-For", ""))
+    with LoopbackServer(app) as upstream:
+        proxy = RecordingProxy(upstream.url, str(tmp_path)).start()
+        try:
+            assert requests.get(f"{proxy.url}/who", timeout=10).text == "127.0.0.1"
+            forged = requests.get(f"{proxy.url}/who", headers={"X-Forwarded-For": "35.158.241.155"}, timeout=10)
+            # what the client wrote stays first; the address the proxy saw is last, where a bot reads it
+            assert forged.text == "35.158.241.155, 127.0.0.1"
+        finally:
+            proxy.close()
+
+
+def test_silent_clients_are_dropped_and_connections_beyond_the_bound_get_a_503(tmp_path, monkeypatch):
+    import socket
+
+    from flask import Flask
+
+    from harness.traffic import proxy as proxy_module
+
+    monkeypatch.setattr(proxy_module, "CLIENT_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(proxy_module, "MAX_CLIENTS", 3)
+    app = Flask("upstream")
+    app.add_url_rule("/ok", "ok", lambda: "fine")
+    with LoopbackServer(app) as upstream:
+        proxy = RecordingProxy(upstream.url, str(tmp_path)).start()
+        host, port = proxy.url.removeprefix("http://").split(":")
+        try:
+            silent = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]  # half a request
+            for connection in silent:
+                connection.sendall(b"GET /ok HTTP/1.1\r\n")
+            extra = socket.create_connection((host, int(port)), timeout=10)
+            extra.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert extra.recv(4096).startswith(b"HTTP/1.1 503")  # the three slots held: refused at once
+            for connection in silent:  # each dropped after the client timeout, not held for ever
+                assert connection.recv(4096) == b""
+            assert requests.get(f"{proxy.url}/ok", timeout=10).text == "fine"  # their slots are free again
+        finally:
+            proxy.close()
+
+
+def test_an_answer_too_large_to_hold_is_passed_on_whole_and_only_its_size_recorded(tmp_path, monkeypatch):
+    import json
+
+    from flask import Flask
+
+    from harness.traffic import proxy as proxy_module
+
+    monkeypatch.setattr(proxy_module, "RECORDED_ANSWER_BYTES", 1000)
+    app = Flask("upstream")
+    app.add_url_rule("/big", "big", lambda: "x" * 50_000)
+    app.add_url_rule("/small", "small", lambda: {"fine": True})
+    with LoopbackServer(app) as upstream:
+        proxy = RecordingProxy(upstream.url, str(tmp_path)).start()
+        try:
+            assert requests.get(f"{proxy.url}/big", timeout=10).text == "x" * 50_000  # every byte passed on
+            assert requests.get(f"{proxy.url}/small", timeout=10).json() == {"fine": True}
+        finally:
+            proxy.close()
+    lines = [json.loads(line) for path in tmp_path.glob("*.jsonl") for line in path.read_text().splitlines()]
+    big = next(x for x in lines if x["path"] == "/big")
+    assert big["response"] == {
+        "not recorded": "an answer of 50000 bytes, over the 1000 recorded: passed on, not recorded"
+    }
+    assert next(x for x in lines if x["path"] == "/small")["response"] == {"fine": True}

@@ -145,19 +145,31 @@ def test_calls_may_be_limited_to_iadvize_s_documented_addresses(make_bot):
     assert outside.status_code == 403 and "198.51.100.1" in outside.get_json()["detail"]
     for address in (*IADVIZE_ADDRESSES, "192.0.2.7"):
         assert client.get("/external-bots", environ_base={"REMOTE_ADDR": address}).status_code == 200
-    # through a reverse proxy on the machine, the address it forwards counts
-    proxied = {"REMOTE_ADDR": "127.0.0.1"}
-    assert (
-        client.get(
-            "/external-bots", environ_base=proxied, headers={"X-Forwarded-For": IADVIZE_ADDRESSES[0]}
-        ).status_code
-        == 200
-    )
-    assert (
-        client.get("/external-bots", environ_base=proxied, headers={"X-Forwarded-For": "198.51.100.1"}).status_code
-        == 403
-    )
+    # without a trusted proxy, X-Forwarded-For is the client's own word: not read, even from the loopback
+    claimed = {"X-Forwarded-For": IADVIZE_ADDRESSES[0]}
+    assert client.get("/external-bots", environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers=claimed).status_code == 403
     assert client.get("/healthcheck", environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 200  # public
+
+
+@pytest.mark.parametrize("path", ["/external-bots", "/availability-strategies?idOperator=ha-1"])
+def test_x_forwarded_for_is_read_only_from_a_trusted_proxy_and_only_what_it_added(make_bot, path):
+    from reference_bot.security import IADVIZE_ADDRESSES
+
+    app = make_bot(ALLOWED_IPS="iadvize", TRUSTED_PROXIES="10.0.0.5, 10.0.0.6", IADVIZE_SECRET=None)
+    client = app.test_client()
+    client.put("/bots/ha-1", json={"name": "x", "distributionRules": [], "external": {"idBot": "hello"}},
+               environ_base={"REMOTE_ADDR": IADVIZE_ADDRESSES[0]})  # fmt: skip
+
+    def status(peer: str, forwarded: str) -> int:
+        return client.get(path, environ_base={"REMOTE_ADDR": peer}, headers={"X-Forwarded-For": forwarded}).status_code
+
+    iadvize = IADVIZE_ADDRESSES[0]
+    assert status("10.0.0.5", iadvize) == 200  # the proxy says iAdvize called it
+    assert status("10.0.0.6", f"{iadvize}, 10.0.0.5") == 200  # through both proxies
+    # a client that writes iAdvize's address itself: the proxy appends the real one, which is read
+    assert status("10.0.0.5", f"{iadvize}, 198.51.100.1") == 403
+    assert status("198.51.100.1", iadvize) == 403  # not a trusted proxy: its header is not read
+    assert status("127.0.0.1", iadvize) == 403  # the loopback is no proxy unless named
 
 
 def test_by_default_calls_come_from_anywhere(make_bot):

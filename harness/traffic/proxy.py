@@ -8,6 +8,7 @@ delays the answer, and a recorder that fails (a full disk) never breaks the forw
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -36,6 +37,14 @@ HOP_BY_HOP = {
 }
 TIMEOUT_SECONDS = 30.0  # above iAdvize's 10 s: the proxy never cuts an answer iAdvize would still wait for
 MAX_BODY_BYTES = 10 * 1024 * 1024  # iAdvize's calls are small; anything near this is not one of them
+# A client that sends nothing for this long (a half-open connection, headers trickled) is dropped: its
+# thread is freed. iAdvize sends a whole request at once.
+CLIENT_TIMEOUT_SECONDS = 15.0
+MAX_CLIENTS = 64  # connections served at once; more are answered 503 at once, not given a thread each
+# An answer up to this size is read whole and recorded; a larger one is passed on as it comes, unrecorded
+# (its size noted instead): iAdvize reads 5 MB of an answer at most, and the proxy holds no more than this.
+RECORDED_ANSWER_BYTES = 5 * 1024 * 1024
+STREAM_CHUNK = 64 * 1024
 _CONVERSATION = re.compile(r"^/conversations/([^/?]+)/messages")
 _OPERATOR = re.compile(r"^/bots/([^/?]+)")
 
@@ -134,8 +143,7 @@ class RecordingProxy:
             raise ValueError(f"--upstream must be an http(s) URL, got {upstream!r}")
         self.target = target
         self.recorder = Recorder(RecordingWriter(record_dir, prefix="proxy"))
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
+        self.server = _BoundedServer((host, port), _handler(self))
         self.url = f"http://{host}:{self.server.server_port}"
         self._local = threading.local()
 
@@ -147,14 +155,15 @@ class RecordingProxy:
         return self._local.connection
 
     def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
-        """Send upstream; returns (status, headers, body) or raises OSError / http.client errors."""
+        """Send upstream; returns (status, headers, the first :data:`RECORDED_ANSWER_BYTES` + 1 bytes of the
+        answer, the response to read the rest from) or raises OSError / http.client errors."""
         target = (self.target.path or "") + path
         for attempt in (1, 2):  # a kept-alive connection the bot closed meanwhile is opened again, once
             connection = self.connection()
             try:
                 connection.request(method, target, body=body or None, headers=dict(headers))
                 response = connection.getresponse()
-                return response.status, response.getheaders(), response.read()
+                return response.status, response.getheaders(), response.read(RECORDED_ANSWER_BYTES + 1), response
             except (OSError, http.client.HTTPException) as failure:
                 # Whatever happened (a timeout leaves it mid-request), this connection is spent.
                 connection.close()
@@ -182,6 +191,36 @@ class RecordingProxy:
         self.server.server_close()
         self.recorder.close()
         self.recorder.writer.close()
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most :data:`MAX_CLIENTS` at once: one more is answered 503 and closed."""
+
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        super().__init__(address, handler)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b'Content-Length: 73\r\n\r\n{"error": "busy", "detail": "the proxy serves 64 connections at once: retry"}'
+)
 
 
 class _Refused(Exception):
@@ -218,10 +257,39 @@ def _read_chunked(rfile) -> bytes:
     return b"".join(chunks)
 
 
+def _upstream_headers(received, client: str) -> list[tuple[str, str]]:
+    """The headers sent on to the bot: hop-by-hop ones left out, and the client's address appended to the
+    ``X-Forwarded-For`` chain it sent. A bot that trusts this proxy reads the last address, the one the proxy
+    saw: nothing the client wrote itself counts as the proxy's word."""
+    received = list(received)
+    headers = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "x-forwarded-for"]
+    chain = ", ".join(v for k, v in received if k.lower() == "x-forwarded-for")
+    return [*headers, ("X-Forwarded-For", f"{chain}, {client}" if chain else client)]
+
+
+def _answer_headers(received) -> list[tuple[str, str]]:
+    """The bot's answer headers passed back to iAdvize: hop-by-hop ones left out."""
+    return [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP]
+
+
+def _pass_on(start: bytes, response, out) -> int:
+    """``start`` then the rest of ``response`` written to ``out`` as it comes; the bytes passed on."""
+    size, chunk = 0, start
+    try:
+        while chunk:
+            out.write(chunk)
+            size += len(chunk)
+            chunk = response.read(STREAM_CHUNK)
+    except (OSError, http.client.HTTPException):
+        pass  # either side gone: nothing more to pass on
+    return size
+
+
 def _handler(proxy: RecordingProxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
+        timeout = CLIENT_TIMEOUT_SECONDS  # each read from the client: a silent one is dropped
 
         def log_message(self, *args):
             pass
@@ -243,25 +311,40 @@ def _handler(proxy: RecordingProxy):
                 return self._refuse(400, "the chunked body is malformed")
             except _Refused as refused:
                 return self._refuse(refused.status, refused.detail)
-            headers = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
+            headers = _upstream_headers(self.headers.items(), self.client_address[0])
             sent_at, started = utc_iso(), time.perf_counter()
+            response = None
             try:
-                status, answer_headers, answer = proxy.forward(self.command, self.path, headers, body)
+                status, answer_headers, answer, response = proxy.forward(self.command, self.path, headers, body)
                 error = None
             except (OSError, http.client.HTTPException) as failure:
                 status, answer_headers, error = 502, [("Content-Type", "application/json")], str(failure)
                 answer = json.dumps({"error": "bad gateway", "detail": f"the bot did not answer: {error}"}).encode()
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             self.send_response(status)
-            for key, value in answer_headers:
-                if key.lower() not in HOP_BY_HOP:
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+            for key, value in _answer_headers(answer_headers):
+                self.send_header(key, value)
+            if len(answer) <= RECORDED_ANSWER_BYTES:
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+            else:
+                answer = self._stream(answer, response)
             proxy.recorder.offer(
                 (self.command, self.path, body, None if error else status, answer, sent_at, latency_ms, error)
             )
+
+        def _stream(self, start: bytes, response) -> bytes:
+            """An answer too large to hold passed on as it comes, until the bot closes it; what is recorded of
+            it: a note of its size."""
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            size = _pass_on(start, response, self.wfile)
+            proxy.connection().close()  # its answer not read to the end: the connection is spent
+            proxy._local.connection = None
+            note = f"an answer of {size} bytes, over the {RECORDED_ANSWER_BYTES} recorded: passed on, not recorded"
+            return json.dumps({"not recorded": note}).encode()
 
         do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _forward
 
