@@ -156,3 +156,30 @@ def test_a_way_to_a_human_is_judged_by_where_the_quick_reply_led_not_by_its_word
     dead = {(c.scenario, d.kind, d.where) for c in report.coverage for d in c.dead_ends}
     # "Talk to a mechanic" transfers (after a message): a way to a human; "Talk to a person" does not
     assert dead == {("busy", "no way to a human", "What now?")}
+
+
+def test_a_fallback_is_kept_when_the_hello_got_it_too_but_not_when_it_is_the_menu():
+    from harness.conformance.coverage import GIBBERISH, fallback_of
+    from harness.conformance.platform import Event, SimulatedConversation
+
+    def chat(*events: Event) -> SimulatedConversation:
+        conversation = SimulatedConversation.__new__(SimulatedConversation)
+        conversation.events = list(events)
+        return conversation
+
+    def shown(text: str, *choices: str) -> Event:
+        reply = {"type": "message", "payload": {"contentType": "text", "value": text}}
+        if choices:
+            reply["quickReplies"] = [{"contentType": "text/quick-reply", "value": c} for c in choices]
+        return Event(0.0, "shown", text, reply=reply)
+
+    sorry = "Sorry, I didn't get that."
+    # a bot that did not understand "Hello" either: its fallback is still its fallback
+    assert fallback_of(chat(Event(0.0, "visitor", "Hello"), shown(sorry), Event(1.0, "visitor", GIBBERISH),
+                            shown(sorry))) == sorry  # fmt: skip
+    # a menu bot: what it shows gibberish is its menu, shown to the hello too
+    menu = shown("How can we help?", "Track", "Person")
+    assert fallback_of(chat(Event(0.0, "visitor", "Hello"), menu, Event(1.0, "visitor", GIBBERISH), menu)) is None
+    # its greeting shown again
+    assert fallback_of(chat(shown("Hi, I'm a bot."), Event(0.0, "visitor", "Hello"), shown("Yes?"),
+                            Event(1.0, "visitor", GIBBERISH), shown("Hi, I'm a bot."))) is None  # fmt: skip

@@ -42,7 +42,7 @@ def test_paths_count_the_quick_replies_chosen_to_each_outcome():
 def test_flows_link_each_choice_to_the_next_and_the_last_to_the_outcome():
     links = journeys.flows(CONVERSATIONS, depth=2)
     assert links[((0, "Offers"), (1, "Human"))] == 1 and links[((0, "Offers"), (1, "(no more choices)"))] == 1
-    assert links[((0, "(no more choices)"), (1, "(no more choices)"))] == 2
+    assert links[((0, "(no quick reply chosen)"), (1, "(no more choices)"))] == 2
     assert links[((1, "(no more choices)"), (2, "= abandoned"))] == 3  # the two without a choice, and "Offers"
     assert sum(n for ((k, _), _), n in links.items() if k == 0) == len(CONVERSATIONS)  # every conversation, once
 
@@ -57,7 +57,7 @@ def test_a_flow_chart_draws_a_band_per_link():
     journeys.flow_chart(CONVERSATIONS, ax, depth=2)
     drawn = [p for p in ax.patches if type(p).__name__ == "PathPatch"]
     assert len(drawn) == len(journeys.flows(CONVERSATIONS, depth=2))
-    assert "= escalated (1)" in [t.get_text() for t in ax.texts]
+    assert "escalated (1)" in [t.get_text() for t in ax.texts]
     nodes = {round(p.get_y(), 6): p for p in ax.patches if type(p).__name__ == "Rectangle" and p.get_x() > 1.5}
     escalated = [p for p in nodes.values() if p.get_height() == 1 and p.get_hatch() == ".."]
     assert len(escalated) == 1 and matplotlib.colors.to_hex(escalated[0].get_facecolor()) == "#66ccee"

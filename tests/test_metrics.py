@@ -126,7 +126,7 @@ def test_the_conversations_whose_outcome_changed_come_with_their_first_differenc
     assert changed["conversation"].tolist() == ["c-2"]  # the only one whose outcome differs
     row = changed.iloc[0]
     assert (row["outcome (v1)"], row["outcome (v2)"]) == ("escalated", "transfer failed")
-    assert (row["seq"], row["visitor said"], row["v1 said"], row["v2 said"]) == (1, "ok", "x\nmore", "y\nmore")
+    assert (row["seq"], row["visitor said"], row["v1 said"], row["v2 said"]) == (1, "ok", "x / more", "y / more")
 
 
 def test_transfer_success_and_where_escalations_happen(conversations):
@@ -218,3 +218,15 @@ def test_replies_that_differ_are_grouped_by_state_with_counts_and_shown_side_by_
     html = comparison.diff_html(comparison.reply_differences(a, hostile), names=("<i>", "b"))
     assert "<script>" not in html and "&lt;script&gt;" in html and "<th>&lt;i&gt;</th>" in html
     assert comparison.diff_html(comparison.reply_differences(a, a)).startswith("<p>none")
+
+
+def test_answers_too_long_to_diff_are_marked_on_their_first_words_only():
+    from harness.analysis.comparison import DIFFED_WORDS, _marked
+
+    # repeated words make a word diff quadratic: 1,000 of them against 1,000 others
+    old, new = _marked("a " * 1000, "a b " * 500)
+    for marked in (old, new):
+        compared, rest = marked.split("<i>[not compared:]</i>")
+        words = compared.replace("<del>", "").replace("</del>", "").replace("<ins>", "").replace("</ins>", "").split()
+        assert len(words) == DIFFED_WORDS and rest.strip()  # the rest is shown, unmarked
+    assert _marked("same words", "same words") == ("same words", "same words")

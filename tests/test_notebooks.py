@@ -287,11 +287,12 @@ def test_the_report_compares_a_version_whose_handover_asks_less_in_the_browser(t
     assert "<th>v1</th>" in shown and "<th>v2</th>" in shown and "change: v2 minus v1" in shown
     rows = {name: pd.read_parquet(tmp_path / f"{name}-results" / "conversations.parquet") for name in ("v1", "v2")}
     # the change is this run's figure minus the baseline's
-    points = f"{(rows['v2']['transfer'].notna().mean() - rows['v1']['transfer'].notna().mean()) * 100:+.1f} pts"
+    change = rows["v2"]["transfer"].notna().mean() - rows["v1"]["transfer"].notna().mean()
+    points = f"{change * 100:+.1f} pts" if change else "0 pts"
     assert re.search(rf"<th>escalation</th>(\s*<td>[^<]*</td>){{2}}\s*<td>{re.escape(points)}</td>", shown)
     outcomes = {name: dict(zip(r["conversation"], r["outcome"], strict=True)) for name, r in rows.items()}
     changed = sum(outcome != outcomes["v2"][c] for c, outcome in outcomes["v1"].items())
-    assert changed > 0 and f"{changed} conversations changed outcome" in shown
+    assert f"{changed} conversations changed outcome" in shown
     # the answers that differ, side by side, by state: the order-number question gone from v2
     assert re.search(r"\d+ answers differ, in \d+ states", shown)
     assert "<del>" in shown and "<ins>" in shown and "What email address can they write back to?" in shown
@@ -320,7 +321,8 @@ def test_the_report_compares_a_version_whose_handover_asks_less_in_the_browser(t
     # a link to a row opens it, in the browser, with no server
     opened = dom(page, tmp_path, fragment=row.group(1))
     assert f'<details class="conversation" id="{row.group(1)}" open="">' in opened
-    assert "first-messages: 2 s budget" in shown and "messages: 10 s budget" in shown  # each panel its own
+    budgets = r"first-messages: \d+ of \d+ calls \(2 s budget\); messages: \d+ of \d+ calls \(10 s budget\)"
+    assert re.search(budgets, shown)  # each endpoint against its own budget
     assert "Where conversations end" in shown and "Paths through quick replies" in shown
 
 

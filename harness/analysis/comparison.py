@@ -1,8 +1,9 @@
 """Two runs of the same recordings compared, ``A → B`` (A the baseline): each figure's change as B - A, the
 conversations whose outcome changed, and the replies that differ, as text side by side grouped by state.
 
-Runs of the same recordings share conversation ids and the visitor messages' places (``seq``), so an
-exchange of A and one of B with the same key answered the same visitor message.
+Runs of the same recordings share conversation ids and the visitor's messages, in the same order: the
+n-th visitor message of a conversation in A and in B is the same message. Their places (``seq``) may
+differ, as two bots echo and post a different number of messages between them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from harness import render
 from harness.analysis import journeys, metrics
 
 Run = tuple[pd.DataFrame, pd.DataFrame]  # (exchanges, conversations), as metrics.load gives them
-KEY = ["conversation", "seq"]
-DIFFED_CHARACTERS = 2000  # a reply text longer than this is compared on its start: a diff costs n x m
+KEY = ["conversation", "purpose", "turn"]  # the n-th greeting, or visitor message, of a conversation
+ASKED = ("greeting", "visitor")  # the calls whose answers are compared: what iAdvize asked of the bot
+DIFFED_WORDS = 300  # an answer longer than this is marked word by word on its start: a diff costs up to n x m
 
 
 def run_names(names: str = "") -> tuple[str, str]:
@@ -34,22 +36,30 @@ def compare(a: Run, b: Run, names: tuple[str, str] = ("before", "after"), source
     return table
 
 
-def said(replies) -> str:
-    """An answer's replies (their JSON) as the text the chat shows, one reply a line; an await, transfer or
-    close in brackets."""
+def said(replies, between: str = "\n") -> str:
+    """An answer's replies (their JSON) as the text the chat shows, one reply a line (or ``between`` them); an
+    await, transfer or close in brackets."""
     found = json.loads(replies) if isinstance(replies, str) and replies else []
     found = found if isinstance(found, list) else [found]
-    return "\n".join(render.reply(r) if isinstance(r, dict) else f"({r!r})" for r in found)
+    return between.join(render.reply(r) if isinstance(r, dict) else f"({r!r})" for r in found)
+
+
+def _asked(exchanges: pd.DataFrame) -> pd.DataFrame:
+    """The greetings and visitor messages of a run, each with its state and its place among its kind."""
+    kept = exchanges.assign(state=journeys.states(exchanges), purpose=exchanges["purpose"].astype(object))
+    kept = kept[kept["purpose"].isin(ASKED)].sort_values(["conversation", "seq"])
+    return kept.assign(turn=kept.groupby(["conversation", "purpose"]).cumcount())
 
 
 def _paired(a: Run, b: Run, conversations: set | None = None) -> pd.DataFrame:
-    """The exchanges both runs answered, A's state and visitor message beside both answers."""
+    """The messages both runs answered (the n-th visitor message of a conversation in each), A's state and
+    ``seq`` beside both answers."""
     a_exchanges, b_exchanges = a[0], b[0]
     if conversations is not None:
         a_exchanges = a_exchanges[a_exchanges["conversation"].isin(conversations)]
         b_exchanges = b_exchanges[b_exchanges["conversation"].isin(conversations)]
-    left = a_exchanges.assign(state=journeys.states(a_exchanges))[[*KEY, "purpose", "state", "message", "replies"]]
-    return left.merge(b_exchanges[[*KEY, "replies"]], on=KEY, suffixes=("_a", "_b"))
+    left = _asked(a_exchanges)[[*KEY, "seq", "state", "message", "replies"]]
+    return left.merge(_asked(b_exchanges)[[*KEY, "replies"]], on=KEY, suffixes=("_a", "_b"))
 
 
 def outcome_changes(a: Run, b: Run, names: tuple[str, str] = ("before", "after")) -> pd.DataFrame:
@@ -60,14 +70,15 @@ def outcome_changes(a: Run, b: Run, names: tuple[str, str] = ("before", "after")
     )
     changed = both[both[f"outcome ({names[0]})"] != both[f"outcome ({names[1]})"]]
     paired = _paired(a, b, set(changed["conversation"]))
-    first = paired[paired["replies_a"] != paired["replies_b"]].sort_values(KEY).drop_duplicates("conversation")
+    differing = paired[paired["replies_a"] != paired["replies_b"]]
+    first = differing.sort_values(["conversation", "seq"]).drop_duplicates("conversation")
     first = pd.DataFrame(
         {
             "conversation": first["conversation"],
             "seq": first["seq"],
             "visitor said": first["message"],
-            f"{names[0]} said": first["replies_a"].map(said),
-            f"{names[1]} said": first["replies_b"].map(said),
+            f"{names[0]} said": first["replies_a"].map(lambda r: said(r, " / ")),
+            f"{names[1]} said": first["replies_b"].map(lambda r: said(r, " / ")),
         }
     )
     table = changed.merge(first, on="conversation", how="left").reset_index(drop=True)
@@ -125,6 +136,7 @@ def diff_html(table: pd.DataFrame, names: tuple[str, str] = ("before", "after"),
     if table.empty:
         return "<p>none: both runs answered every message alike</p>"
     head = (
+        "<colgroup><col><col><col class='n'><col><col></colgroup>"
         "<tr><th>state (the bot's message before)</th><th>visitor said</th><th>times</th>"
         f"<th>{escape(names[0])}</th><th>{escape(names[1])}</th></tr>"
     )
@@ -136,19 +148,21 @@ def diff_html(table: pd.DataFrame, names: tuple[str, str] = ("before", "after"),
             f"<tr><td>{escape(state)}</td><td>{escape(visitor)}</td><td>{times}</td><td>{old}</td><td>{new}</td></tr>"
         )
     style = (
-        "<style>.diff{border-collapse:collapse;font-size:13px}.diff td,.diff th{border:1px solid #ccc;"
-        "padding:3px 6px;vertical-align:top;text-align:left !important;white-space:pre-wrap}.diff del{background:#fdd}"
+        "<style>.diff{border-collapse:collapse;font-size:13px;table-layout:fixed;width:100%}.diff td,.diff th{"
+        "border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left !important;white-space:pre-wrap;"
+        "overflow-wrap:anywhere}.diff col.n{width:4em}.diff del{background:#fdd}"
         ".diff ins{background:#dfd}</style>"
     )
-    more = f"<p>the {top} most frequent of {len(table)} differences</p>" if len(table) > top else ""
+    more = f"<p>the {top} most frequent of {len(table)} different pairs of answers</p>" if len(table) > top else ""
     return f"{style}<table class='diff'>{head}{''.join(rows)}</table>{more}"
 
 
 def _marked(a: str, b: str) -> tuple[str, str]:
     """The two texts escaped, the words that differ marked (``<del>`` in A, ``<ins>`` in B), over their first
-    :data:`DIFFED_CHARACTERS` characters."""
-    cut = [text if len(text) <= DIFFED_CHARACTERS else text[:DIFFED_CHARACTERS] + "…" for text in (a, b)]
-    words = [text.split(" ") for text in cut]
+    :data:`DIFFED_WORDS` words; the rest, when they are longer, shown unmarked after a "[not compared]" mark."""
+    words = [text.split(" ") for text in (a, b)]
+    rests = [" ".join(w[DIFFED_WORDS:]) for w in words]
+    words = [w[:DIFFED_WORDS] for w in words]
     old, new = [], []
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, *words, autojunk=False).get_opcodes():
         left, right = escape(" ".join(words[0][i1:i2])), escape(" ".join(words[1][j1:j2]))
@@ -160,4 +174,7 @@ def _marked(a: str, b: str) -> tuple[str, str]:
             old.append(f"<del>{left}</del>")
         if right:
             new.append(f"<ins>{right}</ins>")
+    for marked, rest in zip((old, new), rests, strict=True):
+        if rest:
+            marked.append(f"<i>[not compared:]</i> {escape(rest)}")
     return " ".join(old), " ".join(new)

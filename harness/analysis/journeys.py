@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from harness import wire
 from harness.analysis.outcomes import DEFAULT_RULES, OutcomeRules
 
 NO_PATH = "(no quick reply chosen)"
@@ -38,7 +39,8 @@ def paths(conversations: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     return table.sort_values("conversations", ascending=False, kind="stable").head(top)
 
 
-NO_CHOICE = "(typed, no quick reply)"
+NO_CHOICE = NO_PATH  # one label for a visitor who chose no quick reply, in every table and chart
+NO_MORE = "(no more choices)"
 
 
 def topics(conversations: pd.DataFrame) -> pd.Series:
@@ -73,18 +75,22 @@ def asked_for_human(
     waited, or the bot went on without ever offering one. Most asked first."""
     where: dict[str, str] = {}
     said_after: dict[str, list[str]] = {}  # what the bot showed after the ask
-    ordered = exchanges.assign(state=states(exchanges)).sort_values(["conversation", "seq"])
-    for conversation, purpose, message, state in ordered[["conversation", "purpose", "message", "state"]].itertuples(
-        index=False
-    ):  # one pass, a few rows a conversation
+    ordered = exchanges.assign(state=states(exchanges), asks=_asks(exchanges, rules)).sort_values(
+        ["conversation", "seq"]
+    )
+    for conversation, purpose, message, state, asks in ordered[
+        ["conversation", "purpose", "message", "state", "asks"]
+    ].itertuples(index=False):  # one pass, a few rows a conversation
         if conversation in where:
             if purpose == "echo":
                 said_after[conversation].append(str(message))
-        elif purpose == "visitor" and rules.asks_for_human(str(message)):
+        elif purpose == "visitor" and asks:
             where[conversation], said_after[conversation] = state, []
     ended = conversations.set_index("conversation")
     rows = []
     for conversation, state in where.items():
+        if conversation not in ended.index:  # exchanges of a conversation the table does not hold
+            continue
         transfer, outcome = ended.at[conversation, "transfer"], ended.at[conversation, "outcome"]
         how = {"succeeded": "handed over", "failed": "transfer failed"}.get(transfer)
         repeated = len(said_after[conversation]) > len(set(said_after[conversation]))
@@ -94,6 +100,15 @@ def asked_for_human(
     counts = pd.crosstab(table["where they asked"], table["ended"]).reindex(columns=list(ENDINGS), fill_value=0)
     counts.insert(0, "asked", counts.sum(axis=1))
     return counts.sort_values("asked", ascending=False, kind="stable")
+
+
+def _asks(exchanges: pd.DataFrame, rules: OutcomeRules) -> pd.Series:
+    """Per exchange, whether it is a visitor message asking for a person: as the replay judged it, by the
+    outcome rules it was given (``asks_for_human``), else by ``rules``."""
+    if "asks_for_human" in exchanges:
+        return exchanges["asks_for_human"].fillna(False).astype(bool)
+    visitor = exchanges["purpose"].astype(object).eq("visitor")
+    return visitor & exchanges["message"].map(lambda m: rules.asks_for_human(str(m)))
 
 
 def never_handed_over(conversations: pd.DataFrame) -> pd.Series:
@@ -122,15 +137,15 @@ def not_understood(
     many different texts."""
     fallback = conversations.set_index("conversation")["fallback"] if "fallback" in conversations else pd.Series()
     rows, pending = [], {}  # pending: conversation -> (state, text) not understood, waiting for what came next
-    visitor = exchanges.assign(state=states(exchanges))
+    visitor = exchanges.assign(state=states(exchanges), asks=_asks(exchanges, rules))
     visitor = visitor[visitor["purpose"] == "visitor"].sort_values(["conversation", "seq"])
-    for conversation, message, replies, state in visitor[["conversation", "message", "replies", "state"]].itertuples(
-        index=False
-    ):
+    for conversation, message, replies, state, asks in visitor[
+        ["conversation", "message", "replies", "state", "asks"]
+    ].itertuples(index=False):
         said = fallback.get(conversation)
         missed = isinstance(said, str) and _says(replies, said)
         if conversation in pending:
-            after = "asked for a human" if rules.asks_for_human(str(message)) else None
+            after = "asked for a human" if asks else None
             rows.append(
                 (*pending.pop(conversation), after or ("not understood again" if missed else "understood after"))
             )
@@ -152,9 +167,11 @@ def normalised(text: str) -> str:
 
 
 def _says(replies, text: str) -> bool:
-    """Whether one of an answer's messages (its ``replies`` JSON) is ``text``."""
+    """Whether one of an answer's text messages (its ``replies`` JSON) is ``text``; anything else a bot
+    sent (a card, a value that is not a string) is not."""
     found = json.loads(replies) if isinstance(replies, str) and replies else []
-    return any(isinstance(r, dict) and (r.get("payload") or {}).get("value", "").strip() == text.strip() for r in found)
+    said = (wire.text_of(r) for r in (found if isinstance(found, list) else []))
+    return any(isinstance(s, str) and s.strip() == text.strip() for s in said)
 
 
 def _counts(keys: list[pd.Series], conversations: pd.DataFrame) -> pd.DataFrame:
@@ -180,13 +197,13 @@ def _named(values: pd.Series, empty: str) -> pd.Series:
 def flows(conversations: pd.DataFrame, depth: int = 2) -> Counter:
     """Links between the columns of the flow chart: ((column, node), (column + 1, node)) -> conversations.
 
-    Column k (0-based) holds the k-th quick reply chosen, "(no more choices)" once the path ends;
-    the last column holds the outcome.
+    Column k (0-based) holds the k-th quick reply chosen, :data:`NO_MORE` once the path ends (:data:`NO_PATH`
+    in the first column: no quick reply chosen at all); the last column holds the outcome ("= outcome").
     """
     links: Counter = Counter()
     for path, outcome in zip(conversations["path"].fillna(""), conversations["outcome"], strict=True):
         steps = path.split(SEPARATOR) if path else []
-        nodes = [steps[k] if k < len(steps) else "(no more choices)" for k in range(depth)] + [f"= {outcome}"]
+        nodes = [steps[k] if k < len(steps) else NO_MORE if k else NO_PATH for k in range(depth)] + [f"= {outcome}"]
         for k in range(len(nodes) - 1):
             links[((k, nodes[k]), (k + 1, nodes[k + 1]))] += 1
     return links
@@ -215,16 +232,17 @@ def flow_chart(conversations: pd.DataFrame, ax, depth: int = 2, top: int = 8) ->
     for k, column in enumerate(totals):
         y, spans = 0.0, {}
         for node, n in column.most_common():
-            colour, hatch = style.STYLES.get(node[2:], (style.CHOICE, "")) if k == columns - 1 else (style.CHOICE, "")
+            drawn = style.outcome(node[2:]) if k == columns - 1 else {"color": style.CHOICE, "hatch": ""}
+            colour, hatch = drawn["color"], drawn["hatch"]
             ax.add_patch(Rectangle((k - 0.04, y), 0.08, n, facecolor=colour, hatch=hatch, edgecolor="black", lw=0.5))
-            labels.append((k + 0.06, y + n / 2, f"{node} ({n})"))
+            labels.append((k + 0.06, y + n / 2, f"{node.removeprefix('= ')} ({n})"))
             spans[node] = {"out": y, "in": y}
             y += n + gap
         free.append(spans)
     for ((k, a), (_, b)), n in sorted(links.items(), key=lambda item: (item[0][0][0], -item[1])):
         y0, y1 = free[k][a]["out"], free[k + 1][b]["in"]
         last = k + 1 == columns - 1
-        colour = style.STYLES.get(b[2:], ("#BBBBBB", ""))[0] if last else "#C8CED6"
+        colour = style.outcome(b[2:])["color"] if last else "#C8CED6"
         band = _band(k + 0.04, y0, k + 0.96, y1, n)
         ax.add_patch(PathPatch(band, facecolor=colour, alpha=0.55 if last else 0.8, edgecolor="white", lw=0.5))
         free[k][a]["out"], free[k + 1][b]["in"] = y0 + n, y1 + n
@@ -264,7 +282,7 @@ def _grouped(links: Counter, top: int, minimum: float = 0) -> Counter:
 
     def name(node):
         return (
-            node if node in kept or node[1].startswith("= ") or node[1] == "(no more choices)" else (node[0], "(other)")
+            node if node in kept or node[1].startswith("= ") or node[1] in (NO_MORE, NO_PATH) else (node[0], "(other)")
         )
 
     grouped: Counter = Counter()

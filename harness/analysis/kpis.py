@@ -74,8 +74,17 @@ TERMS = {
     "budget": "how long iAdvize waits for an answer: 2 s for the greeting (first messages), 10 s for every other call",
     "asked for a human": "a visitor message has one of the words that ask for a person (outcome rules)",
     "transfer rule": "the operator's distribution rule the bot transferred to, by its label",
-    "transfer timeout": "how long iAdvize looks for a human after a transfer (`[transfer to rule ..., 30 s]`)",
-    "p50, p95": "the latency half of the calls, and 95 % of them, stayed under",
+    "transfer timeout": "how long iAdvize looks for a human after a transfer ([transfer to rule ..., 30 s])",
+    "p50, p90, p95, p99": "the latency half of the calls, and 90, 95 and 99 % of them, stayed under",
+    "pts": "percentage points: the change of a share (47.5 % to 50.0 % is +2.5 pts)",
+    "state": "where a conversation is: the bot's message the visitor saw last",
+    "topic": "a conversation's first quick-reply choice; (no quick reply chosen) when the visitor only typed",
+    "fallback": "what the bot answers words it does not understand (asked of it after the replay)",
+    "handed over": "asked for a human, and a human took the transfer",
+    "re-asked": "asked for a human, got no transfer, and the bot showed one of its messages twice after the ask",
+    "left": "asked for a human, got no transfer, and left while the bot waited for an answer",
+    "never offered": "asked for a human, and the bot went on without a transfer",
+    "not shown": "replies the bot sent that the visitor's next message cancelled: iAdvize never showed them",
     "first message": "the visitor's first message of the conversation",
     "turns": "the visitor's messages in the conversation",
     "rate": "a share of the conversations of its row",
@@ -176,7 +185,7 @@ def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame | pd.Series:
 
 
 def formatted_change(table: pd.DataFrame) -> pd.DataFrame:
-    """A comparison (:func:`~harness.analysis.metrics.compare`) for people: each run's figures formatted,
+    """A comparison (:func:`~harness.analysis.comparison.compare`) for people: each run's figures formatted,
     the change signed, in points for shares."""
     shown = table.copy().astype(object)
     for name, row in table.iterrows():

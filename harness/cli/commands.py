@@ -409,8 +409,11 @@ def _report_problem(args) -> str | None:
     """What is wrong with ``report``'s options, said before anything runs (None: nothing)."""
     if args.compare_with and not (Path(args.compare_with) / "conversations.parquet").exists():
         return f"--compare-with {args.compare_with} holds no conversations.parquet: give a folder `replay --out` wrote"
-    if args.names and (len(args.names.split(",")) != 2 or not all(n.strip() for n in args.names.split(","))):
+    names = [n.strip() for n in args.names.split(",")] if args.names else []
+    if args.names and (len(names) != 2 or not all(names)):
         return f"--names {args.names!r}: give two names separated by a comma, e.g. --names v1,v2"
+    if args.names and (names[0] == names[1] or "change" in names):
+        return f"--names {args.names!r}: give two different names, neither of them 'change' (a column of its own)"
     if args.outcomes and args.results:
         return (
             f"--outcomes applies to a replay: the outcomes in {args.results} were decided when it was replayed; "

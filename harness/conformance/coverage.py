@@ -158,17 +158,18 @@ def _key(payload: dict) -> str:
 
 def fallback_of(chat: SimulatedConversation) -> str | None:
     """The bot's first text after the gibberish in the probe conversation that said it; None when the bot
-    showed that text before the gibberish too (its greeting, or its answer to a hello): a bot that shows its
-    menu to anything it does not understand has no fallback of its own, and a conversation ending on its
-    menu is not one it failed to understand."""
-    said, before = False, set()
+    showed that text before as its menu (with quick replies) or its greeting: a bot that shows its menu to
+    anything it does not understand has no fallback of its own, and a conversation ending on its menu is not
+    one it failed to understand. (A bot that did not understand the hello either keeps its fallback.)"""
+    said, spoke, menus = False, False, set()
     for event in chat.events:
         if event.kind == "visitor":
-            said = event.text == GIBBERISH
+            said, spoke = event.text == GIBBERISH, True
         elif event.kind == "shown" and text_of(event.reply) is not None:
             if said:
-                return None if text_of(event.reply) in before else text_of(event.reply)
-            before.add(text_of(event.reply))
+                return None if text_of(event.reply) in menus else text_of(event.reply)
+            if not spoke or (isinstance(event.reply, dict) and event.reply.get("quickReplies")):
+                menus.add(text_of(event.reply))  # the greeting, or a menu
     return None
 
 

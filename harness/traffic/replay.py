@@ -92,6 +92,7 @@ EXCHANGE_COLUMNS = pa.schema(
         ("variables", pa.string()),  # JSON {name: value}: the visitor data the answer says the bot holds
         ("same", pa.bool_()),
         ("rules", pa.string()),  # the rules of check the call broke, as replayed: ids joined by ", " (null: none)
+        ("asks_for_human", pa.bool_()),  # a visitor message asking for a person, in the outcome rules' words
     ]
 )
 CONVERSATION_COLUMNS = pa.schema(
@@ -379,13 +380,14 @@ class Replayer:
             twin = candidates[index] if index < len(candidates) else None
             replies, recorded_replies = replies_of(x.body), replies_of(twin["response"]) if twin else None
             sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
+            message = render.payload(sent.get("payload") or {}) if isinstance(sent, dict) else None
             rows.append(
                 {
                     "conversation": recorded.id,
                     "seq": seq,
                     "endpoint": x.endpoint,
                     "purpose": event.purpose,
-                    "message": render.payload(sent.get("payload") or {}) if isinstance(sent, dict) else None,
+                    "message": message,
                     "sent_at": datetime.fromtimestamp(t0 + event.at, UTC),
                     "status": x.status,
                     # an answer that could not be read: what it was, short (content type, a line of it)
@@ -404,6 +406,7 @@ class Replayer:
                     else replies == recorded_replies
                     and _answered(x.status, x.error) == _answered(twin["status"], twin.get("error")),
                     "rules": _broken(x, event.purpose, rule_ids, sent),
+                    "asks_for_human": event.purpose == "visitor" and self.outcome_rules.asks_for_human(message or ""),
                 }
             )
         return rows, self._conversation_row(recorded, chat, rows, t0)
