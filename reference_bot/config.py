@@ -30,10 +30,12 @@ ENVIRONMENT = {
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
     "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
     "TRUSTED_PROXIES": "REFERENCE_BOT_TRUSTED_PROXIES",
+    "RECORDINGS_KEEP_PERSONAL_DATA": "REFERENCE_BOT_RECORDINGS_KEEP_PERSONAL_DATA",
+    "RECORDINGS_RETENTION_DAYS": "REFERENCE_BOT_RECORDINGS_RETENTION_DAYS",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE", "AVAILABILITY_LOG_SECONDS"}
-SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS"}
-BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED"}
+SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS", "RECORDINGS_RETENTION_DAYS"}
+BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED", "RECORDINGS_KEEP_PERSONAL_DATA"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -59,6 +61,8 @@ def defaults(instance_path: str) -> dict:
         "WARN_WITHOUT_SECRET": True,  # `serve` warns once itself and turns this off in its workers
         "DATABASE_MIGRATED": False,  # `serve` migrates once before forking: its workers boot without the database
         "RECORDINGS_DIR": None,  # a folder: every call iAdvize makes is recorded there (JSON lines)
+        "RECORDINGS_KEEP_PERSONAL_DATA": False,  # recorded as written (default: pseudonyms of the same shape)
+        "RECORDINGS_RETENTION_DAYS": None,  # recordings older than this many days are deleted (default: kept)
         # How long one call to iAdvize's token or GraphQL endpoint may take; an outbox message is leased
         # to one worker for three times this, so one killed mid-send is retried by another after that.
         "IADVIZE_API_TIMEOUT_SECONDS": 10.0,

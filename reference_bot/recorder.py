@@ -1,7 +1,10 @@
 """The bot recording what it serves, in the harness's recording format (one JSON line per call).
 
 Switched on by ``REFERENCE_BOT_RECORDINGS`` (a folder). Each worker writes its own files
-(its pid in the name), a new one every hour; ``iadvize-harness replay`` reads them. A
+(its pid in the name, readable by their owner only), a new one every hour; ``iadvize-harness
+replay`` reads them. Personal data is replaced by pseudonyms unless
+``REFERENCE_BOT_RECORDINGS_KEEP_PERSONAL_DATA`` is set; ``REFERENCE_BOT_RECORDINGS_RETENTION_DAYS``
+deletes older recordings. Calls refused (bad signature, address, size) are not recorded. A
 failure to record is logged and never changes the answer.
 """
 
@@ -14,9 +17,11 @@ import time
 from flask import Flask, g, request
 
 from harness.wire.record_format import VERSION, RecordingWriter, utc_iso
+from harness.wire.redact import Redactor
 
 log = logging.getLogger(__name__)
 
+REFUSED = (401, 403, 413)  # a bad signature, an address not allowed, a body too large: not recorded
 # Flask endpoint -> the spec's name for it
 ENDPOINTS = {
     "admin.external_bots": "external-bots",
@@ -38,13 +43,19 @@ def register(app: Flask) -> None:
     directory = app.config.get("RECORDINGS_DIR")
     if not directory:
         return
-    writer = RecordingWriter(directory, prefix=f"reference-bot-{os.getpid()}")
+    redactor = None if app.config.get("RECORDINGS_KEEP_PERSONAL_DATA") else Redactor()
+    writer = RecordingWriter(
+        directory,
+        prefix=f"reference-bot-{os.getpid()}",
+        redactor=redactor,
+        retention_days=app.config.get("RECORDINGS_RETENTION_DAYS"),
+    )
 
     @app.after_request
     def record(response):
         endpoint = ENDPOINTS.get(request.endpoint or "")
-        if endpoint is None:
-            return response
+        if endpoint is None or response.status_code in REFUSED:
+            return response  # a call refused (forged, from elsewhere) is no conversation: its body is not kept
         try:
             elapsed = time.perf_counter() - g.get("started", time.perf_counter())
             args = request.view_args or {}

@@ -73,6 +73,17 @@ def prepare_database(database: str) -> str | None:
     return store.description
 
 
+def _said(settings: dict) -> str:
+    """What the first line says of the bot's settings: signatures, and what its recordings keep."""
+    said = "signatures checked" if settings["IADVIZE_SECRET"] else "signatures NOT checked: no IADVIZE_SECRET"
+    if settings["RECORDINGS_DIR"]:
+        kept = settings["RECORDINGS_KEEP_PERSONAL_DATA"]
+        said += f"; recording in {settings['RECORDINGS_DIR']}, " + (
+            "personal data KEPT (REFERENCE_BOT_RECORDINGS_KEEP_PERSONAL_DATA)" if kept else "personal data replaced"
+        )
+    return said
+
+
 def serve(
     host: str,
     port: int,
@@ -131,8 +142,7 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     os.environ.setdefault("REFERENCE_BOT_PUBLIC_URL", url)
-    checked = "signatures checked" if settings["IADVIZE_SECRET"] else "signatures NOT checked: no IADVIZE_SECRET"
-    print(f"{__package__.replace('_', ' ')} on {url} ({workers} workers, {database}, {checked})", flush=True)
+    print(f"{__package__.replace('_', ' ')} on {url} ({workers} workers, {database}, {_said(settings)})", flush=True)
     _ReferenceBotServer(
         {
             "bind": [f"fd://{sock.fileno()}"],

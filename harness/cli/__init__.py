@@ -276,6 +276,15 @@ def parser() -> argparse.ArgumentParser:
     proxy.add_argument("--record", required=True, metavar="DIR", help="where the hourly JSONL files go")
     proxy.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     proxy.add_argument("--port", type=int, default=8081, help="the port iAdvize (or you) call (default 8081)")
+    proxy.add_argument(
+        "--keep-personal-data",
+        action="store_true",
+        help="record emails, phone and card numbers and the visitor data bots hold as they are (default: replaced "
+        "by pseudonyms of the same shape)",
+    )
+    proxy.add_argument(
+        "--retention-days", type=positive, metavar="N", help="delete the folder's recordings older than N days"
+    )
     proxy.set_defaults(run=commands.proxy)
 
     load = subcommands.add_parser(

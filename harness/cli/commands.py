@@ -552,10 +552,17 @@ def proxy(args) -> int:
     from harness.traffic.proxy import RecordingProxy
 
     try:
-        server = RecordingProxy(args.upstream, args.record, args.host, args.port)
+        server = RecordingProxy(
+            args.upstream, args.record, args.host, args.port, args.keep_personal_data, args.retention_days
+        )
     except (ValueError, OSError) as problem:
         return error(str(problem))
-    print(f"recording proxy on {server.url} -> {args.upstream}, recordings in {args.record}", flush=True)
+    kept = (
+        "personal data KEPT as visitors wrote it (--keep-personal-data)"
+        if args.keep_personal_data
+        else "personal data replaced by pseudonyms"
+    )
+    print(f"recording proxy on {server.url} -> {args.upstream}, recordings in {args.record}: {kept}", flush=True)
     try:
         server.serve_forever()
     finally:

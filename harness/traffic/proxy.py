@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from harness.traffic.recordings import endpoint_of
 from harness.wire.record_format import VERSION, RecordingWriter, utc_iso
+from harness.wire.redact import Redactor
 
 log = logging.getLogger("harness.traffic.proxy")
 HOP_BY_HOP = {
@@ -137,12 +138,21 @@ class RecordingProxy:
     is not an http(s) URL.
     """
 
-    def __init__(self, upstream: str, record_dir: str, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        upstream: str,
+        record_dir: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_personal_data: bool = False,
+        retention_days: float | None = None,
+    ):
         target = urlsplit(upstream.rstrip("/"))
         if target.scheme not in ("http", "https") or not target.hostname:
             raise ValueError(f"--upstream must be an http(s) URL, got {upstream!r}")
         self.target = target
-        self.recorder = Recorder(RecordingWriter(record_dir, prefix="proxy"))
+        redactor = None if keep_personal_data else Redactor()
+        self.recorder = Recorder(RecordingWriter(record_dir, "proxy", redactor=redactor, retention_days=retention_days))
         self.server = _BoundedServer((host, port), _handler(self))
         self.url = f"http://{host}:{self.server.server_port}"
         self._local = threading.local()

@@ -58,17 +58,40 @@ SCHEMA = {
 
 
 class RecordingWriter:
-    """Appends lines to ``<directory>/<prefix>-YYYYMMDD-HH.jsonl`` (a new file each hour), thread-safe."""
+    """Appends lines to ``<directory>/<prefix>-YYYYMMDD-HH.jsonl`` (a new file each hour), thread-safe.
+
+    Files are readable by their owner only (0600). With a ``redactor``, each line's personal data is replaced
+    before it is written (:mod:`harness.wire.redact`); with ``retention_days``, recordings of the folder older
+    than that are deleted when the writer starts and at each new file.
+    """
 
     def __init__(
-        self, directory: str | os.PathLike, prefix: str = "recording", rotate_hourly: bool = True, clock=time.time
+        self,
+        directory: str | os.PathLike,
+        prefix: str = "recording",
+        rotate_hourly: bool = True,
+        clock=time.time,
+        redactor=None,
+        retention_days: float | None = None,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix, self.rotate_hourly, self.clock = prefix, rotate_hourly, clock
+        self.redactor, self.retention_days = redactor, retention_days
         self._lock = threading.Lock()
         self._file = None
         self._name = None
+        self.purge()
+
+    def purge(self) -> list[Path]:
+        """Deletes the folder's recordings (``*.jsonl``) last written more than ``retention_days`` ago."""
+        if self.retention_days is None:
+            return []
+        oldest = self.clock() - self.retention_days * 86_400
+        gone = [path for path in self.directory.glob("*.jsonl") if path.stat().st_mtime < oldest]
+        for path in gone:
+            path.unlink(missing_ok=True)
+        return gone
 
     def _target(self) -> str:
         if not self.rotate_hourly:
@@ -77,14 +100,19 @@ class RecordingWriter:
 
     def write(self, line: dict) -> None:
         """Appends ``line`` as one JSON line to the current file (a new one each hour when rotating), flushed."""
+        if self.redactor is not None:
+            line = self.redactor.line(line)
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
             name = self._target()
             if name != self._name:
                 if self._file:
                     self._file.close()
-                # kept open across writes (one file an hour), closed by close() or the next rotation
-                self._file = open(self.directory / name, "a", encoding="utf-8")  # noqa: SIM115
+                    self.purge()
+                # kept open across writes (one file an hour), closed by close() or the next rotation; its
+                # owner's only: recordings hold what visitors wrote
+                descriptor = os.open(self.directory / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                self._file = open(descriptor, "a", encoding="utf-8")  # noqa: SIM115
                 self._name = name
             self._file.write(text)
             self._file.flush()
