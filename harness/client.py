@@ -131,9 +131,11 @@ def brief(body, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
+# Linear in the page, whatever a bot sends: a failed match stops at the next "<" (no ".*?" across a page).
+_TITLE = re.compile(r"<title[^<>]*>([^<]*)<", re.IGNORECASE)
+_TAG = re.compile(r"<[^<>]*>")
+HIDDEN = ("script", "style", "head")  # elements whose content is no text a reader sees
+EXCERPT_SCAN_CHARS = 256 * 1024  # an excerpt reads a page's start: a title and a first line are there
 
 
 def excerpt(exchange: Exchange, limit: int = EXCERPT_CHARS) -> str:
@@ -145,15 +147,35 @@ def excerpt(exchange: Exchange, limit: int = EXCERPT_CHARS) -> str:
     if not isinstance(body, str):
         return brief(body, limit)
     kind = exchange.content_type.split(";")[0].strip() or "no content type"
+    body = body[:EXCERPT_SCAN_CHARS]
     if "html" in kind or body.lstrip()[:1] == "<":
         title = _TITLE.search(body)
-        lines = _lines(_TAG.sub("\n", _HIDDEN.sub("", body)))
+        lines = _lines(_TAG.sub("\n", _without_hidden(body)))
         heading = _lines(title.group(1))[:1] if title else []
         # a page's title, and its first line of text when it says more ("Error" / "Cannot GET /bots/1")
         text = " / ".join(dict.fromkeys([*heading, *lines[:1]]))
     else:
         text = next(iter(_lines(body)), "")
     return f"{kind}: {brief(text, limit - len(kind) - 2)}" if text else f"{kind}, no text"
+
+
+def _without_hidden(page: str) -> str:
+    """``page`` without its script, style and head elements (an unclosed one: to the end), in one pass."""
+    lower, kept, at = page.lower(), [], 0
+    following = {name: lower.find(f"<{name}") for name in HIDDEN}  # each name's next opening (-1: none left)
+    while True:
+        for name, found in following.items():  # looked for again only once passed: each find scans once
+            if 0 <= found < at:
+                following[name] = lower.find(f"<{name}", at)
+        start, name = min(((s, n) for n, s in following.items() if s >= 0), default=(-1, ""))
+        if start < 0:
+            return "".join([*kept, page[at:]])
+        kept.append(page[at:start])
+        end = lower.find(f"</{name}", start)
+        if end < 0:
+            return "".join(kept)
+        close = lower.find(">", end)
+        at = len(page) if close < 0 else close + 1
 
 
 def _lines(text: str) -> list[str]:

@@ -307,3 +307,18 @@ def test_the_client_honours_proxy_and_ca_settings_read_once_from_the_environment
     assert environment_session("https://bot.internal").proxies == {}  # NO_PROXY covers it
     monkeypatch.delenv("HTTPS_PROXY")
     assert through_proxy.proxies.get("https") == "http://proxy.internal:3128"  # read once, at creation
+
+
+def test_an_excerpt_reads_only_a_page_s_start_and_any_html_a_bot_sends():
+    from harness.client import EXCERPT_SCAN_CHARS, Exchange, excerpt
+
+    def page(body: str) -> Exchange:
+        return Exchange("messages", "POST", "u", None, "t", body=body, content_type="text/html")
+
+    late = "<p>" + "x " * EXCERPT_SCAN_CHARS + "</p><title>Too far</title>"
+    assert "Too far" not in excerpt(page(late))  # past the part read: never looked at
+    for attack in ("<" * 5_000_000, "<title" * 800_000, "<script" * 700_000, "<style></style>" * 300_000):
+        said = excerpt(page(attack))  # each once froze check and verify at 100 % CPU (a quadratic regex)
+        assert said.startswith("text/html") and len(said) <= 160
+    assert excerpt(page("<html><head><title>Oops</title><script>var a='<b>';</script></head><body><h1>Bad gateway"
+                        "</h1></body></html>")) == "text/html: Oops / Bad gateway"  # fmt: skip

@@ -94,3 +94,23 @@ def test_a_journey_keeps_the_quick_replies_chosen_and_where_the_bot_left_off():
     went = journey(events)
     assert went.path == ("Offers",) and went.last_message == "Shipping is free."
     assert went.last_menu == "Here they are"
+
+
+def test_a_bot_s_dollar_signs_are_drawn_as_written_not_read_as_mathtext():
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.analysis import style
+
+    style.setup()
+    table = pd.DataFrame({"path": [r"Pay $\frac$ now", ""], "outcome": ["resolved", "abandoned"]})
+    fig, ax = plt.subplots()
+    journeys.flow_chart(table, ax, depth=1)
+    ax.set_yticks([0], [r"Sorry $\frac$ broken"])  # as the drop-off chart labels its bars with bot messages
+    fig.savefig(io.BytesIO(), format="png")  # mathtext would raise here: "Unknown symbol: \frac"
+    assert r"Pay $\frac$ now (1)" in [t.get_text() for t in ax.texts]
+    plt.close(fig)

@@ -247,7 +247,8 @@ def flow_chart(conversations: pd.DataFrame, ax, depth: int = 2, top: int = 8) ->
         ax.add_patch(PathPatch(band, facecolor=colour, alpha=0.55 if last else 0.8, edgecolor="white", lw=0.5))
         free[k][a]["out"], free[k + 1][b]["in"] = y0 + n, y1 + n
     for x, y, text in labels:  # over the bands, readable
-        ax.text(x, y, text, va="center", fontsize=9, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        ax.text(x, y, text, va="center", fontsize=9, parse_math=False,  # a quick reply's "$" is a dollar
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})  # fmt: skip
     height = max(sum(c.values()) + gap * len(c) for c in totals)
     ax.set_xlim(-0.2, columns + 0.3)  # room for the outcomes' labels
     ax.set_ylim(height, -gap)  # the most frequent at the top

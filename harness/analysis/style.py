@@ -19,3 +19,11 @@ def outcome(name: str) -> dict:
     """The bar style of an outcome (``color``, ``hatch``, ``edgecolor``); an unknown one light grey, unhatched."""
     colour, hatch = STYLES.get(name, ("#DDDDDD", ""))
     return {"color": colour, "hatch": hatch, "edgecolor": "black"}
+
+
+def setup() -> None:
+    """matplotlib as the report draws: a bot's or a visitor's text is drawn as written, ``$`` signs and all,
+    never read as mathtext (``$\\frac$`` in a bot message once stopped the report)."""
+    import matplotlib
+
+    matplotlib.rcParams["text.parse_math"] = False
