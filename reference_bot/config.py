@@ -30,12 +30,13 @@ ENVIRONMENT = {
     "OUTBOX_MAX_BACKOFF_SECONDS": "REFERENCE_BOT_OUTBOX_MAX_BACKOFF",
     "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
     "TRUSTED_PROXIES": "REFERENCE_BOT_TRUSTED_PROXIES",
+    "PUBLIC_SCENARIOS": "REFERENCE_BOT_PUBLIC_SCENARIOS",
     "RECORDINGS_KEEP_PERSONAL_DATA": "REFERENCE_BOT_RECORDINGS_KEEP_PERSONAL_DATA",
     "RECORDINGS_RETENTION_DAYS": "REFERENCE_BOT_RECORDINGS_RETENTION_DAYS",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE", "AVAILABILITY_LOG_SECONDS"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS", "RECORDINGS_RETENTION_DAYS"}
-BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED", "RECORDINGS_KEEP_PERSONAL_DATA"}
+BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED", "RECORDINGS_KEEP_PERSONAL_DATA", "PUBLIC_SCENARIOS"}
 
 
 def defaults(instance_path: str) -> dict:
@@ -74,6 +75,9 @@ def defaults(instance_path: str) -> dict:
         # Comma-separated addresses of the reverse proxies in front of the bot: only from them is the
         # X-Forwarded-For header read (the caller: the last address in it that is not one of them); unset: none.
         "TRUSTED_PROXIES": None,
+        # The scenario viewer (GET /scenarios/<idBot>, the default editorUrl) answered without a signature, for
+        # an admin's browser: it shows the scenario's source. Default: signed like every other call.
+        "PUBLIC_SCENARIOS": False,
     }
 
 

@@ -8,8 +8,9 @@ from harness.wire import signature
 
 from .errors import ApiError
 
-# Not called by iAdvize: load balancers and the scenario viewer have no secret to sign with.
-UNSIGNED_ENDPOINTS = {"health.healthcheck", "admin.scenario_source"}
+# Not called by iAdvize: load balancers have no secret to sign with. The scenario viewer (editorUrl) is signed
+# like the rest unless REFERENCE_BOT_PUBLIC_SCENARIOS opens it: a scenario's source is the bot's logic.
+UNSIGNED_ENDPOINTS = {"health.healthcheck"}
 PUBLIC_PATHS = {"/healthcheck"}
 # The addresses iAdvize calls webhooks and plugins from (its documentation; REFERENCE_BOT_ALLOWED_IPS=iadvize).
 IADVIZE_ADDRESSES = ("35.158.241.155", "35.158.90.142", "35.156.32.28")
@@ -59,18 +60,26 @@ def register(app: Flask) -> None:
         if (address := caller_address(request.remote_addr, forwarded, proxies)) not in allowed:
             raise ApiError(403, "address not allowed", f"calls from {address} are refused: REFERENCE_BOT_ALLOWED_IPS")
 
+    public = set(UNSIGNED_ENDPOINTS) | ({"admin.scenario_source"} if app.config.get("PUBLIC_SCENARIOS") else set())
+
     @app.before_request
     def check_signature():
         secret = current_app.config.get("IADVIZE_SECRET")
-        if not secret or request.endpoint in UNSIGNED_ENDPOINTS or request.path in PUBLIC_PATHS:
+        if not secret or request.endpoint in public or request.path in PUBLIC_PATHS:
             return
         header = request.headers.get(signature.HEADER)
-        data = signature.signed_part(request.method, request.query_string, request.get_data(cache=True))
+        body = request.get_data(cache=True)
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if limit is not None and request.content_length is None and len(body) >= limit:
+            # a chunked body says no length: read up to the limit, it is too large, not forged
+            too_large = f"the body is larger than the {limit} bytes this bot accepts"
+            raise ApiError(413, "request entity too large", too_large)
+        data = signature.signed_part(request.method, request.query_string, body)
         if not signature.is_valid(secret, header, data):
             what = "missing" if not header else "does not match"
             raise ApiError(
                 401,
                 "invalid signature",
                 f"{signature.HEADER} {what}: it must be sha256=<HMAC-SHA256 of the "
-                f"{'query string' if request.method == 'GET' else 'body'} with the app's secret>",
+                f"{'query string' if request.method in ('GET', 'HEAD') else 'body'} with the app's secret>",
             )

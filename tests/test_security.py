@@ -100,9 +100,21 @@ def test_a_signature_without_its_algorithm_prefix_is_refused(client):
     assert client.post("/conversations/c1/messages", data=data, headers=headers).status_code == 401
 
 
-def test_the_healthcheck_and_the_scenario_viewer_need_no_signature(client):
+def test_the_healthcheck_needs_no_signature_and_the_scenario_viewer_is_public_only_when_said(client, make_bot):
     assert client.get("/healthcheck").status_code == 200
-    assert client.get("/scenarios/hello").status_code == 200
+    assert client.get("/scenarios/hello").status_code == 401  # a scenario's source is the bot's logic
+    public = make_bot(IADVIZE_SECRET=SECRET, PUBLIC_SCENARIOS=True).test_client()
+    assert public.get("/scenarios/hello").status_code == 200  # REFERENCE_BOT_PUBLIC_SCENARIOS: for editorUrl
+
+
+def test_a_head_is_signed_over_its_query_string_like_a_get(client):
+    from harness.wire import signature
+
+    query = b"idConnectorVersion=v1"
+    empty = signature.sign(SECRET, b"")  # what a HEAD without a body once passed with
+    assert client.head(f"/external-bots?{query.decode()}", headers={signature.HEADER: empty}).status_code == 401
+    good = signature.sign(SECRET, query)
+    assert client.head(f"/external-bots?{query.decode()}", headers={signature.HEADER: good}).status_code == 200
 
 
 def test_the_secret_never_appears_in_logs(tmp_path, bot_log):

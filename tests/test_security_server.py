@@ -123,3 +123,28 @@ def test_what_was_sent_comes_back_in_errors_escaped(bot):
     body = {"idOperator": OPERATOR, "idConversation": "c", "history": [{"idMessage": attack}]}
     response = send(bot, "POST", "/conversations", "idConnectorVersion=v1", body)
     assert response.status_code == 400 and "<" not in response.text
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_taken_for_a_forgery(bot):
+    import socket
+
+    size = 1024 * 1024 + 1024
+    body = b'{"idOperator": "' + b"x" * size + b'"}'
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(part), part) for part in (body[i : i + 65536] for i in range(0, len(body), 65536))
+    )
+    host, port = bot.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /conversations?idConnectorVersion=v1 HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+            + f"{signature.HEADER}: {signature.sign(SECRET, body)}\r\n\r\n".encode()
+            + chunks
+            + b"0\r\n\r\n"
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"application/json" in head
+    assert json.loads(payload)["detail"] == "the body is larger than the 1048576 bytes this bot accepts"

@@ -15,7 +15,7 @@ PREFIX = "sha256="
 
 def signed_part(method: str, query_string: bytes, body: bytes) -> bytes:
     """The bytes the signature covers for a request of this method."""
-    return query_string if method.upper() == "GET" else body
+    return query_string if method.upper() in ("GET", "HEAD") else body  # a HEAD is a GET without its body
 
 
 def sign(secret: str, data: bytes) -> str:
