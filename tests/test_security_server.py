@@ -148,3 +148,32 @@ def test_a_chunked_body_over_the_limit_is_413_not_taken_for_a_forgery(bot):
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413") and b"application/json" in head
     assert json.loads(payload)["detail"] == "the body is larger than the 1048576 bytes this bot accepts"
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GET /external-bots?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: bot\r\n\r\n", 414),
+        (
+            b"GET /external-bots HTTP/1.1\r\nHost: bot\r\n"
+            + b"".join(b"X-%d: v\r\n" % i for i in range(200))
+            + b"\r\n",
+            431,
+        ),
+        (b"GET /bots/\xed\xa0\x80 HTTP/1.1\r\nHost: bot\r\n\r\n", 400),  # a raw surrogate in an id
+        (b"GARBAGE\r\n\r\n", 400),
+    ],
+    ids=["request line too long", "too many headers", "raw surrogate bytes", "no request line"],
+)
+def test_the_http_server_s_own_errors_are_json_like_every_answer(bot, request_bytes, status):
+    import socket
+
+    host, port = bot.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d" % status) and b"Content-Type: application/json" in head
+    assert_fits("error.response", json.loads(payload))

@@ -42,6 +42,9 @@ ERRORS = {
     "400": _json("error.response", "the request does not fit the API (the detail names the field)"),
     "401": _json("error.response", "missing or wrong X-iAdvize-Signature (when the app has a secret)"),
     "415": _json("error.response", "the body is not application/json"),
+    # answered by the HTTP server itself, before the app: in JSON too (reference_bot.worker)
+    "414": _json("error.response", "the request line is over 4,094 bytes"),
+    "431": _json("error.response", "more than 100 header fields, or one over 8,190 bytes"),
     "503": _json("error.response", "the bot's storage is unavailable, or the conversation busy: retry later"),
 }
 TOO_LARGE = {"413": _json("error.response", "the body is larger than the bot accepts (1 MiB for the reference bot)")}
