@@ -28,7 +28,8 @@ class JsonErrorsWorker(ThreadWorker):
     """The ``gthread`` worker whose own errors are JSON."""
 
     def init_process(self):
-        # gunicorn words its errors, then writes them with util.write_error: in this worker's process, the
-        # writer is the JSON one (the wording, and which error gets which status, stay gunicorn's)
+        """Makes gunicorn's error writer the JSON one in this worker's process, then runs the worker."""
+        # gunicorn words its errors, then writes them with util.write_error: the wording, and which error
+        # gets which status, stay gunicorn's
         util.write_error = write_json_error
         super().init_process()
