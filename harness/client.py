@@ -56,6 +56,7 @@ class Exchange:
     content_type: str = ""
     raw: bytes = field(default=b"", repr=False)  # the body exactly as received
     request_headers: dict = field(default_factory=dict, repr=False)  # as sent, the signature included
+    signed_by: str | None = None  # the header the client signed the call in with its secret (None: not signed)
     request_data: bytes = field(default=b"", repr=False)  # the body exactly as sent
     skipped: bool = False  # not sent: the endpoint (or the whole bot) was given up for not answering
     unreachable: bool = False  # no connection could be made at all (refused, unknown host)
@@ -72,14 +73,24 @@ class Exchange:
         return self.status is None and not self.skipped and (self.error or "").startswith(NO_ANSWER_WITHIN)
 
     def reproduce(self) -> str:
-        """A ``curl`` command that sends this exact call again: same URL, headers and body, the same
-        signature (it is valid for this body only), and iAdvize's budget as its time limit."""
+        """A ``curl`` command that sends this exact call again: same URL, headers and body, and iAdvize's budget
+        as its time limit. A call the client signed is signed again from ``$IADVIZE_SECRET`` when the command
+        runs (openssl): the command holds no valid signature to be replayed from a report or a CI log."""
         parts = ["curl", "-sS", "-i", "-X", self.method, "--max-time", f"{self.budget:g}"]
         for name, value in self.request_headers.items():
-            parts += [part for one in _values(value) for part in ("-H", f"{name}: {one}")]
+            if name != self.signed_by:
+                parts += [part for one in _values(value) for part in ("-H", f"{name}: {one}")]
         if self.request_data:
             parts += ["--data-binary", self.request_data.decode("utf-8", errors="replace")]
-        return " ".join(shlex.quote(part) for part in [*parts, self.url])
+        command = " ".join(shlex.quote(part) for part in parts)
+        if self.signed_by is None:
+            return f"{command} {shlex.quote(self.url)}"
+        # what the signature covers: the query string of a GET, the body of anything else
+        covered = self.url.partition("?")[2] if self.method.upper() in ("GET", "HEAD") else self.request_data
+        covered = covered.decode("utf-8", errors="replace") if isinstance(covered, bytes) else covered
+        sign = 'printf %s "$signed" | openssl dgst -sha256 -hmac "$IADVIZE_SECRET" -r | cut -c1-64'
+        header = f'-H "{self.signed_by}: sha256=$({sign})"'
+        return f"signed={shlex.quote(covered)}; {command} {header} {shlex.quote(self.url)}"
 
 
 def json_bytes(document) -> bytes:
@@ -465,7 +476,8 @@ class BotClient:
         """
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         headers = dict(headers)
-        if sign and self.secret and not any(k.lower() == signature.HEADER.lower() for k in headers):
+        signed = sign and self.secret and not any(k.lower() == signature.HEADER.lower() for k in headers)
+        if signed:
             headers[self.signature_header] = signature.sign(
                 self.secret, signature.signed_part(method, query.encode("utf-8"), data)
             )
@@ -473,6 +485,7 @@ class BotClient:
         exchange = Exchange(
             endpoint, method, url, request_body, now_iso(), request_headers=headers, request_data=data, budget=budget
         )
+        exchange.signed_by = self.signature_header if signed else None
         if self.give_up is not None and (reason := self.give_up.reason(endpoint)):
             exchange.error, exchange.skipped, exchange.latency_ms = reason, True, 0.0
             if self.on_exchange:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -156,7 +157,7 @@ def test_the_command_writes_json_junit_and_html_and_exits_1_on_errors(tmp_path):
         "form",
     }
     assert report["findings"][0]["probe"] == "explore: Hi > Talk to a human (faq-v2)"  # its probe and scenario
-    assert report["findings"][0]["reproduce"].startswith("curl -sS -i -X POST --max-time 10 ")
+    assert report["findings"][0]["reproduce"].startswith("curl -sS -i -X POST --max-time 10 ")  # unsigned: no secret
     assert report["summary"]["errors"] == 2
     failures = ET.parse(paths["xml"]).getroot().findall(".//failure")
     assert len(failures) == 1  # one JUnit case per rule
@@ -637,8 +638,11 @@ def test_the_reproduce_command_of_a_finding_gets_the_same_status():
     with LoopbackServer(third_party_bot.make_app(SECRET, frozenset({"errors_on_text"}))) as server:
         report = check(BotClient(server.url, secret=SECRET), SECRET, exploration=SMALL)
         finding = next(f for f in report.findings if f.rule == "http-error")
-        assert "X-iAdvize-Signature: sha256=" in finding.reproduce  # signed, for that exact body
-        answer = subprocess.run(["bash", "-c", finding.reproduce], capture_output=True, text=True, timeout=30)
+        # signed when it runs, from $IADVIZE_SECRET: no valid signature in a report or a CI log to replay
+        assert 'X-iAdvize-Signature: sha256=$(printf %s "$signed" | openssl' in finding.reproduce
+        assert not re.search(r"sha256=[0-9a-f]{64}", finding.reproduce)
+        answer = subprocess.run(["bash", "-c", finding.reproduce], capture_output=True, text=True, timeout=30,
+                                env={**os.environ, "IADVIZE_SECRET": SECRET})  # fmt: skip
     assert answer.stdout.splitlines()[0].split()[1] == "500"
 
 
@@ -660,7 +664,7 @@ def test_the_html_report_reads_as_a_page(tmp_path):
         "escalation, a human available: &#x27;Talk to a human&#x27; (faq-v2)",
     ]
     assert "<summary>escalation, nobody available: &#x27;Talk to a human&#x27; (faq-v2) <small>" in page
-    assert "<summary>reproduce</summary><code>curl -sS -i -X POST" in page
+    assert "<summary>reproduce</summary><code>signed=" in page and "curl -sS -i -X POST" in page
 
 
 def test_escalation_phrasings_are_the_language_s_then_english_and_english_for_a_language_without_any():
