@@ -28,6 +28,8 @@ pattern seen in public iAdvize connectors:
   ``menu_transfers=False`` none does, whatever its words (``"Talk to a person"``);
 - ``unknown``: what it answers any other text: a fallback of its own (``"Sorry, I didn't get that."``), or
   ``"menu"``: its menu again, as many menu bots answer what they do not understand;
+- ``hostile``: markup, scripts and ``javascript:`` links in every field it answers (texts, quick replies,
+  cards, files, an await's unit, variables), whose script logs ``XSS-RAN`` if a page ever runs it;
 - ``rotating``: its answers change by themselves (another wording every second time it is asked the same);
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
@@ -74,6 +76,21 @@ CAUGHT = (  # under 250 characters: this is the one rule it breaks
 )
 ROTATING = ("Sorry, I did not get {!r}. Can you say it another way?", "What was that: {!r}?")
 TRANSFER_FAILED = "Something went wrong during the transfer : Error: getaddrinfo ENOTFOUND routing.internal"
+# What a hostile bot puts in every field: markup whose script, if a page ever ran it, logs XSS_RAN
+XSS_RAN = "XSS-RAN"
+ATTACK = f"<img src=x onerror=\"console.log('{XSS_RAN}')\"><script>console.log('{XSS_RAN}')</script><b>bold</b>"
+LINK = f"javascript:console.log('{XSS_RAN}')"
+_CARD = {"contentType": "card/content", "title": ATTACK, "text": ATTACK, "image": {"url": LINK, "description": ATTACK},
+         "actions": [{"type": "LINK", "name": ATTACK, "url": LINK}]}  # fmt: skip
+HOSTILE = [
+    {"type": "message", "payload": {"contentType": "text", "value": ATTACK},
+     "quickReplies": [{"contentType": "text/quick-reply", "value": ATTACK, "idQuickReply": ATTACK}]},
+    {"type": "message", "payload": _CARD},
+    {"type": "message", "payload": {"contentType": "bundle/card", "cards": [_CARD]}},
+    {"type": "message", "payload": {"contentType": "file", "fileName": ATTACK, "mimeType": "text/html", "url": LINK}},
+    {"type": "await", "duration": {"unit": ATTACK, "value": 1}},
+    {"type": "message", "payload": {"contentType": "text", "value": f"see {LINK}"}},
+]  # fmt: skip
 
 
 class Connector:
@@ -95,6 +112,7 @@ class Connector:
         menu_transfers: bool = True,
         rotating: bool = False,
         unknown: str | None = None,
+        hostile: bool = False,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -119,6 +137,7 @@ class Connector:
         self.rotating = rotating  # its answers change by themselves: every second time it is asked the same
         self.asked: dict[str, int] = {}  # text -> times asked
         self.unknown = unknown  # what it answers any other text: its fallback, or "menu" (its menu again)
+        self.hostile = hostile  # markup and javascript: links in every field it answers
         self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
         self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
@@ -187,7 +206,7 @@ class Connector:
             return 200, [{"strategy": "customAvailability", "availability": True}]
         if method == "GET" and len(parts) == 3 and parts[2] == "conversation-first-messages":
             time.sleep(self.greeting_delay)
-            return 200, {"replies": [say("Hello! Ask me about your order.")]}
+            return 200, {"replies": HOSTILE if self.hostile else [say("Hello! Ask me about your order.")]}
         if method == "POST" and path == "/webhooks":
             if body.get("eventType") == "v2.conversation.closed" and self.api == "nudges-after-close":
                 self.post(body["conversationId"], f"ha-{body['operatorIds'][0]}", "Are you still there?")
@@ -198,6 +217,10 @@ class Connector:
                 self.post(body["idConversation"], body["idOperator"], "Welcome! Ask me anything.")
             return 200, envelope(body["idConversation"], body["idOperator"], [])
         if method == "POST" and len(parts) == 3 and parts[2] == "messages":
+            if self.hostile:
+                visitor = body["message"]["author"]["role"] == "visitor"
+                answer = envelope(parts[1], body["idOperator"], HOSTILE if visitor else [])
+                return 200, {**answer, "variables": [{"key": "name", "value": ATTACK}]}
             return 200, envelope(parts[1], body["idOperator"], self.reply(parts[1], body))
         return 404, EXPRESS_404.format(method=method, path=path)
 
