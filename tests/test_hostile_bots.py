@@ -54,6 +54,7 @@ def assert_shown_as_text(dom: str) -> None:
                     found.append(f"<{tag} {name}=...>")
                 if name in ("href", "src", "action", "formaction") and value.startswith("javascript:"):
                     found.append(f"<{tag} {name}={value}>")
+
         def handle_data(self, data):
             if self.tag == "script" and connectors.XSS_RAN in data:
                 found.append("<script> of the bot's")
