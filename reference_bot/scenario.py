@@ -138,7 +138,21 @@ class Ask:
     def value_in(self, text: str) -> str | None:
         """The value the visitor's text gives, or None when it gives none."""
         found = self.pattern.search(text[:MATCHED_CHARS])
-        return found.group(0).strip()[:MAX_VARIABLE_CHARS] if found else None
+        return plain(found.group(0))[:MAX_VARIABLE_CHARS] if found else None
+
+
+# What a visitor's value must not carry into later messages and the summary for the human: markup, links
+# (javascript:, data:, a phishing page), invisible and control characters. Linear-time patterns.
+_MARKUP = re.compile(r"<[^<>]*>")
+_LINK = re.compile(r"\b(?:(?:https?|ftp|file|javascript|vbscript|data|mailto|tel|sms):|www\.)[^\s<>]+", re.IGNORECASE)
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def plain(value: str) -> str:
+    """A visitor's value as plain text, to repeat: markup and links taken out (a link as ``[link]``),
+    invisible characters removed, spaces collapsed."""
+    value = _LINK.sub("[link]", _MARKUP.sub(" ", _INVISIBLE.sub(" ", value)))
+    return " ".join(value.split())
 
 
 @dataclass(frozen=True)

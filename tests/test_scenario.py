@@ -581,3 +581,21 @@ def test_a_state_the_scenario_no_longer_has_starts_it_over():
 def test_a_non_text_first_message_does_not_start_the_scenario():
     result = step(ORDERS, None, {"contentType": "file", "fileName": "a", "mimeType": "image/png", "url": "u"})
     assert result.state is None and "only read text" in result.replies[0]["payload"]["value"]
+
+
+def test_a_visitor_s_free_text_is_kept_as_plain_text_bounded():
+    from reference_bot.scenario import MAX_VARIABLE_CHARS
+
+    scenario = parse(yaml_of("""
+        idBot: note
+        name: Note
+        start: ask
+        states:
+          ask: {ask: {variable: note, kind: text, then: done, otherwise: done}, replies: [{text: "Anything to add?"}]}
+          done: {replies: [{text: "Noted: {note}"}]}
+        """))  # fmt: skip
+    said = "<b>Call</b> me\u202e at javascript:alert(1) or see https://phish.example/login, re:order ok " + "x" * 500
+    kept = step(scenario, "ask", TEXT(said))
+    note = kept.variables["note"]
+    assert note.startswith("Call me at [link] or see [link] re:order ok xxx") and len(note) == MAX_VARIABLE_CHARS
+    assert texts(kept) == [f"Noted: {note}"]  # repeated as kept: no markup, no link, no invisible character
