@@ -32,6 +32,9 @@ def create_app(settings: dict | None = None) -> Flask:
     ``OUTBOX_POLL_SECONDS`` is above 0), the outbox thread that sends proactive messages.
     """
     app = Flask(__name__, instance_relative_config=True)
+    # "/bots/%2F/..." decodes to a double slash: Werkzeug would redirect it (an HTML 308 to an address built
+    # from the caller's Host header); an id that is not one is a JSON 404 like any unknown path
+    app.url_map.merge_slashes = False
     app.config.from_mapping(config.defaults(app.instance_path))
     app.config.update(config.from_environment())
     app.config.update(settings or {})

@@ -50,7 +50,8 @@ def json_body(body_name: str) -> dict:
         )
     raw = request.get_data(cache=True)
     try:
-        document = json.loads(raw)
+        # decoded strictly first: json.loads of bytes lets raw surrogate bytes (ED A0 80) through as text
+        document = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid JSON", "the body is not valid UTF-8") from None
     except json.JSONDecodeError as error:

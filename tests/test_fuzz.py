@@ -361,3 +361,59 @@ def test_unknown_operators_paths_and_methods_get_a_json_4xx(bot, operator, metho
     response = send(bot, method, path, query={"idOperator": operator} if "availability" in endpoint else None)
     body_name = {"/external-bots": "external-bots.response"}.get(endpoint)
     check_answer(response, body_name)
+
+
+# --- raw bytes: what no HTTP client library would send -----------------------------------------------
+
+NASTY = [b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\x00", b"\x1b[31m", b"\xff", b"\xc3\x28", b"%00", b"%ED%A0%80", b"%2F",
+         b"\x7f", b"\xe2\x80\xae", b"\xef\xbf\xbe", b"\r", b"\t", b" ", b"a", b"\xf4\x90\x80\x80"]  # fmt: skip
+raw_bytes = st.one_of(
+    st.lists(st.sampled_from(NASTY), min_size=1, max_size=8).map(b"".join), st.binary(min_size=1, max_size=40)
+)
+
+
+def send_raw(bot, method: bytes, path: bytes, body: bytes | None = None) -> tuple[int, bytes, bytes]:
+    """One request written byte for byte on a socket of its own (no client library cleans it): status, head,
+    body of the answer."""
+    import socket
+
+    host, port = bot.url.removeprefix("http://").split(":")
+    head = method + b" " + path + b" HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
+    if body is not None:
+        head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head + b"\r\n" + (body or b""))
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    CASES["requests"] += 1
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, payload = rest.partition(b"\r\n\r\n")
+    status = int(status_line.split()[1])
+    CASES["5xx"] += status >= 500
+    return status, headers, payload
+
+
+@given(raw=raw_bytes, text=raw_bytes)
+def test_raw_bytes_in_ids_and_texts_get_a_json_answer_never_a_5xx(bot, raw, text):
+    """Invalid UTF-8, raw surrogates, NUL and control characters in the ids of every path and in the texts of
+    every body: each answered in JSON (a 4xx naming the problem, or a 2xx), never a 5xx nor an HTML page."""
+    CASES["cases"] += 1
+    query = b"?idConnectorVersion=" + CONNECTOR.encode()
+    message = b'{"idOperator": "' + OPERATOR.encode() + b'", "message": {"idMessage": "' + raw + b'", "author": ' \
+              b'{"role": "visitor"}, "payload": {"contentType": "text", "value": "' + text + b'"}, "createdAt": ' \
+              b'"2026-01-05T10:00:00.000Z"}}'  # fmt: skip
+    for method, path, body in (
+        (b"GET", b"/bots/" + raw + b"/conversation-first-messages" + query, None),
+        (b"GET", b"/bots/" + raw + query, None),
+        (b"PUT", b"/bots/" + raw + query, b'{"distributionRules": [], "external": {"idBot": "' + text + b'"}}'),
+        (b"GET", b"/availability-strategies" + query + b"&idOperator=" + raw, None),
+        (b"POST", b"/conversations" + query, b'{"idOperator": "' + raw + b'", "idConversation": "' + text + b'"}'),
+        (b"POST", b"/conversations/" + raw + b"/messages" + query, message),
+    ):
+        status, headers, payload = send_raw(bot, method, path, body)
+        assert status < 500, (method, path, payload[:300])
+        assert b"content-type: application/json" in headers.lower(), (method, path, headers, payload[:300])
+        document = json.loads(payload)
+        if status >= 400:
+            assert wire.problems("error.response", document) == [], document
