@@ -82,14 +82,16 @@ ATTACK = f"<img src=x onerror=\"console.log('{XSS_RAN}')\"><script>console.log('
 LINK = f"javascript:console.log('{XSS_RAN}')"
 _CARD = {"contentType": "card/content", "title": ATTACK, "text": ATTACK, "image": {"url": LINK, "description": ATTACK},
          "actions": [{"type": "LINK", "name": ATTACK, "url": LINK}]}  # fmt: skip
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31m"  # a terminal's: set the window's title, clear the screen, red
 HOSTILE = [
-    {"type": "message", "payload": {"contentType": "text", "value": ATTACK},
+    {"type": "message", "payload": {"contentType": "text", "value": ESCAPES + ATTACK},
      "quickReplies": [{"contentType": "text/quick-reply", "value": ATTACK, "idQuickReply": ATTACK}]},
     {"type": "message", "payload": _CARD},
     {"type": "message", "payload": {"contentType": "bundle/card", "cards": [_CARD]}},
     {"type": "message", "payload": {"contentType": "file", "fileName": ATTACK, "mimeType": "text/html", "url": LINK}},
     {"type": "await", "duration": {"unit": ATTACK, "value": 1}},
     {"type": "message", "payload": {"contentType": "text", "value": f"see {LINK}"}},
+    {"type": "message", "payload": {"contentType": "text", "value": ESCAPES + "red\u202e"}},
 ]  # fmt: skip
 
 

@@ -74,7 +74,7 @@ def test_check_html_shows_a_hostile_bot_s_words_as_text(tmp_path):
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     assert done.returncode == 1, done.stderr  # it breaks rules (an await's unit, a file's type...)
-    assert "Traceback" not in done.stderr and "\x1b" not in done.stdout
+    assert "Traceback" not in done.stderr and "\x1b" not in done.stdout and "\u202e" not in done.stdout
     ET.parse(tmp_path / "check.xml")  # well-formed XML, whatever the bot wrote
     assert_shown_as_text(opened(tmp_path / "check.html", tmp_path))
 
@@ -88,7 +88,8 @@ def test_verify_judges_a_hostile_bot_without_breaking(tmp_path):
         )  # fmt: skip
     first = done.stdout.splitlines()[0]
     assert done.returncode == 1 and " failed — http://127.0.0.1:" in first, done.stdout  # the verdict first
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr and "\x1b" not in done.stdout and "\u202e" not in done.stdout
+    assert "\\u001b]0;pwned\\u0007" in done.stdout  # the bot's escape sequences shown, escaped, not run
     ET.parse(tmp_path / "verify.xml")
     assert json.loads((tmp_path / "verify.json").read_text(encoding="utf-8"))
 
