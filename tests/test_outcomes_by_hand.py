@@ -299,8 +299,8 @@ def asked_by_hand(folder) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
             if r["purpose"] == "visitor" and words.search(r["message"] or ""):
                 after = [x["message"] for x in rows[n + 1 :] if x["purpose"] == "echo"]
                 ended = {"succeeded": "handed over", "failed": "transfer failed"}.get(c["transfer"])
-                if ended is None and len(after) != len(set(after)):
-                    ended = "re-asked"  # the same bot message twice after the ask
+                if ended is None and (len(after) != len(set(after)) or len([a for a in after if "?" in a]) > 1):
+                    ended = "re-asked"  # the same bot message twice after the ask, or two of its questions
                 if ended is None:
                     ended = "left" if c["outcome"] == "abandoned" else "never offered"
                 counts = by_state.setdefault(seen[r["seq"]], {"asked": 0})
@@ -516,6 +516,21 @@ def kpis_by_hand_agree(found: dict, rows: list[dict]) -> None:
         assert found["outcomes"][outcome] == {"conversations": count, "share": pytest.approx(count / n)}
     asked = sum(bool(r["asked_for_human"]) for r in rows)
     assert found["escalation funnel"]["visitor asked for a human"] == asked
+    seconds = sorted(r["time_to_escalation_s"] for r in rows if r["time_to_escalation_s"] is not None)
+    if seconds:
+        assert found["time to escalation"]["count"] == len(seconds)
+        assert found["time to escalation"]["50%"] == pytest.approx(quantile(seconds, 0.5))
+    rules: dict[str, int] = {}
+    for r in rows:
+        if r["transfer_rule"] is not None:
+            rules[r["transfer_rule"]] = rules.get(r["transfer_rule"], 0) + 1
+    assert found["transfers per rule"] == rules
+    first: dict[str, list[bool]] = {}
+    for r in rows:
+        first.setdefault(r["first_message"], []).append(r["transfer"] is not None)
+    leading = {m: {"conversations": len(v), "transfers": sum(v)} for m, v in first.items() if any(v)}
+    assert {m: {k: row[k] for k in ("conversations", "transfers")}
+            for m, row in found["first messages leading to a human"].items()} == leading  # fmt: skip
 
 
 def latency_by_hand_agree(found: dict, calls: list[dict]) -> None:
@@ -525,6 +540,9 @@ def latency_by_hand_agree(found: dict, calls: list[dict]) -> None:
     def budget(x):
         return 2_000 if x["endpoint"] == "first-messages" else 10_000
 
+    for endpoint, figures in found["latency recorded and replayed"].items():
+        replayed = [x["latency_ms"] for x in calls if x["endpoint"] == endpoint and x["latency_ms"] is not None]
+        assert figures["replayed p50"] == pytest.approx(quantile(replayed, 0.5))
     for endpoint, figures in found["latency per endpoint"].items():
         ms = [recorded(x) for x in calls if x["endpoint"] == endpoint and recorded(x) is not None]
         assert figures["calls"] == sum(x["endpoint"] == endpoint for x in calls)

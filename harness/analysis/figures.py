@@ -35,17 +35,29 @@ def figures(
             "per topic": _rows(kpis.kpis(with_topic, by="topic")),
         },
         "outcomes": {name: {"conversations": int(n), "share": n / len(conversations)} for name, n in outcomes.items()},
-        "latency per endpoint": _rows(metrics.latency_percentiles(exchanges)),
+        "latency per endpoint": _rows(metrics.latency_percentiles(exchanges)),  # recorded (what visitors lived)
+        "latency recorded and replayed": _rows(metrics.recorded_vs_replayed(exchanges)),
         "calls over budget": {
             "recorded": _plain(metrics.over_budget(exchanges, "recorded")),
             "replayed": _plain(metrics.over_budget(exchanges, "replayed")),
         },
         "escalation funnel": _plain(metrics.escalation_funnel(conversations)),
+        "time to escalation": _plain(metrics.time_to_escalation(conversations)),
+        "transfers per rule": _plain(conversations["transfer_rule"].value_counts())
+        if "transfer_rule" in conversations
+        else {},
+        "first messages leading to a human": _rows(
+            metrics.first_messages_leading_to_escalation(conversations, top=len(conversations))
+        ),
+        "escalation by step": _rows(metrics.escalation_by_step(conversations, top=len(conversations))),
         "not understood": _rows(journeys.not_understood(exchanges, conversations)),
         "not understood by state": _rows(journeys.not_understood(exchanges, conversations, by="state")),
         "asked for a human": _rows(journeys.asked_for_human(exchanges, conversations)),
         "asked for a human, never handed over": _plain(journeys.never_handed_over(conversations)),
         "where conversations end": _nested(journeys.drop_off(conversations, top=len(conversations))),
+        "where conversations end, by last menu": _nested(
+            journeys.drop_off(conversations, by="last_menu", top=len(conversations))
+        ),
         "paths": _rows(journeys.paths(conversations, top=len(conversations))),
         "slow calls": _records(metrics.slow_calls(exchanges)),
         "visitor data handed to a human": _plain(metrics.handed_over(conversations)),

@@ -70,9 +70,9 @@ def asked_for_human(
 ) -> pd.DataFrame:
     """Where visitors asked for a human, and how it ended: per state (the bot message the visitor saw last
     before asking, in the outcome rules' words), the conversations that asked there, split by how they ended:
-    handed over to a human, the transfer failed, or without a transfer: the bot asked the same thing again
-    after the ask (a question the visitor could not answer, asked in a loop), the visitor left while the bot
-    waited, or the bot went on without ever offering one. Most asked first."""
+    handed over to a human, the transfer failed, or without a transfer: re-asked (after the ask, the bot showed
+    a message twice, or asked two questions: the visitor kept answering instead of reaching a person), the
+    visitor left while the bot waited, or the bot went on without ever offering one. Most asked first."""
     where: dict[str, str] = {}
     said_after: dict[str, list[str]] = {}  # what the bot showed after the ask
     ordered = exchanges.assign(state=states(exchanges), asks=_asks(exchanges, rules)).sort_values(
@@ -93,8 +93,10 @@ def asked_for_human(
             continue
         transfer, outcome = ended.at[conversation, "transfer"], ended.at[conversation, "outcome"]
         how = {"succeeded": "handed over", "failed": "transfer failed"}.get(transfer)
-        repeated = len(said_after[conversation]) > len(set(said_after[conversation]))
-        how = how or ("re-asked" if repeated else "left" if outcome == "abandoned" else "never offered")
+        after = said_after[conversation]
+        # kept answering questions: the same message twice, or two of the bot's questions ("?") after the ask
+        questioned = len(after) > len(set(after)) or sum("?" in said for said in after) >= 2
+        how = how or ("re-asked" if questioned else "left" if outcome == "abandoned" else "never offered")
         rows.append((state, how))
     table = pd.DataFrame(rows, columns=["where they asked", "ended"])
     counts = pd.crosstab(table["where they asked"], table["ended"]).reindex(columns=list(ENDINGS), fill_value=0)

@@ -81,7 +81,8 @@ TERMS = {
     "topic": "a conversation's first quick-reply choice; (no quick reply chosen) when the visitor only typed",
     "fallback": "what the bot answers words it does not understand (asked of it after the replay)",
     "handed over": "asked for a human, and a human took the transfer",
-    "re-asked": "asked for a human, got no transfer, and the bot showed one of its messages twice after the ask",
+    "re-asked": "asked for a human, got no transfer, and the bot then showed a message twice or asked two "
+    "questions: the visitor kept answering instead of reaching a person",
     "left": "asked for a human, got no transfer, and left while the bot waited for an answer",
     "never offered": "asked for a human, and the bot went on without a transfer",
     "not shown": "replies the bot sent that the visitor's next message cancelled: iAdvize never showed them",
