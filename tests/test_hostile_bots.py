@@ -66,29 +66,30 @@ def assert_shown_as_text(dom: str) -> None:
     assert "&lt;img src=x onerror=" in dom  # its words are there, as text
 
 
-def test_check_html_shows_a_hostile_bot_s_words_as_text(tmp_path):
+def against_the_hostile_bot(command: str, *options: str) -> subprocess.CompletedProcess:
+    """``iadvize-harness COMMAND`` run against the hostile bot: it breaks rules, so exit 1, and nothing it sent
+    reaches the terminal as it came (no escape sequence, no bidi mark) nor breaks the command."""
     with connectors.serve(secret=SECRET, hostile=True) as bot:
         done = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "check", "--provider-url", bot.url, "--secret", SECRET,
-             "--html", str(tmp_path / "check.html"), "--junit", str(tmp_path / "check.xml")],
+            [sys.executable, "-m", "harness.cli", command, "--provider-url", bot.url, "--secret", SECRET, *options],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-    assert done.returncode == 1, done.stderr  # it breaks rules (an await's unit, a file's type...)
+    assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr and "\x1b" not in done.stdout and "\u202e" not in done.stdout
+    return done
+
+
+def test_check_html_shows_a_hostile_bot_s_words_as_text(tmp_path):
+    against_the_hostile_bot("check", "--html", str(tmp_path / "check.html"), "--junit", str(tmp_path / "check.xml"))
     ET.parse(tmp_path / "check.xml")  # well-formed XML, whatever the bot wrote
     assert_shown_as_text(opened(tmp_path / "check.html", tmp_path))
 
 
 def test_verify_judges_a_hostile_bot_without_breaking(tmp_path):
-    with connectors.serve(secret=SECRET, hostile=True) as bot:
-        done = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "verify", "--provider-url", bot.url, "--secret", SECRET,
-             "--junit", str(tmp_path / "verify.xml"), "--json", str(tmp_path / "verify.json")],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-    first = done.stdout.splitlines()[0]
-    assert done.returncode == 1 and " failed — http://127.0.0.1:" in first, done.stdout  # the verdict first
-    assert "Traceback" not in done.stderr and "\x1b" not in done.stdout and "\u202e" not in done.stdout
+    done = against_the_hostile_bot(
+        "verify", "--junit", str(tmp_path / "verify.xml"), "--json", str(tmp_path / "verify.json")
+    )
+    assert " failed — http://127.0.0.1:" in done.stdout.splitlines()[0], done.stdout  # the verdict first
     assert "\\u001b]0;pwned\\u0007" in done.stdout  # the bot's escape sequences shown, escaped, not run
     ET.parse(tmp_path / "verify.xml")
     assert json.loads((tmp_path / "verify.json").read_text(encoding="utf-8"))
