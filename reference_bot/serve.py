@@ -147,7 +147,7 @@ def serve(
         {
             "bind": [f"fd://{sock.fileno()}"],
             "workers": workers,
-            "worker_class": "reference_bot.worker.JsonErrorsWorker",  # gthread, its own errors in JSON
+            "worker_class": f"{__package__}.worker.JsonErrorsWorker",  # gthread, its own errors in JSON
             "threads": threads,
             "timeout": 30,
             "graceful_timeout": 10,
