@@ -223,3 +223,16 @@ def test_a_locked_conversation_waits_for_the_other_transaction_to_commit(postgre
         assert order == ["first commits", ("second sees version", 1)]
     finally:
         store.close()
+
+
+def test_a_new_sqlite_file_and_its_log_are_readable_by_their_owner_only(tmp_path):
+    import os
+    import stat
+
+    store = open_store(str(tmp_path / "bot.sqlite3"))
+    started(store)  # a write: the log (-wal) and its index (-shm) exist now
+    files = sorted(p.name for p in tmp_path.glob("bot.sqlite3*"))
+    assert files == ["bot.sqlite3", "bot.sqlite3-shm", "bot.sqlite3-wal", "bot.sqlite3.lock"]
+    for name in files:  # it holds what visitors gave: nobody else reads it
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+    store.close()

@@ -45,6 +45,9 @@ class SQLiteStore(Store):
         self._serving = False
         self._lock_file: tuple[int, int | None] | None = None  # (pid, descriptor of <file>.lock or None)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if self.path != ":memory:" and not os.path.exists(self.path):
+            # its owner's only (SQLite gives its -wal and -shm files the same mode): it holds what visitors gave
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         deadline = time.monotonic() + busy_timeout
         while True:
             try:
