@@ -177,3 +177,42 @@ def test_the_http_server_s_own_errors_are_json_like_every_answer(bot, request_by
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 %d" % status) and b"Content-Type: application/json" in head
     assert_fits("error.response", json.loads(payload))
+
+
+def test_clients_that_trickle_their_headers_hold_no_thread_and_the_health_check_is_answered(bot):
+    import socket
+    import threading
+
+    from reference_bot.worker import HEADERS_SECONDS
+
+    host, port = bot.url.removeprefix("http://").split(":")
+    trickling = [socket.create_connection((host, int(port)), timeout=30) for _ in range(8)]  # 2 workers x 2 threads
+    stop = threading.Event()
+
+    def trickle(connection) -> None:  # a byte every half second: the whole head would take minutes
+        for byte in b"GET /external-bots HTTP/1.1\r\nHost: bot\r\nX-Slow: " + b"a" * 500:
+            if stop.is_set():
+                return
+            try:
+                connection.send(bytes([byte]))
+            except OSError:
+                return  # dropped by the bot
+            stop.wait(0.5)
+
+    threads = [threading.Thread(target=trickle, args=(c,), daemon=True) for c in trickling]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):  # while they trickle, the health check is served: no thread waits on their headers
+            assert requests.get(f"{bot.url}/healthcheck", timeout=20).status_code == 200
+        for connection in trickling:  # and each is dropped once its head is late
+            connection.settimeout(HEADERS_SECONDS * 4)
+            try:
+                said = connection.recv(1024)
+            except ConnectionResetError:  # closed while it was still sending: dropped too
+                said = b""
+            assert said == b""
+    finally:
+        stop.set()
+        for connection in trickling:
+            connection.close()
