@@ -216,3 +216,25 @@ def test_clients_that_trickle_their_headers_hold_no_thread_and_the_health_check_
         stop.set()
         for connection in trickling:
             connection.close()
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [  # each found by the raw-bytes fuzz: a 500 (a raw surrogate reached SQLite), an HTML redirect (a 308 to an
+        # address built from the Host header)
+        ("POST", "/conversations", b'{"idOperator": "\xed\xa0\x80", "idConversation": "c-1"}'),
+        ("GET", "/bots/%2F/conversation-first-messages", None),
+    ],
+    ids=["raw surrogate bytes in a body", "an id of %2F"],
+)
+def test_what_the_raw_bytes_fuzz_found_is_answered_in_json(bot, method, path, body):
+    headers = (
+        {"Content-Type": "application/json", signature.HEADER: signature.sign(SECRET, body)}
+        if body
+        else {signature.HEADER: signature.sign(SECRET, b"idConnectorVersion=v1")}
+    )
+    response = bot.session.request(method, f"{bot.url}{path}?idConnectorVersion=v1", data=body, headers=headers,
+                                   timeout=10, allow_redirects=False)  # fmt: skip
+    assert 400 <= response.status_code < 500 and response.headers["Content-Type"] == "application/json"
+    assert_fits("error.response", response.json())
+    assert "Location" not in response.headers
