@@ -42,13 +42,25 @@ def error_response(status: int, error: str, detail: str = ""):
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # \uD800 to \uDFFF: a pair, or a lone surrogate
 
 
+def request_body() -> bytes:
+    """The request's body, read once (cached); a body that cannot be read (a malformed chunked encoding, a
+    caller gone halfway) is a 400 naming it, not a 500."""
+    try:
+        return request.get_data(cache=True)
+    except HTTPException:
+        raise  # a body over the limit: its 413
+    except Exception as error:  # whatever the server raises reading it (gunicorn: InvalidChunkSize,
+        # ChunkMissingTerminator, NoMoreData) is a body that could not be read
+        raise ApiError(400, "invalid body", f"the body could not be read: {error or type(error).__name__}") from None
+
+
 def json_body(body_name: str) -> dict:
     """The request's JSON body, checked against the wire model's ``body_name`` schema."""
     if not request.is_json:
         raise ApiError(
             415, "unsupported content type", f"expected application/json, got {request.mimetype or 'no Content-Type'}"
         )
-    raw = request.get_data(cache=True)
+    raw = request_body()
     try:
         # decoded strictly first: json.loads of bytes lets raw surrogate bytes (ED A0 80) through as text
         document = json.loads(raw.decode("utf-8"))

@@ -237,7 +237,7 @@ def step(scenario: Scenario, state: str | None, payload: dict, variables: dict[s
     for transition in scenario.anywhere:
         if transition.matches(text):
             target = scenario.states[transition.goto]
-            if current is not None and current.ask and target.ask:
+            if current is not None and current.ask and current.name in _questions_from(scenario, target):
                 # asked, say, for a person again while being asked a question on the way to one: no more
                 # questions, on with what was collected (a visitor is never kept in a loop of questions)
                 return _enter(scenario, _past_questions(scenario, current), known)
@@ -266,6 +266,18 @@ def _answer_ask(scenario: Scenario, current: State, text: str, tries: int, known
     # asked again: the state's fallback, or the question itself
     again = current.fallback if current.fallback is not None else current.replies
     return Step(f"{current.name}#{tries + 1}", _filled(scenario, again, known), variables=known)
+
+
+def _questions_from(scenario: Scenario, state: State) -> set[str]:
+    """The asking states a conversation goes through from ``state`` (itself included), following each
+    question's ``then`` and ``otherwise``: the questions on the way there (a handover's)."""
+    found, waiting = set(), [state]
+    while waiting:
+        current = waiting.pop()
+        if current.ask and current.name not in found:
+            found.add(current.name)
+            waiting += [scenario.states[current.ask.then], scenario.states[current.ask.otherwise]]
+    return found
 
 
 def _past_questions(scenario: Scenario, current: State) -> State:

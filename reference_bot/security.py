@@ -6,7 +6,7 @@ from flask import Flask, current_app, request
 
 from harness.wire import signature
 
-from .errors import ApiError
+from .errors import ApiError, request_body
 
 # Not called by iAdvize: load balancers have no secret to sign with. The scenario viewer (editorUrl) is signed
 # like the rest unless REFERENCE_BOT_PUBLIC_SCENARIOS opens it: a scenario's source is the bot's logic.
@@ -68,7 +68,7 @@ def register(app: Flask) -> None:
         if not secret or request.endpoint in public or request.path in PUBLIC_PATHS:
             return
         header = request.headers.get(signature.HEADER)
-        body = request.get_data(cache=True)
+        body = request_body()
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         if limit is not None and request.content_length is None and len(body) >= limit:
             # a chunked body says no length: read up to the limit, it is too large, not forged

@@ -5,6 +5,7 @@ kept; ``--keep-personal-data`` said first."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -15,11 +16,15 @@ from harness.traffic.proxy import RecordingProxy
 from harness.traffic.recordings import read
 from harness.traffic.replay import replay
 from harness.wire.record_format import RecordingWriter
-from harness.wire.redact import Redactor, luhn
+from harness.wire.redact import Redactor
 
 from .conftest import RULES, LoopbackServer
 
 EMAIL, PHONE, CARD = "ada.lovelace@example.org", "06 12 34 56 78", "4111 1111 1111 1111"
+
+
+def said_by(role: str, text: str) -> dict:
+    return {"message": {"author": {"role": role}, "payload": {"contentType": "text", "value": text}}}
 
 
 def test_each_kind_becomes_a_pseudonym_of_its_shape_the_same_within_a_conversation():
@@ -46,23 +51,20 @@ def test_each_kind_becomes_a_pseudonym_of_its_shape_the_same_within_a_conversati
     other = redactor.line({**line, "conversation": "c-2"})
     assert other["request"]["message"]["payload"]["value"] != text  # another conversation, other pseudonyms
     assert "1111" not in text and "4111" not in text
-    assert luhn("4111111111111111") and not luhn("4111111111111112")
+    numbers = "my numbers: 06 12 34 56 78 06 98 76 54 32, iban FR76 3000 6000 0112"
+    together = redactor.line({"conversation": "c-3", "request": said_by("visitor", numbers)})
+    assert not re.search(r"06 12|98 76|3000 6000", str(together))  # run together, or not a phone: still replaced
+    human = redactor.line({"conversation": "c-1", "request": said_by("operator", "Call me on 07 66 55 44 33")})
+    assert "07 66 55 44 33" not in str(human)  # a human's words are searched too (no echo of the bot's)
     assert redactor.line({"conversation": "c", "request": "x" * 30_000, "response": None})["request"].startswith(
         "[30000 characters, not recorded"
     )  # too long to scan: left out, never written as it came
-    # the bot's own words are not a visitor's: its support address stays; a later echo of the visitor's email
-    # (the summary for the human) gets the same pseudonym
-    later = redactor.line(
-        {
-            "conversation": "c-1",
-            "request": {
-                "message": {
-                    "author": {"role": "operator"},
-                    "payload": {"contentType": "text", "value": f"Write to help@shop.example; you: {EMAIL}"},
-                }
-            },
-        }
-    )
+    # the bot's own words are not a visitor's: in the echo of its answer its support address stays, and the
+    # visitor's email it holds gets the same pseudonym
+    own = f"Write to help@shop.example; you: {EMAIL}"
+    answered = {"replies": [{"type": "message", "payload": {"contentType": "text", "value": own}}]}
+    redactor.line({"conversation": "c-1", "request": said_by("visitor", "ok"), "response": answered})
+    later = redactor.line({"conversation": "c-1", "request": said_by("operator", own)})  # its echo
     assert later["request"]["message"]["payload"]["value"] == f"Write to help@shop.example; you: {email.rstrip(',')}"
 
 

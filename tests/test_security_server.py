@@ -238,3 +238,24 @@ def test_what_the_raw_bytes_fuzz_found_is_answered_in_json(bot, method, path, bo
     assert 400 <= response.status_code < 500 and response.headers["Content-Type"] == "application/json"
     assert_fits("error.response", response.json())
     assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("chunks", [b"zz\r\nab\r\n0\r\n\r\n", b"-1\r\nab\r\n0\r\n\r\n", b"2\r\nabXX0\r\n\r\n"],
+                         ids=["not hexadecimal", "negative", "no CRLF after the data"])  # fmt: skip
+def test_a_malformed_chunked_body_is_a_json_400_not_a_500(bot, chunks):
+    import socket
+
+    host, port = bot.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /conversations?idConnectorVersion=v1 HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+            + f"{signature.HEADER}: {signature.sign(SECRET, b'ab')}\r\n\r\n".encode()
+            + chunks
+        )
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, answer[:300]
+    assert_fits("error.response", json.loads(payload))

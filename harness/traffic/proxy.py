@@ -16,6 +16,7 @@ import queue
 import re
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -46,6 +47,7 @@ MAX_CLIENTS = 64  # connections served at once; more are answered 503 at once, n
 # (its size noted instead): iAdvize reads 5 MB of an answer at most, and the proxy holds no more than this.
 RECORDED_ANSWER_BYTES = 5 * 1024 * 1024
 STREAM_CHUNK = 64 * 1024
+REFUSED = (401, 403, 413)  # the bot refused the call: a bad signature, an address not allowed, a body too large
 _CONVERSATION = re.compile(r"^/conversations/([^/?]+)/messages")
 _OPERATOR = re.compile(r"^/bots/([^/?]+)")
 
@@ -268,18 +270,24 @@ def _read_chunked(rfile) -> bytes:
 
 
 def _upstream_headers(received, client: str) -> list[tuple[str, str]]:
-    """The headers sent on to the bot: hop-by-hop ones left out, and the client's address appended to the
-    ``X-Forwarded-For`` chain it sent. A bot that trusts this proxy reads the last address, the one the proxy
-    saw: nothing the client wrote itself counts as the proxy's word."""
-    received = list(received)
+    """The headers sent on to the bot: hop-by-hop ones left out, and ``X-Forwarded-For`` the address the proxy
+    saw, alone. The proxy stands at the edge (iAdvize calls it): a chain a client sent is its own word, and
+    appended to, a bot trusting the proxy's address would believe a local client that claims to be iAdvize."""
     headers = [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP and k.lower() != "x-forwarded-for"]
-    chain = ", ".join(v for k, v in received if k.lower() == "x-forwarded-for")
-    return [*headers, ("X-Forwarded-For", f"{chain}, {client}" if chain else client)]
+    return [*headers, ("X-Forwarded-For", client)]
 
 
 def _answer_headers(received) -> list[tuple[str, str]]:
-    """The bot's answer headers passed back to iAdvize: hop-by-hop ones left out."""
-    return [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP]
+    """The bot's answer headers passed back to iAdvize: hop-by-hop ones left out, and the proxy's own Server and
+    Date (it writes them) not doubled."""
+    return [(k, v) for k, v in received if k.lower() not in HOP_BY_HOP | {"server", "date"}]
+
+
+def _target(path: str) -> str:
+    """The request target as received (the handler reads it as Latin-1), with bytes outside printable ASCII
+    percent-encoded: sent on as bytes, where http.client would refuse them."""
+    raw = path.encode("latin-1", "replace")
+    return "".join(chr(b) if 0x21 <= b < 0x7F else f"%{b:02X}" for b in raw)
 
 
 def _pass_on(start: bytes, response, out) -> int:
@@ -295,67 +303,82 @@ def _pass_on(start: bytes, response, out) -> int:
     return size
 
 
-def _handler(proxy: RecordingProxy):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
-        timeout = CLIENT_TIMEOUT_SECONDS  # each read from the client: a silent one is dropped
+def _json_error(status: int, detail: str) -> bytes:
+    return json.dumps({"error": HTTPStatus(status).phrase.lower(), "detail": detail}).encode()
 
-        def log_message(self, *args):
-            pass
 
-        def _refuse(self, status: int, detail: str) -> None:
-            data = json.dumps({"error": "bad request", "detail": detail}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Connection", "close")
-            self.end_headers()
+class _Handler(BaseHTTPRequestHandler):
+    """One connection to the proxy: each request forwarded to the bot, the answer passed back and recorded."""
+
+    proxy: RecordingProxy
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stall
+    timeout: float  # each read from the client: a silent one is dropped (CLIENT_TIMEOUT_SECONDS)
+
+    def log_message(self, *args):
+        pass
+
+    def send_error(self, code, message=None, explain=None):
+        """The proxy's own errors (a request line or headers too long, a request it cannot read) in JSON,
+        as the bot answers its own."""
+        self._refuse(code, str(explain or message or HTTPStatus(code).phrase))
+
+    def _refuse(self, status: int, detail: str) -> None:
+        data = _json_error(status, detail)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(data)
-            self.close_connection = True
+        self.close_connection = True
 
-        def _forward(self):
-            try:
-                body = _read_body(self.headers, self.rfile)
-            except ValueError:
-                return self._refuse(400, "the chunked body is malformed")
-            except _Refused as refused:
-                return self._refuse(refused.status, refused.detail)
-            headers = _upstream_headers(self.headers.items(), self.client_address[0])
-            sent_at, started = utc_iso(), time.perf_counter()
-            response = None
-            try:
-                status, answer_headers, answer, response = proxy.forward(self.command, self.path, headers, body)
-                error = None
-            except (OSError, http.client.HTTPException) as failure:
-                status, answer_headers, error = 502, [("Content-Type", "application/json")], str(failure)
-                answer = json.dumps({"error": "bad gateway", "detail": f"the bot did not answer: {error}"}).encode()
-            latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            self.send_response(status)
-            for key, value in _answer_headers(answer_headers):
-                self.send_header(key, value)
-            if len(answer) <= RECORDED_ANSWER_BYTES:
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-            else:
-                answer = self._stream(answer, response)
-            proxy.recorder.offer(
-                (self.command, self.path, body, None if error else status, answer, sent_at, latency_ms, error)
+    def _forward(self):
+        try:
+            body = _read_body(self.headers, self.rfile)
+        except ValueError:
+            return self._refuse(400, "the chunked body is malformed")
+        except _Refused as refused:
+            return self._refuse(refused.status, refused.detail)
+        path, headers = _target(self.path), _upstream_headers(self.headers.items(), self.client_address[0])
+        sent_at, started = utc_iso(), time.perf_counter()
+        response = None
+        try:
+            status, answer_headers, answer, response = self.proxy.forward(self.command, path, headers, body)
+            error = None
+        except (OSError, http.client.HTTPException) as failure:
+            status, answer_headers, error = 502, [("Content-Type", "application/json")], str(failure)
+            answer = _json_error(502, f"the bot did not answer: {error}")
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        answer = self._answer(status, answer_headers, answer, response)
+        if status not in REFUSED:  # a call the bot refused (forged, from elsewhere, too large) is no conversation
+            self.proxy.recorder.offer(
+                (self.command, path, body, None if error else status, answer, sent_at, latency_ms, error)
             )
 
-        def _stream(self, start: bytes, response) -> bytes:
-            """An answer too large to hold passed on as it comes, until the bot closes it; what is recorded of
-            it: a note of its size."""
-            self.send_header("Connection", "close")
+    def _answer(self, status: int, headers, answer: bytes, response) -> bytes:
+        """The bot's answer passed back; what is recorded of it (a note of its size when too large)."""
+        self.send_response(status)
+        for key, value in _answer_headers(headers):
+            self.send_header(key, value)
+        if len(answer) <= RECORDED_ANSWER_BYTES:
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.close_connection = True
-            size = _pass_on(start, response, self.wfile)
-            proxy.connection().close()  # its answer not read to the end: the connection is spent
-            proxy._local.connection = None
-            note = f"an answer of {size} bytes, over the {RECORDED_ANSWER_BYTES} recorded: passed on, not recorded"
-            return json.dumps({"not recorded": note}).encode()
+            self.wfile.write(answer)
+            return answer
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        size = _pass_on(answer, response, self.wfile)
+        self.proxy.connection().close()  # its answer not read to the end: the connection is spent
+        self.proxy._local.connection = None
+        note = f"an answer of {size} bytes, over the {RECORDED_ANSWER_BYTES} recorded: passed on, not recorded"
+        return json.dumps({"not recorded": note}).encode()
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _forward
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _forward
 
-    return Handler
+
+def _handler(proxy: RecordingProxy) -> type[_Handler]:
+    """The request handler class of ``proxy``'s server."""
+    return type("Handler", (_Handler,), {"proxy": proxy, "timeout": CLIENT_TIMEOUT_SECONDS})

@@ -1,5 +1,5 @@
-"""Personal data taken out of recordings before they are written: emails, phone numbers, card numbers and the
-values a bot says it holds of the visitor (its answer's ``variables``).
+"""Personal data taken out of recordings before they are written: emails, phone numbers, card numbers (any run of
+eight digits or more) and the values a bot says it holds of the visitor (its answer's ``variables``).
 
 Each value becomes a pseudonym of the same shape (an email another email, a phone number another phone number,
 six digits six other digits), the same for the same value throughout a conversation and different in another:
@@ -23,18 +23,13 @@ import phonenumbers
 
 # Linear-time patterns (no nested quantifiers over the same characters): a recording is foreign text.
 EMAIL = re.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
-CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-SCANNED_CHARS = 20_000  # a longer text is not scanned but left out of the recording, its length said instead
+# Eight digits or more, whatever separates them: two phone numbers run together ("06 12 34 56 78 06 98 76 54
+# 32"), a number of a country the phone library does not guess, an IBAN's digits. Six-digit order numbers stay.
+DIGITS = re.compile(r"\+?\d(?:[ .()/-]{0,2}\d){7,}")
+# A longer text is not scanned but left out of the recording, its length said instead: the scan costs time in
+# the bot's request (a flood of long messages must not slow its answers), and iAdvize messages are short.
+SCANNED_CHARS = 4_000
 PHONE_REGIONS = ("FR", "US", "GB", "DE")  # numbers written without +: read as these countries' (with +: any)
-
-
-def luhn(digits: str) -> bool:
-    """Whether a card number's digits pass the Luhn check (the last digit checks the others)."""
-    total = 0
-    for n, digit in enumerate(reversed(digits)):
-        value = int(digit) * (2 if n % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
 
 
 class Redactor:
@@ -51,6 +46,7 @@ class Redactor:
     def __init__(self, key: bytes | None = None):
         self.key = key or secrets.token_bytes(32)
         self.seen: OrderedDict[str, set[str]] = OrderedDict()  # conversation -> its personal values
+        self.said: dict[str, set[str]] = {}  # conversation -> the bot's texts in its answers
 
     def line(self, line: dict) -> dict:
         """``line`` (a recording line) with every personal value in its request and response replaced."""
@@ -58,14 +54,23 @@ class Redactor:
         known = self.seen.setdefault(conversation, set())
         self.seen.move_to_end(conversation)
         while len(self.seen) > self.CONVERSATIONS:
-            self.seen.popitem(last=False)
-        for text in _visitor_texts(line.get("request")):
+            forgotten, _ = self.seen.popitem(last=False)
+            self.said.pop(forgotten, None)
+        for text in _texts(line.get("request"), "visitor"):
             known |= set(found_in(text[:SCANNED_CHARS]))
         known |= set(_variables(line.get("response")))
+        # the bot's own words, as it answered them: iAdvize echoes them back as operator messages
+        said = self.said.setdefault(conversation, set())
+        said |= set(_reply_texts(line.get("response"))[:50])
+        # a human's messages (operator messages that are no echo of the bot's) are searched too, for this line
+        # only: an echo keeps the bot's own words (its support address) as its answer has them, so a recording
+        # still tells the bot's messages from a human's
+        human = [text for text in _texts(line.get("request"), "operator") if text not in said]
+        heard = {value for text in human for value in found_in(text[:SCANNED_CHARS])}
         values = sorted(known, key=len, reverse=True)  # the longest first: a value inside another
         return {  # the path is iAdvize's ids and query: nothing of the visitor's, and replay matches on it
             **line,
-            "request": self._value(line.get("request"), conversation, values),
+            "request": self._value(line.get("request"), conversation, sorted(known | heard, key=len, reverse=True)),
             "response": self._value(line.get("response"), conversation, values),
         }
 
@@ -105,21 +110,32 @@ class Redactor:
 
 
 def found_in(text: str) -> list[str]:
-    """The emails, phone numbers and card numbers (Luhn-checked) written in ``text``."""
+    """The emails, phone numbers, card numbers and runs of eight digits or more written in ``text``."""
     found = [m.group() for m in EMAIL.finditer(text)]
-    found += [m.group() for m in CARD.finditer(text) if luhn(re.sub(r"\D", "", m.group()))]
+    found += [m.group().strip() for m in DIGITS.finditer(text)]
     return found + _phones(text)
 
 
-def _visitor_texts(request) -> list[str]:
-    """What visitors wrote in a call: its message's text when the visitor is its author, and the visitor's
-    messages of a conversation's ``history``."""
+def _reply_texts(response) -> list[str]:
+    """The texts of a bot's answer (its ``replies``' text messages)."""
+    replies = response.get("replies") if isinstance(response, dict) else None
+    texts = []
+    for reply in replies if isinstance(replies, list) else []:
+        payload = reply.get("payload") if isinstance(reply, dict) else None
+        if isinstance(payload, dict) and isinstance(payload.get("value"), str):
+            texts.append(payload["value"])
+    return texts
+
+
+def _texts(request, role: str) -> list[str]:
+    """What ``role`` (visitor, operator) wrote in a call: its message's text when that role is its author, and
+    that role's messages of a conversation's ``history``."""
     if not isinstance(request, dict):
         return []
     messages = [request.get("message"), *(request.get("history") or [])]
     texts = []
     for message in messages:
-        if isinstance(message, dict) and (message.get("author") or {}).get("role") == "visitor":
+        if isinstance(message, dict) and (message.get("author") or {}).get("role") == role:
             payload = message.get("payload") or {}
             texts += [v for v in payload.values() if isinstance(v, str)] if isinstance(payload, dict) else []
     return texts
