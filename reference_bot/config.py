@@ -119,7 +119,8 @@ def from_environment(environ=os.environ) -> dict:
                 except ValueError:
                     value = -1.0
                 if not 0 < value < float("inf"):
-                    raise ConfigError(f"{variable} must be a positive number of seconds, got {environ[variable]!r}")
+                    unit = "days" if variable.endswith("_DAYS") else "seconds"
+                    raise ConfigError(f"{variable} must be a positive number of {unit}, got {environ[variable]!r}")
             elif key in BOOLEANS:
                 value = value.strip().lower() not in ("0", "false", "no", "off")
             if key == "DATABASE":

@@ -72,11 +72,14 @@ def test_files_are_their_owner_s_only_and_recordings_past_their_retention_are_de
     old = tmp_path / "proxy-20200101-00.jsonl"
     old.write_text("{}\n", encoding="utf-8")
     os.utime(old, (time.time() - 10 * 86_400,) * 2)
+    zipped = tmp_path / "proxy-20200102-00.jsonl.gz"  # a format replay reads too
+    zipped.write_bytes(b"")
+    os.utime(zipped, (time.time() - 10 * 86_400,) * 2)
     recent = tmp_path / "proxy-recent.jsonl"
     recent.write_text("{}\n", encoding="utf-8")
     with RecordingWriter(tmp_path, "proxy", retention_days=7) as writer:
         writer.write({"v": 1})
-    assert not old.exists() and recent.exists()
+    assert not old.exists() and not zipped.exists() and recent.exists()
     (written,) = [p for p in tmp_path.glob("proxy-2*.jsonl")]
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
 

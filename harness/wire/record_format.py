@@ -84,11 +84,13 @@ class RecordingWriter:
         self.purge()
 
     def purge(self) -> list[Path]:
-        """Deletes the folder's recordings (``*.jsonl``) last written more than ``retention_days`` ago."""
+        """Deletes the folder's recordings (``*.jsonl``, ``*.jsonl.gz``) last written more than ``retention_days``
+        ago."""
         if self.retention_days is None:
             return []
         oldest = self.clock() - self.retention_days * 86_400
-        gone = [path for path in self.directory.glob("*.jsonl") if path.stat().st_mtime < oldest]
+        found = [*self.directory.glob("*.jsonl"), *self.directory.glob("*.jsonl.gz")]
+        gone = [path for path in found if path.stat().st_mtime < oldest]
         for path in gone:
             path.unlink(missing_ok=True)
         return gone
