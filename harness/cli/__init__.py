@@ -8,7 +8,7 @@ import importlib.metadata
 import os
 import sys
 
-from harness.cli import commands
+from harness.cli import chat, commands
 from harness.cli.options import (
     api_options,
     bot_options,
@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
 
     bot = bot_options()
     api = api_options()  # the commands that play conversations serve the iAdvize API the bot may call
+    chat.add_parser(subcommands, [bot])
     verify = subcommands.add_parser(
         "verify",
         help="verify a bot against the iAdvize pacts",

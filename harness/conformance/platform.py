@@ -234,6 +234,15 @@ class SimulatedPlatform:
                 self._proactive(conversation, holding=True)
         return exchange
 
+    def human_says(self, conversation: SimulatedConversation, text: str, after: float = 0.0) -> Exchange:
+        """The human who took the conversation writes: iAdvize posts it to the bot as an ``operator`` message."""
+        self.advance(conversation, after)
+        sent = message("operator", {"contentType": "text", "value": text}, id_message=self.new_id(),
+                       created_at=self._date(conversation))  # fmt: skip
+        self._event(conversation, "human", text)
+        conversation.last_message_at = conversation.now
+        return self._post(conversation, sent, "human")
+
     def resend(self, conversation: SimulatedConversation, exchange: Exchange) -> Exchange:
         """iAdvize retrying a call (same ``idMessage``): the bot must answer it as before."""
         return self._post(conversation, exchange.request_body["message"], "retry")

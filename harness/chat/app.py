@@ -1,0 +1,95 @@
+"""The chat page's server: the page and its assets (from the wheel), and a small JSON API the page calls to
+open a conversation, write as the visitor or as the human, and read what happened."""
+
+from __future__ import annotations
+
+from html import escape
+from importlib.resources import files
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+
+from harness.chat.session import ChatSession
+from harness.client import BotError
+
+ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
+STATIC = files("harness.chat") / "static"
+blueprint = Blueprint("chat", __name__)
+
+
+def create_app(session: ChatSession, title: str = "") -> Flask:
+    """The chat page's app around ``session`` (``title``: what the page says it talks to)."""
+    app = Flask(__name__)
+    app.extensions["chat"] = {"session": session, "title": title or "your bot"}
+    app.register_blueprint(blueprint)
+    return app
+
+
+def _session() -> ChatSession:
+    return current_app.extensions["chat"]["session"]
+
+
+@blueprint.get("/")
+def page():
+    """The chat page, its title saying which bot it talks to."""
+    html = (STATIC / "chat.html").read_text(encoding="utf-8")
+    title = escape(current_app.extensions["chat"]["title"])
+    return html.replace("{{title}}", title), 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+@blueprint.get("/static/<name>")
+def asset(name: str):
+    """One of the page's own assets (script, style), from the wheel; nothing else."""
+    if name not in ASSETS:
+        return _problem(404, f"no asset {name!r}")
+    return (STATIC / name).read_text(encoding="utf-8"), 200, {"Content-Type": f"{ASSETS[name]}; charset=utf-8"}
+
+
+@blueprint.post("/api/new")
+def new():
+    """A new conversation: the operator set up, the chatbox opened, the greeting asked for."""
+    return _step(lambda: _session().new())
+
+
+@blueprint.post("/api/say")
+def say():
+    """The visitor writes (a quick reply tapped is its value written)."""
+    return _step(lambda: _session().say(_text()))
+
+
+@blueprint.post("/api/human")
+def human():
+    """The human who took the conversation writes."""
+    return _step(lambda: _session().human_says(_text()))
+
+
+@blueprint.get("/api/events")
+def events():
+    """What happened since event ``since``, and whether a human has the conversation."""
+    since = request.args.get("since", "0")
+    session = _session()
+    handed_over = bool(session.chat is not None and session.chat.handed_over)
+    return jsonify(events=session.events(int(since) if since.isdigit() else 0), handedOver=handed_over)
+
+
+def _step(action):
+    """Runs one step of the conversation; a step the conversation cannot take, or a bot that did not answer as
+    the API says, is one line for the page."""
+    try:
+        action()
+    except ValueError as problem:
+        return _problem(409, str(problem))
+    except BotError as problem:
+        return _problem(502, f"the bot did not answer as the API says: {problem}")
+    return jsonify(ok=True)
+
+
+def _text() -> str:
+    body = request.get_json(silent=True)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('give the text to send: {"text": "..."}')
+    return text[:5000]
+
+
+def _problem(status: int, detail: str):
+    return jsonify(error=detail), status

@@ -1,0 +1,134 @@
+"""One conversation with a bot, driven from the chat page: the visitor opens the chat, writes, taps quick
+replies; the developer plays the human after a transfer. Each step runs on the simulated iAdvize platform (the
+same as ``check`` and ``replay``), awaits fast-forwarded, and the page reads what happened as events.
+
+An event is a dict the page draws: ``kind`` (``shown``, ``visitor``, ``human``, ``transfer``, ``dropped``,
+``closed``, ``call``...), ``text``, the ``reply`` as the bot sent it, and for a call its method, path, status,
+latency, budget, whether it was signed, both bodies and the findings of check's rules on it (the same engine).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from harness import render, wire
+from harness.client import BotClient
+from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
+from harness.conformance.rules import Observation, judge
+
+OPERATOR = "ha-chat"
+RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
+THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
+
+
+class ChatSession:
+    """The conversation the page shows (one at a time), on operator ``OPERATOR`` of the bot behind ``client``."""
+
+    def __init__(self, client: BotClient, scenario: str = "", language: str = "en", human_available: bool = True):
+        self.client, self.scenario, self.language = client, scenario, language
+        self.human_available = human_available  # whether a human takes a transfer (the developer plays them)
+        self.lock = threading.Lock()  # the page's calls arrive on the server's threads: one step at a time
+        self.platform: SimulatedPlatform | None = None
+        self.chat: SimulatedConversation | None = None
+        self.judged = 0  # the chat's events judged so far (calls get their findings once)
+        self.findings: dict[int, list[dict]] = {}
+
+    def new(self) -> None:
+        """A new conversation: the operator set up (scenario, language, a distribution rule), the chatbox opened
+        (the greeting asked for, within its 2 s), the conversation routed to the bot."""
+        with self.lock:
+            settings = {"name": "chat", "distributionRules": [RULE], "language": self.language}
+            if self.scenario:
+                settings["external"] = {"idBot": self.scenario}
+            else:
+                scenarios = self.client.external_bots()
+                settings["external"] = {"idBot": scenarios[0]["idBot"]} if scenarios else {}
+            self.client.save_bot(OPERATOR, settings)
+            self.platform = SimulatedPlatform(
+                self.client, OPERATOR, [RULE], rule_available=lambda rule: self.human_available, epoch=None
+            )
+            self.chat = self.platform.open_chat()
+            self.platform.start(self.chat)
+            self.judged, self.findings = 0, {}
+            self._settle()
+
+    def say(self, text: str) -> None:
+        """The visitor writes ``text`` (a quick reply tapped is its value written)."""
+        with self.lock:
+            self._ready()
+            self.platform.visitor_says(self.chat, text, after=THINK_SECONDS)
+            self._settle()
+
+    def human_says(self, text: str) -> None:
+        """The human who took the conversation writes ``text``: posted to the bot as iAdvize posts an
+        ``operator`` message."""
+        with self.lock:
+            self._ready()
+            if not self.chat.handed_over:
+                raise ValueError("no human has the conversation: a transfer must succeed first")
+            self.platform.human_says(self.chat, text, after=THINK_SECONDS)
+
+    def events(self, since: int = 0) -> list[dict]:
+        """The conversation's events from index ``since``, as the page draws them."""
+        with self.lock:
+            if self.chat is None:
+                return []
+            self._judge()
+            return [self._event(n, e) for n, e in enumerate(self.chat.events) if n >= since]
+
+    # --- inside ----------------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        if self.chat is None:
+            raise ValueError("no conversation yet: open one first")
+
+    def _settle(self) -> None:
+        """Fast-forwards simulated time until nothing waits: awaits run, a transfer nobody takes fails."""
+        for _ in range(100):  # each round runs at least one due reply or ends a transfer: bounded by the replies
+            due = [t for t in (self.chat.resume_at, self.chat.transfer_ends_at) if t is not None]
+            if not due or self.chat.closed:
+                return
+            self.platform.advance(self.chat, max(0.0, min(due) - self.chat.now))
+
+    def _judge(self) -> None:
+        """check's rules on every call not judged yet (the same engine; a transfer's rule known: the chat's)."""
+        for n in range(self.judged, len(self.chat.events)):
+            event = self.chat.events[n]
+            if event.kind == "call" and event.exchange is not None:
+                sent = (event.exchange.request_body or {}).get("message") if event.exchange.request_body else None
+                payload = sent.get("payload") if isinstance(sent, dict) else None
+                found = judge(Observation(event.exchange, event.purpose, self.chat.id, [RULE["id"]], payload))
+                self.findings[n] = [
+                    {"rule": f.rule, "severity": f.severity, "message": f.message, "evidence": f.evidence}
+                    for f in found
+                ]
+        self.judged = len(self.chat.events)
+
+    def _event(self, n: int, event) -> dict:
+        drawn = {"n": n, "kind": event.kind, "text": event.text, "reply": event.reply, "at": round(event.at, 1)}
+        if event.kind == "call" and event.exchange is not None:
+            x = event.exchange
+            drawn.update(
+                purpose=event.purpose,
+                method=x.method,
+                path=x.url.split("//", 1)[-1].split("/", 1)[-1].split("?")[0],
+                status=x.status,
+                error=x.error,
+                latency_ms=x.latency_ms,
+                budget_ms=x.budget * 1000,
+                signed=x.signed_by is not None,
+                request=x.request_body,
+                response=x.body if not isinstance(x.body, bytes) else None,
+                findings=self.findings.get(n, []),
+            )
+            drawn["text"] = f"{x.method} /{drawn['path']}"
+        elif event.reply is not None and event.kind in ("shown", "dropped"):
+            drawn["text"] = render.reply(event.reply) if isinstance(event.reply, dict) else event.text
+            drawn["quickReplies"] = [
+                q.get("value") for q in event.reply.get("quickReplies") or [] if isinstance(q, dict)
+            ]
+            drawn["payload"] = event.reply.get("payload") if event.reply.get("type") == "message" else None
+            drawn["kindOfReply"] = event.reply.get("type")
+            if event.reply.get("type") == "await":
+                drawn["seconds"] = wire.seconds(event.reply["duration"])
+        return drawn

@@ -1,0 +1,147 @@
+// The chat page: draws the events the server gives (GET /api/events) and sends what the visitor or the human
+// writes. Every text a bot or a visitor wrote is put in the page as text (textContent), never as markup; only
+// http(s) addresses become links.
+"use strict";
+
+const log = document.getElementById("log");
+const calls = document.getElementById("calls");
+const choices = document.getElementById("choices");
+const problem = document.getElementById("problem");
+const typing = document.getElementById("typing");
+let seen = 0;
+
+function element(tag, className, text) {
+  const made = document.createElement(tag);
+  if (className) made.className = className;
+  if (text !== undefined) made.textContent = text;
+  return made;
+}
+
+function withLinks(text) {
+  // the text as text nodes, its http(s) addresses as links (no other scheme: javascript: stays text)
+  const span = element("span");
+  const parts = String(text).split(/(https?:\/\/[^\s<>"]+)/);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) {
+      const link = element("a", "", part);
+      link.href = part;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      span.appendChild(link);
+    } else if (part) {
+      span.appendChild(document.createTextNode(part));
+    }
+  });
+  return span;
+}
+
+function bubble(side, who, body) {
+  const row = element("div", "row " + side);
+  const box = element("div", "bubble");
+  box.appendChild(element("div", "who", who));
+  box.appendChild(body);
+  row.appendChild(box);
+  log.appendChild(row);
+  return row;
+}
+
+function card(payload) {
+  const box = element("div", "card");
+  box.appendChild(element("strong", "", payload.title || payload.name || ""));
+  if (payload.text || payload.description) box.appendChild(withLinks(" " + (payload.text || payload.description)));
+  return box;
+}
+
+function drawShown(event) {
+  const payload = event.payload || {};
+  let body;
+  if (payload.contentType === "text") body = withLinks(payload.value);
+  else if (payload.contentType === "card/content" || payload.contentType === "product-offer") body = card(payload);
+  else if (payload.contentType === "bundle/card" || payload.contentType === "bundle/product-offer") {
+    body = element("div");
+    (payload.cards || payload.offers || []).forEach((item) => body.appendChild(card(item || {})));
+  } else body = withLinks(event.text);
+  const row = bubble("bot", "bot", body);
+  if (event.kind === "dropped") row.classList.add("cancelled");
+  // quick replies stay offered until one is used or the visitor writes, whatever the bot shows meanwhile
+  if ((event.quickReplies || []).length && event.kind === "shown") offer(event.quickReplies);
+}
+
+function offer(values) {
+  choices.replaceChildren();
+  values.forEach((value) => {
+    const button = element("button", "", value);
+    button.type = "button";
+    button.addEventListener("click", () => send("/api/say", value));
+    choices.appendChild(button);
+  });
+}
+
+function drawCall(event) {
+  const item = element("li");
+  const details = element("details");
+  const summary = element("summary");
+  const latency = event.latency_ms === null ? "no answer" : Math.round(event.latency_ms) + " ms";
+  const budget = " / " + event.budget_ms / 1000 + " s";
+  summary.appendChild(element("span", "", event.purpose + ": " + event.text + " → " + (event.status ?? event.error) + ", "));
+  summary.appendChild(element("span", event.latency_ms > event.budget_ms ? "over" : "", latency + budget));
+  summary.appendChild(element("span", "", event.signed ? ", signed" : ", unsigned"));
+  const errors = event.findings.filter((f) => f.severity === "error").length;
+  if (event.findings.length) summary.appendChild(element("span", "finding " + (errors ? "error" : "warning"),
+    " — " + event.findings.length + (event.findings.length === 1 ? " finding" : " findings")));
+  details.appendChild(summary);
+  event.findings.forEach((f) => {
+    details.appendChild(element("p", "finding " + f.severity, f.rule + " (" + f.severity + "): " + f.message +
+      (f.evidence ? ": " + f.evidence : "")));
+  });
+  details.appendChild(element("pre", "", "request\n" + JSON.stringify(event.request, null, 2)));
+  details.appendChild(element("pre", "", "response\n" + JSON.stringify(event.response, null, 2)));
+  item.appendChild(details);
+  calls.appendChild(item);
+}
+
+function draw(event) {
+  if (event.kind === "call") return drawCall(event);
+  if (event.kind === "visitor") { offer([]); return bubble("visitor", "visitor", withLinks(event.text)); }
+  if (event.kind === "human") return bubble("bot human", "human operator", withLinks(event.text));
+  if (event.kind === "shown" || event.kind === "dropped") return drawShown(event);
+  log.appendChild(element("div", "marker", "[" + event.kind + "] " + event.text));
+}
+
+async function refresh() {
+  const answer = await fetch("/api/events?since=" + seen);
+  const body = await answer.json();
+  body.events.forEach((event) => { draw(event); seen = event.n + 1; });
+  document.getElementById("human-form").hidden = !body.handedOver;
+  log.scrollTop = log.scrollHeight;
+}
+
+async function send(path, text) {
+  problem.textContent = "";
+  typing.hidden = false;
+  try {
+    const answer = await fetch(path, {
+      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({text}),
+    });
+    if (!answer.ok) problem.textContent = (await answer.json()).error;
+  } finally {
+    typing.hidden = true;
+    await refresh();
+  }
+}
+
+async function start() {
+  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0;
+  await send("/api/new", "");
+}
+
+document.getElementById("new").addEventListener("click", start);
+for (const [form, input, path] of [["visitor-form", "visitor-text", "/api/say"], ["human-form", "human-text", "/api/human"]]) {
+  document.getElementById(form).addEventListener("submit", (submitted) => {
+    submitted.preventDefault();
+    const field = document.getElementById(input);
+    if (field.value.trim()) send(path, field.value);
+    field.value = "";
+  });
+}
+start();

@@ -1,0 +1,57 @@
+"""``iadvize-harness chat``: talk to a bot as a visitor would, on a local page, beside an inspector of every
+call judged by check's rules (the embedded reference bot by default)."""
+
+from __future__ import annotations
+
+import webbrowser
+
+from werkzeug.serving import make_server
+
+from harness.bots import BotProcessError, bot
+from harness.chat.app import create_app
+from harness.chat.session import ChatSession
+from harness.cli.commands import error
+from harness.client import BotClient
+
+
+def add_parser(subcommands, parents: list) -> None:
+    """The ``chat`` command and its options."""
+    chat = subcommands.add_parser(
+        "chat", parents=parents, help="chat with a bot on a local page, each call inspected and judged"
+    )
+    chat.add_argument("--scenario", default="", help="the idBot the operator uses (default: the bot's first)")
+    chat.add_argument("--language", default="en", help="the operator's language (default en)")
+    chat.add_argument("--port", type=int, default=8765, help="where the page is served (default 8765; 0: a free one)")
+    chat.add_argument("--open", action="store_true", help="open the page in the default browser")
+    chat.add_argument(
+        "--nobody-available",
+        action="store_true",
+        help="transfers find no human (they fail after their timeout); by default a human takes them, played by you",
+    )
+    chat.set_defaults(run=run)
+
+
+def run(args) -> int:
+    """Serves the chat page until interrupted."""
+    try:
+        with bot(args.provider_url, secret=args.secret) as url:
+            session = ChatSession(BotClient(url, secret=args.secret), args.scenario, args.language,
+                                  human_available=not args.nobody_available)  # fmt: skip
+            title = args.provider_url or "the embedded reference bot"
+            try:
+                server = make_server("127.0.0.1", args.port, create_app(session, title), threaded=True)
+            except OSError as problem:
+                return error(f"cannot serve the chat page on port {args.port}: {problem.strerror or problem}")
+            page = f"http://127.0.0.1:{server.server_port}"
+            print(f"chat with {title}: open {page} (Ctrl-C stops)", flush=True)
+            if args.open:
+                webbrowser.open(page)
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+            finally:
+                server.server_close()
+    except BotProcessError as problem:
+        return error(str(problem))
+    return 0

@@ -1,0 +1,153 @@
+"""The chat page, in Debian's Chromium driven by Playwright (its own browser never downloaded: the registries
+are all a machine may reach): the reference bot's greeting, a quick reply tapped and its inspector row, a
+transfer a human takes and the developer writing as that human, a failed transfer, and a broken bot's findings
+shown beside the call that broke the rule. No script error, no dialog, keyboard only."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright import sync_api as playwright
+
+from harness.bots import bot
+from harness.chat.app import create_app
+from harness.chat.session import ChatSession
+from harness.client import BotClient
+
+from . import connectors
+from .conftest import LoopbackServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed: `make test` installs it"
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def reference_bot():
+    with bot() as url:
+        yield url
+
+
+def opened(browser, session: ChatSession, width: int = 1280):
+    """The chat page of ``session`` in a new tab; the page's script errors and dialogs collected."""
+    server = LoopbackServer(create_app(session, "the reference bot")).__enter__()
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"script error: {error}"))
+    page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    page.goto(server.url)
+    page.server = server
+    return page
+
+
+def closed(page) -> None:
+    problems = page.problems
+    page.close()
+    page.server.__exit__(None, None, None)
+    assert problems == []
+
+
+def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspector_row(browser, reference_bot):
+    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant"))
+    log = page.get_by_role("log")
+    playwright.expect(log).to_contain_text("I'm the shop's virtual assistant (a bot).")  # the greeting
+    page.get_by_label("Write as the visitor").fill("Hi")
+    page.keyboard.press("Enter")  # Enter sends
+    playwright.expect(log).to_contain_text("What can I do for you?")
+    page.get_by_role("group", name="quick replies").get_by_role("button", name="Track my order").click()
+    playwright.expect(log).to_contain_text("What is your order number?")
+    rows = page.locator("#calls > li")
+    tapped = rows.filter(has_text="visitor: POST /conversations/").last  # the quick reply's call
+    playwright.expect(tapped).to_contain_text("→ 200")
+    tapped.locator("summary").click()
+    playwright.expect(tapped.locator("pre").first).to_contain_text('"value": "Track my order"')
+    playwright.expect(rows.filter(has_text="echo: POST").last).to_be_visible()  # iAdvize's echo of the answer
+    greeting = rows.first.locator("summary")
+    playwright.expect(greeting).to_contain_text("greeting: GET /bots/ha-chat/conversation-first-messages → 200")
+    playwright.expect(greeting).to_contain_text("/ 2 s")  # against the greeting's own budget
+    closed(page)
+
+
+def test_a_transfer_a_human_takes_then_the_developer_writes_as_the_human(browser, reference_bot):
+    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant", human_available=True))
+    log = page.get_by_role("log")
+    visitor = page.get_by_label("Write as the visitor")
+    for text, answer in (
+        ("I want to talk to a person", "what is your order number?"),
+        ("none", "What email address"),
+        ("ada@example.com", "a human took the conversation"),
+    ):
+        visitor.fill(text)
+        visitor.press("Enter")
+        playwright.expect(log).to_contain_text(answer)
+    human = page.get_by_label("Write as the human who took the conversation")
+    human.fill("Hello Ada, Sam here.")
+    human.press("Enter")
+    playwright.expect(log.locator(".human").last).to_contain_text("Hello Ada, Sam here.")
+    playwright.expect(page.locator("#calls > li").filter(has_text="human: POST /conversations/")).to_have_count(2)
+    closed(page)
+
+
+def test_a_transfer_nobody_takes_shows_the_bot_s_fallback(browser, reference_bot):
+    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant", human_available=False))
+    log = page.get_by_role("log")
+    visitor = page.get_by_label("Write as the visitor")
+    for text in ("I want to talk to a person", "none", "ada@example.com"):
+        visitor.fill(text)
+        visitor.press("Enter")
+        playwright.expect(page.locator("#typing")).to_be_hidden()
+    playwright.expect(log).to_contain_text("failed, nobody took it")
+    playwright.expect(log).to_contain_text("Sorry, nobody from our team is free right now.")
+    playwright.expect(page.get_by_label("Write as the human who took the conversation")).to_be_hidden()
+    closed(page)
+
+
+def test_a_broken_bot_s_findings_are_shown_beside_the_call_that_broke_the_rule(browser):
+    # a connector that answers its own echo, with a message longer than iAdvize shows
+    with connectors.serve(answer_text="x" * 500, echo_after_escalation=False) as broken:
+        page = opened(browser, ChatSession(BotClient(broken.url)), width=900)  # readable at 900 px
+        visitor = page.get_by_label("Write as the visitor")
+        visitor.fill("Hello")
+        visitor.press("Enter")
+        call = page.locator("#calls > li", has_text="visitor: POST").last
+        playwright.expect(call).to_contain_text("finding")
+        call.locator("summary").click()
+        playwright.expect(call).to_contain_text("message-too-long")
+        closed(page)
+
+
+def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
+    import subprocess
+    import sys
+
+    import requests
+
+    started = subprocess.Popen([sys.executable, "-m", "harness.cli", "chat", "--port", "0"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        first = started.stdout.readline()
+        assert first.startswith("chat with the embedded reference bot: open http://127.0.0.1:"), first
+        page = first.split("open ")[1].split()[0]
+        html = requests.get(page, timeout=10)
+        assert html.status_code == 200 and "<title>Chat with the embedded reference bot" in html.text
+        assert requests.get(f"{page}/static/chat.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
+        assert requests.get(f"{page}/static/../app.py", timeout=10).status_code == 404  # only its own assets
+        assert requests.post(f"{page}/api/say", json={"text": "Hi"}, timeout=10).status_code == 409  # nothing open
+        assert requests.post(f"{page}/api/new", timeout=30).json() == {"ok": True}
+        said = requests.post(f"{page}/api/say", json={"text": "Hi"}, timeout=30)
+        assert said.json() == {"ok": True}
+        events = requests.get(f"{page}/api/events", timeout=10).json()["events"]
+        shown = [e["text"] for e in events if e["kind"] == "shown"]  # the bot's first scenario: hello
+        assert shown == ["Hello! I'm a minimal demo bot: whatever you write, I answer with this message."]
+    finally:
+        started.terminate()
+        started.wait(timeout=30)
