@@ -72,7 +72,7 @@ def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspecto
     playwright.expect(tapped.locator("pre").first).to_contain_text('"value": "Track my order"')
     playwright.expect(rows.filter(has_text="echo: POST").last).to_be_visible()  # iAdvize's echo of the answer
     greeting = rows.first.locator("summary")
-    playwright.expect(greeting).to_contain_text("greeting: GET /bots/ha-chat/conversation-first-messages → 200")
+    playwright.expect(greeting).to_contain_text("greeting: GET /bots/ha-777000/conversation-first-messages → 200")
     playwright.expect(greeting).to_contain_text("/ 2 s")  # against the greeting's own budget
     closed(page)
 
@@ -135,10 +135,10 @@ def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         first = started.stdout.readline()
-        assert first.startswith("chat with the embedded reference bot: open http://127.0.0.1:"), first
+        assert first.startswith("chat with the embedded reference bot at http://127.0.0.1:"), first
         page = first.split("open ")[1].split()[0]
         html = requests.get(page, timeout=10)
-        assert html.status_code == 200 and "<title>Chat with the embedded reference bot" in html.text
+        assert html.status_code == 200 and "<title>Chat with the reference bot" in html.text
         assert requests.get(f"{page}/static/chat.js", timeout=10).headers["Content-Type"].startswith("text/javascript")
         assert requests.get(f"{page}/static/../app.py", timeout=10).status_code == 404  # only its own assets
         assert requests.post(f"{page}/api/say", json={"text": "Hi"}, timeout=10).status_code == 409  # nothing open
@@ -151,3 +151,21 @@ def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
     finally:
         started.terminate()
         started.wait(timeout=30)
+
+
+def test_a_slow_answer_posted_through_the_local_iadvize_api_is_shown_as_the_bot_s(browser):
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        page = opened(browser, ChatSession(BotClient(url), scenario="order-assistant", api=api))
+        log = page.get_by_role("log")
+        visitor = page.get_by_label("Write as the visitor")
+        for text in ("Track my order", "123456"):
+            visitor.fill(text)
+            visitor.press("Enter")
+            # the platform waits for what the bot posts after a holding message, as check does
+            playwright.expect(page.locator("#typing")).to_be_hidden(timeout=60_000)
+        playwright.expect(log).to_contain_text("Let me look order 123456 up")  # the holding message
+        posted = log.locator(".row", has_text="bot, through iAdvize's API")
+        playwright.expect(posted.first).to_contain_text("Found it: order 123456")
+        closed(page)

@@ -16,7 +16,7 @@ from harness.client import BotClient
 from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
 from harness.conformance.rules import Observation, judge
 
-OPERATOR = "ha-chat"
+OPERATOR = "ha-777000"  # iAdvize ids end in digits: the bot posts to its API by them
 RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
 THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
 
@@ -24,8 +24,16 @@ THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
 class ChatSession:
     """The conversation the page shows (one at a time), on operator ``OPERATOR`` of the bot behind ``client``."""
 
-    def __init__(self, client: BotClient, scenario: str = "", language: str = "en", human_available: bool = True):
+    def __init__(
+        self,
+        client: BotClient,
+        scenario: str = "",
+        language: str = "en",
+        human_available: bool = True,
+        api=None,
+    ):
         self.client, self.scenario, self.language = client, scenario, language
+        self.api = api  # the local iAdvize API the bot posts its slow answers through (IAdvizeAPI), or None
         self.human_available = human_available  # whether a human takes a transfer (the developer plays them)
         self.lock = threading.Lock()  # the page's calls arrive on the server's threads: one step at a time
         self.platform: SimulatedPlatform | None = None
@@ -45,7 +53,7 @@ class ChatSession:
                 settings["external"] = {"idBot": scenarios[0]["idBot"]} if scenarios else {}
             self.client.save_bot(OPERATOR, settings)
             self.platform = SimulatedPlatform(
-                self.client, OPERATOR, [RULE], rule_available=lambda rule: self.human_available, epoch=None
+                self.client, OPERATOR, [RULE], rule_available=lambda rule: self.human_available, api=self.api
             )
             self.chat = self.platform.open_chat()
             self.platform.start(self.chat)
@@ -105,7 +113,8 @@ class ChatSession:
         self.judged = len(self.chat.events)
 
     def _event(self, n: int, event) -> dict:
-        drawn = {"n": n, "kind": event.kind, "text": event.text, "reply": event.reply, "at": round(event.at, 1)}
+        drawn = {"n": n, "kind": event.kind, "text": event.text, "reply": event.reply, "at": round(event.at, 1),
+                 "purpose": event.purpose}  # fmt: skip
         if event.kind == "call" and event.exchange is not None:
             x = event.exchange
             drawn.update(
@@ -122,6 +131,12 @@ class ChatSession:
                 findings=self.findings.get(n, []),
             )
             drawn["text"] = f"{x.method} /{drawn['path']}"
+        elif event.kind == "transfer" and isinstance(event.reply, dict):
+            rule = str(event.reply.get("distributionRule"))
+            named = RULE["label"] if rule == RULE["id"] else rule
+            timeout = (event.reply.get("transferOptions") or {}).get("timeout")
+            wait = f"{wire.seconds(timeout):g} s" if isinstance(timeout, dict) else "60 s, by default"
+            drawn["text"] = f"transferring to {named} ({wait}): {event.text.split(': ', 1)[-1]}"
         elif event.reply is not None and event.kind in ("shown", "dropped"):
             drawn["text"] = render.reply(event.reply) if isinstance(event.reply, dict) else event.text
             drawn["quickReplies"] = [

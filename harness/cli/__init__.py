@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
 
     bot = bot_options()
     api = api_options()  # the commands that play conversations serve the iAdvize API the bot may call
-    chat.add_parser(subcommands, [bot])
+    chat.add_parser(subcommands, [bot, api])
     verify = subcommands.add_parser(
         "verify",
         help="verify a bot against the iAdvize pacts",

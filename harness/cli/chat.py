@@ -1,5 +1,6 @@
 """``iadvize-harness chat``: talk to a bot as a visitor would, on a local page, beside an inspector of every
-call judged by check's rules (the embedded reference bot by default)."""
+call judged by check's rules (the embedded reference bot by default, with the local iAdvize API it posts its
+slow answers through)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from werkzeug.serving import make_server
 from harness.bots import BotProcessError, bot
 from harness.chat.app import create_app
 from harness.chat.session import ChatSession
-from harness.cli.commands import error
+from harness.cli.commands import Stopped, error, local_api, which_bot
 from harness.client import BotClient
 
 
@@ -34,16 +35,19 @@ def add_parser(subcommands, parents: list) -> None:
 def run(args) -> int:
     """Serves the chat page until interrupted."""
     try:
-        with bot(args.provider_url, secret=args.secret) as url:
+        with (
+            local_api(args) as api,
+            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
+        ):
             session = ChatSession(BotClient(url, secret=args.secret), args.scenario, args.language,
-                                  human_available=not args.nobody_available)  # fmt: skip
-            title = args.provider_url or "the embedded reference bot"
+                                  human_available=not args.nobody_available, api=api)  # fmt: skip
             try:
-                server = make_server("127.0.0.1", args.port, create_app(session, title), threaded=True)
+                app = create_app(session, args.provider_url or "the reference bot")
+                server = make_server("127.0.0.1", args.port, app, threaded=True)
             except OSError as problem:
                 return error(f"cannot serve the chat page on port {args.port}: {problem.strerror or problem}")
             page = f"http://127.0.0.1:{server.server_port}"
-            print(f"chat with {title}: open {page} (Ctrl-C stops)", flush=True)
+            print(f"chat with {which_bot(args, url, api)}: open {page} (Ctrl-C stops)", flush=True)
             if args.open:
                 webbrowser.open(page)
             try:
@@ -52,6 +56,6 @@ def run(args) -> int:
                 pass
             finally:
                 server.server_close()
-    except BotProcessError as problem:
+    except (BotProcessError, Stopped) as problem:
         return error(str(problem))
     return 0

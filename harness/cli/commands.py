@@ -178,19 +178,19 @@ def record_deployment(args) -> int:
     return _broker_call(args, lambda: record(args.version, args.environment, args.broker_url))
 
 
-def _api(args):
-    """The local iAdvize API for the bot to call, on ``--iadvize-api-port``; :class:`_Stopped` when it cannot be."""
+def local_api(args):
+    """The local iAdvize API for the bot to call, on ``--iadvize-api-port``; :class:`Stopped` when it cannot be."""
     from harness.conformance.iadvize_api import IAdvizeAPI
 
     try:
         return IAdvizeAPI(port=args.iadvize_api_port)
     except OSError as problem:
-        raise _Stopped(
+        raise Stopped(
             f"cannot serve iAdvize's API on port {args.iadvize_api_port}: {problem.strerror or problem}"
         ) from problem
 
 
-def _which(args, url: str, api) -> str:
+def which_bot(args, url: str, api) -> str:
     """The bot, in words; a bot of yours is told the API's URL (the embedded one is pointed at it already)."""
     if args.provider_url:
         return f"{url}; iAdvize's API for it to call: {api.url}"
@@ -214,7 +214,10 @@ def check(args, out=sys.stdout) -> int:
     )
     progress = Progress()
     try:
-        with _api(args) as api, bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url:
+        with (
+            local_api(args) as api,
+            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
+        ):
             # the embedded bot takes webhooks at /webhooks; a bot of yours where --webhook-url says, if it does
             hook = args.webhook_url or (None if args.provider_url else f"{url}/webhooks")
             webhooks = Webhooks(hook, args.secret) if hook else None
@@ -228,7 +231,7 @@ def check(args, out=sys.stdout) -> int:
                 webhooks=webhooks,
                 healthcheck_url=args.healthcheck_url,
             )
-    except (_Stopped, BotProcessError) as problem:
+    except (Stopped, BotProcessError) as problem:
         progress.done()
         return error(str(problem))
     finally:
@@ -321,12 +324,12 @@ def sample(args) -> int:
     return 0
 
 
-class _Stopped(Exception):
+class Stopped(Exception):
     """The replay could not start; the message is the line to print."""
 
 
 def _replay_into(args, recordings: list, out: Path, progress: Progress, say, concurrency: int = 4, stream=None):
-    """Replay ``recordings`` against the bot of ``args`` into ``out``; the summary, or :class:`_Stopped`.
+    """Replay ``recordings`` against the bot of ``args`` into ``out``; the summary, or :class:`Stopped`.
 
     Which bot is said first, on ``stream`` (stdout by default), once it answered the preflight.
     """
@@ -337,21 +340,21 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
     try:  # said before any bot is started
         rules = load_rules(args.outcomes) if args.outcomes else DEFAULT_RULES
     except OutcomeRulesError as problem:
-        raise _Stopped(str(problem)) from None
+        raise Stopped(str(problem)) from None
     told = Grouped(say)
     give_up = GiveUp()  # the preflight's calls and the replay's: a bot that hangs is given up after two
-    with _api(args) as api, bot(args.provider_url, env=api.reference_bot_settings()) as url:
+    with local_api(args) as api, bot(args.provider_url, env=api.reference_bot_settings()) as url:
         if progress.tty:
             progress(f"replay: is the bot at {url} there?", step="preflight")
         _, stopped = preflight(BotClient(url, secret=args.secret, give_up=give_up))
         if stopped:  # said once, here, rather than once per conversation; out is left as it was
-            raise _Stopped(stopped)
-        which = _which(args, url, api)
+            raise Stopped(stopped)
+        which = which_bot(args, url, api)
         print(f"Replaying against {which}", file=stream or sys.stdout, flush=True)
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as problem:
-            raise _Stopped(f"cannot write the tables in {out}: {problem.strerror or problem}") from problem
+            raise Stopped(f"cannot write the tables in {out}: {problem.strerror or problem}") from problem
         summary = replay(
             recordings,
             url,
@@ -393,7 +396,7 @@ def replay(args) -> int:
     progress = Progress()
     try:
         summary = _replay_into(args, args.recordings, out, progress, _say(progress), args.concurrency)
-    except (_Stopped, BotProcessError, FileNotFoundError) as problem:
+    except (Stopped, BotProcessError, FileNotFoundError) as problem:
         progress.done()
         return error(str(problem))
     finally:
@@ -454,7 +457,7 @@ def report(args) -> int:
 
             baseline = metrics.load(args.compare_with) if args.compare_with else None
             figures.write(*metrics.load(results), args.json, baseline, args.names or "")
-    except (_Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
+    except (Stopped, ReportError, BotProcessError, FileNotFoundError) as problem:
         progress.done()
         return error(str(problem))
     finally:

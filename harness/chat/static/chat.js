@@ -61,7 +61,8 @@ function drawShown(event) {
     body = element("div");
     (payload.cards || payload.offers || []).forEach((item) => body.appendChild(card(item || {})));
   } else body = withLinks(event.text);
-  const row = bubble("bot", "bot", body);
+  const who = event.purpose === "proactive" ? "bot, through iAdvize's API" : "bot";
+  const row = bubble("bot", who, body);
   if (event.kind === "dropped") row.classList.add("cancelled");
   // quick replies stay offered until one is used or the visitor writes, whatever the bot shows meanwhile
   if ((event.quickReplies || []).length && event.kind === "shown") offer(event.quickReplies);
@@ -108,10 +109,24 @@ function draw(event) {
   log.appendChild(element("div", "marker", "[" + event.kind + "] " + event.text));
 }
 
+let lastAt = 0;
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
 async function refresh() {
   const answer = await fetch("/api/events?since=" + seen);
   const body = await answer.json();
-  body.events.forEach((event) => { draw(event); seen = event.n + 1; });
+  const realTime = document.getElementById("real-time").checked;
+  for (const event of body.events) {
+    // in real time, the bot's messages come after the time the bot took (its awaits): the typing indicator meanwhile
+    if (realTime && event.kind === "shown" && event.at > lastAt) {
+      typing.hidden = false;
+      await sleep(Math.min(event.at - lastAt, 10) * 1000);
+      typing.hidden = true;
+    }
+    lastAt = event.at;
+    draw(event);
+    seen = event.n + 1;
+  }
   document.getElementById("human-form").hidden = !body.handedOver;
   log.scrollTop = log.scrollHeight;
 }
@@ -131,7 +146,7 @@ async function send(path, text) {
 }
 
 async function start() {
-  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0;
+  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; lastAt = 0;
   await send("/api/new", "");
 }
 
