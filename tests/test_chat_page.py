@@ -169,3 +169,25 @@ def test_a_slow_answer_posted_through_the_local_iadvize_api_is_shown_as_the_bot_
         posted = log.locator(".row", has_text="bot, through iAdvize's API")
         playwright.expect(posted.first).to_contain_text("Found it: order 123456")
         closed(page)
+
+
+def test_a_session_saved_as_a_script_passes_under_pytest_and_as_a_recording_replays_alike(tmp_path):
+    import subprocess
+    import sys
+
+    from harness.conformance.iadvize_api import IAdvizeAPI
+    from harness.traffic.replay import replay
+
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        session = ChatSession(BotClient(url), scenario="order-assistant", api=api)
+        session.new()
+        for text in ("Hi", "Today's offers", "I want to talk to a person"):
+            session.say(text)
+        (tmp_path / "scripts").mkdir()
+        (tmp_path / "scripts" / "chat.convo.yaml").write_text(session.script(), encoding="utf-8")
+        (tmp_path / "chat.jsonl").write_text(session.recording(), encoding="utf-8")
+        summary = replay([tmp_path / "chat.jsonl"], url, tmp_path / "results", api=api)
+    assert (summary.conversations, summary.differences) == (1, 0)  # the bot answers the recording as it did
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "scripts")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout[-2000:]  # against the embedded bot

@@ -62,6 +62,30 @@ def human():
     return _step(lambda: _session().human_says(_text()))
 
 
+@blueprint.get("/api/script")
+def script():
+    """The conversation as a conversation script, to download."""
+    return _download(lambda: _session().script(), "chat.convo.yaml", "application/yaml")
+
+
+@blueprint.get("/api/recording")
+def recording():
+    """The conversation as a recording (JSON lines), to download."""
+    return _download(lambda: _session().recording(), "chat.jsonl", "application/x-ndjson")
+
+
+def _download(make, name: str, kind: str):
+    try:
+        text = make()
+    except ValueError as problem:
+        return _problem(409, str(problem))
+    return (
+        text,
+        200,
+        {"Content-Type": f"{kind}; charset=utf-8", "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @blueprint.get("/api/events")
 def events():
     """What happened since event ``since``, and whether a human has the conversation."""

@@ -9,12 +9,16 @@ latency, budget, whether it was signed, both bodies and the findings of check's 
 
 from __future__ import annotations
 
+import json
 import threading
 
 from harness import render, wire
-from harness.client import BotClient
+from harness.client import BotClient, BotError
 from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
 from harness.conformance.rules import Observation, judge
+from harness.traffic.recordings import posted, record
+from harness.traffic.to_scripts import script_file, script_of_conversation
+from harness.wire.record_format import utc_iso
 
 OPERATOR = "ha-777000"  # iAdvize ids end in digits: the bot posts to its API by them
 RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
@@ -51,11 +55,15 @@ class ChatSession:
             else:
                 scenarios = self.client.external_bots()
                 settings["external"] = {"idBot": scenarios[0]["idBot"]} if scenarios else {}
-            self.client.save_bot(OPERATOR, settings)
+            self.saved = self.client.exchange("bot.save", "PUT", f"/bots/{OPERATOR}", "bot.response", body=settings)
+            if not self.saved.ok:
+                raise BotError(self.saved)
             self.platform = SimulatedPlatform(
                 self.client, OPERATOR, [RULE], rule_available=lambda rule: self.human_available, api=self.api
             )
             self.chat = self.platform.open_chat()
+            self.chat.label = "a conversation saved from iadvize-harness chat"
+            self.chat.scenario = settings["external"].get("idBot", "")
             self.platform.start(self.chat)
             self.judged, self.findings = 0, {}
             self._settle()
@@ -83,6 +91,29 @@ class ChatSession:
                 return []
             self._judge()
             return [self._event(n, e) for n, e in enumerate(self.chat.events) if n >= since]
+
+    def script(self) -> str:
+        """The conversation as a conversation script (``*.convo.yaml``): what the visitor said, what the bot
+        answered; it passes against the same bot under pytest."""
+        with self.lock:
+            self._ready()
+            script = script_of_conversation(self.chat, [RULE], self.language)
+            if script is None:
+                raise ValueError("nothing to save yet: the visitor has not written")
+            return script_file(script, "with `iadvize-harness chat`")
+
+    def recording(self) -> str:
+        """The conversation as a recording (JSON lines, the operator's set-up first), for ``replay``, ``report``
+        and ``scripts --from``; what the bot posted through iAdvize's API as its own lines."""
+        with self.lock:
+            self._ready()
+            lines = [record(self.saved, None, OPERATOR, 0)]
+            for seq, event in enumerate(self.chat.events):
+                if event.kind == "call" and event.exchange is not None:
+                    lines.append(record(event.exchange, self.chat.id, OPERATOR, seq))
+                elif event.purpose == "proactive" and event.kind == "shown" and isinstance(event.reply, dict):
+                    lines.append(posted(event.reply, self.chat.id, OPERATOR, seq, utc_iso()))
+            return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
     # --- inside ----------------------------------------------------------------------------------
 

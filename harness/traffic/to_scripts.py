@@ -169,6 +169,12 @@ def _slug(step: dict) -> str:
     return words[:40].rstrip("-") or "message"
 
 
-def _yaml(script: dict) -> str:
-    header = "# Made from recorded traffic by `iadvize-harness scripts --from`: what the bot answered then.\n"
+def _yaml(script: dict, made: str = "from recorded traffic by `iadvize-harness scripts --from`") -> str:
+    """A script as its file holds it, under a line saying where it comes from."""
+    header = f"# Made {made}: what the bot answered then.\n"
     return header + yaml.safe_dump(script, sort_keys=False, allow_unicode=True, width=120)
+
+
+def script_file(script: dict, made: str) -> str:
+    """The text of a ``*.convo.yaml`` file holding ``script``, ``made`` saying how it was made."""
+    return _yaml(script, made)
