@@ -65,6 +65,8 @@ def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspecto
     playwright.expect(log).to_contain_text("What can I do for you?")
     page.get_by_role("group", name="quick replies").get_by_role("button", name="Track my order").click()
     playwright.expect(log).to_contain_text("What is your order number?")
+    # the nudge the bot had scheduled after its menu was cancelled by the visitor's choice, as iAdvize drops it
+    playwright.expect(log.locator(".cancelled")).to_contain_text("Are you still there?")
     rows = page.locator("#calls > li")
     tapped = rows.filter(has_text="visitor: POST /conversations/").last  # the quick reply's call
     playwright.expect(tapped).to_contain_text("→ 200")

@@ -23,6 +23,7 @@ from harness.wire.record_format import utc_iso
 OPERATOR = "ha-777000"  # iAdvize ids end in digits: the bot posts to its API by them
 RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
 THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
+SHORT_WAIT_SECONDS = 10.0  # a wait of the bot's up to this is its typing, played at once
 
 
 class ChatSession:
@@ -122,9 +123,14 @@ class ChatSession:
             raise ValueError("no conversation yet: open one first")
 
     def _settle(self) -> None:
-        """Fast-forwards simulated time until nothing waits: awaits run, a transfer nobody takes fails."""
+        """Fast-forwards simulated time through the bot's short waits (its typing: :data:`SHORT_WAIT_SECONDS`)
+        and a transfer's search for a human; a longer wait (a nudge "are you still there?") stays pending, for
+        the visitor's next message to cancel as iAdvize would."""
         for _ in range(100):  # each round runs at least one due reply or ends a transfer: bounded by the replies
-            due = [t for t in (self.chat.resume_at, self.chat.transfer_ends_at) if t is not None]
+            short = self.chat.resume_at if self.chat.resume_at is not None else None
+            if short is not None and short - self.chat.now > SHORT_WAIT_SECONDS:
+                short = None
+            due = [t for t in (short, self.chat.transfer_ends_at) if t is not None]
             if not due or self.chat.closed:
                 return
             self.platform.advance(self.chat, max(0.0, min(due) - self.chat.now))

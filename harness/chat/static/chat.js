@@ -106,7 +106,8 @@ function draw(event) {
   if (event.kind === "visitor") { offer([]); return bubble("visitor", "visitor", withLinks(event.text)); }
   if (event.kind === "human") return bubble("bot human", "human operator", withLinks(event.text));
   if (event.kind === "shown" || event.kind === "dropped") return drawShown(event);
-  log.appendChild(element("div", "marker", "[" + event.kind + "] " + event.text));
+  const marker = event.kind === "dropped" ? "not shown (the visitor wrote first)" : event.kind;
+  log.appendChild(element("div", "marker", "[" + marker + "] " + event.text));
 }
 
 let lastAt = 0;
