@@ -193,3 +193,18 @@ def test_a_session_saved_as_a_script_passes_under_pytest_and_as_a_recording_repl
     ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "scripts")],
                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
     assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout[-2000:]  # against the embedded bot
+
+
+def test_operator_settings_apply_to_the_next_conversation_and_the_visitor_sends_a_file(browser, reference_bot):
+    page = opened(browser, ChatSession(BotClient(reference_bot)))  # the bot's first scenario: hello
+    log = page.get_by_role("log")
+    playwright.expect(page.get_by_label("Scenario")).to_have_value("hello")
+    page.get_by_label("Scenario").select_option("order-assistant")
+    page.get_by_label("Language").fill("fr")
+    page.get_by_label("Language").press("Tab")  # a change is saved as the field is left
+    page.get_by_role("button", name="New conversation").click()
+    playwright.expect(log).to_contain_text("Je suis l'assistant virtuel de la boutique")  # the greeting, in French
+    page.get_by_role("button", name="Send a file as the visitor").click()
+    playwright.expect(log).to_contain_text("[file] receipt.png")
+    playwright.expect(log).to_contain_text("Merci pour l'envoi !")  # its answer to a file, in French
+    closed(page)

@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 
 from harness.chat.session import ChatSession
 from harness.client import BotError
+from harness.conformance.probes import VISITOR_FILE
 
 ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
 STATIC = files("harness.chat") / "static"
@@ -54,6 +55,26 @@ def new():
 def say():
     """The visitor writes (a quick reply tapped is its value written)."""
     return _step(lambda: _session().say(_text()))
+
+
+@blueprint.post("/api/file")
+def file():
+    """The visitor sends a file (an image, as iAdvize posts one): what a text-only bot must cope with."""
+    return _step(lambda: _session().send(VISITOR_FILE))
+
+
+@blueprint.get("/api/settings")
+def settings():
+    """The operator's settings, and the scenarios the bot offers."""
+    return jsonify(_session().settings())
+
+
+@blueprint.post("/api/settings")
+def configure():
+    """New settings: the scenario and language for the next conversation, a human available or not."""
+    body = request.get_json(silent=True) if request.is_json else None
+    body = body if isinstance(body, dict) else {}
+    return _step(lambda: _session().configure(body.get("scenario"), body.get("language"), body.get("humanAvailable")))
 
 
 @blueprint.post("/api/human")

@@ -71,10 +71,34 @@ class ChatSession:
 
     def say(self, text: str) -> None:
         """The visitor writes ``text`` (a quick reply tapped is its value written)."""
+        self.send({"contentType": "text", "value": text})
+
+    def send(self, payload: dict) -> None:
+        """The visitor sends ``payload`` (a text, or a file as iAdvize posts one)."""
         with self.lock:
             self._ready()
-            self.platform.visitor_says(self.chat, text, after=THINK_SECONDS)
+            self.platform.visitor_says(self.chat, payload=payload, after=THINK_SECONDS)
             self._settle()
+
+    def settings(self) -> dict:
+        """The operator's settings a new conversation gets, and the scenarios the bot offers to choose from."""
+        offered = self.client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
+        scenarios = [s.get("idBot") for s in offered.body if isinstance(s, dict)] if offered.ok else []
+        return {"scenario": self.scenario, "language": self.language, "humanAvailable": self.human_available,
+                "scenarios": scenarios}  # fmt: skip
+
+    def configure(self, scenario: str | None = None, language: str | None = None, human_available=None) -> None:
+        """Changes the operator's settings: the scenario and language for the next conversation, whether a
+        human takes a transfer from now on."""
+        with self.lock:
+            if scenario is not None:
+                self.scenario = scenario
+            if language is not None:
+                if not (isinstance(language, str) and len(language) == 2 and language.isalpha()):
+                    raise ValueError(f"a language is two letters (en, fr), got {language!r}")
+                self.language = language.lower()
+            if human_available is not None:
+                self.human_available = bool(human_available)
 
     def human_says(self, text: str) -> None:
         """The human who took the conversation writes ``text``: posted to the bot as iAdvize posts an

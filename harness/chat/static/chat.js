@@ -151,6 +151,30 @@ async function start() {
   await send("/api/new", "");
 }
 
+async function loadSettings() {
+  const settings = await (await fetch("/api/settings")).json();
+  const select = document.getElementById("scenario");
+  select.replaceChildren();
+  settings.scenarios.forEach((id) => {
+    const option = element("option", "", id);
+    option.value = id;
+    option.selected = id === settings.scenario;
+    select.appendChild(option);
+  });
+  document.getElementById("language").value = settings.language;
+  document.getElementById("available").checked = settings.humanAvailable;
+}
+
+async function saveSettings() {
+  const answer = await fetch("/api/settings", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({scenario: document.getElementById("scenario").value,
+      language: document.getElementById("language").value,
+      humanAvailable: document.getElementById("available").checked})});
+  problem.textContent = answer.ok ? "" : (await answer.json()).error;
+}
+
+for (const id of ["scenario", "language", "available"]) document.getElementById(id).addEventListener("change", saveSettings);
+document.getElementById("file").addEventListener("click", () => send("/api/file", ""));
 document.getElementById("new").addEventListener("click", start);
 for (const [form, input, path] of [["visitor-form", "visitor-text", "/api/say"], ["human-form", "human-text", "/api/human"]]) {
   document.getElementById(form).addEventListener("submit", (submitted) => {
@@ -160,4 +184,4 @@ for (const [form, input, path] of [["visitor-form", "visitor-text", "/api/say"],
     field.value = "";
   });
 }
-start();
+loadSettings().then(start);
