@@ -52,6 +52,7 @@ _WHERE = {
     "RecordingProxy": "harness.traffic.proxy",
     "replay": "harness.traffic.replay",
     "copy_template": "harness.template",
+    "chat": "harness.chat",  # the package itself, callable: harness.chat(url) in a notebook
 }
 __all__ = sorted(_WHERE)
 
@@ -59,7 +60,8 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module 'harness' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
+    module = importlib.import_module(_WHERE[name])
+    value = module if module.__name__ == f"harness.{name}" else getattr(module, name)
     globals()[name] = value  # once imported, a plain attribute
     return value
 

@@ -208,3 +208,27 @@ def test_operator_settings_apply_to_the_next_conversation_and_the_visitor_sends_
     playwright.expect(log).to_contain_text("[file] receipt.png")
     playwright.expect(log).to_contain_text("Merci pour l'envoi !")  # its answer to a file, in French
     closed(page)
+
+
+def test_in_a_notebook_harness_chat_shows_the_page_in_the_cell_and_the_transcript_is_a_dataframe(tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from harness.analysis.report import _kernel_manager
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("import harness\n\nchat = harness.chat(scenario='order-assistant')\nchat"),
+            nbformat.v4.new_code_cell(
+                "chat.session.new()\nchat.session.say('Hi')\nframe = chat.transcript()\n"
+                "print(type(frame).__name__, frame[frame.kind == 'shown'].text.tolist()[-1])\nchat.close()"
+            ),
+        ]
+    )
+    with (tmp_path / "kernel.log").open("w+") as log:
+        NotebookClient(notebook, timeout=180, kernel_name="python3", kernel_manager_class=_kernel_manager(log),
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    shown = notebook.cells[0].outputs[0]["data"]["text/html"]
+    assert shown.startswith('<iframe src="http://127.0.0.1:') and 'title="chat with the bot"' in shown
+    printed = notebook.cells[1].outputs[0]["text"]
+    assert printed.startswith("DataFrame What can I do for you?"), printed
