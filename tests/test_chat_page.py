@@ -114,16 +114,25 @@ def test_a_transfer_nobody_takes_shows_the_bot_s_fallback(browser, reference_bot
 
 
 def test_a_broken_bot_s_findings_are_shown_beside_the_call_that_broke_the_rule(browser):
-    # a connector that answers its own echo, with a message longer than iAdvize shows
-    with connectors.serve(answer_text="x" * 500, echo_after_escalation=False) as broken:
-        page = opened(browser, ChatSession(BotClient(broken.url)), width=900)  # readable at 900 px
-        visitor = page.get_by_label("Write as the visitor")
-        visitor.fill("Hello")
-        visitor.press("Enter")
+    from . import third_party_bot
+
+    # a bot that answers its own echo (it talks to itself), and one with a message longer than iAdvize shows
+    with LoopbackServer(third_party_bot.make_app(None, frozenset({"answers_its_echo"}))) as echoing:
+        page = opened(browser, ChatSession(BotClient(echoing.url)), width=900)  # readable at 900 px
+        page.get_by_label("Write as the visitor").fill("Hello")
+        page.keyboard.press("Enter")
+        echo = page.locator("#calls > li", has_text="echo: POST").first
+        playwright.expect(echo).to_contain_text("finding")
+        echo.locator("summary").click()
+        playwright.expect(echo).to_contain_text("echo-loop (error)")
+        closed(page)
+    with connectors.serve(answer_text="x" * 500) as long_winded:
+        page = opened(browser, ChatSession(BotClient(long_winded.url)), width=900)
+        page.get_by_label("Write as the visitor").fill("Hello")
+        page.keyboard.press("Enter")
         call = page.locator("#calls > li", has_text="visitor: POST").last
-        playwright.expect(call).to_contain_text("finding")
         call.locator("summary").click()
-        playwright.expect(call).to_contain_text("message-too-long")
+        playwright.expect(call).to_contain_text("message-too-long (error)")
         closed(page)
 
 
