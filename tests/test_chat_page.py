@@ -241,3 +241,36 @@ def test_in_a_notebook_harness_chat_shows_the_page_in_the_cell_and_the_transcrip
     assert shown.startswith('<iframe src="http://127.0.0.1:') and 'title="chat with the bot"' in shown
     printed = notebook.cells[1].outputs[0]["text"]
     assert printed.startswith("DataFrame What can I do for you?"), printed
+
+
+def test_a_recorded_conversation_opens_and_steps_each_answer_marked_as_recorded_or_not(browser, tmp_path):
+    from harness.conformance.iadvize_api import IAdvizeAPI
+
+    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+        recorded = ChatSession(BotClient(url), scenario="order-assistant", api=api)
+        recorded.new()
+        for text in ("Hi", "Return an item"):
+            recorded.say(text)
+        path = tmp_path / "chat.jsonl"
+        path.write_text(recorded.recording(), encoding="utf-8")
+        page = opened(browser, ChatSession(BotClient(url), scenario="order-assistant", api=api))
+        page.get_by_label("Open a recording").set_input_files(str(path))
+        step = page.get_by_role("button", name="Send the next recorded message")
+        for said in ("Hi", "Return an item"):
+            step.click()
+            playwright.expect(page.locator(".row.visitor").last).to_contain_text(said)
+        rows = page.locator("#calls > li", has_text="visitor: POST")
+        playwright.expect(rows).to_have_count(2)
+        playwright.expect(rows.filter(has_text="as recorded")).to_have_count(2)  # the same bot: the same answers
+        step.click()
+        playwright.expect(page.get_by_role("alert")).to_contain_text("every recorded message was sent")
+        closed(page)
+    with connectors.serve() as other:  # another bot: its answers differ, and the recorded one is shown beside
+        page = opened(browser, ChatSession(BotClient(other.url), scenario="order-assistant"))
+        page.get_by_label("Open a recording").set_input_files(str(path))
+        page.get_by_role("button", name="Send the next recorded message").click()
+        row = page.locator("#calls > li", has_text="visitor: POST").last
+        playwright.expect(row).to_contain_text("differs from the recording")
+        row.locator("summary").click()
+        playwright.expect(row).to_contain_text("What can I do for you?")  # what the reference bot answered then
+        closed(page)

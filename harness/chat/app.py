@@ -3,8 +3,10 @@ open a conversation, write as the visitor or as the human, and read what happene
 
 from __future__ import annotations
 
+import tempfile
 from html import escape
 from importlib.resources import files
+from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
@@ -61,6 +63,29 @@ def say():
 def file():
     """The visitor sends a file (an image, as iAdvize posts one): what a text-only bot must cope with."""
     return _step(lambda: _session().send(VISITOR_FILE))
+
+
+@blueprint.post("/api/recording")
+def open_recording():
+    """A recording to play again: the file's bytes as the body (``?conversation=ID`` for one of its conversations)."""
+
+    def opened():
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / ("recording.jsonl.gz" if request.data[:2] == b"\x1f\x8b" else "recording.jsonl")
+            path.write_bytes(request.get_data())
+            _session().open_recording(path, request.args.get("conversation") or None)
+
+    return _step(opened)
+
+
+@blueprint.post("/api/step")
+def step():
+    """The next recorded visitor message sent to the bot now."""
+    return _step(lambda: _session().step() or _nothing_left())
+
+
+def _nothing_left():
+    raise ValueError("every recorded message was sent: open another recording, or start a new conversation")
 
 
 @blueprint.get("/api/settings")

@@ -16,7 +16,7 @@ from harness import render, wire
 from harness.client import BotClient, BotError
 from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
 from harness.conformance.rules import Observation, judge
-from harness.traffic.recordings import posted, record
+from harness.traffic.recordings import posted, record, recorded_conversations, replies_of
 from harness.traffic.to_scripts import script_file, script_of_conversation
 from harness.wire.record_format import utc_iso
 
@@ -45,6 +45,9 @@ class ChatSession:
         self.chat: SimulatedConversation | None = None
         self.judged = 0  # the chat's events judged so far (calls get their findings once)
         self.findings: dict[int, list[dict]] = {}
+        self.recorded: list[tuple[dict, list[dict]]] = []  # an opened recording: its visitor payloads and answers
+        self.played = 0  # how many of them were sent again
+        self.compared: dict[int, list[dict]] = {}  # a call's event index -> the answer recorded to its message
 
     def new(self) -> None:
         """A new conversation: the operator set up (scenario, language, a distribution rule), the chatbox opened
@@ -66,7 +69,7 @@ class ChatSession:
             self.chat.label = "a conversation saved from iadvize-harness chat"
             self.chat.scenario = settings["external"].get("idBot", "")
             self.platform.start(self.chat)
-            self.judged, self.findings = 0, {}
+            self.judged, self.findings, self.compared = 0, {}, {}
             self._settle()
 
     def say(self, text: str) -> None:
@@ -79,6 +82,34 @@ class ChatSession:
             self._ready()
             self.platform.visitor_says(self.chat, payload=payload, after=THINK_SECONDS)
             self._settle()
+
+    def open_recording(self, path, conversation: str | None = None) -> int:
+        """Opens a recorded conversation (a recording file, JSON lines or gzipped; ``conversation``: its id, else
+        the first one with a visitor message) to play again, message by message, against the bot now: a new
+        conversation starts, and :meth:`step` sends the next recorded visitor message. Returns how many."""
+        found = [c for c in recorded_conversations([path], [], {}) if c.visitor_lines and conversation in (None, c.id)]
+        if not found:
+            which = f"no conversation {conversation!r}" if conversation else "no conversation with a visitor message"
+            raise ValueError(f"{which} in {path}")
+        self.recorded = [
+            (line["request"]["message"]["payload"], replies_of(line["response"])) for line in found[0].visitor_lines
+        ]
+        self.played = 0
+        self.new()
+        return len(self.recorded)
+
+    def step(self) -> bool:
+        """Sends the next recorded visitor message; the bot's answer now is marked beside the recorded one.
+        False once every recorded message was sent."""
+        if self.played >= len(self.recorded):
+            return False
+        payload, replies = self.recorded[self.played]
+        self.played += 1
+        self.send(payload)
+        with self.lock:
+            call = max(n for n, e in enumerate(self.chat.events) if e.kind == "call" and e.purpose == "visitor")
+            self.compared[call] = replies
+        return True
 
     def settings(self) -> dict:
         """The operator's settings a new conversation gets, and the scenarios the bot offers to choose from."""
@@ -191,6 +222,10 @@ class ChatSession:
                 response=x.body if not isinstance(x.body, bytes) else None,
                 findings=self.findings.get(n, []),
             )
+            if n in self.compared:  # a recorded message sent again: the answer then, and whether it is the same
+                recorded = self.compared[n]
+                drawn["recorded"] = "\n".join(render.reply(r) for r in recorded if isinstance(r, dict))
+                drawn["sameAsRecorded"] = x.ok and replies_of(x.body) == recorded
             drawn["text"] = f"{x.method} /{drawn['path']}"
         elif event.kind == "transfer" and isinstance(event.reply, dict):
             rule = str(event.reply.get("distributionRule"))

@@ -90,7 +90,12 @@ function drawCall(event) {
   const errors = event.findings.filter((f) => f.severity === "error").length;
   if (event.findings.length) summary.appendChild(element("span", "finding " + (errors ? "error" : "warning"),
     " — " + event.findings.length + (event.findings.length === 1 ? " finding" : " findings")));
+  if (event.recorded !== undefined) summary.appendChild(element("span", event.sameAsRecorded ? "" : "over",
+    event.sameAsRecorded ? " — as recorded" : " — differs from the recording"));
   details.appendChild(summary);
+  if (event.recorded !== undefined && !event.sameAsRecorded) {
+    details.appendChild(element("pre", "", "recorded answer\n" + event.recorded));
+  }
   event.findings.forEach((f) => {
     details.appendChild(element("p", "finding " + f.severity, f.rule + " (" + f.severity + "): " + f.message +
       (f.evidence ? ": " + f.evidence : "")));
@@ -175,6 +180,24 @@ async function saveSettings() {
 
 for (const id of ["scenario", "language", "available"]) document.getElementById(id).addEventListener("change", saveSettings);
 document.getElementById("file").addEventListener("click", () => send("/api/file", ""));
+document.getElementById("recording").addEventListener("change", async (chosen) => {
+  const file = chosen.target.files[0];
+  if (!file) return;
+  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; lastAt = 0;
+  const answer = await fetch("/api/recording", {method: "POST", body: await file.arrayBuffer()});
+  problem.textContent = answer.ok ? "" : (await answer.json()).error;
+  document.getElementById("step").hidden = !answer.ok;
+  await refresh();
+});
+document.getElementById("step").addEventListener("click", async () => {
+  problem.textContent = "";
+  const answer = await fetch("/api/step", {method: "POST"});
+  if (!answer.ok) {
+    problem.textContent = (await answer.json()).error;
+    document.getElementById("step").hidden = true;
+  }
+  await refresh();
+});
 document.getElementById("new").addEventListener("click", start);
 for (const [form, input, path] of [["visitor-form", "visitor-text", "/api/say"], ["human-form", "human-text", "/api/human"]]) {
   document.getElementById(form).addEventListener("submit", (submitted) => {
