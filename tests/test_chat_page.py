@@ -274,3 +274,27 @@ def test_a_recorded_conversation_opens_and_steps_each_answer_marked_as_recorded_
         row.locator("summary").click()
         playwright.expect(row).to_contain_text("What can I do for you?")  # what the reference bot answered then
         closed(page)
+
+
+def test_the_chat_command_opens_a_recorded_conversation_and_says_so_when_it_cannot():
+    import subprocess
+    import sys
+
+    import requests
+
+    from .conftest import ROOT
+
+    sample = ROOT / "notebooks" / "data" / "sample.jsonl.gz"
+    started = subprocess.Popen([sys.executable, "-m", "harness.cli", "chat", "--port", "0", "--recording", str(sample)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        page = started.stdout.readline().split("open ")[1].split()[0]
+        assert requests.post(f"{page}/api/step", timeout=60).json() == {"ok": True}
+        events = requests.get(f"{page}/api/events", timeout=10).json()["events"]
+        assert [e["kind"] for e in events].count("visitor") == 1  # the sample's first visitor message, sent again
+    finally:
+        started.terminate()
+        started.wait(timeout=30)
+    missing = subprocess.run([sys.executable, "-m", "harness.cli", "chat", "--port", "0", "--recording", str(sample),
+                              "--conversation", "nope"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and missing.stderr.strip() == f"error: no conversation 'nope' in {sample}"

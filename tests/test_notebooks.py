@@ -338,6 +338,10 @@ def test_in_jupyter_the_explorer_s_filters_and_pages_are_widgets(tmp_path):
             "a rule broken", "page"} <= labels  # fmt: skip
     budget = next(w for w in widgets if w["state"].get("description") == "a call over its budget")
     assert budget["state"]["_options_labels"] == ["", "as recorded", "as replayed"]
+    # the conversation drawn as a chat is also opened in the chat page, to play again (harness.chat in the kernel)
+    frames = [o["data"]["text/html"] for c in executed.cells for o in c.get("outputs", []) if "text/html" in
+              o.get("data", {}) and o["data"]["text/html"].startswith('<iframe src="http://127.0.0.1:')]  # fmt: skip
+    assert len(frames) == 1 and 'title="chat with the bot"' in frames[0]
     pages = [w["state"]["value"] for w in widgets if w["model_name"] == "HTMLModel"]
     first = f"<p>page 1 of {20 // PER_PAGE}: conversations 1-{PER_PAGE} of 20</p>"  # drawn before any filter is used
     assert len(pages) == 1 and pages[0].startswith(first)

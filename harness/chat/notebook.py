@@ -4,6 +4,7 @@ conversation as a DataFrame afterwards."""
 
 from __future__ import annotations
 
+import atexit
 import threading
 from contextlib import ExitStack
 from html import escape
@@ -18,7 +19,8 @@ from harness.client import BotClient
 
 class Chat:
     """A chat page with the bot at ``url`` (None: the embedded reference bot, with the local iAdvize API it posts
-    through) served from this process on a free loopback port; drawn in a notebook cell as an IFrame."""
+    through) served from this process on a free loopback port; drawn in a notebook cell as an IFrame. With a
+    ``recording`` (and a ``conversation`` of it), that conversation is opened to be played again."""
 
     def __init__(
         self,
@@ -28,6 +30,8 @@ class Chat:
         language: str = "en",
         human_available: bool = True,
         height: int = 760,
+        recording=None,
+        conversation: str | None = None,
     ):
         from harness.conformance.iadvize_api import IAdvizeAPI
 
@@ -42,6 +46,9 @@ class Chat:
         self._stack.callback(self.server.shutdown)
         threading.Thread(target=self.server.serve_forever, args=(0.1,), name="chat", daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        atexit.register(self.close)  # the kernel shutting down stops the bot it started, never left running
+        if recording is not None:  # a recorded conversation to play again, one message per click
+            self.session.open_recording(recording, conversation)
 
     def _repr_html_(self) -> str:
         return (

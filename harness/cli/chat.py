@@ -29,6 +29,8 @@ def add_parser(subcommands, parents: list) -> None:
         action="store_true",
         help="transfers find no human (they fail after their timeout); by default a human takes them, played by you",
     )
+    chat.add_argument("--recording", metavar="FILE", help="a recording whose conversation to play again, step by step")
+    chat.add_argument("--conversation", metavar="ID", help="which conversation of --recording (default: its first)")
     chat.set_defaults(run=run)
 
 
@@ -46,6 +48,8 @@ def run(args) -> int:
                 server = make_server("127.0.0.1", args.port, app, threaded=True)
             except OSError as problem:
                 return error(f"cannot serve the chat page on port {args.port}: {problem.strerror or problem}")
+            if args.recording:
+                session.open_recording(args.recording, args.conversation)
             page = f"http://127.0.0.1:{server.server_port}"
             print(f"chat with {which_bot(args, url, api)}: open {page} (Ctrl-C stops)", flush=True)
             if args.open:
@@ -56,6 +60,6 @@ def run(args) -> int:
                 pass
             finally:
                 server.server_close()
-    except (BotProcessError, Stopped) as problem:
+    except (BotProcessError, Stopped, ValueError, OSError) as problem:  # ValueError: no such conversation
         return error(str(problem))
     return 0
