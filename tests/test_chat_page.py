@@ -298,3 +298,25 @@ def test_the_chat_command_opens_a_recorded_conversation_and_says_so_when_it_cann
     missing = subprocess.run([sys.executable, "-m", "harness.cli", "chat", "--port", "0", "--recording", str(sample),
                               "--conversation", "nope"], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and missing.stderr.strip() == f"error: no conversation 'nope' in {sample}"
+
+
+def test_the_chat_works_with_the_keyboard_alone(browser, reference_bot):
+    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant"))
+    log = page.get_by_role("log")
+    playwright.expect(log).to_contain_text("virtual assistant")
+
+    def tab_to(predicate: str, key: str = "Tab") -> None:
+        for _ in range(20):  # each press moves the focus one control on, in the page's order
+            page.keyboard.press(key)
+            if page.evaluate(f"(() => {{ const e = document.activeElement; return {predicate}; }})()"):
+                return
+        raise AssertionError(f"no control reached with {key}: {predicate}")
+
+    tab_to('e.id === "visitor-text"')
+    page.keyboard.type("Hi")
+    page.keyboard.press("Enter")
+    playwright.expect(log).to_contain_text("What can I do for you?")
+    tab_to('e.textContent === "Track my order"', "Shift+Tab")  # the quick replies, just before the box
+    page.keyboard.press("Enter")
+    playwright.expect(log).to_contain_text("What is your order number?")
+    closed(page)
