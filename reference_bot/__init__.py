@@ -15,7 +15,7 @@ from .dialogue import answer
 from .operators import OperatorDirectory
 from .polls import AvailabilityPolls
 from .proactive import GraphQLClient, OutboxWorker
-from .runtime import Runtime
+from .runtime import Runtime, ScenarioFolder
 from .scenario import ScenarioError, load_directory
 from .store import open_store
 
@@ -65,7 +65,7 @@ def create_app(settings: dict | None = None) -> Flask:
         if app.config["OUTBOX_POLL_SECONDS"] > 0:
             outbox.start()
     app.extensions[__package__] = Runtime(
-        scenarios=scenarios,
+        folder=ScenarioFolder(Path(app.config["SCENARIOS_DIR"]), scenarios, watch=app.config["RELOAD_SCENARIOS"]),
         store=store,
         operators=OperatorDirectory(store, app.config["OPERATORS_REFRESH_SECONDS"]),
         dialogue=app.config["DIALOGUE"] or answer,

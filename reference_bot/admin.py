@@ -33,6 +33,12 @@ def external_bots():
     )
 
 
+@blueprint.get("/scenario-problem")
+def scenario_problem():
+    """With ``serve --reload``: why the scenario files last read did not load (null: they did), for the chat page."""
+    return jsonify(problem=runtime().folder.problem, reload=runtime().folder.watch)
+
+
 @blueprint.get("/scenarios/<id_bot>")
 def scenario_source(id_bot: str):
     """The scenario file, read-only: what ``editorUrl`` points at until you plug in a real editor."""

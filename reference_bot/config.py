@@ -31,12 +31,19 @@ ENVIRONMENT = {
     "ALLOWED_IPS": "REFERENCE_BOT_ALLOWED_IPS",
     "TRUSTED_PROXIES": "REFERENCE_BOT_TRUSTED_PROXIES",
     "PUBLIC_SCENARIOS": "REFERENCE_BOT_PUBLIC_SCENARIOS",
+    "RELOAD_SCENARIOS": "REFERENCE_BOT_RELOAD_SCENARIOS",
     "RECORDINGS_KEEP_PERSONAL_DATA": "REFERENCE_BOT_RECORDINGS_KEEP_PERSONAL_DATA",
     "RECORDINGS_RETENTION_DAYS": "REFERENCE_BOT_RECORDINGS_RETENTION_DAYS",
 }
 INTEGERS = {"MAX_CONTENT_LENGTH", "DATABASE_POOL_SIZE", "AVAILABILITY_LOG_SECONDS"}
 SECONDS = {"IADVIZE_API_TIMEOUT_SECONDS", "OUTBOX_MAX_BACKOFF_SECONDS", "RECORDINGS_RETENTION_DAYS"}
-BOOLEANS = {"WARN_WITHOUT_SECRET", "DATABASE_MIGRATED", "RECORDINGS_KEEP_PERSONAL_DATA", "PUBLIC_SCENARIOS"}
+BOOLEANS = {
+    "WARN_WITHOUT_SECRET",
+    "DATABASE_MIGRATED",
+    "RECORDINGS_KEEP_PERSONAL_DATA",
+    "PUBLIC_SCENARIOS",
+    "RELOAD_SCENARIOS",
+}
 
 
 def defaults(instance_path: str) -> dict:
@@ -78,6 +85,9 @@ def defaults(instance_path: str) -> dict:
         # The scenario viewer (GET /scenarios/<idBot>, the default editorUrl) answered without a signature, for
         # an admin's browser: it shows the scenario's source. Default: signed like every other call.
         "PUBLIC_SCENARIOS": False,
+        # The scenario files read again when they change (serve --reload), for a developer editing them: a file
+        # that no longer loads keeps the last good scenarios, its problem told by GET /scenario-problem.
+        "RELOAD_SCENARIOS": False,
     }
 
 

@@ -92,6 +92,7 @@ def serve(
     secret: str | None,
     workers: int,
     threads: int = DEFAULT_THREADS,
+    reload: bool = False,
 ) -> int:
     """Runs the bot with gunicorn until stopped; returns 0, or 2 for settings it cannot start with.
 
@@ -112,9 +113,10 @@ def serve(
         ("REFERENCE_BOT_DATABASE", database),
         ("REFERENCE_BOT_SCENARIOS", scenarios),
         ("IADVIZE_SECRET", secret),
+        ("REFERENCE_BOT_RELOAD_SCENARIOS", "1" if reload else None),
     ):
         if value:
-            absolute = variable == "IADVIZE_SECRET" or is_postgresql(value)
+            absolute = variable in ("IADVIZE_SECRET", "REFERENCE_BOT_RELOAD_SCENARIOS") or is_postgresql(value)
             os.environ[variable] = value if absolute else os.path.abspath(value)
     try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
         if database:
@@ -190,6 +192,12 @@ def options() -> argparse.ArgumentParser:
         default=DEFAULT_THREADS,
         help=f"threads per worker (default {DEFAULT_THREADS}; more for a brain that waits on the network)",
     )
+    options.add_argument(
+        "--reload",
+        action="store_true",
+        help="read the scenario files again when they change (while you edit them; a file that does not load "
+        "keeps the last good scenarios, its problem shown by `iadvize-harness chat`)",
+    )
     return options
 
 
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(
         prog=f"python -m {__package__}.serve", parents=[options()], description="Run the bot with gunicorn."
     ).parse_args(argv)
-    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
+    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads, args.reload)
 
 
 if __name__ == "__main__":

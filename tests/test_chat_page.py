@@ -320,3 +320,38 @@ def test_the_chat_works_with_the_keyboard_alone(browser, reference_bot):
     page.keyboard.press("Enter")
     playwright.expect(log).to_contain_text("What is your order number?")
     closed(page)
+
+
+def test_serve_reload_follows_the_scenario_files_and_a_file_that_breaks_is_shown_in_the_page(browser, tmp_path):
+    import time
+
+    from .conftest import ROOT
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    hello = (ROOT / "reference_bot" / "scenarios" / "hello.yaml").read_text(encoding="utf-8")
+    (folder / "hello.yaml").write_text(hello, encoding="utf-8")
+    with bot(env={"REFERENCE_BOT_SCENARIOS": str(folder), "REFERENCE_BOT_RELOAD_SCENARIOS": "1"}) as url:
+        session = ChatSession(BotClient(url))
+        edited = hello.replace("Hello! I'm a minimal demo bot", "Hi there! I'm an edited bot")
+        assert edited != hello
+        (folder / "hello.yaml").write_text(edited, encoding="utf-8")
+
+        def said_after_hi() -> str:
+            session.new()
+            session.say("Hi")
+            return [e["text"] for e in session.events() if e["kind"] == "shown"][-1]
+
+        deadline = time.monotonic() + 30  # the bot looks at its files once a second: wait for the change, no more
+        while "edited bot" not in said_after_hi() and time.monotonic() < deadline:
+            pass
+        assert "Hi there! I'm an edited bot" in said_after_hi()  # the edit followed, no restart
+        (folder / "hello.yaml").write_text(edited.replace("start:", "start: nowhere\nstart_:"), encoding="utf-8")
+        while session.scenario_problem is None and time.monotonic() < deadline:
+            said_after_hi()
+        assert session.scenario_problem and "hello.yaml" in session.scenario_problem
+        assert "Hi there! I'm an edited bot" in said_after_hi()  # the last good scenarios go on
+        page = opened(browser, session)
+        playwright.expect(page.locator("#scenario-problem")).to_contain_text("The bot's scenario files do not load")
+        playwright.expect(page.locator("#scenario-problem")).to_contain_text("hello.yaml")
+        closed(page)

@@ -138,7 +138,11 @@ def events():
     since = request.args.get("since", "0")
     session = _session()
     handed_over = bool(session.chat is not None and session.chat.handed_over)
-    return jsonify(events=session.events(int(since) if since.isdigit() else 0), handedOver=handed_over)
+    return jsonify(
+        events=session.events(int(since) if since.isdigit() else 0),
+        handedOver=handed_over,
+        scenarioProblem=session.scenario_problem,
+    )
 
 
 def _step(action):

@@ -48,6 +48,7 @@ class ChatSession:
         self.recorded: list[tuple[dict, list[dict]]] = []  # an opened recording: its visitor payloads and answers
         self.played = 0  # how many of them were sent again
         self.compared: dict[int, list[dict]] = {}  # a call's event index -> the answer recorded to its message
+        self.scenario_problem: str | None = None  # why the bot's scenario files do not load, when it says
 
     def new(self) -> None:
         """A new conversation: the operator set up (scenario, language, a distribution rule), the chatbox opened
@@ -71,6 +72,7 @@ class ChatSession:
             self.platform.start(self.chat)
             self.judged, self.findings, self.compared = 0, {}, {}
             self._settle()
+            self._look_for_problem()
 
     def say(self, text: str) -> None:
         """The visitor writes ``text`` (a quick reply tapped is its value written)."""
@@ -82,6 +84,7 @@ class ChatSession:
             self._ready()
             self.platform.visitor_says(self.chat, payload=payload, after=THINK_SECONDS)
             self._settle()
+            self._look_for_problem()
 
     def open_recording(self, path, conversation: str | None = None) -> int:
         """Opens a recorded conversation (a recording file, JSON lines or gzipped; ``conversation``: its id, else
@@ -172,6 +175,13 @@ class ChatSession:
             return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
     # --- inside ----------------------------------------------------------------------------------
+
+    def _look_for_problem(self) -> None:
+        """What the bot says of its scenario files (the reference bot with ``serve --reload``: a file that no
+        longer loads); another bot has no such endpoint, and nothing is said."""
+        said = self.client.exchange("scenario-problem", "GET", "/scenario-problem", None, budget=2.0)
+        body = said.body if said.status == 200 and isinstance(said.body, dict) else {}
+        self.scenario_problem = body.get("problem") if isinstance(body.get("problem"), str) else None
 
     def _ready(self) -> None:
         if self.chat is None:

@@ -38,7 +38,7 @@ def serve(args) -> int:
     """``iadvize-harness serve``: the reference bot under gunicorn until stopped."""
     from reference_bot.serve import serve
 
-    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads)
+    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads, args.reload)
 
 
 def demo(args) -> int:

@@ -134,6 +134,10 @@ async function refresh() {
     seen = event.n + 1;
   }
   document.getElementById("human-form").hidden = !body.handedOver;
+  const scenarioProblem = document.getElementById("scenario-problem");
+  scenarioProblem.hidden = !body.scenarioProblem;
+  scenarioProblem.textContent = body.scenarioProblem ?
+    "The bot's scenario files do not load (it goes on with the last good ones): " + body.scenarioProblem : "";
   log.scrollTop = log.scrollHeight;
 }
 
