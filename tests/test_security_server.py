@@ -47,6 +47,21 @@ def send(
     return bot.session.request(method, f"{bot.url}{path}?{query}", data=data or None, headers=headers, timeout=10)
 
 
+def raw(bot, request_bytes: bytes) -> tuple[bytes, bytes]:
+    """One request written byte for byte on a socket of its own, read until the bot closes it: the answer's
+    status line and headers, and its body."""
+    import socket
+
+    host, port = bot.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request_bytes)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return head, payload
+
+
 def tampered(method: str, query: str, body: dict | None, how: str) -> tuple[str, bytes | dict | None, str | None]:
     """The request changed as ``how`` says, with the header an attacker would send: (query, body, header)."""
     data = json.dumps(body).encode() if body is not None else b""
@@ -126,26 +141,18 @@ def test_what_was_sent_comes_back_in_errors_escaped(bot):
 
 
 def test_a_chunked_body_over_the_limit_is_413_not_taken_for_a_forgery(bot):
-    import socket
-
     size = 1024 * 1024 + 1024
     body = b'{"idOperator": "' + b"x" * size + b'"}'
-    chunks = b"".join(
-        b"%x\r\n%s\r\n" % (len(part), part) for part in (body[i : i + 65536] for i in range(0, len(body), 65536))
+    parts = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts)
+    head, payload = raw(
+        bot,
+        b"POST /conversations?idConnectorVersion=v1 HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+        + f"{signature.HEADER}: {signature.sign(SECRET, body)}\r\n\r\n".encode()
+        + chunks
+        + b"0\r\n\r\n",
     )
-    host, port = bot.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(
-            b"POST /conversations?idConnectorVersion=v1 HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
-            + f"{signature.HEADER}: {signature.sign(SECRET, body)}\r\n\r\n".encode()
-            + chunks
-            + b"0\r\n\r\n"
-        )
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413") and b"application/json" in head
     assert json.loads(payload)["detail"] == "the body is larger than the 1048576 bytes this bot accepts"
 
@@ -166,15 +173,7 @@ def test_a_chunked_body_over_the_limit_is_413_not_taken_for_a_forgery(bot):
     ids=["request line too long", "too many headers", "raw surrogate bytes", "no request line"],
 )
 def test_the_http_server_s_own_errors_are_json_like_every_answer(bot, request_bytes, status):
-    import socket
-
-    host, port = bot.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(request_bytes)
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, payload = answer.partition(b"\r\n\r\n")
+    head, payload = raw(bot, request_bytes)
     assert head.startswith(b"HTTP/1.1 %d" % status) and b"Content-Type: application/json" in head
     assert_fits("error.response", json.loads(payload))
 
@@ -243,19 +242,12 @@ def test_what_the_raw_bytes_fuzz_found_is_answered_in_json(bot, method, path, bo
 @pytest.mark.parametrize("chunks", [b"zz\r\nab\r\n0\r\n\r\n", b"-1\r\nab\r\n0\r\n\r\n", b"2\r\nabXX0\r\n\r\n"],
                          ids=["not hexadecimal", "negative", "no CRLF after the data"])  # fmt: skip
 def test_a_malformed_chunked_body_is_a_json_400_not_a_500(bot, chunks):
-    import socket
-
-    host, port = bot.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as connection:
-        connection.sendall(
-            b"POST /conversations?idConnectorVersion=v1 HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
-            + f"{signature.HEADER}: {signature.sign(SECRET, b'ab')}\r\n\r\n".encode()
-            + chunks
-        )
-        answer = b""
-        while chunk := connection.recv(65536):
-            answer += chunk
-    head, _, payload = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, answer[:300]
+    head, payload = raw(
+        bot,
+        b"POST /conversations?idConnectorVersion=v1 HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+        + f"{signature.HEADER}: {signature.sign(SECRET, b'ab')}\r\n\r\n".encode()
+        + chunks,
+    )
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, head
     assert_fits("error.response", json.loads(payload))
