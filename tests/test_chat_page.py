@@ -46,6 +46,7 @@ def opened(browser, session: ChatSession, width: int = 1280):
     page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     page.goto(server.url)
     page.server = server
+    playwright.expect(page.locator("#calls > li").first).to_be_visible()  # the conversation is open: its greeting
     return page
 
 
@@ -76,6 +77,9 @@ def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspecto
     greeting = rows.first.locator("summary")
     playwright.expect(greeting).to_contain_text("greeting: GET /bots/ha-777000/conversation-first-messages → 200")
     playwright.expect(greeting).to_contain_text("/ 2 s")  # against the greeting's own budget
+    page.reload()  # the conversation under way is shown again, not replaced by a new one
+    playwright.expect(log).to_contain_text("What is your order number?")
+    playwright.expect(page.get_by_label("Write as the visitor")).to_be_focused()
     closed(page)
 
 
@@ -157,8 +161,8 @@ def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
         said = requests.post(f"{page}/api/say", json={"text": "Hi"}, timeout=30)
         assert said.json() == {"ok": True}
         events = requests.get(f"{page}/api/events", timeout=10).json()["events"]
-        shown = [e["text"] for e in events if e["kind"] == "shown"]  # the bot's first scenario: hello
-        assert shown == ["Hello! I'm a minimal demo bot: whatever you write, I answer with this message."]
+        shown = [e["text"] for e in events if e["kind"] == "shown"]  # the reference bot's full scenario
+        assert shown[0].startswith("I'm the shop's virtual assistant") and shown[1].startswith("What can I do")
     finally:
         started.terminate()
         started.wait(timeout=30)
@@ -262,8 +266,7 @@ def test_a_recorded_conversation_opens_and_steps_each_answer_marked_as_recorded_
         rows = page.locator("#calls > li", has_text="visitor: POST")
         playwright.expect(rows).to_have_count(2)
         playwright.expect(rows.filter(has_text="as recorded")).to_have_count(2)  # the same bot: the same answers
-        step.click()
-        playwright.expect(page.get_by_role("alert")).to_contain_text("every recorded message was sent")
+        playwright.expect(step).to_be_hidden()  # every recorded message sent: nothing more to step
         closed(page)
     with connectors.serve() as other:  # another bot: its answers differ, and the recorded one is shown beside
         page = opened(browser, ChatSession(BotClient(other.url), scenario="order-assistant"))

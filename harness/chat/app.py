@@ -9,6 +9,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from harness.chat.session import ChatSession
 from harness.client import BotError
@@ -140,7 +141,9 @@ def events():
     handed_over = bool(session.chat is not None and session.chat.handed_over)
     return jsonify(
         events=session.events(int(since) if since.isdigit() else 0),
+        open=session.chat is not None,
         handedOver=handed_over,
+        stepsLeft=session.steps_left,
         scenarioProblem=session.scenario_problem,
     )
 
@@ -163,6 +166,18 @@ def _text() -> str:
     if not isinstance(text, str) or not text.strip():
         raise ValueError('give the text to send: {"text": "..."}')
     return text[:5000]
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access line per request: in a notebook they would fill the cell's output."""
+
+    def log_request(self, *args) -> None:
+        pass
+
+
+def serve(app: Flask, port: int = 0):
+    """``app`` on 127.0.0.1:``port`` (0: a free one), threaded, quiet; the server, to ``serve_forever``."""
+    return make_server("127.0.0.1", port, app, threaded=True, request_handler=_Quiet)
 
 
 def _problem(status: int, detail: str):

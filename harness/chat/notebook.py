@@ -9,10 +9,8 @@ import threading
 from contextlib import ExitStack
 from html import escape
 
-from werkzeug.serving import make_server
-
 from harness.bots import bot
-from harness.chat.app import create_app
+from harness.chat.app import create_app, serve
 from harness.chat.session import ChatSession
 from harness.client import BotClient
 
@@ -41,7 +39,7 @@ class Chat:
         bot_url = self._stack.enter_context(bot(url, secret=secret, env=api.reference_bot_settings()))
         self.session = ChatSession(BotClient(bot_url, secret=secret), scenario, language, human_available, api=api)
         app = create_app(self.session, url or "the reference bot")
-        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.server = serve(app)
         self._stack.callback(self.server.server_close)
         self._stack.callback(self.server.shutdown)
         threading.Thread(target=self.server.serve_forever, args=(0.1,), name="chat", daemon=True).start()

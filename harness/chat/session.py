@@ -24,6 +24,7 @@ OPERATOR = "ha-777000"  # iAdvize ids end in digits: the bot posts to its API by
 RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
 THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
 SHORT_WAIT_SECONDS = 10.0  # a wait of the bot's up to this is its typing, played at once
+PREFERRED = "order-assistant"  # the embedded reference bot's full scenario, when the bot offers it
 
 
 class ChatSession:
@@ -58,8 +59,9 @@ class ChatSession:
             if self.scenario:
                 settings["external"] = {"idBot": self.scenario}
             else:
-                scenarios = self.client.external_bots()
-                settings["external"] = {"idBot": scenarios[0]["idBot"]} if scenarios else {}
+                offered = [s.get("idBot") for s in self.client.external_bots() if isinstance(s, dict)]
+                chosen = PREFERRED if PREFERRED in offered else (offered[0] if offered else None)
+                settings["external"] = {"idBot": chosen} if chosen else {}
             self.saved = self.client.exchange("bot.save", "PUT", f"/bots/{OPERATOR}", "bot.response", body=settings)
             if not self.saved.ok:
                 raise BotError(self.saved)
@@ -82,6 +84,8 @@ class ChatSession:
         """The visitor sends ``payload`` (a text, or a file as iAdvize posts one)."""
         with self.lock:
             self._ready()
+            if self.chat.closed:
+                raise ValueError("the conversation is closed: start a new one to write again")
             self.platform.visitor_says(self.chat, payload=payload, after=THINK_SECONDS)
             self._settle()
             self._look_for_problem()
@@ -90,7 +94,10 @@ class ChatSession:
         """Opens a recorded conversation (a recording file, JSON lines or gzipped; ``conversation``: its id, else
         the first one with a visitor message) to play again, message by message, against the bot now: a new
         conversation starts, and :meth:`step` sends the next recorded visitor message. Returns how many."""
-        found = [c for c in recorded_conversations([path], [], {}) if c.visitor_lines and conversation in (None, c.id)]
+        operators: dict = {}
+        found = [
+            c for c in recorded_conversations([path], [], operators) if c.visitor_lines and conversation in (None, c.id)
+        ]
         if not found:
             which = f"no conversation {conversation!r}" if conversation else "no conversation with a visitor message"
             raise ValueError(f"{which} in {path}")
@@ -98,8 +105,16 @@ class ChatSession:
             (line["request"]["message"]["payload"], replies_of(line["response"])) for line in found[0].visitor_lines
         ]
         self.played = 0
+        recorded_bot = ((operators.get(found[0].operator) or {}).get("external") or {}).get("idBot")
+        if isinstance(recorded_bot, str) and recorded_bot:
+            self.scenario = recorded_bot  # played on the scenario it was recorded with
         self.new()
         return len(self.recorded)
+
+    @property
+    def steps_left(self) -> int:
+        """How many recorded visitor messages are still to send."""
+        return len(self.recorded) - self.played
 
     def step(self) -> bool:
         """Sends the next recorded visitor message; the bot's answer now is marked beside the recorded one.
@@ -237,6 +252,8 @@ class ChatSession:
                 drawn["recorded"] = "\n".join(render.reply(r) for r in recorded if isinstance(r, dict))
                 drawn["sameAsRecorded"] = x.ok and replies_of(x.body) == recorded
             drawn["text"] = f"{x.method} /{drawn['path']}"
+        elif event.kind == "transfer" and not isinstance(event.reply, dict):
+            drawn["text"] = event.text.replace(RULE["id"], RULE["label"])  # its outcome, by the rule's label
         elif event.kind == "transfer" and isinstance(event.reply, dict):
             rule = str(event.reply.get("distributionRule"))
             named = RULE["label"] if rule == RULE["id"] else rule

@@ -4,12 +4,11 @@ slow answers through)."""
 
 from __future__ import annotations
 
+import signal
 import webbrowser
 
-from werkzeug.serving import make_server
-
 from harness.bots import BotProcessError, bot
-from harness.chat.app import create_app
+from harness.chat.app import create_app, serve
 from harness.chat.session import ChatSession
 from harness.cli.commands import Stopped, error, local_api, which_bot
 from harness.client import BotClient
@@ -34,6 +33,10 @@ def add_parser(subcommands, parents: list) -> None:
     chat.set_defaults(run=run)
 
 
+def _interrupted(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
     """Serves the chat page until interrupted."""
     try:
@@ -45,7 +48,7 @@ def run(args) -> int:
                                   human_available=not args.nobody_available, api=api)  # fmt: skip
             try:
                 app = create_app(session, args.provider_url or "the reference bot")
-                server = make_server("127.0.0.1", args.port, app, threaded=True)
+                server = serve(app, args.port)
             except OSError as problem:
                 return error(f"cannot serve the chat page on port {args.port}: {problem.strerror or problem}")
             if args.recording:
@@ -54,6 +57,7 @@ def run(args) -> int:
             print(f"chat with {which_bot(args, url, api)}: open {page} (Ctrl-C stops)", flush=True)
             if args.open:
                 webbrowser.open(page)
+            signal.signal(signal.SIGTERM, _interrupted)  # stopped by kill as by Ctrl-C: the embedded bot with it
             try:
                 server.serve_forever()
             except KeyboardInterrupt:

@@ -73,7 +73,10 @@ function offer(values) {
   values.forEach((value) => {
     const button = element("button", "", value);
     button.type = "button";
-    button.addEventListener("click", () => send("/api/say", value));
+    button.addEventListener("click", async () => {
+      await send("/api/say", value);
+      document.getElementById("visitor-text").focus();  // the keyboard goes on from the box
+    });
     choices.appendChild(button);
   });
 }
@@ -118,7 +121,16 @@ function draw(event) {
 let lastAt = 0;
 const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 
-async function refresh() {
+let refreshing = Promise.resolve();
+
+function refresh() {
+  // one refresh at a time: a second one (a send while the typing indicator shows) waits for the first,
+  // so no event is drawn twice
+  refreshing = refreshing.then(drawNew, drawNew);
+  return refreshing;
+}
+
+async function drawNew() {
   const answer = await fetch("/api/events?since=" + seen);
   const body = await answer.json();
   const realTime = document.getElementById("real-time").checked;
@@ -134,11 +146,13 @@ async function refresh() {
     seen = event.n + 1;
   }
   document.getElementById("human-form").hidden = !body.handedOver;
+  document.getElementById("step").hidden = !body.stepsLeft;
   const scenarioProblem = document.getElementById("scenario-problem");
   scenarioProblem.hidden = !body.scenarioProblem;
   scenarioProblem.textContent = body.scenarioProblem ?
     "The bot's scenario files do not load (it goes on with the last good ones): " + body.scenarioProblem : "";
   log.scrollTop = log.scrollHeight;
+  return body;
 }
 
 async function send(path, text) {
@@ -158,6 +172,13 @@ async function send(path, text) {
 async function start() {
   log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; lastAt = 0;
   await send("/api/new", "");
+}
+
+async function resume() {
+  // a page opened (or reloaded) on a conversation under way shows it; else a new one starts
+  const body = await refresh();
+  if (!body.open) await start();
+  document.getElementById("visitor-text").focus();
 }
 
 async function loadSettings() {
@@ -211,4 +232,4 @@ for (const [form, input, path] of [["visitor-form", "visitor-text", "/api/say"],
     field.value = "";
   });
 }
-loadSettings().then(start);
+loadSettings().then(resume);
