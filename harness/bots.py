@@ -8,6 +8,7 @@ whole group (master and workers), for restart tests.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import selectors
 import signal
@@ -27,6 +28,23 @@ START_SECONDS = 30.0
 
 class BotProcessError(RuntimeError):
     """The embedded bot did not start (the message ends with the tail of its log)."""
+
+
+def _dies_with_us():
+    """What the bot's process runs before it starts, on Linux: it is sent SIGTERM when the process that started
+    it dies, however it dies (a notebook's kernel killed, a test run cut): no bot is ever left running alone.
+    (Linux ties it to the starting thread: only the main thread's bots get it.)"""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None).prctl  # looked up here: between fork and exec, only the call itself runs
+    except (OSError, AttributeError):
+        return None
+
+    def die_with_parent() -> None:
+        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return die_with_parent
 
 
 @contextmanager
@@ -90,7 +108,12 @@ class EmbeddedBot:
             env["IADVIZE_SECRET"] = self.secret  # by environment: never on a command line others can read
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True
+                command,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_dies_with_us() if threading.current_thread() is threading.main_thread() else None,
             )
         self.url = self._read_url()
         self._wait_healthy()
