@@ -669,7 +669,8 @@ def test_workers_forked_after_serve_opened_the_file_write_it_safely(pytester, mo
     # only the plugin the scripts need: the other installed plugins would be loaded six times for nothing
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     for _ in range(6):
-        result = pytester.runpytest_subprocess(
-            "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", str(scripts), timeout=120
-        )
+        result = pytester.runpytest_subprocess(  # the scripts that write most; enough to meet the old corruption
+            "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q", str(scripts),
+            "-k", "not trapped and not declined and not bloqu", timeout=120,
+        )  # fmt: skip
         assert result.ret == 0, "\n".join(result.outlines[-20:])
