@@ -280,7 +280,7 @@ def test_the_report_compares_a_version_whose_handover_asks_less_in_the_browser(t
         settings = {"SCENARIOS_DIR": str(scenarios)} if scenarios else {}
         app = create_app(bot_settings(tmp_path / name, PUBLIC_URL="https://bot.example.com", **settings))
         with LoopbackServer(app) as server:
-            replay([SAMPLE], server.url, tmp_path / f"{name}-results", limit=120)
+            replay([SAMPLE], server.url, tmp_path / f"{name}-results", limit=60)
     # v2 is this run, v1 (the version in production) the baseline
     page = build(tmp_path / "v2-results", tmp_path / "report.html", tmp_path / "v1-results", names="v2,v1")
     shown = dom(page, tmp_path)
@@ -310,7 +310,7 @@ def test_the_report_compares_a_version_whose_handover_asks_less_in_the_browser(t
     assert "KPIs per topic" in shown and "Track my order" in shown  # a topic's row
     assert "of the transfers the bot asked, the share a human took" in shown  # the glossary, whole
     # the conversation index: a row per conversation, each holding its chat to open
-    assert shown.count('<details class="conversation"') == 120
+    assert shown.count('<details class="conversation"') == 60
     row = re.search(r'<details class="conversation" id="([^"]+)"><summary>(.*?)</summary>(.*?)</details>', shown, re.S)
     assert re.match(
         r"[0-9a-f]{8} \| (resolved|escalated|abandoned|closed by bot|transfer failed|not understood) "
