@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint schemas pacts serve clean browser postgresql wrk bench fuzz dist
+.PHONY: demo test lint schemas pacts serve clean browser postgresql wrk bench fuzz dist screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP) browser postgresql wrk lint
 # Over 10,000 generated requests against the reference bot (make test runs a fixed-seed sample).
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --hypothesis-profile=fuzz tests/test_fuzz.py tests/test_openapi_fuzz.py
+
+# The README's picture of the chat page, taken by its test in Chromium (docs/chat-screenshot.png).
+screenshots: $(STAMP) browser
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_chat_page.py -k offers_drawn
 
 # Ratios measured side by side (not part of make test, which runs a smoke pass of each).
 bench: $(STAMP) wrk

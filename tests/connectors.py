@@ -30,6 +30,7 @@ pattern seen in public iAdvize connectors:
   ``"menu"``: its menu again, as many menu bots answer what they do not understand;
 - ``hostile``: markup, scripts and ``javascript:`` links in every field it answers (texts, quick replies,
   cards, files, an await's unit, variables), whose script logs ``XSS-RAN`` if a page ever runs it;
+  ``hostile="shaped"``: the same in shapes the API allows, so the platform shows them;
 - ``rotating``: its answers change by themselves (another wording every second time it is asked the same);
 - ``unknown_operator=200``: an operator it never saved is opened with default settings (the documentation
   does not say what to answer);
@@ -93,6 +94,13 @@ HOSTILE = [
     {"type": "message", "payload": {"contentType": "text", "value": f"see {LINK}"}},
     {"type": "message", "payload": {"contentType": "text", "value": ESCAPES + "red\u202e"}},
 ]  # fmt: skip
+# The same in the shapes the API allows (a bot that validates its answers and escapes nothing): iAdvize shows them
+HOSTILE_SHAPED = [
+    {**r, "payload": {**r["payload"], "mimeType": "image/png"}} if r.get("payload", {}).get("contentType") == "file"
+    else r
+    for r in HOSTILE
+    if r["type"] != "await"
+]  # fmt: skip
 
 
 class Connector:
@@ -114,7 +122,7 @@ class Connector:
         menu_transfers: bool = True,
         rotating: bool = False,
         unknown: str | None = None,
-        hostile: bool = False,
+        hostile: bool | str = False,
         announcement: str = "I am transferring you to a colleague.",
         transfers: bool = True,
         echo_after_escalation: bool = False,
@@ -139,7 +147,8 @@ class Connector:
         self.rotating = rotating  # its answers change by themselves: every second time it is asked the same
         self.asked: dict[str, int] = {}  # text -> times asked
         self.unknown = unknown  # what it answers any other text: its fallback, or "menu" (its menu again)
-        self.hostile = hostile  # markup and javascript: links in every field it answers
+        self.hostile = hostile  # markup and javascript: links in every field it answers ("shaped": valid shapes)
+        self.hostile_replies = HOSTILE_SHAPED if hostile == "shaped" else HOSTILE
         self.sessions: dict[str, list[str]] = {}  # the assistant service's sessions: the words said in each
         self.opened_last = ""  # the conversation opened last
         self.echo_after_escalation = echo_after_escalation
@@ -208,7 +217,7 @@ class Connector:
             return 200, [{"strategy": "customAvailability", "availability": True}]
         if method == "GET" and len(parts) == 3 and parts[2] == "conversation-first-messages":
             time.sleep(self.greeting_delay)
-            return 200, {"replies": HOSTILE if self.hostile else [say("Hello! Ask me about your order.")]}
+            return 200, {"replies": self.hostile_replies if self.hostile else [say("Hello! Ask me about your order.")]}
         if method == "POST" and path == "/webhooks":
             if body.get("eventType") == "v2.conversation.closed" and self.api == "nudges-after-close":
                 self.post(body["conversationId"], f"ha-{body['operatorIds'][0]}", "Are you still there?")
@@ -221,7 +230,7 @@ class Connector:
         if method == "POST" and len(parts) == 3 and parts[2] == "messages":
             if self.hostile:
                 visitor = body["message"]["author"]["role"] == "visitor"
-                answer = envelope(parts[1], body["idOperator"], HOSTILE if visitor else [])
+                answer = envelope(parts[1], body["idOperator"], self.hostile_replies if visitor else [])
                 return 200, {**answer, "variables": [{"key": "name", "value": ATTACK}]}
             return 200, envelope(parts[1], body["idOperator"], self.reply(parts[1], body))
         return 404, EXPRESS_404.format(method=method, path=path)

@@ -129,6 +129,9 @@ def test_a_broken_bot_s_findings_are_shown_beside_the_call_that_broke_the_rule(b
         playwright.expect(echo).to_contain_text("finding")
         echo.locator("summary").click()
         playwright.expect(echo).to_contain_text("echo-loop (error)")
+        # said in the chat too, where the visitor's conversation breaks
+        marker = page.get_by_role("log").locator(".marker.broken", has_text="echo-loop").first
+        playwright.expect(marker).to_contain_text("the bot's answer to its own message, posted back:")
         closed(page)
     with connectors.serve(answer_text="x" * 500) as long_winded:
         page = opened(browser, ChatSession(BotClient(long_winded.url)), width=900)
@@ -137,7 +140,46 @@ def test_a_broken_bot_s_findings_are_shown_beside_the_call_that_broke_the_rule(b
         call = page.locator("#calls > li", has_text="visitor: POST").last
         call.locator("summary").click()
         playwright.expect(call).to_contain_text("message-too-long (error)")
+        too_long = page.get_by_role("log").locator(".row.bot.broken")  # the very bubble, marked
+        playwright.expect(too_long).to_contain_text("⚠ message-too-long: replies[0] is 500 characters")
+        playwright.expect(too_long).to_contain_text("iAdvize cuts a message over 450 characters")
         closed(page)
+    with bot() as url:  # the bot's process stops in the middle of the conversation
+        page = opened(browser, ChatSession(BotClient(url), scenario="order-assistant"))
+        page.get_by_label("Write as the visitor").fill("Hi")
+        page.keyboard.press("Enter")
+        playwright.expect(page.get_by_role("log")).to_contain_text("What can I do for you?")
+    page.get_by_label("Write as the visitor").fill("Track my order")
+    page.keyboard.press("Enter")
+    down = page.get_by_role("log").locator(".marker.broken", has_text="the visitor's message")
+    playwright.expect(down).to_contain_text("⚠ http-error: no answer from the bot")
+    closed(page)
+
+
+def test_a_hostile_bot_s_words_are_shown_as_text_in_the_chat_and_none_of_its_scripts_runs(browser):
+    for hostile in ("shaped", True):  # answers iAdvize shows, and answers it cannot use (an await's unit...)
+        with connectors.serve(hostile=hostile) as bot_of_theirs:
+            page = opened(browser, ChatSession(BotClient(bot_of_theirs.url)))
+            console = []
+            page.on("console", lambda message, console=console: console.append(message.text))
+            page.get_by_label("Write as the visitor").fill("Hello")
+            page.keyboard.press("Enter")
+            log = page.get_by_role("log")
+            if hostile == "shaped":
+                playwright.expect(log.locator(".card").first).to_be_visible()
+                playwright.expect(log.locator(".bubble").first).to_contain_text(connectors.ATTACK)  # as text
+                playwright.expect(log.get_by_text(f"see {connectors.LINK}").first).to_be_visible()  # no link made
+            else:  # the visitor sees nothing of it: the chat says why, where it happened
+                marker = log.locator(".marker.broken", has_text="the visitor's message")
+                playwright.expect(marker).to_contain_text("⚠ payload-shape: replies[3].payload.mimeType")
+            for row in page.locator("#calls summary").all():
+                row.click()  # every body opened in the inspector too
+            # no element of the bot's, no javascript: address followed or loaded, no script of its run
+            assert page.locator("#log script, #log [onerror], #log b, #calls script, #calls b").count() == 0
+            addresses = page.eval_on_selector_all("[href], [src]", "(all) => all.map((e) => e.href || e.src)")
+            assert not [a for a in addresses if a.lower().startswith("javascript:")], addresses
+            assert connectors.XSS_RAN not in " ".join(console), console
+            closed(page)
 
 
 def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
@@ -183,6 +225,11 @@ def test_a_slow_answer_posted_through_the_local_iadvize_api_is_shown_as_the_bot_
         playwright.expect(log).to_contain_text("Let me look order 123456 up")  # the holding message
         posted = log.locator(".row", has_text="bot, through iAdvize's API")
         playwright.expect(posted.first).to_contain_text("Found it: order 123456")
+        # the bot's calls to iAdvize's API in the inspector: its login, then its posts, each accepted
+        api = page.locator("#calls > li.api")
+        playwright.expect(api.first).to_have_text("bot → iAdvize's API: POST /oauth2/token (a login) → 200")
+        playwright.expect(api.filter(has_text="POST /graphql: Found it: order 123456")).to_contain_text("→ 200")
+        playwright.expect(api.filter(has_text="refused")).to_have_count(0)
         closed(page)
 
 
@@ -209,6 +256,8 @@ def test_a_session_saved_as_a_script_passes_under_pytest_and_as_a_recording_repl
 
 
 def test_operator_settings_apply_to_the_next_conversation_and_the_visitor_sends_a_file(browser, reference_bot):
+    import requests
+
     page = opened(browser, ChatSession(BotClient(reference_bot)))  # the bot's first scenario: hello
     log = page.get_by_role("log")
     playwright.expect(page.get_by_label("Scenario")).to_have_value("hello")
@@ -217,10 +266,97 @@ def test_operator_settings_apply_to_the_next_conversation_and_the_visitor_sends_
     page.get_by_label("Language").press("Tab")  # a change is saved as the field is left
     page.get_by_role("button", name="New conversation").click()
     playwright.expect(log).to_contain_text("Je suis l'assistant virtuel de la boutique")  # the greeting, in French
-    page.get_by_role("button", name="Send a file as the visitor").click()
-    playwright.expect(log).to_contain_text("[file] receipt.png")
+    picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # what the bot may fetch: the very bytes chosen
+    picker = page.get_by_label("Send a file as the visitor")
+    picker.set_input_files({"name": "ticket de caisse.png", "mimeType": "image/png", "buffer": picture})
+    playwright.expect(log).to_contain_text("[file] ticket de caisse.png")
     playwright.expect(log).to_contain_text("Merci pour l'envoi !")  # its answer to a file, in French
+    sent = page.evaluate("fetch('/api/events').then((r) => r.json())")["events"]
+    posted = [e["request"]["message"]["payload"] for e in sent if e["kind"] == "call" and e["purpose"] == "visitor"]
+    assert posted[-1]["contentType"] == "file" and posted[-1]["mimeType"] == "image/png"
+    assert posted[-1]["fileName"] == "ticket de caisse.png"
+    assert requests.get(posted[-1]["url"], timeout=10).content == picture  # served for the bot to fetch
+    # a file iAdvize's chatbox does not take is refused in one line, and nothing is sent
+    picker.set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"})
+    playwright.expect(page.locator("#problem")).to_have_text(
+        "a visitor can send GIF, PNG and JPEG images and PDF files, not text/plain"
+    )
+    playwright.expect(log.locator(".row.visitor")).to_have_count(1)
     closed(page)
+
+
+def test_offers_drawn_with_picture_price_and_link_and_a_nudge_waits_until_let_pass(browser, reference_bot, tmp_path):
+    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant"))
+    log = page.get_by_role("log")
+    visitor = page.get_by_label("Write as the visitor")
+    visitor.fill("Hi")
+    visitor.press("Enter")
+    playwright.expect(log).to_contain_text("What can I do for you?")
+    # the nudge the menu schedules 3 minutes later waits; letting the time pass shows it, not cancelled
+    playwright.expect(page.locator("#waiting")).to_contain_text("The bot waits 180 s before its next reply")
+    page.get_by_role("button", name="Let the 180 s pass").click()
+    nudge = log.locator(".row", has_text="Are you still there?")
+    playwright.expect(nudge).to_be_visible()
+    playwright.expect(nudge).not_to_have_class("row bot cancelled")
+    playwright.expect(page.locator("#waiting")).to_be_hidden()
+    page.get_by_role("group", name="quick replies").get_by_role("button", name="Today's offers").click()
+    shoes = log.locator(".card", has_text="Trail running shoes")
+    playwright.expect(shoes).to_be_visible()
+    playwright.expect(shoes.locator(".price del")).to_have_text("89.90 €")  # the price, struck by the offer's
+    playwright.expect(shoes.locator(".price")).to_contain_text("69.90 €")
+    playwright.expect(shoes.locator(".price")).to_contain_text("available")
+    playwright.expect(shoes.get_by_role("link", name="See the shoes")).to_have_attribute(
+        "href", "https://shop.example.com/p/trail-shoes"
+    )
+    # offline, the shop's picture does not load: what it was is said instead of a broken icon
+    playwright.expect(shoes.locator(".picture.missing")).to_have_text("image not loaded: Trail running shoes")
+    playwright.expect(log.locator(".carousel .card")).to_have_count(2)
+    echo = page.locator("#calls > li", has_text="echo of “Here are today's offers:”")
+    playwright.expect(echo).to_have_count(1)  # each echo row says which message iAdvize posted back
+    page.locator("#calls > li", has_text="visitor: POST").last.locator("summary").click()
+    screenshot(page, tmp_path)
+    closed(page)
+
+
+def screenshot(page, tmp_path) -> None:
+    """The README's picture of the chat, taken here: ``make screenshots`` writes it to docs/."""
+    import io
+    import os
+
+    from matplotlib.image import imread
+
+    from .conftest import ROOT
+
+    shot = page.screenshot()
+    pixels = imread(io.BytesIO(shot))[:, :, :3]
+    assert pixels.shape[:2] == (900, 1280)
+    ink = (pixels.mean(axis=2) < 0.5).mean(axis=1)  # dark pixels per row: the chat's texts and the inspector's
+    assert (ink > 0.005).sum() > 200, "the page is blank or nearly"
+    target = ROOT / "docs" / "chat-screenshot.png" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / "chat.png"
+    target.write_bytes(shot)
+
+
+def test_in_real_time_a_long_wait_passes_by_itself(browser, reference_bot):
+    session = ChatSession(BotClient(reference_bot), scenario="order-assistant")
+    server = LoopbackServer(create_app(session, "the reference bot")).__enter__()
+    page = browser.new_page()
+    page.clock.install()  # the page's clock, moved by the test: three minutes pass without waiting them
+    try:
+        page.goto(server.url)
+        page.get_by_label("real time").check()
+        log = page.get_by_role("log")
+        page.get_by_label("Write as the visitor").fill("Hi")
+        page.keyboard.press("Enter")
+        playwright.expect(log).to_contain_text("What can I do for you?")
+        # once the page says so, its timer for the wait runs (set in the same step): the page's time moves on
+        playwright.expect(page.locator("#waiting")).to_contain_text("(in real time)")
+        page.clock.run_for(170_000)
+        playwright.expect(log).not_to_contain_text("Are you still there?")  # not before its 3 minutes
+        page.clock.run_for(15_000)
+        playwright.expect(log).to_contain_text("Are you still there?")
+    finally:
+        page.close()
+        server.__exit__(None, None, None)
 
 
 def test_in_a_notebook_harness_chat_shows_the_page_in_the_cell_and_the_transcript_is_a_dataframe(tmp_path):

@@ -3,19 +3,22 @@ open a conversation, write as the visitor or as the human, and read what happene
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from html import escape
 from importlib.resources import files
 from pathlib import Path
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from harness.chat.session import ChatSession
 from harness.client import BotError
-from harness.conformance.probes import VISITOR_FILE
+from harness.wire.model import FILE_MIME_TYPES
 
 ASSETS = {"chat.js": "text/javascript", "chat.css": "text/css"}
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a bound of ours on what the page keeps for the bot to fetch
+MAX_FILES = 20  # files kept for the bot to fetch; older ones are forgotten
 STATIC = files("harness.chat") / "static"
 blueprint = Blueprint("chat", __name__)
 
@@ -23,7 +26,8 @@ blueprint = Blueprint("chat", __name__)
 def create_app(session: ChatSession, title: str = "") -> Flask:
     """The chat page's app around ``session`` (``title``: what the page says it talks to)."""
     app = Flask(__name__)
-    app.extensions["chat"] = {"session": session, "title": title or "your bot"}
+    app.extensions["chat"] = {"session": session, "title": title or "your bot", "files": {}}
+    app.config["MAX_CONTENT_LENGTH"] = MAX_FILE_BYTES + 1024 * 1024  # a recording or a file, not more
     app.register_blueprint(blueprint)
     return app
 
@@ -62,8 +66,51 @@ def say():
 
 @blueprint.post("/api/file")
 def file():
-    """The visitor sends a file (an image, as iAdvize posts one): what a text-only bot must cope with."""
-    return _step(lambda: _session().send(VISITOR_FILE))
+    """The visitor sends a file (the body, its type as Content-Type, ``?name=`` its name): kept here for the bot
+    to fetch, and posted to the bot as iAdvize posts a file, its ``url`` this server's."""
+    kind = (request.content_type or "").split(";")[0].strip().lower()
+    name = (request.args.get("name") or "").strip()[:200] or "file"
+    if kind not in FILE_MIME_TYPES:  # what a file payload may be
+        return _problem(415, f"a visitor can send GIF, PNG and JPEG images and PDF files, not {kind or 'this file'}")
+    data = request.get_data()
+    if not data:
+        return _problem(400, "the file is empty: choose another")
+    if len(data) > MAX_FILE_BYTES:
+        return _problem(413, f"the file is over {MAX_FILE_BYTES // (1024 * 1024)} MB: choose a smaller one")
+    kept = current_app.extensions["chat"]["files"]
+    while len(kept) >= MAX_FILES:
+        kept.pop(next(iter(kept)))
+    token = secrets.token_urlsafe(12)
+    kept[token] = (data, kind)
+    url = url_for("chat.visitor_file", token=token, name=name, _external=True)
+    payload = {"contentType": "file", "fileName": name, "mimeType": kind, "url": url}
+    return _step(lambda: _session().send(payload))
+
+
+@blueprint.get("/files/<token>/<path:name>")
+def visitor_file(token: str, name: str):
+    """A file the visitor sent, for the bot to fetch as it would from iAdvize."""
+    kept = current_app.extensions["chat"]["files"].get(token)
+    if kept is None:
+        return _problem(404, "no such file: it was sent in an earlier session, or forgotten")
+    data, kind = kept
+    return data, 200, {"Content-Type": kind, "Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
+
+
+@blueprint.get("/favicon.ico")
+def favicon():
+    """No icon: said at once, rather than a 404 in the browser's console."""
+    return "", 204
+
+
+@blueprint.post("/api/wait")
+def wait():
+    """The visitor stays silent while the bot's pending wait passes (``{"seconds": S}``, the wait the page saw)."""
+    body = request.get_json(silent=True)
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return _problem(400, 'say which wait to let pass: {"seconds": S}, as /api/events gives it')
+    return _step(lambda: _session().wait(float(seconds)))
 
 
 @blueprint.post("/api/recording")
@@ -135,12 +182,15 @@ def _download(make, name: str, kind: str):
 
 @blueprint.get("/api/events")
 def events():
-    """What happened since event ``since``, and whether a human has the conversation."""
-    since = request.args.get("since", "0")
+    """What happened since event ``since`` (and the bot's calls to iAdvize's API since ``apiSince``), whether a
+    human has the conversation, what the bot waits for."""
+    since, api_since = request.args.get("since", "0"), request.args.get("apiSince", "0")
     session = _session()
     handed_over = bool(session.chat is not None and session.chat.handed_over)
     return jsonify(
         events=session.events(int(since) if since.isdigit() else 0),
+        apiCalls=session.api_calls(int(api_since) if api_since.isdigit() else 0),
+        waiting=session.waiting,
         open=session.chat is not None,
         handedOver=handed_over,
         stepsLeft=session.steps_left,

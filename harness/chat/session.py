@@ -10,12 +10,13 @@ latency, budget, whether it was signed, both bodies and the findings of check's 
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 from harness import render, wire
 from harness.client import BotClient, BotError
 from harness.conformance.platform import SimulatedConversation, SimulatedPlatform
-from harness.conformance.rules import Observation, judge
+from harness.conformance.rules import RULES, Observation, PlatformObservation, judge, judge_platform
 from harness.traffic.recordings import posted, record, recorded_conversations, replies_of
 from harness.traffic.to_scripts import script_file, script_of_conversation
 from harness.wire.record_format import utc_iso
@@ -25,6 +26,9 @@ RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service
 THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
 SHORT_WAIT_SECONDS = 10.0  # a wait of the bot's up to this is its typing, played at once
 PREFERRED = "order-assistant"  # the embedded reference bot's full scenario, when the bot offers it
+# The rules name the reply a finding is about as "replies[i] ..." (their own words, so anchored and bounded):
+# the page marks that reply's bubble
+_REPLY_NAMED = re.compile(r"replies\[(\d{1,4})\]")
 
 
 class ChatSession:
@@ -50,6 +54,8 @@ class ChatSession:
         self.played = 0  # how many of them were sent again
         self.compared: dict[int, list[dict]] = {}  # a call's event index -> the answer recorded to its message
         self.scenario_problem: str | None = None  # why the bot's scenario files do not load, when it says
+        self.origins: dict[int, tuple[int, int]] = {}  # id() of a reply -> (its call's event index, its index)
+        self.api_from = 0  # the bot's calls to iAdvize's API before this conversation are not its own
 
     def new(self) -> None:
         """A new conversation: the operator set up (scenario, language, a distribution rule), the chatbox opened
@@ -72,7 +78,8 @@ class ChatSession:
             self.chat.label = "a conversation saved from iadvize-harness chat"
             self.chat.scenario = settings["external"].get("idBot", "")
             self.platform.start(self.chat)
-            self.judged, self.findings, self.compared = 0, {}, {}
+            self.judged, self.findings, self.compared, self.origins = 0, {}, {}, {}
+            self.api_from = len(self.api.calls) if self.api is not None else 0
             self._settle()
             self._look_for_problem()
 
@@ -158,6 +165,38 @@ class ChatSession:
                 raise ValueError("no human has the conversation: a transfer must succeed first")
             self.platform.human_says(self.chat, text, after=THINK_SECONDS)
 
+    @property
+    def waiting(self) -> float | None:
+        """How many seconds the bot's pending replies wait (a wait longer than its typing, say a nudge "are you
+        still there?"), None when nothing waits; the visitor writing first cancels them."""
+        chat = self.chat
+        if chat is None or chat.closed or chat.resume_at is None:
+            return None
+        return round(chat.resume_at - chat.now, 3)
+
+    def wait(self, seconds: float) -> None:
+        """The visitor stays silent while the bot's pending wait of ``seconds`` passes (the page says which wait
+        it let pass: one the visitor cancelled meanwhile is not played)."""
+        with self.lock:
+            self._ready()
+            if self.waiting is None or abs(self.waiting - seconds) > 0.001:
+                raise ValueError("nothing waits any more: the visitor wrote first, or the conversation closed")
+            self.platform.wait(self.chat, seconds)
+            self._settle()
+
+    def api_calls(self, since: int = 0) -> list[dict]:
+        """The bot's calls to iAdvize's API (the local one) from index ``since`` on, this conversation's and the
+        logins, each judged by check's platform rules."""
+        with self.lock:
+            if self.api is None or self.chat is None:
+                return []
+            calls = list(self.api.calls)
+            return [
+                self._api_call(n, call)
+                for n in range(max(since, self.api_from), len(calls))
+                if (call := calls[n]).conversation in ("", self.chat.first_id)
+            ]
+
     def events(self, since: int = 0) -> list[dict]:
         """The conversation's events from index ``since``, as the page draws them."""
         with self.lock:
@@ -223,15 +262,41 @@ class ChatSession:
                 sent = (event.exchange.request_body or {}).get("message") if event.exchange.request_body else None
                 payload = sent.get("payload") if isinstance(sent, dict) else None
                 found = judge(Observation(event.exchange, event.purpose, self.chat.id, [RULE["id"]], payload))
-                self.findings[n] = [
-                    {"rule": f.rule, "severity": f.severity, "message": f.message, "evidence": f.evidence}
-                    for f in found
-                ]
+                self.findings[n] = [_finding(f) for f in found]
+                replies = event.exchange.body.get("replies") if isinstance(event.exchange.body, dict) else None
+                for i, reply in enumerate(replies if isinstance(replies, list) else []):
+                    self.origins[id(reply)] = (n, i)  # the very objects the platform shows, dropped or transfers
         self.judged = len(self.chat.events)
+
+    def _unplaced(self, n: int) -> list[dict]:
+        """The errors found on call ``n`` that no bubble or marker of the chat carries: about the whole call (no
+        answer, an echo answered), or about a reply the visitor never saw (an answer iAdvize could not use)."""
+        placed = {id(e.reply) for e in self.chat.events if isinstance(e.reply, dict)}
+        placed |= {id(r) for r in (*self.chat.pending, *self.chat.after_transfer)}  # shown later, or dropped
+        replies = self.chat.events[n].exchange.body
+        replies = replies.get("replies") if isinstance(replies, dict) else None
+        replies = replies if isinstance(replies, list) else []
+        return [
+            f
+            for f in self.findings.get(n, [])
+            if f["severity"] == "error"
+            and (f["reply"] is None or f["reply"] >= len(replies) or id(replies[f["reply"]]) not in placed)
+        ]
+
+    def _api_call(self, n: int, call) -> dict:
+        what = {"login": "POST /oauth2/token (a login)", "authenticated": "GET /_authenticated"}.get(call.kind)
+        if what is None:
+            what = "POST /graphql" + (f": {render.reply(call.action)}" if call.action else "")
+        found = judge_platform(PlatformObservation("api", call, call.conversation))
+        return {"n": n, "text": what, "status": call.status, "refused": call.why if call.refusal else "",
+                "findings": [_finding(f) for f in found]}  # fmt: skip
 
     def _event(self, n: int, event) -> dict:
         drawn = {"n": n, "kind": event.kind, "text": event.text, "reply": event.reply, "at": round(event.at, 1),
                  "purpose": event.purpose}  # fmt: skip
+        origin = self.origins.get(id(event.reply)) if isinstance(event.reply, dict) else None
+        if origin is not None:  # what the rules found on this very reply, for its bubble or its marker
+            drawn["findings"] = [f for f in self.findings.get(origin[0], []) if f["reply"] == origin[1]]
         if event.kind == "call" and event.exchange is not None:
             x = event.exchange
             drawn.update(
@@ -246,12 +311,16 @@ class ChatSession:
                 request=x.request_body,
                 response=x.body if not isinstance(x.body, bytes) else None,
                 findings=self.findings.get(n, []),
+                unplaced=self._unplaced(n),
             )
             if n in self.compared:  # a recorded message sent again: the answer then, and whether it is the same
                 recorded = self.compared[n]
                 drawn["recorded"] = "\n".join(render.reply(r) for r in recorded if isinstance(r, dict))
                 drawn["sameAsRecorded"] = x.ok and replies_of(x.body) == recorded
             drawn["text"] = f"{x.method} /{drawn['path']}"
+            sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
+            if event.purpose in ("echo", "human") and isinstance(sent, dict) and isinstance(sent.get("payload"), dict):
+                drawn["echoes"] = render.payload(sent["payload"])  # which message iAdvize posted back, or the human's
         elif event.kind == "transfer" and not isinstance(event.reply, dict):
             drawn["text"] = event.text.replace(RULE["id"], RULE["label"])  # its outcome, by the rule's label
         elif event.kind == "transfer" and isinstance(event.reply, dict):
@@ -270,3 +339,11 @@ class ChatSession:
             if event.reply.get("type") == "await":
                 drawn["seconds"] = wire.seconds(event.reply["duration"])
         return drawn
+
+
+def _finding(found) -> dict:
+    """A finding as the page shows it: its rule, severity, what and why, and the reply it is about (an index into
+    the answer's replies, None when it is about the whole call)."""
+    named = _REPLY_NAMED.match(found.message)
+    return {"rule": found.rule, "severity": found.severity, "message": found.message, "evidence": found.evidence,
+            "why": RULES[found.rule].why, "reply": int(named.group(1)) if named else None}  # fmt: skip

@@ -8,7 +8,23 @@ const calls = document.getElementById("calls");
 const choices = document.getElementById("choices");
 const problem = document.getElementById("problem");
 const typing = document.getElementById("typing");
+const waiting = document.getElementById("waiting");
 let seen = 0;
+let apiSeen = 0;
+let waitTimer = null;
+
+function safeUrl(url) {
+  // only http(s) addresses are followed or loaded: a javascript: or data: one a bot sends stays text
+  return typeof url === "string" && /^https?:\/\//i.test(url) ? url : null;
+}
+
+function link(text, url) {
+  const made = element("a", "", text);
+  made.href = url;
+  made.target = "_blank";
+  made.rel = "noopener noreferrer";
+  return made;
+}
 
 function element(tag, className, text) {
   const made = document.createElement(tag);
@@ -23,11 +39,7 @@ function withLinks(text) {
   const parts = String(text).split(/(https?:\/\/[^\s<>"]+)/);
   parts.forEach((part, i) => {
     if (i % 2 === 1) {
-      const link = element("a", "", part);
-      link.href = part;
-      link.target = "_blank";
-      link.rel = "noopener noreferrer";
-      span.appendChild(link);
+      span.appendChild(link(part, part));
     } else if (part) {
       span.appendChild(document.createTextNode(part));
     }
@@ -45,11 +57,75 @@ function bubble(side, who, body) {
   return row;
 }
 
+function image(described) {
+  // a card's or an offer's image ({url, description}), loaded only from an http(s) address
+  const url = safeUrl((described || {}).url);
+  if (!url) return null;
+  const img = element("img", "picture");
+  img.alt = String((described || {}).description || "");
+  img.referrerPolicy = "no-referrer";
+  // an image that does not load (offline, a shop's address in a demo) says what it was, not a broken icon
+  img.addEventListener("error", () => {
+    img.replaceWith(element("div", "picture missing", "image not loaded: " + (img.alt || url)));
+    log.scrollTop = log.scrollHeight;  // the bubble changed height after the log was scrolled to its end
+  });
+  img.src = url;
+  return img;
+}
+
+function actions(payload) {
+  // a card's or an offer's LINK actions, as links (only http(s) ones; another is shown as its name)
+  const row = element("div", "actions");
+  (Array.isArray(payload.actions) ? payload.actions : []).forEach((action) => {
+    const url = safeUrl((action || {}).url);
+    const name = String((action || {}).name || (action || {}).url || "link");
+    row.appendChild(url ? link(name, url) : element("span", "", name));
+  });
+  return row;
+}
+
 function card(payload) {
+  // a card (title, text, image, links) or a product offer (name, price, offer price, availability, links)
   const box = element("div", "card");
-  box.appendChild(element("strong", "", payload.title || payload.name || ""));
-  if (payload.text || payload.description) box.appendChild(withLinks(" " + (payload.text || payload.description)));
+  const picture = image(payload.image);
+  if (picture) box.appendChild(picture);
+  box.appendChild(element("strong", "", String(payload.title || payload.name || "")));
+  if (payload.price !== undefined) {
+    const price = element("div", "price");
+    if (payload.offerPrice) {
+      price.appendChild(element("del", "", String(payload.price)));
+      price.appendChild(element("span", "", " " + String(payload.offerPrice)));
+    } else price.appendChild(element("span", "", String(payload.price)));
+    const status = (payload.availability || {}).status;
+    if (status) price.appendChild(element("span", "availability", status === "AVAILABLE" ? " — available" : " — unavailable"));
+    box.appendChild(price);
+  }
+  const text = payload.text || payload.description;
+  if (text) box.appendChild(withLinks(String(text)));
+  box.appendChild(actions(payload));
   return box;
+}
+
+function attachment(payload) {
+  // a file: an image shown, another file as a link to it
+  const url = safeUrl(payload.url);
+  const name = String(payload.fileName || "file");
+  if (url && /^image\//.test(String(payload.mimeType))) {
+    const box = element("div", "card");
+    const picture = image({url, description: name});
+    box.appendChild(picture);
+    box.appendChild(link(name, url));
+    return box;
+  }
+  return url ? link(name, url) : element("span", "", name);
+}
+
+function findings(found) {
+  // what check's rules found on one reply, or one call, drawn where the visitor sees it
+  const list = element("div", "findings");
+  found.forEach((f) => list.appendChild(element("p", "finding " + f.severity,
+    "⚠ " + f.rule + ": " + f.message + " — " + f.why)));
+  return list;
 }
 
 function drawShown(event) {
@@ -58,12 +134,18 @@ function drawShown(event) {
   if (payload.contentType === "text") body = withLinks(payload.value);
   else if (payload.contentType === "card/content" || payload.contentType === "product-offer") body = card(payload);
   else if (payload.contentType === "bundle/card" || payload.contentType === "bundle/product-offer") {
-    body = element("div");
-    (payload.cards || payload.offers || []).forEach((item) => body.appendChild(card(item || {})));
-  } else body = withLinks(event.text);
+    body = element("div", "carousel");
+    const items = payload.contentType === "bundle/card" ? payload.cards : payload.offers;
+    (Array.isArray(items) ? items : []).forEach((item) => body.appendChild(card(item || {})));
+  } else if (payload.contentType === "file") body = attachment(payload);
+  else body = withLinks(event.text);
   const who = event.purpose === "proactive" ? "bot, through iAdvize's API" : "bot";
   const row = bubble("bot", who, body);
   if (event.kind === "dropped") row.classList.add("cancelled");
+  if ((event.findings || []).length) {
+    row.classList.add("broken");
+    row.querySelector(".bubble").appendChild(findings(event.findings));
+  }
   // quick replies stay offered until one is used or the visitor writes, whatever the bot shows meanwhile
   if ((event.quickReplies || []).length && event.kind === "shown") offer(event.quickReplies);
 }
@@ -87,7 +169,9 @@ function drawCall(event) {
   const summary = element("summary");
   const latency = event.latency_ms === null ? "no answer" : Math.round(event.latency_ms) + " ms";
   const budget = " / " + event.budget_ms / 1000 + " s";
-  summary.appendChild(element("span", "", event.purpose + ": " + event.text + " → " + (event.status ?? event.error) + ", "));
+  const echoes = event.echoes === undefined ? "" : " (" + (event.purpose === "echo" ? "echo of" : "the human's") +
+    " “" + clip(event.echoes, 60) + "”)";
+  summary.appendChild(element("span", "", event.purpose + ": " + event.text + echoes + " → " + (event.status ?? event.error) + ", "));
   summary.appendChild(element("span", event.latency_ms > event.budget_ms ? "over" : "", latency + budget));
   summary.appendChild(element("span", "", event.signed ? ", signed" : ", unsigned"));
   const errors = event.findings.filter((f) => f.severity === "error").length;
@@ -107,6 +191,36 @@ function drawCall(event) {
   details.appendChild(element("pre", "", "response\n" + JSON.stringify(event.response, null, 2)));
   item.appendChild(details);
   calls.appendChild(item);
+  // what breaks the conversation for the visitor is said in the chat too, where it happens: a bot that did not
+  // answer, an answer iAdvize cannot use, a bot answering its own echo (the findings on a reply the visitor
+  // sees mark its bubble instead)
+  const broken = event.unplaced;
+  if (broken.length) {
+    const marker = element("div", "marker broken", "the bot's answer to " + describe(event) + ":");
+    marker.appendChild(findings(broken));
+    log.appendChild(marker);
+  }
+}
+
+function describe(call) {
+  const what = {greeting: "the chat opening (the greeting)", visitor: "the visitor's message",
+    echo: "its own message, posted back", human: "the human's message", create: "the conversation's start"};
+  return what[call.purpose] || call.purpose + " " + call.text;
+}
+
+function clip(text, most) {
+  const whole = String(text);
+  return whole.length > most ? whole.slice(0, most) + "…" : whole;
+}
+
+function drawApiCall(call) {
+  // a call the bot made to (the local) iAdvize's API, judged by check's platform rules
+  const item = element("li", "api");
+  const summary = element("p", "", "bot → iAdvize's API: " + call.text + " → " + call.status +
+    (call.refused ? ", refused: " + call.refused : ""));
+  item.appendChild(summary);
+  if (call.findings.length) item.appendChild(findings(call.findings));
+  calls.appendChild(item);
 }
 
 function draw(event) {
@@ -114,8 +228,12 @@ function draw(event) {
   if (event.kind === "visitor") { offer([]); return bubble("visitor", "visitor", withLinks(event.text)); }
   if (event.kind === "human") return bubble("bot human", "human operator", withLinks(event.text));
   if (event.kind === "shown" || event.kind === "dropped") return drawShown(event);
-  const marker = event.kind === "dropped" ? "not shown (the visitor wrote first)" : event.kind;
-  log.appendChild(element("div", "marker", "[" + marker + "] " + event.text));
+  const marker = element("div", "marker", "[" + event.kind + "] " + event.text);
+  if ((event.findings || []).length) {
+    marker.classList.add("broken");
+    marker.appendChild(findings(event.findings));
+  }
+  log.appendChild(marker);
 }
 
 let lastAt = 0;
@@ -131,7 +249,7 @@ function refresh() {
 }
 
 async function drawNew() {
-  const answer = await fetch("/api/events?since=" + seen);
+  const answer = await fetch("/api/events?since=" + seen + "&apiSince=" + apiSeen);
   const body = await answer.json();
   const realTime = document.getElementById("real-time").checked;
   for (const event of body.events) {
@@ -145,6 +263,11 @@ async function drawNew() {
     draw(event);
     seen = event.n + 1;
   }
+  for (const call of body.apiCalls) {
+    drawApiCall(call);
+    apiSeen = call.n + 1;
+  }
+  showWait(body.waiting);
   document.getElementById("human-form").hidden = !body.handedOver;
   document.getElementById("step").hidden = !body.stepsLeft;
   const scenarioProblem = document.getElementById("scenario-problem");
@@ -155,13 +278,37 @@ async function drawNew() {
   return body;
 }
 
-async function send(path, text) {
+let shownWait = null;
+
+function showWait(seconds) {
+  // the bot's pending replies wait (a nudge "are you still there?"): the visitor writing first cancels them, or
+  // the wait passes, at once with the button, in real time by itself
+  clearTimeout(waitTimer);
+  shownWait = seconds;
+  waiting.hidden = seconds === null;
+  if (seconds === null) return;
+  const realTime = document.getElementById("real-time").checked;
+  document.getElementById("waiting-text").textContent = "The bot waits " + seconds + " s before its next reply" +
+    (realTime ? " (in real time): writing now cancels it." : ": writing now cancels it.");
+  const button = document.getElementById("let-wait-pass");
+  button.textContent = "Let the " + seconds + " s pass";
+  button.onclick = () => letPass(seconds);
+  if (realTime) waitTimer = setTimeout(() => letPass(seconds), seconds * 1000);
+}
+
+async function letPass(seconds) {
+  clearTimeout(waitTimer);
+  waiting.hidden = true;
+  lastAt += seconds;  // the wait has passed: what comes after it is not delayed again
+  await post("/api/wait", {headers: {"Content-Type": "application/json"}, body: JSON.stringify({seconds})});
+}
+
+async function post(path, init) {
+  // one step of the conversation: the typing indicator meanwhile, the server's one line if it cannot be taken
   problem.textContent = "";
   typing.hidden = false;
   try {
-    const answer = await fetch(path, {
-      method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({text}),
-    });
+    const answer = await fetch(path, {method: "POST", ...init});
     if (!answer.ok) problem.textContent = (await answer.json()).error;
   } finally {
     typing.hidden = true;
@@ -169,8 +316,14 @@ async function send(path, text) {
   }
 }
 
+const send = (path, text) => post(path, {headers: {"Content-Type": "application/json"}, body: JSON.stringify({text})});
+
+function cleared() {
+  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; apiSeen = 0; lastAt = 0; showWait(null);
+}
+
 async function start() {
-  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; lastAt = 0;
+  cleared();
   await send("/api/new", "");
 }
 
@@ -203,12 +356,19 @@ async function saveSettings() {
   problem.textContent = answer.ok ? "" : (await answer.json()).error;
 }
 
+document.getElementById("real-time").addEventListener("change", () => showWait(shownWait));
 for (const id of ["scenario", "language", "available"]) document.getElementById(id).addEventListener("change", saveSettings);
-document.getElementById("file").addEventListener("click", () => send("/api/file", ""));
+document.getElementById("visitor-file").addEventListener("change", async (chosen) => {
+  const file = chosen.target.files[0];
+  if (!file) return;
+  chosen.target.value = "";  // the same file may be sent again
+  await post("/api/file?name=" + encodeURIComponent(file.name),
+    {headers: {"Content-Type": file.type || "application/octet-stream"}, body: file});
+});
 document.getElementById("recording").addEventListener("change", async (chosen) => {
   const file = chosen.target.files[0];
   if (!file) return;
-  log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; lastAt = 0;
+  cleared();
   const answer = await fetch("/api/recording", {method: "POST", body: await file.arrayBuffer()});
   problem.textContent = answer.ok ? "" : (await answer.json()).error;
   document.getElementById("step").hidden = !answer.ok;
