@@ -58,7 +58,10 @@ def closed(page) -> None:
 
 
 def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspector_row(browser, reference_bot):
-    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant"))
+    from harness.conformance.webhooks import Webhooks
+
+    webhooks = Webhooks(f"{reference_bot}/webhooks", None)  # the embedded bot's, as the chat command delivers them
+    page = opened(browser, ChatSession(BotClient(reference_bot), scenario="order-assistant", webhooks=webhooks))
     log = page.get_by_role("log")
     playwright.expect(log).to_contain_text("I'm the shop's virtual assistant (a bot).")  # the greeting
     page.get_by_label("Write as the visitor").fill("Hi")
@@ -77,6 +80,9 @@ def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspecto
     greeting = rows.first.locator("summary")
     playwright.expect(greeting).to_contain_text("greeting: GET /bots/ha-777000/conversation-first-messages → 200")
     playwright.expect(greeting).to_contain_text("/ 2 s")  # against the greeting's own budget
+    playwright.expect(page.locator("#calls > li.webhook")).to_have_text(
+        ["webhook: v2.conversation.pushed delivered: answered 200"]
+    )
     page.reload()  # the conversation under way is shown again, not replaced by a new one
     playwright.expect(log).to_contain_text("What is your order number?")
     playwright.expect(page.get_by_label("Write as the visitor")).to_be_focused()
@@ -125,6 +131,8 @@ def test_a_broken_bot_s_findings_are_shown_beside_the_call_that_broke_the_rule(b
         page = opened(browser, ChatSession(BotClient(echoing.url)), width=900)  # readable at 900 px
         page.get_by_label("Write as the visitor").fill("Hello")
         page.keyboard.press("Enter")
+        playwright.expect(page.locator(".marker.broken").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 900  # nothing to scroll sideways to
         echo = page.locator("#calls > li", has_text="echo: POST").first
         playwright.expect(echo).to_contain_text("finding")
         echo.locator("summary").click()
@@ -205,6 +213,8 @@ def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
         events = requests.get(f"{page}/api/events", timeout=10).json()["events"]
         shown = [e["text"] for e in events if e["kind"] == "shown"]  # the reference bot's full scenario
         assert shown[0].startswith("I'm the shop's virtual assistant") and shown[1].startswith("What can I do")
+        hooks = [e["text"] for e in events if e["kind"] == "webhook"]  # to the embedded bot's /webhooks
+        assert hooks == ["v2.conversation.pushed delivered: answered 200"]
     finally:
         started.terminate()
         started.wait(timeout=30)
@@ -233,7 +243,7 @@ def test_a_slow_answer_posted_through_the_local_iadvize_api_is_shown_as_the_bot_
         closed(page)
 
 
-def test_a_session_saved_as_a_script_passes_under_pytest_and_as_a_recording_replays_alike(tmp_path):
+def test_a_session_saved_from_the_page_passes_as_a_script_under_pytest_and_replays_alike(browser, tmp_path):
     import subprocess
     import sys
 
@@ -241,13 +251,20 @@ def test_a_session_saved_as_a_script_passes_under_pytest_and_as_a_recording_repl
     from harness.traffic.replay import replay
 
     with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
-        session = ChatSession(BotClient(url), scenario="order-assistant", api=api)
-        session.new()
-        for text in ("Hi", "Today's offers", "I want to talk to a person"):
-            session.say(text)
+        page = opened(browser, ChatSession(BotClient(url), scenario="order-assistant", api=api))
+        visitor = page.get_by_label("Write as the visitor")
+        for text, answer in (("Hi", "What can I do"), ("Today's offers", "Want the deal"), ("I want to talk to a "
+                             "person", "order number")):  # fmt: skip
+            visitor.fill(text)
+            visitor.press("Enter")
+            playwright.expect(page.get_by_role("log")).to_contain_text(answer)
         (tmp_path / "scripts").mkdir()
-        (tmp_path / "scripts" / "chat.convo.yaml").write_text(session.script(), encoding="utf-8")
-        (tmp_path / "chat.jsonl").write_text(session.recording(), encoding="utf-8")
+        for link, saved in (("Save as a script", tmp_path / "scripts" / "chat.convo.yaml"),
+                            ("Save as a recording", tmp_path / "chat.jsonl")):  # fmt: skip
+            with page.expect_download() as download:
+                page.get_by_role("link", name=link).click()
+            download.value.save_as(saved)
+        closed(page)
         summary = replay([tmp_path / "chat.jsonl"], url, tmp_path / "results", api=api)
     assert (summary.conversations, summary.differences) == (1, 0)  # the bot answers the recording as it did
     ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "scripts")],

@@ -41,8 +41,10 @@ class ChatSession:
         language: str = "en",
         human_available: bool = True,
         api=None,
+        webhooks=None,
     ):
         self.client, self.scenario, self.language = client, scenario, language
+        self.webhooks = webhooks  # where the conversation's webhooks are delivered (Webhooks), or None
         self.api = api  # the local iAdvize API the bot posts its slow answers through (IAdvizeAPI), or None
         self.human_available = human_available  # whether a human takes a transfer (the developer plays them)
         self.lock = threading.Lock()  # the page's calls arrive on the server's threads: one step at a time
@@ -72,7 +74,12 @@ class ChatSession:
             if not self.saved.ok:
                 raise BotError(self.saved)
             self.platform = SimulatedPlatform(
-                self.client, OPERATOR, [RULE], rule_available=lambda rule: self.human_available, api=self.api
+                self.client,
+                OPERATOR,
+                [RULE],
+                rule_available=lambda rule: self.human_available,
+                api=self.api,
+                webhooks=self.webhooks,
             )
             self.chat = self.platform.open_chat()
             self.chat.label = "a conversation saved from iadvize-harness chat"

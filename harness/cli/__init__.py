@@ -19,6 +19,7 @@ from harness.cli.options import (
     positive_number,
     resolve_secret,
     url,
+    webhook_option,
     whole,
 )
 from harness.extras import MissingExtra, require
@@ -183,13 +184,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write the paths the probes explored as conversation scripts there (what the bot answered, exactly)",
     )
-    check.add_argument(
-        "--webhook-url",
-        type=url,
-        metavar="URL",
-        help="deliver iAdvize's conversation webhooks (v2.conversation.pushed and .closed, signed) there "
-        "(default: none; the embedded bot's /webhooks)",
-    )
+    webhook_option(check)
     check.add_argument(
         "-v", "--verbose", action="store_true", help="also print a curl command that reproduces each finding"
     )

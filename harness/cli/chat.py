@@ -11,6 +11,7 @@ from harness.bots import BotProcessError, bot
 from harness.chat.app import create_app, serve
 from harness.chat.session import ChatSession
 from harness.cli.commands import Stopped, error, local_api, which_bot
+from harness.cli.options import webhook_option, webhooks_for
 from harness.client import BotClient
 
 
@@ -30,6 +31,7 @@ def add_parser(subcommands, parents: list) -> None:
     )
     chat.add_argument("--recording", metavar="FILE", help="a recording whose conversation to play again, step by step")
     chat.add_argument("--conversation", metavar="ID", help="which conversation of --recording (default: its first)")
+    webhook_option(chat)
     chat.set_defaults(run=run)
 
 
@@ -45,7 +47,8 @@ def run(args) -> int:
             bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
         ):
             session = ChatSession(BotClient(url, secret=args.secret), args.scenario, args.language,
-                                  human_available=not args.nobody_available, api=api)  # fmt: skip
+                                  human_available=not args.nobody_available, api=api,
+                                  webhooks=webhooks_for(args, url))  # fmt: skip
             try:
                 app = create_app(session, args.provider_url or "the reference bot")
                 server = serve(app, args.port)

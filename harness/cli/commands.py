@@ -199,11 +199,11 @@ def which_bot(args, url: str, api) -> str:
 
 def check(args, out=sys.stdout) -> int:
     """``iadvize-harness check``: probe conversations (and scripts) judged by the rules; reports if asked."""
+    from harness.cli.options import webhooks_for
     from harness.client import BotClient
     from harness.conformance.probes import Exploration, check
     from harness.conformance.reports import table, write_html, write_json, write_junit
     from harness.conformance.scripts import ScriptError, load_scripts, variants
-    from harness.conformance.webhooks import Webhooks
 
     try:
         scripts = [v for s in load_scripts(Path(args.scripts)) for v in variants(s)] if args.scripts else []
@@ -218,9 +218,7 @@ def check(args, out=sys.stdout) -> int:
             local_api(args) as api,
             bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
         ):
-            # the embedded bot takes webhooks at /webhooks; a bot of yours where --webhook-url says, if it does
-            hook = args.webhook_url or (None if args.provider_url else f"{url}/webhooks")
-            webhooks = Webhooks(hook, args.secret) if hook else None
+            webhooks = webhooks_for(args, url)
             report = check(
                 BotClient(url, secret=args.secret),
                 args.secret,

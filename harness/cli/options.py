@@ -86,6 +86,26 @@ def healthcheck_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def webhook_option(parser: argparse.ArgumentParser) -> None:
+    """``--webhook-url``, for the commands that run conversations on the simulated platform."""
+    parser.add_argument(
+        "--webhook-url",
+        type=url,
+        metavar="URL",
+        help="deliver iAdvize's conversation webhooks (v2.conversation.pushed and .closed, signed) there "
+        "(default: none; the embedded bot's /webhooks)",
+    )
+
+
+def webhooks_for(args: argparse.Namespace, bot_url: str):
+    """Where the conversation webhooks go: ``--webhook-url``, else the embedded bot's ``/webhooks``; a bot of
+    yours gets none unless told (its webhook address is its own)."""
+    from harness.conformance.webhooks import Webhooks
+
+    hook = args.webhook_url or (None if args.provider_url else f"{bot_url}/webhooks")
+    return Webhooks(hook, args.secret) if hook else None
+
+
 def bot_options() -> argparse.ArgumentParser:
     """The options of every command that talks to a bot: which bot, and the secret to sign with."""
     options = argparse.ArgumentParser(add_help=False)

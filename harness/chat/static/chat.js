@@ -225,6 +225,7 @@ function drawApiCall(call) {
 
 function draw(event) {
   if (event.kind === "call") return drawCall(event);
+  if (event.kind === "webhook") return calls.appendChild(element("li", "webhook", "webhook: " + event.text));
   if (event.kind === "visitor") { offer([]); return bubble("visitor", "visitor", withLinks(event.text)); }
   if (event.kind === "human") return bubble("bot human", "human operator", withLinks(event.text));
   if (event.kind === "shown" || event.kind === "dropped") return drawShown(event);
