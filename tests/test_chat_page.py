@@ -5,6 +5,7 @@ shown beside the call that broke the rule. No script error, no dialog, keyboard 
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -77,6 +78,15 @@ def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspecto
     tapped.locator("summary").click()
     playwright.expect(tapped.locator("pre").first).to_contain_text('"value": "Track my order"')
     playwright.expect(rows.filter(has_text="echo: POST").last).to_be_visible()  # iAdvize's echo of the answer
+    menu = rows.filter(has_text="visitor: POST /conversations/").first  # "Hi": the menu, then a nudge in 3 min
+    menu.locator("summary").click()
+    playwright.expect(menu.get_by_role("list", name="what became of each reply").locator("li")).to_have_text(
+        [
+            re.compile(r"^What can I do for you\?.* — shown at [\d.]+ s$"),
+            "(waits 3 min) — a wait of 180 s",
+            re.compile(r"^Are you still there\?.*— not shown: the visitor wrote first$"),
+        ]
+    )
     greeting = rows.first.locator("summary")
     playwright.expect(greeting).to_contain_text("greeting: GET /bots/ha-777000/conversation-first-messages → 200")
     playwright.expect(greeting).to_contain_text("/ 2 s")  # against the greeting's own budget
@@ -278,6 +288,7 @@ def test_operator_settings_apply_to_the_next_conversation_and_the_visitor_sends_
     page = opened(browser, ChatSession(BotClient(reference_bot)))  # the bot's first scenario: hello
     log = page.get_by_role("log")
     playwright.expect(page.get_by_label("Scenario")).to_have_value("hello")
+    playwright.expect(page.locator("#secret")).to_have_text(re.compile("^Signature secret: not set, calls are unsig"))
     page.get_by_label("Scenario").select_option("order-assistant")
     page.get_by_label("Language").fill("fr")
     page.get_by_label("Language").press("Tab")  # a change is saved as the field is left
@@ -511,3 +522,20 @@ def test_serve_reload_follows_the_scenario_files_and_a_file_that_breaks_is_shown
         playwright.expect(page.locator("#scenario-problem")).to_contain_text("The bot's scenario files do not load")
         playwright.expect(page.locator("#scenario-problem")).to_contain_text("hello.yaml")
         closed(page)
+
+
+def test_a_signed_chat_says_so_and_a_wrong_secret_is_said_in_the_chat(browser):
+    with bot(secret="the-app-secret") as url:
+        page = opened(browser, ChatSession(BotClient(url, secret="the-app-secret"), scenario="order-assistant"))
+        playwright.expect(page.locator("#secret")).to_have_text(re.compile("^Signature secret: set, every call is"))
+        playwright.expect(page.locator("#calls > li").first).to_contain_text(", signed")
+        playwright.expect(page.get_by_role("log")).to_contain_text("virtual assistant")  # the bot took it
+        closed(page)
+        server = LoopbackServer(create_app(ChatSession(BotClient(url, secret="another-secret")))).__enter__()
+        page = browser.new_page()
+        page.goto(server.url)
+        # the operator cannot even be saved: one line says why, where the chat would be
+        playwright.expect(page.locator("#problem")).to_contain_text("the bot did not answer as the API says")
+        playwright.expect(page.locator("#problem")).to_contain_text("401")
+        page.close()
+        server.__exit__(None, None, None)

@@ -180,6 +180,15 @@ def _download(make, name: str, kind: str):
     )
 
 
+@blueprint.get("/api/calls/<int:n>/fates")
+def fates(n: int):
+    """What became of each reply of call ``n``, as of now."""
+    try:
+        return jsonify(fates=_session().fates(n))
+    except ValueError as problem:
+        return _problem(404, str(problem))
+
+
 @blueprint.get("/api/events")
 def events():
     """What happened since event ``since`` (and the bot's calls to iAdvize's API since ``apiSince``), whether a

@@ -148,7 +148,7 @@ class ChatSession:
         offered = self.client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
         scenarios = [s.get("idBot") for s in offered.body if isinstance(s, dict)] if offered.ok else []
         return {"scenario": self.scenario, "language": self.language, "humanAvailable": self.human_available,
-                "scenarios": scenarios}  # fmt: skip
+                "scenarios": scenarios, "signed": bool(self.client.secret)}  # fmt: skip
 
     def configure(self, scenario: str | None = None, language: str | None = None, human_available=None) -> None:
         """Changes the operator's settings: the scenario and language for the next conversation, whether a
@@ -202,6 +202,21 @@ class ChatSession:
                 self._api_call(n, call)
                 for n in range(max(since, self.api_from), len(calls))
                 if (call := calls[n]).conversation in ("", self.chat.first_id)
+            ]
+
+    def fates(self, n: int) -> list[dict]:
+        """What became of each reply of call ``n``, now: shown, not shown and why (the visitor wrote first, a
+        transfer succeeded, the conversation closed), a transfer, a close, still waiting, or never played."""
+        with self.lock:
+            self._ready()
+            if not 0 <= n < len(self.chat.events) or self.chat.events[n].kind != "call":
+                raise ValueError(f"no call {n} in this conversation")
+            self._judge()
+            x = self.chat.events[n].exchange
+            replies = x.body.get("replies") if x is not None and isinstance(x.body, dict) else None
+            return [
+                {"reply": render.reply(r) if isinstance(r, dict) else str(r), "fate": self._fate(n, r)}
+                for r in (replies if isinstance(replies, list) else [])
             ]
 
     def events(self, since: int = 0) -> list[dict]:
@@ -274,6 +289,27 @@ class ChatSession:
                 for i, reply in enumerate(replies if isinstance(replies, list) else []):
                     self.origins[id(reply)] = (n, i)  # the very objects the platform shows, dropped or transfers
         self.judged = len(self.chat.events)
+
+    def _fate(self, n: int, reply) -> str:
+        played = next((e for e in self.chat.events if e.reply is reply and e.kind != "call"), None)
+        if played is not None and played.kind == "dropped":  # its text ends with why: "(the visitor wrote first)"
+            return "not shown: " + played.text.rsplit(" (", 1)[-1].rstrip(")")
+        if played is not None:
+            return {"shown": f"shown at {played.at:g} s", "transfer": "transfer asked", "closed": "closed it"}.get(
+                played.kind, played.kind
+            )
+        if any(reply is r for r in self.chat.pending):
+            return "waiting: the bot's wait before it has not passed"
+        if any(reply is r for r in self.chat.after_transfer):
+            return "waiting for the transfer's outcome: played if nobody takes it"
+        purpose, x = self.chat.events[n].purpose, self.chat.events[n].exchange
+        if isinstance(reply, dict) and reply.get("type") == "await":
+            return f"a wait of {wire.seconds(reply['duration']):g} s" if x.ok else "never played"
+        if purpose in ("echo", "human"):
+            return "never played: iAdvize plays no answer to an operator-authored message"
+        if purpose == "greeting":
+            return "never played: before the conversation, iAdvize shows messages only"
+        return "never played: iAdvize cannot use this answer" if not x.ok else "never played"
 
     def _unplaced(self, n: int) -> list[dict]:
         """The errors found on call ``n`` that no bubble or marker of the chat carries: about the whole call (no

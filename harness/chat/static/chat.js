@@ -180,6 +180,16 @@ function drawCall(event) {
   if (event.recorded !== undefined) summary.appendChild(element("span", event.sameAsRecorded ? "" : "over",
     event.sameAsRecorded ? " — as recorded" : " — differs from the recording"));
   details.appendChild(summary);
+  const fates = element("ol", "fates");
+  fates.setAttribute("aria-label", "what became of each reply");
+  details.appendChild(fates);
+  details.addEventListener("toggle", async () => {
+    // asked each time the row opens: a reply waiting then may have been shown or cancelled since
+    if (!details.open) return;
+    const answer = await fetch("/api/calls/" + event.n + "/fates");
+    if (!answer.ok) return;
+    fates.replaceChildren(...(await answer.json()).fates.map((f) => element("li", "", clip(f.reply, 80) + " — " + f.fate)));
+  });
   if (event.recorded !== undefined && !event.sameAsRecorded) {
     details.appendChild(element("pre", "", "recorded answer\n" + event.recorded));
   }
@@ -347,6 +357,9 @@ async function loadSettings() {
   });
   document.getElementById("language").value = settings.language;
   document.getElementById("available").checked = settings.humanAvailable;
+  document.getElementById("secret").textContent = settings.signed ?
+    "Signature secret: set, every call is signed (X-iAdvize-Signature)" :
+    "Signature secret: not set, calls are unsigned (set IADVIZE_SECRET, or --secret, to sign them)";
 }
 
 async function saveSettings() {
