@@ -20,7 +20,11 @@ def add_parser(subcommands, parents: list) -> None:
     chat = subcommands.add_parser(
         "chat", parents=parents, help="chat with a bot on a local page, each call inspected and judged"
     )
-    chat.add_argument("--scenario", default="", help="the idBot the operator uses (default: the bot's first)")
+    chat.add_argument(
+        "--scenario",
+        default="",
+        help="the operator's idBot (default: order-assistant if the bot offers it, else its first)",
+    )
     chat.add_argument("--language", default="en", help="the operator's language (default en)")
     chat.add_argument("--port", type=int, default=8765, help="where the page is served (default 8765; 0: a free one)")
     chat.add_argument("--open", action="store_true", help="open the page in the default browser")
