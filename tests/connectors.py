@@ -36,6 +36,7 @@ pattern seen in public iAdvize connectors:
   does not say what to answer);
 - ``announcement`` and ``transfers=False``: what it tells the visitor on those words, and a transfer never
   sent (it reads its routing rules from a field iAdvize does not send);
+- ``fixed_rule``: the distribution rule it transfers to, whatever the operator's (an id in its configuration);
 - ``echo_after_escalation``: once it has transferred, it answers operator-authored messages;
 - ``message_delay`` / ``greeting_delay``: seconds it takes on visitor messages / the greeting;
 - ``api_url`` and ``api``: it answers a visitor with a holding message and posts the real answer
@@ -129,6 +130,7 @@ class Connector:
         message_delay: float = 0.0,
         greeting_delay: float = 0.0,
         rule: str | None = None,
+        fixed_rule: str | None = None,
         api_url: str | None = None,
         api: str = "good",
     ):
@@ -154,6 +156,7 @@ class Connector:
         self.echo_after_escalation = echo_after_escalation
         self.message_delay, self.greeting_delay = message_delay, greeting_delay
         self.rule = rule  # the distribution rule it transfers to when it was never told the operator's
+        self.fixed_rule = fixed_rule  # the rule it always transfers to, hard-coded in its configuration
         self.api_url, self.api = api_url, api
         self.token: str | None = None
         self.operators: dict[str, dict] = {}
@@ -308,7 +311,7 @@ class Connector:
         if not self.transfers:  # its routing rules read from a field iAdvize does not send: nothing to send
             return [say(self.announcement)]
         known = self.operators.get(body["idOperator"], {}).get("rules") or []
-        rule = known[0] if known else self.rule or str(uuid.uuid4())
+        rule = self.fixed_rule or (known[0] if known else self.rule or str(uuid.uuid4()))
         return [
             say(self.announcement),
             {

@@ -291,7 +291,8 @@ def test_operator_settings_apply_to_the_next_conversation_and_the_visitor_sends_
     playwright.expect(page.locator("#secret")).to_have_text(re.compile("^Signature secret: not set, calls are unsig"))
     page.get_by_label("Scenario").select_option("order-assistant")
     page.get_by_label("Language").fill("fr")
-    page.get_by_label("Language").press("Tab")  # a change is saved as the field is left
+    with page.expect_response("**/api/settings"):  # saved before the next conversation opens
+        page.get_by_label("Language").press("Tab")  # a change is saved as the field is left
     page.get_by_role("button", name="New conversation").click()
     playwright.expect(log).to_contain_text("Je suis l'assistant virtuel de la boutique")  # the greeting, in French
     picture = b"\x89PNG\r\n\x1a\n" + bytes(range(256))  # what the bot may fetch: the very bytes chosen
@@ -539,3 +540,36 @@ def test_a_signed_chat_says_so_and_a_wrong_secret_is_said_in_the_chat(browser):
         playwright.expect(page.locator("#problem")).to_contain_text("401")
         page.close()
         server.__exit__(None, None, None)
+
+
+def test_the_operator_s_distribution_rules_are_set_in_the_page_each_available_or_not(browser):
+    bikes = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"  # the rule the bot's own configuration transfers to
+    with connectors.serve(fixed_rule=bikes) as theirs:
+        page = opened(browser, ChatSession(BotClient(theirs.url)))
+        log = page.get_by_role("log")
+        visitor = page.get_by_label("Write as the visitor")
+        visitor.fill("I want a human")
+        visitor.press("Enter")
+        # not one of the operator's rules: the transfer fails, and the rule that says so marks it
+        playwright.expect(log).to_contain_text("not one of the operator's distribution rules")
+        playwright.expect(log.locator(".marker.broken")).to_contain_text("⚠ transfer-unknown-rule")
+        page.get_by_label("Rule id").fill("not a uuid")
+        page.get_by_role("button", name="Add the rule").click()
+        playwright.expect(page.locator("#problem")).to_contain_text("a distribution rule's id is a UUID")
+        page.get_by_label("Rule id").fill(bikes)
+        page.get_by_label("Label", exact=True).fill("Bike workshop")
+        page.get_by_role("button", name="Add the rule").click()
+        playwright.expect(page.locator("#rule-list li")).to_have_count(2)
+        page.get_by_role("button", name="New conversation").click()
+        visitor.fill("I want a human")
+        visitor.press("Enter")
+        playwright.expect(log).to_contain_text("transferring to Bike workshop (30 s)")
+        playwright.expect(log).to_contain_text("a human took the conversation")
+        with page.expect_response("**/api/settings"):  # saved before the next conversation opens
+            page.get_by_label("Bike workshop").uncheck()  # nobody at the workshop now
+        page.get_by_role("button", name="New conversation").click()
+        visitor.fill("I want a human")
+        visitor.press("Enter")
+        playwright.expect(log).to_contain_text("to Bike workshop: failed, nobody took it")
+        playwright.expect(log).to_contain_text("Sorry, nobody is free right now.")
+        closed(page)

@@ -144,10 +144,11 @@ def settings():
 
 @blueprint.post("/api/settings")
 def configure():
-    """New settings: the scenario and language for the next conversation, a human available or not."""
+    """New settings: the scenario, language and distribution rules for the next conversation, a human available
+    to each rule or not."""
     body = request.get_json(silent=True) if request.is_json else None
     body = body if isinstance(body, dict) else {}
-    return _step(lambda: _session().configure(body.get("scenario"), body.get("language"), body.get("humanAvailable")))
+    return _step(lambda: _session().configure(body.get("scenario"), body.get("language"), body.get("rules")))
 
 
 @blueprint.post("/api/human")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import uuid
 
 from harness import render, wire
 from harness.client import BotClient, BotError
@@ -22,7 +23,8 @@ from harness.traffic.to_scripts import script_file, script_of_conversation
 from harness.wire.record_format import utc_iso
 
 OPERATOR = "ha-777000"  # iAdvize ids end in digits: the bot posts to its API by them
-RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}
+RULE = {"id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6", "label": "Customer service"}  # the operator's first rule
+MAX_RULES = 10
 THINK_SECONDS = 2.0  # the simulated time a visitor takes to write
 SHORT_WAIT_SECONDS = 10.0  # a wait of the bot's up to this is its typing, played at once
 PREFERRED = "order-assistant"  # the embedded reference bot's full scenario, when the bot offers it
@@ -46,7 +48,8 @@ class ChatSession:
         self.client, self.scenario, self.language = client, scenario, language
         self.webhooks = webhooks  # where the conversation's webhooks are delivered (Webhooks), or None
         self.api = api  # the local iAdvize API the bot posts its slow answers through (IAdvizeAPI), or None
-        self.human_available = human_available  # whether a human takes a transfer (the developer plays them)
+        # the operator's distribution rules, and whether a human takes a transfer to each (the developer plays them)
+        self.rules = [{**RULE, "available": bool(human_available)}]
         self.lock = threading.Lock()  # the page's calls arrive on the server's threads: one step at a time
         self.platform: SimulatedPlatform | None = None
         self.chat: SimulatedConversation | None = None
@@ -63,7 +66,7 @@ class ChatSession:
         """A new conversation: the operator set up (scenario, language, a distribution rule), the chatbox opened
         (the greeting asked for, within its 2 s), the conversation routed to the bot."""
         with self.lock:
-            settings = {"name": "chat", "distributionRules": [RULE], "language": self.language}
+            settings = {"name": "chat", "distributionRules": self._rules(), "language": self.language}
             if self.scenario:
                 settings["external"] = {"idBot": self.scenario}
             else:
@@ -76,8 +79,8 @@ class ChatSession:
             self.platform = SimulatedPlatform(
                 self.client,
                 OPERATOR,
-                [RULE],
-                rule_available=lambda rule: self.human_available,
+                self._rules(),
+                rule_available=lambda rule: any(r["id"] == rule and r["available"] for r in self.rules),
                 api=self.api,
                 webhooks=self.webhooks,
             )
@@ -147,12 +150,12 @@ class ChatSession:
         """The operator's settings a new conversation gets, and the scenarios the bot offers to choose from."""
         offered = self.client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
         scenarios = [s.get("idBot") for s in offered.body if isinstance(s, dict)] if offered.ok else []
-        return {"scenario": self.scenario, "language": self.language, "humanAvailable": self.human_available,
+        return {"scenario": self.scenario, "language": self.language, "rules": [dict(r) for r in self.rules],
                 "scenarios": scenarios, "signed": bool(self.client.secret)}  # fmt: skip
 
-    def configure(self, scenario: str | None = None, language: str | None = None, human_available=None) -> None:
-        """Changes the operator's settings: the scenario and language for the next conversation, whether a
-        human takes a transfer from now on."""
+    def configure(self, scenario: str | None = None, language: str | None = None, rules=None) -> None:
+        """Changes the operator's settings: the scenario, language and distribution rules for the next
+        conversation; whether a human takes a transfer to each rule from now on."""
         with self.lock:
             if scenario is not None:
                 self.scenario = scenario
@@ -160,8 +163,8 @@ class ChatSession:
                 if not (isinstance(language, str) and len(language) == 2 and language.isalpha()):
                     raise ValueError(f"a language is two letters (en, fr), got {language!r}")
                 self.language = language.lower()
-            if human_available is not None:
-                self.human_available = bool(human_available)
+            if rules is not None:
+                self.rules = _checked_rules(rules)
 
     def human_says(self, text: str) -> None:
         """The human who took the conversation writes ``text``: posted to the bot as iAdvize posts an
@@ -232,7 +235,7 @@ class ChatSession:
         answered; it passes against the same bot under pytest."""
         with self.lock:
             self._ready()
-            script = script_of_conversation(self.chat, [RULE], self.language)
+            script = script_of_conversation(self.chat, self._rules(), self.language)
             if script is None:
                 raise ValueError("nothing to save yet: the visitor has not written")
             return script_file(script, "with `iadvize-harness chat`")
@@ -251,6 +254,13 @@ class ChatSession:
             return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
     # --- inside ----------------------------------------------------------------------------------
+
+    def _rules(self) -> list[dict]:
+        """The operator's distribution rules as iAdvize gives them to the bot: id and label."""
+        return [{"id": r["id"], "label": r["label"]} for r in self.rules]
+
+    def _label(self, rule: str) -> str:
+        return next((r["label"] for r in self.rules if r["id"] == rule), rule)
 
     def _look_for_problem(self) -> None:
         """What the bot says of its scenario files (the reference bot with ``serve --reload``: a file that no
@@ -283,7 +293,8 @@ class ChatSession:
             if event.kind == "call" and event.exchange is not None:
                 sent = (event.exchange.request_body or {}).get("message") if event.exchange.request_body else None
                 payload = sent.get("payload") if isinstance(sent, dict) else None
-                found = judge(Observation(event.exchange, event.purpose, self.chat.id, [RULE["id"]], payload))
+                rules = [r["id"] for r in self.rules]
+                found = judge(Observation(event.exchange, event.purpose, self.chat.id, rules, payload))
                 self.findings[n] = [_finding(f) for f in found]
                 replies = event.exchange.body.get("replies") if isinstance(event.exchange.body, dict) else None
                 for i, reply in enumerate(replies if isinstance(replies, list) else []):
@@ -365,10 +376,12 @@ class ChatSession:
             if event.purpose in ("echo", "human") and isinstance(sent, dict) and isinstance(sent.get("payload"), dict):
                 drawn["echoes"] = render.payload(sent["payload"])  # which message iAdvize posted back, or the human's
         elif event.kind == "transfer" and not isinstance(event.reply, dict):
-            drawn["text"] = event.text.replace(RULE["id"], RULE["label"])  # its outcome, by the rule's label
+            drawn["text"] = event.text  # its outcome, by the rule's label
+            for rule in self.rules:
+                drawn["text"] = drawn["text"].replace(rule["id"], rule["label"])
         elif event.kind == "transfer" and isinstance(event.reply, dict):
             rule = str(event.reply.get("distributionRule"))
-            named = RULE["label"] if rule == RULE["id"] else rule
+            named = self._label(rule)
             timeout = (event.reply.get("transferOptions") or {}).get("timeout")
             wait = f"{wire.seconds(timeout):g} s" if isinstance(timeout, dict) else "60 s, by default"
             drawn["text"] = f"transferring to {named} ({wait}): {event.text.split(': ', 1)[-1]}"
@@ -390,3 +403,23 @@ def _finding(found) -> dict:
     named = _REPLY_NAMED.match(found.message)
     return {"rule": found.rule, "severity": found.severity, "message": found.message, "evidence": found.evidence,
             "why": RULES[found.rule].why, "reply": int(named.group(1)) if named else None}  # fmt: skip
+
+
+def _checked_rules(rules) -> list[dict]:
+    """The distribution rules the page sends, checked: 1 to :data:`MAX_RULES` of them, each an id (a UUID, as
+    iAdvize's), a label and whether a human is available."""
+    if not isinstance(rules, list) or not 1 <= len(rules) <= MAX_RULES:
+        raise ValueError(f"give the operator 1 to {MAX_RULES} distribution rules")
+    checked = []
+    for rule in rules:
+        rule = rule if isinstance(rule, dict) else {}
+        try:
+            id_ = str(uuid.UUID(str(rule.get("id", "")).strip()))
+        except ValueError:
+            given = str(rule.get("id"))[:60]
+            raise ValueError(f"a distribution rule's id is a UUID, as iAdvize's are, not {given!r}") from None
+        label = str(rule.get("label") or "").strip()[:100] or id_
+        if any(r["id"] == id_ for r in checked):
+            raise ValueError(f"the distribution rule {id_} is given twice")
+        checked.append({"id": id_, "label": label, "available": bool(rule.get("available"))})
+    return checked

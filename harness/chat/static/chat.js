@@ -356,22 +356,51 @@ async function loadSettings() {
     select.appendChild(option);
   });
   document.getElementById("language").value = settings.language;
-  document.getElementById("available").checked = settings.humanAvailable;
+  showRules(settings.rules);
   document.getElementById("secret").textContent = settings.signed ?
     "Signature secret: set, every call is signed (X-iAdvize-Signature)" :
     "Signature secret: not set, calls are unsigned (set IADVIZE_SECRET, or --secret, to sign them)";
 }
 
-async function saveSettings() {
-  const answer = await fetch("/api/settings", {method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({scenario: document.getElementById("scenario").value,
-      language: document.getElementById("language").value,
-      humanAvailable: document.getElementById("available").checked})});
-  problem.textContent = answer.ok ? "" : (await answer.json()).error;
+let rules = [];
+
+function showRules(given) {
+  rules = given;
+  const list = document.getElementById("rule-list");
+  list.replaceChildren();
+  rules.forEach((rule, i) => {
+    const item = element("li");
+    const label = element("label");
+    const box = element("input");
+    box.type = "checkbox";
+    box.checked = rule.available;
+    box.addEventListener("change", () => { rules[i].available = box.checked; saveSettings(); });
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" " + rule.label + " (" + rule.id + ")"));
+    item.appendChild(label);
+    list.appendChild(item);
+  });
 }
 
+async function saveSettings(added) {
+  const answer = await fetch("/api/settings", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({scenario: document.getElementById("scenario").value,
+      language: document.getElementById("language").value, rules: added ? [...rules, added] : rules})});
+  problem.textContent = answer.ok ? "" : (await answer.json()).error;
+  return answer.ok;
+}
+
+document.getElementById("add-rule").addEventListener("click", async () => {
+  const id = document.getElementById("rule-id");
+  const label = document.getElementById("rule-label");
+  if (await saveSettings({id: id.value, label: label.value, available: true})) {
+    id.value = ""; label.value = "";
+    showRules((await (await fetch("/api/settings")).json()).rules);
+  }
+});
+
 document.getElementById("real-time").addEventListener("change", () => showWait(shownWait));
-for (const id of ["scenario", "language", "available"]) document.getElementById(id).addEventListener("change", saveSettings);
+for (const id of ["scenario", "language"]) document.getElementById(id).addEventListener("change", () => saveSettings());
 document.getElementById("visitor-file").addEventListener("change", async (chosen) => {
   const file = chosen.target.files[0];
   if (!file) return;
