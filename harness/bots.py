@@ -9,6 +9,7 @@ whole group (master and workers), for restart tests.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import selectors
 import signal
@@ -47,6 +48,26 @@ def _dies_with_us():
     return die_with_parent
 
 
+def bot_package(spec: str, base: Path | None = None) -> tuple[str, Path | None]:
+    """Which bot package ``spec`` names, and the folder to import it from: a package name (``reference_bot``,
+    or a copy of the template in ``base``, the current folder by default) or a copy's folder (``./mybot``).
+    Raises ValueError, its message the line to show, when it is neither."""
+    base = base or Path.cwd()
+    folder = Path(spec).expanduser()
+    folder = folder if folder.is_absolute() else base / folder
+    if spec.isidentifier() and not folder.is_dir():  # an installed package: the reference bot, or a copy
+        if importlib.util.find_spec(spec) is None:
+            raise ValueError(f"{spec} is neither a folder here nor an installed package: give a bot's folder "
+                             "(made with `iadvize-harness template`), e.g. ./mybot")  # fmt: skip
+        return spec, None
+    if not (folder / "serve.py").is_file() or not (folder / "__init__.py").is_file():
+        raise ValueError(f"{spec} is not a bot made with `iadvize-harness template`: no serve.py in {folder}")
+    name = folder.resolve().name
+    if not name.isidentifier():
+        raise ValueError(f"{spec}: the folder's name, {name!r}, is not a package name (letters, digits and _)")
+    return name, folder.resolve().parent
+
+
 @contextmanager
 def bot(
     url: str | None = None, *, secret: str | None = None, workers: int = 2, env: dict | None = None
@@ -75,13 +96,14 @@ class EmbeddedBot:
         log_path: str | os.PathLike | None = None,
         package: str = "reference_bot",
     ):
-        """``package``: the bot to run, the reference bot or a copy of it (importable from the current folder)."""
+        """``package``: the bot to run, the reference bot or a copy of it (its name, or its folder: see
+        :func:`bot_package`; raises ValueError when it is neither)."""
         self._tmp = tempfile.TemporaryDirectory(prefix="iadvize-bot-")
         self.database = str(database or Path(self._tmp.name) / "bot.sqlite3")
         self.log_path = Path(log_path or Path(self._tmp.name) / "bot.log")
         self.secret, self.scenarios, self.workers = secret, scenarios, workers
         self.env = env or {}
-        self.package = package
+        self.package, self.import_from = bot_package(package)
         self.url: str | None = None
         self.process: subprocess.Popen | None = None
 
@@ -103,6 +125,8 @@ class EmbeddedBot:
         if self.scenarios:
             command += ["--scenarios", str(self.scenarios)]
         env = {**os.environ, **self.env}
+        if self.import_from is not None:  # a copy's folder: its parent is where Python finds it
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.import_from), env.get("PYTHONPATH")) if p)
         env.pop("IADVIZE_SECRET", None)
         if self.secret:
             env["IADVIZE_SECRET"] = self.secret  # by environment: never on a command line others can read
@@ -134,7 +158,7 @@ class EmbeddedBot:
                 if self.process.poll() is not None:
                     break
         self.stop()
-        raise BotProcessError(f"the reference bot did not start:\n{self.log_tail()}")
+        raise BotProcessError(f"{self._named()} did not start:\n{self.log_tail()}")
 
     def _drain_stdout(self) -> None:
         # Whatever the server prints later goes to the log: a pipe nobody reads would block it once full.
@@ -150,7 +174,7 @@ class EmbeddedBot:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BotProcessError(f"the reference bot exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise BotProcessError(f"{self._named()} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 if requests.get(f"{self.url}/healthcheck", timeout=1).status_code == 200:
                     return
@@ -158,7 +182,10 @@ class EmbeddedBot:
                 pass
             time.sleep(0.05)
         self.stop()
-        raise BotProcessError(f"the reference bot never answered /healthcheck:\n{self.log_tail()}")
+        raise BotProcessError(f"{self._named()} never answered /healthcheck:\n{self.log_tail()}")
+
+    def _named(self) -> str:
+        return "the reference bot" if self.package == "reference_bot" else f"the bot {self.package}"
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the server's log (its stderr), for error messages."""

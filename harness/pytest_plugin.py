@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -191,16 +192,20 @@ def _bot_url(config) -> str:
         from harness.bots import BotProcessError, EmbeddedBot
 
         package = config.getoption("iadvize_bot")
+        beside_settings = config.rootpath / package  # a copy named in pytest.ini: found from any folder
+        if not (Path.cwd() / package).is_dir() and beside_settings.is_dir():
+            package = str(beside_settings)
         env = _api(config).reference_bot_settings()
-        bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2, package=package, env=env)
+        try:
+            bot = EmbeddedBot(secret=config.getoption("iadvize_secret"), workers=2, package=package, env=env)
+        except ValueError as problem:
+            pytest.exit(f"--iadvize-bot {problem}", returncode=pytest.ExitCode.USAGE_ERROR)
         setattr(config, _EMBEDDED, bot)
         try:
             bot.start()
-        except BotProcessError:  # said once, then by every script: the last line of its log says why
+        except BotProcessError:  # one error for the run, not one per script: the last line of its log says why
             last = (bot.log_tail(1) or "no log").strip()
-            setattr(config, _PREFLIGHT, f"--iadvize-bot {package} did not start: {last}")
-    if bot.url is None:
-        raise BotUnusable(getattr(config, _PREFLIGHT))
+            pytest.exit(f"--iadvize-bot {package} did not start: {last}", returncode=pytest.ExitCode.USAGE_ERROR)
     return bot.url
 
 

@@ -46,3 +46,22 @@ def copy_template(folder: Path, name: str = "mybot") -> Path:
             text = path.read_text(encoding="utf-8")
             path.write_text(mention.sub(name, text), encoding="utf-8")
     return package
+
+
+PYTEST_SETTINGS = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")  # where pytest may find its own
+
+
+def write_pytest_settings(package: Path) -> Path | None:
+    """A ``pytest.ini`` beside the copy, pointing the harness's plugin at it: plain ``pytest`` in the project
+    runs the copy's scripts against the copy. None when the folder already has settings pytest reads (the
+    option is then the user's to add: ``--iadvize-bot NAME``)."""
+    folder, name = package.parent, package.name
+    if any((folder / settings).exists() for settings in PYTEST_SETTINGS):
+        return None
+    written = folder / "pytest.ini"
+    written.write_text(
+        "# Written by `iadvize-harness template`: pytest runs the conversation scripts against this bot.\n"
+        f"[pytest]\ntestpaths = {name}/scripts\naddopts = --iadvize-bot {name}\n",
+        encoding="utf-8",
+    )
+    return written

@@ -220,13 +220,16 @@ states:
 """
 
 
-def started(command: list, cwd: Path, said=r" on (http://\S+)", stream: str = "stdout") -> tuple[subprocess.Popen, str]:
+def started(
+    command: list, cwd: Path, said=r" on (http://\S+)", stream: str = "stdout", env: dict | None = None
+) -> tuple[subprocess.Popen, str]:
     """A server started in its own process group, and the URL it prints (on ``stream``) once it listens."""
     clean = {k: v for k, v in os.environ.items() if k not in ("IADVIZE_SECRET", "PYTHONPATH", "VIRTUAL_ENV")}
     pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
     process = subprocess.Popen(
-        [str(part) for part in command], cwd=cwd, text=True, env=clean, start_new_session=True, **pipes
-    )
+        [str(part) for part in command], cwd=cwd, text=True, env={**clean, **(env or {})}, start_new_session=True,
+        **pipes,
+    )  # fmt: skip
     output, found = getattr(process, stream), None
     with selectors.DefaultSelector() as selector:  # a deadline for a server that never says it listens
         selector.register(output, selectors.EVENT_READ)
@@ -244,7 +247,7 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     project = tmp_path / "shop-bot"
     project.mkdir()
     told = ok(run([core / "iadvize-harness", "template", ".", "--name", "shopbot"], project))
-    assert "python -m shopbot.serve" in told
+    assert "`python -m shopbot.serve` and `pytest` (pytest.ini names the bot)" in told
     package = project / "shopbot"
     assert not list(package.rglob("__pycache__")) and "reference_bot" not in (package / "README.md").read_text()
     (package / "scenarios" / "opening-hours.yaml").write_text(SCENARIO, encoding="utf-8")
@@ -253,13 +256,11 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
         "  - visitor: Paris\n    expect: {text_contains: '9am to 7pm'}\n",
         encoding="utf-8",
     )
-    # The copy's scripts, its new one included, against the copy the plugin starts (as `template` says).
-    tested = run(
-        [core / "pytest", "-p", "no:cacheprovider", "-q", "shopbot/scripts", "--iadvize-bot", "shopbot"], project
-    )
+    # The copy's scripts, its new one included, against the copy the plugin starts: plain pytest in the bot's
+    # venv, the pytest.ini `template` wrote naming the bot (as `template` says).
+    tested = run([core / "pytest", "-p", "no:cacheprovider", "-q"], project)
     scripts = runs(package / "scripts")
     assert tested.returncode == 0 and f"{scripts} passed" in tested.stdout, tested.stdout + tested.stderr
-    assert "pytest shopbot/scripts --iadvize-bot shopbot" in told
     # As the copy's README says: run it from the project folder (the copy is not installed).
     process, url = started([core / "python", "-m", "shopbot.serve", "--port", "0", "--workers", "2"], project)
     try:
@@ -284,3 +285,43 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_a_pipx_install_makes_a_bot_from_the_template_and_every_step_it_prints_works(core, tmp_path):
+    """pipx exposes the command alone: a venv whose Python is not on PATH, only `iadvize-harness` linked into a
+    folder of PATH. The template's next steps, run as printed (the port only made free), then a scenario and a
+    script of the developer's own."""
+    exposed = tmp_path / "bin"
+    exposed.mkdir()
+    (exposed / "iadvize-harness").symlink_to(core / "iadvize-harness")
+    pipx = {"PATH": f"{exposed}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    project = tmp_path / "project"
+    project.mkdir()
+    told = ok(run(["iadvize-harness", "template", "."], project, env=pipx))
+    steps = [line.split("  # ")[0].strip() for line in told.splitlines() if line.startswith("  ")]
+    assert [step.split()[:2] for step in steps] == [["iadvize-harness", "serve"], ["iadvize-harness", "check"],
+                                                    ["iadvize-harness", "scripts"]], told  # fmt: skip
+    serve, check, scripts = steps
+    assert "--port 8080" in serve and "http://127.0.0.1:8080" in check
+    process, url = started(serve.replace("--port 8080", "--port 0").split(), project, env=pipx)
+    try:
+        checked = ok(run(check.replace("http://127.0.0.1:8080", url).split(), project, env=pipx))
+        assert checked.startswith("0 errors, 0 warnings in "), checked
+        ran = ok(run(scripts.split(), project, env=pipx))
+        assert f"{runs(project / 'mybot' / 'scripts')} passed" in ran, ran
+        (project / "mybot" / "scenarios" / "opening-hours.yaml").write_text(SCENARIO, encoding="utf-8")
+        (project / "mybot" / "scripts" / "opening-hours.convo.yaml").write_text(
+            "name: Paris hours\nscenario: opening-hours\nsteps:\n"
+            "  - visitor: Paris\n    expect: {text_contains: '9am to 7pm'}\n",
+            encoding="utf-8",
+        )
+        ran = ok(run(scripts.split(), project, env=pipx))
+        assert f"{runs(project / 'mybot' / 'scripts')} passed" in ran and "opening-hours.convo.yaml ." in ran, ran
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    # a bot that does not start is one error, said once, not once per script
+    (project / "mybot" / "scenarios" / "broken.yaml").write_text("states: [\n", encoding="utf-8")
+    broken = run(scripts.split(), project, env=pipx)
+    assert broken.returncode == 2, broken.stdout + broken.stderr
+    assert broken.stdout.count("did not start") == 1 and "broken.yaml" in broken.stdout, broken.stdout

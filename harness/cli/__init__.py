@@ -53,7 +53,16 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"iadvize-harness {_version()}")
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = subcommands.add_parser("serve", help="run the reference bot with gunicorn", parents=[serve_options()])
+    serve = subcommands.add_parser(
+        "serve", help="run the reference bot, or your copy of it, with gunicorn", parents=[serve_options()]
+    )
+    serve.add_argument(
+        "--bot",
+        default="reference_bot",
+        metavar="FOLDER",
+        help="a bot made with `iadvize-harness template` (its folder, e.g. ./mybot), run with this install's "
+        "Python (default: the reference bot)",
+    )
     serve.set_defaults(run=commands.serve)
 
     demo = subcommands.add_parser(
@@ -239,10 +248,21 @@ def parser() -> argparse.ArgumentParser:
 
     scripts = subcommands.add_parser(
         "scripts",
-        help="conversation scripts: made from recorded traffic, or checked without a bot (--lint)",
-        description="Write one *.convo.yaml per recorded conversation, expecting what the bot answered then: "
-        "run them against a new version of the bot (check --scripts, or pytest) to see what changed. "
-        "Or check a folder of scripts (and scenario files) without a bot: --lint DIR.",
+        parents=[bot],
+        help="conversation scripts: run against a bot (--run), checked without one (--lint), made from recordings",
+        description="Run a folder of conversation scripts against a bot: --run DIR (--bot FOLDER, a copy of the "
+        "template, or --provider-url URL; by pytest and the harness's plugin, in this install). Check them (and "
+        "scenario files) without a bot: --lint DIR. Or write one *.convo.yaml per recorded conversation, "
+        "expecting what the bot answered then: --from RECORDINGS --out DIR.",
+    )
+    scripts.add_argument(
+        "--run", dest="run_dir", metavar="DIR", help="run the conversation scripts there (a folder or a file)"
+    )
+    scripts.add_argument(
+        "--bot",
+        metavar="FOLDER",
+        help="with --run, without --provider-url: the bot to start, made with `iadvize-harness template` (its "
+        "folder, e.g. ./mybot; default: the reference bot)",
     )
     scripts.add_argument(
         "--from", dest="recordings", nargs="+", metavar="RECORDINGS", help="recording files or folders"

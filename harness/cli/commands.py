@@ -35,10 +35,26 @@ def _write(path: str | None, write) -> int | None:
 
 
 def serve(args) -> int:
-    """``iadvize-harness serve``: the reference bot under gunicorn until stopped."""
-    from reference_bot.serve import serve
+    """``iadvize-harness serve``: the reference bot, or a copy of it (``--bot``), under gunicorn until stopped."""
+    import importlib
 
-    return serve(args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads, args.reload)
+    from harness.bots import bot_package
+
+    try:
+        name, where = bot_package(args.bot)
+    except ValueError as problem:
+        return error(str(problem))
+    if where is not None:  # a copy's folder: imported from beside it, as `python -m NAME.serve` there would
+        sys.path.insert(0, str(where))
+    try:
+        runner = importlib.import_module(f"{name}.serve")
+    except Exception as problem:  # the copy's own code: a typo, a dependency missing from this environment
+        return error(f"cannot import the bot {name}: {type(problem).__name__}: {problem}")
+    if not callable(getattr(runner, "serve", None)):
+        return error(f"{name}.serve has no serve(): is {args.bot} a bot made with `iadvize-harness template`?")
+    return runner.serve(
+        args.host, args.port, args.db, args.scenarios, args.secret, args.workers, args.threads, args.reload
+    )
 
 
 def demo(args) -> int:
@@ -468,15 +484,31 @@ def report(args) -> int:
 
 def scripts(args) -> int:
     """``iadvize-harness scripts --from RECORDINGS --out DIR``: one conversation script per recorded
-    conversation; ``scripts --lint DIR``: every problem of the scripts there (and of ``--scenarios``)."""
+    conversation; ``scripts --lint DIR``: every problem of the scripts there (and of ``--scenarios``);
+    ``scripts --run DIR``: the scripts run against a bot."""
+    given = (("--run", args.run_dir), ("--lint", args.lint), ("--from", args.recordings))
+    modes = [flag for flag, value in given if value]
+    if len(modes) > 1:
+        return error(f"{modes[0]} and {modes[1]} do not go together: --run runs scripts, --lint checks them, "
+                     "--from writes them")  # fmt: skip
+    if args.run_dir:
+        return run_scripts(args)
+    if args.bot or args.provider_url:
+        return error("--bot and --provider-url say which bot --run runs the scripts against: scripts --run DIR")
     if args.lint:
-        if args.recordings or args.out:
-            return error("--lint checks scripts; --from and --out write them: give one or the other")
+        if args.out:
+            return error("--lint checks scripts; --out is where --from writes them: give one or the other")
         return lint(Path(args.lint), Path(args.scenarios) if args.scenarios else None)
     if args.scenarios:
         return error("--scenarios goes with --lint: scripts --lint DIR --scenarios DIR")
     if not args.recordings or not args.out:
-        return error("give --from RECORDINGS --out DIR to write scripts, or --lint DIR to check them")
+        return error("give --run DIR to run scripts, --lint DIR to check them, or --from RECORDINGS --out DIR to "
+                     "write them")  # fmt: skip
+    return scripts_from_recordings(args)
+
+
+def scripts_from_recordings(args) -> int:
+    """``scripts --from RECORDINGS --out DIR``: one conversation script per recorded conversation."""
     from harness.traffic.recordings import recording_files
     from harness.traffic.to_scripts import write_scripts
 
@@ -497,6 +529,36 @@ def scripts(args) -> int:
     print(f"{render.count(len(written.paths), 'script')} written in {args.out}")
     print(f"run them: iadvize-harness check --provider-url URL --scripts {args.out}   (or: pytest {args.out})")
     return 0
+
+
+def run_scripts(args) -> int:
+    """``scripts --run DIR``: the conversation scripts there run by pytest and the harness's plugin, in this
+    install (pipx's too), against ``--provider-url``, else the bot ``--bot`` names (default: the reference bot).
+    pytest's own exit codes: 0 passed, 1 a script failed; 2 when it could not run (none collected included)."""
+    import pytest
+
+    from harness.bots import bot_package
+
+    folder = Path(args.run_dir)
+    if not folder.exists():
+        return error(f"{folder}: no such file or folder of conversation scripts (*.convo.yaml)")
+    if folder.is_dir() and next(folder.rglob("*.convo.yaml"), None) is None:
+        return error(f"no conversation script (*.convo.yaml) in {folder}")
+    options = ["-p", "no:cacheprovider", str(folder)]
+    if args.provider_url:
+        options += ["--iadvize-url", args.provider_url]
+    else:
+        try:
+            bot_package(args.bot or "reference_bot")
+        except ValueError as problem:
+            return error(str(problem))
+        options += ["--iadvize-bot", args.bot or "reference_bot"]
+    if args.secret:
+        options += ["--iadvize-secret", args.secret]
+    ran = int(pytest.main(options))
+    if ran == pytest.ExitCode.NO_TESTS_COLLECTED:
+        return error(f"no conversation script (*.convo.yaml) in {folder}")
+    return ran if ran in (0, 1) else 2
 
 
 def _scenario_problems(folder: Path, paths: list[Path]) -> list[str]:
@@ -712,23 +774,31 @@ def schemas(args) -> int:
 
 
 def template(args) -> int:
-    """``iadvize-harness template``: the reference bot copied out under the bot's own package name."""
-    from harness.template import TemplateError, copy_template
+    """``iadvize-harness template``: the reference bot copied out under the bot's own package name, and the
+    next steps, as commands of this install (they work from pipx as from the bot's own venv)."""
+    from harness.template import TemplateError, copy_template, write_pytest_settings
 
     try:
         package = copy_template(Path(args.folder), args.name)
-    except TemplateError as problem:
+        settings = write_pytest_settings(package)
+    except (TemplateError, OSError) as problem:
         return error(str(problem))
     name, where = package.name, package.parent
     steps = [] if where.resolve() == Path.cwd().resolve() else [(f"cd {where}", "")]
     steps += [
-        (f"python -m {name}.serve --port 8080", f"or: gunicorn '{name}.wsgi:app'"),
+        (f"iadvize-harness serve --bot {name} --port 8080", "the bot, on http://127.0.0.1:8080"),
         ("iadvize-harness check --provider-url http://127.0.0.1:8080", "in another terminal"),
-        (f"pytest {name}/scripts --iadvize-bot {name}", "its conversation scripts, against itself"),
+        (f"iadvize-harness scripts --run {name}/scripts --bot {name}", "its conversation scripts, against itself"),
     ]
     width = max(len(command) for command, _ in steps)
     print(f"copied the reference bot into {package} (the package {name}); next:")
     for command, why in steps:
         print(f"  {command:<{width}}  # {why}" if why else f"  {command}")
+    pytest_line = (
+        f"`pytest` ({settings.name} names the bot)" if settings else f"`pytest --iadvize-bot {name} {name}/scripts`"
+    )
+    print(
+        f"in the bot's own venv (pip install iadvize-harness), `python -m {name}.serve` and {pytest_line} do the same"
+    )
     print(f"{name}/README.md tells the layout, the scenarios, the configuration and how to deploy it")
     return 0
