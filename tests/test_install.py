@@ -169,7 +169,12 @@ def test_a_command_of_a_missing_extra_says_which_to_install_in_one_line(core, tm
 def test_the_analysis_install_samples_replays_and_reports_from_an_empty_folder(analysis, tmp_path):
     assert "locust" not in installed(analysis)
     sampled = ok(run([analysis / "iadvize-harness", "sample", "--conversations", "12"], tmp_path))
-    assert sampled == "12 conversations recorded in sample.jsonl.gz\n" and (tmp_path / "sample.jsonl.gz").stat().st_size
+    assert sampled.splitlines() == [
+        "recording 12 conversations with the embedded reference bot into sample.jsonl.gz (seed 7; --conversations "
+        "N for fewer, Ctrl-C stops)",
+        "12 conversations recorded in sample.jsonl.gz",
+    ]
+    assert (tmp_path / "sample.jsonl.gz").stat().st_size
 
     replayed = ok(run([analysis / "iadvize-harness", "replay", "sample.jsonl.gz", "--out", "results"], tmp_path))
     assert replayed.startswith("Replaying against the embedded reference bot at http://127.0.0.1:"), replayed
@@ -261,6 +266,13 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     tested = run([core / "pytest", "-p", "no:cacheprovider", "-q"], project)
     scripts = runs(package / "scripts")
     assert tested.returncode == 0 and f"{scripts} passed" in tested.stdout, tested.stdout + tested.stderr
+    # the README's example of the plugin's fixtures, as written there, passes in the bot's venv
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```python\n(# mybot/tests/test_handover.py.*?)```", readme, re.S).group(1)
+    (package / "tests").mkdir()
+    (package / "tests" / "test_handover.py").write_text(example, encoding="utf-8")
+    tested = run([core / "pytest", "-p", "no:cacheprovider", "-q", "shopbot/tests"], project)
+    assert tested.returncode == 0 and "1 passed" in tested.stdout, tested.stdout + tested.stderr
     # As the copy's README says: run it from the project folder (the copy is not installed).
     process, url = started([core / "python", "-m", "shopbot.serve", "--port", "0", "--workers", "2"], project)
     try:
@@ -320,6 +332,12 @@ def test_a_pipx_install_makes_a_bot_from_the_template_and_every_step_it_prints_w
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+    # the core's other promises from pipx: the notebooks copied out, a sample recorded
+    ok(run(["iadvize-harness", "notebooks", "nb"], project, env=pipx))
+    for name in ("replay-conversations.ipynb", "response-times-and-escalations.ipynb", "data/sample.jsonl.gz"):
+        assert (project / "nb" / name).read_bytes() == (ROOT / "notebooks" / name).read_bytes(), name
+    sampled = ok(run(["iadvize-harness", "sample", "--conversations", "3", "--out", "s"], project, env=pipx))
+    assert sampled.splitlines()[-1] == "3 conversations recorded in s/sample.jsonl.gz", sampled
     # a bot that does not start is one error, said once, not once per script
     (project / "mybot" / "scenarios" / "broken.yaml").write_text("states: [\n", encoding="utf-8")
     broken = run(scripts.split(), project, env=pipx)

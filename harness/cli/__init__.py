@@ -407,6 +407,13 @@ def parser() -> argparse.ArgumentParser:
     template.add_argument("folder", metavar="FOLDER", help="where the package folder is created (e.g. .)")
     template.add_argument("--name", default="mybot", help="your bot's package name (default mybot)")
     template.set_defaults(run=commands.template)
+
+    notebooks = subcommands.add_parser(
+        "notebooks",
+        help="copy the notebooks (and the sample recording they read) out of the install, to open in Jupyter",
+    )
+    notebooks.add_argument("folder", metavar="DIR", help="where to copy them (created if needed)")
+    notebooks.set_defaults(run=commands.notebooks)
     return top
 
 

@@ -313,6 +313,9 @@ def sample(args) -> int:
     from harness.conformance.iadvize_api import IAdvizeAPI
     from harness.traffic.sample import generate
 
+    where = Path(args.out) / "sample.jsonl.gz"
+    print(f"recording {render.count(args.conversations, 'conversation')} with the embedded reference bot into "
+          f"{where} (seed {args.seed}; --conversations N for fewer, Ctrl-C stops)", flush=True)  # fmt: skip
     progress = Progress()
     try:
         # Recorded from the reference bot, its slow answers posted through the local iAdvize API as they would
@@ -770,6 +773,31 @@ def schemas(args) -> int:
     print(recording)
     Path(args.openapi).write_text(openapi.render(), encoding="utf-8")
     print(args.openapi)
+    return 0
+
+
+def notebooks(args) -> int:
+    """``iadvize-harness notebooks DIR``: the shipped notebooks and the sample recording they read, copied out
+    of the install (pip's, pipx's) to open in Jupyter; nothing already there is overwritten."""
+    import shutil
+
+    from harness import resources
+
+    folder = Path(args.folder)
+    shipped = sorted(resources.notebooks().glob("*.ipynb"))
+    copies = [(path, folder / path.name) for path in shipped]
+    copies.append((resources.sample(), folder / "data" / resources.sample().name))
+    there = [str(target) for _, target in copies if target.exists()]
+    if there:
+        return error(f"{there[0]} exists: give an empty or new folder (nothing is overwritten)")
+    try:
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        for source, target in copies:
+            shutil.copyfile(source, target)
+    except OSError as problem:
+        return error(f"cannot write in {folder}: {problem.strerror or problem}")
+    print(f"copied {render.count(len(shipped), 'notebook')} and the sample recording they read into {folder}")
+    print("open them in Jupyter, on a kernel with the analysis extra (pip install 'iadvize-harness[analysis]')")
     return 0
 
 
