@@ -774,15 +774,24 @@ def transition_lines(scenario: Scenario) -> list[dict]:
     top = {k.value: v for k, v in getattr(document, "value", [])}
     found = []
     for node, transition in zip(getattr(top.get("anywhere"), "value", []), scenario.anywhere, strict=False):
-        found.append({"from": "anywhere", "to": transition.goto, "line": node.start_mark.line + 1})
+        found.append({"from": "anywhere", "to": transition.goto, "line": node.start_mark.line + 1,
+                      "on": _trigger(transition)})  # fmt: skip
     for key, state_node in getattr(top.get("states"), "value", []):
         fields = {k.value: v for k, v in getattr(state_node, "value", [])}
         state = scenario.states.get(key.value)
         if state is None:
             continue
         for node, transition in zip(getattr(fields.get("transitions"), "value", []), state.transitions, strict=False):
-            found.append({"from": state.name, "to": transition.goto, "line": node.start_mark.line + 1})
+            found.append({"from": state.name, "to": transition.goto, "line": node.start_mark.line + 1,
+                          "on": _trigger(transition)})  # fmt: skip
     return found
+
+
+def _trigger(transition: Transition) -> str:
+    """What takes a transition, in words: two transitions between the same states differ by it."""
+    if transition.quick_reply is not None:
+        return f"quick reply {transition.quick_reply!r}"
+    return "keywords" if transition.keywords else "a pattern"
 
 
 def state_messages(scenario: Scenario) -> dict[str, list[dict]]:

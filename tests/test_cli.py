@@ -12,29 +12,41 @@ from harness.cli import _subparsers, main, parser
 
 
 @pytest.mark.parametrize("command", ["verify", "check", "replay", "load", "report"])
-def test_a_url_without_a_scheme_is_refused_with_what_to_type(command, capsys):
+def test_a_url_without_a_scheme_is_refused_first_with_what_to_type(command, capsys):
     args = [command, "--provider-url", "bot.example.com"] + (["x.jsonl"] if command == "replay" else [])
     with pytest.raises(SystemExit) as exit_:
         main(args)
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2
-    assert err.splitlines()[-1] == (
-        f"iadvize-harness {command}: error: argument --provider-url: must be a URL "
-        "starting with http:// or https://, got 'bot.example.com' (did you mean "
-        "http://bot.example.com?)"
+    assert err[0] == (
+        "error: argument --provider-url: must be a URL starting with http:// or https://, got 'bot.example.com' "
+        "(did you mean http://bot.example.com?)"
     )
+    assert err[1].startswith("--provider-url URL") and err[-1] == f"see `iadvize-harness {command} --help`"
+    assert "usage:" not in "\n".join(err)  # the one option concerned, not the whole usage
 
 
-def test_a_typo_in_a_flag_shows_the_commands_usage_and_the_flag_meant(capsys):
+def test_a_typo_in_a_flag_is_said_first_with_the_flag_meant_and_its_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["check", "--provder-url", "http://127.0.0.1:9"])
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2
-    assert err.startswith("usage: iadvize-harness check ")  # the sub-command's usage, not the top-level one
-    assert err.splitlines()[-1] == (
-        "iadvize-harness check: error: unrecognized arguments: --provder-url "
-        "http://127.0.0.1:9 (did you mean --provider-url?)"
-    )
+    assert err[0] == ("error: unrecognized arguments: --provder-url http://127.0.0.1:9 (did you mean --provider-url?)")
+    assert err[1].startswith("--provider-url URL") and "the bot's base URL" in err[1]  # the flag meant, explained
+    assert err[-1] == "see `iadvize-harness check --help`" and len(err) <= 4
+
+
+def test_a_missing_argument_and_an_unknown_command_are_said_first(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["template"])
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and err[0] == "error: the following arguments are required: FOLDER"
+    assert err[1].startswith("FOLDER") and err[-1] == "see `iadvize-harness template --help`"
+    with pytest.raises(SystemExit) as exit_:
+        main(["chekc"])
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and err[0].startswith("error: argument COMMAND: invalid choice: 'chekc' (choose from")
+    assert err[1:] == ["see `iadvize-harness --help`"]  # the commands are in the first line already
 
 
 def test_every_flag_of_every_command_says_what_it_is_for():

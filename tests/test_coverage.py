@@ -106,7 +106,14 @@ def test_the_reference_bot_s_states_reached_and_not_are_named_with_their_file_an
     assert untaken[("order_status", "invoice")] == invoice
     assert ("menu", "offers") in {(t["from"], t["to"]) for t in states["transitions reached"]}
     assert ("order_status", "invoice") in {(t["from"], t["to"]) for t in with_scripts["transitions reached"]}
-    assert f"  not taken: order_status -> invoice ({source}:{invoice})" in stdout
+    assert f"  not taken: order_status -> invoice, on keywords ({source}:{invoice})" in stdout
+    # two transitions between the same states are told apart by what takes them; `anywhere` is said in words
+    goodbyes = [line for line in stdout.splitlines() if line.startswith("  not taken: invoice -> goodbye")]
+    assert [line.split(" (")[0] for line in goodbyes] == [
+        "  not taken: invoice -> goodbye, on quick reply 'No thanks'",
+        "  not taken: invoice -> goodbye, on keywords",
+    ], goodbyes
+    assert "  not taken: anywhere" not in stdout
 
 
 GARAGE = """

@@ -6,6 +6,7 @@ import argparse
 import difflib
 import importlib.metadata
 import os
+import re
 import sys
 
 from harness.cli import chat, commands
@@ -41,15 +42,44 @@ OUTCOMES_HELP = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors said first: the error, the one option concerned with its help, where the rest is
+    (``--help``); not the whole usage before the line that matters."""
+
+    def error(self, message: str):
+        lines = [f"error: {message}"]
+        action = self._concerned(message)
+        if action is not None:
+            formatter = self._get_formatter()
+            formatter.add_arguments([action])
+            lines.append(formatter.format_help().rstrip())
+        lines.append(f"see `{self.prog} --help`")
+        self.exit(2, "\n".join(lines) + "\n")
+
+    def _concerned(self, message: str):
+        """The option the message is about: named after ``argument``, ``required:``, or ``did you mean``."""
+        named = re.match(r"argument (\S+?):", message) or re.search(r"did you mean (\S+?)\?", message)
+        named = named or re.search(r"arguments are required: (\S+?)(,|$)", message)
+        if named is None:
+            return None
+        flags = set(named.group(1).split("/"))
+        return next(
+            (
+                a
+                for a in self._actions
+                if flags & {*a.option_strings, a.metavar, a.dest} and not isinstance(a, argparse._SubParsersAction)
+            ),
+            None,
+        )  # the commands' list is in the message already
+
+
 def parser() -> argparse.ArgumentParser:
     """The ``iadvize-harness`` argument parser: one sub-command per job, shared options from parents."""
     from harness.conformance.phrasings import LANGUAGES
     from harness.load.ramp import DEFAULT_MAX_STEPS, SIZING_PERCENTILE
     from reference_bot.serve import options as serve_options
 
-    top = argparse.ArgumentParser(
-        prog="iadvize-harness", description="Test harness and reference connector for iAdvize external bots."
-    )
+    top = _Parser(prog="iadvize-harness", description="Test harness and reference connector for iAdvize external bots.")
     top.add_argument("--version", action="version", version=f"iadvize-harness {_version()}")
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -156,12 +156,14 @@ def verify(args, out=sys.stdout) -> int:
 
 def _broker_call(args, call) -> int:
     """Runs ``call`` (of harness.verify.broker_client) once the broker and version are known; 2 otherwise."""
-    from harness.verify.broker_client import BrokerClientMissing
+    from harness.verify.broker_client import BrokerClientMissing, unreachable
 
     if not args.broker_url:
         return error("no Pact Broker: give --broker-url, or set PACT_BROKER_BASE_URL")
     if hasattr(args, "version") and not args.version:
         return error("no version of your bot: give --version, or set PACT_PROVIDER_VERSION")
+    if problem := unreachable(args.broker_url):
+        return error(problem)
     try:
         return call()
     except BrokerClientMissing as missing:

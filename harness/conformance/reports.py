@@ -141,7 +141,9 @@ def coverage_lines(report: Report) -> list[str]:
             )
             if taken or untaken:
                 lines.append(f"transitions of {found.scenario} taken: {len(taken)} of {len(taken) + len(untaken)}")
-                lines += [f"  not taken: {t['from']} -> {t['to']} ({t['file']}:{t['line']})" for t in untaken]
+                lines += [
+                    f"  not taken: {_origin(t['from'])} -> {t['to']}{_on(t)} ({t['file']}:{t['line']})" for t in untaken
+                ]
     return lines
 
 
@@ -278,3 +280,12 @@ def write_html(report: Report, path: Path) -> None:
         "'click', () => { document.querySelector(a.getAttribute('href')).open = true; });</script>",
         encoding="utf-8",
     )
+
+
+def _origin(state: str) -> str:
+    # a scenario's `anywhere` transitions are offered in every state
+    return "any state (anywhere)" if state == "anywhere" else state
+
+
+def _on(transition: dict) -> str:
+    return f", on {transition['on']}" if transition.get("on") else ""

@@ -194,13 +194,29 @@ def _verifier(gateway: Gateway, source: str, broker: BrokerOptions | None, provi
 
 
 def _pact_source(pacts, broker_url) -> str:
+    """Where the pacts come from; a broker or a URL that does not answer, or a pact file that is not JSON, is
+    said here, before the verifier (which would only find no interaction)."""
+    from harness.verify.broker_client import unreachable
+
     if broker_url:
+        if problem := unreachable(broker_url):
+            raise VerifyError(problem)
         return broker_url
     source = str(pacts or DEFAULT_PACTS)
     if source.startswith(("http://", "https://")):
         return source
     if not Path(source).exists():
         raise VerifyError(f"no pacts at {source}: pass --pacts with a folder, a pact file or a URL")
+    files = sorted(Path(source).glob("*.json")) if Path(source).is_dir() else [Path(source)]
+    for path in files:
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise VerifyError(f"{path} is not a pact: not text (UTF-8)") from None
+        except json.JSONDecodeError as problem:
+            raise VerifyError(
+                f"{path} is not a pact: not JSON at line {problem.lineno}, column {problem.colno} ({problem.msg})"
+            ) from None
     return source
 
 

@@ -19,6 +19,7 @@ from harness.verify.states import PROVIDER
 
 IADVIZE_PACT = "iadvize-platform-external-bot.json"  # the pact iAdvize (the consumer) has with a bot
 CALL_SECONDS = 120  # a broker that stops answering: the client is stopped after this (beyond its retries)
+REACH_SECONDS = 10  # a broker that does not answer within this is said unreachable
 
 
 class BrokerClientMissing(RuntimeError):
@@ -34,6 +35,19 @@ def pact_cli() -> str:
             "the Pact Broker client is not installed: pip install pact-python-cli (it comes with iadvize-harness)"
         )
     return found
+
+
+def unreachable(url: str) -> str | None:
+    """Why the Pact Broker at ``url`` cannot be reached, in one line; None when it answers (any status: one
+    that wants credentials answers too). Asked before its client, which retries for a minute in silence."""
+    import requests
+
+    try:
+        requests.get(url, timeout=REACH_SECONDS, allow_redirects=False)
+    except requests.RequestException as problem:
+        reason = type(problem).__name__ if not str(problem) else str(problem).split(": ")[-1].strip("')\" ")
+        return f"cannot reach the Pact Broker at {url} ({reason or type(problem).__name__})"
+    return None
 
 
 def broker(arguments: list[str], seconds: float = CALL_SECONDS) -> int:

@@ -1,0 +1,82 @@
+"""What a new user meets when something is wrong, each said in one first line with the exit code of a command
+that could not run (2): a Pact Broker nobody answers at, a pact that is not JSON, a template's bot or scripts
+not where they are said to be, a folder the notebooks would overwrite."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from harness.cli import main
+
+
+@pytest.fixture
+def nobody():
+    """A loopback address nothing listens on (a port bound, then released)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def said(capsys, args: list[str]) -> tuple[int, list[str]]:
+    code = main(args)
+    return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["can-i-deploy", "--version", "1", "--to-environment", "production"],
+        ["record-deployment", "--version", "1", "--environment", "production"],
+        ["pacts", "publish", "--consumer-version", "1"],
+        ["verify", "--provider-url", "http://127.0.0.1:9"],
+    ],
+)
+def test_a_pact_broker_nobody_answers_at_is_said_at_once(command, nobody, capsys):
+    code, err = said(capsys, [*command, "--broker-url", nobody])
+    assert code == 2
+    assert err[0].startswith(f"error: cannot reach the Pact Broker at {nobody} (") and "refused" in err[0], err
+
+
+def test_a_pact_that_is_not_json_says_where_it_breaks(tmp_path, capsys):
+    (tmp_path / "iadvize.json").write_text('{"consumer": {"name": "iadvize"},\n  "interactions": [,]}\n')
+    code, err = said(capsys, ["verify", "--provider-url", "http://127.0.0.1:9", "--pacts", str(tmp_path)])
+    assert code == 2
+    assert err[0] == (
+        f"error: {tmp_path / 'iadvize.json'} is not a pact: not JSON at line 2, column 20 (Expecting value)"
+    )
+
+
+def test_scripts_run_says_first_what_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert said(capsys, ["scripts", "--run", "nowhere"]) == (
+        2, ["error: nowhere: no such file or folder of conversation scripts (*.convo.yaml)"]
+    )  # fmt: skip
+    (tmp_path / "empty").mkdir()
+    assert said(capsys, ["scripts", "--run", "empty"]) == (
+        2, ["error: no conversation script (*.convo.yaml) in empty"]
+    )  # fmt: skip
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "hello.convo.yaml").write_text("name: hello\nsteps:\n  - visitor: Hi\n")
+    code, err = said(capsys, ["scripts", "--run", "scripts", "--bot", "mybott"])
+    assert code == 2 and err[0].startswith("error: mybott is neither a folder here nor an installed package")
+    (tmp_path / "notabot").mkdir()
+    code, err = said(capsys, ["serve", "--bot", "notabot"])
+    assert code == 2 and err == [
+        f"error: notabot is not a bot made with `iadvize-harness template`: no serve.py in {tmp_path / 'notabot'}"
+    ]
+    code, err = said(capsys, ["scripts", "--run", "empty", "--lint", "empty"])
+    assert code == 2 and err[0].startswith("error: --run and --lint do not go together")
+
+
+def test_the_notebooks_are_copied_out_but_never_over_a_file(tmp_path, capsys):
+    assert main(["notebooks", str(tmp_path / "nb")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"copied 2 notebooks and the sample recording they read into {tmp_path / 'nb'}"
+    code, err = said(capsys, ["notebooks", str(tmp_path / "nb")])
+    assert code == 2 and err == [
+        f"error: {tmp_path / 'nb' / 'replay-conversations.ipynb'} exists: give an empty or new folder (nothing is "
+        "overwritten)"
+    ]
