@@ -81,6 +81,31 @@ class ScenarioError(ValueError):
         super().__init__(f"{place}: {where}: {what}" if where else f"{place}: {what}")
 
 
+class ScenarioErrors(ScenarioError):
+    """Several problems at once (every broken state of a file, every broken file of a folder), one a line,
+    each a :class:`ScenarioError` with its file and line; the first gives the fields of a single error."""
+
+    def __init__(self, problems: list[ScenarioError]):
+        first = problems[0]
+        super().__init__(first.source, first.where, first.what, first.line)
+        self.problems = problems
+        self.args = ("\n".join(str(problem) for problem in problems),)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _problems(error: ScenarioError) -> list[ScenarioError]:
+    return list(getattr(error, "problems", [error]))
+
+
+def _raise_all(problems: list[ScenarioError]) -> None:
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ScenarioErrors(problems)
+
+
 def pattern(text: str) -> re2._Regexp:
     """``text`` compiled for RE2, ignoring case (``re2.error`` when RE2 cannot run it: backreferences,
     lookarounds)."""
@@ -367,14 +392,23 @@ def load_directory(directory: Path) -> dict[str, Scenario]:
     if not directory.is_dir():
         raise ScenarioError(str(directory), "", "scenario directory does not exist")
     scenarios: dict[str, Scenario] = {}
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        scenario = load_file(path)
+    problems: list[ScenarioError] = []  # every file's, said at once
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    for path in paths:
+        try:
+            scenario = load_file(path)
+        except ScenarioError as error:
+            problems += _problems(error)
+            continue
         if scenario.id_bot in scenarios:
-            raise ScenarioError(
-                str(path), "idBot", f"{scenario.id_bot!r} is already used by {scenarios[scenario.id_bot].source}"
+            problems.append(
+                ScenarioError(
+                    str(path), "idBot", f"{scenario.id_bot!r} is already used by {scenarios[scenario.id_bot].source}"
+                )
             )
         scenarios[scenario.id_bot] = scenario
-    if not scenarios:
+    _raise_all(problems)
+    if not paths:
         raise ScenarioError(str(directory), "", "no scenario file (*.yaml) found")
     return scenarios
 
@@ -394,7 +428,9 @@ def load_file(path: Path) -> Scenario:
     try:
         return parse(data, source)
     except ScenarioError as error:
-        raise ScenarioError(error.source, error.where, error.what, _line_of(text, error.where)) from None
+        lined = [ScenarioError(e.source, e.where, e.what, _line_of(text, e.where)) for e in _problems(error)]
+        _raise_all(lined)
+        raise  # unreachable: _raise_all raised
 
 
 def _line_of(text: str, where: str) -> int | None:
@@ -538,7 +574,13 @@ class _Parser:
             isinstance(editor_url, str) and editor_url.startswith(("http://", "https://"))
         ):
             self.fail("editorUrl", f"must be an http(s) URL, got {editor_url!r}")
-        states = {n: self.state(n, s, names) for n, s in states_data.items()}
+        states, problems = {}, []
+        for n, s in states_data.items():  # every broken state is said, not the first only
+            try:
+                states[n] = self.state(n, s, names)
+            except ScenarioError as error:
+                problems.append(error)
+        _raise_all(problems)
         summary = data.get("summary", DEFAULT_SUMMARY.get(self.language or "en", DEFAULT_SUMMARY["en"]))
         if "{summary}" not in self.string(summary, "summary"):
             self.fail("summary", "must say where the data goes, with {summary}")
@@ -785,6 +827,46 @@ def transition_lines(scenario: Scenario) -> list[dict]:
             found.append({"from": state.name, "to": transition.goto, "line": node.start_mark.line + 1,
                           "on": _trigger(transition)})  # fmt: skip
     return found
+
+
+def unoffered_quick_replies(scenario: Scenario) -> list[ScenarioError]:
+    """The transitions on a quick reply that no menu of their state offers (``Opening hour`` where the menu says
+    ``Opening hours``): a visitor can only take one by typing it word for word. A state offers the quick
+    replies of its replies and fallbacks; ``anywhere`` transitions, those of any state or the greeting."""
+    lines = {}
+    for t in transition_lines(scenario):
+        lines.setdefault(t["from"], []).append(t["line"])
+    found, said = [], set()
+    for language in scenario.languages or ("",):
+        version = scenario.in_language(language or None)
+        common = (*(version.fallback or ()), *version.greeting)
+        offered = {n: _offers((*s.replies, *(s.fallback or ()), *common)) for n, s in version.states.items()}
+        everywhere = {k: v for offers in (*offered.values(), _offers(common)) for k, v in offers.items()}
+        sources = [("anywhere", version.anywhere, everywhere)]
+        sources += [(n, s.transitions, offered[n]) for n, s in version.states.items()]
+        for origin, transitions, offers in sources:
+            for i, transition in enumerate(transitions):
+                value = transition.quick_reply
+                if value is None or value.casefold() in offers or (origin, i, value) in said:
+                    continue
+                said.add((origin, i, value))
+                menu = ", ".join(sorted(offers.values())) or "none"
+                where = f"{'anywhere' if origin == 'anywhere' else f'states.{origin}.transitions'}[{i}].quick_reply"
+                line = (lines.get(origin) or [None] * (i + 1))[i]
+                found.append(ScenarioError(scenario.source, where, f"{value!r} is not a quick reply offered there "
+                                           f"(offered: {menu}): a visitor can only type it", line))  # fmt: skip
+    return found
+
+
+def _offers(replies) -> dict[str, str]:
+    """The quick-reply values of ``replies``, keyed as a transition compares them (ignoring case)."""
+    return {
+        str(q.get("value", "")).casefold(): str(q.get("value", ""))
+        for r in replies
+        if isinstance(r, dict)
+        for q in r.get("quickReplies") or ()
+        if isinstance(q, dict)
+    }
 
 
 def _trigger(transition: Transition) -> str:

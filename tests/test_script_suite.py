@@ -205,3 +205,53 @@ def test_lint_of_the_shipped_scripts_finds_nothing():
     done = lint(ROOT / "reference_bot" / "scripts", ROOT / "reference_bot" / "scenarios")
     assert done.returncode == 0, done.stdout
     assert re.fullmatch(r"no problem: \d+ scripts \(\d+ runs\), 2 scenario files\n", done.stdout)
+
+
+HOURS = """
+idBot: opening-hours
+name: Opening hours
+start: menu
+states:
+  menu:
+    replies:
+      - text: "What do you need?"
+        quick_replies: [Opening hours, Stores]
+    transitions:
+      - quick_reply: opening hours   # the menu's, in other case: a transition takes it (no problem)
+        goto: hours
+      - quick_reply: Store           # the menu says Stores: only typing it word for word gets there
+        goto: stores
+  hours:
+    replies: [{text: "9am to 7pm."}]
+  stores:
+    replies: [{text: "Paris and Lyon."}]
+"""
+
+
+def test_lint_reports_every_broken_state_with_its_line_and_quick_replies_no_menu_offers(tmp_path):
+    write(tmp_path, "scripts/good.convo.yaml", "steps: [{visitor: hi}]\n")
+    write(tmp_path, "scenarios/hours.yaml", HOURS)
+    broken = (
+        HOURS.replace("opening-hours", "broken")
+        .replace("goto: hours", "goto: hour")
+        .replace('replies: [{text: "Paris and Lyon."}]', "replies: 3")
+    )
+    write(tmp_path, "scenarios/broken.yaml", broken)
+    done = lint(tmp_path / "scripts", tmp_path / "scenarios")
+    lines = done.stdout.splitlines()
+    broken_lines = (tmp_path / "scenarios" / "broken.yaml").read_text().splitlines()
+    hour = 1 + next(n for n, line in enumerate(broken_lines) if "goto: hour" in line)
+    three = 1 + next(n for n, line in enumerate(broken_lines) if "replies: 3" in line)
+    assert done.returncode == 1, done.stdout
+    # both broken states of one file said at once, each at its line; then the valid file's unoffered quick reply
+    assert lines[0] == (
+        f"{tmp_path / 'scenarios' / 'broken.yaml'}:{hour}: states.menu.transitions[0].goto: unknown state 'hour' "
+        "(states: hours, menu, stores)"
+    )
+    assert lines[1].startswith(f"{tmp_path / 'scenarios' / 'broken.yaml'}:{three}: states.stores.replies: ")
+    store = 1 + next(n for n, line in enumerate(HOURS.lstrip().splitlines()) if "quick_reply: Store " in line)
+    assert lines[2] == (
+        f"{tmp_path / 'scenarios' / 'hours.yaml'}:{store}: states.menu.transitions[1].quick_reply: 'Store' is not a "
+        "quick reply offered there (offered: Opening hours, Stores): a visitor can only type it"
+    )
+    assert lines[3:] == ["3 problems found"]  # the other case of "opening hours" is no problem

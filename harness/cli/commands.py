@@ -567,21 +567,21 @@ def run_scripts(args) -> int:
 
 
 def _scenario_problems(folder: Path, paths: list[Path]) -> list[str]:
-    """Every scenario file's problem; when each is fine alone, what only the folder can get wrong (an idBot
-    used twice)."""
-    from reference_bot.scenario import ScenarioError, load_directory, load_file
+    """Every problem of every scenario file, then the quick-reply transitions no menu of their state offers;
+    when each file is fine alone, what only the folder can get wrong (an idBot used twice)."""
+    from reference_bot.scenario import ScenarioError, load_directory, load_file, unoffered_quick_replies
 
-    found = []
+    found, broken = [], False
     for path in paths:
         try:
-            load_file(path)
+            found += [str(p) for p in unoffered_quick_replies(load_file(path))]
         except ScenarioError as problem:
-            found.append(str(problem))
-    if not found:
+            found, broken = found + [str(p) for p in getattr(problem, "problems", [problem])], True
+    if not broken:
         try:
             load_directory(folder)
         except ScenarioError as problem:
-            found.append(str(problem))
+            found += [str(p) for p in getattr(problem, "problems", [problem])]
     return found
 
 
