@@ -73,9 +73,12 @@ schemas: $(STAMP)
 pacts: $(STAMP)
 	$(BIN)/python -m contracts.generate contracts/pacts
 
-# The wheel and the sdist, as users install them (they carry the pacts, notebooks and sample).
-dist: $(STAMP)
-	$(BIN)/python -m build --outdir dist .
+# The wheel and the sdist, as users install them (they carry the pacts, notebooks and sample): built in a venv
+# of its own holding `build` alone, not the whole development install.
+dist:
+	$(PYTHON) -m venv build/dist-venv
+	build/dist-venv/bin/pip install --quiet build
+	build/dist-venv/bin/python -m build --outdir dist .
 
 serve: $(STAMP)
 	$(BIN)/iadvize-harness serve

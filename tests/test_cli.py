@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -94,3 +95,15 @@ def test_serve_says_whether_signatures_are_checked(tmp_path, secret, said):
         server.terminate()
         server.wait(timeout=30)
     assert first.startswith("reference bot on http://127.0.0.1:") and first.rstrip().endswith(f"{said})")
+
+
+def test_help_marks_the_commands_that_need_an_extra(capsys):
+    from harness.cli import NEEDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    for command, extra in NEEDS.items():
+        assert re.search(rf" {command} [^\[]*\[needs the {extra} extra\]", shown), command
+    assert shown.count("[needs the") == len(NEEDS)  # and no other
+    assert "main job" not in shown

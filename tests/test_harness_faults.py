@@ -42,7 +42,9 @@ TIMED_OUT = "no complete answer within the {budget:g} s iAdvize waits"
 NOT_JSON = "the answer is not JSON"
 TOO_LARGE = f"the answer is larger than {MAX_BODY_BYTES} bytes"
 HUNG_UP = "connection failed ("
-PROGRESS = re.compile(r"^replay: \d+ conversations, \d+ exchanges, \d+ failed(; \d+ conversations failed)? \(\d+ s\)$")
+PROGRESS = re.compile(
+    r"^replay: \d+ conversations?, \d+ exchanges?, \d+ failed(; \d+ conversations? failed)? \(\d+ s\)$"
+)
 # what each broken bot does -> the start of the error every call to it must carry
 FAULTS = {
     "hang": TIMED_OUT,

@@ -96,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=commands.serve)
 
     demo = subcommands.add_parser(
-        "demo", help="the main job: the reference bot driven, verified, checked, replayed and reported on"
+        "demo", help="see it all work on the reference bot: driven, verified, checked, replayed, reported on"
     )
     demo.add_argument("--limit", type=positive, help="replay the first N conversations of the sample only")
     demo.add_argument("--report", default="report.html", type=output, help="where to write the HTML report")
@@ -437,6 +437,9 @@ def parser() -> argparse.ArgumentParser:
     template.add_argument("folder", metavar="FOLDER", help="where the package folder is created (e.g. .)")
     template.add_argument("--name", default="mybot", help="your bot's package name (default mybot)")
     template.set_defaults(run=commands.template)
+    for listed in subcommands._choices_actions:  # --help says which commands need an extra installed
+        if listed.dest in NEEDS:
+            listed.help += f" [needs the {NEEDS[listed.dest]} extra]"
 
     notebooks = subcommands.add_parser(
         "notebooks",

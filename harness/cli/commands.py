@@ -339,7 +339,7 @@ def sample(args) -> int:
         return error(str(problem))
     finally:
         progress.done()
-    print(f"{args.conversations} conversations recorded in {path}")
+    print(f"{render.count(args.conversations, 'conversation')} recorded in {path}")
     return 0
 
 

@@ -150,7 +150,8 @@ def converse(
                 posted.append(later)
         echoed = [client.send_message(id_conversation, OPERATOR, echo_of(r))["replies"] for r in posted]
         if posted:
-            show.line("iAdvize", f"posts the {len(posted)} message(s) it showed back to the bot (author operator)")
+            shown = render.count(len(posted), "message")
+            show.line("iAdvize", f"posts the {shown} it showed back to the bot (author operator)")
             show.line("bot", f"{' '.join(map(str, echoed))}  (the echo rule: no reply to its own messages)")
     show.title("done: the visitor waits for 'Customer service', 30 s at most")
 

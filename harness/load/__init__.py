@@ -90,7 +90,10 @@ class LoadResult:
         verdict = (
             "within budget, no error"
             if self.passed
-            else (f"FAILED: {self.failed_calls} errors, {self.over_budget} calls over their budget")
+            else (
+                f"FAILED: {render.count(self.failed_calls, 'error')}, "
+                f"{render.count(self.over_budget, 'call')} over their budget"
+            )
         )
         return "\n".join([*lines, verdict])
 

@@ -181,9 +181,12 @@ class Summary:
 
     def progress(self) -> str:
         """The run so far, on one line."""
-        text = f"replay: {self.conversations} conversations, {self.exchanges} exchanges, {self.failed} failed"
+        text = (
+            f"replay: {render.count(self.conversations, 'conversation')}, "
+            f"{render.count(self.exchanges, 'exchange')}, {self.failed} failed"
+        )
         if self.failed_conversations:
-            text += f"; {len(self.failed_conversations)} conversations failed"
+            text += f"; {render.count(len(self.failed_conversations), 'conversation')} failed"
         return text
 
 
