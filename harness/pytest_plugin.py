@@ -142,12 +142,24 @@ class ConversationScriptItem(pytest.Item):
         if isinstance(excinfo.value, ScriptFailure):
             return failure_report(excinfo.value)
         if isinstance(excinfo.value, BotUnusable | BotError | ScriptError):  # the bot's answer, not our code
-            return f"{self.script.name}: {excinfo.value}"
+            return f"{self.script.name}: {excinfo.value}{_which_bot_hint(self.config, excinfo.value)}"
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
         """The item's file and a name for the report: the script's."""
         return self.path, None, f"conversation script: {self.script.name}"
+
+
+def _which_bot_hint(config, problem) -> str:
+    """When the scripts ran against the embedded reference bot by default and it lacks their scenario: the
+    likely cause, said (a template project whose pytest settings do not name its bot)."""
+    default = config.getoption("iadvize_url") is None and config.getoption("iadvize_bot") == "reference_bot"
+    if default and isinstance(problem, BotError) and "no scenario" in str(problem):
+        return (
+            "\n(these scripts ran against the embedded reference bot, the default: for your bot, give "
+            "--iadvize-bot FOLDER (a copy made with `iadvize-harness template`) or --iadvize-url URL)"
+        )
+    return ""
 
 
 _EMBEDDED = "_iadvize_embedded_bot"

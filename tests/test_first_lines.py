@@ -80,3 +80,17 @@ def test_the_notebooks_are_copied_out_but_never_over_a_file(tmp_path, capsys):
         f"error: {tmp_path / 'nb' / 'replay-conversations.ipynb'} exists: give an empty or new folder (nothing is "
         "overwritten)"
     ]
+
+
+def test_scripts_of_another_bot_run_against_the_default_one_say_why(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "b.convo.yaml").write_text("name: bikes\nscenario: bike-shop\nsteps:\n  - visitor: Hi\n")
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "b.convo.yaml"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ran.returncode == 1
+    assert "no scenario 'bike-shop'" in ran.stdout
+    assert "(these scripts ran against the embedded reference bot, the default: for your bot, give --iadvize-bot" in (
+        ran.stdout
+    )
