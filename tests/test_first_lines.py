@@ -94,3 +94,25 @@ def test_scripts_of_another_bot_run_against_the_default_one_say_why(tmp_path):
     assert "(these scripts ran against the embedded reference bot, the default: for your bot, give --iadvize-bot" in (
         ran.stdout
     )
+
+
+@pytest.mark.parametrize("command", ["check", "verify"])
+def test_a_bot_nobody_answers_at_is_the_first_line_and_nothing_before_it(command, nobody, capsys):
+    code = main([command, "--provider-url", nobody])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""  # no header printed before the error
+    assert captured.err.splitlines()[0].startswith(f"error: cannot reach the bot at {nobody}: connection failed (")
+
+
+def test_the_readme_shows_what_template_prints(tmp_path, capsys, monkeypatch):
+    import re
+
+    from .conftest import ROOT
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["template", ".", "--name", "mybot"]) == 0
+    printed = capsys.readouterr().out
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"\n```\n(copied the reference bot into mybot.*?)```", readme, re.S).group(1)
+    assert shown == printed
+    assert (tmp_path / "pytest.ini").read_text().endswith("addopts = --iadvize-bot mybot\n")

@@ -660,7 +660,7 @@ def test_fresh_samples_of_other_seeds_give_the_same_figures_by_hand_and_by_the_h
         IAdvizeAPI() as api,
         bot(env={"REFERENCE_BOT_PUBLIC_URL": "https://bot.example.com", **api.reference_bot_settings()}) as url,
     ):
-        sample = generate(BotClient(url), 40, seed, tmp_path / "sample", api=api)
+        sample = generate(BotClient(url), 30, seed, tmp_path / "sample", api=api)
         replay([sample], url, tmp_path / "results", api=api)
     by_hand = outcomes_by_hand(sample)
     assert "human" in by_hand.values() or "failed" in by_hand.values()  # transfers to judge
