@@ -70,16 +70,23 @@ def bot_package(spec: str, base: Path | None = None) -> tuple[str, Path | None]:
 
 @contextmanager
 def bot(
-    url: str | None = None, *, secret: str | None = None, workers: int = 2, env: dict | None = None
+    url: str | None = None,
+    *,
+    secret: str | None = None,
+    workers: int = 2,
+    env: dict | None = None,
+    package: str | None = None,
 ) -> Iterator[str]:
-    """Yield the bot's base URL: ``url`` when given, else an embedded reference bot's, stopped at the end.
+    """Yield the bot's base URL: ``url`` when given, else an embedded bot's (the reference bot, or the copy of
+    it ``package`` names: see :func:`bot_package`), stopped at the end.
 
-    ``secret`` makes the embedded bot check signatures; raises :class:`BotProcessError` when it cannot start.
+    ``secret`` makes the embedded bot check signatures; raises :class:`BotProcessError` when it cannot start,
+    ValueError when ``package`` is no bot.
     """
     if url:
         yield url
         return
-    with EmbeddedBot(secret=secret, workers=workers, env=env) as embedded:
+    with EmbeddedBot(secret=secret, workers=workers, env=env, package=package or "reference_bot") as embedded:
         yield embedded.url
 
 

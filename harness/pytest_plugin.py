@@ -31,10 +31,6 @@ from harness.conformance.scripts import (
 )
 
 
-class BotUnusable(Exception):
-    """The bot refuses the session's signature or cannot be reached: said in one line per script."""
-
-
 def pytest_addoption(parser):
     """Adds ``--iadvize-url``, ``--iadvize-bot``, ``--iadvize-api-port``, ``--iadvize-webhook-url`` and
     ``--iadvize-secret`` (default: ``IADVIZE_SECRET``)."""
@@ -133,15 +129,15 @@ class ConversationScriptItem(pytest.Item):
         url = _bot_url(self.config)
         secret = self.config.getoption("iadvize_secret")
         stopped = _preflight(self.config, url, secret)
-        if stopped:
-            raise BotUnusable(stopped)
+        if stopped:  # unreachable, or refusing the signature: one error for the run, not one per script
+            pytest.exit(stopped, returncode=pytest.ExitCode.USAGE_ERROR)
         run_script(self.script, BotClient(url, secret=secret), api=_api(self.config), webhooks=_webhooks(self.config))
 
     def repr_failure(self, excinfo):
         """The transcript up to the failing step, one line for a bot at fault, pytest's usual report otherwise."""
         if isinstance(excinfo.value, ScriptFailure):
             return failure_report(excinfo.value)
-        if isinstance(excinfo.value, BotUnusable | BotError | ScriptError):  # the bot's answer, not our code
+        if isinstance(excinfo.value, BotError | ScriptError):  # the bot's answer, not our code
             return f"{self.script.name}: {excinfo.value}{_which_bot_hint(self.config, excinfo.value)}"
         return super().repr_failure(excinfo)
 
@@ -170,7 +166,8 @@ _PREFLIGHT = "_iadvize_preflight"
 def _preflight(config, url: str, secret: str | None) -> str | None:
     """Why no script can run against this bot (refused signature, unreachable), asked once per session."""
     if not hasattr(config, _PREFLIGHT):
-        setattr(config, _PREFLIGHT, preflight(BotClient(url, secret=secret), flag="--iadvize-secret")[1])
+        flag = getattr(config, "iadvize_secret_flag", "--iadvize-secret")  # scripts --run says --secret
+        setattr(config, _PREFLIGHT, preflight(BotClient(url, secret=secret), flag=flag)[1])
     return getattr(config, _PREFLIGHT)
 
 

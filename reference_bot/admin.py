@@ -36,7 +36,9 @@ def external_bots():
 @blueprint.get("/scenario-problem")
 def scenario_problem():
     """With ``serve --reload``: why the scenario files last read did not load (null: they did), for the chat page."""
-    return jsonify(problem=runtime().folder.problem, reload=runtime().folder.watch)
+    folder = runtime().folder
+    folder.get()  # looked at now (once a second at most): what it says is the files' state, not an old one
+    return jsonify(problem=folder.problem, reload=folder.watch)
 
 
 @blueprint.get("/scenarios/<id_bot>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from .operators import OperatorDirectory
 from .proactive import OutboxWorker
 from .scenario import Scenario, ScenarioError, load_directory
 from .store import Operator, Store
+
+log = logging.getLogger(__package__)
 
 
 class ScenarioFolder:
@@ -37,8 +40,10 @@ class ScenarioFolder:
                 self._seen = files
                 try:
                     self.current, self.problem = load_directory(self.directory), None
+                    log.info("scenario files read again", extra={"path": str(self.directory)})
                 except ScenarioError as error:
-                    self.problem = str(error)
+                    self.problem = str(error)  # said in the log too: the terminal serve runs in shows it
+                    log.warning("scenario files not read again: the last good go on", extra={"problem": str(error)})
         return self.current
 
     def _files(self) -> tuple:

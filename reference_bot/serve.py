@@ -84,6 +84,28 @@ def _said(settings: dict) -> str:
     return said
 
 
+def _checked_settings(database: str | None) -> dict | None:
+    """The settings the workers will read, and their scenarios, checked once: bad ones said clearly (None),
+    rather than in a loop of failing workers; a quick-reply transition no menu offers, warned about."""
+    from flask import Flask
+
+    from .config import ConfigError, check_database, defaults, from_environment
+    from .scenario import ScenarioError, load_directory, unoffered_quick_replies
+
+    try:
+        if database:
+            check_database(database, "--db")
+        settings = {**defaults(Flask(__package__).instance_path), **from_environment()}
+        loaded = load_directory(settings["SCENARIOS_DIR"])
+    except (ConfigError, ScenarioError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    for scenario in loaded.values():  # loads, but a visitor cannot tap what the transition waits for
+        for problem in unoffered_quick_replies(scenario):
+            print(f"warning: {problem}", file=sys.stderr)
+    return settings
+
+
 def serve(
     host: str,
     port: int,
@@ -100,12 +122,9 @@ def serve(
     settings reach the workers as environment variables, set in this process. Prints the URL
     once it listens.
     """
-    from flask import Flask
 
     from . import NO_SECRET_WARNING
-    from .config import ConfigError, check_database, defaults, from_environment
     from .logs import configure
-    from .scenario import ScenarioError, load_directory
     from .store import is_postgresql
 
     # The bot reads its settings from the environment in each worker.
@@ -118,13 +137,8 @@ def serve(
         if value:
             absolute = variable in ("IADVIZE_SECRET", "REFERENCE_BOT_RELOAD_SCENARIOS") or is_postgresql(value)
             os.environ[variable] = value if absolute else os.path.abspath(value)
-    try:  # refuse bad settings once, clearly, rather than in a loop of failing workers
-        if database:
-            check_database(database, "--db")
-        settings = {**defaults(Flask(__package__).instance_path), **from_environment()}
-        load_directory(settings["SCENARIOS_DIR"])
-    except (ConfigError, ScenarioError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    settings = _checked_settings(database)
+    if settings is None:
         return 2
     database = prepare_database(settings["DATABASE"])
     if database is None:
@@ -132,15 +146,15 @@ def serve(
     if not is_postgresql(settings["DATABASE"]):
         os.environ["REFERENCE_BOT_DATABASE"] = os.path.abspath(settings["DATABASE"])
     os.environ["REFERENCE_BOT_DATABASE_MIGRATED"] = "1"
-    if not settings["IADVIZE_SECRET"]:  # once here, rather than once per worker
-        if not sys.stderr.isatty():  # for the logs; on a terminal the line below says it already
-            configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)
-        os.environ["REFERENCE_BOT_WARN_WITHOUT_SECRET"] = "0"
     try:
         sock = listen(host, port)
     except OSError as error:
         print(f"error: cannot listen on {host}:{port}: {error.strerror}", file=sys.stderr)
         return 2
+    if not settings["IADVIZE_SECRET"]:  # once here, rather than once per worker; after what would stop it
+        if not sys.stderr.isatty():  # for the logs; on a terminal the line below says it already
+            configure(settings["LOG_LEVEL"]).warning(NO_SECRET_WARNING)
+        os.environ["REFERENCE_BOT_WARN_WITHOUT_SECRET"] = "0"
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     os.environ.setdefault("REFERENCE_BOT_PUBLIC_URL", url)

@@ -210,7 +210,8 @@ def test_the_chat_command_serves_the_page_for_the_embedded_bot_and_says_where():
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         first = started.stdout.readline()
-        assert first.startswith("chat with the embedded reference bot at http://127.0.0.1:"), first
+        assert first.startswith("open http://127.0.0.1:"), first  # the page to open, first
+        assert " to chat with the embedded reference bot at http://127.0.0.1:" in first, first
         page = first.split("open ")[1].split()[0]
         html = requests.get(page, timeout=10)
         assert html.status_code == 200 and "<title>Chat with the reference bot" in html.text
@@ -536,7 +537,7 @@ def test_a_signed_chat_says_so_and_a_wrong_secret_is_said_in_the_chat(browser):
         page = browser.new_page()
         page.goto(server.url)
         # the operator cannot even be saved: one line says why, where the chat would be
-        playwright.expect(page.locator("#problem")).to_contain_text("the bot did not answer as the API says")
+        playwright.expect(page.locator("#problem")).to_contain_text("the bot's answer cannot be used")
         playwright.expect(page.locator("#problem")).to_contain_text("401")
         page.close()
         server.__exit__(None, None, None)

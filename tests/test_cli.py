@@ -32,7 +32,7 @@ def test_a_typo_in_a_flag_is_said_first_with_the_flag_meant_and_its_help(capsys)
         main(["check", "--provder-url", "http://127.0.0.1:9"])
     err = capsys.readouterr().err.splitlines()
     assert exit_.value.code == 2
-    assert err[0] == ("error: unrecognized arguments: --provder-url http://127.0.0.1:9 (did you mean --provider-url?)")
+    assert err[0] == "error: unrecognized arguments: --provder-url (did you mean --provider-url?)"  # not its value
     assert err[1].startswith("--provider-url URL") and "the bot's base URL" in err[1]  # the flag meant, explained
     assert err[-1] == "see `iadvize-harness check --help`" and len(err) <= 4
 
@@ -46,7 +46,8 @@ def test_a_missing_argument_and_an_unknown_command_are_said_first(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["chekc"])
     err = capsys.readouterr().err.splitlines()
-    assert exit_.value.code == 2 and err[0].startswith("error: argument COMMAND: invalid choice: 'chekc' (choose from")
+    assert exit_.value.code == 2
+    assert err[0].startswith("error: no command 'chekc' (did you mean check?); the commands: serve, demo, chat")
     assert err[1:] == ["see `iadvize-harness --help`"]  # the commands are in the first line already
 
 

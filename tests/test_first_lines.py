@@ -116,3 +116,38 @@ def test_the_readme_shows_what_template_prints(tmp_path, capsys, monkeypatch):
     shown = re.search(r"\n```\n(copied the reference bot into mybot.*?)```", readme, re.S).group(1)
     assert shown == printed
     assert (tmp_path / "pytest.ini").read_text().endswith("addopts = --iadvize-bot mybot\n")
+
+
+def test_the_chat_page_on_a_port_taken_is_said_before_any_bot_starts(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = said(capsys, ["chat", "--port", str(port)])
+    assert code == 2 and err == [
+        f"error: cannot serve the chat page on port {port}: Address already in use (--port 0 takes a free one)"
+    ]
+
+
+def test_a_health_check_address_that_is_neither_a_path_nor_a_url_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--provider-url", "http://127.0.0.1:9", "--healthcheck-url", "127.0.0.1:8080/health"])
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and err[0] == (
+        "error: argument --healthcheck-url: must be a path such as /health, or an http(s) URL, got "
+        "'127.0.0.1:8080/health'"
+    )
+
+
+def test_scripts_run_against_a_bot_nobody_answers_at_is_one_error(tmp_path, nobody):
+    import subprocess
+    import sys
+
+    (tmp_path / "s").mkdir()
+    for name in ("one", "two"):
+        (tmp_path / "s" / f"{name}.convo.yaml").write_text(f"name: {name}\nsteps: [{{visitor: Hi}}]\n")
+    ran = subprocess.run([sys.executable, "-m", "harness.cli", "scripts", "--run", "s", "--provider-url", nobody],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert ran.stdout.count(f"cannot reach the bot at {nobody}") == 1, ran.stdout  # once, not once per script
+    assert "Warning" not in ran.stdout + ran.stderr  # nothing but what the user needs

@@ -216,7 +216,8 @@ def _step(action):
     except ValueError as problem:
         return _problem(409, str(problem))
     except BotError as problem:
-        return _problem(502, f"the bot did not answer as the API says: {problem}")
+        said = "the bot did not answer" if problem.status is None else "the bot's answer cannot be used"
+        return _problem(502, f"{said}: {problem}")
     return jsonify(ok=True)
 
 

@@ -47,6 +47,13 @@ class _Parser(argparse.ArgumentParser):
     (``--help``); not the whole usage before the line that matters."""
 
     def error(self, message: str):
+        chosen = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        listed = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+        if chosen and listed:  # a mistyped command: the one meant first, if one is close, then them all
+            names = list(listed[0].choices)
+            close = difflib.get_close_matches(chosen.group(1), names, n=1)
+            meant = f" (did you mean {close[0]}?)" if close else ""
+            message = f"no command {chosen.group(1)!r}{meant}; the commands: {', '.join(names)}"
         lines = [f"error: {message}"]
         action = self._concerned(message)
         if action is not None:
@@ -84,7 +91,11 @@ def parser() -> argparse.ArgumentParser:
     subcommands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = subcommands.add_parser(
-        "serve", help="run the reference bot, or your copy of it, with gunicorn", parents=[serve_options()]
+        "serve",
+        help="run the reference bot, or your copy of it, with gunicorn",
+        description="Run the reference bot, or a bot made with `iadvize-harness template` (--bot FOLDER), with "
+        "gunicorn: settings, scenarios, database and port checked once, then its URL printed.",
+        parents=[serve_options()],
     )
     serve.add_argument(
         "--bot",
@@ -135,6 +146,8 @@ def parser() -> argparse.ArgumentParser:
     )
     broker.add_argument(
         "--broker-url",
+        type=url,
+        metavar="URL",
         default=os.environ.get("PACT_BROKER_BASE_URL") or None,
         help="take the pacts from this Pact Broker (default: PACT_BROKER_BASE_URL)",
     )
@@ -229,9 +242,17 @@ def parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=commands.check)
 
-    sample = subcommands.add_parser("sample", help="record a synthetic sample of conversations with the reference bot")
+    sample = subcommands.add_parser(
+        "sample",
+        help="record a synthetic sample of conversations with the reference bot",
+        description="Record synthetic conversations with the embedded reference bot into sample.jsonl.gz, a "
+        "recording replay and report read (the same seed, the same sample).",
+    )
     sample.add_argument(
-        "--conversations", type=positive, default=2000, help="how many conversations to record (default 2000)"
+        "--conversations",
+        type=positive,
+        default=commands.SAMPLE_CONVERSATIONS,
+        help=f"how many conversations to record (default {commands.SAMPLE_CONVERSATIONS})",
     )
     sample.add_argument(
         "--seed", type=int, default=7, help="the random seed: the same seed, the same sample (default 7)"
@@ -287,12 +308,6 @@ def parser() -> argparse.ArgumentParser:
     )
     scripts.add_argument(
         "--run", dest="run_dir", metavar="DIR", help="run the conversation scripts there (a folder or a file)"
-    )
-    scripts.add_argument(
-        "--bot",
-        metavar="FOLDER",
-        help="with --run, without --provider-url: the bot to start, made with `iadvize-harness template` (its "
-        "folder, e.g. ./mybot; default: the reference bot)",
     )
     scripts.add_argument(
         "--from", dest="recordings", nargs="+", metavar="RECORDINGS", help="recording files or folders"
@@ -456,6 +471,8 @@ def _broker_commands(subcommands) -> None:
     broker = argparse.ArgumentParser(add_help=False)
     broker.add_argument(
         "--broker-url",
+        type=url,
+        metavar="URL",
         default=os.environ.get("PACT_BROKER_BASE_URL") or None,
         help="the Pact Broker (default: PACT_BROKER_BASE_URL)",
     )
@@ -508,13 +525,30 @@ def _broker_commands(subcommands) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command of ``argv`` (default: the process's arguments) and return its exit code."""
     main_parser = parser()
-    args, unknown = main_parser.parse_known_args(argv)
-    if unknown:  # said by the sub-command, with its usage and the flag probably meant
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in given if not a.startswith("-")), None)
+    if command in NEEDS and not {"-h", "--help"} & set(given):  # the missing extra first, before any usage error
+        try:
+            require(NEEDS[command], command)
+        except MissingExtra as problem:
+            return commands.error(str(problem))
+    args, unknown = main_parser.parse_known_args(given)
+    if unknown:  # said by the sub-command, with the flag probably meant
         sub = _subparsers(main_parser)[args.command]
         flags = [flag for action in sub._actions for flag in action.option_strings]
         close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=1)
-        sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" (did you mean {close[0]}?)" if close else ""))
+        named = [u.split("=")[0] for u in unknown if u.startswith("-")] or unknown[:1]  # not their values: a secret
+        sub.error(f"unrecognized arguments: {' '.join(named)}" + (f" (did you mean {close[0]}?)" if close else ""))
     resolve_secret(args)
+    if getattr(args, "bot", None) and getattr(args, "provider_url", None):
+        return commands.error("--bot starts a bot, --provider-url names one running: give one or the other")
+    if getattr(args, "bot", None) and args.command != "serve":
+        from harness.bots import bot_package
+
+        try:
+            bot_package(args.bot)
+        except ValueError as problem:
+            return commands.error(str(problem))
     try:
         if args.command in NEEDS:
             require(NEEDS[args.command], args.command)

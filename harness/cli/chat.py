@@ -5,6 +5,7 @@ slow answers through)."""
 from __future__ import annotations
 
 import signal
+import socket
 import webbrowser
 
 from harness.bots import BotProcessError, bot
@@ -18,7 +19,11 @@ from harness.client import BotClient
 def add_parser(subcommands, parents: list) -> None:
     """The ``chat`` command and its options."""
     chat = subcommands.add_parser(
-        "chat", parents=parents, help="chat with a bot on a local page, each call inspected and judged"
+        "chat",
+        parents=parents,
+        help="chat with a bot on a local page, each call inspected and judged",
+        description="Serve a local page where you talk to the bot as a visitor (and as the human after a "
+        "transfer), beside an inspector of every call judged by check's rules.",
     )
     chat.add_argument(
         "--scenario",
@@ -39,16 +44,31 @@ def add_parser(subcommands, parents: list) -> None:
     chat.set_defaults(run=run)
 
 
+def _port_taken(port: int) -> str | None:
+    """Why the page cannot listen on ``port`` (as its server will: address reuse on), or None."""
+    if not port:
+        return None
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as problem:
+            return problem.strerror or str(problem)
+    return None
+
+
 def _interrupted(*_) -> None:
     raise KeyboardInterrupt
 
 
 def run(args) -> int:
     """Serves the chat page until interrupted."""
+    if problem := _port_taken(args.port):  # said before the bot is started, not after
+        return error(f"cannot serve the chat page on port {args.port}: {problem} (--port 0 takes a free one)")
     try:
         with (
             local_api(args) as api,
-            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
+            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings(), package=args.bot) as url,
         ):
             session = ChatSession(BotClient(url, secret=args.secret), args.scenario, args.language,
                                   human_available=not args.nobody_available, api=api,
@@ -61,7 +81,7 @@ def run(args) -> int:
             if args.recording:
                 session.open_recording(args.recording, args.conversation)
             page = f"http://127.0.0.1:{server.server_port}"
-            print(f"chat with {which_bot(args, url, api)}: open {page} (Ctrl-C stops)", flush=True)
+            print(f"open {page} to chat with {which_bot(args, url, api)} (Ctrl-C stops)", flush=True)
             if args.open:
                 webbrowser.open(page)
             signal.signal(signal.SIGTERM, _interrupted)  # stopped by kill as by Ctrl-C: the embedded bot with it

@@ -115,8 +115,8 @@ def verify(args, out=sys.stdout) -> int:
     broker, provider = options
     progress = Progress()
     try:
-        with bot(args.provider_url, secret=args.secret) as url:
-            which = url if args.provider_url else f"the embedded reference bot at {url}"
+        with bot(args.provider_url, secret=args.secret, package=args.bot) as url:
+            which = which_bot(args, url)
             result = verify(
                 url,
                 args.secret,
@@ -208,10 +208,12 @@ def local_api(args):
         ) from problem
 
 
-def which_bot(args, url: str, api) -> str:
+def which_bot(args, url: str, api=None) -> str:
     """The bot, in words; a bot of yours is told the API's URL (the embedded one is pointed at it already)."""
     if args.provider_url:
-        return f"{url}; iAdvize's API for it to call: {api.url}"
+        return f"{url}; iAdvize's API for it to call: {api.url}" if api is not None else url
+    if getattr(args, "bot", None):
+        return f"the bot {args.bot} at {url}"
     return f"the embedded reference bot at {url}"
 
 
@@ -234,7 +236,7 @@ def check(args, out=sys.stdout) -> int:
     try:
         with (
             local_api(args) as api,
-            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings()) as url,
+            bot(args.provider_url, secret=args.secret, env=api.reference_bot_settings(), package=args.bot) as url,
         ):
             webhooks = webhooks_for(args, url)
             report = check(
@@ -253,12 +255,12 @@ def check(args, out=sys.stdout) -> int:
     finally:
         progress.done()
     wanted = not report.stopped and (args.scenarios or not args.provider_url)  # the files are known
-    if wanted and (failed := _mark_states(report, args.scenarios)):
+    if wanted and (failed := _mark_states(report, args.scenarios or _own_scenarios(args))):
         return failed
     if report.stopped:
         error(report.stopped)
     else:
-        print(table(report, args.verbose, bot=url if args.provider_url else f"the embedded reference bot at {url}"),
+        print(table(report, args.verbose, bot=which_bot(args, url)),
               file=out)  # fmt: skip
         if args.provider_url and (api.calls or args.verbose):  # the embedded bot was pointed at it
             called = f" (the bot called it {render.count(len(api.calls), 'time')})" if api.calls else " (not called)"
@@ -269,6 +271,18 @@ def check(args, out=sys.stdout) -> int:
     if args.save_scripts and not report.stopped and (failed := _save_explored(report, args)):
         return failed
     return 2 if report.stopped else 1 if report.errors else 0
+
+
+def _own_scenarios(args) -> str | None:
+    """The scenario folder of the bot --bot starts (a copy's own ``scenarios/``); None: the reference bot's."""
+    if not getattr(args, "bot", None):
+        return None
+    from importlib.resources import files
+
+    from harness.bots import bot_package
+
+    name, where = bot_package(args.bot)
+    return str(where / name / "scenarios") if where is not None else str(files(name) / "scenarios")
 
 
 def _mark_states(report, directory: str | None) -> int | None:
@@ -309,6 +323,9 @@ def _save_explored(report, args) -> int | None:
     return None
 
 
+SAMPLE_CONVERSATIONS = 2000  # as many as the shipped sample holds
+
+
 def sample(args) -> int:
     """``iadvize-harness sample``: a synthetic recording made with the embedded reference bot."""
     from harness.client import BotClient
@@ -316,8 +333,9 @@ def sample(args) -> int:
     from harness.traffic.sample import generate
 
     where = Path(args.out) / "sample.jsonl.gz"
+    fewer = "--conversations N for fewer, " if args.conversations == SAMPLE_CONVERSATIONS else ""
     print(f"recording {render.count(args.conversations, 'conversation')} with the embedded reference bot into "
-          f"{where} (seed {args.seed}; --conversations N for fewer, Ctrl-C stops)", flush=True)  # fmt: skip
+          f"{where} (seed {args.seed}; {fewer}Ctrl-C stops)", flush=True)  # fmt: skip
     progress = Progress()
     try:
         # Recorded from the reference bot, its slow answers posted through the local iAdvize API as they would
@@ -362,7 +380,7 @@ def _replay_into(args, recordings: list, out: Path, progress: Progress, say, con
         raise Stopped(str(problem)) from None
     told = Grouped(say)
     give_up = GiveUp()  # the preflight's calls and the replay's: a bot that hangs is given up after two
-    with local_api(args) as api, bot(args.provider_url, env=api.reference_bot_settings()) as url:
+    with local_api(args) as api, bot(args.provider_url, env=api.reference_bot_settings(), package=args.bot) as url:
         if progress.tty:
             progress(f"replay: is the bot at {url} there?", step="preflight")
         _, stopped = preflight(BotClient(url, secret=args.secret, give_up=give_up))
@@ -536,6 +554,16 @@ def scripts_from_recordings(args) -> int:
     return 0
 
 
+class _SecretSaidAs:
+    """A plugin telling the harness's pytest plugin which option gives the secret here (its lines name it)."""
+
+    def __init__(self, flag: str):
+        self.flag = flag
+
+    def pytest_configure(self, config):
+        config.iadvize_secret_flag = self.flag
+
+
 def run_scripts(args) -> int:
     """``scripts --run DIR``: the conversation scripts there run by pytest and the harness's plugin, in this
     install (pipx's too), against ``--provider-url``, else the bot ``--bot`` names (default: the reference bot).
@@ -549,7 +577,9 @@ def run_scripts(args) -> int:
         return error(f"{folder}: no such file or folder of conversation scripts (*.convo.yaml)")
     if folder.is_dir() and next(folder.rglob("*.convo.yaml"), None) is None:
         return error(f"no conversation script (*.convo.yaml) in {folder}")
-    options = ["-p", "no:cacheprovider", str(folder)]
+    # the harness is imported already (this command is part of it): pytest's warning that it cannot rewrite
+    # its asserts says nothing to a user
+    options = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", str(folder)]
     if args.provider_url:
         options += ["--iadvize-url", args.provider_url]
     else:
@@ -560,7 +590,7 @@ def run_scripts(args) -> int:
         options += ["--iadvize-bot", args.bot or "reference_bot"]
     if args.secret:
         options += ["--iadvize-secret", args.secret]
-    ran = int(pytest.main(options))
+    ran = int(pytest.main(options, plugins=[_SecretSaidAs("--secret")]))
     if ran == pytest.ExitCode.NO_TESTS_COLLECTED:
         return error(f"no conversation script (*.convo.yaml) in {folder}")
     return ran if ran in (0, 1) else 2
@@ -657,7 +687,7 @@ def load(args) -> int:
     if args.ramp:
         return _ramp(args, think)
     try:
-        with bot(args.provider_url, secret=args.secret) as url:
+        with bot(args.provider_url, secret=args.secret, package=args.bot) as url:
             outcome = run(
                 url,
                 args.operators,
@@ -737,7 +767,7 @@ def _ramp(args, think: tuple[float, float]) -> int:
     from harness.load.ramp import ramp
 
     try:
-        with bot(args.provider_url, secret=args.secret) as url:
+        with bot(args.provider_url, secret=args.secret, package=args.bot) as url:
             outcome = ramp(
                 url,
                 _steps(args),
@@ -828,7 +858,8 @@ def template(args) -> int:
         f"`pytest` ({settings.name} names the bot)" if settings else f"`pytest --iadvize-bot {name} {name}/scripts`"
     )
     print(
-        f"in the bot's own venv (pip install iadvize-harness), `python -m {name}.serve` and {pytest_line} do the same"
+        f"in the bot's own venv, with the harness installed there too, `python -m {name}.serve` and {pytest_line} "
+        "do the same"
     )
     print(f"{name}/README.md tells the layout, the scenarios, the configuration and how to deploy it")
     return 0

@@ -55,6 +55,15 @@ def url(text: str) -> str:
     return text
 
 
+def path_or_url(text: str) -> str:
+    """A path under the bot's URL (``/health``) or an http(s) URL of its own."""
+    if text.startswith("/"):
+        return text
+    if text.startswith(("http://", "https://")):
+        return url(text)
+    raise argparse.ArgumentTypeError(f"must be a path such as /health, or an http(s) URL, got {text!r}")
+
+
 def output(text: str) -> str:
     """A file the command will write: its folder must exist, said before the run rather than after it."""
     folder = Path(text).expanduser().parent
@@ -80,6 +89,7 @@ def healthcheck_option(parser: argparse.ArgumentParser) -> None:
     """``--healthcheck-url``, for the commands that call the health check as the developer platform does."""
     parser.add_argument(
         "--healthcheck-url",
+        type=path_or_url,
         metavar="URL",
         help="the health check URL set in your app's settings, or a path under the bot's URL (default: "
         "/healthcheck, else /health, /healthz or /status)",
@@ -111,6 +121,12 @@ def bot_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
         "--provider-url", type=url, metavar="URL", help="the bot's base URL (default: start the embedded reference bot)"
+    )
+    options.add_argument(
+        "--bot",
+        metavar="FOLDER",
+        help="without --provider-url: the bot to start, a copy made with `iadvize-harness template` (its folder, "
+        "e.g. ./mybot; default: the reference bot)",
     )
     secret_option(options)
     return options
