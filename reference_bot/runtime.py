@@ -43,7 +43,7 @@ class ScenarioFolder:
                     log.info("scenario files read again", extra={"path": str(self.directory)})
                 except ScenarioError as error:
                     self.problem = str(error)  # said in the log too: the terminal serve runs in shows it
-                    log.warning("scenario files not read again: the last good go on", extra={"problem": str(error)})
+                    log.warning(f"scenario files not read again, the last good ones go on: {error}")
         return self.current
 
     def _files(self) -> tuple:

@@ -832,15 +832,19 @@ def transition_lines(scenario: Scenario) -> list[dict]:
 def unoffered_quick_replies(scenario: Scenario) -> list[ScenarioError]:
     """The transitions on a quick reply that no menu of their state offers (``Opening hour`` where the menu says
     ``Opening hours``): a visitor can only take one by typing it word for word. A state offers the quick
-    replies of its replies and fallbacks; ``anywhere`` transitions, those of any state or the greeting."""
+    replies of its replies, fallbacks, holding message, and of what any state may show (the fallback, the
+    answer to a file, the greeting); ``anywhere`` transitions, those of any state."""
     lines = {}
     for t in transition_lines(scenario):
         lines.setdefault(t["from"], []).append(t["line"])
     found, said = [], set()
     for language in scenario.languages or ("",):
         version = scenario.in_language(language or None)
-        common = (*(version.fallback or ()), *version.greeting)
-        offered = {n: _offers((*s.replies, *(s.fallback or ()), *common)) for n, s in version.states.items()}
+        # what any state may show: the fallback, the greeting, the answer to a file (non_text keeps the state)
+        common = (*(version.fallback or ()), *version.greeting, *version.non_text)
+        offered = {
+            n: _offers((*s.replies, *(s.fallback or ()), *s.holding, *common)) for n, s in version.states.items()
+        }
         everywhere = {k: v for offers in (*offered.values(), _offers(common)) for k, v in offers.items()}
         sources = [("anywhere", version.anywhere, everywhere)]
         sources += [(n, s.transitions, offered[n]) for n, s in version.states.items()]

@@ -211,6 +211,9 @@ HOURS = """
 idBot: opening-hours
 name: Opening hours
 start: menu
+non_text:  # the answer to a file keeps the state: its quick replies are offered in every state
+  - text: "I read text only."
+    quick_replies: [Talk to a person]
 states:
   menu:
     replies:
@@ -221,10 +224,19 @@ states:
         goto: hours
       - quick_reply: Store           # the menu says Stores: only typing it word for word gets there
         goto: stores
+      - quick_reply: Talk to a person
+        goto: hours
   hours:
     replies: [{text: "9am to 7pm."}]
   stores:
+    slow: true
+    holding:  # offered while the slow answer is looked up
+      - text: "Looking it up..."
+        quick_replies: [Cancel]
     replies: [{text: "Paris and Lyon."}]
+    transitions:
+      - quick_reply: Cancel
+        goto: menu
 """
 
 
@@ -252,6 +264,6 @@ def test_lint_reports_every_broken_state_with_its_line_and_quick_replies_no_menu
     store = 1 + next(n for n, line in enumerate(HOURS.lstrip().splitlines()) if "quick_reply: Store " in line)
     assert lines[2] == (
         f"{tmp_path / 'scenarios' / 'hours.yaml'}:{store}: states.menu.transitions[1].quick_reply: 'Store' is not a "
-        "quick reply offered there (offered: Opening hours, Stores): a visitor can only type it"
+        "quick reply offered there (offered: Opening hours, Stores, Talk to a person): a visitor can only type it"
     )
     assert lines[3:] == ["3 problems found"]  # the other case of "opening hours" is no problem

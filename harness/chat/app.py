@@ -10,6 +10,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from harness.chat.session import ChatSession
@@ -29,7 +30,19 @@ def create_app(session: ChatSession, title: str = "") -> Flask:
     app.extensions["chat"] = {"session": session, "title": title or "your bot", "files": {}}
     app.config["MAX_CONTENT_LENGTH"] = MAX_FILE_BYTES + 1024 * 1024  # a recording or a file, not more
     app.register_blueprint(blueprint)
+    app.register_error_handler(HTTPException, _http_problem)  # every answer of the page's API is JSON
+    app.register_error_handler(Exception, _unexpected)
     return app
+
+
+def _http_problem(problem: HTTPException):
+    said = {413: f"too large: a file or a recording of up to {MAX_FILE_BYTES // (1024 * 1024)} MB"}
+    return _problem(problem.code or 500, said.get(problem.code, problem.description or problem.name))
+
+
+def _unexpected(problem: Exception):
+    current_app.logger.exception("the chat page failed")
+    return _problem(500, f"the chat page failed ({type(problem).__name__}): see the terminal it runs in")
 
 
 def _session() -> ChatSession:
@@ -69,7 +82,8 @@ def file():
     """The visitor sends a file (the body, its type as Content-Type, ``?name=`` its name): kept here for the bot
     to fetch, and posted to the bot as iAdvize posts a file, its ``url`` this server's."""
     kind = (request.content_type or "").split(";")[0].strip().lower()
-    name = (request.args.get("name") or "").strip()[:200] or "file"
+    # its own name only: no folder, nothing a URL would read as a path
+    name = (request.args.get("name") or "").replace("\\", "/").rsplit("/", 1)[-1].strip()[:200] or "file"
     if kind not in FILE_MIME_TYPES:  # what a file payload may be
         return _problem(415, f"a visitor can send GIF, PNG and JPEG images and PDF files, not {kind or 'this file'}")
     data = request.get_data()
@@ -87,7 +101,7 @@ def file():
     return _step(lambda: _session().send(payload))
 
 
-@blueprint.get("/files/<token>/<path:name>")
+@blueprint.get("/files/<token>/<name>")
 def visitor_file(token: str, name: str):
     """A file the visitor sent, for the bot to fetch as it would from iAdvize."""
     kept = current_app.extensions["chat"]["files"].get(token)
@@ -108,7 +122,7 @@ def wait():
     """The visitor stays silent while the bot's pending wait passes (``{"seconds": S}``, the wait the page saw)."""
     body = request.get_json(silent=True)
     seconds = body.get("seconds") if isinstance(body, dict) else None
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= 1e9:
         return _problem(400, 'say which wait to let pass: {"seconds": S}, as /api/events gives it')
     return _step(lambda: _session().wait(float(seconds)))
 
@@ -194,12 +208,11 @@ def fates(n: int):
 def events():
     """What happened since event ``since`` (and the bot's calls to iAdvize's API since ``apiSince``), whether a
     human has the conversation, what the bot waits for."""
-    since, api_since = request.args.get("since", "0"), request.args.get("apiSince", "0")
     session = _session()
     handed_over = bool(session.chat is not None and session.chat.handed_over)
     return jsonify(
-        events=session.events(int(since) if since.isdigit() else 0),
-        apiCalls=session.api_calls(int(api_since) if api_since.isdigit() else 0),
+        events=session.events(_index("since")),
+        apiCalls=session.api_calls(_index("apiSince")),
         waiting=session.waiting,
         open=session.chat is not None,
         handedOver=handed_over,
@@ -219,6 +232,12 @@ def _step(action):
         said = "the bot did not answer" if problem.status is None else "the bot's answer cannot be used"
         return _problem(502, f"{said}: {problem}")
     return jsonify(ok=True)
+
+
+def _index(name: str) -> int:
+    """A query's index (0 when absent or not a whole number in ASCII digits)."""
+    given = request.args.get(name, "0")
+    return int(given) if given.isascii() and given.isdigit() and len(given) < 10 else 0
 
 
 def _text() -> str:

@@ -50,6 +50,7 @@ class ChatSession:
         self.api = api  # the local iAdvize API the bot posts its slow answers through (IAdvizeAPI), or None
         # the operator's distribution rules, and whether a human takes a transfer to each (the developer plays them)
         self.rules = [{**RULE, "available": bool(human_available)}]
+        self.opened_with: list[dict] = self._rules()  # the rules the conversation under way was opened with
         self.lock = threading.Lock()  # the page's calls arrive on the server's threads: one step at a time
         self.platform: SimulatedPlatform | None = None
         self.chat: SimulatedConversation | None = None
@@ -66,7 +67,8 @@ class ChatSession:
         """A new conversation: the operator set up (scenario, language, a distribution rule), the chatbox opened
         (the greeting asked for, within its 2 s), the conversation routed to the bot."""
         with self.lock:
-            settings = {"name": "chat", "distributionRules": self._rules(), "language": self.language}
+            self.opened_with = self._rules()  # a change of rules is for the next conversation, as iAdvize's
+            settings = {"name": "chat", "distributionRules": self.opened_with, "language": self.language}
             if self.scenario:
                 settings["external"] = {"idBot": self.scenario}
             else:
@@ -79,7 +81,7 @@ class ChatSession:
             self.platform = SimulatedPlatform(
                 self.client,
                 OPERATOR,
-                self._rules(),
+                self.opened_with,
                 rule_available=lambda rule: any(r["id"] == rule and r["available"] for r in self.rules),
                 api=self.api,
                 webhooks=self.webhooks,
@@ -150,21 +152,25 @@ class ChatSession:
         """The operator's settings a new conversation gets, and the scenarios the bot offers to choose from."""
         offered = self.client.exchange("external-bots", "GET", "/external-bots", "external-bots.response")
         scenarios = [s.get("idBot") for s in offered.body if isinstance(s, dict)] if offered.ok else []
-        return {"scenario": self.scenario, "language": self.language, "rules": [dict(r) for r in self.rules],
+        chosen = self.scenario or (self.chat.scenario if self.chat is not None else "")
+        return {"scenario": chosen, "language": self.language, "rules": [dict(r) for r in self.rules],
                 "scenarios": scenarios, "signed": bool(self.client.secret)}  # fmt: skip
 
     def configure(self, scenario: str | None = None, language: str | None = None, rules=None) -> None:
         """Changes the operator's settings: the scenario, language and distribution rules for the next
-        conversation; whether a human takes a transfer to each rule from now on."""
+        conversation; whether a human takes a transfer to each rule from now on. All or nothing."""
+        if language is not None and not (isinstance(language, str) and len(language) == 2 and language.isalpha()):
+            raise ValueError(f"a language is two letters (en, fr), got {str(language)[:20]!r}")
+        if scenario is not None and not isinstance(scenario, str):
+            raise ValueError("a scenario is the idBot of one the bot offers, as a string")
+        checked = _checked_rules(rules) if rules is not None else None
         with self.lock:
             if scenario is not None:
                 self.scenario = scenario
             if language is not None:
-                if not (isinstance(language, str) and len(language) == 2 and language.isalpha()):
-                    raise ValueError(f"a language is two letters (en, fr), got {language!r}")
                 self.language = language.lower()
-            if rules is not None:
-                self.rules = _checked_rules(rules)
+            if checked is not None:
+                self.rules = checked
 
     def human_says(self, text: str) -> None:
         """The human who took the conversation writes ``text``: posted to the bot as iAdvize posts an
@@ -189,7 +195,7 @@ class ChatSession:
         it let pass: one the visitor cancelled meanwhile is not played)."""
         with self.lock:
             self._ready()
-            if self.waiting is None or abs(self.waiting - seconds) > 0.001:
+            if self.waiting is None or not abs(self.waiting - seconds) <= 0.001:  # NaN is no wait either
                 raise ValueError("nothing waits any more: the visitor wrote first, or the conversation closed")
             self.platform.wait(self.chat, seconds)
             self._settle()
@@ -218,8 +224,7 @@ class ChatSession:
             x = self.chat.events[n].exchange
             replies = x.body.get("replies") if x is not None and isinstance(x.body, dict) else None
             return [
-                {"reply": render.reply(r) if isinstance(r, dict) else str(r), "fate": self._fate(n, r)}
-                for r in (replies if isinstance(replies, list) else [])
+                {"reply": _shown(r), "fate": self._fate(n, r)} for r in (replies if isinstance(replies, list) else [])
             ]
 
     def events(self, since: int = 0) -> list[dict]:
@@ -235,7 +240,7 @@ class ChatSession:
         answered; it passes against the same bot under pytest."""
         with self.lock:
             self._ready()
-            script = script_of_conversation(self.chat, self._rules(), self.language)
+            script = script_of_conversation(self.chat, self.opened_with, self.language)
             if script is None:
                 raise ValueError("nothing to save yet: the visitor has not written")
             return script_file(script, "with `iadvize-harness chat`")
@@ -260,7 +265,7 @@ class ChatSession:
         return [{"id": r["id"], "label": r["label"]} for r in self.rules]
 
     def _label(self, rule: str) -> str:
-        return next((r["label"] for r in self.rules if r["id"] == rule), rule)
+        return next((r["label"] for r in self.opened_with if r["id"] == rule), rule)
 
     def _look_for_problem(self) -> None:
         """What the bot says of its scenario files (the reference bot with ``serve --reload``: a file that no
@@ -293,7 +298,7 @@ class ChatSession:
             if event.kind == "call" and event.exchange is not None:
                 sent = (event.exchange.request_body or {}).get("message") if event.exchange.request_body else None
                 payload = sent.get("payload") if isinstance(sent, dict) else None
-                rules = [r["id"] for r in self.rules]
+                rules = [r["id"] for r in self.opened_with]
                 found = judge(Observation(event.exchange, event.purpose, self.chat.id, rules, payload))
                 self.findings[n] = [_finding(f) for f in found]
                 replies = event.exchange.body.get("replies") if isinstance(event.exchange.body, dict) else None
@@ -352,49 +357,55 @@ class ChatSession:
         if origin is not None:  # what the rules found on this very reply, for its bubble or its marker
             drawn["findings"] = [f for f in self.findings.get(origin[0], []) if f["reply"] == origin[1]]
         if event.kind == "call" and event.exchange is not None:
-            x = event.exchange
-            drawn.update(
-                purpose=event.purpose,
-                method=x.method,
-                path=x.url.split("//", 1)[-1].split("/", 1)[-1].split("?")[0],
-                status=x.status,
-                error=x.error,
-                latency_ms=x.latency_ms,
-                budget_ms=x.budget * 1000,
-                signed=x.signed_by is not None,
-                request=x.request_body,
-                response=x.body if not isinstance(x.body, bytes) else None,
-                findings=self.findings.get(n, []),
-                unplaced=self._unplaced(n),
-            )
-            if n in self.compared:  # a recorded message sent again: the answer then, and whether it is the same
-                recorded = self.compared[n]
-                drawn["recorded"] = "\n".join(render.reply(r) for r in recorded if isinstance(r, dict))
-                drawn["sameAsRecorded"] = x.ok and replies_of(x.body) == recorded
-            drawn["text"] = f"{x.method} /{drawn['path']}"
-            sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
-            if event.purpose in ("echo", "human") and isinstance(sent, dict) and isinstance(sent.get("payload"), dict):
-                drawn["echoes"] = render.payload(sent["payload"])  # which message iAdvize posted back, or the human's
-        elif event.kind == "transfer" and not isinstance(event.reply, dict):
-            drawn["text"] = event.text  # its outcome, by the rule's label
-            for rule in self.rules:
-                drawn["text"] = drawn["text"].replace(rule["id"], rule["label"])
-        elif event.kind == "transfer" and isinstance(event.reply, dict):
-            rule = str(event.reply.get("distributionRule"))
-            named = self._label(rule)
-            timeout = (event.reply.get("transferOptions") or {}).get("timeout")
-            wait = f"{wire.seconds(timeout):g} s" if isinstance(timeout, dict) else "60 s, by default"
-            drawn["text"] = f"transferring to {named} ({wait}): {event.text.split(': ', 1)[-1]}"
+            drawn.update(self._call(n, event))
+        elif event.kind == "transfer":
+            drawn["text"] = self._transfer(event)
         elif event.reply is not None and event.kind in ("shown", "dropped"):
-            drawn["text"] = render.reply(event.reply) if isinstance(event.reply, dict) else event.text
-            drawn["quickReplies"] = [
-                q.get("value") for q in event.reply.get("quickReplies") or [] if isinstance(q, dict)
-            ]
-            drawn["payload"] = event.reply.get("payload") if event.reply.get("type") == "message" else None
-            drawn["kindOfReply"] = event.reply.get("type")
-            if event.reply.get("type") == "await":
-                drawn["seconds"] = wire.seconds(event.reply["duration"])
+            drawn.update(_reply_drawn(event))
         return drawn
+
+    def _call(self, n: int, event) -> dict:
+        """A call as the inspector draws it: what, its answer, its latency against its budget, its findings."""
+        x = event.exchange
+        path = x.url.split("//", 1)[-1].split("/", 1)[-1].split("?")[0]
+        drawn = {"method": x.method, "path": path, "status": x.status, "error": x.error, "latency_ms": x.latency_ms,
+                 "budget_ms": x.budget * 1000, "signed": x.signed_by is not None, "request": x.request_body,
+                 "response": x.body if not isinstance(x.body, bytes) else None, "findings": self.findings.get(n, []),
+                 "unplaced": self._unplaced(n), "text": f"{x.method} /{path}"}  # fmt: skip
+        if n in self.compared:  # a recorded message sent again: the answer then, and whether it is the same
+            recorded = self.compared[n]
+            drawn["recorded"] = "\n".join(_shown(r) for r in recorded)
+            drawn["sameAsRecorded"] = x.ok and replies_of(x.body) == recorded
+        sent = (x.request_body or {}).get("message") if isinstance(x.request_body, dict) else None
+        if event.purpose in ("echo", "human") and isinstance(sent, dict) and isinstance(sent.get("payload"), dict):
+            drawn["echoes"] = render.payload(sent["payload"])  # which message iAdvize posted back, or the human's
+        return drawn
+
+    def _transfer(self, event) -> str:
+        """A transfer in words, its rule by its label: asked (and its timeout), or how it ended."""
+        if not isinstance(event.reply, dict):  # its outcome
+            text = event.text
+            for rule in self.opened_with:
+                text = text.replace(rule["id"], rule["label"])
+            return text
+        named = self._label(str(event.reply.get("distributionRule")))
+        timeout = (event.reply.get("transferOptions") or {}).get("timeout")
+        wait = f"{wire.seconds(timeout):g} s" if isinstance(timeout, dict) else "60 s, by default"
+        return f"transferring to {named} ({wait}): {event.text.split(': ', 1)[-1]}"
+
+
+def _reply_drawn(event) -> dict:
+    """A reply shown (or not shown, and why) as the chat draws it: its words, payload and quick replies."""
+    reply = event.reply
+    drawn = {"text": _shown(reply), "kindOfReply": reply.get("type") if isinstance(reply, dict) else None}
+    if event.kind == "dropped":  # why it was not shown, the end of the platform's words for it
+        drawn["why"] = event.text.rsplit(" (", 1)[-1].rstrip(")")
+    if isinstance(reply, dict):
+        drawn["quickReplies"] = [q.get("value") for q in reply.get("quickReplies") or [] if isinstance(q, dict)]
+        drawn["payload"] = reply.get("payload") if reply.get("type") == "message" else None
+        if reply.get("type") == "await" and isinstance(reply.get("duration"), dict):
+            drawn["seconds"] = wire.seconds(reply["duration"])
+    return drawn
 
 
 def _finding(found) -> dict:
@@ -423,3 +434,11 @@ def _checked_rules(rules) -> list[dict]:
             raise ValueError(f"the distribution rule {id_} is given twice")
         checked.append({"id": id_, "label": label, "available": bool(rule.get("available"))})
     return checked
+
+
+def _shown(reply) -> str:
+    """A reply in words, whatever the bot sent (one iAdvize would refuse included)."""
+    try:
+        return render.reply(reply) if isinstance(reply, dict) else str(reply)[:200]
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return json.dumps(reply, ensure_ascii=False, default=str)[:200]

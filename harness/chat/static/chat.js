@@ -141,7 +141,10 @@ function drawShown(event) {
   else body = withLinks(event.text);
   const who = event.purpose === "proactive" ? "bot, through iAdvize's API" : "bot";
   const row = bubble("bot", who, body);
-  if (event.kind === "dropped") row.classList.add("cancelled");
+  if (event.kind === "dropped") {
+    row.classList.add("cancelled");
+    row.querySelector(".who").textContent += " — not shown: " + (event.why || "dropped");
+  }
   if ((event.findings || []).length) {
     row.classList.add("broken");
     row.querySelector(".bubble").appendChild(findings(event.findings));
