@@ -106,7 +106,8 @@ class EmbeddedBot:
         """``package``: the bot to run, the reference bot or a copy of it (its name, or its folder: see
         :func:`bot_package`; raises ValueError when it is neither)."""
         self._tmp = tempfile.TemporaryDirectory(prefix="iadvize-bot-")
-        self.database = str(database or Path(self._tmp.name) / "bot.sqlite3")
+        database = str(database or Path(self._tmp.name) / "bot.sqlite3")
+        self.database = database if "://" in database else os.path.abspath(database)  # it may run elsewhere
         self.log_path = Path(log_path or Path(self._tmp.name) / "bot.log")
         self.secret, self.scenarios, self.workers = secret, scenarios, workers
         self.env = env or {}
@@ -130,7 +131,7 @@ class EmbeddedBot:
             str(self.workers),
         ]
         if self.scenarios:
-            command += ["--scenarios", str(self.scenarios)]
+            command += ["--scenarios", os.path.abspath(self.scenarios)]
         env = {**os.environ, **self.env}
         if self.import_from is not None:  # a copy's folder: its parent is where Python finds it
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.import_from), env.get("PYTHONPATH")) if p)
@@ -143,6 +144,7 @@ class EmbeddedBot:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env=env,
+                cwd=self.import_from,  # `python -m` looks in the current folder first: a copy there, not another
                 start_new_session=True,
                 preexec_fn=_dies_with_us() if threading.current_thread() is threading.main_thread() else None,
             )

@@ -8,6 +8,7 @@ commands it shows are the copy's.
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
 import re
 import shutil
@@ -30,7 +31,7 @@ def copy_template(folder: Path, name: str = "mybot") -> Path:
         raise TemplateError(
             f"--name {name!r} is not a package name: use lower case letters, digits and _ (for example mybot)"
         )
-    if name == TEMPLATE or name in sys.stdlib_module_names or name in ("harness", "flask", "gunicorn"):
+    if name == TEMPLATE or name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
         raise TemplateError(f"--name {name!r} would hide the module of that name: choose another (e.g. mybot)")
     package = folder / name
     if package.exists():

@@ -151,3 +151,38 @@ def test_scripts_run_against_a_bot_nobody_answers_at_is_one_error(tmp_path, nobo
     assert ran.returncode == 2, ran.stdout + ran.stderr
     assert ran.stdout.count(f"cannot reach the bot at {nobody}") == 1, ran.stdout  # once, not once per script
     assert "Warning" not in ran.stdout + ran.stderr  # nothing but what the user needs
+
+
+def test_a_pact_folder_may_hold_other_json_and_a_broker_s_credentials_are_not_said(tmp_path, nobody, capsys):
+    import shutil
+
+    from .conftest import ROOT
+
+    for pact in (ROOT / "contracts" / "pacts").glob("*.json"):
+        shutil.copy(pact, tmp_path)
+    (tmp_path / "tsconfig.json").write_text("{ // a comment: JSON5, not JSON\n}\n")
+    (tmp_path / "sub.json").mkdir()
+    code, err = said(capsys, ["verify", "--provider-url", nobody, "--pacts", str(tmp_path)])
+    assert code == 2 and err[0].startswith(f"error: cannot reach the bot at {nobody}")  # the pacts were fine
+    secret_url = nobody.replace("http://", "http://user:s3cret@")
+    code, err = said(capsys, ["can-i-deploy", "--broker-url", secret_url, "--version", "1", "--to-environment", "p"])
+    assert code == 2 and err == [f"error: cannot reach the Pact Broker at {nobody} (connection refused)"]
+
+
+def test_template_refuses_the_name_of_an_installed_module_and_scripts_run_ignores_the_project_s_addopts(
+    tmp_path, capsys, monkeypatch
+):
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    code, err = said(capsys, ["template", ".", "--name", "requests"])
+    assert code == 2 and err == [
+        "error: --name 'requests' would hide the module of that name: choose another (e.g. mybot)"
+    ]
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\naddopts = "--cov=myapp"\n')
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "hi.convo.yaml").write_text("name: hi\nscenario: hello\nsteps: [{visitor: Hi}]\n")
+    ran = subprocess.run([sys.executable, "-m", "harness.cli", "scripts", "--run", "s"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr  # no --cov asked of it

@@ -45,6 +45,10 @@ def serve(args) -> int:
     except ValueError as problem:
         return error(str(problem))
     if where is not None:  # a copy's folder: imported from beside it, as `python -m NAME.serve` there would
+        loaded = sys.modules.get(name)
+        if loaded is not None and Path(getattr(loaded, "__file__", "") or "").parent != where / name:
+            return error(f"{args.bot}: a copy named {name} would run the {name} already loaded here, not yours: "
+                         "rename it (iadvize-harness template --name)")  # fmt: skip
         sys.path.insert(0, str(where))
     try:
         runner = importlib.import_module(f"{name}.serve")
@@ -579,7 +583,9 @@ def run_scripts(args) -> int:
         return error(f"no conversation script (*.convo.yaml) in {folder}")
     # the harness is imported already (this command is part of it): pytest's warning that it cannot rewrite
     # its asserts says nothing to a user
-    options = ["-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning", str(folder)]
+    # and the project's own pytest options (a --cov of plugins this install lacks) are not this run's
+    options = ["-p", "no:cacheprovider", "-o", "addopts=", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    options.append(str(folder))
     if args.provider_url:
         options += ["--iadvize-url", args.provider_url]
     else:
@@ -836,6 +842,8 @@ def notebooks(args) -> int:
 def template(args) -> int:
     """``iadvize-harness template``: the reference bot copied out under the bot's own package name, and the
     next steps, as commands of this install (they work from pipx as from the bot's own venv)."""
+    import shlex
+
     from harness.template import TemplateError, copy_template, write_pytest_settings
 
     try:
@@ -844,7 +852,7 @@ def template(args) -> int:
     except (TemplateError, OSError) as problem:
         return error(str(problem))
     name, where = package.name, package.parent
-    steps = [] if where.resolve() == Path.cwd().resolve() else [(f"cd {where}", "")]
+    steps = [] if where.resolve() == Path.cwd().resolve() else [(f"cd {shlex.quote(str(where))}", "")]
     steps += [
         (f"iadvize-harness serve --bot {name} --port 8080", "the bot, on http://127.0.0.1:8080"),
         ("iadvize-harness check --provider-url http://127.0.0.1:8080", "in another terminal"),

@@ -207,17 +207,26 @@ def _pact_source(pacts, broker_url) -> str:
         return source
     if not Path(source).exists():
         raise VerifyError(f"no pacts at {source}: pass --pacts with a folder, a pact file or a URL")
-    files = sorted(Path(source).glob("*.json")) if Path(source).is_dir() else [Path(source)]
-    for path in files:
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise VerifyError(f"{path} is not a pact: not text (UTF-8)") from None
-        except json.JSONDecodeError as problem:
-            raise VerifyError(
-                f"{path} is not a pact: not JSON at line {problem.lineno}, column {problem.colno} ({problem.msg})"
-            ) from None
+    if Path(source).is_dir():  # another *.json there (a tsconfig) is no pact: a problem only when none is one
+        broken = [problem for path in sorted(Path(source).glob("*.json")) if (problem := _not_json(path))]
+        if broken and len(broken) == len(list(Path(source).glob("*.json"))):
+            raise VerifyError(broken[0])
+    elif problem := _not_json(Path(source)):
+        raise VerifyError(problem)
     return source
+
+
+def _not_json(path: Path) -> str | None:
+    """Why the file at ``path`` is no pact (not readable, not text, not JSON: where it breaks), or None."""
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return f"{path} is not a pact: not text (UTF-8)"
+    except json.JSONDecodeError as problem:
+        return f"{path} is not a pact: not JSON at line {problem.lineno}, column {problem.colno} ({problem.msg})"
+    except OSError as problem:
+        return f"{path} cannot be read: {problem.strerror or problem}"
+    return None
 
 
 @contextlib.contextmanager

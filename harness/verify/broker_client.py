@@ -38,16 +38,43 @@ def pact_cli() -> str:
 
 
 def unreachable(url: str) -> str | None:
-    """Why the Pact Broker at ``url`` cannot be reached, in one line; None when it answers (any status: one
-    that wants credentials answers too). Asked before its client, which retries for a minute in silence."""
+    """Why nothing answers at the Pact Broker's ``url`` (refused, a name that does not resolve), in one line;
+    None when something does, or might: any status counts (one that wants credentials answers too), and a
+    slow or TLS-troubled broker is left to its client, whose settings (certificates, timeouts) are its own.
+    Asked before the client, which retries a refused connection for a minute in silence."""
+    import warnings
+
     import requests
 
     try:
-        requests.get(url, timeout=REACH_SECONDS, allow_redirects=False)
-    except requests.RequestException as problem:
-        reason = type(problem).__name__ if not str(problem) else str(problem).split(": ")[-1].strip("')\" ")
-        return f"cannot reach the Pact Broker at {url} ({reason or type(problem).__name__})"
+        with warnings.catch_warnings():  # certificates are the client's business: only whether it answers
+            warnings.simplefilter("ignore")
+            requests.get(url, timeout=REACH_SECONDS, allow_redirects=False, verify=False)
+    except (requests.ConnectionError, requests.exceptions.InvalidURL) as problem:
+        if isinstance(problem, requests.exceptions.SSLError | requests.exceptions.ConnectTimeout):
+            return None
+        said = str(problem)
+        reason = next((why for words, why in _REASONS if words in said), "no connection")
+        return f"cannot reach the Pact Broker at {_without_credentials(url)} ({reason})"
+    except requests.RequestException:
+        return None
     return None
+
+
+_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "the name does not resolve"),
+    ("Failed to resolve", "the name does not resolve"),
+    ("No route to host", "no route to the host"),
+    ("Network is unreachable", "network unreachable"),
+)
+
+
+def _without_credentials(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])) if "@" in parts.netloc else url
 
 
 def broker(arguments: list[str], seconds: float = CALL_SECONDS) -> int:
