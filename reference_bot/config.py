@@ -45,13 +45,16 @@ BOOLEANS = {
     "RELOAD_SCENARIOS",
 }
 
+# the SQLite file's name: the package's (reference-bot.sqlite3; a copy made with `template` gets its own name's)
+DATABASE_FILE = f"{__package__.replace('_', '-')}.sqlite3"
+
 
 def defaults(instance_path: str) -> dict:
     """The settings neither the environment nor ``create_app`` sets; the database file goes in ``instance_path``."""
     return {
         "IADVIZE_SECRET": None,  # set it in production: without it, signatures are not checked
         # An SQLite file (one machine), or postgresql://user:password@host:5432/name (several instances)
-        "DATABASE": os.path.join(instance_path, "reference-bot.sqlite3"),
+        "DATABASE": os.path.join(instance_path, DATABASE_FILE),
         # PostgreSQL: connections per worker process at most (its threads, the outbox and the refresh share them)
         "DATABASE_POOL_SIZE": 5,
         "SCENARIOS_DIR": str(SCENARIOS_DIR),

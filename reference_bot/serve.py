@@ -189,8 +189,9 @@ def options() -> argparse.ArgumentParser:
     options.add_argument(
         "--db",
         metavar="FILE",
-        help="the SQLite file of operators and conversations (default: reference-bot.sqlite3 in the app's "
-        "instance folder: instance/ beside a copy of the template, <venv>/var/reference_bot-instance/ when installed)",
+        help="the SQLite file of operators and conversations (default: reference-bot.sqlite3, a copy's named "
+        "after it, in the app's instance folder: instance/ beside a copy of the template, "
+        "<venv>/var/reference_bot-instance/ when installed)",
     )
     options.add_argument("--scenarios", help="directory of scenario YAML files (default: the shipped ones)")
     options.add_argument("--secret", help="iAdvize app secret; prefer the IADVIZE_SECRET environment variable")

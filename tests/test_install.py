@@ -286,7 +286,7 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-    assert (project / "instance" / "reference-bot.sqlite3").exists()  # its state beside it, not in site-packages
+    assert (project / "instance" / "shopbot.sqlite3").exists()  # its state beside it, named after it
     # In production, as the README says: plain gunicorn on the copy's WSGI entry point.
     # it logs "Listening at: URL" once bound: requests wait on the socket while its workers load the app
     process, url = started([core / "gunicorn", "--bind", "127.0.0.1:0", "shopbot.wsgi:app"], project,

@@ -316,8 +316,8 @@ def parser() -> argparse.ArgumentParser:
     scripts.add_argument(
         "--lint",
         metavar="DIR",
-        help="check every *.convo.yaml there (includes, utterances, captures, expectations) and report every "
-        "problem, without a bot; exit 1 when there is one",
+        help="check every *.convo.yaml there (includes, utterances, captures, expectations), without a bot: "
+        "every broken file at once, each with its first problem and line; exit 1 when there is one",
     )
     scripts.add_argument("--scenarios", metavar="DIR", help="with --lint: also check the scenario files (*.yaml) there")
     scripts.add_argument(
