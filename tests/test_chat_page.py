@@ -373,8 +373,9 @@ def test_in_real_time_a_long_wait_passes_by_itself(browser, reference_bot):
     page.clock.install()  # the page's clock, moved by the test: three minutes pass without waiting them
     try:
         page.goto(server.url)
-        page.get_by_label("real time").check()
         log = page.get_by_role("log")
+        playwright.expect(log).to_contain_text("virtual assistant")  # the conversation is open: its greeting
+        page.get_by_label("real time").check()
         page.get_by_label("Write as the visitor").fill("Hi")
         page.keyboard.press("Enter")
         playwright.expect(log).to_contain_text("What can I do for you?")
@@ -574,3 +575,19 @@ def test_the_operator_s_distribution_rules_are_set_in_the_page_each_available_or
         playwright.expect(log).to_contain_text("to Bike workshop: failed, nobody took it")
         playwright.expect(log).to_contain_text("Sorry, nobody is free right now.")
         closed(page)
+
+
+def test_what_is_written_while_the_chat_opens_is_sent_once_it_is_open(browser, reference_bot):
+    server = LoopbackServer(create_app(ChatSession(BotClient(reference_bot), scenario="order-assistant"))).__enter__()
+    page = browser.new_page()
+    try:
+        page.goto(server.url)
+        page.get_by_label("Write as the visitor").fill("Hi")  # at once: the conversation may not be open yet
+        page.keyboard.press("Enter")
+        log = page.get_by_role("log")
+        playwright.expect(log).to_contain_text("What can I do for you?")
+        playwright.expect(page.locator("#problem")).to_have_text("")
+        assert log.inner_text().index("virtual assistant") < log.inner_text().index("What can I do")
+    finally:
+        page.close()
+        server.__exit__(None, None, None)

@@ -408,6 +408,7 @@ document.getElementById("visitor-file").addEventListener("change", async (chosen
   const file = chosen.target.files[0];
   if (!file) return;
   chosen.target.value = "";  // the same file may be sent again
+  await opening;
   await post("/api/file?name=" + encodeURIComponent(file.name),
     {headers: {"Content-Type": file.type || "application/octet-stream"}, body: file});
 });
@@ -429,13 +430,16 @@ document.getElementById("step").addEventListener("click", async () => {
   }
   await refresh();
 });
-document.getElementById("new").addEventListener("click", start);
+// what is written while a conversation opens waits for it (sent before, it would find none)
+let opening = Promise.resolve();
+document.getElementById("new").addEventListener("click", () => { opening = start(); });
 for (const [form, input, path] of [["visitor-form", "visitor-text", "/api/say"], ["human-form", "human-text", "/api/human"]]) {
   document.getElementById(form).addEventListener("submit", (submitted) => {
     submitted.preventDefault();
     const field = document.getElementById(input);
-    if (field.value.trim()) send(path, field.value);
+    const text = field.value;
+    if (text.trim()) opening.then(() => send(path, text));
     field.value = "";
   });
 }
-loadSettings().then(resume);
+opening = loadSettings().then(resume);
