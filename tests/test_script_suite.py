@@ -267,3 +267,31 @@ def test_lint_reports_every_broken_state_with_its_line_and_quick_replies_no_menu
         "quick reply offered there (offered: Opening hours, Stores, Talk to a person): a visitor can only type it"
     )
     assert lines[3:] == ["3 problems found"]  # the other case of "opening hours" is no problem
+
+
+def test_lint_says_every_broken_step_of_a_script_at_once(tmp_path):
+    script = write(
+        tmp_path,
+        "scripts/many.convo.yaml",
+        """
+        steps:
+          - visitor: hi
+            expect: {text_contain: hi}
+          - visitor: "it is {order}"
+          - visitor: hello
+            expect: {text_equal: hello}
+        """,
+    )
+    fixed = HOURS.replace("      - quick_reply: Store ", "      - quick_reply: Stores ")
+    write(tmp_path, "scenarios/hours.yaml", fixed)
+    done = lint(tmp_path / "scripts", tmp_path / "scenarios")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 1, done.stdout
+    assert [line.split(": ")[0] for line in lines[:-1]] == [f"{script}:2", f"{script}:5"]  # each step's line
+    assert "steps[0].expect.text_contain: unknown expectation" in lines[0]
+    assert "steps[2].expect.text_equal: unknown expectation" in lines[1]
+    assert lines[-1] == "2 problems found"
+    # the captures are checked once the steps load (a broken step may be the one that captures)
+    script.write_text(script.read_text().replace("text_contain", "text_contains").replace("text_equal", "text_equals"))
+    lines = lint(tmp_path / "scripts", tmp_path / "scenarios").stdout.splitlines()
+    assert lines[0].startswith(f"{script}:4: steps[1]: {{order}} is not captured") and lines[-1] == "1 problem found"

@@ -184,38 +184,52 @@ def load_script(path: Path) -> Script:
 
 
 def _steps(items: list, source: str, chain: tuple[Path, ...]) -> list[ScriptStep]:
-    """The steps of ``items``, each include replaced by the steps of the file it names."""
-    steps = []
+    """The steps of ``items``, each include replaced by the steps of the file it names; every broken step said
+    at once (:class:`ScriptErrors`)."""
+    steps, errors = [], []
     for index, item in enumerate(items):
         where, line = f"steps[{index}]", getattr(item, "line", 0)
-        if isinstance(item, dict) and "include" in item:
-            try:
-                target, included = script_files.included_steps(item, source, chain)
-            except ValueError as problem:
-                raise ScriptError(source, where, str(problem), line) from None
-            steps += _steps(included, str(target), (*chain, target))
-        else:
-            try:
+        try:
+            if isinstance(item, dict) and "include" in item:
+                try:
+                    target, included = script_files.included_steps(item, source, chain)
+                except ValueError as problem:
+                    raise ScriptError(source, where, str(problem), line) from None
+                steps += _steps(included, str(target), (*chain, target))
+            else:
                 steps.append(replace(_step(item, source, where), source=source, where=where, line=line))
-            except ScriptError as error:
-                raise error.on_line(line) from None
+        except ScriptError as error:
+            errors += [e.on_line(line) if e.source == source else e for e in getattr(error, "errors", [error])]
+    _raise_all(errors)
     return steps
 
 
+def _raise_all(errors: list[ScriptError]) -> None:
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ScriptErrors(errors)
+
+
 def _check_placeholders(steps: list[ScriptStep]) -> None:
-    """Every ``{name}`` is captured by an earlier step, or built in."""
+    """Every ``{name}`` is captured by an earlier step, or built in; every step that uses one not, said at once."""
     known: set[str] = set()
+    errors = []
     for step in steps:
         for value in (step.utterances, step.payload, step.expect):
             if name := script_files.unknown_placeholder(value, known):
-                raise ScriptError(
-                    step.source,
-                    step.where,
-                    f"{{{name}}} is not captured by an earlier step (capture: {{{name}: ...}}); "
-                    f"built in: {script_files.BUILT_INS}",
-                    step.line,
+                errors.append(
+                    ScriptError(
+                        step.source,
+                        step.where,
+                        f"{{{name}}} is not captured by an earlier step (capture: {{{name}: ...}}); "
+                        f"built in: {script_files.BUILT_INS}",
+                        step.line,
+                    )
                 )
+                break
         known |= set(step.capture)
+    _raise_all(errors)
 
 
 def _captures(capture, source: str, where: str) -> dict:
@@ -346,7 +360,7 @@ def load_scripts(directory: Path) -> list[Script]:
         try:
             scripts.append(load_script(path))
         except ScriptError as error:
-            errors.append(error)
+            errors += getattr(error, "errors", [error])
     if errors:
         raise ScriptErrors(errors)
     return scripts
