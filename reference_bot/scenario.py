@@ -829,13 +829,17 @@ def transition_lines(scenario: Scenario) -> list[dict]:
     return found
 
 
+ANYWHERE = ("anywhere",)  # the scenario's anywhere list, as no state's name can be
+
+
 def unoffered_quick_replies(scenario: Scenario) -> list[ScenarioError]:
     """The transitions on a quick reply that no menu of their state offers (``Opening hour`` where the menu says
     ``Opening hours``): a visitor can only take one by typing it word for word. A state offers the quick
     replies of its replies, fallbacks, holding message, and of what any state may show (the fallback, the
     answer to a file, the greeting); ``anywhere`` transitions, those of any state."""
-    lines = {}
-    for t in transition_lines(scenario):
+    declared = transition_lines(scenario)  # the anywhere list's first, then each state's (one may be named so)
+    lines = {ANYWHERE: [t["line"] for t in declared[: len(scenario.anywhere)]]}
+    for t in declared[len(scenario.anywhere) :]:
         lines.setdefault(t["from"], []).append(t["line"])
     found, said = [], set()
     for language in scenario.languages or ("",):
@@ -846,7 +850,7 @@ def unoffered_quick_replies(scenario: Scenario) -> list[ScenarioError]:
             n: _offers((*s.replies, *(s.fallback or ()), *s.holding, *common)) for n, s in version.states.items()
         }
         everywhere = {k: v for offers in (*offered.values(), _offers(common)) for k, v in offers.items()}
-        sources = [("anywhere", version.anywhere, everywhere)]
+        sources = [(ANYWHERE, version.anywhere, everywhere)]
         sources += [(n, s.transitions, offered[n]) for n, s in version.states.items()]
         for origin, transitions, offers in sources:
             for i, transition in enumerate(transitions):
@@ -855,7 +859,7 @@ def unoffered_quick_replies(scenario: Scenario) -> list[ScenarioError]:
                     continue
                 said.add((origin, i, value))
                 menu = ", ".join(sorted(offers.values())) or "none"
-                where = f"{'anywhere' if origin == 'anywhere' else f'states.{origin}.transitions'}[{i}].quick_reply"
+                where = f"{'anywhere' if origin is ANYWHERE else f'states.{origin}.transitions'}[{i}].quick_reply"
                 line = (lines.get(origin) or [None] * (i + 1))[i]
                 found.append(ScenarioError(scenario.source, where, f"{value!r} is not a quick reply offered there "
                                            f"(offered: {menu}): a visitor can only type it", line))  # fmt: skip

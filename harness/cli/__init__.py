@@ -317,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
         "--lint",
         metavar="DIR",
         help="check every *.convo.yaml there (includes, utterances, captures, expectations), without a bot: "
-        "every broken file at once, each with its first problem and line; exit 1 when there is one",
+        "every broken step of every file at once, each with its line; exit 1 when there is one",
     )
     scripts.add_argument("--scenarios", metavar="DIR", help="with --lint: also check the scenario files (*.yaml) there")
     scripts.add_argument(
