@@ -289,6 +289,12 @@ def test_failed_scripts_are_junit_cases(tmp_path, make_bot):
     write_junit(report, tmp_path / "r.xml")
     case = ET.parse(tmp_path / "r.xml").getroot().find("testcase[@name='greets in French']")
     assert case.find("failure").get("message").startswith("greets in French: step 1")
+    from harness.conformance.reports import table
+
+    shown = table(report, width=200).splitlines()
+    assert "ERROR  script (1 script): a conversation script of yours did not go as it expects (its file below)" in (
+        shown
+    )
 
 
 def test_odd_durations_and_greetings_are_judged_without_crashing():

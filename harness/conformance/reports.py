@@ -32,6 +32,10 @@ def _message(finding: Finding) -> str:
     return said + (f" ({finding.count} calls)" if counted else "")
 
 
+# What a finding that no rule makes says of itself: a script of the user's that did not go as it expects
+NOT_A_RULE = {"script": "a conversation script of yours did not go as it expects (its file below)"}
+
+
 def verdict(report: Report, bot: str) -> str:
     """The first line: the errors and warnings (a rule broken is one, however many calls broke it), in how many
     conversations, of which bot."""
@@ -81,8 +85,9 @@ def _block(report: Report, rule: str, found: list[Finding], width: int) -> list[
     """One rule broken: its name, severity and why, then each distinct fault once (the forms and endpoints
     that showed it merged), where it was seen, and the evidence when it adds to the message."""
     calls = sum(f.count for f in found)
-    why = RULES[rule].why if rule in RULES else ""
-    head = f"{found[0].severity.upper()}  {rule} ({render.count(calls, 'call')})" + (f": {why}" if why else "")
+    why = RULES[rule].why if rule in RULES else NOT_A_RULE.get(rule, "")
+    counted = render.count(calls, "script" if rule == "script" else "call")
+    head = f"{found[0].severity.upper()}  {rule} ({counted})" + (f": {why}" if why else "")
     lines = [render.wrap(head, width, INDENT)]
     faults: dict[str, list[Finding]] = {}
     for finding in found:
