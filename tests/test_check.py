@@ -292,7 +292,7 @@ def test_failed_scripts_are_junit_cases(tmp_path, make_bot):
     from harness.conformance.reports import table
 
     shown = table(report, width=200).splitlines()
-    assert "ERROR  script (1 script): a conversation script of yours did not go as it expects (its file below)" in (
+    assert "ERROR script (1 script): a conversation script of yours did not go as it expects (its file below)" in (
         shown
     )
 
