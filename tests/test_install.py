@@ -277,11 +277,7 @@ def test_the_template_copied_under_another_name_serves_its_own_scenarios_on_the_
     try:
         listed = {s["idBot"] for s in requests.get(f"{url}/external-bots", timeout=10).json()}
         assert listed == {"hello", "order-assistant", "opening-hours"}  # its own, not the installed template's
-        checked = ok(run([core / "iadvize-harness", "check", "--provider-url", url, "--json", "check.json"], tmp_path))
-        assert checked.startswith("0 errors, 0 warnings in ") and f" — {url}\n" in checked, checked
-        assert "; no finding" in checked, checked
-        probed = json.loads((tmp_path / "check.json").read_text())["summary"]["scenarios"]
-        assert sorted(probed) == ["hello", "opening-hours", "order-assistant"]
+        # (check against a copy: the pipx test runs it, as template prints it)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
