@@ -262,7 +262,10 @@ function refresh() {
   return refreshing;
 }
 
+let generation = 0;  // which conversation the page shows: a refresh begun for another one draws nothing more
+
 async function drawNew() {
+  const mine = generation;
   const answer = await fetch("/api/events?since=" + seen + "&apiSince=" + apiSeen);
   const body = await answer.json();
   const realTime = document.getElementById("real-time").checked;
@@ -273,10 +276,12 @@ async function drawNew() {
       await sleep(Math.min(event.at - lastAt, 10) * 1000);
       typing.hidden = true;
     }
+    if (mine !== generation) return body;  // the page was cleared meanwhile (a new conversation, a recording)
     lastAt = event.at;
     draw(event);
     seen = event.n + 1;
   }
+  if (mine !== generation) return body;
   for (const call of body.apiCalls) {
     drawApiCall(call);
     apiSeen = call.n + 1;
@@ -333,6 +338,7 @@ async function post(path, init) {
 const send = (path, text) => post(path, {headers: {"Content-Type": "application/json"}, body: JSON.stringify({text})});
 
 function cleared() {
+  generation += 1;
   log.replaceChildren(); calls.replaceChildren(); offer([]); seen = 0; apiSeen = 0; lastAt = 0; showWait(null);
 }
 
