@@ -8,6 +8,8 @@ replayed sample, each computed again here in plain Python from the JSON lines.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -68,19 +70,22 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def replayed(tmp_path_factory):
     """The first 300 conversations of the committed sample replayed against the reference bot (with the local
-    iAdvize API it posts through): the folder of the two tables, shared by the tests that read them."""
+    iAdvize API it posts through): the folder of the two tables, made once per run and shared by the tests that
+    read them, whichever workers run them (only read)."""
     from harness.bots import bot
     from harness.conformance.iadvize_api import IAdvizeAPI
 
+    from .conftest import once_per_run
     from .test_notebooks import SAMPLE
 
-    out = tmp_path_factory.mktemp("replayed")
-    with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
-        replay([SAMPLE], url, out, limit=300, api=api)
-    return out
+    def make(out: Path) -> None:
+        with IAdvizeAPI() as api, bot(env=api.reference_bot_settings()) as url:
+            replay([SAMPLE], url, out, limit=300, api=api)
+
+    return once_per_run(tmp_path_factory, "outcomes-replayed", make)
 
 
 @pytest.mark.parametrize("case", CASES)
