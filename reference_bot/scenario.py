@@ -95,7 +95,8 @@ class ScenarioErrors(ScenarioError):
         return self.args[0]
 
 
-def _problems(error: ScenarioError) -> list[ScenarioError]:
+def problems_of(error: ScenarioError) -> list[ScenarioError]:
+    """Each problem an error holds: itself, or every one of :class:`ScenarioErrors`."""
     return list(getattr(error, "problems", [error]))
 
 
@@ -398,7 +399,7 @@ def load_directory(directory: Path) -> dict[str, Scenario]:
         try:
             scenario = load_file(path)
         except ScenarioError as error:
-            problems += _problems(error)
+            problems += problems_of(error)
             continue
         if scenario.id_bot in scenarios:
             problems.append(
@@ -428,7 +429,7 @@ def load_file(path: Path) -> Scenario:
     try:
         return parse(data, source)
     except ScenarioError as error:
-        lined = [ScenarioError(e.source, e.where, e.what, _line_of(text, e.where)) for e in _problems(error)]
+        lined = [ScenarioError(e.source, e.where, e.what, _line_of(text, e.where)) for e in problems_of(error)]
         _raise_all(lined)
         raise  # unreachable: _raise_all raised
 

@@ -605,19 +605,19 @@ def run_scripts(args) -> int:
 def _scenario_problems(folder: Path, paths: list[Path]) -> list[str]:
     """Every problem of every scenario file, then the quick-reply transitions no menu of their state offers;
     when each file is fine alone, what only the folder can get wrong (an idBot used twice)."""
-    from reference_bot.scenario import ScenarioError, load_directory, load_file, unoffered_quick_replies
+    from reference_bot.scenario import ScenarioError, load_directory, load_file, problems_of, unoffered_quick_replies
 
     found, broken = [], False
     for path in paths:
         try:
             found += [str(p) for p in unoffered_quick_replies(load_file(path))]
         except ScenarioError as problem:
-            found, broken = found + [str(p) for p in getattr(problem, "problems", [problem])], True
+            found, broken = found + [str(p) for p in problems_of(problem)], True
     if not broken:
         try:
             load_directory(folder)
         except ScenarioError as problem:
-            found += [str(p) for p in getattr(problem, "problems", [problem])]
+            found += [str(p) for p in problems_of(problem)]
     return found
 
 
