@@ -186,3 +186,17 @@ def test_template_refuses_the_name_of_an_installed_module_and_scripts_run_ignore
     ran = subprocess.run([sys.executable, "-m", "harness.cli", "scripts", "--run", "s"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr  # no --cov asked of it
+
+
+def test_a_broker_that_wants_credentials_is_reachable_and_one_that_answers_nothing_is_not(nobody):
+    from harness.verify.broker_client import unreachable
+
+    from .conftest import LoopbackServer
+
+    def locked(environ, start_response):  # a broker asking for its token: it answers, its client will log in
+        start_response("401 Unauthorized", [("Content-Type", "application/json")])
+        return [b'{"error": "authentication required"}']
+
+    with LoopbackServer(locked) as broker:
+        assert unreachable(broker.url) is None
+    assert unreachable(nobody) == f"cannot reach the Pact Broker at {nobody} (connection refused)"
