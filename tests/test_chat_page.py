@@ -93,6 +93,7 @@ def test_the_greeting_then_a_quick_reply_tapped_gets_its_answer_and_its_inspecto
     playwright.expect(page.locator("#calls > li.webhook")).to_have_text(
         ["webhook: v2.conversation.pushed delivered: answered 200"]
     )
+    playwright.expect(log.locator(".broken")).to_have_count(0)  # a correct bot: nothing marked in the chat
     page.reload()  # the conversation under way is shown again, not replaced by a new one
     playwright.expect(log).to_contain_text("What is your order number?")
     playwright.expect(page.get_by_label("Write as the visitor")).to_be_focused()
